@@ -1,0 +1,38 @@
+//! JSON Schema documents for producers and consumers of APO's JSON topics.
+//!
+//! The committed files under `schemas/json/` are generated from the Rust types; a test fails when
+//! they drift. Regenerate with `cargo run -p apo-schemas --example write_json_schemas`.
+
+use crate::{MetricPoint, WindowStats};
+
+/// (file name, pretty-printed schema) for every JSON record type.
+pub fn all() -> Vec<(&'static str, String)> {
+    let render = |s: schemars::Schema| {
+        let mut text = serde_json::to_string_pretty(&s).unwrap_or_default();
+        text.push('\n');
+        text
+    };
+    vec![
+        (
+            "metric_point.schema.json",
+            render(schemars::schema_for!(MetricPoint)),
+        ),
+        (
+            "window_stats.schema.json",
+            render(schemars::schema_for!(WindowStats)),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schemas_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("json");
+        for (name, text) in super::all() {
+            let on_disk = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}; run the write_json_schemas example"));
+            assert_eq!(on_disk, text, "{name} is stale: run the write_json_schemas example");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The metric point record and its APO JSON encoding.
+//!
+//! APO JSON is either one object or an array of objects:
+//!
+//! ```json
+//! {"timestamp": 1764194400123, "service": "checkout", "name": "http.server.duration",
+//!  "value": 12.5, "unit": "ms", "tags": {"route": "/pay"}}
+//! ```
+//!
+//! `timestamp` is milliseconds since the Unix epoch (an integer) or an RFC 3339 string.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a message or a point could not be used.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum SchemaError {
+    #[error("empty message")]
+    Empty,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("invalid protobuf: {0}")]
+    Protobuf(String),
+    #[error("invalid field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl SchemaError {
+    /// The short machine-readable reason written to the dead-letter headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SchemaError::Empty => "empty",
+            SchemaError::Json(_) => "invalid_json",
+            SchemaError::Protobuf(_) => "invalid_protobuf",
+            SchemaError::Invalid { .. } => "invalid_field",
+            SchemaError::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+/// Pre-aggregated values from an OTLP histogram data point: they feed the window's count, sum,
+/// min and max exactly and its sketch as weighted values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// (representative value, count) per non-empty bucket.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// One observation of one metric of one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricPoint {
+    /// Event time, milliseconds since the Unix epoch (an RFC 3339 string is accepted too).
+    #[serde(deserialize_with = "de_timestamp")]
+    #[schemars(with = "TimestampSchema")]
+    pub timestamp: i64,
+    /// The emitting service (OpenTelemetry `service.name`).
+    pub service: String,
+    /// The metric name.
+    pub name: String,
+    /// The observed value; must be finite.
+    pub value: f64,
+    /// Unit of the value (UCUM, as OpenTelemetry uses), empty when unknown.
+    #[serde(default)]
+    pub unit: String,
+    /// Free-form dimensions; they do not split the series key.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Present when the point is an OTLP histogram data point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum TimestampSchema {
+    Millis(i64),
+    Rfc3339(String),
+}
+
+fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ts {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    match Ts::deserialize(d)? {
+        Ts::Int(v) => Ok(v),
+        Ts::Float(v) if v.is_finite() && v.fract() == 0.0 => Ok(v as i64),
+        Ts::Float(v) => Err(serde::de::Error::custom(format!(
+            "timestamp {v} is not a whole number of milliseconds"
+        ))),
+        Ts::Text(s) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| serde::de::Error::custom(format!("timestamp `{s}`: {e}"))),
+    }
+}
+
+impl MetricPoint {
+    /// Checks the fields every consumer relies on. The time bound lives in ingest, which knows
+    /// the clock and the configured skew.
+    pub fn validate(&self) -> Result<(), SchemaError> {
+        if self.service.trim().is_empty() {
+            return Err(SchemaError::Invalid {
+                field: "service",
+                reason: "missing or empty".into(),
+            });
+        }
+        if self.name.trim().is_empty() {
+            return Err(SchemaError::Invalid {
+                field: "name",
+                reason: "missing or empty".into(),
+            });
+        }
+        if !self.value.is_finite() {
+            return Err(SchemaError::Invalid {
+                field: "value",
+                reason: format!("{} is not finite", self.value),
+            });
+        }
+        if let Some(h) = &self.histogram {
+            if !(h.sum.is_finite() && h.min.is_finite() && h.max.is_finite()) {
+                return Err(SchemaError::Invalid {
+                    field: "histogram",
+                    reason: "non-finite sum, min or max".into(),
+                });
+            }
+            if h.buckets.iter().any(|(v, _)| !v.is_finite()) {
+                return Err(SchemaError::Invalid {
+                    field: "histogram",
+                    reason: "non-finite bucket value".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of decoding one JSON message: the points that parsed, and per array element
+/// the ones that did not.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub points: Vec<MetricPoint>,
+    /// (index in the message, error) of each element that could not be decoded.
+    pub errors: Vec<(usize, SchemaError)>,
+}
+
+/// Decodes APO JSON: one object, or an array of objects. A malformed document is an error as a
+/// whole; in a well-formed array, each element that is not a valid point is reported by index.
+pub fn decode_json(bytes: &[u8]) -> Result<Decoded, SchemaError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err(SchemaError::Empty),
+        Some(b'[') => {
+            let items: Vec<&serde_json::value::RawValue> =
+                serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+            let mut out = Decoded::default();
+            out.points.reserve(items.len());
+            for (i, raw) in items.into_iter().enumerate() {
+                match serde_json::from_str::<MetricPoint>(raw.get()) {
+                    Ok(p) => out.points.push(p),
+                    Err(e) => out.errors.push((i, SchemaError::Json(e.to_string()))),
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => {
+            let p: MetricPoint =
+                serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+            Ok(Decoded {
+                points: vec![p],
+                errors: Vec::new(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_object_and_array_and_rfc3339() {
+        let one = br#"{"timestamp":1000,"service":"a","name":"m","value":1.5}"#;
+        let d = decode_json(one).unwrap();
+        assert_eq!(d.points.len(), 1);
+        assert_eq!(d.points[0].timestamp, 1000);
+        assert_eq!(d.points[0].unit, "");
+
+        let arr = br#"[{"timestamp":"1970-01-01T00:00:02Z","service":"a","name":"m","value":2},
+                       {"timestamp":3,"service":"a","name":"m","value":"x"}]"#;
+        let d = decode_json(arr).unwrap();
+        assert_eq!(d.points.len(), 1);
+        assert_eq!(d.points[0].timestamp, 2000);
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].0, 1);
+    }
+
+    #[test]
+    fn rejects_garbage_truncation_and_empty() {
+        assert_eq!(decode_json(b"  ").unwrap_err(), SchemaError::Empty);
+        assert!(matches!(
+            decode_json(br#"{"timestamp":1,"serv"#),
+            Err(SchemaError::Json(_))
+        ));
+        assert!(matches!(decode_json(b"\x00\x01"), Err(SchemaError::Json(_))));
+    }
+
+    #[test]
+    fn validation_catches_missing_service_and_non_finite() {
+        let mut p = MetricPoint {
+            timestamp: 1,
+            service: "s".into(),
+            name: "n".into(),
+            value: 1.0,
+            unit: String::new(),
+            tags: Default::default(),
+            histogram: None,
+        };
+        assert!(p.validate().is_ok());
+        p.value = f64::NAN;
+        assert_eq!(p.validate().unwrap_err().reason(), "invalid_field");
+        p.value = 1.0;
+        p.service = " ".into();
+        assert!(p.validate().is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Decoding of OTLP protobuf `ExportMetricsServiceRequest` (what the OpenTelemetry Collector's
+//! Kafka exporter writes with `encoding: otlp_proto`) into [`MetricPoint`]s.
+//!
+//! - gauge and sum data points become one point each;
+//! - histogram data points keep their exact count, sum, min and max and feed their buckets to the
+//!   sketch as weighted values (each bucket's midpoint; the open outer buckets use min/max);
+//! - exponential histograms and summaries are reported as unsupported.
+//!
+//! The service is the resource attribute `service.name`; data point attributes become tags.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, HistogramDataPoint, NumberDataPoint,
+};
+use prost::Message;
+
+use crate::metric::{Decoded, Histogram, MetricPoint, SchemaError};
+
+/// Decodes one OTLP protobuf message. Points that cannot be represented are reported by their
+/// position (counting data points in message order).
+pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
+    if bytes.is_empty() {
+        return Err(SchemaError::Empty);
+    }
+    let req = ExportMetricsServiceRequest::decode(bytes)
+        .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
+    let mut out = Decoded::default();
+    let mut index = 0usize;
+    for rm in &req.resource_metrics {
+        let service = rm
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+            .and_then(|kv| kv.value.as_ref())
+            .map(any_to_string)
+            .unwrap_or_default();
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                let Some(data) = &m.data else {
+                    out.errors.push((
+                        index,
+                        SchemaError::Invalid {
+                            field: "data",
+                            reason: format!("metric `{}` has no data", m.name),
+                        },
+                    ));
+                    index += 1;
+                    continue;
+                };
+                let base = |attrs: &[KeyValue], t: u64| MetricPoint {
+                    timestamp: (t / 1_000_000) as i64,
+                    service: service.clone(),
+                    name: m.name.clone(),
+                    value: 0.0,
+                    unit: m.unit.clone(),
+                    tags: tags(attrs),
+                    histogram: None,
+                };
+                match data {
+                    metric::Data::Gauge(g) => {
+                        for dp in &g.data_points {
+                            push_number(&mut out, &mut index, base(&dp.attributes, dp.time_unix_nano), dp);
+                        }
+                    }
+                    metric::Data::Sum(s) => {
+                        for dp in &s.data_points {
+                            push_number(&mut out, &mut index, base(&dp.attributes, dp.time_unix_nano), dp);
+                        }
+                    }
+                    metric::Data::Histogram(h) => {
+                        for dp in &h.data_points {
+                            let mut p = base(&dp.attributes, dp.time_unix_nano);
+                            match histogram(dp) {
+                                Ok(Some(h)) => {
+                                    p.value = h.sum / h.count as f64;
+                                    p.histogram = Some(h);
+                                    out.points.push(p);
+                                }
+                                // An empty histogram carries no observation: nothing to count.
+                                Ok(None) => {}
+                                Err(e) => out.errors.push((index, e)),
+                            }
+                            index += 1;
+                        }
+                    }
+                    metric::Data::ExponentialHistogram(h) => {
+                        for _ in &h.data_points {
+                            out.errors.push((
+                                index,
+                                SchemaError::Unsupported(format!(
+                                    "exponential histogram `{}`",
+                                    m.name
+                                )),
+                            ));
+                            index += 1;
+                        }
+                    }
+                    metric::Data::Summary(s) => {
+                        for _ in &s.data_points {
+                            out.errors.push((
+                                index,
+                                SchemaError::Unsupported(format!("summary `{}`", m.name)),
+                            ));
+                            index += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_number(out: &mut Decoded, index: &mut usize, mut p: MetricPoint, dp: &NumberDataPoint) {
+    match dp.value {
+        Some(number_data_point::Value::AsDouble(v)) => {
+            p.value = v;
+            out.points.push(p);
+        }
+        Some(number_data_point::Value::AsInt(v)) => {
+            p.value = v as f64;
+            out.points.push(p);
+        }
+        None => out.errors.push((
+            *index,
+            SchemaError::Invalid {
+                field: "value",
+                reason: "number data point without a value".into(),
+            },
+        )),
+    }
+    *index += 1;
+}
+
+/// Converts an explicit-bucket histogram data point. Bucket i covers (bounds[i-1], bounds[i]];
+/// its representative value is the midpoint, clamped into [min, max] when those are known.
+fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> {
+    let invalid = |reason: String| SchemaError::Invalid {
+        field: "histogram",
+        reason,
+    };
+    if dp.count == 0 {
+        return Ok(None);
+    }
+    let bounds = &dp.explicit_bounds;
+    if !dp.bucket_counts.is_empty() && dp.bucket_counts.len() != bounds.len() + 1 {
+        return Err(invalid(format!(
+            "{} bucket counts for {} bounds",
+            dp.bucket_counts.len(),
+            bounds.len()
+        )));
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) || bounds.iter().any(|b| !b.is_finite()) {
+        return Err(invalid("explicit bounds are not finite and increasing".into()));
+    }
+    let total: u64 = dp.bucket_counts.iter().sum();
+    if total != dp.count {
+        return Err(invalid(format!(
+            "bucket counts sum to {total}, count is {}",
+            dp.count
+        )));
+    }
+    let Some(sum) = dp.sum else {
+        return Err(invalid("histogram without sum".into()));
+    };
+    let first_nonempty = dp.bucket_counts.iter().position(|&c| c > 0);
+    let last_nonempty = dp.bucket_counts.iter().rposition(|&c| c > 0);
+    let (Some(first), Some(last)) = (first_nonempty, last_nonempty) else {
+        return Ok(None);
+    };
+    // Bucket edges, with the open ends replaced by the observed min/max or the nearest bound.
+    let lower = |i: usize| if i == 0 { None } else { Some(bounds[i - 1]) };
+    let upper = |i: usize| bounds.get(i).copied();
+    let min = dp
+        .min
+        .or_else(|| lower(first))
+        .or_else(|| upper(first))
+        .unwrap_or(sum / dp.count as f64);
+    let max = dp
+        .max
+        .or_else(|| upper(last))
+        .or_else(|| lower(last))
+        .unwrap_or(sum / dp.count as f64);
+    let buckets = dp
+        .bucket_counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(i, &c)| {
+            let lo = lower(i).unwrap_or(min).max(min);
+            let hi = upper(i).unwrap_or(max).min(max);
+            let v = if lo <= hi { (lo + hi) / 2.0 } else { hi };
+            (v, c)
+        })
+        .collect();
+    Ok(Some(Histogram {
+        count: dp.count,
+        sum,
+        min,
+        max,
+        buckets,
+    }))
+}
+
+fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
+    attrs
+        .iter()
+        .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), any_to_string(v))))
+        .collect()
+}
+
+fn any_to_string(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram as OtlpHistogram, Metric, ResourceMetrics, ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn request(metrics: Vec<Metric>) -> Vec<u8> {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "cart")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn gauge_and_histogram_decode() {
+        let bytes = request(vec![
+            Metric {
+                name: "cpu".into(),
+                unit: "1".into(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: 5_000_000_000,
+                        attributes: vec![kv("host", "h1")],
+                        value: Some(number_data_point::Value::AsDouble(0.5)),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            },
+            Metric {
+                name: "latency".into(),
+                unit: "ms".into(),
+                data: Some(metric::Data::Histogram(OtlpHistogram {
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: 6_000_000_000,
+                        count: 6,
+                        sum: Some(61.0),
+                        min: Some(1.0),
+                        max: Some(30.0),
+                        explicit_bounds: vec![5.0, 10.0],
+                        bucket_counts: vec![2, 3, 1],
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: 1,
+                })),
+                ..Default::default()
+            },
+        ]);
+        let d = decode_metrics(&bytes).unwrap();
+        assert!(d.errors.is_empty());
+        assert_eq!(d.points.len(), 2);
+        assert_eq!(d.points[0].service, "cart");
+        assert_eq!(d.points[0].timestamp, 5000);
+        assert_eq!(d.points[0].value, 0.5);
+        assert_eq!(d.points[0].tags["host"], "h1");
+        let h = d.points[1].histogram.as_ref().unwrap();
+        assert_eq!((h.count, h.sum, h.min, h.max), (6, 61.0, 1.0, 30.0));
+        assert_eq!(h.buckets, vec![(3.0, 2), (7.5, 3), (20.0, 1)]);
+    }
+
+    #[test]
+    fn inconsistent_histogram_is_reported() {
+        let bytes = request(vec![Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(OtlpHistogram {
+                data_points: vec![HistogramDataPoint {
+                    count: 9,
+                    sum: Some(1.0),
+                    explicit_bounds: vec![5.0],
+                    bucket_counts: vec![2, 3],
+                    ..Default::default()
+                }],
+                aggregation_temporality: 1,
+            })),
+            ..Default::default()
+        }]);
+        let d = decode_metrics(&bytes).unwrap();
+        assert!(d.points.is_empty());
+        assert_eq!(d.errors[0].1.reason(), "invalid_field");
+    }
+
+    #[test]
+    fn garbage_is_a_protobuf_error() {
+        assert!(matches!(
+            decode_metrics(b"\xff\xff\xff\xff"),
+            Err(SchemaError::Protobuf(_))
+        ));
+    }
+}
