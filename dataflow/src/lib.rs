@@ -1,1 +1,2 @@
-//! x
+//! `apo-dataflow`: the timely dataflow jobs.
+pub mod sketch;

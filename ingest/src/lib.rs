@@ -1,1 +1,37 @@
-//! x
+//! `apo-ingest`: getting telemetry in.
+//!
+//! - [`source`]: the message-source abstraction the pipeline polls, and an in-memory source;
+//! - [`kafka`]: librdkafka client configuration, topic creation, the Kafka source;
+//! - [`decode`]: per-message encoding detection (APO JSON / OTLP protobuf) and validation;
+//! - [`watermark`]: event-time watermarks over partitions, with idle partitions;
+//! - [`dlq`]: dead-letter routing to `apo.dlq` with reasons in headers;
+//! - [`generator`]: the synthetic telemetry generator;
+//! - `embedded` (feature `embedded-broker`): an in-process Kafka-protocol broker (tansu).
+
+pub mod decode;
+pub mod dlq;
+#[cfg(feature = "embedded-broker")]
+pub mod embedded;
+pub mod generator;
+pub mod kafka;
+pub mod source;
+pub mod watermark;
+
+/// Errors of the ingest layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic `{topic}` not found on {brokers} (create it, or run with topic creation on)")]
+    NoTopic { topic: String, brokers: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("delivery to `{topic}` failed for {failed} record(s): {last_error}")]
+    Delivery {
+        topic: String,
+        failed: u64,
+        last_error: String,
+    },
+    #[error("embedded broker: {0}")]
+    Embedded(String),
+}
