@@ -1,1 +1,35 @@
-//! placeholder
+//! `apo`: the command line. It parses arguments and configuration and wires the crates together;
+//! the work happens in `apo-ingest`, `apo-dataflow` and `apo-sinks`.
+
+mod bench;
+mod cli;
+mod config;
+mod produce;
+mod run;
+mod sql;
+
+use clap::Parser;
+
+fn main() {
+    if let Err(e) = config::apply_config_file() {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+    let cli = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("APO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        cli::Command::Run(a) => run::run(a),
+        cli::Command::Produce(a) => produce::produce(a),
+        cli::Command::Sql(a) => sql::sql(a),
+        cli::Command::Bench(a) => bench::bench(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

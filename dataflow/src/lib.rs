@@ -1,2 +1,19 @@
 //! `apo-dataflow`: the timely dataflow jobs.
+//!
+//! - [`sketch`]: DDSketch with weighted insertion and exact merge;
+//! - [`aggregate`]: per-window partial aggregates and the output record they finish into;
+//! - [`preaggregate`]: worker-local folding of points before the exchange;
+//! - [`window`]: event-time tumbling windows, revisions for late data;
+//! - [`sink`]: the durable sink operator and the [`sink::StatsSink`] trait sinks implement;
+//! - [`commit`]: offsets that are safe to commit;
+//! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
+//! - [`progress`]: live counters.
+
+pub mod aggregate;
+pub mod commit;
+pub mod pipeline;
+pub mod preaggregate;
+pub mod progress;
+pub mod sink;
 pub mod sketch;
+pub mod window;

@@ -1,0 +1,398 @@
+//! The metrics pipeline of one timely worker: read → decode → validate → dead-letter or
+//! pre-aggregate → exchange → windows → durable sinks, with offsets committed behind the
+//! durability frontier.
+//!
+//! The worker loop owns the source: it polls messages, keeps the watermark, and advances the
+//! dataflow's input time to the watermark (quantised to whole seconds, so window ends — whole
+//! seconds — close exactly when the watermark passes them). Each point is classified against the
+//! watermark at the moment it is read, which is what makes a replay reproduce the same windows.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
+use apo_ingest::dlq::{DeadLetter, DeadLetterSink};
+use apo_ingest::source::{MessageSource, RawMessage, SourceEvent};
+use apo_ingest::watermark::WatermarkTracker;
+use apo_ingest::IngestError;
+use apo_schemas::WindowStats;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::worker::Worker;
+
+use crate::aggregate::{window_start, Partial};
+use crate::commit::PartitionCommits;
+use crate::preaggregate::PreAggregator;
+use crate::progress::Progress;
+use crate::sink::{sink_operator, SinkError, StatsSink};
+use crate::window::window_operator;
+
+/// Granularity of timely time: the watermark is rounded down to whole seconds.
+pub const TICK_MS: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("sink failed: {0}")]
+    Sink(#[from] SinkError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Settings of the metrics pipeline (see `apo run --help` for their meaning and defaults).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub window_seconds: Vec<u32>,
+    pub relative_accuracy: f64,
+    pub lateness: Duration,
+    pub horizon: Duration,
+    pub idle_timeout: Duration,
+    pub encoding: Encoding,
+    pub time_bounds: TimeBounds,
+    /// Stop once every partition is caught up, closing all windows (batch / test mode).
+    pub drain: bool,
+    pub commit_interval: Duration,
+    pub poll_batch: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            window_seconds: vec![10, 60],
+            relative_accuracy: 0.01,
+            lateness: Duration::from_secs(5),
+            horizon: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(30),
+            encoding: Encoding::Auto,
+            time_bounds: TimeBounds::default(),
+            drain: false,
+            commit_interval: Duration::from_secs(1),
+            poll_batch: 1000,
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad = |m: String| Err(PipelineError::Config(m));
+        if self.window_seconds.is_empty() || self.window_seconds.contains(&0) {
+            return bad("window sizes must be whole seconds, at least one, none zero".into());
+        }
+        if !(self.relative_accuracy > 0.0 && self.relative_accuracy < 1.0) {
+            return bad(format!(
+                "relative accuracy must be in (0, 1), got {}",
+                self.relative_accuracy
+            ));
+        }
+        if self.poll_batch == 0 {
+            return bad("poll batch must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerReport {
+    pub messages: u64,
+    pub points: u64,
+}
+
+fn quantise(wm: i64) -> u64 {
+    if wm <= 0 {
+        0
+    } else {
+        (wm - wm.rem_euclid(TICK_MS)) as u64
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the pipeline on this worker until the input is drained (drain mode), `stop` is set, or
+/// an error makes progress impossible (then nothing more is committed and the error returned).
+pub fn run_worker(
+    worker: &mut Worker,
+    cfg: &PipelineConfig,
+    mut source: Box<dyn MessageSource>,
+    mut dlq: Box<dyn DeadLetterSink>,
+    sinks: Vec<Box<dyn StatsSink>>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+) -> Result<WorkerReport, PipelineError> {
+    cfg.validate()?;
+    let horizon_ms = cfg.horizon.as_millis() as i64;
+    let largest_ms = cfg.window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000;
+    let mut input: InputHandleVec<u64, Partial> = InputHandleVec::new();
+    let probe: ProbeHandle<u64> = ProbeHandle::new();
+    let failure: Rc<RefCell<Option<SinkError>>> = Rc::new(RefCell::new(None));
+    let held = Rc::new(Cell::new(0usize));
+    // When the local input time passed each tick, for close-to-output latency.
+    let advanced_at: Rc<RefCell<BTreeMap<u64, Instant>>> = Rc::new(RefCell::new(BTreeMap::new()));
+    {
+        let failure = failure.clone();
+        let held = held.clone();
+        let progress = progress.clone();
+        let advanced_at = advanced_at.clone();
+        let on_rows: Rc<dyn Fn(&[WindowStats])> = Rc::new(move |rows: &[WindowStats]| {
+            let now = Instant::now();
+            let mut lat = Vec::with_capacity(rows.len());
+            let mut revisions = 0;
+            {
+                let adv = advanced_at.borrow();
+                for r in rows {
+                    if r.revision > 1 {
+                        revisions += 1;
+                    }
+                    if let Some((_, at)) = adv.range(r.window_end.max(0) as u64..).next() {
+                        lat.push(now.duration_since(*at).as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+            Progress::add(&progress.windows_out, rows.len() as u64);
+            Progress::add(&progress.revisions_out, revisions);
+            if let Ok(mut v) = progress.close_to_output_ms.lock() {
+                if v.len() < 1_000_000 {
+                    v.extend(lat);
+                }
+            }
+        });
+        worker.dataflow::<u64, _, _>(|scope| {
+            let partials = input.to_stream(scope);
+            let stats = window_operator(partials, horizon_ms, held);
+            sink_operator(stats, sinks, failure, on_rows).probe_with(&probe);
+        });
+    }
+
+    let partitions: Vec<i32> = source.partitions().to_vec();
+    let mut tracker = WatermarkTracker::new(&partitions, cfg.lateness, cfg.idle_timeout, Instant::now());
+    let mut commits: HashMap<i32, PartitionCommits> = partitions.iter().map(|&p| (p, PartitionCommits::default())).collect();
+    let mut at_eof: HashSet<i32> = HashSet::new();
+    let mut pre = PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy);
+    let mut outbox: Vec<Partial> = Vec::new();
+    let mut report = WorkerReport::default();
+    let mut last_commit = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut idle_polls = 0u32;
+    let mut error: Option<PipelineError> = None;
+    let mut input = Some(input);
+    let wall_now = now_ms();
+
+    let flush_pre = |pre: &mut PreAggregator, outbox: &mut Vec<Partial>, input: &mut InputHandleVec<u64, Partial>| {
+        if pre.points() > 0 {
+            pre.drain(outbox);
+            for p in outbox.drain(..) {
+                input.send(p);
+            }
+        }
+    };
+
+    loop {
+        if let Some(e) = failure.borrow_mut().take() {
+            error = Some(e.into());
+        }
+        if error.is_some() {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(inp) = input.as_mut() {
+            let now = Instant::now();
+            let clock = now_ms().max(wall_now);
+            let timeout = if idle_polls > 0 { Duration::from_millis(20) } else { Duration::ZERO };
+            let mut batch_err: Option<IngestError> = None;
+            let mut handle = |ev: SourceEvent<'_>| {
+                if batch_err.is_some() {
+                    return;
+                }
+                match ev {
+                    SourceEvent::Eof(p) => {
+                        at_eof.insert(p);
+                    }
+                    SourceEvent::Message(m) => {
+                        at_eof.remove(&m.partition);
+                        tracker.touch(m.partition, now);
+                        report.messages += 1;
+                        let r = process_message(
+                            m, cfg, clock, horizon_ms, largest_ms, &mut tracker, &mut pre,
+                            &mut outbox, inp, dlq.as_mut(), &progress, &mut report,
+                        );
+                        match r {
+                            Ok(release) => {
+                                if let Some(c) = commits.get_mut(&m.partition) {
+                                    c.push(m.offset, release);
+                                }
+                            }
+                            Err(e) => batch_err = Some(e),
+                        }
+                    }
+                }
+            };
+            let n = source.poll(cfg.poll_batch, timeout, &mut handle)?;
+            if let Some(e) = batch_err {
+                error = Some(e.into());
+                break;
+            }
+            Progress::add(&progress.messages_in, n as u64);
+            idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
+            flush_pre(&mut pre, &mut outbox, inp);
+            let wm = tracker.refresh(Instant::now(), now_ms());
+            let t = quantise(wm);
+            if t > *inp.time() {
+                inp.advance_to(t);
+                advanced_at.borrow_mut().insert(t, Instant::now());
+            }
+            progress.watermark_ms.store(wm, Ordering::Relaxed);
+            let caught_up = partitions.iter().all(|p| at_eof.contains(p));
+            if cfg.drain && caught_up && n == 0 {
+                // End of input: closing the input closes every window.
+                input = None;
+                tracing::info!(worker = worker.index(), "input drained; closing all windows");
+            }
+        }
+        worker.step();
+
+        // Commit what is durable.
+        let finished = probe.done();
+        if finished || last_commit.elapsed() >= cfg.commit_interval {
+            let durable = probe.with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
+            let mut offsets = Vec::new();
+            for (&p, c) in commits.iter_mut() {
+                if let Some(o) = c.take_committable(durable) {
+                    offsets.push((p, o));
+                }
+            }
+            if !offsets.is_empty() {
+                dlq.flush()?;
+                source.commit(&offsets)?;
+            }
+            last_commit = Instant::now();
+            let mut adv = advanced_at.borrow_mut();
+            let keep_from = (durable.max(0) as u64).saturating_sub(largest_ms as u64);
+            *adv = adv.split_off(&keep_from);
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            if let Some(lag) = source.lag() {
+                progress.lag.store(lag, Ordering::Relaxed);
+            }
+            progress.windows_held.store(held.get() as i64, Ordering::Relaxed);
+            last_stats = Instant::now();
+        }
+        if finished {
+            break;
+        }
+    }
+    if let Some(e) = error {
+        tracing::error!(worker = worker.index(), error = %e, "stopping without committing further");
+        return Err(e);
+    }
+    dlq.flush()?;
+    Ok(report)
+}
+
+/// Decodes and routes one message; returns its release time for offset commits.
+#[allow(clippy::too_many_arguments)]
+fn process_message(
+    m: RawMessage<'_>,
+    cfg: &PipelineConfig,
+    clock_ms: i64,
+    horizon_ms: i64,
+    largest_ms: i64,
+    tracker: &mut WatermarkTracker,
+    pre: &mut PreAggregator,
+    outbox: &mut Vec<Partial>,
+    input: &mut InputHandleVec<u64, Partial>,
+    dlq: &mut dyn DeadLetterSink,
+    progress: &Progress,
+    report: &mut WorkerReport,
+) -> Result<i64, IngestError> {
+    let decoded = match decode_message(m.payload, cfg.encoding, &cfg.time_bounds, clock_ms) {
+        Ok(d) => d,
+        Err(e) => {
+            dlq.send(DeadLetter { origin: m, reason: e.reason(), detail: &e.to_string(), points: None })?;
+            Progress::add(&progress.dlq_messages, 1);
+            Progress::add(&progress.points_dlq, 1);
+            return Ok(i64::MIN);
+        }
+    };
+    let total = decoded.points.len() + decoded.errors.len();
+    let mut release = i64::MIN;
+    let mut late: Vec<usize> = Vec::new();
+    let mut late_detail = String::new();
+    // Positions of the points in the message (valid points fill the gaps between errors).
+    let mut error_pos = decoded.errors.iter().map(|(i, _)| *i).peekable();
+    let mut pos = 0usize;
+    let mut used = 0u64;
+    for p in &decoded.points {
+        while error_pos.peek() == Some(&pos) {
+            error_pos.next();
+            pos += 1;
+        }
+        let wm = tracker.observe(m.partition, p.timestamp);
+        let t = quantise(wm);
+        if t > *input.time() {
+            // The watermark moved: what was aggregated so far belongs to the old time.
+            pre.drain(outbox);
+            for x in outbox.drain(..) {
+                input.send(x);
+            }
+            input.advance_to(t);
+        }
+        if p.timestamp < t as i64 - horizon_ms {
+            if late.is_empty() {
+                late_detail = format!(
+                    "event time {} ms is more than the {} s horizon behind the watermark {} ms",
+                    p.timestamp,
+                    horizon_ms / 1000,
+                    t
+                );
+            }
+            late.push(pos);
+        } else {
+            pre.add(p);
+            used += 1;
+            let end = window_start(p.timestamp, largest_ms) + largest_ms;
+            release = release.max(end + horizon_ms);
+        }
+        pos += 1;
+    }
+    report.points += used;
+    Progress::add(&progress.points_in, used);
+    // Dead letters: one per reason, naming the unusable points when others were used.
+    let partial = used > 0;
+    let list = |v: &[usize]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let mut by_reason: BTreeMap<&'static str, (Vec<usize>, String)> = BTreeMap::new();
+    for (i, e) in &decoded.errors {
+        let entry = by_reason.entry(e.reason()).or_insert_with(|| (Vec::new(), e.to_string()));
+        entry.0.push(*i);
+    }
+    if !late.is_empty() {
+        by_reason.insert("late", (late, late_detail));
+    }
+    for (reason, (points, detail)) in &by_reason {
+        let listed = list(points);
+        let detail = if points.len() < total {
+            format!("{} of {} points: {}", points.len(), total, detail)
+        } else {
+            detail.clone()
+        };
+        dlq.send(DeadLetter {
+            origin: m,
+            reason,
+            detail: &detail,
+            points: if partial || points.len() < total { Some(&listed) } else { None },
+        })?;
+        Progress::add(&progress.dlq_messages, 1);
+        Progress::add(&progress.points_dlq, points.len() as u64);
+    }
+    Ok(release)
+}

@@ -1,0 +1,120 @@
+//! The embedded Kafka-protocol broker used when `apo run` is given no `--brokers`: the
+//! `tansu-broker` library served on a tokio runtime of its own, with `sqlite://` storage in the
+//! data directory (DESIGN.md §7; tansu's in-memory engine loses records on commit/resume), and
+//! listening on a loopback port that other processes (`apo produce`, any Kafka client) can use.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tansu_broker::broker::Broker;
+use url::Url;
+
+use crate::IngestError;
+
+pub struct EmbeddedBroker {
+    address: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl EmbeddedBroker {
+    /// Starts a broker on `127.0.0.1:port` (0 picks a free port) storing its log in
+    /// `<data_dir>/broker.db`. The data directory must lie under the working directory (tansu
+    /// resolves `sqlite://` paths against it). Returns once the port accepts connections.
+    pub fn start(data_dir: &Path, port: u16) -> Result<Self, IngestError> {
+        let err = |m: String| IngestError::Embedded(m);
+        std::fs::create_dir_all(data_dir).map_err(|e| err(format!("creating {}: {e}", data_dir.display())))?;
+        let cwd = std::env::current_dir().map_err(|e| err(e.to_string()))?;
+        let abs = std::fs::canonicalize(data_dir).map_err(|e| err(e.to_string()))?;
+        let rel = abs.strip_prefix(&cwd).map_err(|_| {
+            err(format!(
+                "the data directory {} must be under the working directory {} for the embedded broker's storage",
+                abs.display(),
+                cwd.display()
+            ))
+        })?;
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let storage = if rel.is_empty() {
+            "sqlite://./broker.db".to_string()
+        } else {
+            format!("sqlite://./{rel}/broker.db")
+        };
+        let port = if port == 0 {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| err(format!("finding a free port: {e}")))?
+                .port()
+        } else {
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                return Err(err(format!(
+                    "port {port} is in use; pass another with --embedded-port (0 picks a free one)"
+                )));
+            }
+            port
+        };
+        let address = format!("127.0.0.1:{port}");
+        let url = |s: &str| Url::parse(s).map_err(|e| err(format!("{s}: {e}")));
+        let listener = url(&format!("tcp://{address}"))?;
+        let storage = url(&storage)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("embedded-broker")
+            .enable_all()
+            .build()
+            .map_err(|e| err(format!("runtime: {e}")))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        runtime.spawn(async move {
+            let built = Broker::builder()
+                .node_id(tansu_broker::NODE_ID)
+                .cluster_id("apo-embedded")
+                .incarnation_id(uuid::Uuid::new_v4())
+                .advertised_listener(listener.clone())
+                .storage(storage)
+                .listener(listener)
+                .silent(true)
+                .build()
+                .await;
+            match built {
+                Ok(mut broker) => {
+                    if let Err(e) = broker.serve(Instant::now()).await {
+                        let _ = tx.send(format!("{e:?}"));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(format!("{e:?}"));
+                }
+            }
+        });
+        let addr: SocketAddr = address.parse().map_err(|e| err(format!("{address}: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(msg) = rx.try_recv() {
+                return Err(err(format!("broker stopped: {msg}")));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!("broker did not listen on {address} within 30 s")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(EmbeddedBroker {
+            address,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `apo sql`: registers every table under the data directory in DataFusion (Parquet, partitioned
+//! by `date=YYYY-MM-DD` directories, exposed as a `date` column) and answers a query as a table,
+//! CSV or JSON.
+
+use std::path::Path;
+
+use apo_schemas::arrow::{window_stats_schema, WINDOW_STATS_TABLE};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+/// How `apo sql` prints results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "csv" => Ok(OutputFormat::Csv),
+            "json" => Ok(OutputFormat::Json),
+            _ => Err(format!("unknown format `{s}` (table, csv, json)")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("data directory {0} does not exist (run the pipeline first, or pass --data-dir)")]
+    NoDataDir(String),
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("formatting results: {0}")]
+    Format(String),
+}
+
+/// Tables every data directory has, with their schemas (registered even when still empty, so
+/// queries against them answer with no rows rather than an unknown-table error).
+fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)> {
+    vec![(WINDOW_STATS_TABLE, window_stats_schema())]
+}
+
+/// A session with every table of `data_dir` registered.
+pub async fn session(data_dir: &Path) -> Result<SessionContext, SqlError> {
+    if !data_dir.is_dir() {
+        return Err(SqlError::NoDataDir(data_dir.display().to_string()));
+    }
+    let ctx = SessionContext::new();
+    let partition = vec![("date".to_string(), DataType::Utf8)];
+    let known = known_tables();
+    for (name, schema) in &known {
+        let dir = data_dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| SqlError::Format(e.to_string()))?;
+        let opts = ParquetReadOptions::default()
+            .table_partition_cols(partition.clone())
+            .schema(schema);
+        ctx.register_parquet(*name, dir.to_string_lossy().as_ref(), opts).await?;
+    }
+    // Any other table directory (written by a newer version, say): schema inferred.
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || known.iter().any(|(k, _)| *k == name) || !e.path().is_dir() {
+                continue;
+            }
+            let opts = ParquetReadOptions::default().table_partition_cols(partition.clone());
+            if let Err(err) = ctx.register_parquet(name.as_str(), e.path().to_string_lossy().as_ref(), opts).await {
+                tracing::warn!(table = %name, error = %err, "skipping directory that is not a readable table");
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+/// Runs `query` over `data_dir` and returns the result batches.
+pub async fn query(data_dir: &Path, query: &str) -> Result<Vec<RecordBatch>, SqlError> {
+    let ctx = session(data_dir).await?;
+    Ok(ctx.sql(query).await?.collect().await?)
+}
+
+/// Renders batches in `format`.
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, SqlError> {
+    let err = |e: datafusion::arrow::error::ArrowError| SqlError::Format(e.to_string());
+    match format {
+        OutputFormat::Table => Ok(pretty_format_batches(batches).map_err(err)?.to_string()),
+        OutputFormat::Csv => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                for b in batches {
+                    w.write(b).map_err(err)?;
+                }
+            }
+            String::from_utf8(buf).map_err(|e| SqlError::Format(e.to_string()))
+        }
+        OutputFormat::Json => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+                for b in batches {
+                    w.write(b).map_err(err)?;
+                }
+                w.finish().map_err(err)?;
+            }
+            let mut s = String::from_utf8(buf).map_err(|e| SqlError::Format(e.to_string()))?;
+            if s.is_empty() {
+                s.push_str("[]");
+            }
+            Ok(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet::ParquetStatsSink;
+    use apo_dataflow::sink::StatsSink;
+    use apo_schemas::WindowStats;
+    use std::time::Duration;
+
+    fn row(service: &str, start: i64, count: u64) -> WindowStats {
+        WindowStats {
+            service: service.into(),
+            metric: "lat".into(),
+            unit: "ms".into(),
+            window_seconds: 10,
+            window_start: start,
+            window_end: start + 10_000,
+            count,
+            sum: count as f64,
+            min: 1.0,
+            max: 1.0,
+            mean: 1.0,
+            p50: 1.0,
+            p90: 1.0,
+            p95: 1.0,
+            p99: 1.0,
+            p999: 1.0,
+            relative_accuracy: 0.01,
+            revision: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn parquet_written_by_the_sink_answers_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = ParquetStatsSink::new(dir.path(), "t", Duration::from_secs(3600)).unwrap();
+        // Two days, two services.
+        sink.write(&[row("a", 1_764_115_200_000, 3), row("b", 1_764_115_200_000, 4)]).unwrap();
+        sink.write(&[row("a", 1_764_201_600_000, 5)]).unwrap();
+        assert!(!sink.commit_due());
+        sink.commit().unwrap();
+        let batches = query(
+            dir.path(),
+            "SELECT service, sum(count) AS n, count(DISTINCT date) AS days FROM window_stats GROUP BY service ORDER BY service",
+        )
+        .await
+        .unwrap();
+        let csv = render(&batches, OutputFormat::Csv).unwrap();
+        assert_eq!(csv, "service,n,days\na,8,2\nb,4,1\n");
+        let json = render(&batches, OutputFormat::Json).unwrap();
+        assert!(json.starts_with("[{\"service\":\"a\""), "{json}");
+        assert!(render(&batches, OutputFormat::Table).unwrap().contains("| a       |"));
+        assert!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().next().is_none());
+    }
+
+    #[tokio::test]
+    async fn empty_data_dir_answers_with_no_rows_and_missing_dir_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = query(dir.path(), "SELECT count(*) AS n FROM window_stats").await.unwrap();
+        assert_eq!(render(&b, OutputFormat::Csv).unwrap(), "n\n0\n");
+        let err = query(&dir.path().join("nope"), "SELECT 1").await.unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Command-line arguments. Every flag can also come from an environment variable (`APO_…`, shown
+//! in `--help`) or from the TOML file named by `--config` / `APO_CONFIG`; the command line wins
+//! over the environment, which wins over the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "apo",
+    version,
+    about = "APO: streaming performance analytics on Kafka",
+    long_about = "APO reads metrics from Kafka, computes event-time windowed statistics \
+(count, sum, min, max, mean, p50…p99.9 from DDSketch) and writes them to Kafka and Parquet, \
+queryable with SQL.\n\nWithout --brokers, `apo run` starts an embedded Kafka-protocol broker and \
+a synthetic traffic generator, so it works on a machine with no Kafka.\n\nConfiguration: flags, \
+APO_* environment variables, or a TOML file (--config / APO_CONFIG) whose top-level keys and \
+[run] / [produce] / [sql] / [bench] tables use the flag names, plus a [kafka] table of librdkafka \
+properties."
+)]
+pub struct Cli {
+    /// TOML configuration file (read before the flags are parsed).
+    #[arg(long, global = true, env = "APO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax; APO_LOG overrides).
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the metrics pipeline (embedded broker and synthetic traffic when no --brokers).
+    Run(RunArgs),
+    /// Produce synthetic telemetry to a Kafka topic (a load source for any broker).
+    Produce(ProduceArgs),
+    /// Query the Parquet tables of a data directory with SQL (DataFusion).
+    Sql(SqlArgs),
+    /// Measure throughput, latency, memory and accuracy against baselines from the same run.
+    Bench(BenchArgs),
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (examples: 500ms, 10s, 5m, 7d)"))
+}
+
+fn kafka_prop(s: &str) -> Result<(String, String), String> {
+    apo_ingest::kafka::parse_override(s)
+}
+
+/// Kafka connection flags shared by the commands that talk to a broker.
+#[derive(Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,…).
+    #[arg(long, env = "APO_BROKERS")]
+    pub brokers: Option<String>,
+    /// A librdkafka property, as kcat's -X (repeatable): security.protocol=SASL_SSL, sasl.mechanism=…, ssl.ca.location=…
+    #[arg(short = 'X', long = "kafka", value_name = "KEY=VALUE", value_parser = kafka_prop)]
+    pub kafka: Vec<(String, String)>,
+    /// Create missing topics at start (the test broker and some clusters do not auto-create).
+    #[arg(long, env = "APO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_topics: bool,
+    /// Partitions of topics created by --create-topics.
+    #[arg(long, env = "APO_PARTITIONS", default_value_t = 4)]
+    pub partitions: i32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Consumer group under which input offsets are committed.
+    #[arg(long, env = "APO_GROUP", default_value = "apo")]
+    pub group: String,
+    /// Input topic of metric points.
+    #[arg(long, env = "APO_METRICS_TOPIC", default_value = "apo.metrics")]
+    pub metrics_topic: String,
+    /// Output topic of window statistics.
+    #[arg(long, env = "APO_WINDOW_STATS_TOPIC", default_value = "apo.window_stats")]
+    pub window_stats_topic: String,
+    /// Dead-letter topic.
+    #[arg(long, env = "APO_DLQ_TOPIC", default_value = "apo.dlq")]
+    pub dlq_topic: String,
+    /// Input encoding: auto (per message), json, otlp.
+    #[arg(long, env = "APO_ENCODING", default_value = "auto")]
+    pub encoding: apo_ingest::decode::Encoding,
+    /// Tumbling window sizes (whole seconds), comma-separated.
+    #[arg(long, env = "APO_WINDOWS", value_delimiter = ',', default_value = "10s,1m", value_parser = duration)]
+    pub windows: Vec<Duration>,
+    /// Relative accuracy of the percentiles (DDSketch alpha).
+    #[arg(long, env = "APO_ACCURACY", default_value_t = 0.01)]
+    pub accuracy: f64,
+    /// Allowed lateness: the watermark trails the highest event time by this much.
+    #[arg(long, env = "APO_LATENESS", default_value = "5s", value_parser = duration)]
+    pub lateness: Duration,
+    /// How far behind the watermark a record may still revise a closed window; older records go to the dead-letter topic with reason `late`.
+    #[arg(long, env = "APO_HORIZON", default_value = "5m", value_parser = duration)]
+    pub horizon: Duration,
+    /// A partition silent this long stops holding the watermark back.
+    #[arg(long, env = "APO_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Points older than this (by the clock) are invalid.
+    #[arg(long, env = "APO_MAX_EVENT_AGE", default_value = "7d", value_parser = duration)]
+    pub max_event_age: Duration,
+    /// Points further in the future than this are invalid.
+    #[arg(long, env = "APO_MAX_EVENT_FUTURE", default_value = "1h", value_parser = duration)]
+    pub max_event_future: Duration,
+    /// Where Parquet tables (and the embedded broker's log) are written.
+    #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
+    pub data_dir: PathBuf,
+    /// Longest time rows wait before their Parquet file is written (offsets commit after it).
+    #[arg(long, env = "APO_PARQUET_ROLL", default_value = "10s", value_parser = duration)]
+    pub parquet_roll: Duration,
+    /// Process what the topic holds, close every window, commit, and exit.
+    #[arg(long, env = "APO_DRAIN")]
+    pub drain: bool,
+    /// Worker threads in this process.
+    #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Processes in the timely cluster.
+    #[arg(short = 'n', long, env = "APO_PROCESSES", default_value_t = 1)]
+    pub processes: usize,
+    /// Index of this process in the cluster (0-based).
+    #[arg(short = 'p', long, env = "APO_PROCESS", default_value_t = 0)]
+    pub process: usize,
+    /// File of host:port lines, one per process (default: localhost:2101, 2102, …).
+    #[arg(short = 'H', long, env = "APO_HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Port of the embedded broker (0 picks a free one). Ignored with --brokers.
+    #[arg(long, env = "APO_EMBEDDED_PORT", default_value_t = 19092)]
+    pub embedded_port: u16,
+    /// Points per second the built-in generator sends in embedded mode (0: no generator).
+    #[arg(long, env = "APO_GENERATE_RATE", default_value_t = 2000.0)]
+    pub generate_rate: f64,
+    /// How often progress is printed (0s: never).
+    #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub progress_interval: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Topic to write APO JSON batches to.
+    #[arg(long, env = "APO_TOPIC", default_value = "apo.metrics")]
+    pub topic: String,
+    /// Number of services.
+    #[arg(long, env = "APO_SERVICES", default_value_t = 6)]
+    pub services: usize,
+    /// Metrics per service.
+    #[arg(long, env = "APO_METRICS", default_value_t = 4)]
+    pub metrics: usize,
+    /// Points per second of event time.
+    #[arg(long, env = "APO_RATE", default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Stop after this many points.
+    #[arg(long, env = "APO_COUNT")]
+    pub count: Option<u64>,
+    /// Stop after this much event time (e.g. 10m); without --count or --duration, runs until interrupted.
+    #[arg(long, env = "APO_DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Points per Kafka message (one JSON array each, keyed by service).
+    #[arg(long, env = "APO_BATCH", default_value_t = 200)]
+    pub batch: usize,
+    /// realtime: send each point when its event time comes; flat: as fast as possible.
+    #[arg(long, env = "APO_PACE", default_value = "realtime", value_parser = ["realtime", "flat"])]
+    pub pace: String,
+    /// Event time of the first point: RFC 3339, or now.
+    #[arg(long, env = "APO_START", default_value = "now")]
+    pub start: String,
+    /// Mean latency incidents per hour of event time.
+    #[arg(long, env = "APO_INCIDENTS_PER_HOUR", default_value_t = 6.0)]
+    pub incidents_per_hour: f64,
+    /// Random seed (same seed, same data).
+    #[arg(long, env = "APO_SEED", default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT service, max(p99) FROM window_stats GROUP BY service".
+    pub query: String,
+    /// Data directory written by `apo run`.
+    #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
+    pub data_dir: PathBuf,
+    /// Output format: table, csv, json.
+    #[arg(long, env = "APO_FORMAT", default_value = "table")]
+    pub format: apo_sinks::sql::OutputFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Points to load and process.
+    #[arg(long, env = "APO_POINTS", default_value_t = 1_000_000)]
+    pub points: u64,
+    /// Also measure peak memory of the dataflow at this many points (lazily generated), to show it does not grow with input.
+    #[arg(long, env = "APO_MEMORY_POINTS", default_value_t = 10_000_000)]
+    pub memory_points: u64,
+    /// Worker threads.
+    #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Write the results as Markdown to this file (e.g. BENCHMARKS.md).
+    #[arg(long, env = "APO_WRITE")]
+    pub write: Option<PathBuf>,
+    /// Working directory for the embedded broker and Parquet output.
+    #[arg(long, env = "APO_DATA_DIR", default_value = "apo-bench-data")]
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,62 @@
+//! `apo produce`: the synthetic generator as a load source for any broker.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use apo_ingest::generator::{produce as produce_points, Generator, GeneratorConfig, Pace};
+use apo_ingest::kafka::ensure_topics;
+
+use crate::cli::ProduceArgs;
+use crate::config::kafka_client;
+
+pub fn produce(a: ProduceArgs) -> Result<()> {
+    let Some(brokers) = a.kafka.brokers.clone() else {
+        bail!("--brokers is required (the address `apo run` prints for its embedded broker works too)");
+    };
+    if a.rate <= 0.0 || !a.rate.is_finite() {
+        bail!("--rate must be positive");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let start_ms = if a.start == "now" {
+        chrono::Utc::now().timestamp_millis()
+    } else {
+        chrono::DateTime::parse_from_rfc3339(&a.start)
+            .with_context(|| format!("--start `{}`: expected RFC 3339 or `now`", a.start))?
+            .timestamp_millis()
+    };
+    let client = kafka_client(&brokers, &a.kafka.kafka);
+    if a.kafka.create_topics {
+        ensure_topics(&client, &[&a.topic], a.kafka.partitions).with_context(|| format!("creating {} on {brokers}", a.topic))?;
+    }
+    let stop = crate::run::stop_on_signals()?;
+    let mut g = Generator::new(&GeneratorConfig {
+        services: a.services,
+        metrics: a.metrics,
+        rate: a.rate,
+        start_ms,
+        incidents_per_hour: a.incidents_per_hour,
+        seed: a.seed,
+    });
+    let pace = if a.pace == "flat" { Pace::Flat } else { Pace::RealTime };
+    let started = Instant::now();
+    eprintln!("producing to {} on {brokers}: {} series, {} points/s of event time, pace {}", a.topic, g.series_count(), a.rate, a.pace);
+    let stats = produce_points(
+        &client,
+        &a.topic,
+        &mut g,
+        a.batch,
+        a.count,
+        a.duration,
+        pace,
+        &|| stop.load(Ordering::Relaxed),
+        &mut |s| {
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            eprintln!("  {} points, {} messages, {:.1} MB ({:.0} points/s)", s.points, s.messages, s.bytes as f64 / 1e6, s.points as f64 / secs);
+        },
+    )?;
+    eprintln!("done: {} points in {} messages ({:.1} MB) in {:.1} s", stats.points, stats.messages, stats.bytes as f64 / 1e6, started.elapsed().as_secs_f64());
+    Ok(())
+}
