@@ -217,19 +217,21 @@ pub fn run_worker(
                 match ev {
                     SourceEvent::Eof(p) => {
                         at_eof.insert(p);
+                        tracker.caught_up(p);
                     }
                     SourceEvent::Message(m) => {
                         at_eof.remove(&m.partition);
                         tracker.touch(m.partition, now);
                         report.messages += 1;
+                        let closed_upto = *inp.time() as i64;
                         let r = process_message(
                             m, cfg, clock, horizon_ms, largest_ms, &mut tracker, &mut pre,
                             &mut outbox, inp, dlq.as_mut(), &progress, &mut report,
                         );
                         match r {
-                            Ok(release) => {
+                            Ok((release, end)) => {
                                 if let Some(c) = commits.get_mut(&m.partition) {
-                                    c.push(m.offset, release);
+                                    c.push(m.offset, release, end, closed_upto);
                                 }
                             }
                             Err(e) => batch_err = Some(e),
@@ -251,11 +253,17 @@ pub fn run_worker(
                 inp.advance_to(t);
                 advanced_at.borrow_mut().insert(t, Instant::now());
             }
+            for c in commits.values_mut() {
+                c.closed_until(*inp.time() as i64);
+            }
             progress.watermark_ms.store(wm, Ordering::Relaxed);
             let caught_up = partitions.iter().all(|p| at_eof.contains(p));
             if cfg.drain && caught_up && n == 0 {
                 // End of input: closing the input closes every window.
                 input = None;
+                for c in commits.values_mut() {
+                    c.finish();
+                }
                 tracing::info!(worker = worker.index(), "input drained; closing all windows");
             }
         }
@@ -314,18 +322,19 @@ fn process_message(
     dlq: &mut dyn DeadLetterSink,
     progress: &Progress,
     report: &mut WorkerReport,
-) -> Result<i64, IngestError> {
+) -> Result<(i64, i64), IngestError> {
     let decoded = match decode_message(m.payload, cfg.encoding, &cfg.time_bounds, clock_ms) {
         Ok(d) => d,
         Err(e) => {
             dlq.send(DeadLetter { origin: m, reason: e.reason(), detail: &e.to_string(), points: None })?;
             Progress::add(&progress.dlq_messages, 1);
             Progress::add(&progress.points_dlq, 1);
-            return Ok(i64::MIN);
+            return Ok((i64::MIN, i64::MIN));
         }
     };
     let total = decoded.points.len() + decoded.errors.len();
     let mut release = i64::MIN;
+    let mut last_end = i64::MIN;
     let mut late: Vec<usize> = Vec::new();
     let mut late_detail = String::new();
     // Positions of the points in the message (valid points fill the gaps between errors).
@@ -362,6 +371,7 @@ fn process_message(
             used += 1;
             let end = window_start(p.timestamp, largest_ms) + largest_ms;
             release = release.max(end + horizon_ms);
+            last_end = last_end.max(end);
         }
         pos += 1;
     }
@@ -394,5 +404,5 @@ fn process_message(
         Progress::add(&progress.dlq_messages, 1);
         Progress::add(&progress.points_dlq, points.len() as u64);
     }
-    Ok(release)
+    Ok((release, last_end))
 }

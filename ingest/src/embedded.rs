@@ -8,6 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
 use url::Url;
 
 use crate::IngestError;
@@ -64,7 +66,7 @@ impl EmbeddedBroker {
             .map_err(|e| err(format!("runtime: {e}")))?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         runtime.spawn(async move {
-            let built = Broker::builder()
+            let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
                 .node_id(tansu_broker::NODE_ID)
                 .cluster_id("apo-embedded")
                 .incarnation_id(uuid::Uuid::new_v4())
@@ -76,7 +78,7 @@ impl EmbeddedBroker {
                 .await;
             match built {
                 Ok(mut broker) => {
-                    if let Err(e) = broker.serve(Instant::now()).await {
+                    if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
                         let _ = tx.send(format!("{e:?}"));
                     }
                 }

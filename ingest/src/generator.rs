@@ -308,3 +308,73 @@ mod tests {
         assert_eq!(a.series_count(), 24);
     }
 }
+
+/// Generated points as a [`MessageSource`](crate::source::MessageSource): APO JSON arrays of
+/// `batch` points made on demand, so memory does not grow with the number of points (benchmarks).
+pub struct GeneratorSource {
+    generator: Generator,
+    remaining: u64,
+    batch: usize,
+    partitions: Vec<i32>,
+    offset: i64,
+    buf: Vec<u8>,
+    points: Vec<MetricPoint>,
+}
+
+impl GeneratorSource {
+    pub fn new(generator: Generator, points: u64, batch: usize) -> Self {
+        GeneratorSource {
+            generator,
+            remaining: points,
+            batch: batch.max(1),
+            partitions: vec![0],
+            offset: 0,
+            buf: Vec::new(),
+            points: Vec::new(),
+        }
+    }
+}
+
+impl crate::source::MessageSource for GeneratorSource {
+    fn partitions(&self) -> &[i32] {
+        &self.partitions
+    }
+
+    fn poll(
+        &mut self,
+        max: usize,
+        _timeout: Duration,
+        f: &mut dyn FnMut(crate::source::SourceEvent<'_>),
+    ) -> Result<usize, IngestError> {
+        let mut n = 0;
+        while n < max && self.remaining > 0 {
+            let k = (self.batch as u64).min(self.remaining) as usize;
+            self.points.clear();
+            self.points.extend((0..k).map(|_| self.generator.next_point()));
+            self.remaining -= k as u64;
+            self.buf.clear();
+            serde_json::to_writer(&mut self.buf, &self.points).map_err(|e| IngestError::Config(e.to_string()))?;
+            f(crate::source::SourceEvent::Message(crate::source::RawMessage {
+                topic: "generated",
+                partition: 0,
+                offset: self.offset,
+                key: None,
+                payload: Some(&self.buf),
+            }));
+            self.offset += 1;
+            n += 1;
+        }
+        if n == 0 {
+            f(crate::source::SourceEvent::Eof(0));
+        }
+        Ok(n)
+    }
+
+    fn commit(&mut self, _offsets: &[(i32, i64)]) -> Result<(), IngestError> {
+        Ok(())
+    }
+
+    fn lag(&mut self) -> Option<i64> {
+        Some((self.remaining / self.batch as u64) as i64)
+    }
+}

@@ -1,8 +1,9 @@
 //! Event-time watermarks (DESIGN.md §3).
 //!
 //! The watermark of a worker is the minimum, over the partitions it reads, of the highest event
-//! time seen minus the allowed lateness. A partition that delivered nothing for longer than the
-//! idle timeout stops holding it back; when every partition is idle, the watermark follows the
+//! time seen minus the allowed lateness. A partition that is caught up with its log end and
+//! delivered nothing for longer than the idle timeout stops holding it back (one still fetching a
+//! backlog is never idle); when every partition is idle, the watermark follows the
 //! wall clock (minus lateness and the idle timeout), so the last windows of a quiet stream close.
 //! The watermark never goes backwards.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 struct Partition {
     max_ts: Option<i64>,
     last_active: Instant,
+    caught_up: bool,
     idle: bool,
 }
 
@@ -37,6 +39,7 @@ impl WatermarkTracker {
                         Partition {
                             max_ts: None,
                             last_active: now,
+                            caught_up: false,
                             idle: false,
                         },
                     )
@@ -55,7 +58,15 @@ impl WatermarkTracker {
     pub fn touch(&mut self, partition: i32, now: Instant) {
         if let Some(p) = self.parts.get_mut(&partition) {
             p.last_active = now;
+            p.caught_up = false;
             p.idle = false;
+        }
+    }
+
+    /// Notes that `partition` reached its log end.
+    pub fn caught_up(&mut self, partition: i32) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.caught_up = true;
         }
     }
 
@@ -74,7 +85,7 @@ impl WatermarkTracker {
     /// Re-evaluates idleness at `now` (and the wall clock `wall_ms`, used when all are idle).
     pub fn refresh(&mut self, now: Instant, wall_ms: i64) -> i64 {
         for p in self.parts.values_mut() {
-            p.idle = now.duration_since(p.last_active) >= self.idle_timeout;
+            p.idle = p.caught_up && now.duration_since(p.last_active) >= self.idle_timeout;
         }
         self.recompute(Some(wall_ms));
         self.current
@@ -127,8 +138,11 @@ mod tests {
         w.touch(0, t0);
         w.observe(0, 50_000);
         let later = t0 + Duration::from_secs(6);
+        assert_eq!(w.refresh(later, 0), i64::MIN, "partition 1 is still fetching: not idle");
+        w.caught_up(1);
         w.touch(0, later);
         assert_eq!(w.refresh(later, 0), 49_000, "partition 1 idle, 0 active");
+        w.caught_up(0);
         let much_later = later + Duration::from_secs(6);
         assert_eq!(w.refresh(much_later, 100_000), 94_000);
         assert!(w.all_idle());

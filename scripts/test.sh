@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test of APO against a real Kafka-protocol broker.
+#
+# Installs the `tansu` broker from crates.io when it is missing (about 15 minutes to build once on
+# 2 cores), starts it on a free loopback port with sqlite storage, creates the default topics,
+# runs the whole workspace's tests with APO_TEST_BROKERS pointing at it, and stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+TANSU_VERSION=0.6.0
+if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  echo "==> installing tansu $TANSU_VERSION (once; reused afterwards)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/apo-test.XXXXXX")
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 29092)
+BROKER_PID=""
+cleanup() {
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+echo "==> starting tansu on 127.0.0.1:$PORT (storage: $WORK/tansu.db)"
+( cd "$WORK" && exec tansu broker \
+    --listener-url "tcp://127.0.0.1:$PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$PORT" \
+    --storage-engine "sqlite://tansu.db" --silent ) >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+  if ! kill -0 "$BROKER_PID" 2>/dev/null; then echo "tansu exited:"; cat "$WORK/broker.log"; exit 1; fi
+  sleep 0.2
+done
+for topic in apo.metrics apo.window_stats apo.dlq; do
+  tansu topic create "$topic" --partitions 4 --broker "tcp://127.0.0.1:$PORT" >/dev/null 2>&1 || true
+done
+
+export APO_TEST_BROKERS="127.0.0.1:$PORT"
+echo "==> cargo test (broker $APO_TEST_BROKERS)"
+cargo test --workspace "$@"

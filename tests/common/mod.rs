@@ -1,0 +1,255 @@
+//! Shared helpers of the end-to-end tests: they talk to the real broker started by
+//! `scripts/test.sh` (APO_TEST_BROKERS) and run the real `apo` binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use apo_schemas::{MetricPoint, WindowStats};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+pub fn brokers() -> String {
+    std::env::var("APO_TEST_BROKERS").expect(
+        "APO_TEST_BROKERS is not set: run the tests with scripts/test.sh, which starts the broker",
+    )
+}
+
+pub fn client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers());
+    c
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 1_000_000_000)
+}
+
+pub struct Topics {
+    pub metrics: String,
+    pub stats: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+pub fn topics(name: &str, partitions: i32) -> Topics {
+    let t = Topics {
+        metrics: unique(&format!("{name}.metrics")),
+        stats: unique(&format!("{name}.stats")),
+        dlq: unique(&format!("{name}.dlq")),
+        group: unique(&format!("{name}.group")),
+    };
+    apo_ingest::kafka::ensure_topics(&client(), &[&t.metrics, &t.stats, &t.dlq], partitions).unwrap();
+    t
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Produces (partition, payload) messages in order and waits for every acknowledgement.
+pub fn produce(topic: &str, messages: &[(i32, Vec<u8>)]) {
+    let producer: BaseProducer = client().set("linger.ms", "5").create().unwrap();
+    for (p, payload) in messages {
+        loop {
+            match producer.send(BaseRecord::<[u8], [u8]>::to(topic).partition(*p).payload(payload)) {
+                Ok(()) => break,
+                Err((_, _)) => {
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads `topic` from the beginning until `want` records arrived or nothing came for `quiet`.
+pub fn consume(topic: &str, want: usize, quiet: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = client()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while out.len() < want && last.elapsed() < quiet {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for x in h.iter() {
+                    headers.insert(x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).to_string());
+                }
+            }
+            out.push(Record { key: m.key().map(<[u8]>::to_vec), payload: m.payload().unwrap_or_default().to_vec(), headers });
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+pub fn window_stats(records: &[Record]) -> Vec<WindowStats> {
+    records.iter().map(|r| serde_json::from_slice(&r.payload).expect("window stats JSON")).collect()
+}
+
+/// `apo run --drain` over the test topics; returns its output (asserting success).
+pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--brokers".into(),
+        brokers(),
+        "--metrics-topic".into(),
+        t.metrics.clone(),
+        "--window-stats-topic".into(),
+        t.stats.clone(),
+        "--dlq-topic".into(),
+        t.dlq.clone(),
+        "--group".into(),
+        t.group.clone(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--idle-timeout".into(),
+        "2s".into(),
+        "--progress-interval".into(),
+        "0s".into(),
+        "--create-topics".into(),
+        "false".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+pub fn apo(args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_apo"));
+    c.args(args).env_remove("APO_CONFIG").env("APO_LOG", "warn");
+    c
+}
+
+pub fn run_to_end(args: &[String], limit: Duration) -> Output {
+    let mut child: Child = apo(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("apo did not finish within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "apo failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Exact statistics per (service, metric, window seconds, window start).
+pub type Exact = BTreeMap<(String, String, u32, i64), Vec<f64>>;
+
+pub fn exact(points: &[MetricPoint], sizes: &[u32]) -> Exact {
+    let mut m = Exact::new();
+    for p in points {
+        for &s in sizes {
+            let ms = s as i64 * 1000;
+            let start = p.timestamp.div_euclid(ms) * ms;
+            m.entry((p.service.clone(), p.name.clone(), s, start)).or_default().push(p.value);
+        }
+    }
+    for v in m.values_mut() {
+        v.sort_by(f64::total_cmp);
+    }
+    m
+}
+
+/// Asserts one window's statistics against the exact values.
+pub fn check_window(w: &WindowStats, v: &[f64]) {
+    assert_eq!(w.count, v.len() as u64, "count of {}", w.key());
+    assert_eq!(w.sum, v.iter().sum::<f64>(), "sum of {}", w.key());
+    assert_eq!(w.min, v[0], "min of {}", w.key());
+    assert_eq!(w.max, v[v.len() - 1], "max of {}", w.key());
+    for (q, got) in [(0.5, w.p50), (0.9, w.p90), (0.95, w.p95), (0.99, w.p99), (0.999, w.p999)] {
+        let want = v[(q * (v.len() - 1) as f64).floor() as usize];
+        let err = ((got - want) / want).abs();
+        assert!(err <= w.relative_accuracy + 1e-9, "{} q={q}: got {got}, exact {want}, error {err}", w.key());
+    }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `n` integer-valued points over `keys` series, 1 ms apart on average starting at `base`,
+/// shuffled within `jitter_ms` (keep it below the lateness).
+pub fn dataset(n: usize, keys: usize, base: i64, spacing_ms: i64, jitter_ms: i64, seed: u64) -> Vec<MetricPoint> {
+    let mut rng = Rng(seed);
+    let mut pts: Vec<(i64, MetricPoint)> = (0..n)
+        .map(|i| {
+            let k = rng.below(keys as u64) as usize;
+            let ts = base + i as i64 * spacing_ms;
+            // log-ish spread of values: 1 .. ~100k
+            let mag = rng.below(5) as u32;
+            let value = (1 + rng.below(10u64.pow(mag + 1))) as f64;
+            let order = ts + rng.below(jitter_ms as u64 + 1) as i64;
+            (order, MetricPoint {
+                timestamp: ts,
+                service: format!("svc-{}", k % 10),
+                name: format!("metric-{}", k / 10),
+                value,
+                unit: "ms".into(),
+                tags: Default::default(),
+                histogram: None,
+            })
+        })
+        .collect();
+    pts.sort_by_key(|(o, _)| *o);
+    pts.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Splits points into JSON messages of `batch` points over `partitions`, by service, keeping order.
+pub fn messages(points: &[MetricPoint], partitions: i32, batch: usize) -> Vec<(i32, Vec<u8>)> {
+    let mut per: BTreeMap<i32, Vec<&MetricPoint>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for p in points {
+        let part = (p.service.bytes().map(|b| b as u32).sum::<u32>() % partitions as u32) as i32;
+        let v = per.entry(part).or_default();
+        v.push(p);
+        if v.len() >= batch {
+            out.push((part, serde_json::to_vec(&std::mem::take(v)).unwrap()));
+        }
+    }
+    for (part, v) in per {
+        if !v.is_empty() {
+            out.push((part, serde_json::to_vec(&v).unwrap()));
+        }
+    }
+    out
+}
