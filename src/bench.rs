@@ -35,13 +35,26 @@ const RATE: f64 = 20_000.0;
 const BATCH: usize = 200;
 
 fn generator_config(start_ms: i64) -> GeneratorConfig {
-    GeneratorConfig { services: 12, metrics: 4, rate: RATE, start_ms, incidents_per_hour: 6.0, seed: 7 }
+    GeneratorConfig {
+        services: 12,
+        metrics: 4,
+        rate: RATE,
+        start_ms,
+        incidents_per_hour: 6.0,
+        seed: 7,
+    }
 }
 
 /// Peak resident memory since the last reset, in MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kb / 1024.0)
 }
 
@@ -68,32 +81,64 @@ struct PhaseResult {
 fn run_phase(
     workers: usize,
     cfg: PipelineConfig,
-    make: impl Fn(usize, usize) -> Result<(Box<dyn apo_ingest::source::MessageSource>, Box<dyn apo_ingest::dlq::DeadLetterSink>, Vec<Box<dyn StatsSink>>), String> + Send + Sync + 'static,
+    make: impl Fn(
+            usize,
+            usize,
+        ) -> Result<
+            (
+                Box<dyn apo_ingest::source::MessageSource>,
+                Box<dyn apo_ingest::dlq::DeadLetterSink>,
+                Vec<Box<dyn StatsSink>>,
+            ),
+            String,
+        > + Send
+        + Sync
+        + 'static,
 ) -> Result<PhaseResult> {
     let progress = Arc::new(Progress::default());
     let p = progress.clone();
     reset_peak_rss();
     let started = Instant::now();
-    let guards = timely::execute(timely::Config::process(workers), move |worker| -> Result<u64, String> {
-        let (src, dlq, sinks) = make(worker.index(), worker.peers())?;
-        run_worker(worker, &cfg, src, dlq, sinks, p.clone(), Arc::new(AtomicBool::new(false)))
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<u64, String> {
+            let (src, dlq, sinks) = make(worker.index(), worker.peers())?;
+            run_worker(
+                worker,
+                &cfg,
+                src,
+                dlq,
+                sinks,
+                p.clone(),
+                Arc::new(AtomicBool::new(false)),
+            )
             .map(|r| r.points)
             .map_err(|e| e.to_string())
-    })
+        },
+    )
     .map_err(|e| anyhow::anyhow!(e))?;
     let mut points = 0;
     for g in guards.join() {
-        points += g.map_err(|e| anyhow::anyhow!(e))?.map_err(|e| anyhow::anyhow!(e))?;
+        points += g
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(PhaseResult { seconds, points, rss_mib: peak_rss_mib(), latencies: progress.take_latencies(), rows: Vec::new() })
+    Ok(PhaseResult {
+        seconds,
+        points,
+        rss_mib: peak_rss_mib(),
+        latencies: progress.take_latencies(),
+        rows: Vec::new(),
+    })
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.points == 0 {
         bail!("--points must be positive");
     }
-    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("creating {}", a.data_dir.display()))?;
     #[cfg(feature = "embedded-broker")]
     let mut _embedded = None;
     let brokers = match &a.kafka.brokers {
@@ -121,17 +166,31 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let start_ms = stamp - (a.points as f64 / RATE * 1000.0) as i64 - 60_000;
 
     // 0. Load.
-    eprintln!("loading {} points into {topic} on {brokers} ({partitions} partitions)…", a.points);
+    eprintln!(
+        "loading {} points into {topic} on {brokers} ({partitions} partitions)…",
+        a.points
+    );
     let mut g = Generator::new(&generator_config(start_ms));
     let t0 = Instant::now();
-    let loaded = apo_ingest::generator::produce(&client, &topic, &mut g, BATCH, Some(a.points), None, Pace::Flat, &|| false, &mut |_| {})?;
+    let loaded = apo_ingest::generator::produce(
+        &client,
+        &topic,
+        &mut g,
+        BATCH,
+        Some(a.points),
+        None,
+        Pace::Flat,
+        &|| false,
+        &mut |_| {},
+    )?;
     let load_s = t0.elapsed().as_secs_f64();
 
     // 1. Raw consumption.
     eprintln!("raw consumption…");
     let consumer: BaseConsumer = {
         let mut c = client.clone();
-        c.set("group.id", format!("apo-bench-raw-{stamp}")).set("enable.auto.commit", "false");
+        c.set("group.id", format!("apo-bench-raw-{stamp}"))
+            .set("enable.auto.commit", "false");
         c.create()?
     };
     let mut tpl = TopicPartitionList::new();
@@ -155,18 +214,31 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         bail!("raw consumer read {msgs} of {} messages", loaded.messages);
     }
 
-    let cfg = PipelineConfig { drain: true, idle_timeout: Duration::from_secs(2), ..Default::default() };
+    let cfg = PipelineConfig {
+        drain: true,
+        idle_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
 
     // 2. Full pipeline.
     eprintln!("full pipeline…");
-    let (c2, t2, s2, d2, dir2) = (client.clone(), topic.clone(), stats_topic.clone(), dlq_topic.clone(), a.data_dir.join(format!("parquet-{stamp}")));
+    let (c2, t2, s2, d2, dir2) = (
+        client.clone(),
+        topic.clone(),
+        stats_topic.clone(),
+        dlq_topic.clone(),
+        a.data_dir.join(format!("parquet-{stamp}")),
+    );
     let group = format!("apo-bench-{stamp}");
     let full = run_phase(a.workers, cfg.clone(), move |i, n| {
         let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|e| e.to_string())?;
         let dlq = KafkaDeadLetters::new(&c2, &d2).map_err(|e| e.to_string())?;
         let sinks: Vec<Box<dyn StatsSink>> = vec![
             Box::new(KafkaStatsSink::new(&c2, &s2).map_err(|e| e.to_string())?),
-            Box::new(ParquetStatsSink::new(&dir2, &format!("w{i}"), Duration::from_secs(10)).map_err(|e| e.to_string())?),
+            Box::new(
+                ParquetStatsSink::new(&dir2, &format!("w{i}"), Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?,
+            ),
         ];
         Ok((Box::new(src) as _, Box::new(dlq) as _, sinks))
     })?;
@@ -175,17 +247,33 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     eprintln!("dataflow from memory…");
     let mut g = Generator::new(&generator_config(start_ms));
     let points: Vec<MetricPoint> = (0..a.points).map(|_| g.next_point()).collect();
-    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(points.chunks(BATCH).map(|c| serde_json::to_vec(c).unwrap_or_default()).collect());
+    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
+        points
+            .chunks(BATCH)
+            .map(|c| serde_json::to_vec(c).unwrap_or_default())
+            .collect(),
+    );
     let sink = MemorySink::default();
     let rows = sink.rows.clone();
     let mem = {
         let payloads = payloads.clone();
         run_phase(a.workers, cfg.clone(), move |i, _| {
-            let mine = if i == 0 { (*payloads).clone() } else { Vec::new() };
-            Ok((Box::new(MemorySource::new("memory", mine)) as _, Box::new(MemoryDeadLetters::default()) as _, vec![Box::new(sink.clone()) as Box<dyn StatsSink>]))
+            let mine = if i == 0 {
+                (*payloads).clone()
+            } else {
+                Vec::new()
+            };
+            Ok((
+                Box::new(MemorySource::new("memory", mine)) as _,
+                Box::new(MemoryDeadLetters::default()) as _,
+                vec![Box::new(sink.clone()) as Box<dyn StatsSink>],
+            ))
         })?
     };
-    let mem = PhaseResult { rows: rows.lock().map(|r| r.clone()).unwrap_or_default(), ..mem };
+    let mem = PhaseResult {
+        rows: rows.lock().map(|r| r.clone()).unwrap_or_default(),
+        ..mem
+    };
     drop(payloads);
 
     // 4. Accuracy against exact quantiles.
@@ -193,20 +281,42 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for p in &points {
         for s in &cfg.window_seconds {
             let ms = *s as i64 * 1000;
-            exact.entry((p.service.clone(), p.name.clone(), *s, p.timestamp.div_euclid(ms) * ms)).or_default().push(p.value);
+            exact
+                .entry((
+                    p.service.clone(),
+                    p.name.clone(),
+                    *s,
+                    p.timestamp.div_euclid(ms) * ms,
+                ))
+                .or_default()
+                .push(p.value);
         }
     }
     drop(points);
     let mut max_err = [0f64; 5];
     let mut counts_exact = true;
     for w in &mem.rows {
-        let Some(v) = exact.get_mut(&(w.service.clone(), w.metric.clone(), w.window_seconds, w.window_start)) else {
+        let Some(v) = exact.get_mut(&(
+            w.service.clone(),
+            w.metric.clone(),
+            w.window_seconds,
+            w.window_start,
+        )) else {
             counts_exact = false;
             continue;
         };
         v.sort_by(f64::total_cmp);
         counts_exact &= w.count == v.len() as u64 && w.min == v[0] && w.max == v[v.len() - 1];
-        for (i, (q, got)) in [(0.5, w.p50), (0.9, w.p90), (0.95, w.p95), (0.99, w.p99), (0.999, w.p999)].iter().enumerate() {
+        for (i, (q, got)) in [
+            (0.5, w.p50),
+            (0.9, w.p90),
+            (0.95, w.p95),
+            (0.99, w.p99),
+            (0.999, w.p999),
+        ]
+        .iter()
+        .enumerate()
+        {
             let want = v[(q * (v.len() - 1) as f64).floor() as usize];
             if want != 0.0 {
                 max_err[i] = max_err[i].max(((got - want) / want).abs());
@@ -220,8 +330,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for n in [a.points, a.memory_points] {
         eprintln!("peak memory at {n} points…");
         let r = run_phase(1, cfg.clone(), move |_, _| {
-            let g = Generator::new(&generator_config(stamp - (n as f64 / RATE * 1000.0) as i64 - 60_000));
-            Ok((Box::new(GeneratorSource::new(g, n, BATCH)) as _, Box::new(MemoryDeadLetters::default()) as _, vec![Box::new(MemorySink::default()) as Box<dyn StatsSink>]))
+            let g = Generator::new(&generator_config(
+                stamp - (n as f64 / RATE * 1000.0) as i64 - 60_000,
+            ));
+            Ok((
+                Box::new(GeneratorSource::new(g, n, BATCH)) as _,
+                Box::new(MemoryDeadLetters::default()) as _,
+                vec![Box::new(MemorySink::default()) as Box<dyn StatsSink>],
+            ))
         })?;
         rss_sizes.push((n, r.rss_mib, r.points as f64 / r.seconds));
     }
@@ -236,14 +352,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(out, "Points: {} in {} messages of {BATCH} ({:.1} MB of APO JSON), {} series, {} partition(s), {} worker(s); windows {:?} s; accuracy 1 %.", a.points, loaded.messages, loaded.bytes as f64 / 1e6, generator_config(0).services * generator_config(0).metrics, partitions, a.workers, cfg.window_seconds);
     let _ = writeln!(out, "Load (produce) took {load_s:.1} s.\n");
-    let _ = writeln!(out, "| measurement | points/s | MB/s | time | peak RSS | note |");
+    let _ = writeln!(
+        out,
+        "| measurement | points/s | MB/s | time | peak RSS | note |"
+    );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
     let _ = writeln!(out, "| raw consumption (baseline: rdkafka, count only) | {raw_pps:.0} | {:.1} | {raw_s:.2} s | – | the limit |", bytes as f64 / 1e6 / raw_s);
     let _ = writeln!(out, "| full pipeline (Kafka → windows → Kafka + Parquet) | {full_pps:.0} | {:.1} | {:.2} s | {} | {:.0} % of raw |", bytes as f64 / 1e6 / full.seconds, full.seconds, fmt_rss(full.rss_mib), 100.0 * full_pps / raw_pps);
     let _ = writeln!(out, "| dataflow from memory (decode included) | {mem_pps:.0} | {:.1} | {:.2} s | {} | no broker |", bytes as f64 / 1e6 / mem.seconds, mem.seconds, fmt_rss(mem.rss_mib));
     let _ = writeln!(out, "\nWindow close → output acknowledged by Kafka (full pipeline, {} windows): p50 {p50:.1} ms, p99 {p99:.1} ms.", lat.len());
     let _ = writeln!(out, "\nQuantile error against exact values over {} windows (bound 1 %): p50 {:.4} %, p90 {:.4} %, p95 {:.4} %, p99 {:.4} %, p99.9 {:.4} %; counts, min and max exact: {}.", mem.rows.len(), 100.0 * max_err[0], 100.0 * max_err[1], 100.0 * max_err[2], 100.0 * max_err[3], 100.0 * max_err[4], if counts_exact { "yes" } else { "NO" });
-    let _ = writeln!(out, "\n| points (generated lazily, 1 worker) | peak RSS | points/s |");
+    let _ = writeln!(
+        out,
+        "\n| points (generated lazily, 1 worker) | peak RSS | points/s |"
+    );
     let _ = writeln!(out, "|---:|---:|---:|");
     for (n, r, pps) in &rss_sizes {
         let _ = writeln!(out, "| {n} | {} | {pps:.0} |", fmt_rss(*r));

@@ -79,7 +79,11 @@ pub struct RunArgs {
     #[arg(long, env = "APO_METRICS_TOPIC", default_value = "apo.metrics")]
     pub metrics_topic: String,
     /// Output topic of window statistics.
-    #[arg(long, env = "APO_WINDOW_STATS_TOPIC", default_value = "apo.window_stats")]
+    #[arg(
+        long,
+        env = "APO_WINDOW_STATS_TOPIC",
+        default_value = "apo.window_stats"
+    )]
     pub window_stats_topic: String,
     /// Dead-letter topic.
     #[arg(long, env = "APO_DLQ_TOPIC", default_value = "apo.dlq")]
@@ -117,6 +121,9 @@ pub struct RunArgs {
     /// Process what the topic holds, close every window, commit, and exit.
     #[arg(long, env = "APO_DRAIN")]
     pub drain: bool,
+    /// Ceiling on Kafka messages read per second by each worker (throttles a backfill so it does not starve the cluster).
+    #[arg(long, env = "APO_MAX_MESSAGES_PER_SEC")]
+    pub max_messages_per_sec: Option<f64>,
     /// Worker threads in this process.
     #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
     pub workers: usize,

@@ -41,7 +41,11 @@ fn scalar(v: &toml::Value) -> Option<String> {
         toml::Value::Integer(i) => Some(i.to_string()),
         toml::Value::Float(f) => Some(f.to_string()),
         toml::Value::Boolean(b) => Some(b.to_string()),
-        toml::Value::Array(a) => a.iter().map(scalar).collect::<Option<Vec<_>>>().map(|v| v.join(",")),
+        toml::Value::Array(a) => a
+            .iter()
+            .map(scalar)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
         _ => None,
     }
 }
@@ -52,8 +56,11 @@ pub fn apply_config_file() -> Result<()> {
     let Some(path) = config_path(&args) else {
         return Ok(());
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("parsing config file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing config file {}", path.display()))?;
     let cmd = crate::cli::Cli::command();
     let envs_of = |sub: &clap::Command| -> BTreeSet<String> {
         sub.get_arguments()
@@ -81,7 +88,10 @@ pub fn apply_config_file() -> Result<()> {
             }
             toml::Value::Table(t) => {
                 let Some((_, known)) = commands.iter().find(|(n, _)| n == key) else {
-                    bail!("{}: unknown table [{key}] (tables: kafka, run, produce, sql, bench)", path.display());
+                    bail!(
+                        "{}: unknown table [{key}] (tables: kafka, run, produce, sql, bench)",
+                        path.display()
+                    );
                 };
                 for (k, v) in t {
                     let env = env_name(k);
@@ -89,7 +99,8 @@ pub fn apply_config_file() -> Result<()> {
                         bail!("{}: unknown key `{k}` in [{key}]", path.display());
                     }
                     if chosen.as_deref() == Some(key.as_str()) {
-                        let v = scalar(v).with_context(|| format!("[{key}] {k}: expected a scalar or array"))?;
+                        let v = scalar(v)
+                            .with_context(|| format!("[{key}] {k}: expected a scalar or array"))?;
                         settings.insert(0, (env, v));
                     }
                 }

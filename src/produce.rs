@@ -29,7 +29,8 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
     };
     let client = kafka_client(&brokers, &a.kafka.kafka);
     if a.kafka.create_topics {
-        ensure_topics(&client, &[&a.topic], a.kafka.partitions).with_context(|| format!("creating {} on {brokers}", a.topic))?;
+        ensure_topics(&client, &[&a.topic], a.kafka.partitions)
+            .with_context(|| format!("creating {} on {brokers}", a.topic))?;
     }
     let stop = crate::run::stop_on_signals()?;
     let mut g = Generator::new(&GeneratorConfig {
@@ -40,9 +41,19 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
         incidents_per_hour: a.incidents_per_hour,
         seed: a.seed,
     });
-    let pace = if a.pace == "flat" { Pace::Flat } else { Pace::RealTime };
+    let pace = if a.pace == "flat" {
+        Pace::Flat
+    } else {
+        Pace::RealTime
+    };
     let started = Instant::now();
-    eprintln!("producing to {} on {brokers}: {} series, {} points/s of event time, pace {}", a.topic, g.series_count(), a.rate, a.pace);
+    eprintln!(
+        "producing to {} on {brokers}: {} series, {} points/s of event time, pace {}",
+        a.topic,
+        g.series_count(),
+        a.rate,
+        a.pace
+    );
     let stats = produce_points(
         &client,
         &a.topic,
@@ -54,9 +65,21 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
         &|| stop.load(Ordering::Relaxed),
         &mut |s| {
             let secs = started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!("  {} points, {} messages, {:.1} MB ({:.0} points/s)", s.points, s.messages, s.bytes as f64 / 1e6, s.points as f64 / secs);
+            eprintln!(
+                "  {} points, {} messages, {:.1} MB ({:.0} points/s)",
+                s.points,
+                s.messages,
+                s.bytes as f64 / 1e6,
+                s.points as f64 / secs
+            );
         },
     )?;
-    eprintln!("done: {} points in {} messages ({:.1} MB) in {:.1} s", stats.points, stats.messages, stats.bytes as f64 / 1e6, started.elapsed().as_secs_f64());
+    eprintln!(
+        "done: {} points in {} messages ({:.1} MB) in {:.1} s",
+        stats.points,
+        stats.messages,
+        stats.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -40,13 +40,19 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
             max_future_ms: a.max_event_future.as_millis() as i64,
         },
         drain: a.drain,
+        max_messages_per_sec: a.max_messages_per_sec,
         ..Default::default()
     };
     cfg.validate()?;
     Ok(cfg)
 }
 
-pub fn timely_config(workers: usize, processes: usize, process: usize, hostfile: Option<&std::path::Path>) -> Result<timely::Config> {
+pub fn timely_config(
+    workers: usize,
+    processes: usize,
+    process: usize,
+    hostfile: Option<&std::path::Path>,
+) -> Result<timely::Config> {
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -58,14 +64,26 @@ pub fn timely_config(workers: usize, processes: usize, process: usize, hostfile:
     }
     let addresses: Vec<String> = match hostfile {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading hostfile {}", path.display()))?;
-            let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading hostfile {}", path.display()))?;
+            let hosts: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
             if hosts.len() < processes {
-                bail!("hostfile {} lists {} hosts for {processes} processes", path.display(), hosts.len());
+                bail!(
+                    "hostfile {} lists {} hosts for {processes} processes",
+                    path.display(),
+                    hosts.len()
+                );
             }
             hosts.into_iter().take(processes).collect()
         }
-        None => (0..processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+        None => (0..processes)
+            .map(|i| format!("localhost:{}", 2101 + i))
+            .collect(),
     };
     Ok(timely::Config {
         communication: timely::CommunicationConfig::Cluster {
@@ -94,7 +112,11 @@ fn print_progress(p: &Progress, started: Instant, last: &mut (Instant, u64)) {
     *last = (Instant::now(), points);
     let wm = p.watermark_ms.load(Ordering::Relaxed);
     let now = chrono::Utc::now().timestamp_millis();
-    let delay = if wm == i64::MIN { "–".to_string() } else { format!("{:.1} s", (now - wm) as f64 / 1000.0) };
+    let delay = if wm == i64::MIN {
+        "–".to_string()
+    } else {
+        format!("{:.1} s", (now - wm) as f64 / 1000.0)
+    };
     let lag = p.lag.load(Ordering::Relaxed);
     eprintln!(
         "[{:>6.0}s] points in {points} ({rate:.0}/s) | windows out {} ({} revisions) | dlq {} | lag {lag} msgs | watermark delay {delay} | windows held {}",
@@ -120,11 +142,16 @@ pub fn run(a: RunArgs) -> Result<()> {
             #[cfg(feature = "embedded-broker")]
             {
                 if a.processes > 1 {
-                    bail!("a timely cluster (--processes > 1) needs a shared Kafka: pass --brokers");
+                    bail!(
+                        "a timely cluster (--processes > 1) needs a shared Kafka: pass --brokers"
+                    );
                 }
                 let b = apo_ingest::embedded::EmbeddedBroker::start(&a.data_dir, a.embedded_port)?;
                 let addr = b.address().to_string();
-                eprintln!("embedded Kafka-protocol broker listening on {addr} (storage: {}/broker.db)", a.data_dir.display());
+                eprintln!(
+                    "embedded Kafka-protocol broker listening on {addr} (storage: {}/broker.db)",
+                    a.data_dir.display()
+                );
                 eprintln!("  other processes can use it: apo produce --brokers {addr}   |   apo sql --data-dir {} \"SELECT …\"", a.data_dir.display());
                 _embedded = Some(b);
                 addr
@@ -135,8 +162,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let client = kafka_client(&brokers, &a.kafka.kafka);
     if a.kafka.create_topics {
-        ensure_topics(&client, &[&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic], a.kafka.partitions)
-            .with_context(|| format!("creating topics on {brokers}"))?;
+        ensure_topics(
+            &client,
+            &[&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic],
+            a.kafka.partitions,
+        )
+        .with_context(|| format!("creating topics on {brokers}"))?;
     }
     if a.kafka.brokers.is_none() && a.generate_rate > 0.0 {
         let client = client.clone();
@@ -145,15 +176,22 @@ pub fn run(a: RunArgs) -> Result<()> {
         let stop = stop.clone();
         eprintln!("synthetic traffic: {rate} points/s to {topic}");
         generator = Some(std::thread::spawn(move || {
-            let mut g = apo_ingest::generator::Generator::new(&apo_ingest::generator::GeneratorConfig {
-                rate,
-                start_ms: chrono::Utc::now().timestamp_millis(),
-                ..Default::default()
-            });
+            let mut g =
+                apo_ingest::generator::Generator::new(&apo_ingest::generator::GeneratorConfig {
+                    rate,
+                    start_ms: chrono::Utc::now().timestamp_millis(),
+                    ..Default::default()
+                });
             let r = apo_ingest::generator::produce(
-                &client, &topic, &mut g, 200, None, None,
+                &client,
+                &topic,
+                &mut g,
+                200,
+                None,
+                None,
                 apo_ingest::generator::Pace::RealTime,
-                &|| stop.load(Ordering::Relaxed), &mut |_| {},
+                &|| stop.load(Ordering::Relaxed),
+                &mut |_| {},
             );
             if let Err(e) = r {
                 tracing::error!(error = %e, "synthetic generator stopped");
@@ -183,8 +221,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         None
     };
 
-    let (group, metrics_topic, stats_topic, dlq_topic) =
-        (a.group.clone(), a.metrics_topic.clone(), a.window_stats_topic.clone(), a.dlq_topic.clone());
+    let (group, metrics_topic, stats_topic, dlq_topic) = (
+        a.group.clone(),
+        a.metrics_topic.clone(),
+        a.window_stats_topic.clone(),
+        a.dlq_topic.clone(),
+    );
     let (data_dir, roll, process) = (a.data_dir.clone(), a.parquet_roll, a.process);
     let worker_progress = progress.clone();
     let worker_stop = stop.clone();

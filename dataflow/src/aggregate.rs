@@ -121,7 +121,11 @@ impl Partial {
             sum: self.sum,
             min: self.min,
             max: self.max,
-            mean: if self.count > 0 { self.sum / self.count as f64 } else { f64::NAN },
+            mean: if self.count > 0 {
+                self.sum / self.count as f64
+            } else {
+                f64::NAN
+            },
             p50: q(0.5),
             p90: q(0.9),
             p95: q(0.95),

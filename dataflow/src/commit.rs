@@ -23,7 +23,8 @@ struct Run {
     release: i64,
     /// Largest window end of any offset up to `last_offset`.
     end: i64,
-    /// Condition 2 holds for `last_offset`.
+    /// Condition 2 holds for a cut right after `last_offset`. Decided for good when the next
+    /// message is read; until then (last run only) it may still turn true.
     clean: bool,
 }
 
@@ -36,16 +37,13 @@ pub struct PartitionCommits {
 }
 
 impl PartitionCommits {
-    /// Marks runs clean whose windows are all closed at watermark `closed_upto`. Valid whenever
-    /// every message read so far has been pushed: the next one will be read at a watermark at
-    /// least this high.
+    /// Windows up to `closed_upto` are closed now. Only the cut after the last message read can
+    /// profit: the next message will be read at a watermark at least this high. Earlier cuts
+    /// were decided when the message after them was read.
     pub fn closed_until(&mut self, closed_upto: i64) {
-        for r in self.runs.iter_mut().rev() {
-            if r.clean {
-                break;
-            }
-            if r.end <= closed_upto {
-                r.clean = true;
+        if let Some(last) = self.runs.back_mut() {
+            if !last.clean && last.end <= closed_upto {
+                last.clean = true;
             }
         }
     }
@@ -54,6 +52,7 @@ impl PartitionCommits {
     /// `closed_upto` were closed, with the release time and latest window end of its points
     /// (`i64::MIN` for a message that went to the dead-letter topic entirely).
     pub fn push(&mut self, offset: i64, release: i64, end: i64, closed_upto: i64) {
+        // This message is the one after the last run: that cut is decided now.
         self.closed_until(closed_upto);
         if !self.seen {
             self.max_release = release;
@@ -64,8 +63,11 @@ impl PartitionCommits {
             self.max_end = self.max_end.max(end);
         }
         match self.runs.back_mut() {
-            Some(back) if !back.clean && back.release == self.max_release && back.end == self.max_end => {
+            // A dirty cut is never committed: move it forward instead of keeping it.
+            Some(back) if !back.clean => {
                 back.last_offset = offset;
+                back.release = self.max_release;
+                back.end = self.max_end;
             }
             _ => self.runs.push_back(Run {
                 last_offset: offset,
@@ -79,18 +81,24 @@ impl PartitionCommits {
     /// The highest offset that may be committed at durability frontier `durable`, if it moved
     /// (and forgets everything up to it).
     pub fn take_committable(&mut self, durable: i64) -> Option<i64> {
-        let mut last = None;
-        while let Some(r) = self.runs.front() {
-            if !r.clean || r.release > durable {
-                break;
-            }
-            last = Some(r.last_offset);
-            self.runs.pop_front();
-        }
-        last
+        // Release times are prefix maxima, so the durable runs are a prefix; the last clean
+        // one among them is the cut to commit.
+        let durable_prefix = self
+            .runs
+            .iter()
+            .take_while(|r| r.release <= durable)
+            .count();
+        let cut = self
+            .runs
+            .iter()
+            .take(durable_prefix)
+            .rposition(|r| r.clean)?;
+        let last = self.runs[cut].last_offset;
+        self.runs.drain(..=cut);
+        Some(last)
     }
 
-    /// At the end of input (drain): everything read is committable once durable.
+    /// At the end of input (drain): every message read is committable once durable.
     pub fn finish(&mut self) {
         for r in self.runs.iter_mut() {
             r.clean = true;
@@ -110,15 +118,31 @@ mod tests {
         c.push(1, 100, 10, 0);
         c.push(2, 300, 20, 5);
         c.push(3, 50, 5, 5); // an early record after a later one waits for the later one
-        assert_eq!(c.take_committable(1000), None, "no window closed yet: no clean cut");
-        c.push(4, 400, 30, 10); // read with windows up to 10 closed: cut after 1 is clean
-        assert_eq!(c.take_committable(99), None, "not durable yet");
-        assert_eq!(c.take_committable(100), Some(1));
-        c.closed_until(20);
-        assert_eq!(c.take_committable(350), Some(3));
-        assert_eq!(c.take_committable(i64::MAX), None, "window 30 still open");
+        assert_eq!(
+            c.take_committable(1000),
+            None,
+            "no window closed yet: no clean cut"
+        );
+        // Read with windows up to 20 closed: the cut after 3 is clean (its windows end by 20).
+        c.push(4, 400, 30, 20);
+        assert_eq!(c.take_committable(299), None, "not durable yet");
+        assert_eq!(c.take_committable(300), Some(3));
+        c.closed_until(30);
+        assert_eq!(c.take_committable(400), Some(4));
+        assert_eq!(c.take_committable(i64::MAX), None);
+    }
+
+    #[test]
+    fn a_cut_decided_dirty_stays_dirty_but_later_cuts_commit() {
+        let mut c = PartitionCommits::default();
+        c.push(0, 100, 10, 0);
+        c.push(1, 200, 20, 0); // read before window 10 closed: the cut after 0 is dirty
+        c.closed_until(15); // too late for the cut after 0; not enough for the cut after 1
+        assert_eq!(c.take_committable(i64::MAX), None);
+        c.push(2, 200, 20, 20); // the cut after 1 is clean
+        assert_eq!(c.take_committable(i64::MAX), Some(1));
         c.finish();
-        assert_eq!(c.take_committable(i64::MAX), Some(4));
+        assert_eq!(c.take_committable(i64::MAX), Some(2));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct PipelineConfig {
     pub drain: bool,
     pub commit_interval: Duration,
     pub poll_batch: usize,
+    /// Per-worker ceiling on messages read per second (throttles backfills); `None`: unlimited.
+    pub max_messages_per_sec: Option<f64>,
 }
 
 impl Default for PipelineConfig {
@@ -73,6 +75,7 @@ impl Default for PipelineConfig {
             drain: false,
             commit_interval: Duration::from_secs(1),
             poll_batch: 1000,
+            max_messages_per_sec: None,
         }
     }
 }
@@ -88,6 +91,9 @@ impl PipelineConfig {
                 "relative accuracy must be in (0, 1), got {}",
                 self.relative_accuracy
             ));
+        }
+        if self.max_messages_per_sec.is_some_and(|r| !(r > 0.0)) {
+            return bad("the message rate limit must be positive".into());
         }
         if self.poll_batch == 0 {
             return bad("poll batch must be at least 1".into());
@@ -173,8 +179,12 @@ pub fn run_worker(
     }
 
     let partitions: Vec<i32> = source.partitions().to_vec();
-    let mut tracker = WatermarkTracker::new(&partitions, cfg.lateness, cfg.idle_timeout, Instant::now());
-    let mut commits: HashMap<i32, PartitionCommits> = partitions.iter().map(|&p| (p, PartitionCommits::default())).collect();
+    let mut tracker =
+        WatermarkTracker::new(&partitions, cfg.lateness, cfg.idle_timeout, Instant::now());
+    let mut commits: HashMap<i32, PartitionCommits> = partitions
+        .iter()
+        .map(|&p| (p, PartitionCommits::default()))
+        .collect();
     let mut at_eof: HashSet<i32> = HashSet::new();
     let mut pre = PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy);
     let mut outbox: Vec<Partial> = Vec::new();
@@ -185,8 +195,13 @@ pub fn run_worker(
     let mut error: Option<PipelineError> = None;
     let mut input = Some(input);
     let wall_now = now_ms();
+    // Token bucket for max_messages_per_sec (burst of one second).
+    let mut tokens = cfg.max_messages_per_sec.unwrap_or(0.0);
+    let mut refilled = Instant::now();
 
-    let flush_pre = |pre: &mut PreAggregator, outbox: &mut Vec<Partial>, input: &mut InputHandleVec<u64, Partial>| {
+    let flush_pre = |pre: &mut PreAggregator,
+                     outbox: &mut Vec<Partial>,
+                     input: &mut InputHandleVec<u64, Partial>| {
         if pre.points() > 0 {
             pre.drain(outbox);
             for p in outbox.drain(..) {
@@ -208,7 +223,11 @@ pub fn run_worker(
         if let Some(inp) = input.as_mut() {
             let now = Instant::now();
             let clock = now_ms().max(wall_now);
-            let timeout = if idle_polls > 0 { Duration::from_millis(20) } else { Duration::ZERO };
+            let timeout = if idle_polls > 0 {
+                Duration::from_millis(20)
+            } else {
+                Duration::ZERO
+            };
             let mut batch_err: Option<IngestError> = None;
             let mut handle = |ev: SourceEvent<'_>| {
                 if batch_err.is_some() {
@@ -225,8 +244,18 @@ pub fn run_worker(
                         report.messages += 1;
                         let closed_upto = *inp.time() as i64;
                         let r = process_message(
-                            m, cfg, clock, horizon_ms, largest_ms, &mut tracker, &mut pre,
-                            &mut outbox, inp, dlq.as_mut(), &progress, &mut report,
+                            m,
+                            cfg,
+                            clock,
+                            horizon_ms,
+                            largest_ms,
+                            &mut tracker,
+                            &mut pre,
+                            &mut outbox,
+                            inp,
+                            dlq.as_mut(),
+                            &progress,
+                            &mut report,
                         );
                         match r {
                             Ok((release, end)) => {
@@ -239,13 +268,29 @@ pub fn run_worker(
                     }
                 }
             };
-            let n = source.poll(cfg.poll_batch, timeout, &mut handle)?;
+            let mut max = cfg.poll_batch;
+            if let Some(rate) = cfg.max_messages_per_sec {
+                tokens = (tokens + refilled.elapsed().as_secs_f64() * rate).min(rate.max(1.0));
+                refilled = Instant::now();
+                max = max.min(tokens.floor() as usize);
+            }
+            let n = if max == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                0
+            } else {
+                source.poll(max, timeout, &mut handle)?
+            };
+            tokens -= n as f64;
             if let Some(e) = batch_err {
                 error = Some(e.into());
                 break;
             }
             Progress::add(&progress.messages_in, n as u64);
-            idle_polls = if n == 0 { idle_polls.saturating_add(1) } else { 0 };
+            idle_polls = if n == 0 && max > 0 {
+                idle_polls.saturating_add(1)
+            } else {
+                0
+            };
             flush_pre(&mut pre, &mut outbox, inp);
             let wm = tracker.refresh(Instant::now(), now_ms());
             let t = quantise(wm);
@@ -258,13 +303,16 @@ pub fn run_worker(
             }
             progress.watermark_ms.store(wm, Ordering::Relaxed);
             let caught_up = partitions.iter().all(|p| at_eof.contains(p));
-            if cfg.drain && caught_up && n == 0 {
+            if cfg.drain && caught_up && n == 0 && max > 0 {
                 // End of input: closing the input closes every window.
                 input = None;
                 for c in commits.values_mut() {
                     c.finish();
                 }
-                tracing::info!(worker = worker.index(), "input drained; closing all windows");
+                tracing::info!(
+                    worker = worker.index(),
+                    "input drained; closing all windows"
+                );
             }
         }
         worker.step();
@@ -292,7 +340,9 @@ pub fn run_worker(
             if let Some(lag) = source.lag() {
                 progress.lag.store(lag, Ordering::Relaxed);
             }
-            progress.windows_held.store(held.get() as i64, Ordering::Relaxed);
+            progress
+                .windows_held
+                .store(held.get() as i64, Ordering::Relaxed);
             last_stats = Instant::now();
         }
         if finished {
@@ -326,7 +376,12 @@ fn process_message(
     let decoded = match decode_message(m.payload, cfg.encoding, &cfg.time_bounds, clock_ms) {
         Ok(d) => d,
         Err(e) => {
-            dlq.send(DeadLetter { origin: m, reason: e.reason(), detail: &e.to_string(), points: None })?;
+            dlq.send(DeadLetter {
+                origin: m,
+                reason: e.reason(),
+                detail: &e.to_string(),
+                points: None,
+            })?;
             Progress::add(&progress.dlq_messages, 1);
             Progress::add(&progress.points_dlq, 1);
             return Ok((i64::MIN, i64::MIN));
@@ -379,10 +434,17 @@ fn process_message(
     Progress::add(&progress.points_in, used);
     // Dead letters: one per reason, naming the unusable points when others were used.
     let partial = used > 0;
-    let list = |v: &[usize]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let mut by_reason: BTreeMap<&'static str, (Vec<usize>, String)> = BTreeMap::new();
     for (i, e) in &decoded.errors {
-        let entry = by_reason.entry(e.reason()).or_insert_with(|| (Vec::new(), e.to_string()));
+        let entry = by_reason
+            .entry(e.reason())
+            .or_insert_with(|| (Vec::new(), e.to_string()));
         entry.0.push(*i);
     }
     if !late.is_empty() {
@@ -399,7 +461,11 @@ fn process_message(
             origin: m,
             reason,
             detail: &detail,
-            points: if partial || points.len() < total { Some(&listed) } else { None },
+            points: if partial || points.len() < total {
+                Some(&listed)
+            } else {
+                None
+            },
         })?;
         Progress::add(&progress.dlq_messages, 1);
         Progress::add(&progress.points_dlq, points.len() as u64);

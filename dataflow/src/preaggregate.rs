@@ -20,7 +20,10 @@ pub struct PreAggregator {
 impl PreAggregator {
     pub fn new(window_seconds: &[u32], alpha: f64) -> Self {
         PreAggregator {
-            sizes: window_seconds.iter().map(|&s| (s, s as i64 * 1000)).collect(),
+            sizes: window_seconds
+                .iter()
+                .map(|&s| (s, s as i64 * 1000))
+                .collect(),
             alpha,
             series: HashMap::new(),
             points: 0,

@@ -47,62 +47,73 @@ pub fn sink_operator<'scope>(
     on_rows: Rc<dyn Fn(&[WindowStats])>,
 ) -> StreamVec<'scope, u64, ()> {
     let scope = stats.scope();
-    stats.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "DurableSinks", move |cap, info| {
-        drop(cap);
-        let activator = scope.activator_for(info.address.clone());
-        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowStats>)> = BTreeMap::new();
-        let mut held: Vec<Option<Capability<u64>>> = sinks.iter().map(|_| None).collect();
-        move |(input, frontier), _output| {
-            input.for_each_stamp(|cap, data| {
-                let Some(cap) = cap.retain_least(0) else { return };
-                let e = stash.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
-                for batch in data {
-                    e.1.append(batch);
-                }
-            });
-            if failure.borrow().is_some() {
-                // Hold everything: nothing after a failure may be reported durable.
-                return;
-            }
-            let f = frontier.frontier();
-            while let Some((&t, _)) = stash.first_key_value() {
-                if f.less_equal(&t) {
-                    break;
-                }
-                let Some((_, (cap, rows))) = stash.pop_first() else { break };
-                on_rows(&rows);
-                for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
-                    if let Err(e) = sink.write(&rows) {
-                        *failure.borrow_mut() = Some(SinkError(format!("{}: {}", sink.name(), e)));
+    stats.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Pipeline,
+        "DurableSinks",
+        move |cap, info| {
+            drop(cap);
+            let activator = scope.activator_for(info.address.clone());
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowStats>)> = BTreeMap::new();
+            let mut held: Vec<Option<Capability<u64>>> = sinks.iter().map(|_| None).collect();
+            move |(input, frontier), _output| {
+                input.for_each_stamp(|cap, data| {
+                    let Some(cap) = cap.retain_least(0) else {
                         return;
+                    };
+                    let e = stash
+                        .entry(*cap.time())
+                        .or_insert_with(|| (cap, Vec::new()));
+                    for batch in data {
+                        e.1.append(batch);
                     }
-                    if h.is_none() {
-                        *h = Some(cap.clone());
-                    }
+                });
+                if failure.borrow().is_some() {
+                    // Hold everything: nothing after a failure may be reported durable.
+                    return;
                 }
-            }
-            let finished = f.is_empty();
-            let mut wake: Option<Duration> = None;
-            for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
-                if h.is_some() && (finished || sink.commit_due()) {
-                    match sink.commit() {
-                        Ok(()) => *h = None,
-                        Err(e) => {
+                let f = frontier.frontier();
+                while let Some((&t, _)) = stash.first_key_value() {
+                    if f.less_equal(&t) {
+                        break;
+                    }
+                    let Some((_, (cap, rows))) = stash.pop_first() else {
+                        break;
+                    };
+                    on_rows(&rows);
+                    for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
+                        if let Err(e) = sink.write(&rows) {
                             *failure.borrow_mut() =
                                 Some(SinkError(format!("{}: {}", sink.name(), e)));
                             return;
                         }
+                        if h.is_none() {
+                            *h = Some(cap.clone());
+                        }
                     }
                 }
-                if h.is_some() {
-                    if let Some(d) = sink.next_due() {
-                        wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
+                let finished = f.is_empty();
+                let mut wake: Option<Duration> = None;
+                for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
+                    if h.is_some() && (finished || sink.commit_due()) {
+                        match sink.commit() {
+                            Ok(()) => *h = None,
+                            Err(e) => {
+                                *failure.borrow_mut() =
+                                    Some(SinkError(format!("{}: {}", sink.name(), e)));
+                                return;
+                            }
+                        }
+                    }
+                    if h.is_some() {
+                        if let Some(d) = sink.next_due() {
+                            wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
+                        }
                     }
                 }
+                if let Some(d) = wake {
+                    activator.activate_after(d);
+                }
             }
-            if let Some(d) = wake {
-                activator.activate_after(d);
-            }
-        }
-    })
+        },
+    )
 }

@@ -206,8 +206,15 @@ mod tests {
         for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
             let want = exact(&sorted, q);
             let got = s.quantile(q).unwrap();
-            let err = if want == 0.0 { got.abs() } else { ((got - want) / want).abs() };
-            assert!(err <= alpha + 1e-12, "q={q} want={want} got={got} err={err}");
+            let err = if want == 0.0 {
+                got.abs()
+            } else {
+                ((got - want) / want).abs()
+            };
+            assert!(
+                err <= alpha + 1e-12,
+                "q={q} want={want} got={got} err={err}"
+            );
         }
     }
 
@@ -232,9 +239,13 @@ mod tests {
             .collect();
         check(&lognormal, 0.01);
         check(&lognormal, 0.05);
-        let mixed: Vec<f64> = (0..10_000).map(|_| uniform(&mut seed) * 2000.0 - 1000.0).collect();
+        let mixed: Vec<f64> = (0..10_000)
+            .map(|_| uniform(&mut seed) * 2000.0 - 1000.0)
+            .collect();
         check(&mixed, 0.01);
-        let with_zeros: Vec<f64> = (0..1000).map(|i| if i % 3 == 0 { 0.0 } else { i as f64 }).collect();
+        let with_zeros: Vec<f64> = (0..1000)
+            .map(|i| if i % 3 == 0 { 0.0 } else { i as f64 })
+            .collect();
         check(&with_zeros, 0.02);
         check(&[42.0], 0.01);
     }
@@ -257,7 +268,11 @@ mod tests {
         for i in 0..5000 {
             let v = (i as f64 * 0.37).sin() * 100.0;
             whole.add(v);
-            if i % 2 == 0 { left.add(v) } else { right.add(v) }
+            if i % 2 == 0 {
+                left.add(v)
+            } else {
+                right.add(v)
+            }
         }
         left.merge(&right).unwrap();
         for q in [0.0, 0.3, 0.5, 0.99, 1.0] {

@@ -70,13 +70,18 @@ impl WindowState {
             if end > upto {
                 break;
             }
-            let Some((_, keys)) = self.open.pop_first() else { break };
+            let Some((_, keys)) = self.open.pop_first() else {
+                break;
+            };
             for k in keys {
                 if let Some(w) = self.windows.get_mut(&k) {
                     w.revision = 1;
                     w.dirty = false;
                     out.push((end, w.partial.finish(1)));
-                    self.retired.entry(end + self.horizon_ms).or_default().push(k);
+                    self.retired
+                        .entry(end + self.horizon_ms)
+                        .or_default()
+                        .push(k);
                 }
             }
         }
@@ -99,11 +104,28 @@ impl WindowState {
                     let key = p.key.clone();
                     if end <= t {
                         // Late, and the first data of this window: it was never emitted.
-                        self.windows.insert(key.clone(), Window { partial: p, revision: 0, dirty: true });
+                        self.windows.insert(
+                            key.clone(),
+                            Window {
+                                partial: p,
+                                revision: 0,
+                                dirty: true,
+                            },
+                        );
                         touched.push(key.clone());
-                        self.retired.entry(end + self.horizon_ms).or_default().push(key);
+                        self.retired
+                            .entry(end + self.horizon_ms)
+                            .or_default()
+                            .push(key);
                     } else {
-                        self.windows.insert(key.clone(), Window { partial: p, revision: 0, dirty: false });
+                        self.windows.insert(
+                            key.clone(),
+                            Window {
+                                partial: p,
+                                revision: 0,
+                                dirty: false,
+                            },
+                        );
                         self.open.entry(end).or_default().push(key);
                     }
                 }
@@ -150,7 +172,9 @@ pub fn window_operator<'scope>(
             let mut revised = Vec::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
-                    let Some(cap) = cap.retain_least(0) else { return };
+                    let Some(cap) = cap.retain_least(0) else {
+                        return;
+                    };
                     let entry = stash
                         .entry(*cap.time())
                         .or_insert_with(|| (cap, Vec::new()));
@@ -165,7 +189,9 @@ pub fn window_operator<'scope>(
                     if !done(t) {
                         break;
                     }
-                    let Some((_, (cap, batch))) = stash.pop_first() else { break };
+                    let Some((_, (cap, batch))) = stash.pop_first() else {
+                        break;
+                    };
                     state.close_until(t as i64, &mut closed);
                     emit_closed(&mut closed, held.as_ref(), output);
                     state.apply(t as i64, batch, &mut revised);
@@ -252,16 +278,31 @@ mod tests {
         let mut st = WindowState::new(30_000);
         let mut closed = Vec::new();
         let mut revised = Vec::new();
-        st.apply(0, vec![partial(1_000, 1.0), partial(2_000, 3.0)], &mut revised);
+        st.apply(
+            0,
+            vec![partial(1_000, 1.0), partial(2_000, 3.0)],
+            &mut revised,
+        );
         assert!(revised.is_empty());
         st.close_until(10_000, &mut closed);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].0, 10_000);
-        assert_eq!((closed[0].1.count, closed[0].1.sum, closed[0].1.revision), (2, 4.0, 1));
+        assert_eq!(
+            (closed[0].1.count, closed[0].1.sum, closed[0].1.revision),
+            (2, 4.0, 1)
+        );
         // A late partial within the horizon: revision 2 with the corrected values.
         st.apply(15_000, vec![partial(3_000, 5.0)], &mut revised);
         assert_eq!(revised.len(), 1);
-        assert_eq!((revised[0].count, revised[0].sum, revised[0].max, revised[0].revision), (3, 9.0, 5.0, 2));
+        assert_eq!(
+            (
+                revised[0].count,
+                revised[0].sum,
+                revised[0].max,
+                revised[0].revision
+            ),
+            (3, 9.0, 5.0, 2)
+        );
         // A late partial for a window that never had data is emitted as revision 1.
         revised.clear();
         st.apply(15_000, vec![partial(-5_000, 2.0)], &mut revised);

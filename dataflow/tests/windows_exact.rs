@@ -32,7 +32,10 @@ impl StatsSink for Collect {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Integer-valued points so sums are exact in any order.
@@ -40,7 +43,9 @@ fn points(base: i64) -> Vec<MetricPoint> {
     let mut seed = 11u64;
     let mut out = Vec::new();
     for i in 0..30_000i64 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let key = (seed >> 33) % 7;
         let jitter = ((seed >> 20) % 2000) as i64; // within the 5 s lateness
         out.push(MetricPoint {
@@ -61,8 +66,15 @@ fn run(workers: usize, payloads: Vec<Vec<u8>>) -> Vec<WindowStats> {
     let sink = out.clone();
     let payloads = Arc::new(payloads);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let cfg = PipelineConfig { drain: true, ..Default::default() };
-        let mine = if worker.index() == 0 { (*payloads).clone() } else { Vec::new() };
+        let cfg = PipelineConfig {
+            drain: true,
+            ..Default::default()
+        };
+        let mine = if worker.index() == 0 {
+            (*payloads).clone()
+        } else {
+            Vec::new()
+        };
         let source = Box::new(MemorySource::new("apo.metrics", mine));
         run_worker(
             worker,
@@ -88,7 +100,10 @@ fn run(workers: usize, payloads: Vec<Vec<u8>>) -> Vec<WindowStats> {
 fn exact_counts_and_bounded_quantiles_one_and_two_workers() {
     let base = (now_ms() - 3_600_000) / 60_000 * 60_000;
     let pts = points(base);
-    let payloads: Vec<Vec<u8>> = pts.chunks(100).map(|c| serde_json::to_vec(c).unwrap()).collect();
+    let payloads: Vec<Vec<u8>> = pts
+        .chunks(100)
+        .map(|c| serde_json::to_vec(c).unwrap())
+        .collect();
     let one = run(1, payloads.clone());
     let two = run(2, payloads);
     assert_eq!(one, two, "two workers must give the same results as one");
@@ -98,21 +113,43 @@ fn exact_counts_and_bounded_quantiles_one_and_two_workers() {
         for size in [10u32, 60] {
             let ms = size as i64 * 1000;
             let start = p.timestamp.div_euclid(ms) * ms;
-            exact.entry((p.service.clone(), p.name.clone(), size, start)).or_default().push(p.value);
+            exact
+                .entry((p.service.clone(), p.name.clone(), size, start))
+                .or_default()
+                .push(p.value);
         }
     }
-    assert_eq!(one.len(), exact.len(), "one emission per window, no revisions");
+    assert_eq!(
+        one.len(),
+        exact.len(),
+        "one emission per window, no revisions"
+    );
     for w in &one {
-        let mut v = exact[&(w.service.clone(), w.metric.clone(), w.window_seconds, w.window_start)].clone();
+        let mut v = exact[&(
+            w.service.clone(),
+            w.metric.clone(),
+            w.window_seconds,
+            w.window_start,
+        )]
+            .clone();
         v.sort_by(f64::total_cmp);
         assert_eq!(w.count, v.len() as u64);
         assert_eq!(w.sum, v.iter().sum::<f64>());
         assert_eq!(w.min, v[0]);
         assert_eq!(w.max, *v.last().unwrap());
         assert_eq!(w.revision, 1);
-        for (q, got) in [(0.5, w.p50), (0.9, w.p90), (0.95, w.p95), (0.99, w.p99), (0.999, w.p999)] {
+        for (q, got) in [
+            (0.5, w.p50),
+            (0.9, w.p90),
+            (0.95, w.p95),
+            (0.99, w.p99),
+            (0.999, w.p999),
+        ] {
             let want = v[(q * (v.len() - 1) as f64).floor() as usize];
-            assert!(((got - want) / want).abs() <= w.relative_accuracy + 1e-9, "{w:?} q={q} want {want}");
+            assert!(
+                ((got - want) / want).abs() <= w.relative_accuracy + 1e-9,
+                "{w:?} q={q} want {want}"
+            );
         }
     }
     let _ = Duration::ZERO;

@@ -109,7 +109,9 @@ fn validate_time(
     b: &TimeBounds,
     now_ms: i64,
 ) -> Result<(), SchemaError> {
-    if p.timestamp <= 0 || p.timestamp < now_ms - b.max_age_ms || p.timestamp > now_ms + b.max_future_ms
+    if p.timestamp <= 0
+        || p.timestamp < now_ms - b.max_age_ms
+        || p.timestamp > now_ms + b.max_future_ms
     {
         return Err(SchemaError::Invalid {
             field: "timestamp",
@@ -139,7 +141,13 @@ mod tests {
                 {{"timestamp":1,"service":"a","name":"m","value":1}},
                 {{"timestamp":{NOW},"service":"a","name":"m","value":2}}]"#
         );
-        let d = decode_message(Some(msg.as_bytes()), Encoding::Auto, &TimeBounds::default(), NOW).unwrap();
+        let d = decode_message(
+            Some(msg.as_bytes()),
+            Encoding::Auto,
+            &TimeBounds::default(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(d.points.len(), 2);
         let idx: Vec<usize> = d.errors.iter().map(|(i, _)| *i).collect();
         assert_eq!(idx, vec![1, 2, 3]);
@@ -148,7 +156,10 @@ mod tests {
     #[test]
     fn empty_and_pointless_messages_are_errors() {
         let b = TimeBounds::default();
-        assert_eq!(decode_message(None, Encoding::Auto, &b, NOW).unwrap_err(), SchemaError::Empty);
+        assert_eq!(
+            decode_message(None, Encoding::Auto, &b, NOW).unwrap_err(),
+            SchemaError::Empty
+        );
         assert!(decode_message(Some(b"[]"), Encoding::Auto, &b, NOW).is_err());
         assert!(decode_message(Some(b"\x01\x02garbage"), Encoding::Auto, &b, NOW).is_err());
     }

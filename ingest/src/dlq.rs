@@ -58,16 +58,36 @@ impl DeadLetterSink for KafkaDeadLetters {
         let partition = d.origin.partition.to_string();
         let offset = d.origin.offset.to_string();
         let mut headers = OwnedHeaders::new()
-            .insert(Header { key: "apo.dlq.reason", value: Some(d.reason) })
-            .insert(Header { key: "apo.dlq.detail", value: Some(d.detail) })
-            .insert(Header { key: "apo.dlq.topic", value: Some(d.origin.topic) })
-            .insert(Header { key: "apo.dlq.partition", value: Some(&partition) })
-            .insert(Header { key: "apo.dlq.offset", value: Some(&offset) });
+            .insert(Header {
+                key: "apo.dlq.reason",
+                value: Some(d.reason),
+            })
+            .insert(Header {
+                key: "apo.dlq.detail",
+                value: Some(d.detail),
+            })
+            .insert(Header {
+                key: "apo.dlq.topic",
+                value: Some(d.origin.topic),
+            })
+            .insert(Header {
+                key: "apo.dlq.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "apo.dlq.offset",
+                value: Some(&offset),
+            });
         if let Some(points) = d.points {
-            headers = headers.insert(Header { key: "apo.dlq.points", value: Some(points) });
+            headers = headers.insert(Header {
+                key: "apo.dlq.points",
+                value: Some(points),
+            });
         }
         let payload = d.origin.payload.unwrap_or_default();
-        let mut record = BaseRecord::to(&self.topic).payload(payload).headers(headers);
+        let mut record = BaseRecord::to(&self.topic)
+            .payload(payload)
+            .headers(headers);
         if let Some(k) = d.origin.key {
             record = record.key(k);
         }

@@ -25,7 +25,8 @@ impl EmbeddedBroker {
     /// resolves `sqlite://` paths against it). Returns once the port accepts connections.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, IngestError> {
         let err = |m: String| IngestError::Embedded(m);
-        std::fs::create_dir_all(data_dir).map_err(|e| err(format!("creating {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| err(format!("creating {}: {e}", data_dir.display())))?;
         let cwd = std::env::current_dir().map_err(|e| err(e.to_string()))?;
         let abs = std::fs::canonicalize(data_dir).map_err(|e| err(e.to_string()))?;
         let rel = abs.strip_prefix(&cwd).map_err(|_| {
@@ -87,7 +88,9 @@ impl EmbeddedBroker {
                 }
             }
         });
-        let addr: SocketAddr = address.parse().map_err(|e| err(format!("{address}: {e}")))?;
+        let addr: SocketAddr = address
+            .parse()
+            .map_err(|e| err(format!("{address}: {e}")))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(msg) = rx.try_recv() {
@@ -97,7 +100,9 @@ impl EmbeddedBroker {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(err(format!("broker did not listen on {address} within 30 s")));
+                return Err(err(format!(
+                    "broker did not listen on {address} within 30 s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

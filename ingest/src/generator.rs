@@ -21,8 +21,18 @@ use crate::kafka::{send_with_backpressure, DeliveryTracker};
 use crate::IngestError;
 
 const SERVICE_NAMES: &[&str] = &[
-    "frontend", "checkout", "cart", "payment", "inventory", "search", "shipping", "auth",
-    "recommendation", "ads", "email", "currency",
+    "frontend",
+    "checkout",
+    "cart",
+    "payment",
+    "inventory",
+    "search",
+    "shipping",
+    "auth",
+    "recommendation",
+    "ads",
+    "email",
+    "currency",
 ];
 
 /// What to generate.
@@ -96,9 +106,17 @@ impl Generator {
             for m in 0..cfg.metrics.max(1) {
                 let (metric, unit, kind) = match m {
                     0 => ("http.server.duration".to_string(), "ms", Kind::Latency),
-                    1 => ("http.server.request.rate".to_string(), "{request}/s", Kind::Rate),
+                    1 => (
+                        "http.server.request.rate".to_string(),
+                        "{request}/s",
+                        Kind::Rate,
+                    ),
                     2 => ("process.cpu.utilization".to_string(), "1", Kind::Cpu),
-                    3 => ("db.client.operation.duration".to_string(), "ms", Kind::DbLatency),
+                    3 => (
+                        "db.client.operation.duration".to_string(),
+                        "ms",
+                        Kind::DbLatency,
+                    ),
                     n => (format!("custom.metric.{n}"), "1", Kind::Custom),
                 };
                 series.push(Series {
@@ -139,7 +157,9 @@ impl Generator {
                 self.incident = None;
             }
         }
-        if self.incident.is_none() && self.rng.random::<f64>() < self.incident_chance_per_ms * self.step_ms {
+        if self.incident.is_none()
+            && self.rng.random::<f64>() < self.incident_chance_per_ms * self.step_ms
+        {
             let svc = self.rng.random_range(0..self.services);
             let len = self.rng.random_range(60_000..180_000);
             let factor = self.rng.random_range(3.0..10.0);
@@ -159,10 +179,15 @@ impl Generator {
             Kind::DbLatency => sample_lognormal(&mut self.rng, s.median * 0.3 * factor, 0.8),
             Kind::Rate => {
                 let base = 200.0 * (1.0 + 0.5 * day);
-                (base + Normal::new(0.0, 10.0).map_or(0.0, |n| n.sample(&mut self.rng))).max(0.0).round()
+                (base + Normal::new(0.0, 10.0).map_or(0.0, |n| n.sample(&mut self.rng)))
+                    .max(0.0)
+                    .round()
             }
-            Kind::Cpu => (0.35 + 0.15 * day + 0.05 * self.rng.random::<f64>() + 0.08 * (factor - 1.0).min(5.0))
-                .clamp(0.0, 1.0),
+            Kind::Cpu => (0.35
+                + 0.15 * day
+                + 0.05 * self.rng.random::<f64>()
+                + 0.08 * (factor - 1.0).min(5.0))
+            .clamp(0.0, 1.0),
             Kind::Custom => self.rng.random::<f64>() * 100.0,
         };
         let mut tags = BTreeMap::new();
@@ -221,7 +246,8 @@ pub fn produce(
     if c.get("linger.ms").is_none() {
         c.set("linger.ms", "5");
     }
-    let producer: BaseProducer<DeliveryTracker> = c.create_with_context(DeliveryTracker::default())?;
+    let producer: BaseProducer<DeliveryTracker> =
+        c.create_with_context(DeliveryTracker::default())?;
     let start_ms = generator.clock_ms();
     let started = Instant::now();
     let mut last_report = Instant::now();
@@ -275,12 +301,15 @@ fn flush_pending(
     stats: &mut ProduceStats,
 ) -> Result<(), IngestError> {
     for (service, points) in std::mem::take(pending) {
-        let payload = serde_json::to_vec(&points).map_err(|e| IngestError::Config(e.to_string()))?;
+        let payload =
+            serde_json::to_vec(&points).map_err(|e| IngestError::Config(e.to_string()))?;
         stats.messages += 1;
         stats.bytes += payload.len() as u64;
         send_with_backpressure(
             producer,
-            BaseRecord::to(topic).key(service.as_bytes()).payload(&payload[..]),
+            BaseRecord::to(topic)
+                .key(service.as_bytes())
+                .payload(&payload[..]),
         )?;
     }
     *pending_n = 0;
@@ -294,7 +323,11 @@ mod tests {
 
     #[test]
     fn seeded_and_in_event_time_order() {
-        let cfg = GeneratorConfig { start_ms: 1_000, rate: 100.0, ..Default::default() };
+        let cfg = GeneratorConfig {
+            start_ms: 1_000,
+            rate: 100.0,
+            ..Default::default()
+        };
         let mut a = Generator::new(&cfg);
         let mut b = Generator::new(&cfg);
         let mut last = 0;
@@ -350,17 +383,21 @@ impl crate::source::MessageSource for GeneratorSource {
         while n < max && self.remaining > 0 {
             let k = (self.batch as u64).min(self.remaining) as usize;
             self.points.clear();
-            self.points.extend((0..k).map(|_| self.generator.next_point()));
+            self.points
+                .extend((0..k).map(|_| self.generator.next_point()));
             self.remaining -= k as u64;
             self.buf.clear();
-            serde_json::to_writer(&mut self.buf, &self.points).map_err(|e| IngestError::Config(e.to_string()))?;
-            f(crate::source::SourceEvent::Message(crate::source::RawMessage {
-                topic: "generated",
-                partition: 0,
-                offset: self.offset,
-                key: None,
-                payload: Some(&self.buf),
-            }));
+            serde_json::to_writer(&mut self.buf, &self.points)
+                .map_err(|e| IngestError::Config(e.to_string()))?;
+            f(crate::source::SourceEvent::Message(
+                crate::source::RawMessage {
+                    topic: "generated",
+                    partition: 0,
+                    offset: self.offset,
+                    key: None,
+                    payload: Some(&self.buf),
+                },
+            ));
             self.offset += 1;
             n += 1;
         }

@@ -36,12 +36,18 @@ pub fn client_config(brokers: &str, overrides: &[(String, String)]) -> ClientCon
 pub fn parse_override(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected key=value (a librdkafka property), got `{s}`")),
+        _ => Err(format!(
+            "expected key=value (a librdkafka property), got `{s}`"
+        )),
     }
 }
 
 /// Creates every topic in `topics` that does not exist yet (`partitions` each).
-pub fn ensure_topics(config: &ClientConfig, topics: &[&str], partitions: i32) -> Result<(), IngestError> {
+pub fn ensure_topics(
+    config: &ClientConfig,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), IngestError> {
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
@@ -54,7 +60,9 @@ pub fn ensure_topics(config: &ClientConfig, topics: &[&str], partitions: i32) ->
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(IngestError::Config(format!("creating topic `{topic}`: {code}")))
+                return Err(IngestError::Config(format!(
+                    "creating topic `{topic}`: {code}"
+                )))
             }
         }
     }
@@ -67,7 +75,9 @@ pub fn partition_count(config: &ClientConfig, topic: &str) -> Result<i32, Ingest
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let brokers = config.get("bootstrap.servers").unwrap_or("?").to_string();
     match md.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().len() as i32)
+        }
         _ => Err(IngestError::NoTopic {
             topic: topic.to_string(),
             brokers,
@@ -104,7 +114,11 @@ impl DeliveryTracker {
         if failed == 0 {
             return Ok(());
         }
-        let last_error = self.last_error.lock().map(|l| l.clone()).unwrap_or_default();
+        let last_error = self
+            .last_error
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
         Err(IngestError::Delivery {
             topic: topic.to_string(),
             failed,
@@ -159,7 +173,9 @@ impl KafkaSource {
             c.set("auto.offset.reset", "earliest");
         }
         let consumer: BaseConsumer = c.create()?;
-        let partitions: Vec<i32> = (0..count).filter(|p| *p as usize % peers == index).collect();
+        let partitions: Vec<i32> = (0..count)
+            .filter(|p| *p as usize % peers == index)
+            .collect();
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
             tpl.add_partition_offset(topic, p, Offset::Stored)?;
@@ -204,7 +220,10 @@ impl MessageSource for KafkaSource {
                     }));
                     n += 1;
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => f(SourceEvent::Eof(p)),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    tracing::debug!(partition = p, "end of partition");
+                    f(SourceEvent::Eof(p))
+                }
                 Some(Err(e)) => {
                     // Transient broker errors are retried by librdkafka; report and go on.
                     tracing::warn!(error = %e, topic = %self.topic, "consumer error");

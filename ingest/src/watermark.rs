@@ -27,7 +27,12 @@ pub struct WatermarkTracker {
 }
 
 impl WatermarkTracker {
-    pub fn new(partitions: &[i32], lateness: Duration, idle_timeout: Duration, now: Instant) -> Self {
+    pub fn new(
+        partitions: &[i32],
+        lateness: Duration,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Self {
         WatermarkTracker {
             lateness_ms: lateness.as_millis() as i64,
             idle_timeout,
@@ -102,7 +107,10 @@ impl WatermarkTracker {
         let mut min = i64::MAX;
         for p in active {
             any = true;
-            min = min.min(p.max_ts.map_or(i64::MIN, |m| m.saturating_sub(self.lateness_ms)));
+            min = min.min(
+                p.max_ts
+                    .map_or(i64::MIN, |m| m.saturating_sub(self.lateness_ms)),
+            );
         }
         let candidate = if any {
             min
@@ -122,23 +130,37 @@ mod tests {
     #[test]
     fn minimum_over_partitions_minus_lateness() {
         let t0 = Instant::now();
-        let mut w = WatermarkTracker::new(&[0, 1], Duration::from_secs(2), Duration::from_secs(10), t0);
+        let mut w =
+            WatermarkTracker::new(&[0, 1], Duration::from_secs(2), Duration::from_secs(10), t0);
         w.touch(0, t0);
-        assert_eq!(w.observe(0, 10_000), i64::MIN, "partition 1 has not spoken yet");
+        assert_eq!(
+            w.observe(0, 10_000),
+            i64::MIN,
+            "partition 1 has not spoken yet"
+        );
         w.touch(1, t0);
         assert_eq!(w.observe(1, 7_000), 5_000);
         assert_eq!(w.observe(1, 20_000), 8_000);
-        assert_eq!(w.observe(1, 1_000), 8_000, "old records do not move it back");
+        assert_eq!(
+            w.observe(1, 1_000),
+            8_000,
+            "old records do not move it back"
+        );
     }
 
     #[test]
     fn idle_partition_stops_holding_back_and_all_idle_follows_the_clock() {
         let t0 = Instant::now();
-        let mut w = WatermarkTracker::new(&[0, 1], Duration::from_secs(1), Duration::from_secs(5), t0);
+        let mut w =
+            WatermarkTracker::new(&[0, 1], Duration::from_secs(1), Duration::from_secs(5), t0);
         w.touch(0, t0);
         w.observe(0, 50_000);
         let later = t0 + Duration::from_secs(6);
-        assert_eq!(w.refresh(later, 0), i64::MIN, "partition 1 is still fetching: not idle");
+        assert_eq!(
+            w.refresh(later, 0),
+            i64::MIN,
+            "partition 1 is still fetching: not idle"
+        );
         w.caught_up(1);
         w.touch(0, later);
         assert_eq!(w.refresh(later, 0), 49_000, "partition 1 idle, 0 active");

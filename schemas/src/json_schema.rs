@@ -32,7 +32,10 @@ mod tests {
         for (name, text) in super::all() {
             let on_disk = std::fs::read_to_string(dir.join(name))
                 .unwrap_or_else(|e| panic!("{name}: {e}; run the write_json_schemas example"));
-            assert_eq!(on_disk, text, "{name} is stale: run the write_json_schemas example");
+            assert_eq!(
+                on_disk, text,
+                "{name} is stale: run the write_json_schemas example"
+            );
         }
     }
 }

@@ -213,7 +213,10 @@ mod tests {
             decode_json(br#"{"timestamp":1,"serv"#),
             Err(SchemaError::Json(_))
         ));
-        assert!(matches!(decode_json(b"\x00\x01"), Err(SchemaError::Json(_))));
+        assert!(matches!(
+            decode_json(b"\x00\x01"),
+            Err(SchemaError::Json(_))
+        ));
     }
 
     #[test]

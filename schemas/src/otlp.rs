@@ -62,12 +62,22 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
                 match data {
                     metric::Data::Gauge(g) => {
                         for dp in &g.data_points {
-                            push_number(&mut out, &mut index, base(&dp.attributes, dp.time_unix_nano), dp);
+                            push_number(
+                                &mut out,
+                                &mut index,
+                                base(&dp.attributes, dp.time_unix_nano),
+                                dp,
+                            );
                         }
                     }
                     metric::Data::Sum(s) => {
                         for dp in &s.data_points {
-                            push_number(&mut out, &mut index, base(&dp.attributes, dp.time_unix_nano), dp);
+                            push_number(
+                                &mut out,
+                                &mut index,
+                                base(&dp.attributes, dp.time_unix_nano),
+                                dp,
+                            );
                         }
                     }
                     metric::Data::Histogram(h) => {
@@ -154,7 +164,9 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
         )));
     }
     if bounds.windows(2).any(|w| w[0] >= w[1]) || bounds.iter().any(|b| !b.is_finite()) {
-        return Err(invalid("explicit bounds are not finite and increasing".into()));
+        return Err(invalid(
+            "explicit bounds are not finite and increasing".into(),
+        ));
     }
     let total: u64 = dp.bucket_counts.iter().sum();
     if total != dp.count {
@@ -208,7 +220,11 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
 fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
     attrs
         .iter()
-        .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), any_to_string(v))))
+        .filter_map(|kv| {
+            kv.value
+                .as_ref()
+                .map(|v| (kv.key.clone(), any_to_string(v)))
+        })
         .collect()
 }
 

@@ -43,7 +43,9 @@ impl StatsSink for KafkaStatsSink {
             let key = r.key();
             send_with_backpressure(
                 &self.producer,
-                BaseRecord::to(&self.topic).key(key.as_bytes()).payload(&payload[..]),
+                BaseRecord::to(&self.topic)
+                    .key(key.as_bytes())
+                    .payload(&payload[..]),
             )
             .map_err(|e| SinkError(e.to_string()))?;
         }

@@ -34,11 +34,16 @@ pub struct ParquetStatsSink {
 
 impl ParquetStatsSink {
     /// `file_prefix` must be unique per writer (process and worker), e.g. `p0-w1`.
-    pub fn new(data_dir: &Path, file_prefix: &str, roll_interval: Duration) -> Result<Self, SinkError> {
+    pub fn new(
+        data_dir: &Path,
+        file_prefix: &str,
+        roll_interval: Duration,
+    ) -> Result<Self, SinkError> {
         let dir = data_dir.join(WINDOW_STATS_TABLE);
         let tmp = data_dir.join(".tmp");
         for d in [&dir, &tmp] {
-            fs::create_dir_all(d).map_err(|e| SinkError(format!("creating {}: {e}", d.display())))?;
+            fs::create_dir_all(d)
+                .map_err(|e| SinkError(format!("creating {}: {e}", d.display())))?;
         }
         Ok(ParquetStatsSink {
             dir,
@@ -53,7 +58,9 @@ impl ParquetStatsSink {
     }
 
     fn write_file(&mut self, day: &str, rows: &[WindowStats]) -> Result<PathBuf, SinkError> {
-        let io = |what: &str, p: &Path, e: std::io::Error| SinkError(format!("{what} {}: {e}", p.display()));
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            SinkError(format!("{what} {}: {e}", p.display()))
+        };
         let batch = to_batch(rows)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -67,8 +74,11 @@ impl ParquetStatsSink {
             .build();
         let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
             .map_err(|e| SinkError(format!("parquet writer: {e}")))?;
-        w.write(&batch).map_err(|e| SinkError(format!("parquet write: {e}")))?;
-        let file = w.into_inner().map_err(|e| SinkError(format!("parquet close: {e}")))?;
+        w.write(&batch)
+            .map_err(|e| SinkError(format!("parquet write: {e}")))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| SinkError(format!("parquet close: {e}")))?;
         file.sync_all().map_err(|e| io("syncing", &tmp_path, e))?;
         let part_dir = self.dir.join(format!("date={day}"));
         fs::create_dir_all(&part_dir).map_err(|e| io("creating", &part_dir, e))?;
@@ -89,18 +99,32 @@ fn day_of(ms: i64) -> String {
 
 /// Converts rows to an Arrow batch of [`window_stats_schema`].
 pub fn to_batch(rows: &[WindowStats]) -> Result<RecordBatch, SinkError> {
-    let f = |g: fn(&WindowStats) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(g))) as ArrayRef;
+    let f = |g: fn(&WindowStats) -> f64| {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
+    };
     let ts = |g: fn(&WindowStats) -> i64| {
-        Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(g)).with_timezone("UTC")) as ArrayRef
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows.iter().map(g)).with_timezone("UTC"),
+        ) as ArrayRef
     };
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.service.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.metric.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.unit.as_str()))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.window_seconds as i64))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.service.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.metric.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.unit.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.window_seconds as i64),
+        )),
         ts(|r| r.window_start),
         ts(|r| r.window_end),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count as i64))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.count as i64),
+        )),
         f(|r| r.sum),
         f(|r| r.min),
         f(|r| r.max),
@@ -111,9 +135,12 @@ pub fn to_batch(rows: &[WindowStats]) -> Result<RecordBatch, SinkError> {
         f(|r| r.p99),
         f(|r| r.p999),
         f(|r| r.relative_accuracy),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.revision as i32))),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.revision as i32),
+        )),
     ];
-    RecordBatch::try_new(window_stats_schema(), cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
+    RecordBatch::try_new(window_stats_schema(), cols)
+        .map_err(|e| SinkError(format!("arrow batch: {e}")))
 }
 
 impl StatsSink for ParquetStatsSink {
@@ -131,18 +158,24 @@ impl StatsSink for ParquetStatsSink {
 
     fn commit_due(&self) -> bool {
         self.rows.len() >= self.max_rows
-            || self.first_row_at.is_some_and(|t| t.elapsed() >= self.roll_interval)
+            || self
+                .first_row_at
+                .is_some_and(|t| t.elapsed() >= self.roll_interval)
     }
 
     fn next_due(&self) -> Option<Duration> {
-        self.first_row_at.map(|t| self.roll_interval.saturating_sub(t.elapsed()))
+        self.first_row_at
+            .map(|t| self.roll_interval.saturating_sub(t.elapsed()))
     }
 
     fn commit(&mut self) -> Result<(), SinkError> {
         let rows = std::mem::take(&mut self.rows);
         let mut by_day: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
         for r in rows.iter() {
-            by_day.entry(day_of(r.window_start)).or_default().push(r.clone());
+            by_day
+                .entry(day_of(r.window_start))
+                .or_default()
+                .push(r.clone());
         }
         for (day, rows_of_day) in by_day {
             if let Err(e) = self.write_file(&day, &rows_of_day) {

@@ -61,17 +61,22 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, SqlError> {
         let opts = ParquetReadOptions::default()
             .table_partition_cols(partition.clone())
             .schema(schema);
-        ctx.register_parquet(*name, dir.to_string_lossy().as_ref(), opts).await?;
+        ctx.register_parquet(*name, dir.to_string_lossy().as_ref(), opts)
+            .await?;
     }
     // Any other table directory (written by a newer version, say): schema inferred.
     if let Ok(entries) = std::fs::read_dir(data_dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || known.iter().any(|(k, _)| *k == name) || !e.path().is_dir() {
+            if name.starts_with('.') || known.iter().any(|(k, _)| *k == name) || !e.path().is_dir()
+            {
                 continue;
             }
             let opts = ParquetReadOptions::default().table_partition_cols(partition.clone());
-            if let Err(err) = ctx.register_parquet(name.as_str(), e.path().to_string_lossy().as_ref(), opts).await {
+            if let Err(err) = ctx
+                .register_parquet(name.as_str(), e.path().to_string_lossy().as_ref(), opts)
+                .await
+            {
                 tracing::warn!(table = %name, error = %err, "skipping directory that is not a readable table");
             }
         }
@@ -93,7 +98,9 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, S
         OutputFormat::Csv => {
             let mut buf = Vec::new();
             {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut buf);
                 for b in batches {
                     w.write(b).map_err(err)?;
                 }
@@ -154,7 +161,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = ParquetStatsSink::new(dir.path(), "t", Duration::from_secs(3600)).unwrap();
         // Two days, two services.
-        sink.write(&[row("a", 1_764_115_200_000, 3), row("b", 1_764_115_200_000, 4)]).unwrap();
+        sink.write(&[
+            row("a", 1_764_115_200_000, 3),
+            row("b", 1_764_115_200_000, 4),
+        ])
+        .unwrap();
         sink.write(&[row("a", 1_764_201_600_000, 5)]).unwrap();
         assert!(!sink.commit_due());
         sink.commit().unwrap();
@@ -168,16 +179,25 @@ mod tests {
         assert_eq!(csv, "service,n,days\na,8,2\nb,4,1\n");
         let json = render(&batches, OutputFormat::Json).unwrap();
         assert!(json.starts_with("[{\"service\":\"a\""), "{json}");
-        assert!(render(&batches, OutputFormat::Table).unwrap().contains("| a       |"));
-        assert!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().next().is_none());
+        assert!(render(&batches, OutputFormat::Table)
+            .unwrap()
+            .contains("| a       |"));
+        assert!(std::fs::read_dir(dir.path().join(".tmp"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[tokio::test]
     async fn empty_data_dir_answers_with_no_rows_and_missing_dir_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let b = query(dir.path(), "SELECT count(*) AS n FROM window_stats").await.unwrap();
+        let b = query(dir.path(), "SELECT count(*) AS n FROM window_stats")
+            .await
+            .unwrap();
         assert_eq!(render(&b, OutputFormat::Csv).unwrap(), "n\n0\n");
-        let err = query(&dir.path().join("nope"), "SELECT 1").await.unwrap_err();
+        let err = query(&dir.path().join("nope"), "SELECT 1")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("does not exist"));
     }
 }

@@ -28,8 +28,16 @@ pub fn client() -> ClientConfig {
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 1_000_000_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_000
+    )
 }
 
 pub struct Topics {
@@ -46,12 +54,16 @@ pub fn topics(name: &str, partitions: i32) -> Topics {
         dlq: unique(&format!("{name}.dlq")),
         group: unique(&format!("{name}.group")),
     };
-    apo_ingest::kafka::ensure_topics(&client(), &[&t.metrics, &t.stats, &t.dlq], partitions).unwrap();
+    apo_ingest::kafka::ensure_topics(&client(), &[&t.metrics, &t.stats, &t.dlq], partitions)
+        .unwrap();
     t
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Produces (partition, payload) messages in order and waits for every acknowledgement.
@@ -59,7 +71,11 @@ pub fn produce(topic: &str, messages: &[(i32, Vec<u8>)]) {
     let producer: BaseProducer = client().set("linger.ms", "5").create().unwrap();
     for (p, payload) in messages {
         loop {
-            match producer.send(BaseRecord::<[u8], [u8]>::to(topic).partition(*p).payload(payload)) {
+            match producer.send(
+                BaseRecord::<[u8], [u8]>::to(topic)
+                    .partition(*p)
+                    .payload(payload),
+            ) {
                 Ok(()) => break,
                 Err((_, _)) => {
                     producer.poll(Duration::from_millis(50));
@@ -87,7 +103,15 @@ pub fn consume(topic: &str, want: usize, quiet: Duration) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let mut last = Instant::now();
     while out.len() < want && last.elapsed() < quiet {
@@ -95,10 +119,17 @@ pub fn consume(topic: &str, want: usize, quiet: Duration) -> Vec<Record> {
             let mut headers = BTreeMap::new();
             if let Some(h) = m.headers() {
                 for x in h.iter() {
-                    headers.insert(x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).to_string());
+                    headers.insert(
+                        x.key.to_string(),
+                        String::from_utf8_lossy(x.value.unwrap_or_default()).to_string(),
+                    );
                 }
             }
-            out.push(Record { key: m.key().map(<[u8]>::to_vec), payload: m.payload().unwrap_or_default().to_vec(), headers });
+            out.push(Record {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
             last = Instant::now();
         }
     }
@@ -106,7 +137,10 @@ pub fn consume(topic: &str, want: usize, quiet: Duration) -> Vec<Record> {
 }
 
 pub fn window_stats(records: &[Record]) -> Vec<WindowStats> {
-    records.iter().map(|r| serde_json::from_slice(&r.payload).expect("window stats JSON")).collect()
+    records
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("window stats JSON"))
+        .collect()
 }
 
 /// `apo run --drain` over the test topics; returns its output (asserting success).
@@ -143,7 +177,11 @@ pub fn apo(args: &[String]) -> Command {
 }
 
 pub fn run_to_end(args: &[String], limit: Duration) -> Output {
-    let mut child: Child = apo(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child: Child = apo(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -152,12 +190,19 @@ pub fn run_to_end(args: &[String], limit: Duration) -> Output {
         if started.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("apo did not finish within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "apo did not finish within {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "apo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "apo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -170,7 +215,9 @@ pub fn exact(points: &[MetricPoint], sizes: &[u32]) -> Exact {
         for &s in sizes {
             let ms = s as i64 * 1000;
             let start = p.timestamp.div_euclid(ms) * ms;
-            m.entry((p.service.clone(), p.name.clone(), s, start)).or_default().push(p.value);
+            m.entry((p.service.clone(), p.name.clone(), s, start))
+                .or_default()
+                .push(p.value);
         }
     }
     for v in m.values_mut() {
@@ -185,10 +232,20 @@ pub fn check_window(w: &WindowStats, v: &[f64]) {
     assert_eq!(w.sum, v.iter().sum::<f64>(), "sum of {}", w.key());
     assert_eq!(w.min, v[0], "min of {}", w.key());
     assert_eq!(w.max, v[v.len() - 1], "max of {}", w.key());
-    for (q, got) in [(0.5, w.p50), (0.9, w.p90), (0.95, w.p95), (0.99, w.p99), (0.999, w.p999)] {
+    for (q, got) in [
+        (0.5, w.p50),
+        (0.9, w.p90),
+        (0.95, w.p95),
+        (0.99, w.p99),
+        (0.999, w.p999),
+    ] {
         let want = v[(q * (v.len() - 1) as f64).floor() as usize];
         let err = ((got - want) / want).abs();
-        assert!(err <= w.relative_accuracy + 1e-9, "{} q={q}: got {got}, exact {want}, error {err}", w.key());
+        assert!(
+            err <= w.relative_accuracy + 1e-9,
+            "{} q={q}: got {got}, exact {want}, error {err}",
+            w.key()
+        );
     }
 }
 
@@ -209,7 +266,14 @@ impl Rng {
 
 /// `n` integer-valued points over `keys` series, 1 ms apart on average starting at `base`,
 /// shuffled within `jitter_ms` (keep it below the lateness).
-pub fn dataset(n: usize, keys: usize, base: i64, spacing_ms: i64, jitter_ms: i64, seed: u64) -> Vec<MetricPoint> {
+pub fn dataset(
+    n: usize,
+    keys: usize,
+    base: i64,
+    spacing_ms: i64,
+    jitter_ms: i64,
+    seed: u64,
+) -> Vec<MetricPoint> {
     let mut rng = Rng(seed);
     let mut pts: Vec<(i64, MetricPoint)> = (0..n)
         .map(|i| {
@@ -219,15 +283,18 @@ pub fn dataset(n: usize, keys: usize, base: i64, spacing_ms: i64, jitter_ms: i64
             let mag = rng.below(5) as u32;
             let value = (1 + rng.below(10u64.pow(mag + 1))) as f64;
             let order = ts + rng.below(jitter_ms as u64 + 1) as i64;
-            (order, MetricPoint {
-                timestamp: ts,
-                service: format!("svc-{}", k % 10),
-                name: format!("metric-{}", k / 10),
-                value,
-                unit: "ms".into(),
-                tags: Default::default(),
-                histogram: None,
-            })
+            (
+                order,
+                MetricPoint {
+                    timestamp: ts,
+                    service: format!("svc-{}", k % 10),
+                    name: format!("metric-{}", k / 10),
+                    value,
+                    unit: "ms".into(),
+                    tags: Default::default(),
+                    histogram: None,
+                },
+            )
         })
         .collect();
     pts.sort_by_key(|(o, _)| *o);
