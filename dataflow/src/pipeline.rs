@@ -92,7 +92,10 @@ impl PipelineConfig {
                 self.relative_accuracy
             ));
         }
-        if self.max_messages_per_sec.is_some_and(|r| !(r > 0.0)) {
+        if self
+            .max_messages_per_sec
+            .is_some_and(|r| r.is_nan() || r <= 0.0)
+        {
             return bad("the message rate limit must be positive".into());
         }
         if self.poll_batch == 0 {
@@ -148,7 +151,7 @@ pub fn run_worker(
         let held = held.clone();
         let progress = progress.clone();
         let advanced_at = advanced_at.clone();
-        let on_rows: Rc<dyn Fn(&[WindowStats])> = Rc::new(move |rows: &[WindowStats]| {
+        let on_rows: crate::sink::RowsCallback = Rc::new(move |rows: &[WindowStats]| {
             let now = Instant::now();
             let mut lat = Vec::with_capacity(rows.len());
             let mut revisions = 0;

@@ -18,6 +18,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
+/// Called with the rows each activation wrote, after the sinks due to commit have committed
+/// (progress counters, close-to-output latency).
+pub type RowsCallback = Rc<dyn Fn(&[WindowStats])>;
+
 /// A sink failure; the message names the sink and the cause.
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("{0}")]
@@ -44,7 +48,7 @@ pub fn sink_operator<'scope>(
     stats: StreamVec<'scope, u64, WindowStats>,
     mut sinks: Vec<Box<dyn StatsSink>>,
     failure: Rc<RefCell<Option<SinkError>>>,
-    on_rows: Rc<dyn Fn(&[WindowStats])>,
+    on_rows: RowsCallback,
 ) -> StreamVec<'scope, u64, ()> {
     let scope = stats.scope();
     stats.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
