@@ -482,3 +482,48 @@ fn two_workers_and_two_processes_give_the_same_results_as_one() {
     let keys: BTreeSet<String> = one.iter().map(WindowStats::key).collect();
     assert_eq!(keys.len(), one.len());
 }
+
+#[test]
+fn apo_produce_writes_the_requested_points_as_valid_apo_json() {
+    let t = topics("produce", 2);
+    let out = apo(&[
+        "produce".into(),
+        "--brokers".into(),
+        brokers(),
+        "--topic".into(),
+        t.metrics.clone(),
+        "--count".into(),
+        "5000".into(),
+        "--pace".into(),
+        "flat".into(),
+        "--batch".into(),
+        "100".into(),
+        "--create-topics".into(),
+        "false".into(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = consume(&t.metrics, usize::MAX, Duration::from_secs(5));
+    let mut points = 0;
+    let mut services = BTreeSet::new();
+    for r in &records {
+        let batch: Vec<MetricPoint> = serde_json::from_slice(&r.payload).unwrap();
+        for p in &batch {
+            p.validate().unwrap();
+            assert_eq!(
+                r.key.as_deref(),
+                Some(p.service.as_bytes()),
+                "keyed by service"
+            );
+            services.insert(p.service.clone());
+        }
+        points += batch.len();
+    }
+    assert_eq!(points, 5000);
+    assert_eq!(services.len(), 6);
+}
