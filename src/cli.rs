@@ -25,7 +25,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "APO_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax; APO_LOG overrides).
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn,apo=info,apo_ingest=info,apo_dataflow=info,apo_sinks=info"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,

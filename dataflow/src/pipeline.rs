@@ -74,7 +74,7 @@ impl Default for PipelineConfig {
             time_bounds: TimeBounds::default(),
             drain: false,
             commit_interval: Duration::from_secs(1),
-            poll_batch: 1000,
+            poll_batch: 100,
             max_messages_per_sec: None,
         }
     }
@@ -309,6 +309,8 @@ pub fn run_worker(
             if cfg.drain && caught_up && n == 0 && max > 0 {
                 // End of input: closing the input closes every window.
                 input = None;
+                // Windows still open close now, because the input ended.
+                advanced_at.borrow_mut().insert(u64::MAX, Instant::now());
                 for c in commits.values_mut() {
                     c.finish();
                 }

@@ -227,7 +227,8 @@ pub struct ProduceStats {
     pub bytes: u64,
 }
 
-/// Produces generated points to `topic` as APO JSON arrays of `batch` points, keyed by service,
+/// Produces generated points to `topic` as APO JSON arrays of up to `batch` points of one
+/// service each, keyed by the service (a real-time run also sends partial batches when it waits),
 /// until `limit` points or `duration` of event time are reached (whichever is set and first), or
 /// `stop` returns true. Calls `progress` about once a second.
 #[allow(clippy::too_many_arguments)]
@@ -254,7 +255,6 @@ pub fn produce(
     let mut stats = ProduceStats::default();
     // Points of one batch go per service, so the key (service) is meaningful.
     let mut pending: BTreeMap<String, Vec<MetricPoint>> = BTreeMap::new();
-    let mut pending_n = 0usize;
     loop {
         if stop() || limit.is_some_and(|l| stats.points >= l) {
             break;
@@ -267,18 +267,19 @@ pub fn produce(
             let due = Duration::from_millis((t - start_ms).max(0) as u64);
             let elapsed = started.elapsed();
             if due > elapsed {
-                flush_pending(&producer, topic, &mut pending, &mut pending_n, &mut stats)?;
+                flush_pending(&producer, topic, &mut pending, &mut stats)?;
                 std::thread::sleep((due - elapsed).min(Duration::from_millis(100)));
                 producer.poll(Duration::ZERO);
                 continue;
             }
         }
         let p = generator.next_point();
-        pending.entry(p.service.clone()).or_default().push(p);
-        pending_n += 1;
+        let service_batch = pending.entry(p.service.clone()).or_default();
+        service_batch.push(p);
         stats.points += 1;
-        if pending_n >= batch {
-            flush_pending(&producer, topic, &mut pending, &mut pending_n, &mut stats)?;
+        if service_batch.len() >= batch {
+            let full = std::mem::take(service_batch);
+            send_batch(&producer, topic, &full, &mut stats)?;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             producer.poll(Duration::ZERO);
@@ -286,7 +287,7 @@ pub fn produce(
             last_report = Instant::now();
         }
     }
-    flush_pending(&producer, topic, &mut pending, &mut pending_n, &mut stats)?;
+    flush_pending(&producer, topic, &mut pending, &mut stats)?;
     producer.flush(Duration::from_secs(60))?;
     producer.context().check(topic)?;
     progress(&stats);
@@ -297,24 +298,34 @@ fn flush_pending(
     producer: &BaseProducer<DeliveryTracker>,
     topic: &str,
     pending: &mut BTreeMap<String, Vec<MetricPoint>>,
-    pending_n: &mut usize,
     stats: &mut ProduceStats,
 ) -> Result<(), IngestError> {
-    for (service, points) in std::mem::take(pending) {
-        let payload =
-            serde_json::to_vec(&points).map_err(|e| IngestError::Config(e.to_string()))?;
-        stats.messages += 1;
-        stats.bytes += payload.len() as u64;
-        send_with_backpressure(
-            producer,
-            BaseRecord::to(topic)
-                .key(service.as_bytes())
-                .payload(&payload[..]),
-        )?;
+    for points in std::mem::take(pending).into_values() {
+        send_batch(producer, topic, &points, stats)?;
     }
-    *pending_n = 0;
     producer.poll(Duration::ZERO);
     Ok(())
+}
+
+/// Sends the points of one service as one APO JSON array keyed by the service.
+fn send_batch(
+    producer: &BaseProducer<DeliveryTracker>,
+    topic: &str,
+    points: &[MetricPoint],
+    stats: &mut ProduceStats,
+) -> Result<(), IngestError> {
+    let Some(first) = points.first() else {
+        return Ok(());
+    };
+    let payload = serde_json::to_vec(points).map_err(|e| IngestError::Config(e.to_string()))?;
+    stats.messages += 1;
+    stats.bytes += payload.len() as u64;
+    send_with_backpressure(
+        producer,
+        BaseRecord::to(topic)
+            .key(first.service.as_bytes())
+            .payload(&payload[..]),
+    )
 }
 
 #[cfg(test)]

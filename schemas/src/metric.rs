@@ -162,6 +162,14 @@ pub fn decode_json(bytes: &[u8]) -> Result<Decoded, SchemaError> {
     match first {
         None => Err(SchemaError::Empty),
         Some(b'[') => {
+            // Fast path: the whole array at once. Only when it fails is it parsed element by
+            // element, to tell the good points from the bad.
+            if let Ok(points) = serde_json::from_slice::<Vec<MetricPoint>>(bytes) {
+                return Ok(Decoded {
+                    points,
+                    errors: Vec::new(),
+                });
+            }
             let items: Vec<&serde_json::value::RawValue> =
                 serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
             let mut out = Decoded::default();
