@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
@@ -145,9 +145,24 @@ pub fn send_with_backpressure<C: ProducerContext>(
     }
 }
 
+/// Consumer context of the source: end of partition is an expected event (it drives idleness
+/// and drain mode), not the error librdkafka's default context logs it as.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) => tracing::debug!(%error, reason, "end of partition"),
+            _ => tracing::error!(%error, reason, "librdkafka"),
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
 /// Reads the partitions of one topic that belong to one worker.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     topic: String,
     partitions: Vec<i32>,
     lag_cache: Option<(Instant, i64)>,
@@ -172,7 +187,7 @@ impl KafkaSource {
         if c.get("auto.offset.reset").is_none() {
             c.set("auto.offset.reset", "earliest");
         }
-        let consumer: BaseConsumer = c.create()?;
+        let consumer: BaseConsumer<SourceContext> = c.create_with_context(SourceContext)?;
         let partitions: Vec<i32> = (0..count)
             .filter(|p| *p as usize % peers == index)
             .collect();
