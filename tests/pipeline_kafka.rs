@@ -59,15 +59,7 @@ fn percentiles_are_within_the_stated_error_and_totals_exact_and_sql_answers() {
     for w in &stats {
         assert_eq!(w.revision, 1);
         assert_eq!(w.relative_accuracy, 0.01);
-        check_window(
-            w,
-            &want[&(
-                w.service.clone(),
-                w.metric.clone(),
-                w.window_seconds,
-                w.window_start,
-            )],
-        );
+        check_exact(w, &want);
     }
     assert!(
         consume(&t.dlq, 1, Duration::from_secs(3)).is_empty(),
@@ -399,15 +391,7 @@ fn a_killed_pipeline_restarted_covers_every_window_exactly_once_per_content() {
         );
         duplicated += (v.len() > 1) as usize;
         let w = &v[0];
-        check_window(
-            w,
-            &want[&(
-                w.service.clone(),
-                w.metric.clone(),
-                w.window_seconds,
-                w.window_start,
-            )],
-        );
+        check_exact(w, &want);
     }
     assert!(
         duplicated < want.len(),

@@ -226,6 +226,20 @@ pub fn exact(points: &[MetricPoint], sizes: &[u32]) -> Exact {
     m
 }
 
+/// Asserts one window's statistics against the exact values of its window in `want`.
+pub fn check_exact(w: &WindowStats, want: &Exact) {
+    let key = (
+        w.service.clone(),
+        w.metric.clone(),
+        w.window_seconds,
+        w.window_start,
+    );
+    let v = want
+        .get(&key)
+        .unwrap_or_else(|| panic!("unexpected window {}", w.key()));
+    check_window(w, v);
+}
+
 /// Asserts one window's statistics against the exact values.
 pub fn check_window(w: &WindowStats, v: &[f64]) {
     assert_eq!(w.count, v.len() as u64, "count of {}", w.key());
