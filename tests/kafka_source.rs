@@ -68,6 +68,7 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
         .collect();
     assert_eq!(firsts, vec![(0, 10), (1, 0), (2, 20)]);
     assert_eq!(rest.len(), 20 + 30 + 10);
+    assert_eq!(again.lag(), Some(0), "caught up: no lag");
     assert_eq!(
         rest.iter().find(|r| r.0 == 0 && r.1 == 10).unwrap().2,
         b"m30".to_vec()
