@@ -8,7 +8,7 @@
 //! watermark at the moment it is read, which is what makes a replay reproduce the same windows.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -112,6 +112,39 @@ pub struct WorkerReport {
     pub points: u64,
 }
 
+/// The dataflow input with the worker-local pre-aggregation in front of it. Partials go in at
+/// the current input time; advancing the time first sends what was aggregated at the old one,
+/// and notes when each time was reached (for close-to-output latency).
+struct Feed {
+    input: InputHandleVec<u64, Partial>,
+    pre: PreAggregator,
+    outbox: Vec<Partial>,
+    advanced_at: Rc<RefCell<BTreeMap<u64, Instant>>>,
+}
+
+impl Feed {
+    fn time(&self) -> u64 {
+        *self.input.time()
+    }
+
+    fn flush(&mut self) {
+        if self.pre.points() > 0 {
+            self.pre.drain(&mut self.outbox);
+            for p in self.outbox.drain(..) {
+                self.input.send(p);
+            }
+        }
+    }
+
+    fn advance_to(&mut self, t: u64) {
+        if t > self.time() {
+            self.flush();
+            self.input.advance_to(t);
+            self.advanced_at.borrow_mut().insert(t, Instant::now());
+        }
+    }
+}
+
 fn quantise(wm: i64) -> u64 {
     if wm <= 0 {
         0
@@ -188,30 +221,21 @@ pub fn run_worker(
         .iter()
         .map(|&p| (p, PartitionCommits::default()))
         .collect();
-    let mut at_eof: HashSet<i32> = HashSet::new();
-    let mut pre = PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy);
-    let mut outbox: Vec<Partial> = Vec::new();
     let mut report = WorkerReport::default();
     let mut last_commit = Instant::now();
     let mut last_stats = Instant::now();
     let mut idle_polls = 0u32;
     let mut error: Option<PipelineError> = None;
-    let mut input = Some(input);
+    let mut feed = Some(Feed {
+        input,
+        pre: PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy),
+        outbox: Vec::new(),
+        advanced_at: advanced_at.clone(),
+    });
     let wall_now = now_ms();
     // Token bucket for max_messages_per_sec (burst of one second).
     let mut tokens = cfg.max_messages_per_sec.unwrap_or(0.0);
     let mut refilled = Instant::now();
-
-    let flush_pre = |pre: &mut PreAggregator,
-                     outbox: &mut Vec<Partial>,
-                     input: &mut InputHandleVec<u64, Partial>| {
-        if pre.points() > 0 {
-            pre.drain(outbox);
-            for p in outbox.drain(..) {
-                input.send(p);
-            }
-        }
-    };
 
     loop {
         if let Some(e) = failure.borrow_mut().take() {
@@ -223,7 +247,7 @@ pub fn run_worker(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if let Some(inp) = input.as_mut() {
+        if let Some(inp) = feed.as_mut() {
             let now = Instant::now();
             let clock = now_ms().max(wall_now);
             let timeout = if idle_polls > 0 {
@@ -237,15 +261,11 @@ pub fn run_worker(
                     return;
                 }
                 match ev {
-                    SourceEvent::Eof(p) => {
-                        at_eof.insert(p);
-                        tracker.caught_up(p);
-                    }
+                    SourceEvent::Eof(p) => tracker.caught_up(p),
                     SourceEvent::Message(m) => {
-                        at_eof.remove(&m.partition);
                         tracker.touch(m.partition, now);
                         report.messages += 1;
-                        let closed_upto = *inp.time() as i64;
+                        let closed_upto = inp.time() as i64;
                         let r = process_message(
                             m,
                             cfg,
@@ -253,8 +273,6 @@ pub fn run_worker(
                             horizon_ms,
                             largest_ms,
                             &mut tracker,
-                            &mut pre,
-                            &mut outbox,
                             inp,
                             dlq.as_mut(),
                             &progress,
@@ -294,21 +312,18 @@ pub fn run_worker(
             } else {
                 0
             };
-            flush_pre(&mut pre, &mut outbox, inp);
+            inp.flush();
             let wm = tracker.refresh(Instant::now(), now_ms());
             let t = quantise(wm);
-            if t > *inp.time() {
-                inp.advance_to(t);
-                advanced_at.borrow_mut().insert(t, Instant::now());
-            }
+            inp.advance_to(t);
             for c in commits.values_mut() {
-                c.closed_until(*inp.time() as i64);
+                c.closed_until(inp.time() as i64);
             }
             progress.watermark_ms.store(wm, Ordering::Relaxed);
-            let caught_up = partitions.iter().all(|p| at_eof.contains(p));
+            let caught_up = tracker.all_caught_up();
             if cfg.drain && caught_up && n == 0 && max > 0 {
                 // End of input: closing the input closes every window.
-                input = None;
+                feed = None;
                 // Windows still open close now, because the input ended.
                 advanced_at.borrow_mut().insert(u64::MAX, Instant::now());
                 for c in commits.values_mut() {
@@ -371,9 +386,7 @@ fn process_message(
     horizon_ms: i64,
     largest_ms: i64,
     tracker: &mut WatermarkTracker,
-    pre: &mut PreAggregator,
-    outbox: &mut Vec<Partial>,
-    input: &mut InputHandleVec<u64, Partial>,
+    feed: &mut Feed,
     dlq: &mut dyn DeadLetterSink,
     progress: &Progress,
     report: &mut WorkerReport,
@@ -408,14 +421,8 @@ fn process_message(
         }
         let wm = tracker.observe(m.partition, p.timestamp);
         let t = quantise(wm);
-        if t > *input.time() {
-            // The watermark moved: what was aggregated so far belongs to the old time.
-            pre.drain(outbox);
-            for x in outbox.drain(..) {
-                input.send(x);
-            }
-            input.advance_to(t);
-        }
+        // The watermark moved: what was aggregated so far belongs to the old time.
+        feed.advance_to(t);
         if p.timestamp < t as i64 - horizon_ms {
             if late.is_empty() {
                 late_detail = format!(
@@ -427,7 +434,7 @@ fn process_message(
             }
             late.push(pos);
         } else {
-            pre.add(p);
+            feed.pre.add(p);
             used += 1;
             let end = window_start(p.timestamp, largest_ms) + largest_ms;
             release = release.max(end + horizon_ms);

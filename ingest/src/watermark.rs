@@ -96,6 +96,11 @@ impl WatermarkTracker {
         self.current
     }
 
+    /// True when every partition has reached its log end since its last message.
+    pub fn all_caught_up(&self) -> bool {
+        self.parts.values().all(|p| p.caught_up)
+    }
+
     /// True when every partition has been idle for the idle timeout.
     pub fn all_idle(&self) -> bool {
         self.parts.values().all(|p| p.idle)
