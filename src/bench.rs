@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use apo_dataflow::pipeline::{run_worker, PipelineConfig};
-use apo_dataflow::progress::Progress;
+use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
 use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
-use apo_ingest::kafka::{ensure_topics, KafkaSource};
+use apo_ingest::kafka::{ensure_topics, KafkaSource, SourceContext};
 use apo_ingest::source::MemorySource;
 use apo_schemas::{MetricPoint, WindowStats};
 use apo_sinks::kafka::KafkaStatsSink;
@@ -62,14 +62,6 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn percentile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
-}
-
 struct PhaseResult {
     seconds: f64,
     points: u64,
@@ -95,7 +87,7 @@ fn run_phase(
         + Sync
         + 'static,
 ) -> Result<PhaseResult> {
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(workers));
     let p = progress.clone();
     reset_peak_rss();
     let started = Instant::now();
@@ -220,9 +212,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 c.set("group.id", format!("apo-bench-raw-{stamp}-{i}"))
                     .set("enable.auto.commit", "false")
                     .set("enable.partition.eof", "true");
-                let consumer: BaseConsumer = c.create()?;
-                let mut tpl = TopicPartitionList::new();
                 let mine: Vec<i32> = (0..partitions).filter(|p| *p as usize % n == i).collect();
+                let consumer: BaseConsumer<SourceContext> =
+                    c.create_with_context(SourceContext::new(&topic, &mine))?;
+                let mut tpl = TopicPartitionList::new();
                 for p in &mine {
                     tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
                 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use apo_dataflow::pipeline::{run_worker, PipelineConfig};
-use apo_dataflow::progress::Progress;
+use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
@@ -118,8 +118,15 @@ fn print_progress(p: &Progress, started: Instant, last: &mut (Instant, u64)) {
         format!("{:.1} s", (now - wm) as f64 / 1000.0)
     };
     let lag = p.lag.load(Ordering::Relaxed);
+    let mut lat = p.take_latencies();
+    let latency = if lat.is_empty() {
+        "–".to_string()
+    } else {
+        let p50 = percentile(&mut lat, 0.5);
+        format!("{p50:.0}/{:.0} ms", percentile(&mut lat, 0.99))
+    };
     eprintln!(
-        "[{:>6.0}s] points in {points} ({rate:.0}/s) | windows out {} ({} revisions) | dlq {} | lag {lag} msgs | watermark delay {delay} | windows held {}",
+        "[{:>6.0}s] points in {points} ({rate:.0}/s) | windows out {} ({} revisions) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | windows held {}",
         started.elapsed().as_secs_f64(),
         Progress::get(&p.windows_out),
         Progress::get(&p.revisions_out),
@@ -199,7 +206,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }));
     }
 
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(a.workers.max(1)));
     progress.watermark_ms.store(i64::MIN, Ordering::Relaxed);
     let done = Arc::new(AtomicBool::new(false));
     let reporter = if a.progress_interval > Duration::ZERO {

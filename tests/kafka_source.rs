@@ -47,7 +47,7 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
     let first = read_all(&mut w0);
     assert_eq!(first.len(), 60);
     assert_eq!(read_all(&mut w1).len(), 30);
-    w0.commit(&[(0, 9), (2, 19)]).unwrap();
+    w0.commit(&[(0, 9), (2, 19)], true).unwrap();
     drop(w0);
     drop(w1);
 
@@ -68,6 +68,19 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
         .collect();
     assert_eq!(firsts, vec![(0, 10), (1, 0), (2, 20)]);
     assert_eq!(rest.len(), 20 + 30 + 10);
+    // The lag comes from librdkafka's statistics, delivered while polling every 2 s.
+    let started = std::time::Instant::now();
+    while again.lag().is_none() && started.elapsed() < Duration::from_secs(20) {
+        let mut more = 0;
+        again
+            .poll(100, Duration::from_millis(100), &mut |e| {
+                if let SourceEvent::Message(_) = e {
+                    more += 1;
+                }
+            })
+            .unwrap();
+        assert_eq!(more, 0, "nothing left to read");
+    }
     assert_eq!(again.lag(), Some(0), "caught up: no lag");
     assert_eq!(
         rest.iter().find(|r| r.0 == 0 && r.1 == 10).unwrap().2,

@@ -7,7 +7,7 @@
 //! seconds — close exactly when the watermark passes them). Each point is classified against the
 //! watermark at the moment it is read, which is what makes a replay reproduce the same windows.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ use crate::aggregate::{window_start, Partial};
 use crate::commit::PartitionCommits;
 use crate::preaggregate::PreAggregator;
 use crate::progress::Progress;
-use crate::sink::{sink_operator, SinkError, StatsSink};
+use crate::sink::{sink_operator, SinkError, SinkState, StatsSink};
 use crate::window::window_operator;
 
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
@@ -119,7 +119,8 @@ struct Feed {
     input: InputHandleVec<u64, Partial>,
     pre: PreAggregator,
     outbox: Vec<Partial>,
-    advanced_at: Rc<RefCell<BTreeMap<u64, Instant>>>,
+    progress: Arc<Progress>,
+    worker: usize,
 }
 
 impl Feed {
@@ -140,7 +141,9 @@ impl Feed {
         if t > self.time() {
             self.flush();
             self.input.advance_to(t);
-            self.advanced_at.borrow_mut().insert(t, Instant::now());
+            self.progress
+                .close_clock
+                .advance(self.worker, t, Instant::now());
         }
     }
 }
@@ -175,28 +178,23 @@ pub fn run_worker(
     let largest_ms = cfg.window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000;
     let mut input: InputHandleVec<u64, Partial> = InputHandleVec::new();
     let probe: ProbeHandle<u64> = ProbeHandle::new();
-    let failure: Rc<RefCell<Option<SinkError>>> = Rc::new(RefCell::new(None));
+    let sink_state = Rc::new(SinkState::default());
     let held = Rc::new(Cell::new(0usize));
-    // When the local input time passed each tick, for close-to-output latency.
-    let advanced_at: Rc<RefCell<BTreeMap<u64, Instant>>> = Rc::new(RefCell::new(BTreeMap::new()));
     {
-        let failure = failure.clone();
+        let sink_state = sink_state.clone();
         let held = held.clone();
         let progress = progress.clone();
-        let advanced_at = advanced_at.clone();
         let on_rows: crate::sink::RowsCallback = Rc::new(move |rows: &[WindowStats]| {
             let now = Instant::now();
             let mut lat = Vec::with_capacity(rows.len());
             let mut revisions = 0;
-            {
-                let adv = advanced_at.borrow();
-                for r in rows {
-                    if r.revision > 1 {
-                        revisions += 1;
-                    }
-                    if let Some((_, at)) = adv.range(r.window_end.max(0) as u64..).next() {
-                        lat.push(now.duration_since(*at).as_secs_f64() * 1000.0);
-                    }
+            for r in rows {
+                if r.revision > 1 {
+                    revisions += 1;
+                    continue;
+                }
+                if let Some(at) = progress.close_clock.closed_at(r.window_end.max(0) as u64) {
+                    lat.push(now.duration_since(at).as_secs_f64() * 1000.0);
                 }
             }
             Progress::add(&progress.windows_out, rows.len() as u64);
@@ -210,7 +208,7 @@ pub fn run_worker(
         worker.dataflow::<u64, _, _>(|scope| {
             let partials = input.to_stream(scope);
             let stats = window_operator(partials, horizon_ms, held);
-            sink_operator(stats, sinks, failure, on_rows).probe_with(&probe);
+            sink_operator(stats, sinks, sink_state, on_rows).probe_with(&probe);
         });
     }
 
@@ -230,7 +228,8 @@ pub fn run_worker(
         input,
         pre: PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy),
         outbox: Vec::new(),
-        advanced_at: advanced_at.clone(),
+        progress: progress.clone(),
+        worker: worker.index(),
     });
     let wall_now = now_ms();
     // Token bucket for max_messages_per_sec (burst of one second).
@@ -238,16 +237,17 @@ pub fn run_worker(
     let mut refilled = Instant::now();
 
     loop {
-        if let Some(e) = failure.borrow_mut().take() {
+        if let Some(e) = sink_state.failure.borrow_mut().take() {
             error = Some(e.into());
         }
         if error.is_some() {
             break;
         }
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if let Some(inp) = feed.as_mut() {
+        // Stopping: read nothing more, commit what is durable now, and leave.
+        let stopping = stop.load(Ordering::Relaxed);
+        // Output waiting for the broker: let it catch up before reading more.
+        let behind = sink_state.behind.get();
+        if let Some(inp) = feed.as_mut().filter(|_| !stopping && !behind) {
             let now = Instant::now();
             let clock = now_ms().max(wall_now);
             let timeout = if idle_polls > 0 {
@@ -325,7 +325,9 @@ pub fn run_worker(
                 // End of input: closing the input closes every window.
                 feed = None;
                 // Windows still open close now, because the input ended.
-                advanced_at.borrow_mut().insert(u64::MAX, Instant::now());
+                progress
+                    .close_clock
+                    .advance(worker.index(), u64::MAX, Instant::now());
                 for c in commits.values_mut() {
                     c.finish();
                 }
@@ -335,10 +337,14 @@ pub fn run_worker(
                 );
             }
         }
-        worker.step();
+        if behind {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        } else {
+            worker.step();
+        }
 
         // Commit what is durable.
-        let finished = probe.done();
+        let finished = probe.done() || stopping;
         if finished || last_commit.elapsed() >= cfg.commit_interval {
             let durable = probe.with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
             let mut offsets = Vec::new();
@@ -349,12 +355,13 @@ pub fn run_worker(
             }
             if !offsets.is_empty() {
                 dlq.flush()?;
-                source.commit(&offsets)?;
+                source.commit(&offsets, finished)?;
             }
             last_commit = Instant::now();
-            let mut adv = advanced_at.borrow_mut();
-            let keep_from = (durable.max(0) as u64).saturating_sub(largest_ms as u64);
-            *adv = adv.split_off(&keep_from);
+            // Windows not reported durable yet end after `durable`.
+            progress
+                .close_clock
+                .forget_before((durable.max(0) as u64).saturating_sub(largest_ms as u64));
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             if let Some(lag) = source.lag() {

@@ -1,8 +1,10 @@
 //! Live counters of a running pipeline, shared by all workers of a process; the CLI prints them
 //! and the benchmark reads them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 #[derive(Default, Debug)]
 pub struct Progress {
@@ -26,9 +28,84 @@ pub struct Progress {
     pub lag: AtomicI64,
     /// Milliseconds from a window's close (watermark passing its end) to its acknowledged output.
     pub close_to_output_ms: Mutex<Vec<f64>>,
+    /// When the windows closed.
+    pub close_clock: CloseClock,
+}
+
+/// When the process's dataflow input time — the least over its workers, which is what closes
+/// windows — reached each value. A window closes when every worker's input passed its end, not
+/// when the first one did: timing from one worker's own advance would count the other workers'
+/// watermark lag as output latency.
+#[derive(Debug)]
+pub struct CloseClock {
+    state: Mutex<ClockState>,
+}
+
+#[derive(Debug, Default)]
+struct ClockState {
+    /// Input time per local worker.
+    inputs: Vec<u64>,
+    least: u64,
+    reached: BTreeMap<u64, Instant>,
+}
+
+impl Default for CloseClock {
+    fn default() -> Self {
+        CloseClock::new(1)
+    }
+}
+
+impl CloseClock {
+    /// A clock for a process with `workers` local workers.
+    pub fn new(workers: usize) -> Self {
+        CloseClock {
+            state: Mutex::new(ClockState {
+                inputs: vec![0; workers.max(1)],
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Worker `index` (global index; taken modulo the local worker count) advanced its input
+    /// to `t` (`u64::MAX`: input closed).
+    pub fn advance(&self, index: usize, t: u64, now: Instant) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        let n = s.inputs.len();
+        let slot = &mut s.inputs[index % n];
+        *slot = (*slot).max(t);
+        let least = s.inputs.iter().copied().min().unwrap_or(t);
+        if least > s.least {
+            s.least = least;
+            s.reached.insert(least, now);
+        }
+    }
+
+    /// When the least input time first reached `end` or beyond: when a window ending at `end`
+    /// closed.
+    pub fn closed_at(&self, end: u64) -> Option<Instant> {
+        let s = self.state.lock().ok()?;
+        s.reached.range(end..).next().map(|(_, at)| *at)
+    }
+
+    /// Forgets the times before `t`.
+    pub fn forget_before(&self, t: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.reached = s.reached.split_off(&t);
+        }
+    }
 }
 
 impl Progress {
+    /// Counters for a process with `workers` local workers.
+    pub fn new(workers: usize) -> Self {
+        Progress {
+            close_clock: CloseClock::new(workers),
+            ..Default::default()
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -44,4 +121,14 @@ impl Progress {
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
     }
+}
+
+/// The `q` quantile (nearest rank) of `samples`, which it sorts; NaN when empty.
+pub fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let i = (q * (samples.len() - 1) as f64).round() as usize;
+    samples[i.min(samples.len() - 1)]
 }

@@ -2,14 +2,18 @@
 //! timely capability for everything not yet durable, so a probe after it tells the source which
 //! input offsets are safe to commit (DESIGN.md §3: offsets follow durability).
 //!
-//! A sink decides when to make its writes durable ([`StatsSink::commit_due`]): the Kafka sink on
-//! every batch (low latency), the Parquet sink when its file is due to roll. A sink error stops
+//! Sinks never block the worker on the network: the operator numbers its writes (every sink gets
+//! every write, in the same order) and asks each sink, without waiting, how many of them are
+//! durable ([`StatsSink::poll_durable`]): the Kafka sink when the broker acknowledged them, the
+//! Parquet sink when the file holding them was renamed into place. A write's capability is
+//! released once every sink has it durable; its rows are reported (counters, latency) as soon
+//! as the first sink does, which is when a reader can first see them. A sink error stops
 //! commits and is reported to the worker, which exits without committing: a restart replays.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apo_schemas::WindowStats;
 use timely::container::CapacityContainerBuilder;
@@ -18,8 +22,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
-/// Called with the rows each activation wrote, after the sinks due to commit have committed
-/// (progress counters, close-to-output latency).
+/// Called with rows as soon as one sink has made them durable — the moment a reader can see
+/// them (progress counters, close-to-output latency). Every row is reported once.
 pub type RowsCallback = Rc<dyn Fn(&[WindowStats])>;
 
 /// A sink failure; the message names the sink and the cause.
@@ -27,27 +31,40 @@ pub type RowsCallback = Rc<dyn Fn(&[WindowStats])>;
 #[error("{0}")]
 pub struct SinkError(pub String);
 
-/// Where window statistics go.
+/// Where window statistics go. Writes are numbered 1, 2, … in the order of `write` calls.
 pub trait StatsSink {
     fn name(&self) -> &str;
-    /// Accepts rows (may buffer or send asynchronously).
+    /// Accepts rows; must not wait for them to become durable.
     fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError>;
-    /// Whether the sink wants its writes made durable now.
-    fn commit_due(&self) -> bool;
-    /// Makes every write so far durable; returns once it is.
-    fn commit(&mut self) -> Result<(), SinkError>;
-    /// How long until `commit_due` may turn true without new input (for time-based rolling).
-    fn next_due(&self) -> Option<Duration> {
-        None
-    }
+    /// Advances durability without waiting on the network (a sink may do due local work, such
+    /// as writing a file) and returns how many writes are durable: every write up to that
+    /// number. `finish`: no more writes will come, make everything durable as soon as possible.
+    fn poll_durable(&mut self, finish: bool) -> Result<u64, SinkError>;
+    /// While writes are not durable: how long until `poll_durable` should be called again.
+    fn next_poll(&self) -> Option<Duration>;
+}
+
+/// How long a write may wait for its first durable copy before the sinks report themselves
+/// behind ([`SinkState::behind`]).
+pub const OUTPUT_DELAY_BOUND: Duration = Duration::from_millis(10);
+
+/// What the worker loop needs to know of the sink operator.
+#[derive(Default)]
+pub struct SinkState {
+    /// The first sink error; nothing more may be reported durable after it.
+    pub failure: RefCell<Option<SinkError>>,
+    /// Some write has waited longer than [`OUTPUT_DELAY_BOUND`] to become durable anywhere:
+    /// the worker stops reading until it is (backpressure that keeps close-to-output latency
+    /// low when the broker is the bottleneck; throughput is bounded by the broker anyway).
+    pub behind: Cell<bool>,
 }
 
 /// Writes the stream to every sink. The returned stream carries no data; its frontier is the
-/// durability frontier. The first sink error is stored in `failure`.
+/// durability frontier. The first sink error is stored in `state.failure`.
 pub fn sink_operator<'scope>(
     stats: StreamVec<'scope, u64, WindowStats>,
     mut sinks: Vec<Box<dyn StatsSink>>,
-    failure: Rc<RefCell<Option<SinkError>>>,
+    state: Rc<SinkState>,
     on_rows: RowsCallback,
 ) -> StreamVec<'scope, u64, ()> {
     let scope = stats.scope();
@@ -58,7 +75,11 @@ pub fn sink_operator<'scope>(
             drop(cap);
             let activator = scope.activator_for(info.address.clone());
             let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowStats>)> = BTreeMap::new();
-            let mut held: Vec<Option<Capability<u64>>> = sinks.iter().map(|_| None).collect();
+            // Writes made so far, and per write: its capability until every sink has it
+            // durable, its rows until one sink has.
+            let mut written = 0u64;
+            let mut caps: VecDeque<(u64, Capability<u64>)> = VecDeque::new();
+            let mut unreported: VecDeque<(u64, Vec<WindowStats>, Instant)> = VecDeque::new();
             move |(input, frontier), _output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else {
@@ -71,7 +92,7 @@ pub fn sink_operator<'scope>(
                         e.1.append(batch);
                     }
                 });
-                if failure.borrow().is_some() {
+                if state.failure.borrow().is_some() {
                     // Hold everything: nothing after a failure may be reported durable.
                     return;
                 }
@@ -83,41 +104,56 @@ pub fn sink_operator<'scope>(
                     let Some((_, (cap, rows))) = stash.pop_first() else {
                         break;
                     };
-                    on_rows(&rows);
-                    for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
+                    for sink in sinks.iter_mut() {
                         if let Err(e) = sink.write(&rows) {
-                            *failure.borrow_mut() =
-                                Some(SinkError(format!("{}: {}", sink.name(), e)));
+                            fail(&state.failure, sink.as_ref(), e);
                             return;
                         }
-                        if h.is_none() {
-                            *h = Some(cap.clone());
-                        }
                     }
+                    written += 1;
+                    caps.push_back((written, cap));
+                    unreported.push_back((written, rows, Instant::now()));
                 }
                 let finished = f.is_empty();
-                let mut wake: Option<Duration> = None;
-                for (sink, h) in sinks.iter_mut().zip(held.iter_mut()) {
-                    if h.is_some() && (finished || sink.commit_due()) {
-                        match sink.commit() {
-                            Ok(()) => *h = None,
-                            Err(e) => {
-                                *failure.borrow_mut() =
-                                    Some(SinkError(format!("{}: {}", sink.name(), e)));
-                                return;
-                            }
+                let (mut least, mut most) = (written, if sinks.is_empty() { written } else { 0 });
+                for sink in sinks.iter_mut() {
+                    match sink.poll_durable(finished) {
+                        Ok(d) => {
+                            least = least.min(d);
+                            most = most.max(d);
                         }
-                    }
-                    if h.is_some() {
-                        if let Some(d) = sink.next_due() {
-                            wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
+                        Err(e) => {
+                            fail(&state.failure, sink.as_ref(), e);
+                            return;
                         }
                     }
                 }
-                if let Some(d) = wake {
-                    activator.activate_after(d);
+                while caps.front().is_some_and(|(n, _)| *n <= least) {
+                    caps.pop_front();
+                }
+                while unreported.front().is_some_and(|(n, _, _)| *n <= most) {
+                    if let Some((_, rows, _)) = unreported.pop_front() {
+                        on_rows(&rows);
+                    }
+                }
+                state.behind.set(
+                    unreported
+                        .front()
+                        .is_some_and(|(_, _, at)| at.elapsed() > OUTPUT_DELAY_BOUND),
+                );
+                if !caps.is_empty() {
+                    let wake = sinks
+                        .iter()
+                        .filter_map(|s| s.next_poll())
+                        .min()
+                        .unwrap_or(Duration::from_millis(10));
+                    activator.activate_after(wake);
                 }
             }
         },
     )
+}
+
+fn fail(failure: &RefCell<Option<SinkError>>, sink: &dyn StatsSink, e: SinkError) {
+    *failure.borrow_mut() = Some(SinkError(format!("{}: {}", sink.name(), e)));
 }

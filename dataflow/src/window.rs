@@ -156,7 +156,8 @@ impl WindowState {
 }
 
 /// The windowing operator: exchanges partials by series, merges them per window, emits window
-/// statistics at their close (time = window end) and revisions at the time of the late batch.
+/// statistics at their close (time = window end − 1 ms, see [`emit_time`]) and revisions at the
+/// time of the late batch.
 pub fn window_operator<'scope>(
     partials: StreamVec<'scope, u64, Partial>,
     horizon_ms: i64,
@@ -212,7 +213,7 @@ pub fn window_operator<'scope>(
                 match (state.next_close(), f.first()) {
                     (Some(end), Some(&ft)) => {
                         if let Some(h) = held.as_mut() {
-                            h.downgrade(&(end as u64).min(ft).max(*h.time()));
+                            h.downgrade(&emit_time(end).min(ft).max(*h.time()));
                         }
                     }
                     (None, Some(&ft)) => {
@@ -225,6 +226,13 @@ pub fn window_operator<'scope>(
             }
         });
     stream
+}
+
+/// The time a window ending at `end` is emitted at: just before its end. It closes when the
+/// input frontier reaches `end`; at a time below that frontier, the sinks can release it in the
+/// same round instead of waiting for the watermark's next tick.
+fn emit_time(end: i64) -> u64 {
+    (end.max(1) - 1) as u64
 }
 
 fn emit_closed(
@@ -242,7 +250,7 @@ fn emit_closed(
         return;
     };
     for (end, stats) in closed.drain(..) {
-        let t = (end.max(0) as u64).max(*held.time());
+        let t = emit_time(end).max(*held.time());
         output.session(&held.delayed(&t)).give(stats);
     }
 }

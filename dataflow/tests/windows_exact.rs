@@ -13,7 +13,7 @@ use apo_ingest::source::MemorySource;
 use apo_schemas::{MetricPoint, WindowStats};
 
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<WindowStats>>>);
+struct Collect(Arc<Mutex<Vec<WindowStats>>>, u64);
 
 impl StatsSink for Collect {
     fn name(&self) -> &str {
@@ -21,13 +21,14 @@ impl StatsSink for Collect {
     }
     fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
         self.0.lock().unwrap().extend_from_slice(rows);
+        self.1 += 1;
         Ok(())
     }
-    fn commit_due(&self) -> bool {
-        true
+    fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
+        Ok(self.1)
     }
-    fn commit(&mut self) -> Result<(), SinkError> {
-        Ok(())
+    fn next_poll(&self) -> Option<Duration> {
+        None
     }
 }
 

@@ -95,7 +95,7 @@ impl DeadLetterSink for KafkaDeadLetters {
     }
 
     fn flush(&mut self) -> Result<(), IngestError> {
-        self.producer.flush(Duration::from_secs(60))?;
+        crate::kafka::flush_promptly(&self.producer, Duration::from_secs(60))?;
         self.producer.context().check(&self.topic)
     }
 }

@@ -288,7 +288,7 @@ pub fn produce(
         }
     }
     flush_pending(&producer, topic, &mut pending, &mut stats)?;
-    producer.flush(Duration::from_secs(60))?;
+    crate::kafka::flush_promptly(&producer, Duration::from_secs(60))?;
     producer.context().check(topic)?;
     progress(&stats);
     Ok(stats)
@@ -418,7 +418,7 @@ impl crate::source::MessageSource for GeneratorSource {
         Ok(n)
     }
 
-    fn commit(&mut self, _offsets: &[(i32, i64)]) -> Result<(), IngestError> {
+    fn commit(&mut self, _offsets: &[(i32, i64)], _wait: bool) -> Result<(), IngestError> {
         Ok(())
     }
 

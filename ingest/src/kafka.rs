@@ -16,7 +16,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::source::{MessageSource, RawMessage, SourceEvent};
@@ -26,6 +26,9 @@ use crate::IngestError;
 pub fn client_config(brokers: &str, overrides: &[(String, String)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
+    // Small produce requests (window results, dead letters) must not wait for Nagle's
+    // algorithm; an override below can turn it back on.
+    c.set("socket.nagle.disable", "true");
     for (k, v) in overrides {
         c.set(k, v);
     }
@@ -127,6 +130,30 @@ impl DeliveryTracker {
     }
 }
 
+/// Waits until every record produced so far is acknowledged (or failed), like
+/// `Producer::flush`, but returns within about a millisecond of the last acknowledgement.
+///
+/// rdkafka's own `flush` polls in steps that each last their full 100 ms, so every flush of a
+/// busy producer costs at least 100 ms: that alone would be most of the pipeline's
+/// close-to-output latency.
+pub fn flush_promptly<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    timeout: Duration,
+) -> Result<(), IngestError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Serves delivery reports that are ready, without waiting.
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut).into());
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
 /// Sends a record, waiting for room when the producer queue is full (backpressure instead of
 /// unbounded memory or an error).
 pub fn send_with_backpressure<C: ProducerContext>(
@@ -138,7 +165,7 @@ pub fn send_with_backpressure<C: ProducerContext>(
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                producer.poll(Duration::from_millis(50));
+                producer.poll(Duration::from_millis(5));
             }
             Err((e, _)) => return Err(e.into()),
         }
@@ -146,26 +173,94 @@ pub fn send_with_backpressure<C: ProducerContext>(
 }
 
 /// Consumer context of the source: end of partition is an expected event (it drives idleness
-/// and drain mode), not the error librdkafka's default context logs it as.
-pub struct SourceContext;
+/// and drain mode), not the error librdkafka's default context logs it as. It also keeps the
+/// consumer lag from librdkafka's statistics (`statistics.interval.ms`), so reading the lag
+/// never costs a broker round trip on the worker thread.
+#[derive(Default)]
+pub struct SourceContext {
+    topic: String,
+    partitions: Vec<i32>,
+    lag: Mutex<Option<i64>>,
+}
+
+impl SourceContext {
+    /// A context for a consumer of `partitions` of `topic`.
+    pub fn new(topic: &str, partitions: &[i32]) -> Self {
+        SourceContext {
+            topic: topic.to_string(),
+            partitions: partitions.to_vec(),
+            lag: Mutex::new(None),
+        }
+    }
+
+    /// Messages between the position of the application and the end of each partition,
+    /// summed over the partitions this consumer reads, as of the last statistics.
+    pub fn lag(&self) -> Option<i64> {
+        self.lag.lock().ok().and_then(|l| *l)
+    }
+}
+
+/// Lag of one partition from librdkafka's statistics: end offset minus the next offset the
+/// application reads (or, before it read any, the committed offset, else the log start).
+fn partition_lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    let end = if p.ls_offset >= 0 {
+        p.ls_offset
+    } else {
+        p.hi_offset
+    };
+    if end < 0 {
+        return None;
+    }
+    let from = [p.app_offset, p.committed_offset, p.lo_offset]
+        .into_iter()
+        .find(|o| *o >= 0)
+        .unwrap_or(0);
+    Some((end - from).max(0))
+}
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         match error {
-            KafkaError::PartitionEOF(_) => tracing::debug!(%error, reason, "end of partition"),
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::debug!(%error, reason, "end of partition")
+            }
             _ => tracing::error!(%error, reason, "librdkafka"),
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let lag = self
+            .partitions
+            .iter()
+            .map(|p| topic.partitions.get(p).and_then(partition_lag))
+            .try_fold(0i64, |acc, l| l.map(|l| acc + l));
+        if let Ok(mut l) = self.lag.lock() {
+            *l = lag;
         }
     }
 }
 
-impl ConsumerContext for SourceContext {}
+impl ConsumerContext for SourceContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            // The next commit supersedes this one; a crash before it replays a little more.
+            tracing::warn!(error = %e, ?offsets, topic = %self.topic, "offset commit failed");
+        }
+    }
+}
 
 /// Reads the partitions of one topic that belong to one worker.
 pub struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     topic: String,
     partitions: Vec<i32>,
-    lag_cache: Option<(Instant, i64)>,
 }
 
 impl KafkaSource {
@@ -187,10 +282,15 @@ impl KafkaSource {
         if c.get("auto.offset.reset").is_none() {
             c.set("auto.offset.reset", "earliest");
         }
-        let consumer: BaseConsumer<SourceContext> = c.create_with_context(SourceContext)?;
+        if c.get("statistics.interval.ms").is_none() {
+            // The consumer lag shown in progress comes from these statistics.
+            c.set("statistics.interval.ms", "2000");
+        }
         let partitions: Vec<i32> = (0..count)
             .filter(|p| *p as usize % peers == index)
             .collect();
+        let consumer: BaseConsumer<SourceContext> =
+            c.create_with_context(SourceContext::new(topic, &partitions))?;
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
             tpl.add_partition_offset(topic, p, Offset::Stored)?;
@@ -200,7 +300,6 @@ impl KafkaSource {
             consumer,
             topic: topic.to_string(),
             partitions,
-            lag_cache: None,
         })
     }
 }
@@ -250,7 +349,7 @@ impl MessageSource for KafkaSource {
         Ok(n)
     }
 
-    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<(), IngestError> {
+    fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -258,32 +357,19 @@ impl MessageSource for KafkaSource {
         for &(p, o) in offsets {
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(o + 1))?;
         }
-        self.consumer.commit(&tpl, CommitMode::Sync)?;
+        let mode = if wait {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        self.consumer.commit(&tpl, mode)?;
         Ok(())
     }
 
     fn lag(&mut self) -> Option<i64> {
-        if let Some((at, lag)) = self.lag_cache {
-            if at.elapsed() < Duration::from_secs(5) {
-                return Some(lag);
-            }
+        if self.partitions.is_empty() {
+            return Some(0);
         }
-        let positions = self.consumer.position().ok()?;
-        let mut lag = 0;
-        for &p in &self.partitions {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, p, Duration::from_secs(2))
-                .ok()?;
-            let pos = positions
-                .find_partition(&self.topic, p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            lag += pos.map_or(high, |o| (high - o).max(0));
-        }
-        self.lag_cache = Some((Instant::now(), lag));
-        Some(lag)
+        self.consumer.context().lag()
     }
 }

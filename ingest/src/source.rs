@@ -35,7 +35,9 @@ pub trait MessageSource {
         f: &mut dyn FnMut(SourceEvent<'_>),
     ) -> Result<usize, IngestError>;
     /// Records that every message up to and including `offset` of `partition` is fully processed.
-    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<(), IngestError>;
+    /// `wait`: return only once the commit is stored (at shutdown); otherwise it may complete
+    /// in the background (a lost commit only means a longer replay after a crash).
+    fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError>;
     /// Messages behind the log end over this worker's partitions, when known.
     fn lag(&mut self) -> Option<i64>;
 }
@@ -90,7 +92,7 @@ impl MessageSource for MemorySource {
         Ok(n)
     }
 
-    fn commit(&mut self, offsets: &[(i32, i64)]) -> Result<(), IngestError> {
+    fn commit(&mut self, offsets: &[(i32, i64)], _wait: bool) -> Result<(), IngestError> {
         if let Some(&(_, o)) = offsets.iter().find(|(p, _)| *p == 0) {
             self.committed = Some(o);
         }

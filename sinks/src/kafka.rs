@@ -1,18 +1,61 @@
 //! Window statistics to a Kafka topic as APO JSON, keyed by series and window, so a compacted
-//! topic keeps the latest revision of each window. Durable when the broker acknowledged.
+//! topic keeps the latest revision of each window. A write is durable when the broker
+//! acknowledged all its records; the sink never waits for that on the worker thread.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use apo_dataflow::sink::{SinkError, StatsSink};
-use apo_ingest::kafka::{send_with_backpressure, DeliveryTracker};
+use apo_ingest::kafka::send_with_backpressure;
 use apo_schemas::WindowStats;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
+
+/// Counts unacknowledged records per write (the delivery opaque is the write number).
+#[derive(Default)]
+struct AckTracker {
+    state: Mutex<Acks>,
+}
+
+#[derive(Default)]
+struct Acks {
+    /// Write number → records not yet acknowledged.
+    outstanding: BTreeMap<u64, usize>,
+    failed: u64,
+    last_error: String,
+}
+
+impl ClientContext for AckTracker {}
+
+impl ProducerContext for AckTracker {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, write: Box<u64>) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        if let Err((e, _)) = result {
+            s.failed += 1;
+            s.last_error = e.to_string();
+            // Leave the write outstanding: it never becomes durable.
+            return;
+        }
+        if let Some(n) = s.outstanding.get_mut(&write) {
+            *n -= 1;
+            if *n == 0 {
+                s.outstanding.remove(&write);
+            }
+        }
+    }
+}
 
 pub struct KafkaStatsSink {
-    producer: BaseProducer<DeliveryTracker>,
+    producer: BaseProducer<AckTracker>,
     topic: String,
     name: String,
+    writes: u64,
 }
 
 impl KafkaStatsSink {
@@ -22,12 +65,13 @@ impl KafkaStatsSink {
             c.set("linger.ms", "0");
         }
         let producer = c
-            .create_with_context(DeliveryTracker::default())
+            .create_with_context(AckTracker::default())
             .map_err(|e| SinkError(format!("creating producer for `{topic}`: {e}")))?;
         Ok(KafkaStatsSink {
             producer,
             topic: topic.to_string(),
             name: format!("kafka:{topic}"),
+            writes: 0,
         })
     }
 }
@@ -38,12 +82,19 @@ impl StatsSink for KafkaStatsSink {
     }
 
     fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
+        self.writes += 1;
+        let write = self.writes;
+        if !rows.is_empty() {
+            if let Ok(mut s) = self.producer.context().state.lock() {
+                s.outstanding.insert(write, rows.len());
+            }
+        }
         for r in rows {
             let payload = serde_json::to_vec(r).map_err(|e| SinkError(e.to_string()))?;
             let key = r.key();
             send_with_backpressure(
                 &self.producer,
-                BaseRecord::to(&self.topic)
+                BaseRecord::with_opaque_to(&self.topic, Box::new(write))
                     .key(key.as_bytes())
                     .payload(&payload[..]),
             )
@@ -53,17 +104,28 @@ impl StatsSink for KafkaStatsSink {
         Ok(())
     }
 
-    fn commit_due(&self) -> bool {
-        true
+    fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
+        // Serves the delivery reports that arrived.
+        self.producer.poll(Duration::ZERO);
+        let s = self
+            .producer
+            .context()
+            .state
+            .lock()
+            .map_err(|_| SinkError("delivery state poisoned".into()))?;
+        if s.failed > 0 {
+            return Err(SinkError(format!(
+                "{} record(s) to `{}` were not delivered: {}",
+                s.failed, self.topic, s.last_error
+            )));
+        }
+        Ok(s.outstanding
+            .keys()
+            .next()
+            .map_or(self.writes, |first| first - 1))
     }
 
-    fn commit(&mut self) -> Result<(), SinkError> {
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(|e| SinkError(format!("flushing `{}`: {e}", self.topic)))?;
-        self.producer
-            .context()
-            .check(&self.topic)
-            .map_err(|e| SinkError(e.to_string()))
+    fn next_poll(&self) -> Option<Duration> {
+        (self.producer.in_flight_count() > 0).then_some(Duration::from_millis(1))
     }
 }

@@ -30,6 +30,9 @@ pub struct ParquetStatsSink {
     rows: Vec<WindowStats>,
     first_row_at: Option<Instant>,
     seq: u64,
+    /// Writes received, and how many of them are in files renamed into place.
+    writes: u64,
+    durable: u64,
 }
 
 impl ParquetStatsSink {
@@ -54,6 +57,8 @@ impl ParquetStatsSink {
             rows: Vec::new(),
             first_row_at: None,
             seq: 0,
+            writes: 0,
+            durable: 0,
         })
     }
 
@@ -153,22 +158,34 @@ impl StatsSink for ParquetStatsSink {
             self.first_row_at = Some(Instant::now());
         }
         self.rows.extend_from_slice(rows);
+        self.writes += 1;
         Ok(())
     }
 
-    fn commit_due(&self) -> bool {
-        self.rows.len() >= self.max_rows
+    fn poll_durable(&mut self, finish: bool) -> Result<u64, SinkError> {
+        let due = finish
+            || self.rows.len() >= self.max_rows
             || self
                 .first_row_at
-                .is_some_and(|t| t.elapsed() >= self.roll_interval)
+                .is_some_and(|t| t.elapsed() >= self.roll_interval);
+        if self.rows.is_empty() {
+            self.durable = self.writes;
+        } else if due {
+            self.roll()?;
+            self.durable = self.writes;
+        }
+        Ok(self.durable)
     }
 
-    fn next_due(&self) -> Option<Duration> {
+    fn next_poll(&self) -> Option<Duration> {
         self.first_row_at
             .map(|t| self.roll_interval.saturating_sub(t.elapsed()))
     }
+}
 
-    fn commit(&mut self) -> Result<(), SinkError> {
+impl ParquetStatsSink {
+    /// Writes the buffered rows to files, one per day, and renames them into place.
+    fn roll(&mut self) -> Result<(), SinkError> {
         let rows = std::mem::take(&mut self.rows);
         let mut by_day: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
         for r in rows.iter() {

@@ -167,8 +167,8 @@ mod tests {
         ])
         .unwrap();
         sink.write(&[row("a", 1_764_201_600_000, 5)]).unwrap();
-        assert!(!sink.commit_due());
-        sink.commit().unwrap();
+        assert_eq!(sink.poll_durable(false).unwrap(), 0, "not due to roll yet");
+        assert_eq!(sink.poll_durable(true).unwrap(), 2, "both writes in files");
         let batches = query(
             dir.path(),
             "SELECT service, sum(count) AS n, count(DISTINCT date) AS days FROM window_stats GROUP BY service ORDER BY service",
