@@ -5,12 +5,14 @@
 //! - [`preaggregate`]: worker-local folding of points before the exchange;
 //! - [`window`]: event-time tumbling windows, revisions for late data;
 //! - [`sink`]: the durable sink operator and the [`sink::StatsSink`] trait sinks implement;
+//! - [`critical_path`]: the critical path of one trace (Jaeger's algorithm, iterative and total);
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
 
 pub mod aggregate;
 pub mod commit;
+pub mod critical_path;
 pub mod pipeline;
 pub mod preaggregate;
 pub mod progress;

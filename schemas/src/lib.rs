@@ -2,6 +2,8 @@
 //!
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
+//! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
+//! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
 //! - [`arrow`]: Arrow schemas of the Parquet tables.
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
@@ -10,7 +12,10 @@ pub mod arrow;
 pub mod json_schema;
 pub mod metric;
 pub mod otlp;
+pub mod span;
+pub mod span_decode;
 pub mod window_stats;
 
 pub use metric::{Histogram, MetricPoint, SchemaError};
+pub use span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 pub use window_stats::WindowStats;

@@ -228,7 +228,7 @@ fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn any_to_string(v: &AnyValue) -> String {
+pub(crate) fn any_to_string(v: &AnyValue) -> String {
     match &v.value {
         Some(any_value::Value::StringValue(s)) => s.clone(),
         Some(any_value::Value::BoolValue(b)) => b.to_string(),

@@ -1,0 +1,389 @@
+//! Decoding of span messages from `apo.spans` into [`Span`]s: APO JSON, Zipkin v2 JSON (an array
+//! of spans, as Zipkin's Kafka collector and the Collector's `zipkin` encoding write it) and OTLP
+//! protobuf `ExportTraceServiceRequest` (the Collector's Kafka exporter, `otlp_proto`).
+//!
+//! JSON elements are told apart by their keys: Zipkin spans have `traceId`, APO spans
+//! `trace_id`. Every span is validated ([`Span::validate`]); one that fails is reported by its
+//! position in the message, the others are kept.
+//!
+//! Zipkin mapping: `timestamp`/`duration` are microseconds; `localEndpoint.serviceName` is the
+//! service; `remoteEndpoint.serviceName` becomes the `peer.service` attribute; a tag `error`
+//! (Zipkin's convention) or `otel.status_code=ERROR` makes the status an error. A `shared`
+//! server span (B3's single span id for client and server) gets an id of its own derived from
+//! the shared one, with the client span as its parent, so both halves stay in the trace.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::otlp::any_to_string;
+use crate::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+use crate::SchemaError;
+
+/// The spans of one message, and the positions of those that could not be used.
+#[derive(Debug, Default)]
+pub struct DecodedSpans {
+    pub spans: Vec<Span>,
+    pub errors: Vec<(usize, SchemaError)>,
+}
+
+impl DecodedSpans {
+    fn push(&mut self, index: usize, span: Result<Span, SchemaError>) {
+        match span.and_then(|s| s.validate().map(|_| s)) {
+            Ok(s) => self.spans.push(s),
+            Err(e) => self.errors.push((index, e)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ZipkinEndpoint {
+    service_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ZipkinSpan {
+    trace_id: String,
+    id: String,
+    parent_id: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    timestamp: Option<i64>,
+    duration: Option<i64>,
+    local_endpoint: Option<ZipkinEndpoint>,
+    remote_endpoint: Option<ZipkinEndpoint>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    shared: bool,
+}
+
+impl ZipkinSpan {
+    fn into_span(self) -> Result<Span, SchemaError> {
+        let invalid = |field: &'static str, reason: &str| SchemaError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
+        let trace_id = TraceId::parse(&self.trace_id.to_ascii_lowercase())?;
+        let mut span_id = SpanId::parse(&self.id.to_ascii_lowercase())?;
+        let mut parent_span_id = match self.parent_id.as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(SpanId::parse(&p.to_ascii_lowercase())?),
+        };
+        let kind = match self.kind.as_deref() {
+            None => SpanKind::Unspecified,
+            Some(k) => SpanKind::parse(k).ok_or_else(|| invalid("kind", k))?,
+        };
+        if self.shared && kind == SpanKind::Server {
+            parent_span_id = Some(span_id);
+            span_id = SpanId(shared_server_id(span_id.0));
+        }
+        let ts = self
+            .timestamp
+            .ok_or_else(|| invalid("timestamp", "missing"))?;
+        let duration = self.duration.unwrap_or(0);
+        if duration < 0 {
+            return Err(invalid("duration", "negative"));
+        }
+        let start_ns = ts
+            .checked_mul(1000)
+            .ok_or_else(|| invalid("timestamp", "out of range"))?;
+        let end_ns = start_ns
+            .checked_add(duration.saturating_mul(1000))
+            .ok_or_else(|| invalid("duration", "out of range"))?;
+        let error = self.tags.contains_key("error")
+            || self
+                .tags
+                .get("otel.status_code")
+                .is_some_and(|c| c.eq_ignore_ascii_case("error"));
+        let mut attributes = self.tags;
+        if let Some(peer) = self.remote_endpoint.and_then(|e| e.service_name) {
+            if !peer.is_empty() {
+                attributes.entry("peer.service".into()).or_insert(peer);
+            }
+        }
+        Ok(Span {
+            trace_id,
+            span_id,
+            parent_span_id,
+            service: self
+                .local_endpoint
+                .and_then(|e| e.service_name)
+                .unwrap_or_default(),
+            name: self.name.unwrap_or_default(),
+            kind,
+            start_ns,
+            end_ns,
+            status: if error {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Unset
+            },
+            attributes,
+            follows_from: false,
+        })
+    }
+}
+
+/// The id given to the server half of a Zipkin shared span: a fixed bijection of the shared id
+/// (never equal to it), so replays derive the same id.
+fn shared_server_id(id: u64) -> u64 {
+    let d = id.rotate_left(17) ^ 0x5bd1_e995_9e37_79b9;
+    if d == id || d == 0 {
+        id ^ 1
+    } else {
+        d
+    }
+}
+
+fn decode_element(raw: &RawValue) -> Result<Span, SchemaError> {
+    let text = raw.get();
+    let json = |e: serde_json::Error| SchemaError::Json(e.to_string());
+    // Zipkin spans carry `traceId`; APO spans `trace_id`.
+    if text.contains("\"traceId\"") {
+        serde_json::from_str::<ZipkinSpan>(text)
+            .map_err(json)?
+            .into_span()
+    } else {
+        serde_json::from_str::<Span>(text).map_err(json)
+    }
+}
+
+/// Decodes APO JSON or Zipkin v2 JSON: one object or an array. A malformed document is an
+/// error as a whole; in a well-formed array each bad element is reported by index.
+pub fn decode_spans_json(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let mut out = DecodedSpans::default();
+    match first {
+        None => return Err(SchemaError::Empty),
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+            out.spans.reserve(items.len());
+            for (i, raw) in items.into_iter().enumerate() {
+                out.push(i, decode_element(raw));
+            }
+        }
+        Some(_) => {
+            let raw: &RawValue =
+                serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+            out.push(0, decode_element(raw));
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes OTLP protobuf `ExportTraceServiceRequest`; spans are indexed in message order.
+pub fn decode_spans_otlp(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
+    if bytes.is_empty() {
+        return Err(SchemaError::Empty);
+    }
+    let req = ExportTraceServiceRequest::decode(bytes)
+        .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
+    let mut out = DecodedSpans::default();
+    let mut index = 0usize;
+    for rs in &req.resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+            .and_then(|kv| kv.value.as_ref())
+            .map(any_to_string)
+            .unwrap_or_default();
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                let span = (|| {
+                    let time = |t: u64, field: &'static str| {
+                        i64::try_from(t).map_err(|_| SchemaError::Invalid {
+                            field,
+                            reason: format!("{t} ns is out of range"),
+                        })
+                    };
+                    Ok(Span {
+                        trace_id: TraceId::from_bytes(&s.trace_id)?,
+                        span_id: SpanId::from_bytes(&s.span_id)?,
+                        parent_span_id: if s.parent_span_id.is_empty() {
+                            None
+                        } else {
+                            Some(SpanId::from_bytes(&s.parent_span_id)?)
+                        },
+                        service: service.clone(),
+                        name: s.name.clone(),
+                        kind: SpanKind::from_otlp(s.kind),
+                        start_ns: time(s.start_time_unix_nano, "start_time_unix_nano")?,
+                        end_ns: time(s.end_time_unix_nano, "end_time_unix_nano")?,
+                        status: match s.status.as_ref().map(|st| st.code) {
+                            Some(1) => SpanStatus::Ok,
+                            Some(2) => SpanStatus::Error,
+                            _ => SpanStatus::Unset,
+                        },
+                        attributes: s
+                            .attributes
+                            .iter()
+                            .filter_map(|kv| {
+                                kv.value
+                                    .as_ref()
+                                    .map(|v| (kv.key.clone(), any_to_string(v)))
+                            })
+                            .collect(),
+                        follows_from: false,
+                    })
+                })();
+                out.push(index, span);
+                index += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Status};
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn apo(span_id: &str, parent: Option<&str>, service: &str) -> String {
+        let parent = parent.map_or(String::new(), |p| format!(r#""parent_span_id":"{p}","#));
+        format!(
+            r#"{{"trace_id":"{TRACE}","span_id":"{span_id}",{parent}"service":"{service}","name":"GET /","kind":"client","start_ns":1000000,"end_ns":3000000,"status":"error","attributes":{{"peer.service":"db"}}}}"#
+        )
+    }
+
+    #[test]
+    fn zipkin_and_apo_json_give_the_same_span() {
+        let a =
+            decode_spans_json(apo("00f067aa0ba902b7", Some("53995c3f42cd8ad8"), "shop").as_bytes())
+                .unwrap();
+        let z = decode_spans_json(
+            format!(
+                r#"[{{"traceId":"{TRACE}","id":"00F067AA0BA902B7","parentId":"53995c3f42cd8ad8","name":"GET /","kind":"CLIENT","timestamp":1000,"duration":2000,"localEndpoint":{{"serviceName":"shop"}},"remoteEndpoint":{{"serviceName":"db"}},"tags":{{"error":"timeout"}}}}]"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(
+            a.errors.is_empty() && z.errors.is_empty(),
+            "{:?} {:?}",
+            a.errors,
+            z.errors
+        );
+        let mut zs = z.spans[0].clone();
+        assert_eq!(zs.attributes.remove("error").as_deref(), Some("timeout"));
+        assert_eq!(a.spans[0], zs);
+    }
+
+    #[test]
+    fn zipkin_shared_server_span_becomes_a_child_of_the_client() {
+        let z = decode_spans_json(
+            format!(
+                r#"[{{"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"CLIENT","timestamp":10,"duration":50,"localEndpoint":{{"serviceName":"a"}}}},
+                    {{"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"SERVER","shared":true,"timestamp":20,"duration":30,"localEndpoint":{{"serviceName":"b"}}}}]"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(z.spans.len(), 2);
+        assert_eq!(z.spans[1].parent_span_id, Some(z.spans[0].span_id));
+        assert_ne!(z.spans[1].span_id, z.spans[0].span_id);
+        assert_eq!(
+            z.spans[0].trace_id.to_string(),
+            "0000000000000000a3ce929d0e0e4736"
+        );
+    }
+
+    #[test]
+    fn bad_spans_are_reported_by_position() {
+        let end_before_start = format!(
+            r#"{{"trace_id":"{TRACE}","span_id":"1","service":"a","name":"x","start_ns":5,"end_ns":4}}"#
+        );
+        let msg = format!(
+            "[{}, {}, {{\"trace_id\":\"zz\"}}, {end_before_start}, {}]",
+            apo("1", None, "a"),
+            apo("2", Some("1"), ""),
+            apo("3", Some("1"), "a")
+        );
+        let d = decode_spans_json(msg.as_bytes()).unwrap();
+        assert_eq!(d.spans.len(), 2);
+        let idx: Vec<(usize, &str)> = d.errors.iter().map(|(i, e)| (*i, e.reason())).collect();
+        assert_eq!(
+            idx,
+            vec![
+                (1, "invalid_field"),
+                (2, "invalid_json"),
+                (3, "invalid_field")
+            ]
+        );
+        assert!(decode_spans_json(b"[{").is_err());
+        assert_eq!(decode_spans_json(b"  ").unwrap_err(), SchemaError::Empty);
+    }
+
+    #[test]
+    fn otlp_spans() {
+        let sv = |s: &str| AnyValue {
+            value: Some(any_value::Value::StringValue(s.into())),
+        };
+        let good = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: u128::from_str_radix(TRACE, 16)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec(),
+            span_id: 0x00f0_67aa_0ba9_02b7u64.to_be_bytes().to_vec(),
+            parent_span_id: 0x5399_5c3f_42cd_8ad8u64.to_be_bytes().to_vec(),
+            name: "GET /".into(),
+            kind: span::SpanKind::Client as i32,
+            start_time_unix_nano: 1_000_000,
+            end_time_unix_nano: 3_000_000,
+            attributes: vec![KeyValue {
+                key: "peer.service".into(),
+                value: Some(sv("db")),
+                ..Default::default()
+            }],
+            status: Some(Status {
+                code: status::StatusCode::Error as i32,
+                message: String::new(),
+            }),
+            ..Default::default()
+        };
+        let mut bad_id = good.clone();
+        bad_id.span_id = vec![0; 8];
+        let mut backwards = good.clone();
+        backwards.end_time_unix_nano = 1;
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(sv("shop")),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![good.clone(), bad_id, backwards],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let d = decode_spans_otlp(&req.encode_to_vec()).unwrap();
+        let a =
+            decode_spans_json(apo("00f067aa0ba902b7", Some("53995c3f42cd8ad8"), "shop").as_bytes())
+                .unwrap();
+        assert_eq!(
+            d.spans, a.spans,
+            "OTLP and APO JSON decode to the same span"
+        );
+        let idx: Vec<usize> = d.errors.iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, vec![1, 2]);
+        assert!(decode_spans_otlp(b"\xff\xff garbage").is_err());
+    }
+}
