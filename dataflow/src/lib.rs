@@ -6,16 +6,20 @@
 //! - [`window`]: event-time tumbling windows, revisions for late data;
 //! - [`sink`]: the durable sink operator and the [`sink::StatsSink`] trait sinks implement;
 //! - [`critical_path`]: the critical path of one trace (Jaeger's algorithm, iterative and total);
+//! - [`red`]: RED (rate, errors, duration) per service, operation, kind and status;
+//! - [`assembly`]: spans grouped into traces, bounded in time and memory;
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
 
 pub mod aggregate;
+pub mod assembly;
 pub mod commit;
 pub mod critical_path;
 pub mod pipeline;
 pub mod preaggregate;
 pub mod progress;
+pub mod red;
 pub mod sink;
 pub mod sketch;
 pub mod window;

@@ -3,6 +3,7 @@
 //! The committed files under `schemas/json/` are generated from the Rust types; a test fails when
 //! they drift. Regenerate with `cargo run -p apo-schemas --example write_json_schemas`.
 
+use crate::red::RedStats;
 use crate::{MetricPoint, Span, WindowStats};
 
 /// (file name, pretty-printed schema) for every JSON record type.
@@ -17,6 +18,7 @@ pub fn all() -> Vec<(&'static str, String)> {
             "metric_point.schema.json",
             render(schemars::schema_for!(MetricPoint)),
         ),
+        ("red.schema.json", render(schemars::schema_for!(RedStats))),
         ("span.schema.json", render(schemars::schema_for!(Span))),
         (
             "window_stats.schema.json",

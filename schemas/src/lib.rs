@@ -2,6 +2,7 @@
 //!
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
+//! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
@@ -12,6 +13,7 @@ pub mod arrow;
 pub mod json_schema;
 pub mod metric;
 pub mod otlp;
+pub mod red;
 pub mod span;
 pub mod span_decode;
 pub mod window_stats;
