@@ -337,7 +337,8 @@ fn a_killed_pipeline_restarted_covers_every_window_exactly_once_per_content() {
         "200ms",
     ];
     let mut first = run.to_vec();
-    first.extend(["--max-messages-per-sec", "150"]);
+    // Throttled so the kill lands mid-stream even on a loaded machine (about 30 s of input).
+    first.extend(["--max-messages-per-sec", "100"]);
     let args = apo_run_args(&t, dir.path(), &first);
     let mut child = apo(&args)
         .stderr(std::process::Stdio::null())
@@ -346,7 +347,7 @@ fn a_killed_pipeline_restarted_covers_every_window_exactly_once_per_content() {
     // Kill it (SIGKILL) once part of the output is out.
     let started = Instant::now();
     let mut seen = 0;
-    while seen < want.len() / 5 {
+    while seen < want.len() / 10 {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "no output from the first run"

@@ -8,6 +8,8 @@
 //! - [`critical_path`]: the critical path of one trace (Jaeger's algorithm, iterative and total);
 //! - [`red`]: RED (rate, errors, duration) per service, operation, kind and status;
 //! - [`assembly`]: spans grouped into traces, bounded in time and memory;
+//! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
+//! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
@@ -16,10 +18,12 @@ pub mod aggregate;
 pub mod assembly;
 pub mod commit;
 pub mod critical_path;
+pub mod path_share;
 pub mod pipeline;
 pub mod preaggregate;
 pub mod progress;
 pub mod red;
+pub mod service_map;
 pub mod sink;
 pub mod sketch;
 pub mod window;

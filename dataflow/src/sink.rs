@@ -24,18 +24,19 @@ use timely::dataflow::StreamVec;
 
 /// Called with rows as soon as one sink has made them durable — the moment a reader can see
 /// them (progress counters, close-to-output latency). Every row is reported once.
-pub type RowsCallback = Rc<dyn Fn(&[WindowStats])>;
+pub type RowsCallback<R = WindowStats> = Rc<dyn Fn(&[R])>;
 
 /// A sink failure; the message names the sink and the cause.
 #[derive(Debug, thiserror::Error, Clone)]
 #[error("{0}")]
 pub struct SinkError(pub String);
 
-/// Where window statistics go. Writes are numbered 1, 2, … in the order of `write` calls.
-pub trait StatsSink {
+/// Where windowed output rows (by default window statistics) go. Writes are numbered 1, 2, …
+/// in the order of `write` calls.
+pub trait StatsSink<R = WindowStats> {
     fn name(&self) -> &str;
     /// Accepts rows; must not wait for them to become durable.
-    fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError>;
+    fn write(&mut self, rows: &[R]) -> Result<(), SinkError>;
     /// Advances durability without waiting on the network (a sink may do due local work, such
     /// as writing a file) and returns how many writes are durable: every write up to that
     /// number. `finish`: no more writes will come, make everything durable as soon as possible.
@@ -61,11 +62,11 @@ pub struct SinkState {
 
 /// Writes the stream to every sink. The returned stream carries no data; its frontier is the
 /// durability frontier. The first sink error is stored in `state.failure`.
-pub fn sink_operator<'scope>(
-    stats: StreamVec<'scope, u64, WindowStats>,
-    mut sinks: Vec<Box<dyn StatsSink>>,
+pub fn sink_operator<'scope, R: Clone + 'static>(
+    stats: StreamVec<'scope, u64, R>,
+    mut sinks: Vec<Box<dyn StatsSink<R>>>,
     state: Rc<SinkState>,
-    on_rows: RowsCallback,
+    on_rows: RowsCallback<R>,
 ) -> StreamVec<'scope, u64, ()> {
     let scope = stats.scope();
     stats.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -74,12 +75,12 @@ pub fn sink_operator<'scope>(
         move |cap, info| {
             drop(cap);
             let activator = scope.activator_for(info.address.clone());
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowStats>)> = BTreeMap::new();
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<R>)> = BTreeMap::new();
             // Writes made so far, and per write: its capability until every sink has it
             // durable, its rows until one sink has.
             let mut written = 0u64;
             let mut caps: VecDeque<(u64, Capability<u64>)> = VecDeque::new();
-            let mut unreported: VecDeque<(u64, Vec<WindowStats>, Instant)> = VecDeque::new();
+            let mut unreported: VecDeque<(u64, Vec<R>, Instant)> = VecDeque::new();
             move |(input, frontier), _output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else {
@@ -154,6 +155,6 @@ pub fn sink_operator<'scope>(
     )
 }
 
-fn fail(failure: &RefCell<Option<SinkError>>, sink: &dyn StatsSink, e: SinkError) {
+fn fail<R>(failure: &RefCell<Option<SinkError>>, sink: &dyn StatsSink<R>, e: SinkError) {
     *failure.borrow_mut() = Some(SinkError(format!("{}: {}", sink.name(), e)));
 }

@@ -14,6 +14,7 @@
 //!    sends records older than watermark − horizon to the dead-letter topic).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Exchange;
@@ -23,30 +24,67 @@ use timely::dataflow::{Stream, StreamVec};
 
 use crate::aggregate::{Partial, WindowKey};
 
-struct Window {
-    partial: Partial,
+/// A mergeable aggregate of one window of one key: what the window operator holds and closes.
+pub trait Windowed: timely::ExchangeData {
+    type Key: Clone + Eq + Hash + 'static;
+    /// The output record(s) of a window.
+    type Row: Clone + 'static;
+    fn key(&self) -> &Self::Key;
+    /// Exclusive end of the window, ms.
+    fn window_end(&self) -> i64;
+    /// Which worker owns the key (stable across processes of one build).
+    fn route(&self) -> u64;
+    fn merge(&mut self, other: &Self);
+    /// Appends the window's rows at `revision`.
+    fn finish(&self, revision: u32, out: &mut Vec<Self::Row>);
+}
+
+impl Windowed for Partial {
+    type Key = WindowKey;
+    type Row = WindowStats;
+    fn key(&self) -> &WindowKey {
+        &self.key
+    }
+    fn window_end(&self) -> i64 {
+        self.key.window_end()
+    }
+    fn route(&self) -> u64 {
+        self.key.route()
+    }
+    fn merge(&mut self, other: &Self) {
+        Partial::merge(self, other)
+    }
+    fn finish(&self, revision: u32, out: &mut Vec<WindowStats>) {
+        out.push(Partial::finish(self, revision));
+    }
+}
+
+struct Window<P> {
+    partial: P,
     /// Revisions emitted so far (0: still open).
     revision: u32,
     dirty: bool,
 }
 
-/// The windows of the series one worker owns; pure state, driven by [`window_operator`].
-pub struct WindowState {
-    windows: HashMap<WindowKey, Window>,
+/// The windows of the keys one worker owns; pure state, driven by [`window_operator`].
+pub struct WindowState<P: Windowed> {
+    windows: HashMap<P::Key, Window<P>>,
     /// Not yet emitted windows by end.
-    open: BTreeMap<i64, Vec<WindowKey>>,
+    open: BTreeMap<i64, Vec<P::Key>>,
     /// Emitted windows by the time they may be dropped (end + horizon).
-    retired: BTreeMap<i64, Vec<WindowKey>>,
+    retired: BTreeMap<i64, Vec<P::Key>>,
     horizon_ms: i64,
+    rows: Vec<P::Row>,
 }
 
-impl WindowState {
+impl<P: Windowed> WindowState<P> {
     pub fn new(horizon_ms: i64) -> Self {
         WindowState {
             windows: HashMap::new(),
             open: BTreeMap::new(),
             retired: BTreeMap::new(),
             horizon_ms,
+            rows: Vec::new(),
         }
     }
 
@@ -65,7 +103,7 @@ impl WindowState {
     }
 
     /// Emits revision 1 of every open window with end ≤ `upto`, with its end.
-    pub fn close_until(&mut self, upto: i64, out: &mut Vec<(i64, WindowStats)>) {
+    pub fn close_until(&mut self, upto: i64, out: &mut Vec<(i64, P::Row)>) {
         while let Some((&end, _)) = self.open.first_key_value() {
             if end > upto {
                 break;
@@ -77,7 +115,8 @@ impl WindowState {
                 if let Some(w) = self.windows.get_mut(&k) {
                     w.revision = 1;
                     w.dirty = false;
-                    out.push((end, w.partial.finish(1)));
+                    w.partial.finish(1, &mut self.rows);
+                    out.extend(self.rows.drain(..).map(|r| (end, r)));
                     self.retired
                         .entry(end + self.horizon_ms)
                         .or_default()
@@ -88,20 +127,20 @@ impl WindowState {
     }
 
     /// Applies partials read at watermark `t`; revisions they cause are pushed to `out`.
-    pub fn apply(&mut self, t: i64, partials: Vec<Partial>, out: &mut Vec<WindowStats>) {
+    pub fn apply(&mut self, t: i64, partials: Vec<P>, out: &mut Vec<P::Row>) {
         let mut touched = Vec::new();
         for p in partials {
-            let end = p.key.window_end();
-            match self.windows.get_mut(&p.key) {
+            let end = p.window_end();
+            match self.windows.get_mut(p.key()) {
                 Some(w) => {
                     w.partial.merge(&p);
                     if w.revision > 0 && !w.dirty {
                         w.dirty = true;
-                        touched.push(p.key.clone());
+                        touched.push(p.key().clone());
                     }
                 }
                 None => {
-                    let key = p.key.clone();
+                    let key = p.key().clone();
                     if end <= t {
                         // Late, and the first data of this window: it was never emitted.
                         self.windows.insert(
@@ -135,7 +174,7 @@ impl WindowState {
             if let Some(w) = self.windows.get_mut(&k) {
                 w.revision += 1;
                 w.dirty = false;
-                out.push(w.partial.finish(w.revision));
+                w.partial.finish(w.revision, out);
             }
         }
     }
@@ -158,17 +197,17 @@ impl WindowState {
 /// The windowing operator: exchanges partials by series, merges them per window, emits window
 /// statistics at their close (time = window end − 1 ms, see [`emit_time`]) and revisions at the
 /// time of the late batch.
-pub fn window_operator<'scope>(
-    partials: StreamVec<'scope, u64, Partial>,
+pub fn window_operator<'scope, P: Windowed>(
+    partials: StreamVec<'scope, u64, P>,
     horizon_ms: i64,
     windows_held: std::rc::Rc<std::cell::Cell<usize>>,
-) -> StreamVec<'scope, u64, WindowStats> {
-    let pact = Exchange::new(|p: &Partial| p.key.route());
-    let stream: Stream<'scope, u64, Vec<WindowStats>> =
+) -> StreamVec<'scope, u64, P::Row> {
+    let pact = Exchange::new(|p: &P| p.route());
+    let stream: Stream<'scope, u64, Vec<P::Row>> =
         partials.unary_frontier(pact, "Windows", move |cap, _info| {
             let mut held: Option<Capability<u64>> = Some(cap);
-            let mut state = WindowState::new(horizon_ms);
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Partial>)> = BTreeMap::new();
+            let mut state = WindowState::<P>::new(horizon_ms);
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<P>)> = BTreeMap::new();
             let mut closed = Vec::new();
             let mut revised = Vec::new();
             move |(input, frontier), output| {
@@ -235,13 +274,13 @@ fn emit_time(end: i64) -> u64 {
     (end.max(1) - 1) as u64
 }
 
-fn emit_closed(
-    closed: &mut Vec<(i64, WindowStats)>,
+fn emit_closed<R: Clone + 'static>(
+    closed: &mut Vec<(i64, R)>,
     held: Option<&Capability<u64>>,
     output: &mut timely::dataflow::operators::generic::OutputBuilderSession<
         '_,
         u64,
-        timely::container::CapacityContainerBuilder<Vec<WindowStats>>,
+        timely::container::CapacityContainerBuilder<Vec<R>>,
     >,
 ) {
     let Some(held) = held else {
@@ -283,7 +322,7 @@ mod tests {
 
     #[test]
     fn closes_then_revises_then_forgets() {
-        let mut st = WindowState::new(30_000);
+        let mut st = WindowState::<Partial>::new(30_000);
         let mut closed = Vec::new();
         let mut revised = Vec::new();
         st.apply(

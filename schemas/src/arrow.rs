@@ -36,3 +36,41 @@ pub fn window_stats_schema() -> SchemaRef {
         Field::new("revision", DataType::Int32, false),
     ]))
 }
+
+/// Name of the RED table.
+pub const RED_TABLE: &str = "red";
+
+/// Schema of `red`; one row per [`crate::red::RedStats`] (dotted spanmetrics names become
+/// underscores: `service_name`, `span_name`, `span_kind`, `status_code`).
+pub fn red_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let i = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        s("service_name"),
+        s("span_name"),
+        s("span_kind"),
+        s("status_code"),
+        i("window_seconds"),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        i("calls"),
+        f("rate"),
+        i("operation_errors"),
+        i("operation_calls"),
+        f("error_ratio"),
+        f("duration_sum_ms"),
+        f("duration_min_ms"),
+        f("duration_max_ms"),
+        f("duration_mean_ms"),
+        f("duration_p50_ms"),
+        f("duration_p90_ms"),
+        f("duration_p95_ms"),
+        f("duration_p99_ms"),
+        f("duration_p999_ms"),
+        f("relative_accuracy"),
+        Field::new("overflow", DataType::Boolean, false),
+        i("overflow_operations"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}

@@ -3,6 +3,7 @@
 //! The committed files under `schemas/json/` are generated from the Rust types; a test fails when
 //! they drift. Regenerate with `cargo run -p apo-schemas --example write_json_schemas`.
 
+use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
 use crate::{MetricPoint, Span, WindowStats};
 
@@ -17,6 +18,14 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "metric_point.schema.json",
             render(schemars::schema_for!(MetricPoint)),
+        ),
+        (
+            "critical_path.schema.json",
+            render(schemars::schema_for!(CriticalPathRecord)),
+        ),
+        (
+            "critical_path_share.schema.json",
+            render(schemars::schema_for!(CriticalPathShare)),
         ),
         ("red.schema.json", render(schemars::schema_for!(RedStats))),
         ("span.schema.json", render(schemars::schema_for!(Span))),

@@ -1,8 +1,10 @@
 //! `apo-schemas`: every record type that crosses a Kafka topic or a file.
 //!
+//! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
 //! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
+//! - [`row`]: [`row::OutputRow`], what windowed output records share.
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
@@ -10,14 +12,17 @@
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
 
 pub mod arrow;
+pub mod critical_path;
 pub mod json_schema;
 pub mod metric;
 pub mod otlp;
 pub mod red;
+pub mod row;
 pub mod span;
 pub mod span_decode;
 pub mod window_stats;
 
 pub use metric::{Histogram, MetricPoint, SchemaError};
+pub use row::OutputRow;
 pub use span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 pub use window_stats::WindowStats;

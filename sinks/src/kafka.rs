@@ -1,5 +1,5 @@
-//! Window statistics to a Kafka topic as APO JSON, keyed by series and window, so a compacted
-//! topic keeps the latest revision of each window. A write is durable when the broker
+//! Windowed output rows (window statistics, RED, …) to a Kafka topic as JSON, keyed by the row's
+//! dimensions and window, so a compacted topic keeps the latest revision of each window. A write is durable when the broker
 //! acknowledged all its records; the sink never waits for that on the worker thread.
 
 use std::collections::BTreeMap;
@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_ingest::kafka::send_with_backpressure;
-use apo_schemas::WindowStats;
+use apo_schemas::OutputRow;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
+use serde::Serialize;
 
 /// Counts unacknowledged records per write (the delivery opaque is the write number).
 #[derive(Default)]
@@ -76,12 +77,12 @@ impl KafkaStatsSink {
     }
 }
 
-impl StatsSink for KafkaStatsSink {
+impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
+    fn write(&mut self, rows: &[R]) -> Result<(), SinkError> {
         self.writes += 1;
         let write = self.writes;
         if !rows.is_empty() {

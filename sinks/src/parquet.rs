@@ -1,5 +1,5 @@
-//! Window statistics to Parquet, one table directory per output, partitioned by UTC day of the
-//! window start (`window_stats/date=YYYY-MM-DD/`). Rows are buffered and a file is written when
+//! Windowed output rows to Parquet, one table directory per output, partitioned by UTC day of
+//! the window start (`window_stats/date=YYYY-MM-DD/`, `red/date=…/`). Rows are buffered and a file is written when
 //! the roll interval or row limit is reached (or the input ends): written under
 //! `<data-dir>/.tmp/`, synced, then renamed into place, so readers never see a partial file and
 //! offsets are committed only after the rename.
@@ -11,23 +11,44 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
-use apo_schemas::arrow::{window_stats_schema, WINDOW_STATS_TABLE};
-use apo_schemas::WindowStats;
+use apo_schemas::arrow::{red_schema, window_stats_schema, RED_TABLE, WINDOW_STATS_TABLE};
+use apo_schemas::red::RedStats;
+use apo_schemas::{OutputRow, WindowStats};
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
+use datafusion::arrow::datatypes::SchemaRef;
+
+/// A row type with a Parquet table of its own.
+pub trait ParquetRow: OutputRow + Clone + 'static {
+    /// The table (directory under the data directory).
+    const TABLE: &'static str;
+    fn schema() -> SchemaRef;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError>;
+}
+
+impl ParquetRow for WindowStats {
+    const TABLE: &'static str = WINDOW_STATS_TABLE;
+    fn schema() -> SchemaRef {
+        window_stats_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        to_batch(rows)
+    }
+}
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-pub struct ParquetStatsSink {
+pub struct ParquetStatsSink<R: ParquetRow = WindowStats> {
     dir: PathBuf,
     tmp: PathBuf,
     file_prefix: String,
     roll_interval: Duration,
     max_rows: usize,
-    rows: Vec<WindowStats>,
+    rows: Vec<R>,
+    name: String,
     first_row_at: Option<Instant>,
     seq: u64,
     /// Writes received, and how many of them are in files renamed into place.
@@ -35,14 +56,14 @@ pub struct ParquetStatsSink {
     durable: u64,
 }
 
-impl ParquetStatsSink {
+impl<R: ParquetRow> ParquetStatsSink<R> {
     /// `file_prefix` must be unique per writer (process and worker), e.g. `p0-w1`.
     pub fn new(
         data_dir: &Path,
         file_prefix: &str,
         roll_interval: Duration,
     ) -> Result<Self, SinkError> {
-        let dir = data_dir.join(WINDOW_STATS_TABLE);
+        let dir = data_dir.join(R::TABLE);
         let tmp = data_dir.join(".tmp");
         for d in [&dir, &tmp] {
             fs::create_dir_all(d)
@@ -55,6 +76,7 @@ impl ParquetStatsSink {
             roll_interval,
             max_rows: 1_000_000,
             rows: Vec::new(),
+            name: format!("parquet:{}", R::TABLE),
             first_row_at: None,
             seq: 0,
             writes: 0,
@@ -62,11 +84,11 @@ impl ParquetStatsSink {
         })
     }
 
-    fn write_file(&mut self, day: &str, rows: &[WindowStats]) -> Result<PathBuf, SinkError> {
+    fn write_file(&mut self, day: &str, rows: &[R]) -> Result<PathBuf, SinkError> {
         let io = |what: &str, p: &Path, e: std::io::Error| {
             SinkError(format!("{what} {}: {e}", p.display()))
         };
-        let batch = to_batch(rows)?;
+        let batch = R::to_batch(rows)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -148,12 +170,12 @@ pub fn to_batch(rows: &[WindowStats]) -> Result<RecordBatch, SinkError> {
         .map_err(|e| SinkError(format!("arrow batch: {e}")))
 }
 
-impl StatsSink for ParquetStatsSink {
+impl<R: ParquetRow> StatsSink<R> for ParquetStatsSink<R> {
     fn name(&self) -> &str {
-        "parquet:window_stats"
+        &self.name
     }
 
-    fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
+    fn write(&mut self, rows: &[R]) -> Result<(), SinkError> {
         if !rows.is_empty() && self.first_row_at.is_none() {
             self.first_row_at = Some(Instant::now());
         }
@@ -183,14 +205,14 @@ impl StatsSink for ParquetStatsSink {
     }
 }
 
-impl ParquetStatsSink {
+impl<R: ParquetRow> ParquetStatsSink<R> {
     /// Writes the buffered rows to files, one per day, and renames them into place.
     fn roll(&mut self) -> Result<(), SinkError> {
         let rows = std::mem::take(&mut self.rows);
-        let mut by_day: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
+        let mut by_day: BTreeMap<String, Vec<R>> = BTreeMap::new();
         for r in rows.iter() {
             by_day
-                .entry(day_of(r.window_start))
+                .entry(day_of(r.window_start()))
                 .or_default()
                 .push(r.clone());
         }
@@ -203,5 +225,61 @@ impl ParquetStatsSink {
         }
         self.first_row_at = None;
         Ok(())
+    }
+}
+
+impl ParquetRow for RedStats {
+    const TABLE: &'static str = RED_TABLE;
+    fn schema() -> SchemaRef {
+        red_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let f = |g: fn(&RedStats) -> f64| {
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
+        };
+        let s = |g: fn(&RedStats) -> &str| {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(g))) as ArrayRef
+        };
+        let i = |g: fn(&RedStats) -> i64| {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
+        };
+        let ts = |g: fn(&RedStats) -> i64| {
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(rows.iter().map(g))
+                    .with_timezone("UTC"),
+            ) as ArrayRef
+        };
+        let cols: Vec<ArrayRef> = vec![
+            s(|r| &r.service_name),
+            s(|r| &r.span_name),
+            s(|r| &r.span_kind),
+            s(|r| &r.status_code),
+            i(|r| r.window_seconds as i64),
+            ts(|r| r.window_start),
+            ts(|r| r.window_end),
+            i(|r| r.calls as i64),
+            f(|r| r.rate),
+            i(|r| r.operation_errors as i64),
+            i(|r| r.operation_calls as i64),
+            f(|r| r.error_ratio),
+            f(|r| r.duration_sum_ms),
+            f(|r| r.duration_min_ms),
+            f(|r| r.duration_max_ms),
+            f(|r| r.duration_mean_ms),
+            f(|r| r.duration_p50_ms),
+            f(|r| r.duration_p90_ms),
+            f(|r| r.duration_p95_ms),
+            f(|r| r.duration_p99_ms),
+            f(|r| r.duration_p999_ms),
+            f(|r| r.relative_accuracy),
+            Arc::new(BooleanArray::from_iter(
+                rows.iter().map(|r| Some(r.overflow)),
+            )),
+            i(|r| r.overflow_operations as i64),
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|r| r.revision as i32),
+            )),
+        ];
+        RecordBatch::try_new(red_schema(), cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
     }
 }

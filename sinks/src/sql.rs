@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use apo_schemas::arrow::{window_stats_schema, WINDOW_STATS_TABLE};
+use apo_schemas::arrow::{red_schema, window_stats_schema, RED_TABLE, WINDOW_STATS_TABLE};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -44,7 +44,10 @@ pub enum SqlError {
 /// Tables every data directory has, with their schemas (registered even when still empty, so
 /// queries against them answer with no rows rather than an unknown-table error).
 fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)> {
-    vec![(WINDOW_STATS_TABLE, window_stats_schema())]
+    vec![
+        (WINDOW_STATS_TABLE, window_stats_schema()),
+        (RED_TABLE, red_schema()),
+    ]
 }
 
 /// A session with every table of `data_dir` registered.
@@ -186,6 +189,65 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn red_rows_written_by_the_sink_answer_sql() {
+        use apo_dataflow::red::{RedPartial, RedWindow};
+        use apo_schemas::red::RedStats;
+        use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = RedPartial::new(
+            RedWindow {
+                service: "shop".into(),
+                window_seconds: 10,
+                window_start: 1_764_115_200_000,
+            },
+            0.01,
+            10,
+        );
+        for (i, (op, status, ms)) in [
+            ("GET /", SpanStatus::Ok, 10),
+            ("GET /", SpanStatus::Error, 30),
+            ("GET /", SpanStatus::Ok, 20),
+            ("POST /pay", SpanStatus::Unset, 100),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let end_ns = (1_764_115_200_000 + 5_000) * 1_000_000;
+            p.add(&Span {
+                trace_id: TraceId(1),
+                span_id: SpanId(i as u64 + 1),
+                parent_span_id: None,
+                service: "shop".into(),
+                name: op.into(),
+                kind: SpanKind::Server,
+                start_ns: end_ns - ms * 1_000_000,
+                end_ns,
+                status,
+                attributes: Default::default(),
+                follows_from: false,
+            });
+        }
+        let rows = p.finish(1);
+        let mut sink: ParquetStatsSink<RedStats> =
+            ParquetStatsSink::new(dir.path(), "t", Duration::from_secs(3600)).unwrap();
+        sink.write(&rows).unwrap();
+        assert_eq!(sink.poll_durable(true).unwrap(), 1);
+        let batches = query(
+            dir.path(),
+            "SELECT span_name, status_code, calls, error_ratio, duration_max_ms FROM red ORDER BY span_name, status_code",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            render(&batches, OutputFormat::Csv).unwrap(),
+            "span_name,status_code,calls,error_ratio,duration_max_ms\n\
+             GET /,STATUS_CODE_ERROR,1,0.3333333333333333,30.0\n\
+             GET /,STATUS_CODE_OK,2,0.3333333333333333,20.0\n\
+             POST /pay,STATUS_CODE_UNSET,1,0.0,100.0\n"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,139 @@
+//! Service-map edges from the spans of one trace, in the shape of the OpenTelemetry
+//! `servicegraph` connector (client, server, connection type; failed; latency).
+//!
+//! 1. A CLIENT or PRODUCER span with a SERVER or CONSUMER child in another service: an edge
+//!    from the client's service to the child's (`messaging` for producer → consumer).
+//! 2. A parent and child in different services where (1) does not apply (kinds missing): an
+//!    edge from the parent's service to the child's.
+//! 3. A CLIENT or PRODUCER span with no such child: the peer is not instrumented; it becomes a
+//!    virtual node named by `peer.service`, else `db.system`/`db.name` (`database`), else
+//!    `server.address` (`virtual_node`). Spans naming none of these make no edge.
+//! 4. Root spans: an edge from the virtual node `user` to the root's service.
+//!
+//! A call failed when the span that describes it (the client span, else the callee's) has
+//! status error; its latency is that span's duration.
+
+use std::collections::HashMap;
+
+use apo_schemas::{Span, SpanKind, SpanStatus};
+use serde::{Deserialize, Serialize};
+
+/// The virtual node for callers outside the traced system.
+pub const USER: &str = "user";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Edge {
+    pub client: String,
+    pub server: String,
+    /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
+    pub connection_type: String,
+}
+
+/// One call over an edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeCall {
+    pub edge: Edge,
+    pub failed: bool,
+    pub duration_ms: f64,
+    /// When the call ended (ms): its event time.
+    pub end_ms: i64,
+}
+
+fn edge(client: &str, server: &str, connection_type: &str) -> Edge {
+    Edge {
+        client: client.to_string(),
+        server: server.to_string(),
+        connection_type: connection_type.to_string(),
+    }
+}
+
+fn call(e: Edge, s: &Span) -> EdgeCall {
+    EdgeCall {
+        edge: e,
+        failed: s.status == SpanStatus::Error,
+        duration_ms: s.duration_ns() as f64 / 1e6,
+        end_ms: s.event_time_ms(),
+    }
+}
+
+/// The uninstrumented peer a client span names, with its connection type.
+fn virtual_peer(s: &Span) -> Option<(String, &'static str)> {
+    let a = &s.attributes;
+    if let Some(p) = a.get("peer.service").filter(|p| !p.is_empty()) {
+        return Some((p.clone(), "virtual_node"));
+    }
+    match (
+        a.get("db.system"),
+        a.get("db.name").or(a.get("db.namespace")),
+    ) {
+        (Some(sys), Some(name)) if !sys.is_empty() => {
+            return Some((format!("{sys}/{name}"), "database"))
+        }
+        (Some(sys), _) if !sys.is_empty() => return Some((sys.clone(), "database")),
+        _ => {}
+    }
+    a.get("server.address")
+        .or(a.get("net.peer.name"))
+        .filter(|p| !p.is_empty())
+        .map(|p| (p.clone(), "virtual_node"))
+}
+
+/// The edge calls of one trace, in span order.
+pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
+    let by_id: HashMap<u64, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id.0, i))
+        .collect();
+    // Children per span, in span order.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    for (i, s) in spans.iter().enumerate() {
+        if let Some(p) = s.parent_span_id.and_then(|p| by_id.get(&p.0)) {
+            if *p != i {
+                children[*p].push(i);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        let parent = s
+            .parent_span_id
+            .and_then(|p| by_id.get(&p.0))
+            .map(|&p| &spans[p]);
+        if parent.is_none() {
+            out.push(call(edge(USER, &s.service, ""), s));
+        }
+        let is_client = matches!(s.kind, SpanKind::Client | SpanKind::Producer);
+        if is_client {
+            let served: Vec<&Span> = children[i]
+                .iter()
+                .map(|&c| &spans[c])
+                .filter(|c| matches!(c.kind, SpanKind::Server | SpanKind::Consumer))
+                .collect();
+            if served.is_empty() {
+                if let Some((peer, kind)) = virtual_peer(s) {
+                    out.push(call(edge(&s.service, &peer, kind), s));
+                }
+            }
+            for c in served {
+                if c.service != s.service {
+                    let kind = if s.kind == SpanKind::Producer {
+                        "messaging"
+                    } else {
+                        ""
+                    };
+                    out.push(call(edge(&s.service, &c.service, kind), s));
+                }
+            }
+        }
+        // Across a change of service without a client span above: the parent is the caller.
+        if let Some(p) = parent {
+            let paired = matches!(p.kind, SpanKind::Client | SpanKind::Producer)
+                && matches!(s.kind, SpanKind::Server | SpanKind::Consumer);
+            if !paired && p.service != s.service {
+                out.push(call(edge(&p.service, &s.service, ""), s));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! Service-map edges of a known topology.
+
+use std::collections::BTreeMap;
+
+use apo_dataflow::service_map::{trace_edges, Edge, USER};
+use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+
+fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str, &str)]) -> Span {
+    Span {
+        trace_id: TraceId(1),
+        span_id: SpanId(id),
+        parent_span_id: parent.map(SpanId),
+        service: svc.into(),
+        name: format!("op{id}"),
+        kind,
+        start_ns: 0,
+        end_ns: 1_000_000 * id as i64,
+        status: if id == 4 {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Unset
+        },
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        follows_from: false,
+    }
+}
+
+#[test]
+fn edges_of_a_known_topology() {
+    use SpanKind::*;
+    let spans = vec![
+        // user → frontend
+        span(1, None, "frontend", Server, &[]),
+        // frontend → cart (client/server pair)
+        span(2, Some(1), "frontend", Client, &[]),
+        span(3, Some(2), "cart", Server, &[]),
+        // cart → postgresql/orders (uninstrumented database), failed
+        span(
+            4,
+            Some(3),
+            "cart",
+            Client,
+            &[("db.system", "postgresql"), ("db.name", "orders")],
+        ),
+        // cart → kafka → shipping (producer/consumer)
+        span(5, Some(3), "cart", Producer, &[]),
+        span(6, Some(5), "shipping", Consumer, &[]),
+        // shipping → payments-api (peer.service, uninstrumented)
+        span(
+            7,
+            Some(6),
+            "shipping",
+            Client,
+            &[("peer.service", "payments-api")],
+        ),
+        // shipping → email, kinds missing (internal spans across a service change)
+        span(8, Some(6), "email", Internal, &[]),
+        // an internal span in the same service: no edge
+        span(9, Some(8), "email", Internal, &[]),
+        // a client span naming no peer: no edge
+        span(10, Some(9), "email", Client, &[]),
+    ];
+    let mut got: BTreeMap<Edge, (u64, u64)> = BTreeMap::new();
+    for c in trace_edges(&spans) {
+        let e = got.entry(c.edge).or_default();
+        e.0 += 1;
+        e.1 += c.failed as u64;
+    }
+    let e = |c: &str, s: &str, t: &str| Edge {
+        client: c.into(),
+        server: s.into(),
+        connection_type: t.into(),
+    };
+    let want: BTreeMap<Edge, (u64, u64)> = [
+        (e(USER, "frontend", ""), (1, 0)),
+        (e("frontend", "cart", ""), (1, 0)),
+        (e("cart", "postgresql/orders", "database"), (1, 1)),
+        (e("cart", "shipping", "messaging"), (1, 0)),
+        (e("shipping", "payments-api", "virtual_node"), (1, 0)),
+        (e("shipping", "email", ""), (1, 0)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+}
