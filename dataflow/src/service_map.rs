@@ -137,3 +137,146 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
     }
     out
 }
+
+/// Identity of one window of the service map.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MapWindow {
+    pub window_seconds: u32,
+    pub window_start: i64,
+}
+
+impl MapWindow {
+    pub fn window_end(&self) -> i64 {
+        self.window_start + self.window_seconds as i64 * 1000
+    }
+
+    /// The window of `size_s` seconds holding a call.
+    pub fn of(c: &EdgeCall, size_s: u32) -> Self {
+        MapWindow {
+            window_seconds: size_s,
+            window_start: crate::aggregate::window_start(c.end_ms, size_s as i64 * 1000),
+        }
+    }
+}
+
+/// Calls, failures and latency of one edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeStats {
+    pub calls: u64,
+    pub failed: u64,
+    pub sum_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub sketch: crate::sketch::DDSketch,
+}
+
+/// The edges of some of one window's traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgePartial {
+    pub key: MapWindow,
+    pub alpha: f64,
+    pub edges: std::collections::BTreeMap<Edge, EdgeStats>,
+}
+
+impl EdgePartial {
+    pub fn new(key: MapWindow, alpha: f64) -> Self {
+        EdgePartial {
+            key,
+            alpha,
+            edges: Default::default(),
+        }
+    }
+
+    pub fn add(&mut self, c: &EdgeCall) {
+        let alpha = self.alpha;
+        let e = self
+            .edges
+            .entry(c.edge.clone())
+            .or_insert_with(|| EdgeStats {
+                calls: 0,
+                failed: 0,
+                sum_ms: 0.0,
+                min_ms: f64::INFINITY,
+                max_ms: f64::NEG_INFINITY,
+                sketch: crate::sketch::DDSketch::new(alpha),
+            });
+        e.calls += 1;
+        e.failed += c.failed as u64;
+        e.sum_ms += c.duration_ms;
+        e.min_ms = e.min_ms.min(c.duration_ms);
+        e.max_ms = e.max_ms.max(c.duration_ms);
+        e.sketch.add(c.duration_ms);
+    }
+
+    pub fn merge(&mut self, o: &EdgePartial) {
+        for (edge, s) in &o.edges {
+            match self.edges.get_mut(edge) {
+                Some(e) => {
+                    e.calls += s.calls;
+                    e.failed += s.failed;
+                    e.sum_ms += s.sum_ms;
+                    e.min_ms = e.min_ms.min(s.min_ms);
+                    e.max_ms = e.max_ms.max(s.max_ms);
+                    if let Err(err) = e.sketch.merge(&s.sketch) {
+                        tracing::error!(error = %err, "sketch merge skipped");
+                    }
+                }
+                None => {
+                    self.edges.insert(edge.clone(), s.clone());
+                }
+            }
+        }
+    }
+
+    /// One row per edge, in (client, server, type) order.
+    pub fn finish(&self, revision: u32) -> Vec<apo_schemas::service_map::ServiceMapEdge> {
+        self.edges
+            .iter()
+            .map(|(edge, s)| {
+                let q = |x: f64| {
+                    s.sketch
+                        .quantile(x)
+                        .map(|v| v.clamp(s.min_ms, s.max_ms))
+                        .unwrap_or(f64::NAN)
+                };
+                apo_schemas::service_map::ServiceMapEdge {
+                    client: edge.client.clone(),
+                    server: edge.server.clone(),
+                    connection_type: edge.connection_type.clone(),
+                    window_seconds: self.key.window_seconds,
+                    window_start: self.key.window_start,
+                    window_end: self.key.window_end(),
+                    calls: s.calls,
+                    failed: s.failed,
+                    latency_mean_ms: s.sum_ms / s.calls.max(1) as f64,
+                    latency_p50_ms: q(0.5),
+                    latency_p95_ms: q(0.95),
+                    latency_p99_ms: q(0.99),
+                    latency_max_ms: s.max_ms,
+                    relative_accuracy: self.alpha,
+                    revision,
+                }
+            })
+            .collect()
+    }
+}
+
+impl crate::window::Windowed for EdgePartial {
+    type Key = MapWindow;
+    type Row = apo_schemas::service_map::ServiceMapEdge;
+    fn key(&self) -> &MapWindow {
+        &self.key
+    }
+    fn window_end(&self) -> i64 {
+        self.key.window_end()
+    }
+    fn route(&self) -> u64 {
+        self.key.window_start as u64 ^ ((self.key.window_seconds as u64) << 48)
+    }
+    fn merge(&mut self, other: &Self) {
+        EdgePartial::merge(self, other)
+    }
+    fn finish(&self, revision: u32, out: &mut Vec<Self::Row>) {
+        out.extend(EdgePartial::finish(self, revision));
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use apo_dataflow::service_map::{trace_edges, Edge, USER};
+use apo_dataflow::service_map::{trace_edges, Edge, EdgePartial, MapWindow, USER};
 use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str, &str)]) -> Span {
@@ -85,4 +85,50 @@ fn edges_of_a_known_topology() {
     .into_iter()
     .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn edge_windows_sum_calls_failures_and_latency_exactly() {
+    use SpanKind::*;
+    // 50 traces frontend → cart, every 5th failing at the client, 1..50 ms.
+    let mut calls = Vec::new();
+    for i in 1..=50u64 {
+        let mut client = span(2, Some(1), "frontend", Client, &[]);
+        client.start_ns = 0;
+        client.end_ns = i as i64 * 1_000_000;
+        client.status = if i % 5 == 0 {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Ok
+        };
+        let server = span(3, Some(2), "cart", Server, &[]);
+        calls.extend(
+            trace_edges(&[span(1, None, "frontend", Server, &[]), client, server])
+                .into_iter()
+                .filter(|c| c.edge.client == "frontend"),
+        );
+    }
+    let w = MapWindow::of(&calls[0], 10);
+    let (mut a, mut b) = (EdgePartial::new(w.clone(), 0.01), EdgePartial::new(w, 0.01));
+    for (i, c) in calls.iter().enumerate() {
+        if i % 2 == 0 {
+            a.add(c)
+        } else {
+            b.add(c)
+        }
+    }
+    a.merge(&b);
+    let rows = a.finish(1);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!((r.client.as_str(), r.server.as_str()), ("frontend", "cart"));
+    assert_eq!((r.calls, r.failed), (50, 10));
+    assert_eq!(r.latency_mean_ms, 25.5);
+    assert_eq!(r.latency_max_ms, 50.0);
+    // Exact p50 of 1..50 ms at rank floor(0.5 · 49) = 24 is 25 ms; within 1 %.
+    assert!(
+        (r.latency_p50_ms - 25.0).abs() <= 0.25,
+        "{}",
+        r.latency_p50_ms
+    );
 }

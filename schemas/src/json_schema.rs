@@ -5,6 +5,7 @@
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
+use crate::service_map::ServiceMapEdge;
 use crate::{MetricPoint, Span, WindowStats};
 
 /// (file name, pretty-printed schema) for every JSON record type.
@@ -28,6 +29,10 @@ pub fn all() -> Vec<(&'static str, String)> {
             render(schemars::schema_for!(CriticalPathShare)),
         ),
         ("red.schema.json", render(schemars::schema_for!(RedStats))),
+        (
+            "service_map.schema.json",
+            render(schemars::schema_for!(ServiceMapEdge)),
+        ),
         ("span.schema.json", render(schemars::schema_for!(Span))),
         (
             "window_stats.schema.json",

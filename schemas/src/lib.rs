@@ -5,6 +5,7 @@
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
 //! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
 //! - [`row`]: [`row::OutputRow`], what windowed output records share.
+//! - [`service_map`]: service-map edges per window (`apo.service_map`).
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
@@ -18,6 +19,7 @@ pub mod metric;
 pub mod otlp;
 pub mod red;
 pub mod row;
+pub mod service_map;
 pub mod span;
 pub mod span_decode;
 pub mod window_stats;

@@ -2,6 +2,7 @@
 
 use crate::critical_path::CriticalPathShare;
 use crate::red::RedStats;
+use crate::service_map::ServiceMapEdge;
 use crate::WindowStats;
 
 /// A record emitted for one window of one key.
@@ -50,6 +51,21 @@ impl OutputRow for RedStats {
 impl OutputRow for CriticalPathShare {
     fn key(&self) -> String {
         CriticalPathShare::key(self)
+    }
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+    fn window_start(&self) -> i64 {
+        self.window_start
+    }
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+}
+
+impl OutputRow for ServiceMapEdge {
+    fn key(&self) -> String {
+        ServiceMapEdge::key(self)
     }
     fn window_end(&self) -> i64 {
         self.window_end
