@@ -10,6 +10,7 @@
 //! - [`assembly`]: spans grouped into traces, bounded in time and memory;
 //! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
 //! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
+//! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
@@ -26,4 +27,5 @@ pub mod red;
 pub mod service_map;
 pub mod sink;
 pub mod sketch;
+pub mod slo;
 pub mod window;

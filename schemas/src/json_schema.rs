@@ -6,6 +6,7 @@
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
 use crate::service_map::ServiceMapEdge;
+use crate::slo::SloState;
 use crate::{MetricPoint, Span, WindowStats};
 
 /// (file name, pretty-printed schema) for every JSON record type.
@@ -33,6 +34,7 @@ pub fn all() -> Vec<(&'static str, String)> {
             "service_map.schema.json",
             render(schemars::schema_for!(ServiceMapEdge)),
         ),
+        ("slo.schema.json", render(schemars::schema_for!(SloState))),
         ("span.schema.json", render(schemars::schema_for!(Span))),
         (
             "window_stats.schema.json",

@@ -6,6 +6,7 @@
 //! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
 //! - [`row`]: [`row::OutputRow`], what windowed output records share.
 //! - [`service_map`]: service-map edges per window (`apo.service_map`).
+//! - [`slo`]: SLO compliance and burn-rate state (`apo.slo`).
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
@@ -20,6 +21,7 @@ pub mod otlp;
 pub mod red;
 pub mod row;
 pub mod service_map;
+pub mod slo;
 pub mod span;
 pub mod span_decode;
 pub mod window_stats;
