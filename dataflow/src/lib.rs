@@ -11,6 +11,7 @@
 //! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
 //! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
 //! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
+//! - [`trace_ops`]: trace assembly as a timely operator;
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
@@ -28,4 +29,5 @@ pub mod service_map;
 pub mod sink;
 pub mod sketch;
 pub mod slo;
+pub mod trace_ops;
 pub mod window;

@@ -16,7 +16,11 @@ fn span(kind: SpanKind, name: &str, ms: i64, error: bool, db: bool) -> Span {
         kind,
         start_ns: 0,
         end_ns: ms * 1_000_000,
-        status: if error { SpanStatus::Error } else { SpanStatus::Ok },
+        status: if error {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Ok
+        },
         attributes: if db {
             [("db.system".to_string(), "postgresql".to_string())].into()
         } else {
@@ -56,7 +60,13 @@ fn default_objectives_follow_the_sla() {
         ]
     );
     assert_eq!(
-        verdicts(&span(SpanKind::Client, "select * from items", 50, false, true)),
+        verdicts(&span(
+            SpanKind::Client,
+            "select * from items",
+            50,
+            false,
+            true
+        )),
         [v("db-select-p95", true)],
         "the threshold itself is too slow"
     );
@@ -66,7 +76,10 @@ fn default_objectives_follow_the_sla() {
     );
     assert!(verdicts(&span(SpanKind::Client, "SELECT", 500, false, false)).is_empty());
     let o = &default_objectives()[1];
-    assert_eq!((o.target(), o.description().as_str()), (0.95, "p95 < 500 ms"));
+    assert_eq!(
+        (o.target(), o.description().as_str()),
+        (0.95, "p95 < 500 ms")
+    );
 }
 
 /// Burn pairs scaled to 10 s windows: fast 60 s / 10 s at 14.4, slow 360 s / 30 s at 6.
@@ -149,7 +162,11 @@ fn gaps_count_as_windows_without_events() {
     // 50 s later (4 empty windows between): the short window has no events, so no page.
     let st = t.push(50_000, 1000, 0);
     assert_eq!(st.burn_fast_short, 0.0);
-    assert!((st.burn_fast_long - 50.0).abs() < 1e-9, "{}", st.burn_fast_long);
+    assert!(
+        (st.burn_fast_long - 50.0).abs() < 1e-9,
+        "{}",
+        st.burn_fast_long
+    );
     assert_eq!(st.alert, "none");
     // Far later: history forgotten.
     let st = t.push(10_000_000, 10, 0);
