@@ -5,7 +5,8 @@
 //! - [`decode`]: per-message encoding detection (APO JSON / OTLP protobuf) and validation;
 //! - [`watermark`]: event-time watermarks over partitions, with idle partitions;
 //! - [`dlq`]: dead-letter routing to `apo.dlq` with reasons in headers;
-//! - [`generator`]: the synthetic telemetry generator;
+//! - [`generator`]: the synthetic telemetry generator (metrics);
+//! - [`trace_generator`]: synthetic traces of a web shop;
 //! - `embedded` (feature `embedded-broker`): an in-process Kafka-protocol broker (tansu).
 
 pub mod decode;
@@ -15,6 +16,7 @@ pub mod embedded;
 pub mod generator;
 pub mod kafka;
 pub mod source;
+pub mod trace_generator;
 pub mod watermark;
 
 /// Errors of the ingest layer.
