@@ -13,6 +13,7 @@
 //! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
 //! - [`trace_ops`]: trace assembly as a timely operator;
 //! - [`commit`]: offsets that are safe to commit;
+//! - [`job`]: what a pipeline decodes, buffers and builds ([`job::MetricsJob`] for metrics);
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
 
@@ -20,6 +21,7 @@ pub mod aggregate;
 pub mod assembly;
 pub mod commit;
 pub mod critical_path;
+pub mod job;
 pub mod path_share;
 pub mod pipeline;
 pub mod preaggregate;

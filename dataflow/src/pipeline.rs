@@ -14,22 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
+use apo_ingest::decode::{Encoding, TimeBounds};
 use apo_ingest::dlq::{DeadLetter, DeadLetterSink};
 use apo_ingest::source::{MessageSource, RawMessage, SourceEvent};
 use apo_ingest::watermark::WatermarkTracker;
 use apo_ingest::IngestError;
-use apo_schemas::WindowStats;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
-use crate::aggregate::{window_start, Partial};
 use crate::commit::PartitionCommits;
-use crate::preaggregate::PreAggregator;
+use crate::job::{BuildContext, Job, MetricsJob};
 use crate::progress::Progress;
-use crate::sink::{sink_operator, SinkError, SinkState, StatsSink};
-use crate::window::window_operator;
+use crate::sink::{SinkError, SinkState, StatsSink};
 
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
 pub const TICK_MS: i64 = 1000;
@@ -112,25 +109,25 @@ pub struct WorkerReport {
     pub points: u64,
 }
 
-/// The dataflow input with the worker-local pre-aggregation in front of it. Partials go in at
-/// the current input time; advancing the time first sends what was aggregated at the old one,
+/// The dataflow input with the job's per-tick buffer in front of it. Buffered records go in at
+/// the current input time; advancing the time first sends what was buffered at the old one,
 /// and notes when each time was reached (for close-to-output latency).
-struct Feed {
-    input: InputHandleVec<u64, Partial>,
-    pre: PreAggregator,
-    outbox: Vec<Partial>,
+struct Feed<J: Job> {
+    input: InputHandleVec<u64, J::Input>,
+    job: J,
+    outbox: Vec<J::Input>,
     progress: Arc<Progress>,
     worker: usize,
 }
 
-impl Feed {
+impl<J: Job> Feed<J> {
     fn time(&self) -> u64 {
         *self.input.time()
     }
 
     fn flush(&mut self) {
-        if self.pre.points() > 0 {
-            self.pre.drain(&mut self.outbox);
+        if self.job.buffered() > 0 {
+            self.job.drain(&mut self.outbox);
             for p in self.outbox.drain(..) {
                 self.input.send(p);
             }
@@ -162,55 +159,54 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Runs the pipeline on this worker until the input is drained (drain mode), `stop` is set, or
-/// an error makes progress impossible (then nothing more is committed and the error returned).
+/// Runs the metrics pipeline on this worker until the input is drained (drain mode), `stop` is
+/// set, or an error makes progress impossible (then nothing more is committed and the error
+/// returned).
 pub fn run_worker(
     worker: &mut Worker,
     cfg: &PipelineConfig,
+    source: Box<dyn MessageSource>,
+    dlq: Box<dyn DeadLetterSink>,
+    sinks: Vec<Box<dyn StatsSink>>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+) -> Result<WorkerReport, PipelineError> {
+    let job = MetricsJob::new(
+        &cfg.window_seconds,
+        cfg.relative_accuracy,
+        cfg.encoding,
+        cfg.time_bounds,
+        sinks,
+    );
+    run_job(worker, cfg, job, source, dlq, progress, stop)
+}
+
+/// Runs `job` on this worker (see [`run_worker`]).
+pub fn run_job<J: Job>(
+    worker: &mut Worker,
+    cfg: &PipelineConfig,
+    mut job: J,
     mut source: Box<dyn MessageSource>,
     mut dlq: Box<dyn DeadLetterSink>,
-    sinks: Vec<Box<dyn StatsSink>>,
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
 ) -> Result<WorkerReport, PipelineError> {
     cfg.validate()?;
     let horizon_ms = cfg.horizon.as_millis() as i64;
     let largest_ms = cfg.window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000;
-    let mut input: InputHandleVec<u64, Partial> = InputHandleVec::new();
+    let mut input: InputHandleVec<u64, J::Input> = InputHandleVec::new();
     let probe: ProbeHandle<u64> = ProbeHandle::new();
-    let sink_state = Rc::new(SinkState::default());
     let held = Rc::new(Cell::new(0usize));
-    {
-        let sink_state = sink_state.clone();
-        let held = held.clone();
-        let progress = progress.clone();
-        let on_rows: crate::sink::RowsCallback = Rc::new(move |rows: &[WindowStats]| {
-            let now = Instant::now();
-            let mut lat = Vec::with_capacity(rows.len());
-            let mut revisions = 0;
-            for r in rows {
-                if r.revision > 1 {
-                    revisions += 1;
-                    continue;
-                }
-                if let Some(at) = progress.close_clock.closed_at(r.window_end.max(0) as u64) {
-                    lat.push(now.duration_since(at).as_secs_f64() * 1000.0);
-                }
-            }
-            Progress::add(&progress.windows_out, rows.len() as u64);
-            Progress::add(&progress.revisions_out, revisions);
-            if let Ok(mut v) = progress.close_to_output_ms.lock() {
-                if v.len() < 1_000_000 {
-                    v.extend(lat);
-                }
-            }
-        });
-        worker.dataflow::<u64, _, _>(|scope| {
-            let partials = input.to_stream(scope);
-            let stats = window_operator(partials, horizon_ms, held);
-            sink_operator(stats, sinks, sink_state, on_rows).probe_with(&probe);
-        });
-    }
+    let ctx = BuildContext {
+        horizon_ms,
+        progress: progress.clone(),
+        held: held.clone(),
+    };
+    let sink_states: Vec<Rc<SinkState>> = worker.dataflow::<u64, _, _>(|scope| {
+        let (done, states) = job.build(input.to_stream(scope), &ctx);
+        done.probe_with(&probe);
+        states
+    });
 
     let partitions: Vec<i32> = source.partitions().to_vec();
     let mut tracker =
@@ -226,7 +222,7 @@ pub fn run_worker(
     let mut error: Option<PipelineError> = None;
     let mut feed = Some(Feed {
         input,
-        pre: PreAggregator::new(&cfg.window_seconds, cfg.relative_accuracy),
+        job,
         outbox: Vec::new(),
         progress: progress.clone(),
         worker: worker.index(),
@@ -237,7 +233,10 @@ pub fn run_worker(
     let mut refilled = Instant::now();
 
     loop {
-        if let Some(e) = sink_state.failure.borrow_mut().take() {
+        if let Some(e) = sink_states
+            .iter()
+            .find_map(|s| s.failure.borrow_mut().take())
+        {
             error = Some(e.into());
         }
         if error.is_some() {
@@ -246,7 +245,7 @@ pub fn run_worker(
         // Stopping: read nothing more, commit what is durable now, and leave.
         let stopping = stop.load(Ordering::Relaxed);
         // Output waiting for the broker: let it catch up before reading more.
-        let behind = sink_state.behind.get();
+        let behind = sink_states.iter().any(|s| s.behind.get());
         if let Some(inp) = feed.as_mut().filter(|_| !stopping && !behind) {
             let now = Instant::now();
             let clock = now_ms().max(wall_now);
@@ -268,10 +267,8 @@ pub fn run_worker(
                         let closed_upto = inp.time() as i64;
                         let r = process_message(
                             m,
-                            cfg,
                             clock,
                             horizon_ms,
-                            largest_ms,
                             &mut tracker,
                             inp,
                             dlq.as_mut(),
@@ -386,19 +383,17 @@ pub fn run_worker(
 
 /// Decodes and routes one message; returns its release time for offset commits.
 #[allow(clippy::too_many_arguments)]
-fn process_message(
+fn process_message<J: Job>(
     m: RawMessage<'_>,
-    cfg: &PipelineConfig,
     clock_ms: i64,
     horizon_ms: i64,
-    largest_ms: i64,
     tracker: &mut WatermarkTracker,
-    feed: &mut Feed,
+    feed: &mut Feed<J>,
     dlq: &mut dyn DeadLetterSink,
     progress: &Progress,
     report: &mut WorkerReport,
 ) -> Result<(i64, i64), IngestError> {
-    let decoded = match decode_message(m.payload, cfg.encoding, &cfg.time_bounds, clock_ms) {
+    let decoded = match feed.job.decode(m.payload, clock_ms) {
         Ok(d) => d,
         Err(e) => {
             dlq.send(DeadLetter {
@@ -412,7 +407,7 @@ fn process_message(
             return Ok((i64::MIN, i64::MIN));
         }
     };
-    let total = decoded.points.len() + decoded.errors.len();
+    let total = decoded.items.len() + decoded.errors.len();
     let mut release = i64::MIN;
     let mut last_end = i64::MIN;
     let mut late: Vec<usize> = Vec::new();
@@ -421,29 +416,30 @@ fn process_message(
     let mut error_pos = decoded.errors.iter().map(|(i, _)| *i).peekable();
     let mut pos = 0usize;
     let mut used = 0u64;
-    for p in &decoded.points {
+    for p in &decoded.items {
         while error_pos.peek() == Some(&pos) {
             error_pos.next();
             pos += 1;
         }
-        let wm = tracker.observe(m.partition, p.timestamp);
+        let ts = feed.job.event_time(p);
+        let wm = tracker.observe(m.partition, ts);
         let t = quantise(wm);
-        // The watermark moved: what was aggregated so far belongs to the old time.
+        // The watermark moved: what was buffered so far belongs to the old time.
         feed.advance_to(t);
-        if p.timestamp < t as i64 - horizon_ms {
+        if ts < t as i64 - horizon_ms {
             if late.is_empty() {
                 late_detail = format!(
                     "event time {} ms is more than the {} s horizon behind the watermark {} ms",
-                    p.timestamp,
+                    ts,
                     horizon_ms / 1000,
                     t
                 );
             }
             late.push(pos);
         } else {
-            feed.pre.add(p);
+            feed.job.buffer(p);
             used += 1;
-            let end = window_start(p.timestamp, largest_ms) + largest_ms;
+            let end = feed.job.closes_at(p);
             release = release.max(end + horizon_ms);
             last_end = last_end.max(end);
         }

@@ -98,6 +98,31 @@ impl CloseClock {
 }
 
 impl Progress {
+    /// Counts rows made durable and their close-to-output latency (revisions are counted,
+    /// not timed: they are caused by late data, not by a close).
+    pub fn record_output(&self, rows: impl Iterator<Item = (i64, u32)>) {
+        let now = Instant::now();
+        let (mut n, mut revisions) = (0u64, 0u64);
+        let mut lat = Vec::new();
+        for (end, revision) in rows {
+            n += 1;
+            if revision > 1 {
+                revisions += 1;
+                continue;
+            }
+            if let Some(at) = self.close_clock.closed_at(end.max(0) as u64) {
+                lat.push(now.duration_since(at).as_secs_f64() * 1000.0);
+            }
+        }
+        Progress::add(&self.windows_out, n);
+        Progress::add(&self.revisions_out, revisions);
+        if let Ok(mut v) = self.close_to_output_ms.lock() {
+            if v.len() < 1_000_000 {
+                v.extend(lat);
+            }
+        }
+    }
+
     /// Counters for a process with `workers` local workers.
     pub fn new(workers: usize) -> Self {
         Progress {

@@ -60,7 +60,7 @@ pub struct Durations {
 }
 
 impl Durations {
-    fn new(alpha: f64) -> Self {
+    pub fn new(alpha: f64) -> Self {
         Durations {
             calls: 0,
             sum_ms: 0.0,
@@ -70,7 +70,7 @@ impl Durations {
         }
     }
 
-    fn add(&mut self, ms: f64) {
+    pub fn add(&mut self, ms: f64) {
         self.calls += 1;
         self.sum_ms += ms;
         self.min_ms = self.min_ms.min(ms);
@@ -78,7 +78,7 @@ impl Durations {
         self.sketch.add(ms);
     }
 
-    fn merge(&mut self, o: &Durations) {
+    pub fn merge(&mut self, o: &Durations) {
         self.calls += o.calls;
         self.sum_ms += o.sum_ms;
         self.min_ms = self.min_ms.min(o.min_ms);
@@ -88,7 +88,8 @@ impl Durations {
         }
     }
 
-    fn quantile(&self, q: f64) -> f64 {
+    /// The `q` quantile in ms, clamped to the exact min and max (NaN when empty).
+    pub fn quantile(&self, q: f64) -> f64 {
         self.sketch
             .quantile(q)
             .map(|v| v.clamp(self.min_ms, self.max_ms))

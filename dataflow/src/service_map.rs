@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 
 use apo_schemas::{Span, SpanKind, SpanStatus};
+
+use crate::red::Durations;
 use serde::{Deserialize, Serialize};
 
 /// The virtual node for callers outside the traced system.
@@ -162,12 +164,8 @@ impl MapWindow {
 /// Calls, failures and latency of one edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeStats {
-    pub calls: u64,
     pub failed: u64,
-    pub sum_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    pub sketch: crate::sketch::DDSketch,
+    pub latency: Durations,
 }
 
 /// The edges of some of one window's traces.
@@ -193,33 +191,19 @@ impl EdgePartial {
             .edges
             .entry(c.edge.clone())
             .or_insert_with(|| EdgeStats {
-                calls: 0,
                 failed: 0,
-                sum_ms: 0.0,
-                min_ms: f64::INFINITY,
-                max_ms: f64::NEG_INFINITY,
-                sketch: crate::sketch::DDSketch::new(alpha),
+                latency: Durations::new(alpha),
             });
-        e.calls += 1;
         e.failed += c.failed as u64;
-        e.sum_ms += c.duration_ms;
-        e.min_ms = e.min_ms.min(c.duration_ms);
-        e.max_ms = e.max_ms.max(c.duration_ms);
-        e.sketch.add(c.duration_ms);
+        e.latency.add(c.duration_ms);
     }
 
     pub fn merge(&mut self, o: &EdgePartial) {
         for (edge, s) in &o.edges {
             match self.edges.get_mut(edge) {
                 Some(e) => {
-                    e.calls += s.calls;
                     e.failed += s.failed;
-                    e.sum_ms += s.sum_ms;
-                    e.min_ms = e.min_ms.min(s.min_ms);
-                    e.max_ms = e.max_ms.max(s.max_ms);
-                    if let Err(err) = e.sketch.merge(&s.sketch) {
-                        tracing::error!(error = %err, "sketch merge skipped");
-                    }
+                    e.latency.merge(&s.latency);
                 }
                 None => {
                     self.edges.insert(edge.clone(), s.clone());
@@ -233,12 +217,7 @@ impl EdgePartial {
         self.edges
             .iter()
             .map(|(edge, s)| {
-                let q = |x: f64| {
-                    s.sketch
-                        .quantile(x)
-                        .map(|v| v.clamp(s.min_ms, s.max_ms))
-                        .unwrap_or(f64::NAN)
-                };
+                let d = &s.latency;
                 apo_schemas::service_map::ServiceMapEdge {
                     client: edge.client.clone(),
                     server: edge.server.clone(),
@@ -246,13 +225,13 @@ impl EdgePartial {
                     window_seconds: self.key.window_seconds,
                     window_start: self.key.window_start,
                     window_end: self.key.window_end(),
-                    calls: s.calls,
+                    calls: d.calls,
                     failed: s.failed,
-                    latency_mean_ms: s.sum_ms / s.calls.max(1) as f64,
-                    latency_p50_ms: q(0.5),
-                    latency_p95_ms: q(0.95),
-                    latency_p99_ms: q(0.99),
-                    latency_max_ms: s.max_ms,
+                    latency_mean_ms: d.sum_ms / d.calls.max(1) as f64,
+                    latency_p50_ms: d.quantile(0.5),
+                    latency_p95_ms: d.quantile(0.95),
+                    latency_p99_ms: d.quantile(0.99),
+                    latency_max_ms: d.max_ms,
                     relative_accuracy: self.alpha,
                     revision,
                 }

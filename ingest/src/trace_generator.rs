@@ -215,6 +215,31 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// frontend → cart GetCart → redis.
+    fn get_cart(&mut self, root: SpanId, start: i64) -> i64 {
+        self.call(
+            root,
+            "frontend",
+            "cart",
+            "GetCart",
+            start,
+            1.0,
+            &mut |b, p, t| {
+                b.leaf(
+                    p,
+                    "cart",
+                    "redis",
+                    "HGETALL",
+                    t,
+                    0.5,
+                    &[("peer.service", "redis")],
+                )
+            },
+        )
+    }
+}
+
 fn db(name: &str) -> [(&'static str, &str); 2] {
     [("db.system", "postgresql"), ("db.name", name)]
 }
@@ -312,45 +337,9 @@ impl TraceGenerator {
                 );
                 a.max(r)
             }
-            "/cart" => b.call(
-                root,
-                "frontend",
-                "cart",
-                "GetCart",
-                t0,
-                1.0,
-                &mut |b, p, t| {
-                    b.leaf(
-                        p,
-                        "cart",
-                        "redis",
-                        "HGETALL",
-                        t,
-                        0.5,
-                        &[("peer.service", "redis")],
-                    )
-                },
-            ),
+            "/cart" => b.get_cart(root, t0),
             _ => {
-                let c = b.call(
-                    root,
-                    "frontend",
-                    "cart",
-                    "GetCart",
-                    t0,
-                    1.0,
-                    &mut |b, p, t| {
-                        b.leaf(
-                            p,
-                            "cart",
-                            "redis",
-                            "HGETALL",
-                            t,
-                            0.5,
-                            &[("peer.service", "redis")],
-                        )
-                    },
-                );
+                let c = b.get_cart(root, t0);
                 b.call(
                     root,
                     "frontend",

@@ -30,13 +30,7 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
     let mut out = Decoded::default();
     let mut index = 0usize;
     for rm in &req.resource_metrics {
-        let service = rm
-            .resource
-            .as_ref()
-            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
-            .and_then(|kv| kv.value.as_ref())
-            .map(any_to_string)
-            .unwrap_or_default();
+        let service = service_name(rm.resource.as_ref());
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
                 let Some(data) = &m.data else {
@@ -226,6 +220,17 @@ fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
                 .map(|v| (kv.key.clone(), any_to_string(v)))
         })
         .collect()
+}
+
+/// The resource attribute `service.name` (empty when absent).
+pub(crate) fn service_name(
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> String {
+    resource
+        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+        .and_then(|kv| kv.value.as_ref())
+        .map(any_to_string)
+        .unwrap_or_default()
 }
 
 pub(crate) fn any_to_string(v: &AnyValue) -> String {

@@ -18,62 +18,25 @@ pub trait OutputRow {
     fn revision(&self) -> u32;
 }
 
-impl OutputRow for WindowStats {
-    fn key(&self) -> String {
-        WindowStats::key(self)
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn revision(&self) -> u32 {
-        self.revision
-    }
+/// Implements [`OutputRow`] for a record with `key()`, `window_start`, `window_end` and
+/// `revision`.
+macro_rules! output_row {
+    ($($t:ty),*) => {$(
+        impl OutputRow for $t {
+            fn key(&self) -> String {
+                <$t>::key(self)
+            }
+            fn window_end(&self) -> i64 {
+                self.window_end
+            }
+            fn window_start(&self) -> i64 {
+                self.window_start
+            }
+            fn revision(&self) -> u32 {
+                self.revision
+            }
+        }
+    )*};
 }
 
-impl OutputRow for RedStats {
-    fn key(&self) -> String {
-        RedStats::key(self)
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-}
-
-impl OutputRow for CriticalPathShare {
-    fn key(&self) -> String {
-        CriticalPathShare::key(self)
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-}
-
-impl OutputRow for ServiceMapEdge {
-    fn key(&self) -> String {
-        ServiceMapEdge::key(self)
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn revision(&self) -> u32 {
-        self.revision
-    }
-}
+output_row!(WindowStats, RedStats, CriticalPathShare, ServiceMapEdge);

@@ -19,7 +19,7 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::otlp::any_to_string;
+use crate::otlp::{any_to_string, service_name};
 use crate::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 use crate::SchemaError;
 
@@ -188,13 +188,7 @@ pub fn decode_spans_otlp(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
     let mut out = DecodedSpans::default();
     let mut index = 0usize;
     for rs in &req.resource_spans {
-        let service = rs
-            .resource
-            .as_ref()
-            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
-            .and_then(|kv| kv.value.as_ref())
-            .map(any_to_string)
-            .unwrap_or_default();
+        let service = service_name(rs.resource.as_ref());
         for ss in &rs.scope_spans {
             for s in &ss.spans {
                 let span = (|| {

@@ -1,0 +1,146 @@
+//! What the worker loop runs. A [`Job`] says how a message decodes into records, how records
+//! are buffered per watermark tick before they enter the dataflow, and which dataflow (ending
+//! in durable sinks) consumes them. The loop itself (`pipeline::run_job`) owns the source,
+//! watermarks, late data, dead letters, backpressure and offset commits, the same for every job.
+//!
+//! [`MetricsJob`] is the metrics pipeline: points, pre-aggregated per (series, window) into
+//! [`Partial`]s, windows, window statistics to the sinks.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
+use apo_schemas::{MetricPoint, SchemaError, WindowStats};
+use timely::dataflow::StreamVec;
+
+use crate::aggregate::{window_start, Partial};
+use crate::preaggregate::PreAggregator;
+use crate::progress::Progress;
+use crate::sink::{sink_operator, SinkState, StatsSink};
+use crate::window::window_operator;
+
+/// The records of one message, and the positions of those that could not be used.
+#[derive(Debug)]
+pub struct Decoded<T> {
+    pub items: Vec<T>,
+    pub errors: Vec<(usize, SchemaError)>,
+}
+
+/// What a job's dataflow gets from the loop.
+pub struct BuildContext {
+    pub horizon_ms: i64,
+    pub progress: Arc<Progress>,
+    /// Windows (or other state) held on this worker, for progress.
+    pub held: Rc<Cell<usize>>,
+}
+
+/// A pipeline the worker loop can run.
+pub trait Job: 'static {
+    /// A decoded, validated record.
+    type Item;
+    /// What enters the dataflow.
+    type Input: timely::ExchangeData + Clone;
+    /// Decodes one message and validates its records (against the clock, `clock_ms`).
+    fn decode(
+        &self,
+        payload: Option<&[u8]>,
+        clock_ms: i64,
+    ) -> Result<Decoded<Self::Item>, SchemaError>;
+    /// Event time, ms.
+    fn event_time(&self, item: &Self::Item) -> i64;
+    /// The latest time (ms) an output this record contributes to closes (the end of its
+    /// largest window): a commit cut is clean once everything read before it closed.
+    fn closes_at(&self, item: &Self::Item) -> i64;
+    /// Adds a record to what goes into the dataflow at the current tick.
+    fn buffer(&mut self, item: &Self::Item);
+    /// Records buffered since the last drain.
+    fn buffered(&self) -> usize;
+    fn drain(&mut self, out: &mut Vec<Self::Input>);
+    /// Builds the dataflow on `input`; returns the stream whose frontier is the durability
+    /// frontier, and the state of every sink operator in it.
+    fn build<'scope>(
+        &mut self,
+        input: StreamVec<'scope, u64, Self::Input>,
+        ctx: &BuildContext,
+    ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>);
+}
+
+/// The metrics pipeline.
+pub struct MetricsJob {
+    encoding: Encoding,
+    bounds: TimeBounds,
+    largest_ms: i64,
+    pre: PreAggregator,
+    sinks: Vec<Box<dyn StatsSink>>,
+}
+
+impl MetricsJob {
+    pub fn new(
+        window_seconds: &[u32],
+        relative_accuracy: f64,
+        encoding: Encoding,
+        bounds: TimeBounds,
+        sinks: Vec<Box<dyn StatsSink>>,
+    ) -> Self {
+        MetricsJob {
+            encoding,
+            bounds,
+            largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
+            pre: PreAggregator::new(window_seconds, relative_accuracy),
+            sinks,
+        }
+    }
+}
+
+impl Job for MetricsJob {
+    type Item = MetricPoint;
+    type Input = Partial;
+
+    fn decode(
+        &self,
+        payload: Option<&[u8]>,
+        clock_ms: i64,
+    ) -> Result<Decoded<MetricPoint>, SchemaError> {
+        decode_message(payload, self.encoding, &self.bounds, clock_ms).map(|d| Decoded {
+            items: d.points,
+            errors: d.errors,
+        })
+    }
+
+    fn event_time(&self, p: &MetricPoint) -> i64 {
+        p.timestamp
+    }
+
+    fn closes_at(&self, p: &MetricPoint) -> i64 {
+        window_start(p.timestamp, self.largest_ms) + self.largest_ms
+    }
+
+    fn buffer(&mut self, p: &MetricPoint) {
+        self.pre.add(p);
+    }
+
+    fn buffered(&self) -> usize {
+        self.pre.points()
+    }
+
+    fn drain(&mut self, out: &mut Vec<Partial>) {
+        self.pre.drain(out);
+    }
+
+    fn build<'scope>(
+        &mut self,
+        input: StreamVec<'scope, u64, Partial>,
+        ctx: &BuildContext,
+    ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
+        let state = Rc::new(SinkState::default());
+        let progress = ctx.progress.clone();
+        let on_rows: crate::sink::RowsCallback = Rc::new(move |rows: &[WindowStats]| {
+            progress.record_output(rows.iter().map(|r| (r.window_end, r.revision)));
+        });
+        let stats = window_operator(input, ctx.horizon_ms, ctx.held.clone());
+        let sinks = std::mem::take(&mut self.sinks);
+        let done = sink_operator(stats, sinks, state.clone(), on_rows);
+        (done, vec![state])
+    }
+}
