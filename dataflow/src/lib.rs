@@ -14,6 +14,7 @@
 //! - [`trace_ops`]: trace assembly as a timely operator;
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`job`]: what a pipeline decodes, buffers and builds ([`job::MetricsJob`] for metrics);
+//! - [`span_job`]: the trace pipeline as a job (RED, traces, critical paths, shares, service map);
 //! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
 //! - [`progress`]: live counters.
 
@@ -31,5 +32,6 @@ pub mod service_map;
 pub mod sink;
 pub mod sketch;
 pub mod slo;
+pub mod span_job;
 pub mod trace_ops;
 pub mod window;

@@ -74,16 +74,25 @@ pub struct WindowState<P: Windowed> {
     /// Emitted windows by the time they may be dropped (end + horizon).
     retired: BTreeMap<i64, Vec<P::Key>>,
     horizon_ms: i64,
+    /// Windows close this long after their end (0 for records read in event time; the idle
+    /// time of trace assembly for outputs of assembled traces, which arrive that much later).
+    delay_ms: i64,
     rows: Vec<P::Row>,
 }
 
 impl<P: Windowed> WindowState<P> {
     pub fn new(horizon_ms: i64) -> Self {
+        Self::with_delay(horizon_ms, 0)
+    }
+
+    /// Windows that close `delay_ms` after their end.
+    pub fn with_delay(horizon_ms: i64, delay_ms: i64) -> Self {
         WindowState {
             windows: HashMap::new(),
             open: BTreeMap::new(),
             retired: BTreeMap::new(),
             horizon_ms,
+            delay_ms,
             rows: Vec::new(),
         }
     }
@@ -97,12 +106,12 @@ impl<P: Windowed> WindowState<P> {
         self.windows.is_empty()
     }
 
-    /// The earliest end of a window not emitted yet.
+    /// The earliest close (end + delay) of a window not emitted yet.
     pub fn next_close(&self) -> Option<i64> {
         self.open.keys().next().copied()
     }
 
-    /// Emits revision 1 of every open window with end ≤ `upto`, with its end.
+    /// Emits revision 1 of every open window closing at or before `upto`, with its close time.
     pub fn close_until(&mut self, upto: i64, out: &mut Vec<(i64, P::Row)>) {
         while let Some((&end, _)) = self.open.first_key_value() {
             if end > upto {
@@ -130,7 +139,8 @@ impl<P: Windowed> WindowState<P> {
     pub fn apply(&mut self, t: i64, partials: Vec<P>, out: &mut Vec<P::Row>) {
         let mut touched = Vec::new();
         for p in partials {
-            let end = p.window_end();
+            // Below, `end` is when the window closes.
+            let end = p.window_end() + self.delay_ms;
             match self.windows.get_mut(p.key()) {
                 Some(w) => {
                     w.partial.merge(&p);
@@ -202,11 +212,22 @@ pub fn window_operator<'scope, P: Windowed>(
     horizon_ms: i64,
     windows_held: std::rc::Rc<std::cell::Cell<usize>>,
 ) -> StreamVec<'scope, u64, P::Row> {
+    delayed_window_operator(partials, horizon_ms, 0, windows_held)
+}
+
+/// [`window_operator`] for partials that reach the dataflow up to `delay_ms` after their
+/// window's end (outputs of assembled traces): windows close `delay_ms` after their end.
+pub fn delayed_window_operator<'scope, P: Windowed>(
+    partials: StreamVec<'scope, u64, P>,
+    horizon_ms: i64,
+    delay_ms: i64,
+    windows_held: std::rc::Rc<std::cell::Cell<usize>>,
+) -> StreamVec<'scope, u64, P::Row> {
     let pact = Exchange::new(|p: &P| p.route());
     let stream: Stream<'scope, u64, Vec<P::Row>> =
         partials.unary_frontier(pact, "Windows", move |cap, _info| {
             let mut held: Option<Capability<u64>> = Some(cap);
-            let mut state = WindowState::<P>::new(horizon_ms);
+            let mut state = WindowState::<P>::with_delay(horizon_ms, delay_ms);
             let mut stash: BTreeMap<u64, (Capability<u64>, Vec<P>)> = BTreeMap::new();
             let mut closed = Vec::new();
             let mut revised = Vec::new();

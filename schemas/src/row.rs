@@ -1,6 +1,6 @@
 //! What every windowed output record has in common, for the sinks and the progress counters.
 
-use crate::critical_path::CriticalPathShare;
+use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
 use crate::service_map::ServiceMapEdge;
 use crate::WindowStats;
@@ -40,3 +40,19 @@ macro_rules! output_row {
 }
 
 output_row!(WindowStats, RedStats, CriticalPathShare, ServiceMapEdge);
+
+/// A trace's record: its "window" is the trace itself (start to end).
+impl OutputRow for CriticalPathRecord {
+    fn key(&self) -> String {
+        CriticalPathRecord::key(self)
+    }
+    fn window_end(&self) -> i64 {
+        self.end_ns.div_euclid(1_000_000)
+    }
+    fn window_start(&self) -> i64 {
+        self.start_ns.div_euclid(1_000_000)
+    }
+    fn revision(&self) -> u32 {
+        1
+    }
+}

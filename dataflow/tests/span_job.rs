@@ -1,0 +1,193 @@
+//! The trace pipeline end to end through the worker loop (from memory): RED equals the direct
+//! computation, every trace gets one complete critical path, the service map has the
+//! topology's edges, shares add up, and one worker equals two.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apo_dataflow::pipeline::{run_job, PipelineConfig};
+use apo_dataflow::progress::Progress;
+use apo_dataflow::red::{RedPartial, RedWindow};
+use apo_dataflow::sink::{SinkError, StatsSink};
+use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_ingest::dlq::MemoryDeadLetters;
+use apo_ingest::source::MemorySource;
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::red::RedStats;
+use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::Span;
+
+struct Collect<R>(Arc<Mutex<Vec<R>>>, u64);
+
+impl<R: Clone> StatsSink<R> for Collect<R> {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn write(&mut self, rows: &[R]) -> Result<(), SinkError> {
+        self.0.lock().unwrap().extend_from_slice(rows);
+        self.1 += 1;
+        Ok(())
+    }
+    fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
+        Ok(self.1)
+    }
+    fn next_poll(&self) -> Option<Duration> {
+        None
+    }
+}
+
+type Out<R> = Arc<Mutex<Vec<R>>>;
+
+struct Outputs {
+    red: Out<RedStats>,
+    paths: Out<CriticalPathRecord>,
+    shares: Out<CriticalPathShare>,
+    edges: Out<ServiceMapEdge>,
+}
+
+fn traces() -> Vec<Vec<Span>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+        start_ms: (now - 3_600_000) / 60_000 * 60_000,
+        rate: 20.0,
+        ..Default::default()
+    });
+    (0..2_000).map(|_| g.next_trace()).collect()
+}
+
+fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
+    let out = Outputs {
+        red: Default::default(),
+        paths: Default::default(),
+        shares: Default::default(),
+        edges: Default::default(),
+    };
+    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
+        traces
+            .iter()
+            .map(|t| serde_json::to_vec(t).unwrap())
+            .collect(),
+    );
+    let (r, p, s, e) = (
+        out.red.clone(),
+        out.paths.clone(),
+        out.shares.clone(),
+        out.edges.clone(),
+    );
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let cfg = PipelineConfig {
+            drain: true,
+            ..Default::default()
+        };
+        let sinks = SpanSinks {
+            red: vec![Box::new(Collect(r.clone(), 0))],
+            critical_path: vec![Box::new(Collect(p.clone(), 0))],
+            critical_path_share: vec![Box::new(Collect(s.clone(), 0))],
+            service_map: vec![Box::new(Collect(e.clone(), 0))],
+        };
+        let job = SpanJob::new(
+            SpanConfig {
+                window_seconds: 10,
+                ..Default::default()
+            },
+            sinks,
+        );
+        let mine = if worker.index() == 0 {
+            (*payloads).clone()
+        } else {
+            Vec::new()
+        };
+        run_job(
+            worker,
+            &cfg,
+            job,
+            Box::new(MemorySource::new("apo.spans", mine)),
+            Box::new(MemoryDeadLetters::default()),
+            Arc::new(Progress::default()),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap()
+    })
+    .unwrap();
+    for g in guards.join() {
+        g.unwrap();
+    }
+    out
+}
+
+fn sorted<R: Clone>(v: &Out<R>, key: impl Fn(&R) -> String) -> Vec<R> {
+    let mut rows = v.lock().unwrap().clone();
+    rows.sort_by_key(|r| key(r));
+    rows
+}
+
+#[test]
+fn spans_to_red_paths_shares_and_map() {
+    let t = traces();
+    let one = run(1, &t);
+    let all: Vec<Span> = t.iter().flatten().cloned().collect();
+
+    // RED: the direct computation over all spans.
+    let mut parts: BTreeMap<RedWindow, RedPartial> = BTreeMap::new();
+    for s in &all {
+        let w = RedPartial::window_of(s, 10);
+        parts
+            .entry(w.clone())
+            .or_insert_with(|| RedPartial::new(w, 0.01, 100))
+            .add(s);
+    }
+    let mut want: Vec<RedStats> = parts.values().flat_map(|p| p.finish(1)).collect();
+    want.sort_by_key(|r| r.key());
+    let red = sorted(&one.red, |r| r.key());
+    assert_eq!(red.len(), want.len());
+    for (g, w) in red.iter().zip(&want) {
+        assert_eq!(
+            (g.key(), g.calls, g.operation_errors),
+            (w.key(), w.calls, w.operation_errors)
+        );
+        assert_eq!(
+            (g.duration_p99_ms, g.duration_max_ms),
+            (w.duration_p99_ms, w.duration_max_ms)
+        );
+    }
+
+    // One complete critical path per trace.
+    let paths = sorted(&one.paths, |r| r.key());
+    assert_eq!(paths.len(), t.len());
+    assert!(paths.iter().all(|p| p.complete && p.fragment == 0));
+
+    // Shares add up to 1 per window; the map has the topology's edges.
+    let shares = sorted(&one.shares, |r| r.key());
+    let mut per_window: BTreeMap<i64, f64> = BTreeMap::new();
+    for s in &shares {
+        *per_window.entry(s.window_start).or_default() += s.share;
+    }
+    assert!(
+        per_window.values().all(|v| (v - 1.0).abs() < 1e-9),
+        "{per_window:?}"
+    );
+    let edges: BTreeSet<(String, String)> = one
+        .edges
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e.client.clone(), e.server.clone()))
+        .collect();
+    assert_eq!(edges.len(), 12, "{edges:?}");
+
+    // Two workers: the same rows.
+    let two = run(2, &t);
+    assert_eq!(sorted(&two.paths, |r| r.key()), paths);
+    assert_eq!(sorted(&two.shares, |r| r.key()).len(), shares.len());
+    let red2 = sorted(&two.red, |r| r.key());
+    assert_eq!(
+        red2.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>(),
+        red.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>()
+    );
+}
