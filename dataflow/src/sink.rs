@@ -43,10 +43,16 @@ pub trait StatsSink<R = WindowStats> {
     fn poll_durable(&mut self, finish: bool) -> Result<u64, SinkError>;
     /// While writes are not durable: how long until `poll_durable` should be called again.
     fn next_poll(&self) -> Option<Duration>;
+    /// How long a write may wait to become durable here before the pipeline should stop
+    /// reading (backpressure). `None` (the default): durability comes on the sink's own
+    /// schedule (a Parquet roll), and waiting for it must not stop the input.
+    fn backpressure_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
-/// How long a write may wait for its first durable copy before the sinks report themselves
-/// behind ([`SinkState::behind`]).
+/// How long a write to a network sink (Kafka) may wait for its acknowledgement before the sinks
+/// report themselves behind ([`SinkState::behind`]).
 pub const OUTPUT_DELAY_BOUND: Duration = Duration::from_millis(10);
 
 /// What the worker loop needs to know of the sink operator.
@@ -54,7 +60,8 @@ pub const OUTPUT_DELAY_BOUND: Duration = Duration::from_millis(10);
 pub struct SinkState {
     /// The first sink error; nothing more may be reported durable after it.
     pub failure: RefCell<Option<SinkError>>,
-    /// Some write has waited longer than [`OUTPUT_DELAY_BOUND`] to become durable anywhere:
+    /// Some write has waited longer than the sinks' backpressure bound
+    /// ([`StatsSink::backpressure_after`]) to become durable anywhere:
     /// the worker stops reading until it is (backpressure that keeps close-to-output latency
     /// low when the broker is the bottleneck; throughput is bounded by the broker anyway).
     pub behind: Cell<bool>,
@@ -81,6 +88,7 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
             let mut written = 0u64;
             let mut caps: VecDeque<(u64, Capability<u64>)> = VecDeque::new();
             let mut unreported: VecDeque<(u64, Vec<R>, Instant)> = VecDeque::new();
+            let bound = sinks.iter().filter_map(|s| s.backpressure_after()).min();
             move |(input, frontier), _output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else {
@@ -140,7 +148,8 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
                 state.behind.set(
                     unreported
                         .front()
-                        .is_some_and(|(_, _, at)| at.elapsed() > OUTPUT_DELAY_BOUND),
+                        .zip(bound)
+                        .is_some_and(|((_, _, at), b)| at.elapsed() > b),
                 );
                 if !caps.is_empty() {
                     let wake = sinks

@@ -74,3 +74,70 @@ pub fn red_schema() -> SchemaRef {
         Field::new("revision", DataType::Int32, false),
     ]))
 }
+
+/// Names of the trace tables.
+pub const CRITICAL_PATH_TABLE: &str = "critical_path";
+pub const CRITICAL_PATH_SHARE_TABLE: &str = "critical_path_share";
+pub const SERVICE_MAP_TABLE: &str = "service_map";
+
+fn ts_ns() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// Schema of `critical_path`; one row per [`crate::critical_path::CriticalPathRecord`], its
+/// segments as a JSON array (`[{"span_id", "service", "operation", "start_ns", "end_ns"}, …]`).
+pub fn critical_path_schema() -> SchemaRef {
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        s("trace_id"),
+        Field::new("fragment", DataType::Int64, false),
+        Field::new("complete", DataType::Boolean, false),
+        s("emitted"),
+        s("root_service"),
+        s("root_operation"),
+        Field::new("spans", DataType::Int64, false),
+        Field::new("start", ts_ns(), false),
+        Field::new("end", ts_ns(), false),
+        Field::new("duration_ms", DataType::Float64, false),
+        s("segments"),
+    ]))
+}
+
+/// Schema of `critical_path_share`; one row per [`crate::critical_path::CriticalPathShare`].
+pub fn critical_path_share_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("window_seconds", DataType::Int64, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("operation", DataType::Utf8, false),
+        Field::new("rank", DataType::Int32, false),
+        Field::new("critical_ms", DataType::Float64, false),
+        Field::new("share", DataType::Float64, false),
+        Field::new("traces", DataType::Int64, false),
+        Field::new("window_traces", DataType::Int64, false),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}
+
+/// Schema of `service_map`; one row per [`crate::service_map::ServiceMapEdge`].
+pub fn service_map_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("client", DataType::Utf8, false),
+        Field::new("server", DataType::Utf8, false),
+        Field::new("connection_type", DataType::Utf8, false),
+        Field::new("window_seconds", DataType::Int64, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        Field::new("calls", DataType::Int64, false),
+        Field::new("failed", DataType::Int64, false),
+        f("latency_mean_ms"),
+        f("latency_p50_ms"),
+        f("latency_p95_ms"),
+        f("latency_p99_ms"),
+        f("latency_max_ms"),
+        f("relative_accuracy"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}

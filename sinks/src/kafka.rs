@@ -129,4 +129,8 @@ impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
     fn next_poll(&self) -> Option<Duration> {
         (self.producer.in_flight_count() > 0).then_some(Duration::from_millis(1))
     }
+
+    fn backpressure_after(&self) -> Option<Duration> {
+        Some(apo_dataflow::sink::OUTPUT_DELAY_BOUND)
+    }
 }

@@ -11,12 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
-use apo_schemas::arrow::{red_schema, window_stats_schema, RED_TABLE, WINDOW_STATS_TABLE};
+use apo_schemas::arrow::{
+    critical_path_schema, critical_path_share_schema, red_schema, service_map_schema,
+    window_stats_schema, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, RED_TABLE,
+    SERVICE_MAP_TABLE, WINDOW_STATS_TABLE,
+};
+use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
+use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::{OutputRow, WindowStats};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -281,5 +287,126 @@ impl ParquetRow for RedStats {
             )),
         ];
         RecordBatch::try_new(red_schema(), cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
+    }
+}
+
+/// Column builders over a slice of rows.
+struct Cols<'a, R>(&'a [R]);
+
+impl<R> Cols<'_, R> {
+    fn f(&self, g: impl Fn(&R) -> f64) -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(self.0.iter().map(g)))
+    }
+    fn i(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(self.0.iter().map(g)))
+    }
+    fn i32(&self, g: impl Fn(&R) -> i32) -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(self.0.iter().map(g)))
+    }
+    fn s<'b>(&'b self, g: impl Fn(&'b R) -> &'b str) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(self.0.iter().map(g)))
+    }
+    fn b(&self, g: impl Fn(&R) -> bool) -> ArrayRef {
+        Arc::new(BooleanArray::from_iter(self.0.iter().map(|r| Some(g(r)))))
+    }
+    fn ms(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(self.0.iter().map(g)).with_timezone("UTC"),
+        )
+    }
+    fn ns(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(self.0.iter().map(g)).with_timezone("UTC"),
+        )
+    }
+}
+
+fn batch(schema: SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch, SinkError> {
+    RecordBatch::try_new(schema, cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
+}
+
+impl ParquetRow for CriticalPathRecord {
+    const TABLE: &'static str = CRITICAL_PATH_TABLE;
+    fn schema() -> SchemaRef {
+        critical_path_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        let segments: Vec<String> = rows
+            .iter()
+            .map(|r| serde_json::to_string(&r.segments).unwrap_or_default())
+            .collect();
+        batch(
+            critical_path_schema(),
+            vec![
+                c.s(|r| &r.trace_id),
+                c.i(|r| r.fragment as i64),
+                c.b(|r| r.complete),
+                c.s(|r| &r.emitted),
+                c.s(|r| &r.root_service),
+                c.s(|r| &r.root_operation),
+                c.i(|r| r.spans as i64),
+                c.ns(|r| r.start_ns),
+                c.ns(|r| r.end_ns),
+                c.f(|r| r.duration_ms),
+                Arc::new(StringArray::from_iter_values(segments)),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for CriticalPathShare {
+    const TABLE: &'static str = CRITICAL_PATH_SHARE_TABLE;
+    fn schema() -> SchemaRef {
+        critical_path_share_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        batch(
+            critical_path_share_schema(),
+            vec![
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.s(|r| &r.service),
+                c.s(|r| &r.operation),
+                c.i32(|r| r.rank as i32),
+                c.f(|r| r.critical_ms),
+                c.f(|r| r.share),
+                c.i(|r| r.traces as i64),
+                c.i(|r| r.window_traces as i64),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for ServiceMapEdge {
+    const TABLE: &'static str = SERVICE_MAP_TABLE;
+    fn schema() -> SchemaRef {
+        service_map_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        batch(
+            service_map_schema(),
+            vec![
+                c.s(|r| &r.client),
+                c.s(|r| &r.server),
+                c.s(|r| &r.connection_type),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.i(|r| r.calls as i64),
+                c.i(|r| r.failed as i64),
+                c.f(|r| r.latency_mean_ms),
+                c.f(|r| r.latency_p50_ms),
+                c.f(|r| r.latency_p95_ms),
+                c.f(|r| r.latency_p99_ms),
+                c.f(|r| r.latency_max_ms),
+                c.f(|r| r.relative_accuracy),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
     }
 }

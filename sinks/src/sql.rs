@@ -4,7 +4,11 @@
 
 use std::path::Path;
 
-use apo_schemas::arrow::{red_schema, window_stats_schema, RED_TABLE, WINDOW_STATS_TABLE};
+use apo_schemas::arrow::{
+    critical_path_schema, critical_path_share_schema, red_schema, service_map_schema,
+    window_stats_schema, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, RED_TABLE,
+    SERVICE_MAP_TABLE, WINDOW_STATS_TABLE,
+};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -47,6 +51,9 @@ fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)
     vec![
         (WINDOW_STATS_TABLE, window_stats_schema()),
         (RED_TABLE, red_schema()),
+        (CRITICAL_PATH_TABLE, critical_path_schema()),
+        (CRITICAL_PATH_SHARE_TABLE, critical_path_share_schema()),
+        (SERVICE_MAP_TABLE, service_map_schema()),
     ]
 }
 
