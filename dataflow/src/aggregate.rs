@@ -31,6 +31,33 @@ impl WindowKey {
     }
 }
 
+/// One tumbling window, whatever it aggregates over (outputs keyed by window alone: critical-path
+/// shares, service-map edges).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WindowId {
+    pub window_seconds: u32,
+    pub window_start: i64,
+}
+
+impl WindowId {
+    /// The window of `size_s` seconds holding `ts_ms`.
+    pub fn containing(ts_ms: i64, size_s: u32) -> Self {
+        WindowId {
+            window_seconds: size_s,
+            window_start: window_start(ts_ms, size_s as i64 * 1000),
+        }
+    }
+
+    pub fn window_end(&self) -> i64 {
+        self.window_start + self.window_seconds as i64 * 1000
+    }
+
+    /// The worker that owns the window.
+    pub fn route(&self) -> u64 {
+        self.window_start as u64 ^ ((self.window_seconds as u64) << 48)
+    }
+}
+
 /// The start of the tumbling window of `size_ms` containing `ts` (aligned to the epoch).
 pub fn window_start(ts: i64, size_ms: i64) -> i64 {
     ts.div_euclid(size_ms) * size_ms

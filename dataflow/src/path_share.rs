@@ -12,7 +12,7 @@ use apo_schemas::critical_path::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::window_start;
+use crate::aggregate::WindowId;
 use crate::assembly::AssembledTrace;
 use crate::critical_path::critical_path;
 use crate::red::HOLD_FACTOR;
@@ -71,17 +71,7 @@ pub fn path_record(trace: &AssembledTrace) -> CriticalPathRecord {
 }
 
 /// Identity of one window of critical-path shares.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ShareWindow {
-    pub window_seconds: u32,
-    pub window_start: i64,
-}
-
-impl ShareWindow {
-    pub fn window_end(&self) -> i64 {
-        self.window_start + self.window_seconds as i64 * 1000
-    }
-}
+pub type ShareWindow = WindowId;
 
 /// (service, operation).
 type Operation = (String, String);
@@ -110,10 +100,7 @@ impl SharePartial {
 
     /// The window of `size_s` seconds holding the record (by its end).
     pub fn window_of(r: &CriticalPathRecord, size_s: u32) -> ShareWindow {
-        ShareWindow {
-            window_seconds: size_s,
-            window_start: window_start(r.end_ns.div_euclid(1_000_000), size_s as i64 * 1000),
-        }
+        WindowId::containing(r.end_ns.div_euclid(1_000_000), size_s)
     }
 
     fn entry(&mut self, service: &str, operation: &str) -> &mut (i64, u64) {
@@ -206,7 +193,7 @@ impl crate::window::Windowed for SharePartial {
         self.key.window_end()
     }
     fn route(&self) -> u64 {
-        self.key.window_start as u64 ^ ((self.key.window_seconds as u64) << 48)
+        self.key.route()
     }
     fn merge(&mut self, other: &Self) {
         SharePartial::merge(self, other)

@@ -141,23 +141,12 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
 }
 
 /// Identity of one window of the service map.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MapWindow {
-    pub window_seconds: u32,
-    pub window_start: i64,
-}
+pub type MapWindow = crate::aggregate::WindowId;
 
-impl MapWindow {
-    pub fn window_end(&self) -> i64 {
-        self.window_start + self.window_seconds as i64 * 1000
-    }
-
-    /// The window of `size_s` seconds holding a call.
-    pub fn of(c: &EdgeCall, size_s: u32) -> Self {
-        MapWindow {
-            window_seconds: size_s,
-            window_start: crate::aggregate::window_start(c.end_ms, size_s as i64 * 1000),
-        }
+impl EdgeCall {
+    /// The window of `size_s` seconds holding the call.
+    pub fn window(&self, size_s: u32) -> MapWindow {
+        MapWindow::containing(self.end_ms, size_s)
     }
 }
 
@@ -250,7 +239,7 @@ impl crate::window::Windowed for EdgePartial {
         self.key.window_end()
     }
     fn route(&self) -> u64 {
-        self.key.window_start as u64 ^ ((self.key.window_seconds as u64) << 48)
+        self.key.route()
     }
     fn merge(&mut self, other: &Self) {
         EdgePartial::merge(self, other)

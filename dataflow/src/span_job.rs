@@ -33,7 +33,7 @@ use crate::assembly::{AssembledTrace, AssemblyConfig};
 use crate::job::{BuildContext, Decoded, Job};
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::RedPartial;
-use crate::service_map::{trace_edges, EdgePartial, MapWindow};
+use crate::service_map::{trace_edges, EdgePartial};
 use crate::sink::{sink_operator, RowsCallback, SinkState, StatsSink};
 use crate::trace_ops::assemble_traces;
 use crate::window::{delayed_window_operator, window_operator, Windowed};
@@ -264,16 +264,10 @@ impl Job for SpanJob {
             &mut states,
         );
         let max_rows = cfg.max_share_rows;
-        let size_ms = size as i64 * 1000;
         let shares = per_batch(
             records,
             "SharePartials",
-            move |(_, end): &(CriticalPathRecord, i64)| {
-                vec![ShareWindow {
-                    window_seconds: size,
-                    window_start: window_start(*end, size_ms),
-                }]
-            },
+            move |(_, end): &(CriticalPathRecord, i64)| vec![ShareWindow::containing(*end, size)],
             move |k| SharePartial::new(k.clone(), max_rows),
             |p: &mut SharePartial, (r, _): &(CriticalPathRecord, i64)| p.add(r),
         );
@@ -282,7 +276,7 @@ impl Job for SpanJob {
         let edges = per_batch(
             paths.flat_map(|(_, calls, _)| calls),
             "EdgePartials",
-            move |c: &crate::service_map::EdgeCall| vec![MapWindow::of(c, size)],
+            move |c: &crate::service_map::EdgeCall| vec![c.window(size)],
             move |k| EdgePartial::new(k.clone(), alpha),
             |p: &mut EdgePartial, c| p.add(c),
         );

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use apo_dataflow::service_map::{trace_edges, Edge, EdgePartial, MapWindow, USER};
+use apo_dataflow::service_map::{trace_edges, Edge, EdgePartial, USER};
 use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str, &str)]) -> Span {
@@ -108,7 +108,7 @@ fn edge_windows_sum_calls_failures_and_latency_exactly() {
                 .filter(|c| c.edge.client == "frontend"),
         );
     }
-    let w = MapWindow::of(&calls[0], 10);
+    let w = calls[0].window(10);
     let (mut a, mut b) = (EdgePartial::new(w.clone(), 0.01), EdgePartial::new(w, 0.01));
     for (i, c) in calls.iter().enumerate() {
         if i % 2 == 0 {

@@ -5,12 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use apo_dataflow::pipeline::{run_job, PipelineConfig};
 use apo_dataflow::progress::Progress;
 use apo_dataflow::red::{RedPartial, RedWindow};
-use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::dlq::MemoryDeadLetters;
 use apo_ingest::source::MemorySource;
@@ -20,24 +18,8 @@ use apo_schemas::red::RedStats;
 use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::Span;
 
-struct Collect<R>(Arc<Mutex<Vec<R>>>, u64);
-
-impl<R: Clone> StatsSink<R> for Collect<R> {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn write(&mut self, rows: &[R]) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend_from_slice(rows);
-        self.1 += 1;
-        Ok(())
-    }
-    fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
-        Ok(self.1)
-    }
-    fn next_poll(&self) -> Option<Duration> {
-        None
-    }
-}
+mod common;
+use common::Collect;
 
 type Out<R> = Arc<Mutex<Vec<R>>>;
 

@@ -2,35 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use apo_dataflow::pipeline::{run_worker, PipelineConfig};
 use apo_dataflow::progress::Progress;
-use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_ingest::dlq::MemoryDeadLetters;
 use apo_ingest::source::MemorySource;
 use apo_schemas::{MetricPoint, WindowStats};
 
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<WindowStats>>>, u64);
-
-impl StatsSink for Collect {
-    fn name(&self) -> &str {
-        "memory"
-    }
-    fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend_from_slice(rows);
-        self.1 += 1;
-        Ok(())
-    }
-    fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
-        Ok(self.1)
-    }
-    fn next_poll(&self) -> Option<Duration> {
-        None
-    }
-}
+mod common;
+use common::Collect;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -153,5 +134,4 @@ fn exact_counts_and_bounded_quantiles_one_and_two_workers() {
             );
         }
     }
-    let _ = Duration::ZERO;
 }
