@@ -183,22 +183,4 @@ impl SharePartial {
     }
 }
 
-impl crate::window::Windowed for SharePartial {
-    type Key = ShareWindow;
-    type Row = CriticalPathShare;
-    fn key(&self) -> &ShareWindow {
-        &self.key
-    }
-    fn window_end(&self) -> i64 {
-        self.key.window_end()
-    }
-    fn route(&self) -> u64 {
-        self.key.route()
-    }
-    fn merge(&mut self, other: &Self) {
-        SharePartial::merge(self, other)
-    }
-    fn finish(&self, revision: u32, out: &mut Vec<CriticalPathShare>) {
-        out.extend(SharePartial::finish(self, revision));
-    }
-}
+crate::window::windowed_by_key!(SharePartial, ShareWindow, CriticalPathShare);

@@ -260,22 +260,4 @@ impl RedPartial {
     }
 }
 
-impl crate::window::Windowed for RedPartial {
-    type Key = RedWindow;
-    type Row = RedStats;
-    fn key(&self) -> &RedWindow {
-        &self.key
-    }
-    fn window_end(&self) -> i64 {
-        self.key.window_end()
-    }
-    fn route(&self) -> u64 {
-        self.key.route()
-    }
-    fn merge(&mut self, other: &Self) {
-        RedPartial::merge(self, other)
-    }
-    fn finish(&self, revision: u32, out: &mut Vec<RedStats>) {
-        out.extend(RedPartial::finish(self, revision));
-    }
-}
+crate::window::windowed_by_key!(RedPartial, RedWindow, RedStats);

@@ -229,22 +229,8 @@ impl EdgePartial {
     }
 }
 
-impl crate::window::Windowed for EdgePartial {
-    type Key = MapWindow;
-    type Row = apo_schemas::service_map::ServiceMapEdge;
-    fn key(&self) -> &MapWindow {
-        &self.key
-    }
-    fn window_end(&self) -> i64 {
-        self.key.window_end()
-    }
-    fn route(&self) -> u64 {
-        self.key.route()
-    }
-    fn merge(&mut self, other: &Self) {
-        EdgePartial::merge(self, other)
-    }
-    fn finish(&self, revision: u32, out: &mut Vec<Self::Row>) {
-        out.extend(EdgePartial::finish(self, revision));
-    }
-}
+crate::window::windowed_by_key!(
+    EdgePartial,
+    MapWindow,
+    apo_schemas::service_map::ServiceMapEdge
+);

@@ -39,6 +39,33 @@ pub trait Windowed: timely::ExchangeData {
     fn finish(&self, revision: u32, out: &mut Vec<Self::Row>);
 }
 
+/// Implements [`Windowed`] for a partial with a `key` field (having `window_end()` and
+/// `route()`) and inherent `merge(&mut self, &Self)` and `finish(&self, u32) -> Vec<Row>`.
+macro_rules! windowed_by_key {
+    ($t:ty, $key:ty, $row:ty) => {
+        impl $crate::window::Windowed for $t {
+            type Key = $key;
+            type Row = $row;
+            fn key(&self) -> &$key {
+                &self.key
+            }
+            fn window_end(&self) -> i64 {
+                self.key.window_end()
+            }
+            fn route(&self) -> u64 {
+                self.key.route()
+            }
+            fn merge(&mut self, other: &Self) {
+                <$t>::merge(self, other)
+            }
+            fn finish(&self, revision: u32, out: &mut Vec<$row>) {
+                out.extend(<$t>::finish(self, revision));
+            }
+        }
+    };
+}
+pub(crate) use windowed_by_key;
+
 impl Windowed for Partial {
     type Key = WindowKey;
     type Row = WindowStats;
