@@ -53,7 +53,7 @@ pub trait Job: 'static {
     /// largest window): a commit cut is clean once everything read before it closed.
     fn closes_at(&self, item: &Self::Item) -> i64;
     /// Adds a record to what goes into the dataflow at the current tick.
-    fn buffer(&mut self, item: &Self::Item);
+    fn buffer(&mut self, item: Self::Item);
     /// Records buffered since the last drain.
     fn buffered(&self) -> usize;
     fn drain(&mut self, out: &mut Vec<Self::Input>);
@@ -116,8 +116,8 @@ impl Job for MetricsJob {
         window_start(p.timestamp, self.largest_ms) + self.largest_ms
     }
 
-    fn buffer(&mut self, p: &MetricPoint) {
-        self.pre.add(p);
+    fn buffer(&mut self, p: MetricPoint) {
+        self.pre.add(&p);
     }
 
     fn buffered(&self) -> usize {

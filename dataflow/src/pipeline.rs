@@ -416,12 +416,12 @@ fn process_message<J: Job>(
     let mut error_pos = decoded.errors.iter().map(|(i, _)| *i).peekable();
     let mut pos = 0usize;
     let mut used = 0u64;
-    for p in &decoded.items {
+    for p in decoded.items {
         while error_pos.peek() == Some(&pos) {
             error_pos.next();
             pos += 1;
         }
-        let ts = feed.job.event_time(p);
+        let ts = feed.job.event_time(&p);
         let wm = tracker.observe(m.partition, ts);
         let t = quantise(wm);
         // The watermark moved: what was buffered so far belongs to the old time.
@@ -437,9 +437,9 @@ fn process_message<J: Job>(
             }
             late.push(pos);
         } else {
+            let end = feed.job.closes_at(&p);
             feed.job.buffer(p);
             used += 1;
-            let end = feed.job.closes_at(p);
             release = release.max(end + horizon_ms);
             last_end = last_end.max(end);
         }

@@ -208,8 +208,8 @@ impl Job for SpanJob {
         window_start(s.event_time_ms(), ms) + ms + self.trace_delay_ms()
     }
 
-    fn buffer(&mut self, s: &Span) {
-        self.buffer.push(s.clone());
+    fn buffer(&mut self, s: Span) {
+        self.buffer.push(s);
     }
 
     fn buffered(&self) -> usize {

@@ -3,15 +3,10 @@
 //! topology's edges, shares add up, and one worker equals two.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use apo_dataflow::pipeline::{run_job, PipelineConfig};
-use apo_dataflow::progress::Progress;
 use apo_dataflow::red::{RedPartial, RedWindow};
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
-use apo_ingest::dlq::MemoryDeadLetters;
-use apo_ingest::source::MemorySource;
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
@@ -19,7 +14,7 @@ use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::Span;
 
 mod common;
-use common::Collect;
+use common::{run_from_memory, Collect};
 
 type Out<R> = Arc<Mutex<Vec<R>>>;
 
@@ -50,56 +45,31 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
         shares: Default::default(),
         edges: Default::default(),
     };
-    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
-        traces
-            .iter()
-            .map(|t| serde_json::to_vec(t).unwrap())
-            .collect(),
-    );
+    let payloads: Vec<Vec<u8>> = traces
+        .iter()
+        .map(|t| serde_json::to_vec(t).unwrap())
+        .collect();
     let (r, p, s, e) = (
         out.red.clone(),
         out.paths.clone(),
         out.shares.clone(),
         out.edges.clone(),
     );
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let cfg = PipelineConfig {
-            drain: true,
-            ..Default::default()
-        };
+    run_from_memory(workers, payloads, move || {
         let sinks = SpanSinks {
             red: vec![Box::new(Collect(r.clone(), 0))],
             critical_path: vec![Box::new(Collect(p.clone(), 0))],
             critical_path_share: vec![Box::new(Collect(s.clone(), 0))],
             service_map: vec![Box::new(Collect(e.clone(), 0))],
         };
-        let job = SpanJob::new(
+        SpanJob::new(
             SpanConfig {
                 window_seconds: 10,
                 ..Default::default()
             },
             sinks,
-        );
-        let mine = if worker.index() == 0 {
-            (*payloads).clone()
-        } else {
-            Vec::new()
-        };
-        run_job(
-            worker,
-            &cfg,
-            job,
-            Box::new(MemorySource::new("apo.spans", mine)),
-            Box::new(MemoryDeadLetters::default()),
-            Arc::new(Progress::default()),
-            Arc::new(AtomicBool::new(false)),
         )
-        .unwrap()
-    })
-    .unwrap();
-    for g in guards.join() {
-        g.unwrap();
-    }
+    });
     out
 }
 

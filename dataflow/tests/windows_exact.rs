@@ -1,17 +1,13 @@
 //! The dataflow fed from memory, one and two workers, against exact statistics computed here.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
-use apo_dataflow::pipeline::{run_worker, PipelineConfig};
-use apo_dataflow::progress::Progress;
-use apo_ingest::dlq::MemoryDeadLetters;
-use apo_ingest::source::MemorySource;
+use apo_dataflow::job::MetricsJob;
+use apo_dataflow::pipeline::PipelineConfig;
 use apo_schemas::{MetricPoint, WindowStats};
 
 mod common;
-use common::Collect;
+use common::{run_from_memory, Collect};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -46,33 +42,16 @@ fn points(base: i64) -> Vec<MetricPoint> {
 fn run(workers: usize, payloads: Vec<Vec<u8>>) -> Vec<WindowStats> {
     let out = Collect::default();
     let sink = out.clone();
-    let payloads = Arc::new(payloads);
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let cfg = PipelineConfig {
-            drain: true,
-            ..Default::default()
-        };
-        let mine = if worker.index() == 0 {
-            (*payloads).clone()
-        } else {
-            Vec::new()
-        };
-        let source = Box::new(MemorySource::new("apo.metrics", mine));
-        run_worker(
-            worker,
-            &cfg,
-            source,
-            Box::new(MemoryDeadLetters::default()),
+    run_from_memory(workers, payloads, move || {
+        let cfg = PipelineConfig::default();
+        MetricsJob::new(
+            &cfg.window_seconds,
+            cfg.relative_accuracy,
+            cfg.encoding,
+            cfg.time_bounds,
             vec![Box::new(sink.clone())],
-            Arc::new(Progress::default()),
-            Arc::new(AtomicBool::new(false)),
         )
-        .unwrap()
-    })
-    .unwrap();
-    for g in guards.join() {
-        g.unwrap();
-    }
+    });
     let mut rows = out.0.lock().unwrap().clone();
     rows.sort_by(|a, b| a.key().cmp(&b.key()).then(a.revision.cmp(&b.revision)));
     rows

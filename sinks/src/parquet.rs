@@ -40,7 +40,30 @@ impl ParquetRow for WindowStats {
         window_stats_schema()
     }
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        to_batch(rows)
+        let c = Cols(rows);
+        batch(
+            window_stats_schema(),
+            vec![
+                c.s(|r| &r.service),
+                c.s(|r| &r.metric),
+                c.s(|r| &r.unit),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.i(|r| r.count as i64),
+                c.f(|r| r.sum),
+                c.f(|r| r.min),
+                c.f(|r| r.max),
+                c.f(|r| r.mean),
+                c.f(|r| r.p50),
+                c.f(|r| r.p90),
+                c.f(|r| r.p95),
+                c.f(|r| r.p99),
+                c.f(|r| r.p999),
+                c.f(|r| r.relative_accuracy),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
     }
 }
 use datafusion::parquet::arrow::ArrowWriter;
@@ -130,52 +153,6 @@ fn day_of(ms: i64) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-/// Converts rows to an Arrow batch of [`window_stats_schema`].
-pub fn to_batch(rows: &[WindowStats]) -> Result<RecordBatch, SinkError> {
-    let f = |g: fn(&WindowStats) -> f64| {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
-    };
-    let ts = |g: fn(&WindowStats) -> i64| {
-        Arc::new(
-            TimestampMillisecondArray::from_iter_values(rows.iter().map(g)).with_timezone("UTC"),
-        ) as ArrayRef
-    };
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.service.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.metric.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.unit.as_str()),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.window_seconds as i64),
-        )),
-        ts(|r| r.window_start),
-        ts(|r| r.window_end),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.count as i64),
-        )),
-        f(|r| r.sum),
-        f(|r| r.min),
-        f(|r| r.max),
-        f(|r| r.mean),
-        f(|r| r.p50),
-        f(|r| r.p90),
-        f(|r| r.p95),
-        f(|r| r.p99),
-        f(|r| r.p999),
-        f(|r| r.relative_accuracy),
-        Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|r| r.revision as i32),
-        )),
-    ];
-    RecordBatch::try_new(window_stats_schema(), cols)
-        .map_err(|e| SinkError(format!("arrow batch: {e}")))
-}
-
 impl<R: ParquetRow> StatsSink<R> for ParquetStatsSink<R> {
     fn name(&self) -> &str {
         &self.name
@@ -240,53 +217,37 @@ impl ParquetRow for RedStats {
         red_schema()
     }
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let f = |g: fn(&RedStats) -> f64| {
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
-        };
-        let s = |g: fn(&RedStats) -> &str| {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(g))) as ArrayRef
-        };
-        let i = |g: fn(&RedStats) -> i64| {
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(g))) as ArrayRef
-        };
-        let ts = |g: fn(&RedStats) -> i64| {
-            Arc::new(
-                TimestampMillisecondArray::from_iter_values(rows.iter().map(g))
-                    .with_timezone("UTC"),
-            ) as ArrayRef
-        };
-        let cols: Vec<ArrayRef> = vec![
-            s(|r| &r.service_name),
-            s(|r| &r.span_name),
-            s(|r| &r.span_kind),
-            s(|r| &r.status_code),
-            i(|r| r.window_seconds as i64),
-            ts(|r| r.window_start),
-            ts(|r| r.window_end),
-            i(|r| r.calls as i64),
-            f(|r| r.rate),
-            i(|r| r.operation_errors as i64),
-            i(|r| r.operation_calls as i64),
-            f(|r| r.error_ratio),
-            f(|r| r.duration_sum_ms),
-            f(|r| r.duration_min_ms),
-            f(|r| r.duration_max_ms),
-            f(|r| r.duration_mean_ms),
-            f(|r| r.duration_p50_ms),
-            f(|r| r.duration_p90_ms),
-            f(|r| r.duration_p95_ms),
-            f(|r| r.duration_p99_ms),
-            f(|r| r.duration_p999_ms),
-            f(|r| r.relative_accuracy),
-            Arc::new(BooleanArray::from_iter(
-                rows.iter().map(|r| Some(r.overflow)),
-            )),
-            i(|r| r.overflow_operations as i64),
-            Arc::new(Int32Array::from_iter_values(
-                rows.iter().map(|r| r.revision as i32),
-            )),
-        ];
-        RecordBatch::try_new(red_schema(), cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
+        let c = Cols(rows);
+        batch(
+            red_schema(),
+            vec![
+                c.s(|r| &r.service_name),
+                c.s(|r| &r.span_name),
+                c.s(|r| &r.span_kind),
+                c.s(|r| &r.status_code),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.i(|r| r.calls as i64),
+                c.f(|r| r.rate),
+                c.i(|r| r.operation_errors as i64),
+                c.i(|r| r.operation_calls as i64),
+                c.f(|r| r.error_ratio),
+                c.f(|r| r.duration_sum_ms),
+                c.f(|r| r.duration_min_ms),
+                c.f(|r| r.duration_max_ms),
+                c.f(|r| r.duration_mean_ms),
+                c.f(|r| r.duration_p50_ms),
+                c.f(|r| r.duration_p90_ms),
+                c.f(|r| r.duration_p95_ms),
+                c.f(|r| r.duration_p99_ms),
+                c.f(|r| r.duration_p999_ms),
+                c.f(|r| r.relative_accuracy),
+                c.b(|r| r.overflow),
+                c.i(|r| r.overflow_operations as i64),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
     }
 }
 

@@ -31,3 +31,45 @@ impl<R: Clone> StatsSink<R> for Collect<R> {
         None
     }
 }
+
+/// Runs the job made by `make_job` on `workers` timely workers in drain mode, worker 0 reading
+/// `payloads` from memory (one partition).
+#[allow(dead_code)] // not every test binary uses it
+pub fn run_from_memory<J: apo_dataflow::job::Job>(
+    workers: usize,
+    payloads: Vec<Vec<u8>>,
+    make_job: impl Fn() -> J + Send + Sync + 'static,
+) {
+    use apo_dataflow::pipeline::{run_job, PipelineConfig};
+    use apo_dataflow::progress::Progress;
+    use apo_ingest::dlq::MemoryDeadLetters;
+    use apo_ingest::source::MemorySource;
+    use std::sync::atomic::AtomicBool;
+
+    let payloads = Arc::new(payloads);
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let cfg = PipelineConfig {
+            drain: true,
+            ..Default::default()
+        };
+        let mine = if worker.index() == 0 {
+            (*payloads).clone()
+        } else {
+            Vec::new()
+        };
+        run_job(
+            worker,
+            &cfg,
+            make_job(),
+            Box::new(MemorySource::new("memory", mine)),
+            Box::new(MemoryDeadLetters::default()),
+            Arc::new(Progress::default()),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap()
+    })
+    .unwrap();
+    for g in guards.join() {
+        g.unwrap();
+    }
+}
