@@ -1,6 +1,6 @@
 //! What the worker loop runs. A [`Job`] says how a message decodes into records, how records
 //! are buffered per watermark tick before they enter the dataflow, and which dataflow (ending
-//! in durable sinks) consumes them. The loop itself (`pipeline::run_job`) owns the source,
+//! in durable sinks) consumes them. The loop itself (`lane` and `pipeline::run_lanes`) owns the source,
 //! watermarks, late data, dead letters, backpressure and offset commits, the same for every job.
 //!
 //! [`MetricsJob`] is the metrics pipeline: points, pre-aggregated per (series, window) into
@@ -54,6 +54,10 @@ pub trait Job: 'static {
     fn closes_at(&self, item: &Self::Item) -> i64;
     /// Adds a record to what goes into the dataflow at the current tick.
     fn buffer(&mut self, item: Self::Item);
+    /// How long after its window's end an output may close (the largest window for
+    /// tumbling windows; more for outputs delayed behind assembly): latency bookkeeping
+    /// forgets close times older than the durability frontier less this.
+    fn close_delay_ms(&self) -> i64;
     /// Records buffered since the last drain.
     fn buffered(&self) -> usize;
     fn drain(&mut self, out: &mut Vec<Self::Input>);
@@ -114,6 +118,10 @@ impl Job for MetricsJob {
 
     fn closes_at(&self, p: &MetricPoint) -> i64 {
         window_start(p.timestamp, self.largest_ms) + self.largest_ms
+    }
+
+    fn close_delay_ms(&self) -> i64 {
+        self.largest_ms
     }
 
     fn buffer(&mut self, p: MetricPoint) {

@@ -15,7 +15,8 @@
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`job`]: what a pipeline decodes, buffers and builds ([`job::MetricsJob`] for metrics);
 //! - [`span_job`]: the trace pipeline as a job (RED, traces, critical paths, shares, service map);
-//! - [`pipeline`]: the worker loop wiring source, dataflow and commits;
+//! - [`lane`]: one input of a worker: source, watermark, late data, feed, commits;
+//! - [`pipeline`]: the worker loop over a worker's lanes, and its settings;
 //! - [`progress`]: live counters.
 
 pub mod aggregate;
@@ -23,6 +24,7 @@ pub mod assembly;
 pub mod commit;
 pub mod critical_path;
 pub mod job;
+pub mod lane;
 pub mod path_share;
 pub mod pipeline;
 pub mod preaggregate;

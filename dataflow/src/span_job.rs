@@ -208,6 +208,10 @@ impl Job for SpanJob {
         window_start(s.event_time_ms(), ms) + ms + self.trace_delay_ms()
     }
 
+    fn close_delay_ms(&self) -> i64 {
+        self.cfg.window_seconds as i64 * 1000 + self.trace_delay_ms()
+    }
+
     fn buffer(&mut self, s: Span) {
         self.buffer.push(s);
     }

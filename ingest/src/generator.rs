@@ -380,6 +380,10 @@ impl GeneratorSource {
 }
 
 impl crate::source::MessageSource for GeneratorSource {
+    fn topic(&self) -> &str {
+        "generated"
+    }
+
     fn partitions(&self) -> &[i32] {
         &self.partitions
     }

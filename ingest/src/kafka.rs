@@ -305,6 +305,10 @@ impl KafkaSource {
 }
 
 impl MessageSource for KafkaSource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
     fn partitions(&self) -> &[i32] {
         &self.partitions
     }

@@ -25,6 +25,8 @@ pub enum SourceEvent<'a> {
 }
 
 pub trait MessageSource {
+    /// The topic read.
+    fn topic(&self) -> &str;
     /// The partitions this worker reads.
     fn partitions(&self) -> &[i32];
     /// Delivers up to `max` events to `f`, waiting at most `timeout` for the first.
@@ -64,6 +66,10 @@ impl MemorySource {
 }
 
 impl MessageSource for MemorySource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
     fn partitions(&self) -> &[i32] {
         &self.partitions
     }
