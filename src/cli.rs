@@ -12,9 +12,10 @@ use clap::{Args, Parser, Subcommand};
     name = "apo",
     version,
     about = "APO: streaming performance analytics on Kafka",
-    long_about = "APO reads metrics from Kafka, computes event-time windowed statistics \
-(count, sum, min, max, mean, p50…p99.9 from DDSketch) and writes them to Kafka and Parquet, \
-queryable with SQL.\n\nWithout --brokers, `apo run` starts an embedded Kafka-protocol broker and \
+    long_about = "APO reads metrics and spans from Kafka and computes, incrementally and in event \
+time: windowed statistics of metrics (count, sum, min, max, mean, p50…p99.9 from DDSketch); RED \
+metrics per service and operation, per-trace critical paths, critical-path shares and the \
+service map from spans. Results go to Kafka topics and Parquet tables, queryable with SQL.\n\nWithout --brokers, `apo run` starts an embedded Kafka-protocol broker and \
 a synthetic traffic generator, so it works on a machine with no Kafka.\n\nConfiguration: flags, \
 APO_* environment variables, or a TOML file (--config / APO_CONFIG) whose top-level keys and \
 [run] / [produce] / [sql] / [bench] tables use the flag names, plus a [kafka] table of librdkafka \
@@ -37,8 +38,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the metrics pipeline (embedded broker and synthetic traffic when no --brokers).
-    Run(RunArgs),
+    /// Run the pipelines, metrics and traces (embedded broker and synthetic traffic when no --brokers).
+    Run(Box<RunArgs>),
     /// Produce synthetic telemetry to a Kafka topic (a load source for any broker).
     Produce(ProduceArgs),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).
@@ -146,28 +147,88 @@ pub struct RunArgs {
     /// Points per second the built-in generator sends in embedded mode (0: no generator).
     #[arg(long, env = "APO_GENERATE_RATE", default_value_t = 2000.0)]
     pub generate_rate: f64,
+    /// Traces per second the built-in generator sends in embedded mode (0: none).
+    #[arg(long, env = "APO_GENERATE_TRACES", default_value_t = 50.0)]
+    pub generate_traces: f64,
+    #[command(flatten)]
+    pub traces: TraceArgs,
     /// How often progress is printed (0s: never).
     #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,
+}
+
+/// The trace pipeline's flags (part of `apo run`).
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Run the trace pipeline beside the metrics one: RED, SLOs, critical paths and the service map from --spans-topic.
+    #[arg(long = "traces", env = "APO_TRACES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// Input topic of spans: APO JSON, Zipkin v2 JSON or OTLP protobuf ExportTraceServiceRequest per message (the Collector's Kafka exporter writes `otlp_spans`), keyed by trace id.
+    #[arg(long, env = "APO_SPANS_TOPIC", default_value = "apo.spans")]
+    pub spans_topic: String,
+    /// Output topic of RED metrics (spanmetrics names).
+    #[arg(long, env = "APO_RED_TOPIC", default_value = "apo.red")]
+    pub red_topic: String,
+    /// Output topic of per-trace critical paths.
+    #[arg(
+        long,
+        env = "APO_CRITICAL_PATH_TOPIC",
+        default_value = "apo.critical_path"
+    )]
+    pub critical_path_topic: String,
+    /// Output topic of per-window critical-path shares.
+    #[arg(
+        long,
+        env = "APO_CRITICAL_PATH_SHARE_TOPIC",
+        default_value = "apo.critical_path_share"
+    )]
+    pub critical_path_share_topic: String,
+    /// Output topic of service-map edges.
+    #[arg(long, env = "APO_SERVICE_MAP_TOPIC", default_value = "apo.service_map")]
+    pub service_map_topic: String,
+    /// Window of RED, critical-path shares and service-map edges (whole seconds).
+    #[arg(long, env = "APO_TRACE_WINDOW", default_value = "1m", value_parser = duration)]
+    pub trace_window: Duration,
+    /// A trace is complete when no span of it arrived for this long (event time) after its last span ended.
+    #[arg(long, env = "APO_TRACE_IDLE", default_value = "10s", value_parser = duration)]
+    pub trace_idle: Duration,
+    /// Spans per trace; a larger trace is analysed in fragments of this size, flagged incomplete.
+    #[arg(long, env = "APO_MAX_TRACE_SPANS", default_value_t = 10_000)]
+    pub max_trace_spans: usize,
+    /// Spans held in open traces per worker; past it the oldest traces are analysed early, flagged incomplete.
+    #[arg(long, env = "APO_MAX_HELD_SPANS", default_value_t = 1_000_000)]
+    pub max_held_spans: usize,
+    /// Operations per service with RED rows of their own; the rest fold into `_other_`.
+    #[arg(long, env = "APO_MAX_OPERATIONS", default_value_t = 100)]
+    pub max_operations: usize,
+    /// Contributors per window with critical-path share rows of their own; the rest fold into one row.
+    #[arg(long, env = "APO_MAX_SHARE_ROWS", default_value_t = 50)]
+    pub max_share_rows: usize,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ProduceArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Topic to write APO JSON batches to.
-    #[arg(long, env = "APO_TOPIC", default_value = "apo.metrics")]
-    pub topic: String,
+    /// Produce traces (spans of a web shop's services) instead of metric points.
+    #[arg(long, env = "APO_SPANS")]
+    pub spans: bool,
+    /// Span encoding with --spans: json (APO JSON), otlp (protobuf ExportTraceServiceRequest), zipkin (v2 JSON).
+    #[arg(long, env = "APO_SPAN_FORMAT", default_value = "json")]
+    pub span_format: apo_ingest::trace_produce::SpanFormat,
+    /// Topic to write to (default apo.metrics; with --spans, apo.spans).
+    #[arg(long, env = "APO_TOPIC")]
+    pub topic: Option<String>,
     /// Number of services.
     #[arg(long, env = "APO_SERVICES", default_value_t = 6)]
     pub services: usize,
     /// Metrics per service.
     #[arg(long, env = "APO_METRICS", default_value_t = 4)]
     pub metrics: usize,
-    /// Points per second of event time.
+    /// Points per second of event time (with --spans: traces per second, about 7 spans each).
     #[arg(long, env = "APO_RATE", default_value_t = 2000.0)]
     pub rate: f64,
-    /// Stop after this many points.
+    /// Stop after this many points (with --spans: spans).
     #[arg(long, env = "APO_COUNT")]
     pub count: Option<u64>,
     /// Stop after this much event time (e.g. 10m); without --count or --duration, runs until interrupted.
@@ -176,7 +237,7 @@ pub struct ProduceArgs {
     /// Points per Kafka message (one JSON array each, keyed by service).
     #[arg(long, env = "APO_BATCH", default_value_t = 200)]
     pub batch: usize,
-    /// realtime: send each point when its event time comes; flat: as fast as possible.
+    /// realtime: send each point (span) when its event time (end) comes; flat: as fast as possible.
     #[arg(long, env = "APO_PACE", default_value = "realtime", value_parser = ["realtime", "flat"])]
     pub pace: String,
     /// Event time of the first point: RFC 3339, or now.

@@ -29,7 +29,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        cli::Command::Run(a) => run::run(a),
+        cli::Command::Run(a) => run::run(*a),
         cli::Command::Produce(a) => produce::produce(a),
         cli::Command::Sql(a) => sql::sql(a),
         cli::Command::Bench(a) => bench::bench(a),

@@ -1,4 +1,5 @@
-//! `apo produce`: the synthetic generator as a load source for any broker.
+//! `apo produce`: the synthetic generators (metrics, or traces with `--spans`) as a load source
+//! for any broker.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -6,6 +7,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use apo_ingest::generator::{produce as produce_points, Generator, GeneratorConfig, Pace};
 use apo_ingest::kafka::ensure_topics;
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_ingest::trace_produce::produce_traces;
 
 use crate::cli::ProduceArgs;
 use crate::config::kafka_client;
@@ -27,12 +30,63 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
             .with_context(|| format!("--start `{}`: expected RFC 3339 or `now`", a.start))?
             .timestamp_millis()
     };
+    let topic = a
+        .topic
+        .clone()
+        .unwrap_or_else(|| if a.spans { "apo.spans" } else { "apo.metrics" }.to_string());
     let client = kafka_client(&brokers, &a.kafka.kafka);
     if a.kafka.create_topics {
-        ensure_topics(&client, &[&a.topic], a.kafka.partitions)
-            .with_context(|| format!("creating {} on {brokers}", a.topic))?;
+        ensure_topics(&client, &[&topic], a.kafka.partitions)
+            .with_context(|| format!("creating {topic} on {brokers}"))?;
     }
     let stop = crate::run::stop_on_signals()?;
+    let pace = if a.pace == "flat" {
+        Pace::Flat
+    } else {
+        Pace::RealTime
+    };
+    let started = Instant::now();
+    let report = |what: &str, s: &apo_ingest::generator::ProduceStats| {
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        eprintln!(
+            "  {} {what}, {} messages, {:.1} MB ({:.0} {what}/s)",
+            s.points,
+            s.messages,
+            s.bytes as f64 / 1e6,
+            s.points as f64 / secs
+        );
+    };
+    if a.spans {
+        let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+            rate: a.rate,
+            start_ms,
+            incidents_per_hour: a.incidents_per_hour,
+            seed: a.seed,
+        });
+        eprintln!(
+            "producing traces to {topic} on {brokers}: {} traces/s of event time as {:?}, pace {}",
+            a.rate, a.span_format, a.pace
+        );
+        let stats = produce_traces(
+            &client,
+            &topic,
+            &mut g,
+            a.span_format,
+            a.count,
+            a.duration,
+            pace,
+            &|| stop.load(Ordering::Relaxed),
+            &mut |s| report("spans", s),
+        )?;
+        eprintln!(
+            "done: {} spans in {} messages ({:.1} MB) in {:.1} s",
+            stats.points,
+            stats.messages,
+            stats.bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let mut g = Generator::new(&GeneratorConfig {
         services: a.services,
         metrics: a.metrics,
@@ -41,38 +95,22 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
         incidents_per_hour: a.incidents_per_hour,
         seed: a.seed,
     });
-    let pace = if a.pace == "flat" {
-        Pace::Flat
-    } else {
-        Pace::RealTime
-    };
-    let started = Instant::now();
     eprintln!(
-        "producing to {} on {brokers}: {} series, {} points/s of event time, pace {}",
-        a.topic,
+        "producing to {topic} on {brokers}: {} series, {} points/s of event time, pace {}",
         g.series_count(),
         a.rate,
         a.pace
     );
     let stats = produce_points(
         &client,
-        &a.topic,
+        &topic,
         &mut g,
         a.batch,
         a.count,
         a.duration,
         pace,
         &|| stop.load(Ordering::Relaxed),
-        &mut |s| {
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!(
-                "  {} points, {} messages, {:.1} MB ({:.0} points/s)",
-                s.points,
-                s.messages,
-                s.bytes as f64 / 1e6,
-                s.points as f64 / secs
-            );
-        },
+        &mut |s| report("points", s),
     )?;
     eprintln!(
         "done: {} points in {} messages ({:.1} MB) in {:.1} s",

@@ -1,17 +1,24 @@
-//! `apo run`: wires the embedded broker (when no --brokers), the generator, the timely cluster,
-//! the Kafka source, the dead-letter producer and the sinks, and prints progress.
+//! `apo run`: wires the embedded broker (when no --brokers), the generators, the timely cluster,
+//! and on every worker two lanes — metrics and traces — each with its Kafka source, dead-letter
+//! producer and sinks; prints progress.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::pipeline::{run_worker, PipelineConfig};
+use apo_dataflow::assembly::AssemblyConfig;
+use apo_dataflow::job::MetricsJob;
+use apo_dataflow::lane::{JobLane, Lane};
+use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
+use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::{ensure_topics, KafkaSource};
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_ingest::trace_produce::{produce_traces, SpanFormat};
 use apo_sinks::kafka::KafkaStatsSink;
 use apo_sinks::parquet::ParquetStatsSink;
 
@@ -45,6 +52,30 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     };
     cfg.validate()?;
     Ok(cfg)
+}
+
+pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
+    let t = &a.traces;
+    let w = t.trace_window;
+    if w.subsec_nanos() != 0 || w.as_secs() == 0 || w.as_secs() > u32::MAX as u64 {
+        bail!("--trace-window {w:?} must be a whole number of seconds");
+    }
+    if t.max_trace_spans == 0 || t.max_held_spans == 0 {
+        bail!("--max-trace-spans and --max-held-spans must be at least 1");
+    }
+    Ok(SpanConfig {
+        window_seconds: w.as_secs() as u32,
+        relative_accuracy: cfg.relative_accuracy,
+        max_operations: t.max_operations.max(1),
+        max_share_rows: t.max_share_rows.max(1),
+        assembly: AssemblyConfig {
+            idle_ms: t.trace_idle.as_millis() as i64,
+            max_spans_per_trace: t.max_trace_spans,
+            max_spans_held: t.max_held_spans,
+            horizon_ms: cfg.horizon.as_millis() as i64,
+        },
+        time_bounds: cfg.time_bounds,
+    })
 }
 
 pub fn timely_config(
@@ -106,7 +137,25 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn print_progress(p: &Progress, started: Instant, last: &mut (Instant, u64)) {
+/// What a progress line calls the records and outputs of a lane.
+struct Labels {
+    lane: &'static str,
+    records: &'static str,
+    outputs: &'static str,
+}
+
+const METRICS: Labels = Labels {
+    lane: "metrics",
+    records: "points",
+    outputs: "windows",
+};
+const TRACES: Labels = Labels {
+    lane: "traces",
+    records: "spans",
+    outputs: "rows",
+};
+
+fn print_progress(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) {
     let points = Progress::get(&p.points_in);
     let rate = (points - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
     *last = (Instant::now(), points);
@@ -126,8 +175,11 @@ fn print_progress(p: &Progress, started: Instant, last: &mut (Instant, u64)) {
         format!("{p50:.0}/{:.0} ms", percentile(&mut lat, 0.99))
     };
     eprintln!(
-        "[{:>6.0}s] points in {points} ({rate:.0}/s) | windows out {} ({} revisions) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | windows held {}",
+        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}",
         started.elapsed().as_secs_f64(),
+        l.lane,
+        l.records,
+        l.outputs,
         Progress::get(&p.windows_out),
         Progress::get(&p.revisions_out),
         Progress::get(&p.dlq_messages),
@@ -137,6 +189,11 @@ fn print_progress(p: &Progress, started: Instant, last: &mut (Instant, u64)) {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = pipeline_config(&a)?;
+    let span_cfg = a
+        .traces
+        .enabled
+        .then(|| span_config(&a, &cfg))
+        .transpose()?;
     let timely_cfg = timely_config(a.workers, a.processes, a.process, a.hostfile.as_deref())?;
     let stop = stop_on_signals()?;
 
@@ -169,12 +226,20 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let client = kafka_client(&brokers, &a.kafka.kafka);
     if a.kafka.create_topics {
-        ensure_topics(
-            &client,
-            &[&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic],
-            a.kafka.partitions,
-        )
-        .with_context(|| format!("creating topics on {brokers}"))?;
+        let t = &a.traces;
+        let mut topics = vec![&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic];
+        if t.enabled {
+            topics.extend([
+                &t.spans_topic,
+                &t.red_topic,
+                &t.critical_path_topic,
+                &t.critical_path_share_topic,
+                &t.service_map_topic,
+            ]);
+        }
+        let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
+        ensure_topics(&client, &topics, a.kafka.partitions)
+            .with_context(|| format!("creating topics on {brokers}"))?;
     }
     if a.kafka.brokers.is_none() && a.generate_rate > 0.0 {
         let client = client.clone();
@@ -206,23 +271,64 @@ pub fn run(a: RunArgs) -> Result<()> {
         }));
     }
 
+    let mut trace_generator: Option<std::thread::JoinHandle<()>> = None;
+    if a.kafka.brokers.is_none() && a.generate_traces > 0.0 && a.traces.enabled {
+        let client = client.clone();
+        let topic = a.traces.spans_topic.clone();
+        let rate = a.generate_traces;
+        let stop = stop.clone();
+        eprintln!("synthetic traffic: {rate} traces/s to {topic}");
+        trace_generator = Some(std::thread::spawn(move || {
+            let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+                rate,
+                start_ms: chrono::Utc::now().timestamp_millis(),
+                ..Default::default()
+            });
+            let r = produce_traces(
+                &client,
+                &topic,
+                &mut g,
+                SpanFormat::Json,
+                None,
+                None,
+                apo_ingest::generator::Pace::RealTime,
+                &|| stop.load(Ordering::Relaxed),
+                &mut |_| {},
+            );
+            if let Err(e) = r {
+                tracing::error!(error = %e, "synthetic trace generator stopped");
+            }
+        }));
+    }
+
     let progress = Arc::new(Progress::new(a.workers.max(1)));
     progress.watermark_ms.store(i64::MIN, Ordering::Relaxed);
+    let span_progress = Arc::new(Progress::new(a.workers.max(1)));
+    span_progress
+        .watermark_ms
+        .store(i64::MIN, Ordering::Relaxed);
     let done = Arc::new(AtomicBool::new(false));
     let reporter = if a.progress_interval > Duration::ZERO {
         let (p, d, every) = (progress.clone(), done.clone(), a.progress_interval);
+        let sp = span_cfg.is_some().then(|| span_progress.clone());
         Some(std::thread::spawn(move || {
             let started = Instant::now();
-            let mut last = (Instant::now(), 0);
+            let (mut last, mut last_spans) = ((Instant::now(), 0), (Instant::now(), 0));
             let mut next = Instant::now() + every;
+            let print = |last: &mut (Instant, u64), last_spans: &mut (Instant, u64)| {
+                print_progress(&METRICS, &p, started, last);
+                if let Some(sp) = &sp {
+                    print_progress(&TRACES, sp, started, last_spans);
+                }
+            };
             while !d.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 if Instant::now() >= next {
-                    print_progress(&p, started, &mut last);
+                    print(&mut last, &mut last_spans);
                     next += every;
                 }
             }
-            print_progress(&p, started, &mut last);
+            print(&mut last, &mut last_spans);
         }))
     } else {
         None
@@ -234,21 +340,41 @@ pub fn run(a: RunArgs) -> Result<()> {
         a.window_stats_topic.clone(),
         a.dlq_topic.clone(),
     );
+    let trace_topics = a.traces.clone();
     let (data_dir, roll, process) = (a.data_dir.clone(), a.parquet_roll, a.process);
-    let worker_progress = progress.clone();
     let worker_stop = stop.clone();
-    let guards = timely::execute(timely_cfg, move |worker| -> Result<u64, String> {
+    let (metrics_progress, traces_progress) = (progress.clone(), span_progress.clone());
+    let guards = timely::execute(timely_cfg, move |worker| -> Result<(), String> {
         let (index, peers) = (worker.index(), worker.peers());
-        let source = KafkaSource::new(&client, &group, &metrics_topic, index, peers).map_err(|e| e.to_string())?;
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let prefix = format!("p{process}-w{index}");
+        let source = KafkaSource::new(&client, &group, &metrics_topic, index, peers).map_err(|x| e(&x))?;
         tracing::info!(worker = index, partitions = ?apo_ingest::source::MessageSource::partitions(&source), "reading {metrics_topic}");
-        let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|e| e.to_string())?;
         let sinks: Vec<Box<dyn StatsSink>> = vec![
-            Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|e| e.to_string())?),
-            Box::new(ParquetStatsSink::new(&data_dir, &format!("p{process}-w{index}"), roll).map_err(|e| e.to_string())?),
+            Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|x| e(&x))?),
+            Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?),
         ];
-        let report = run_worker(worker, &cfg, Box::new(source), Box::new(dlq), sinks, worker_progress.clone(), worker_stop.clone())
-            .map_err(|e| e.to_string())?;
-        Ok(report.points)
+        let job = MetricsJob::new(&cfg.window_seconds, cfg.relative_accuracy, cfg.encoding, cfg.time_bounds, sinks);
+        let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
+        let metrics = JobLane::new(worker, &cfg, job, Box::new(source), Box::new(dlq), metrics_progress.clone()).map_err(|x| e(&x))?;
+        let mut lanes: Vec<Box<dyn Lane>> = vec![Box::new(metrics)];
+        if let Some(span_cfg) = &span_cfg {
+            let t = &trace_topics;
+            let source = KafkaSource::new(&client, &group, &t.spans_topic, index, peers).map_err(|x| e(&x))?;
+            tracing::info!(worker = index, partitions = ?apo_ingest::source::MessageSource::partitions(&source), "reading {}", t.spans_topic);
+            let kafka = |topic: &str| KafkaStatsSink::new(&client, topic).map_err(|x| e(&x));
+            let sinks = SpanSinks {
+                red: vec![Box::new(kafka(&t.red_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                critical_path: vec![Box::new(kafka(&t.critical_path_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                critical_path_share: vec![Box::new(kafka(&t.critical_path_share_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                service_map: vec![Box::new(kafka(&t.service_map_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+            };
+            let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
+            let spans = JobLane::new(worker, &cfg, SpanJob::new(span_cfg.clone(), sinks), Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;
+            lanes.push(Box::new(spans));
+        }
+        run_lanes(worker, lanes, worker_stop.clone()).map_err(|x| e(&x))?;
+        Ok(())
     })
     .map_err(|e| anyhow::anyhow!("starting timely: {e}"))?;
     let mut errors = Vec::new();
@@ -264,7 +390,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(r) = reporter {
         let _ = r.join();
     }
-    if let Some(g) = generator {
+    for g in [generator, trace_generator].into_iter().flatten() {
         let _ = g.join();
     }
     if !errors.is_empty() {

@@ -129,10 +129,12 @@ where
     })
 }
 
-/// Sink operator with progress counting for any windowed row.
+/// Sink operator with progress counting for any windowed row; rows close `delay_ms` after
+/// their window's end (close-to-output latency counts from then).
 fn sink<'s, R: OutputRow + Clone + 'static>(
     rows: StreamVec<'s, u64, R>,
     sinks: Vec<Box<dyn StatsSink<R>>>,
+    delay_ms: i64,
     ctx: &BuildContext,
     states: &mut Vec<Rc<SinkState>>,
 ) -> StreamVec<'s, u64, ()> {
@@ -140,7 +142,10 @@ fn sink<'s, R: OutputRow + Clone + 'static>(
     states.push(state.clone());
     let progress = ctx.progress.clone();
     let on_rows: RowsCallback<R> = Rc::new(move |rows: &[R]| {
-        progress.record_output(rows.iter().map(|r| (r.window_end(), r.revision())));
+        progress.record_output(
+            rows.iter()
+                .map(|r| (r.window_end().saturating_add(delay_ms), r.revision())),
+        );
     });
     sink_operator(rows, sinks, state, on_rows)
 }
@@ -247,7 +252,7 @@ impl Job for SpanJob {
             |p: &mut RedPartial, s: &Span| p.add(s),
         );
         let red = window_operator(red, ctx.horizon_ms, ctx.held.clone());
-        let red_done = sink(red, sinks.red, ctx, &mut states);
+        let red_done = sink(red, sinks.red, 0, ctx, &mut states);
 
         let traces = assemble_traces(spans, cfg.assembly, ctx.held.clone());
         // Trace outputs are windowed by the end of the trace's last span: assembly emits the
@@ -264,6 +269,7 @@ impl Job for SpanJob {
         let path_done = sink(
             records.clone().map(|(r, _)| r),
             sinks.critical_path,
+            delay,
             ctx,
             &mut states,
         );
@@ -276,7 +282,7 @@ impl Job for SpanJob {
             |p: &mut SharePartial, (r, _): &(CriticalPathRecord, i64)| p.add(r),
         );
         let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held.clone());
-        let share_done = sink(shares, sinks.critical_path_share, ctx, &mut states);
+        let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
         let edges = per_batch(
             paths.flat_map(|(_, calls, _)| calls),
             "EdgePartials",
@@ -285,7 +291,7 @@ impl Job for SpanJob {
             |p: &mut EdgePartial, c| p.add(c),
         );
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held.clone());
-        let map_done = sink(edges, sinks.service_map, ctx, &mut states);
+        let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
 
         let done = red_done
             .concat(path_done)

@@ -7,6 +7,7 @@
 //! - [`dlq`]: dead-letter routing to `apo.dlq` with reasons in headers;
 //! - [`generator`]: the synthetic telemetry generator (metrics);
 //! - [`trace_generator`]: synthetic traces of a web shop;
+//! - [`trace_produce`]: generated traces to Kafka as APO JSON, OTLP or Zipkin, spans sent as they end;
 //! - `embedded` (feature `embedded-broker`): an in-process Kafka-protocol broker (tansu).
 
 pub mod decode;
@@ -17,6 +18,7 @@ pub mod generator;
 pub mod kafka;
 pub mod source;
 pub mod trace_generator;
+pub mod trace_produce;
 pub mod watermark;
 
 /// Errors of the ingest layer.

@@ -256,6 +256,11 @@ impl TraceGenerator {
         }
     }
 
+    /// Start time (ms) of the next trace.
+    pub fn clock_ms(&self) -> i64 {
+        (self.clock_ns / 1e6) as i64
+    }
+
     /// The dependency slowed down now, if any.
     pub fn incident(&self) -> Option<&'static str> {
         self.incident.map(|(d, _, _)| d)

@@ -9,6 +9,7 @@
 //! - [`slo`]: SLO compliance and burn-rate state (`apo.slo`).
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
+//! - [`span_encode`]: spans to OTLP and Zipkin v2 JSON (load generation, format tests).
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
 //! - [`arrow`]: Arrow schemas of the Parquet tables.
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
@@ -24,6 +25,7 @@ pub mod service_map;
 pub mod slo;
 pub mod span;
 pub mod span_decode;
+pub mod span_encode;
 pub mod window_stats;
 
 pub use metric::{Histogram, MetricPoint, SchemaError};

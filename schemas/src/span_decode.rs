@@ -8,7 +8,9 @@
 //!
 //! Zipkin mapping: `timestamp`/`duration` are microseconds; `localEndpoint.serviceName` is the
 //! service; `remoteEndpoint.serviceName` becomes the `peer.service` attribute; a tag `error`
-//! (Zipkin's convention) or `otel.status_code=ERROR` makes the status an error. A `shared`
+//! (Zipkin's convention) or `otel.status_code=ERROR` makes the status an error,
+//! `otel.status_code=OK` ok; without `kind`, a `span.kind` tag gives it (the OpenTelemetry
+//! translator's way of sending INTERNAL). Both tags are consumed, not kept as attributes. A `shared`
 //! server span (B3's single span id for client and server) gets an id of its own derived from
 //! the shared one, with the client span as its parent, so both halves stay in the trace.
 
@@ -75,8 +77,13 @@ impl ZipkinSpan {
             None | Some("") => None,
             Some(p) => Some(SpanId::parse(&p.to_ascii_lowercase())?),
         };
+        let mut tags = self.tags;
+        // Without `kind`, the OpenTelemetry translator's `span.kind` tag (how INTERNAL is sent).
         let kind = match self.kind.as_deref() {
-            None => SpanKind::Unspecified,
+            None => match tags.remove("span.kind") {
+                None => SpanKind::Unspecified,
+                Some(k) => SpanKind::parse(&k).ok_or_else(|| invalid("span.kind", &k))?,
+            },
             Some(k) => SpanKind::parse(k).ok_or_else(|| invalid("kind", k))?,
         };
         if self.shared && kind == SpanKind::Server {
@@ -96,12 +103,16 @@ impl ZipkinSpan {
         let end_ns = start_ns
             .checked_add(duration.saturating_mul(1000))
             .ok_or_else(|| invalid("duration", "out of range"))?;
-        let error = self.tags.contains_key("error")
-            || self
-                .tags
-                .get("otel.status_code")
-                .is_some_and(|c| c.eq_ignore_ascii_case("error"));
-        let mut attributes = self.tags;
+        // `otel.status_code` is the status (and is not kept as an attribute); Zipkin's own
+        // `error` tag (kept: it holds the message) marks an error too.
+        let code = tags.remove("otel.status_code");
+        let status = match code.as_deref() {
+            _ if tags.contains_key("error") => SpanStatus::Error,
+            Some(c) if c.eq_ignore_ascii_case("error") => SpanStatus::Error,
+            Some(c) if c.eq_ignore_ascii_case("ok") => SpanStatus::Ok,
+            _ => SpanStatus::Unset,
+        };
+        let mut attributes = tags;
         if let Some(peer) = self.remote_endpoint.and_then(|e| e.service_name) {
             if !peer.is_empty() {
                 attributes.entry("peer.service".into()).or_insert(peer);
@@ -119,11 +130,7 @@ impl ZipkinSpan {
             kind,
             start_ns,
             end_ns,
-            status: if error {
-                SpanStatus::Error
-            } else {
-                SpanStatus::Unset
-            },
+            status,
             attributes,
             follows_from: false,
         })
@@ -143,7 +150,15 @@ fn shared_server_id(id: u64) -> u64 {
 
 fn decode_element(raw: &RawValue) -> Result<Span, SchemaError> {
     let text = raw.get();
-    let json = |e: serde_json::Error| SchemaError::Json(e.to_string());
+    // The element is well-formed JSON (the document parsed): a value of the wrong type or
+    // form (a bad id, an unknown kind) is an invalid field.
+    let json = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Data => SchemaError::Invalid {
+            field: "span",
+            reason: e.to_string(),
+        },
+        _ => SchemaError::Json(e.to_string()),
+    };
     // Zipkin spans carry `traceId`; APO spans `trace_id`.
     if text.contains("\"traceId\"") {
         serde_json::from_str::<ZipkinSpan>(text)
@@ -312,7 +327,7 @@ mod tests {
             idx,
             vec![
                 (1, "invalid_field"),
-                (2, "invalid_json"),
+                (2, "invalid_field"),
                 (3, "invalid_field")
             ]
         );

@@ -39,10 +39,18 @@ impl std::str::FromStr for OutputFormat {
 pub enum SqlError {
     #[error("data directory {0} does not exist (run the pipeline first, or pass --data-dir)")]
     NoDataDir(String),
+    /// DataFusion's message (which already holds its causes: kept as text so they are not
+    /// printed again as a chain of sources).
     #[error("{0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(String),
     #[error("formatting results: {0}")]
     Format(String),
+}
+
+impl From<datafusion::error::DataFusionError> for SqlError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        SqlError::DataFusion(e.to_string())
+    }
 }
 
 /// Tables every data directory has, with their schemas (registered even when still empty, so

@@ -45,6 +45,42 @@ pub struct Topics {
     pub stats: String,
     pub dlq: String,
     pub group: String,
+    /// The trace pipeline's topics; without them the run has `--traces false`.
+    pub traces: Option<TraceTopics>,
+}
+
+pub struct TraceTopics {
+    pub spans: String,
+    pub red: String,
+    pub critical_path: String,
+    pub critical_path_share: String,
+    pub service_map: String,
+}
+
+/// Topics for a run of both pipelines.
+pub fn trace_topics(name: &str, partitions: i32) -> Topics {
+    let mut t = topics(name, partitions);
+    let tt = TraceTopics {
+        spans: unique(&format!("{name}.spans")),
+        red: unique(&format!("{name}.red")),
+        critical_path: unique(&format!("{name}.cp")),
+        critical_path_share: unique(&format!("{name}.cps")),
+        service_map: unique(&format!("{name}.map")),
+    };
+    apo_ingest::kafka::ensure_topics(
+        &client(),
+        &[
+            &tt.spans,
+            &tt.red,
+            &tt.critical_path,
+            &tt.critical_path_share,
+            &tt.service_map,
+        ],
+        partitions,
+    )
+    .unwrap();
+    t.traces = Some(tt);
+    t
 }
 
 pub fn topics(name: &str, partitions: i32) -> Topics {
@@ -53,6 +89,7 @@ pub fn topics(name: &str, partitions: i32) -> Topics {
         stats: unique(&format!("{name}.stats")),
         dlq: unique(&format!("{name}.dlq")),
         group: unique(&format!("{name}.group")),
+        traces: None,
     };
     apo_ingest::kafka::ensure_topics(&client(), &[&t.metrics, &t.stats, &t.dlq], partitions)
         .unwrap();
@@ -166,6 +203,20 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
         "--create-topics".into(),
         "false".into(),
     ];
+    match &t.traces {
+        None => args.extend(["--traces".into(), "false".into()]),
+        Some(tt) => {
+            for (flag, topic) in [
+                ("--spans-topic", &tt.spans),
+                ("--red-topic", &tt.red),
+                ("--critical-path-topic", &tt.critical_path),
+                ("--critical-path-share-topic", &tt.critical_path_share),
+                ("--service-map-topic", &tt.service_map),
+            ] {
+                args.extend([flag.to_string(), topic.clone()]);
+            }
+        }
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
