@@ -186,7 +186,13 @@ pub struct TraceArgs {
     /// Output topic of service-map edges.
     #[arg(long, env = "APO_SERVICE_MAP_TOPIC", default_value = "apo.service_map")]
     pub service_map_topic: String,
-    /// Window of RED, critical-path shares and service-map edges (whole seconds).
+    /// Output topic of SLO states (compliance and burn-rate alerts per objective, service and window).
+    #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
+    pub slo_topic: String,
+    /// SLO objectives and alert windows (TOML; see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m, tickets at 6 over 6 h and 30 m.
+    #[arg(long, env = "APO_SLO_FILE")]
+    pub slo_file: Option<PathBuf>,
+    /// Window of RED, SLOs, critical-path shares and service-map edges (whole seconds).
     #[arg(long, env = "APO_TRACE_WINDOW", default_value = "1m", value_parser = duration)]
     pub trace_window: Duration,
     /// A trace is complete when no span of it arrived for this long (event time) after its last span ended.

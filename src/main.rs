@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod produce;
 mod run;
+mod slo_config;
 mod sql;
 
 use clap::Parser;
@@ -35,7 +36,21 @@ fn main() {
         cli::Command::Bench(a) => bench::bench(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, leaving out a cause whose text the message already holds (many
+/// library errors repeat their source in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }

@@ -16,7 +16,7 @@ use apo_dataflow::sink::StatsSink;
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
-use apo_ingest::kafka::{ensure_topics, KafkaSource};
+use apo_ingest::kafka::{ensure_topics, partition_count, KafkaSource};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
 use apo_sinks::kafka::KafkaStatsSink;
@@ -63,6 +63,7 @@ pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
     if t.max_trace_spans == 0 || t.max_held_spans == 0 {
         bail!("--max-trace-spans and --max-held-spans must be at least 1");
     }
+    let (objectives, burn) = crate::slo_config::load(t.slo_file.as_deref())?;
     Ok(SpanConfig {
         window_seconds: w.as_secs() as u32,
         relative_accuracy: cfg.relative_accuracy,
@@ -75,6 +76,8 @@ pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
             horizon_ms: cfg.horizon.as_millis() as i64,
         },
         time_bounds: cfg.time_bounds,
+        objectives,
+        burn,
     })
 }
 
@@ -225,21 +228,27 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
     };
     let client = kafka_client(&brokers, &a.kafka.kafka);
+    let t = &a.traces;
+    let mut topics = vec![&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic];
+    if t.enabled {
+        topics.extend([
+            &t.spans_topic,
+            &t.red_topic,
+            &t.critical_path_topic,
+            &t.critical_path_share_topic,
+            &t.service_map_topic,
+            &t.slo_topic,
+        ]);
+    }
+    let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
     if a.kafka.create_topics {
-        let t = &a.traces;
-        let mut topics = vec![&a.metrics_topic, &a.window_stats_topic, &a.dlq_topic];
-        if t.enabled {
-            topics.extend([
-                &t.spans_topic,
-                &t.red_topic,
-                &t.critical_path_topic,
-                &t.critical_path_share_topic,
-                &t.service_map_topic,
-            ]);
-        }
-        let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
         ensure_topics(&client, &topics, a.kafka.partitions)
             .with_context(|| format!("creating topics on {brokers}"))?;
+    } else {
+        // A missing output topic would otherwise only show as deliveries timing out minutes later.
+        for topic in &topics {
+            partition_count(&client, topic)?;
+        }
     }
     if a.kafka.brokers.is_none() && a.generate_rate > 0.0 {
         let client = client.clone();
@@ -368,6 +377,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 critical_path: vec![Box::new(kafka(&t.critical_path_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 critical_path_share: vec![Box::new(kafka(&t.critical_path_share_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 service_map: vec![Box::new(kafka(&t.service_map_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                slo: vec![Box::new(kafka(&t.slo_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
             };
             let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
             let spans = JobLane::new(worker, &cfg, SpanJob::new(span_cfg.clone(), sinks), Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;

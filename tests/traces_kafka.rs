@@ -1,5 +1,5 @@
-//! End to end against the real broker: `apo run` reads spans from Kafka and writes RED,
-//! critical paths, critical-path shares and service-map edges. The same generated traces sent
+//! End to end against the real broker: `apo run` reads spans from Kafka and writes RED, SLO
+//! states, critical paths, critical-path shares and service-map edges. The same generated traces sent
 //! as APO JSON, OTLP protobuf and Zipkin v2 JSON give the same outputs; invalid spans go to the
 //! dead-letter topic with their reason and change nothing else.
 
@@ -55,6 +55,7 @@ struct Outputs {
     critical_path: Vec<Value>,
     shares: Vec<Value>,
     edges: Vec<Value>,
+    slo: Vec<Value>,
     dlq: Vec<Record>,
 }
 
@@ -89,6 +90,7 @@ fn run(t: &Topics, payloads: &[(i32, Vec<u8>)], want_paths: usize) -> Outputs {
         critical_path: parse(&tt.critical_path, want_paths),
         shares: parse(&tt.critical_path_share, usize::MAX),
         edges: parse(&tt.service_map, usize::MAX),
+        slo: parse(&tt.slo, usize::MAX),
         dlq: consume(&t.dlq, usize::MAX, Duration::from_secs(3)),
     }
 }
@@ -178,6 +180,23 @@ fn otlp_and_zipkin_give_the_same_outputs_as_apo_json_and_bad_spans_go_to_the_dlq
     assert_eq!(calls, spans as u64, "RED counts every span");
     assert_eq!(from_json.critical_path.len(), traces.len());
     assert!(!from_json.shares.is_empty() && !from_json.edges.is_empty());
+    // Each frontend server span is one event of the API error objective.
+    let frontend: u64 = from_json
+        .red
+        .iter()
+        .filter(|r| r["service.name"] == "frontend" && r["span.kind"] == "SPAN_KIND_SERVER")
+        .map(|r| r["calls"].as_u64().unwrap())
+        .sum();
+    let events: u64 = from_json
+        .slo
+        .iter()
+        .filter(|s| s["service"] == "frontend" && s["objective"] == "api-errors")
+        .map(|s| s["events"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        (events, frontend),
+        (traces.len() as u64, traces.len() as u64)
+    );
     let servers: BTreeSet<String> = from_json
         .edges
         .iter()
@@ -233,5 +252,6 @@ fn otlp_and_zipkin_give_the_same_outputs_as_apo_json_and_bad_spans_go_to_the_dlq
             &out.edges,
             &from_json.edges,
         );
+        assert_same(&format!("{format:?} slo"), &out.slo, &from_json.slo);
     }
 }

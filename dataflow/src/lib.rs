@@ -11,6 +11,7 @@
 //! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
 //! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
 //! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
+//! - [`slo_ops`]: SLO counts per service window and burn-rate state in the stream;
 //! - [`trace_ops`]: trace assembly as a timely operator;
 //! - [`commit`]: offsets that are safe to commit;
 //! - [`job`]: what a pipeline decodes, buffers and builds ([`job::MetricsJob`] for metrics);
@@ -34,6 +35,7 @@ pub mod service_map;
 pub mod sink;
 pub mod sketch;
 pub mod slo;
+pub mod slo_ops;
 pub mod span_job;
 pub mod trace_ops;
 pub mod window;

@@ -35,6 +35,8 @@ pub struct Objective {
     pub operation_prefixes: Vec<String>,
     /// Only spans carrying `db.system` (database client spans).
     pub database_only: bool,
+    /// Services covered (empty: all).
+    pub services: Vec<String>,
     pub indicator: Indicator,
 }
 
@@ -59,6 +61,7 @@ impl Objective {
 
     pub fn covers(&self, s: &Span) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&s.kind))
+            && (self.services.is_empty() || self.services.contains(&s.service))
             && (!self.database_only || s.attributes.contains_key("db.system"))
             && (self.operation_prefixes.is_empty()
                 || self
@@ -84,6 +87,7 @@ pub fn default_objectives() -> Vec<Objective> {
         kinds: vec![SpanKind::Server],
         operation_prefixes: Vec::new(),
         database_only: false,
+        services: Vec::new(),
         indicator,
     };
     let db = |name: &str, prefixes: &[&str], threshold_ms| Objective {
@@ -91,6 +95,7 @@ pub fn default_objectives() -> Vec<Objective> {
         kinds: vec![SpanKind::Client],
         operation_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
         database_only: true,
+        services: Vec::new(),
         indicator: Indicator::Latency {
             quantile: 0.95,
             threshold_ms,
@@ -169,22 +174,6 @@ impl BurnTracker {
         ((ms + self.window_ms - 1) / self.window_ms).max(1) as usize
     }
 
-    fn burn(&self, ms: i64) -> f64 {
-        let n = self.windows(ms);
-        let (events, bad) = self
-            .history
-            .iter()
-            .rev()
-            .take(n)
-            .fold((0u64, 0u64), |a, w| (a.0 + w.1, a.1 + w.2));
-        let budget = 1.0 - self.objective.target();
-        if events == 0 || budget <= 0.0 {
-            0.0
-        } else {
-            (bad as f64 / events as f64) / budget
-        }
-    }
-
     /// Records the window starting at `start` (after every earlier one) and returns its state.
     pub fn push(&mut self, start: i64, events: u64, bad: u64) -> SloState {
         // Windows without events between the last one and this one.
@@ -206,13 +195,46 @@ impl BurnTracker {
         while self.history.len() > keep {
             self.history.pop_front();
         }
+        self.state_at(self.history.len() - 1, 1)
+    }
+
+    /// A revision of an earlier window (late spans): its counts are replaced and its state
+    /// recomputed at `revision`, burn rates over the windows up to it. States already given for
+    /// later windows are not revised. `None` when the window is no longer tracked (older than
+    /// the longest alert window) or was never pushed.
+    pub fn revise(&mut self, start: i64, events: u64, bad: u64, revision: u32) -> Option<SloState> {
+        let i = self.history.iter().position(|w| w.0 == start)?;
+        self.history[i] = (start, events, bad);
+        Some(self.state_at(i, revision))
+    }
+
+    /// Burn rate over the `ms` of windows ending with window `i`.
+    fn burn(&self, i: usize, ms: i64) -> f64 {
+        let n = self.windows(ms);
+        let (events, bad) = self
+            .history
+            .iter()
+            .take(i + 1)
+            .rev()
+            .take(n)
+            .fold((0u64, 0u64), |a, w| (a.0 + w.1, a.1 + w.2));
+        let budget = 1.0 - self.objective.target();
+        if events == 0 || budget <= 0.0 {
+            0.0
+        } else {
+            (bad as f64 / events as f64) / budget
+        }
+    }
+
+    fn state_at(&self, i: usize, revision: u32) -> SloState {
+        let (start, events, bad) = self.history[i];
         let (fl, fs) = (
-            self.burn(self.cfg.fast.long_ms),
-            self.burn(self.cfg.fast.short_ms),
+            self.burn(i, self.cfg.fast.long_ms),
+            self.burn(i, self.cfg.fast.short_ms),
         );
         let (sl, ss) = (
-            self.burn(self.cfg.slow.long_ms),
-            self.burn(self.cfg.slow.short_ms),
+            self.burn(i, self.cfg.slow.long_ms),
+            self.burn(i, self.cfg.slow.short_ms),
         );
         let alert = if fl > self.cfg.fast.threshold && fs > self.cfg.fast.threshold {
             "page"
@@ -243,7 +265,7 @@ impl BurnTracker {
             burn_slow_long: sl,
             burn_slow_short: ss,
             alert: alert.into(),
-            revision: 1,
+            revision,
         }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! spans ─┬─ RED partials per batch ─ exchange by service ─ windows ─ red sinks
+//!        ├─ SLO counts per batch ─ exchange by service ─ windows ─ burn rates ─ slo sinks
 //!        └─ exchange by trace ─ assembly ─ critical path ─┬─ path sinks
 //!                                                        ├─ share partials ─ windows ─ share sinks
 //!                                                        └─ edge partials ─ windows ─ map sinks
@@ -20,6 +21,7 @@ use apo_ingest::decode::TimeBounds;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::slo::SloState;
 use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
 use apo_schemas::{OutputRow, SchemaError, Span};
 use timely::dataflow::channels::pact::Pipeline;
@@ -35,6 +37,8 @@ use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::RedPartial;
 use crate::service_map::{trace_edges, EdgePartial};
 use crate::sink::{sink_operator, RowsCallback, SinkState, StatsSink};
+use crate::slo::{default_objectives, BurnConfig, Objective};
+use crate::slo_ops::{burn_operator, SloPartial, SloTrackers};
 use crate::trace_ops::assemble_traces;
 use crate::window::{delayed_window_operator, window_operator, Windowed};
 
@@ -45,6 +49,7 @@ pub struct SpanSinks {
     pub critical_path: Vec<Box<dyn StatsSink<CriticalPathRecord>>>,
     pub critical_path_share: Vec<Box<dyn StatsSink<CriticalPathShare>>>,
     pub service_map: Vec<Box<dyn StatsSink<ServiceMapEdge>>>,
+    pub slo: Vec<Box<dyn StatsSink<SloState>>>,
 }
 
 /// Settings of the trace pipeline.
@@ -59,6 +64,9 @@ pub struct SpanConfig {
     pub max_share_rows: usize,
     pub assembly: AssemblyConfig,
     pub time_bounds: TimeBounds,
+    /// SLOs evaluated per service and window (none: no SLO output).
+    pub objectives: Vec<Objective>,
+    pub burn: BurnConfig,
 }
 
 impl Default for SpanConfig {
@@ -70,6 +78,8 @@ impl Default for SpanConfig {
             max_share_rows: 50,
             assembly: AssemblyConfig::default(),
             time_bounds: TimeBounds::default(),
+            objectives: default_objectives(),
+            burn: BurnConfig::default(),
         }
     }
 }
@@ -254,6 +264,21 @@ impl Job for SpanJob {
         let red = window_operator(red, ctx.horizon_ms, ctx.held.clone());
         let red_done = sink(red, sinks.red, 0, ctx, &mut states);
 
+        let objectives = Rc::new(cfg.objectives.clone());
+        let slo = {
+            let objectives = objectives.clone();
+            per_batch(
+                spans.clone(),
+                "SloPartials",
+                move |s: &Span| vec![RedPartial::window_of(s, size)],
+                |k| SloPartial::new(k.clone()),
+                move |p: &mut SloPartial, s: &Span| p.add(s, &objectives),
+            )
+        };
+        let slo = window_operator(slo, ctx.horizon_ms, ctx.held.clone());
+        let slo = burn_operator(slo, SloTrackers::new(objectives, size, cfg.burn));
+        let slo_done = sink(slo, sinks.slo, 0, ctx, &mut states);
+
         let traces = assemble_traces(spans, cfg.assembly, ctx.held.clone());
         // Trace outputs are windowed by the end of the trace's last span: assembly emits the
         // trace the idle time after it, which the windows' delay allows for.
@@ -294,6 +319,7 @@ impl Job for SpanJob {
         let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
 
         let done = red_done
+            .concat(slo_done)
             .concat(path_done)
             .concat(share_done)
             .concat(map_done);

@@ -229,7 +229,7 @@ fn a_deep_trace_needs_no_recursion() {
     let spans: Vec<Span> = (0..n)
         .map(|i| Span {
             span_id: SpanId(i as u64 + 1),
-            parent_span_id: (i > 0).then(|| SpanId(i as u64)),
+            parent_span_id: (i > 0).then_some(SpanId(i as u64)),
             ..span('S', None, i, 2 * n - i)
         })
         .collect();

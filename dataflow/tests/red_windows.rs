@@ -30,7 +30,7 @@ fn spans() -> Vec<Span> {
                 kind: SpanKind::Server,
                 start_ns: end_ms * 1_000_000 - dur_us * 1000,
                 end_ns: end_ms * 1_000_000,
-                status: if (seed >> 28) % 50 == 0 {
+                status: if (seed >> 28).is_multiple_of(50) {
                     SpanStatus::Error
                 } else {
                     SpanStatus::Ok

@@ -1,16 +1,19 @@
 //! The trace pipeline end to end through the worker loop (from memory): RED equals the direct
-//! computation, every trace gets one complete critical path, the service map has the
-//! topology's edges, shares add up, and one worker equals two.
+//! computation, SLO states equal burn trackers fed exact per-window counts, every trace gets
+//! one complete critical path, the service map has the topology's edges, shares add up, and one
+//! worker equals two.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use apo_dataflow::red::{RedPartial, RedWindow};
+use apo_dataflow::slo::{default_objectives, BurnConfig, BurnTracker};
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::slo::SloState;
 use apo_schemas::Span;
 
 mod common;
@@ -23,6 +26,7 @@ struct Outputs {
     paths: Out<CriticalPathRecord>,
     shares: Out<CriticalPathShare>,
     edges: Out<ServiceMapEdge>,
+    slo: Out<SloState>,
 }
 
 fn traces() -> Vec<Vec<Span>> {
@@ -44,16 +48,18 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
         paths: Default::default(),
         shares: Default::default(),
         edges: Default::default(),
+        slo: Default::default(),
     };
     let payloads: Vec<Vec<u8>> = traces
         .iter()
         .map(|t| serde_json::to_vec(t).unwrap())
         .collect();
-    let (r, p, s, e) = (
+    let (r, p, s, e, o) = (
         out.red.clone(),
         out.paths.clone(),
         out.shares.clone(),
         out.edges.clone(),
+        out.slo.clone(),
     );
     run_from_memory(workers, payloads, move || {
         let sinks = SpanSinks {
@@ -61,6 +67,7 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
             critical_path: vec![Box::new(Collect(p.clone(), 0))],
             critical_path_share: vec![Box::new(Collect(s.clone(), 0))],
             service_map: vec![Box::new(Collect(e.clone(), 0))],
+            slo: vec![Box::new(Collect(o.clone(), 0))],
         };
         SpanJob::new(
             SpanConfig {
@@ -109,6 +116,35 @@ fn spans_to_red_paths_shares_and_map() {
         );
     }
 
+    // SLOs: per (objective, service), exact counts of each 10 s window with covered spans,
+    // fed to a burn tracker in window order.
+    let objectives = default_objectives();
+    let mut counts: BTreeMap<(usize, String, i64), (u64, u64)> = BTreeMap::new();
+    for s in &all {
+        let w = RedPartial::window_of(s, 10);
+        for (i, o) in objectives.iter().enumerate() {
+            if o.covers(s) {
+                let c = counts
+                    .entry((i, s.service.clone(), w.window_start))
+                    .or_default();
+                c.0 += 1;
+                c.1 += o.is_bad(s) as u64;
+            }
+        }
+    }
+    let mut trackers: BTreeMap<(usize, String), BurnTracker> = BTreeMap::new();
+    let mut want_slo: Vec<SloState> = Vec::new();
+    for ((i, service, start), (events, bad)) in &counts {
+        let t = trackers.entry((*i, service.clone())).or_insert_with(|| {
+            BurnTracker::new(objectives[*i].clone(), service, 10, BurnConfig::default())
+        });
+        want_slo.push(t.push(*start, *events, *bad));
+    }
+    want_slo.sort_by_key(|r| r.key());
+    let slo = sorted(&one.slo, |r| r.key());
+    assert!(want_slo.iter().any(|s| s.bad_events > 0));
+    assert_eq!(slo, want_slo);
+
     // One complete critical path per trace.
     let paths = sorted(&one.paths, |r| r.key());
     assert_eq!(paths.len(), t.len());
@@ -137,6 +173,7 @@ fn spans_to_red_paths_shares_and_map() {
     let two = run(2, &t);
     assert_eq!(sorted(&two.paths, |r| r.key()), paths);
     assert_eq!(sorted(&two.shares, |r| r.key()).len(), shares.len());
+    assert_eq!(sorted(&two.slo, |r| r.key()), slo);
     let red2 = sorted(&two.red, |r| r.key());
     assert_eq!(
         red2.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>(),

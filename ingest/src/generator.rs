@@ -328,31 +328,6 @@ fn send_batch(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeded_and_in_event_time_order() {
-        let cfg = GeneratorConfig {
-            start_ms: 1_000,
-            rate: 100.0,
-            ..Default::default()
-        };
-        let mut a = Generator::new(&cfg);
-        let mut b = Generator::new(&cfg);
-        let mut last = 0;
-        for _ in 0..1000 {
-            let (x, y) = (a.next_point(), b.next_point());
-            assert_eq!(x, y);
-            assert!(x.timestamp >= last);
-            assert!(x.validate().is_ok());
-            last = x.timestamp;
-        }
-        assert_eq!(a.series_count(), 24);
-    }
-}
-
 /// Generated points as a [`MessageSource`](crate::source::MessageSource): APO JSON arrays of
 /// `batch` points made on demand, so memory does not grow with the number of points (benchmarks).
 pub struct GeneratorSource {
@@ -428,5 +403,30 @@ impl crate::source::MessageSource for GeneratorSource {
 
     fn lag(&mut self) -> Option<i64> {
         Some((self.remaining / self.batch as u64) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_and_in_event_time_order() {
+        let cfg = GeneratorConfig {
+            start_ms: 1_000,
+            rate: 100.0,
+            ..Default::default()
+        };
+        let mut a = Generator::new(&cfg);
+        let mut b = Generator::new(&cfg);
+        let mut last = 0;
+        for _ in 0..1000 {
+            let (x, y) = (a.next_point(), b.next_point());
+            assert_eq!(x, y);
+            assert!(x.timestamp >= last);
+            assert!(x.validate().is_ok());
+            last = x.timestamp;
+        }
+        assert_eq!(a.series_count(), 24);
     }
 }

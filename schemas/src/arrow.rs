@@ -79,6 +79,7 @@ pub fn red_schema() -> SchemaRef {
 pub const CRITICAL_PATH_TABLE: &str = "critical_path";
 pub const CRITICAL_PATH_SHARE_TABLE: &str = "critical_path_share";
 pub const SERVICE_MAP_TABLE: &str = "service_map";
+pub const SLO_TABLE: &str = "slo";
 
 fn ts_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -138,6 +139,31 @@ pub fn service_map_schema() -> SchemaRef {
         f("latency_p99_ms"),
         f("latency_max_ms"),
         f("relative_accuracy"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}
+
+/// Schema of `slo`; one row per [`crate::slo::SloState`].
+pub fn slo_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        s("objective"),
+        s("service"),
+        s("description"),
+        f("target"),
+        Field::new("window_seconds", DataType::Int64, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        Field::new("events", DataType::Int64, false),
+        Field::new("bad_events", DataType::Int64, false),
+        f("sli"),
+        Field::new("compliant", DataType::Boolean, false),
+        f("burn_fast_long"),
+        f("burn_fast_short"),
+        f("burn_slow_long"),
+        f("burn_slow_short"),
+        s("alert"),
         Field::new("revision", DataType::Int32, false),
     ]))
 }

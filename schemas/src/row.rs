@@ -3,6 +3,7 @@
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
 use crate::service_map::ServiceMapEdge;
+use crate::slo::SloState;
 use crate::WindowStats;
 
 /// A record emitted for one window of one key.
@@ -39,7 +40,13 @@ macro_rules! output_row {
     )*};
 }
 
-output_row!(WindowStats, RedStats, CriticalPathShare, ServiceMapEdge);
+output_row!(
+    WindowStats,
+    RedStats,
+    CriticalPathShare,
+    ServiceMapEdge,
+    SloState
+);
 
 /// A trace's record: its "window" is the trace itself (start to end).
 impl OutputRow for CriticalPathRecord {

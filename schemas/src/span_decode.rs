@@ -293,10 +293,8 @@ mod tests {
     #[test]
     fn zipkin_shared_server_span_becomes_a_child_of_the_client() {
         let z = decode_spans_json(
-            format!(
-                r#"[{{"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"CLIENT","timestamp":10,"duration":50,"localEndpoint":{{"serviceName":"a"}}}},
-                    {{"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"SERVER","shared":true,"timestamp":20,"duration":30,"localEndpoint":{{"serviceName":"b"}}}}]"#
-            )
+            r#"[{"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"CLIENT","timestamp":10,"duration":50,"localEndpoint":{"serviceName":"a"}},
+                    {"traceId":"a3ce929d0e0e4736","id":"1","name":"get","kind":"SERVER","shared":true,"timestamp":20,"duration":30,"localEndpoint":{"serviceName":"b"}}]"#
             .as_bytes(),
         )
         .unwrap();

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_schemas::arrow::{
-    critical_path_schema, critical_path_share_schema, red_schema, service_map_schema,
+    critical_path_schema, critical_path_share_schema, red_schema, service_map_schema, slo_schema,
     window_stats_schema, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, RED_TABLE,
-    SERVICE_MAP_TABLE, WINDOW_STATS_TABLE,
+    SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
 };
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::slo::SloState;
 use apo_schemas::{OutputRow, WindowStats};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -366,6 +367,38 @@ impl ParquetRow for ServiceMapEdge {
                 c.f(|r| r.latency_p99_ms),
                 c.f(|r| r.latency_max_ms),
                 c.f(|r| r.relative_accuracy),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for SloState {
+    const TABLE: &'static str = SLO_TABLE;
+    fn schema() -> SchemaRef {
+        slo_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        batch(
+            slo_schema(),
+            vec![
+                c.s(|r| &r.objective),
+                c.s(|r| &r.service),
+                c.s(|r| &r.description),
+                c.f(|r| r.target),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.i(|r| r.events as i64),
+                c.i(|r| r.bad_events as i64),
+                c.f(|r| r.sli),
+                c.b(|r| r.compliant),
+                c.f(|r| r.burn_fast_long),
+                c.f(|r| r.burn_fast_short),
+                c.f(|r| r.burn_slow_long),
+                c.f(|r| r.burn_slow_short),
+                c.s(|r| &r.alert),
                 c.i32(|r| r.revision as i32),
             ],
         )

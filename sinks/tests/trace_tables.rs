@@ -1,5 +1,6 @@
 //! The trace pipeline's Parquet tables answer SQL: generated web-shop traces run through the
-//! span job (from memory) into `red`, `critical_path`, `critical_path_share` and `service_map`.
+//! span job (from memory) into `red`, `slo`, `critical_path`, `critical_path_share` and
+//! `service_map`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -48,6 +49,9 @@ async fn trace_tables_answer_sql() {
                 service_map: vec![Box::new(
                     ParquetStatsSink::new(&path, &p("m"), roll).unwrap(),
                 )],
+                slo: vec![Box::new(
+                    ParquetStatsSink::new(&path, &p("o"), roll).unwrap(),
+                )],
             };
             run_job(
                 worker,
@@ -83,6 +87,11 @@ async fn trace_tables_answer_sql() {
     assert_eq!(
         sql("SELECT sum(calls) AS calls FROM red WHERE \"span_kind\" = 'SPAN_KIND_SERVER' AND service_name = 'frontend'").await,
         "calls\n1000\n"
+    );
+    // Every frontend server span is an event of each API objective.
+    assert_eq!(
+        sql("SELECT objective, sum(events) AS events FROM slo WHERE service = 'frontend' GROUP BY objective ORDER BY objective").await,
+        "objective,events\napi-errors,1000\napi-latency-p50,1000\napi-latency-p95,1000\napi-latency-p99,1000\n"
     );
     let top = sql("SELECT service, operation FROM critical_path_share GROUP BY service, operation ORDER BY sum(critical_ms) DESC LIMIT 2").await;
     assert!(top.contains("payment,POST /v1/charges"), "{top}");

@@ -55,6 +55,7 @@ pub struct TraceTopics {
     pub critical_path: String,
     pub critical_path_share: String,
     pub service_map: String,
+    pub slo: String,
 }
 
 /// Topics for a run of both pipelines.
@@ -66,6 +67,7 @@ pub fn trace_topics(name: &str, partitions: i32) -> Topics {
         critical_path: unique(&format!("{name}.cp")),
         critical_path_share: unique(&format!("{name}.cps")),
         service_map: unique(&format!("{name}.map")),
+        slo: unique(&format!("{name}.slo")),
     };
     apo_ingest::kafka::ensure_topics(
         &client(),
@@ -75,6 +77,7 @@ pub fn trace_topics(name: &str, partitions: i32) -> Topics {
             &tt.critical_path,
             &tt.critical_path_share,
             &tt.service_map,
+            &tt.slo,
         ],
         partitions,
     )
@@ -212,6 +215,7 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
                 ("--critical-path-topic", &tt.critical_path),
                 ("--critical-path-share-topic", &tt.critical_path_share),
                 ("--service-map-topic", &tt.service_map),
+                ("--slo-topic", &tt.slo),
             ] {
                 args.extend([flag.to_string(), topic.clone()]);
             }
