@@ -5,7 +5,8 @@
 //! 3. the same dataflow fed the same records from memory (decode included, no broker);
 //! 4. quantile error against exact values of the generated points;
 //! 5. peak RSS of the dataflow at two input sizes (points generated lazily), to show memory does
-//!    not grow with the number of points.
+//!    not grow with the number of points;
+//! 6. with `--span-count N` (default 1 M), the trace pipeline against raw consumption of its topic (`bench_spans`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -46,7 +47,7 @@ fn generator_config(start_ms: i64) -> GeneratorConfig {
 }
 
 /// Peak resident memory since the last reset, in MiB (Linux).
-fn peak_rss_mib() -> Option<f64> {
+pub fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = s
         .lines()
@@ -58,7 +59,7 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn reset_peak_rss() {
+pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
@@ -207,50 +208,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 
     // 1. Raw consumption.
     eprintln!("raw consumption…");
-    // As many consumers as the pipeline has workers, each on the partitions a worker would read.
-    let t0 = Instant::now();
-    let readers: Vec<_> = (0..a.workers.max(1))
-        .map(|i| {
-            let (client, topic, n) = (client.clone(), topic.clone(), a.workers.max(1));
-            std::thread::spawn(move || -> Result<(u64, u64)> {
-                let mut c = client;
-                c.set("group.id", format!("apo-bench-raw-{stamp}-{i}"))
-                    .set("enable.auto.commit", "false")
-                    .set("enable.partition.eof", "true");
-                let mine: Vec<i32> = (0..partitions).filter(|p| *p as usize % n == i).collect();
-                let consumer: BaseConsumer<SourceContext> =
-                    c.create_with_context(SourceContext::new(&topic, &mine))?;
-                let mut tpl = TopicPartitionList::new();
-                for p in &mine {
-                    tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
-                }
-                consumer.assign(&tpl)?;
-                let (mut msgs, mut bytes, mut eofs) = (0u64, 0u64, 0usize);
-                let mut last = Instant::now();
-                while eofs < mine.len() && last.elapsed() < Duration::from_secs(30) {
-                    match consumer.poll(Duration::from_millis(100)) {
-                        Some(Ok(m)) => {
-                            msgs += 1;
-                            bytes += m.payload_len() as u64;
-                            last = Instant::now();
-                        }
-                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
-                        _ => {}
-                    }
-                }
-                Ok((msgs, bytes))
-            })
-        })
-        .collect();
-    let (mut msgs, mut bytes) = (0u64, 0u64);
-    for r in readers {
-        let (m, b) = r
-            .join()
-            .map_err(|_| anyhow::anyhow!("raw reader panicked"))??;
-        msgs += m;
-        bytes += b;
-    }
-    let raw_s = t0.elapsed().as_secs_f64();
+    let (msgs, bytes, raw_s) = raw_consume(&client, &topic, partitions, a.workers, stamp)?;
     if msgs < loaded.messages {
         bail!("raw consumer read {msgs} of {} messages", loaded.messages);
     }
@@ -391,6 +349,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         counts_exact = false;
     }
 
+    // The trace pipeline, on the same broker.
+    let spans_section = if a.span_count > 0 {
+        Some(crate::bench_spans::bench_spans(
+            &client,
+            partitions,
+            a.workers,
+            a.span_count,
+            stamp,
+            &a.data_dir,
+        )?)
+    } else {
+        None
+    };
+
     // Report.
     let raw_pps = a.points as f64 / raw_s;
     let full_pps = full.points as f64 / full.seconds;
@@ -420,6 +392,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for (n, r, pps) in &rss_sizes {
         let _ = writeln!(out, "| {n} | {} | {pps:.0} |", fmt_rss(*r));
     }
+    if let Some(section) = &spans_section {
+        let _ = write!(out, "\n## Trace pipeline (issue 3)\n\n{section}");
+    }
     println!("{out}");
     if let Some(path) = &a.write {
         let cmd: Vec<String> = std::env::args().collect();
@@ -432,6 +407,61 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Reads `topic` from the beginning with as many plain rdkafka consumers as the pipeline has
+/// workers (each on the partitions a worker would read), only counting: the limit any pipeline
+/// on this broker can reach. Returns (messages, payload bytes, seconds).
+pub fn raw_consume(
+    client: &rdkafka::ClientConfig,
+    topic: &str,
+    partitions: i32,
+    workers: usize,
+    stamp: i64,
+) -> Result<(u64, u64, f64)> {
+    let t0 = Instant::now();
+    let readers: Vec<_> = (0..workers.max(1))
+        .map(|i| {
+            let (client, topic, n) = (client.clone(), topic.to_string(), workers.max(1));
+            std::thread::spawn(move || -> Result<(u64, u64)> {
+                let mut c = client;
+                c.set("group.id", format!("apo-bench-raw-{stamp}-{i}"))
+                    .set("enable.auto.commit", "false")
+                    .set("enable.partition.eof", "true");
+                let mine: Vec<i32> = (0..partitions).filter(|p| *p as usize % n == i).collect();
+                let consumer: BaseConsumer<SourceContext> =
+                    c.create_with_context(SourceContext::new(&topic, &mine))?;
+                let mut tpl = TopicPartitionList::new();
+                for p in &mine {
+                    tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
+                }
+                consumer.assign(&tpl)?;
+                let (mut msgs, mut bytes, mut eofs) = (0u64, 0u64, 0usize);
+                let mut last = Instant::now();
+                while eofs < mine.len() && last.elapsed() < Duration::from_secs(30) {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            msgs += 1;
+                            bytes += m.payload_len() as u64;
+                            last = Instant::now();
+                        }
+                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
+                        _ => {}
+                    }
+                }
+                Ok((msgs, bytes))
+            })
+        })
+        .collect();
+    let (mut msgs, mut bytes) = (0u64, 0u64);
+    for r in readers {
+        let (m, b) = r
+            .join()
+            .map_err(|_| anyhow::anyhow!("raw reader panicked"))??;
+        msgs += m;
+        bytes += b;
+    }
+    Ok((msgs, bytes, t0.elapsed().as_secs_f64()))
 }
 
 /// Sends a 100-byte record every 20 ms until `stop`, each waited for alone; returns the

@@ -279,6 +279,9 @@ pub struct BenchArgs {
     /// Also measure peak memory of the dataflow at this many points (lazily generated), to show it does not grow with input.
     #[arg(long, env = "APO_MEMORY_POINTS", default_value_t = 10_000_000)]
     pub memory_points: u64,
+    /// Spans to load and run through the trace pipeline (0: skip the trace benchmark).
+    #[arg(long, env = "APO_SPAN_COUNT", default_value_t = 1_000_000)]
+    pub span_count: u64,
     /// Worker threads.
     #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
     pub workers: usize,

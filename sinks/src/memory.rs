@@ -1,4 +1,4 @@
-//! Keeps window statistics in memory (benchmarks, tests). Always durable.
+//! Keeps output rows in memory (benchmarks, tests). Always durable.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,17 +6,34 @@ use std::time::Duration;
 use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_schemas::WindowStats;
 
-#[derive(Clone, Default)]
-pub struct MemorySink {
-    pub rows: Arc<Mutex<Vec<WindowStats>>>,
+pub struct MemorySink<R = WindowStats> {
+    pub rows: Arc<Mutex<Vec<R>>>,
     writes: u64,
 }
 
-impl StatsSink for MemorySink {
+impl<R> Default for MemorySink<R> {
+    fn default() -> Self {
+        MemorySink {
+            rows: Arc::new(Mutex::new(Vec::new())),
+            writes: 0,
+        }
+    }
+}
+
+impl<R> Clone for MemorySink<R> {
+    fn clone(&self) -> Self {
+        MemorySink {
+            rows: self.rows.clone(),
+            writes: self.writes,
+        }
+    }
+}
+
+impl<R: Clone> StatsSink<R> for MemorySink<R> {
     fn name(&self) -> &str {
         "memory"
     }
-    fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
+    fn write(&mut self, rows: &[R]) -> Result<(), SinkError> {
         self.rows
             .lock()
             .map_err(|_| SinkError("memory sink poisoned".into()))?

@@ -1,0 +1,252 @@
+//! `apo bench --span-count N`: the trace pipeline's benchmark, in the same run as the metrics one.
+//! Loads generated web-shop traces (one APO JSON message per trace, keyed by trace id) into a
+//! topic, then measures
+//!
+//! 1. raw consumption of that topic by rdkafka consumers that only count (the limit);
+//! 2. the trace pipeline on it: decode, RED, SLOs, assembly, critical paths, shares and the
+//!    service map, into Kafka and Parquet (spans/s, close-to-output latency, peak RSS);
+//! 3. the same dataflow fed the same messages from memory (no broker).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use apo_dataflow::pipeline::{run_job, PipelineConfig};
+use apo_dataflow::progress::{percentile, Progress};
+use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
+use apo_ingest::generator::Pace;
+use apo_ingest::kafka::{ensure_topics, KafkaSource};
+use apo_ingest::source::{MemorySource, MessageSource};
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_ingest::trace_produce::{produce_traces, SpanFormat};
+use apo_sinks::kafka::KafkaStatsSink;
+use apo_sinks::memory::MemorySink;
+use apo_sinks::parquet::{ParquetRow, ParquetStatsSink};
+use rdkafka::ClientConfig;
+
+use crate::bench::{peak_rss_mib, raw_consume, reset_peak_rss};
+
+/// Traces per second of event time.
+const TRACE_RATE: f64 = 1_000.0;
+
+fn generator(start_ms: i64) -> TraceGenerator {
+    TraceGenerator::new(&TraceGeneratorConfig {
+        rate: TRACE_RATE,
+        start_ms,
+        incidents_per_hour: 6.0,
+        seed: 11,
+    })
+}
+
+struct Phase {
+    seconds: f64,
+    spans: u64,
+    rss_mib: Option<f64>,
+    latencies: Vec<f64>,
+}
+
+fn parquet<R: ParquetRow>(
+    dir: &Path,
+    prefix: &str,
+    roll: Duration,
+) -> Result<ParquetStatsSink<R>, String> {
+    ParquetStatsSink::new(dir, prefix, roll).map_err(|e| e.to_string())
+}
+
+type Parts = (Box<dyn MessageSource>, Box<dyn DeadLetterSink>, SpanJob);
+
+fn run_phase(
+    workers: usize,
+    cfg: PipelineConfig,
+    make: impl Fn(usize, usize) -> Result<Parts, String> + Send + Sync + 'static,
+) -> Result<Phase> {
+    let progress = Arc::new(Progress::new(workers));
+    let p = progress.clone();
+    reset_peak_rss();
+    let started = Instant::now();
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<u64, String> {
+            let (src, dlq, job) = make(worker.index(), worker.peers())?;
+            run_job(
+                worker,
+                &cfg,
+                job,
+                src,
+                dlq,
+                p.clone(),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .map(|r| r.points)
+            .map_err(|e| e.to_string())
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let mut spans = 0;
+    for g in guards.join() {
+        spans += g
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(Phase {
+        seconds: started.elapsed().as_secs_f64(),
+        spans,
+        rss_mib: peak_rss_mib(),
+        latencies: progress.take_latencies(),
+    })
+}
+
+/// Runs the span benchmark on the broker of `client`; returns its Markdown section.
+pub fn bench_spans(
+    client: &ClientConfig,
+    partitions: i32,
+    workers: usize,
+    spans: u64,
+    stamp: i64,
+    data_dir: &Path,
+) -> Result<String> {
+    let topic = format!("apo.bench.{stamp}.spans");
+    let outputs: Vec<String> = ["red", "cp", "cps", "map", "slo", "dlq"]
+        .iter()
+        .map(|o| format!("{topic}.{o}"))
+        .collect();
+    let mut all: Vec<&str> = vec![&topic];
+    all.extend(outputs.iter().map(String::as_str));
+    ensure_topics(client, &all, partitions)?;
+    // About 7 spans per trace; event time ends before now.
+    let start_ms = stamp - (spans as f64 / 5.0 / TRACE_RATE * 1000.0) as i64 - 60_000;
+
+    eprintln!("loading {spans} spans into {topic}…");
+    let t0 = Instant::now();
+    let loaded = produce_traces(
+        client,
+        &topic,
+        &mut generator(start_ms),
+        SpanFormat::Json,
+        Some(spans),
+        None,
+        Pace::Flat,
+        &|| false,
+        &mut |_| {},
+    )?;
+    let load_s = t0.elapsed().as_secs_f64();
+
+    eprintln!("raw consumption of spans…");
+    let (msgs, bytes, raw_s) = raw_consume(client, &topic, partitions, workers, stamp + 1)?;
+    if msgs < loaded.messages {
+        anyhow::bail!("raw consumer read {msgs} of {} messages", loaded.messages);
+    }
+
+    let cfg = PipelineConfig {
+        drain: true,
+        idle_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let span_cfg = SpanConfig::default();
+
+    eprintln!("trace pipeline…");
+    let (c2, t2, o2) = (client.clone(), topic.clone(), outputs.clone());
+    let (dir, sc) = (data_dir.join(format!("spans-{stamp}")), span_cfg.clone());
+    let group = format!("apo-bench-spans-{stamp}");
+    let full = run_phase(workers, cfg.clone(), move |i, n| {
+        let e = |x: &dyn std::fmt::Display| x.to_string();
+        let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|x| e(&x))?;
+        let dlq = KafkaDeadLetters::new(&c2, &o2[5]).map_err(|x| e(&x))?;
+        let kafka = |t: &str| KafkaStatsSink::new(&c2, t).map_err(|x| e(&x));
+        let roll = Duration::from_secs(10);
+        let prefix = format!("w{i}");
+        let sinks = SpanSinks {
+            red: vec![
+                Box::new(kafka(&o2[0])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
+            critical_path: vec![
+                Box::new(kafka(&o2[1])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
+            critical_path_share: vec![
+                Box::new(kafka(&o2[2])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
+            service_map: vec![
+                Box::new(kafka(&o2[3])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
+            slo: vec![
+                Box::new(kafka(&o2[4])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
+        };
+        Ok((
+            Box::new(src) as _,
+            Box::new(dlq) as _,
+            SpanJob::new(sc.clone(), sinks),
+        ))
+    })?;
+
+    eprintln!("trace dataflow from memory…");
+    let mut g = generator(start_ms);
+    let mut payloads: Vec<Vec<u8>> = Vec::new();
+    let mut n = 0u64;
+    while n < spans {
+        let t = g.next_trace();
+        n += t.len() as u64;
+        payloads.push(SpanFormat::Json.encode(&t));
+    }
+    let payloads = Arc::new(payloads);
+    let mem = {
+        let (payloads, sc) = (payloads.clone(), span_cfg.clone());
+        run_phase(workers, cfg, move |i, n| {
+            let mine: Vec<Vec<u8>> = payloads.iter().skip(i).step_by(n).cloned().collect();
+            let sinks = SpanSinks {
+                red: vec![Box::new(MemorySink::default())],
+                critical_path: vec![Box::new(MemorySink::default())],
+                critical_path_share: vec![Box::new(MemorySink::default())],
+                service_map: vec![Box::new(MemorySink::default())],
+                slo: vec![Box::new(MemorySink::default())],
+            };
+            Ok((
+                Box::new(MemorySource::new("memory", mine)) as _,
+                Box::new(MemoryDeadLetters::default()) as _,
+                SpanJob::new(sc.clone(), sinks),
+            ))
+        })?
+    };
+
+    let raw_sps = loaded.points as f64 / raw_s;
+    let full_sps = full.spans as f64 / full.seconds;
+    let mem_sps = mem.spans as f64 / mem.seconds;
+    let mb = bytes as f64 / 1e6;
+    let rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
+    let mut lat = full.latencies;
+    let mut out = String::new();
+    let _ = writeln!(out, "Spans: {} in {} messages (one trace each, keyed by trace id; {mb:.1} MB of APO JSON), {partitions} partition(s), {workers} worker(s); RED/SLO/share/map window {} s, trace idle {} s.", loaded.points, loaded.messages, span_cfg.window_seconds, span_cfg.assembly.idle_ms / 1000);
+    let _ = writeln!(out, "Load (produce) took {load_s:.1} s.\n");
+    let _ = writeln!(
+        out,
+        "| measurement | spans/s | MB/s | time | peak RSS | note |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "| raw consumption (baseline: rdkafka, count only, one consumer per worker) | {raw_sps:.0} | {:.1} | {raw_s:.2} s | – | the limit |", mb / raw_s);
+    let _ = writeln!(out, "| trace pipeline (Kafka → RED, SLO, assembly, critical path, shares, map → Kafka + Parquet) | {full_sps:.0} | {:.1} | {:.2} s | {} | {:.0} % of raw |", mb / full.seconds, full.seconds, rss(full.rss_mib), 100.0 * full_sps / raw_sps);
+    let _ = writeln!(out, "| trace dataflow from memory (decode included) | {mem_sps:.0} | {:.1} | {:.2} s | {} | no broker |", mb / mem.seconds, mem.seconds, rss(mem.rss_mib));
+    let _ = writeln!(
+        out,
+        "\nClose → output acknowledged (trace pipeline, {} rows; trace outputs close the idle time after their window): p50 {:.1} ms, p99 {:.1} ms.",
+        lat.len(),
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+    if full.spans != loaded.points || mem.spans != n {
+        let _ = writeln!(
+            out,
+            "\nWARNING: spans counted {} (broker) / {} (memory), {} / {n} sent.",
+            full.spans, mem.spans, loaded.points
+        );
+    }
+    Ok(out)
+}
