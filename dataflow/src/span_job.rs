@@ -3,11 +3,11 @@
 //! service-map edges per window, each to its own sinks.
 //!
 //! ```text
-//! spans ─┬─ RED partials per batch ─ exchange by service ─ windows ─ red sinks
-//!        ├─ SLO counts per batch ─ exchange by service ─ windows ─ burn rates ─ slo sinks
-//!        └─ exchange by trace ─ assembly ─ critical path ─┬─ path sinks
-//!                                                        ├─ share partials ─ windows ─ share sinks
-//!                                                        └─ edge partials ─ windows ─ map sinks
+//! job buffer (per tick) ─┬─ RED partials ─ exchange by service ─ windows ─ red sinks
+//!                        ├─ SLO counts ─ exchange by service ─ windows ─ burn rates ─ slo sinks
+//!                        └─ spans ─ exchange by trace ─ assembly ─ critical paths ─┬─ path sinks
+//!                               share partials per batch ─ windows ─ share sinks ──┤
+//!                               edge partials per batch ─ windows ─ map sinks ─────┘
 //! ```
 //!
 //! A span's event time is its end. Critical-path shares and service-map edges are windowed by
@@ -24,9 +24,11 @@ use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::slo::SloState;
 use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
 use apo_schemas::{OutputRow, SchemaError, Span};
+use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::map::Map;
+use timely::dataflow::operators::vec::partition::Partition;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
@@ -34,13 +36,13 @@ use crate::aggregate::window_start;
 use crate::assembly::{AssembledTrace, AssemblyConfig};
 use crate::job::{BuildContext, Decoded, Job};
 use crate::path_share::{path_record, SharePartial, ShareWindow};
-use crate::red::RedPartial;
-use crate::service_map::{trace_edges, EdgePartial};
+use crate::red::{RedPartial, RedWindow};
+use crate::service_map::{trace_edges, EdgePartial, MapWindow};
 use crate::sink::{sink_operator, RowsCallback, SinkState, StatsSink};
 use crate::slo::{default_objectives, BurnConfig, Objective};
 use crate::slo_ops::{burn_operator, SloPartial, SloTrackers};
 use crate::trace_ops::assemble_traces;
-use crate::window::{delayed_window_operator, window_operator, Windowed};
+use crate::window::{delayed_window_operator, window_operator};
 
 /// Where each trace output goes.
 #[derive(Default)]
@@ -87,15 +89,22 @@ impl Default for SpanConfig {
 pub struct SpanJob {
     cfg: SpanConfig,
     sinks: SpanSinks,
-    buffer: Vec<Span>,
+    objectives: Rc<Vec<Objective>>,
+    /// This tick's spans, and their RED and SLO partials per service window.
+    spans: Vec<Span>,
+    red: BTreeMap<RedWindow, RedPartial>,
+    slo: BTreeMap<RedWindow, SloPartial>,
 }
 
 impl SpanJob {
     pub fn new(cfg: SpanConfig, sinks: SpanSinks) -> Self {
         SpanJob {
+            objectives: Rc::new(cfg.objectives.clone()),
             cfg,
             sinks,
-            buffer: Vec::new(),
+            spans: Vec::new(),
+            red: BTreeMap::new(),
+            slo: BTreeMap::new(),
         }
     }
 
@@ -106,34 +115,105 @@ impl SpanJob {
     }
 }
 
-/// Folds each batch of a stream into partials per window (`key_of`), on this worker, before
-/// they are exchanged.
-fn per_batch<'s, T, P, K>(
-    stream: StreamVec<'s, u64, T>,
-    name: &str,
-    key_of: impl Fn(&T) -> Vec<K> + 'static,
-    new: impl Fn(&K) -> P + 'static,
-    add: impl Fn(&mut P, &T) + 'static,
-) -> StreamVec<'s, u64, P>
-where
-    T: Clone + 'static,
-    P: Windowed,
-    K: Ord + Clone + 'static,
-{
-    stream.unary(Pipeline, name, move |_, _| {
+/// What enters the trace dataflow: spans, and the RED and SLO partials the job's buffer folded
+/// from them per tick (so the spans are not copied for each consumer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SpanInput {
+    Span(Span),
+    Red(RedPartial),
+    Slo(SloPartial),
+}
+
+impl SpanInput {
+    fn into_span(self) -> Option<Span> {
+        match self {
+            SpanInput::Span(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn into_red(self) -> Option<RedPartial> {
+        match self {
+            SpanInput::Red(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn into_slo(self) -> Option<SloPartial> {
+        match self {
+            SpanInput::Slo(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// What analysing a batch of traces gives: each trace's critical path, and the share and edge
+/// partials of the batch per window.
+enum TraceOut {
+    Path(CriticalPathRecord),
+    Share(SharePartial),
+    Edge(EdgePartial),
+}
+
+impl TraceOut {
+    fn into_path(self) -> Option<CriticalPathRecord> {
+        match self {
+            TraceOut::Path(r) => Some(r),
+            _ => None,
+        }
+    }
+    fn into_share(self) -> Option<SharePartial> {
+        match self {
+            TraceOut::Share(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn into_edge(self) -> Option<EdgePartial> {
+        match self {
+            TraceOut::Edge(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Critical paths of assembled traces, with their share and service-map edge partials folded
+/// per batch. Trace outputs are windowed by the end of the trace's last span: assembly emits
+/// the trace the idle time after it, which the windows' delay allows for.
+fn trace_outputs<'s>(
+    traces: StreamVec<'s, u64, AssembledTrace>,
+    size: u32,
+    alpha: f64,
+    max_share_rows: usize,
+) -> StreamVec<'s, u64, TraceOut> {
+    traces.unary(Pipeline, "TraceOutputs", move |_, _| {
         move |input, output| {
             input.for_each(|cap, data| {
                 let Some(cap) = cap.retain_least(0) else {
                     return;
                 };
-                let mut parts: BTreeMap<K, P> = BTreeMap::new();
-                for x in data.iter() {
-                    for k in key_of(x) {
-                        let p = parts.entry(k.clone()).or_insert_with(|| new(&k));
-                        add(p, x);
+                let mut shares: BTreeMap<ShareWindow, SharePartial> = BTreeMap::new();
+                let mut edges: BTreeMap<MapWindow, EdgePartial> = BTreeMap::new();
+                let mut paths = Vec::with_capacity(data.len());
+                for t in data.drain(..) {
+                    let last_end = t.spans.iter().map(|s| s.event_time_ms()).max().unwrap_or(0);
+                    let record = path_record(&t);
+                    let w = ShareWindow::containing(last_end, size);
+                    shares
+                        .entry(w.clone())
+                        .or_insert_with(|| SharePartial::new(w, max_share_rows))
+                        .add(&record);
+                    for mut c in trace_edges(&t.spans) {
+                        c.end_ms = last_end;
+                        let w = c.window(size);
+                        edges
+                            .entry(w.clone())
+                            .or_insert_with(|| EdgePartial::new(w, alpha))
+                            .add(&c);
                     }
+                    paths.push(TraceOut::Path(record));
                 }
-                output.session(&cap).give_iterator(parts.into_values());
+                let mut session = output.session(&cap);
+                session.give_iterator(paths.into_iter());
+                session.give_iterator(shares.into_values().map(TraceOut::Share));
+                session.give_iterator(edges.into_values().map(TraceOut::Edge));
             });
         }
     })
@@ -162,7 +242,7 @@ fn sink<'s, R: OutputRow + Clone + 'static>(
 
 impl Job for SpanJob {
     type Item = Span;
-    type Input = Span;
+    type Input = SpanInput;
 
     fn decode(&self, payload: Option<&[u8]>, clock_ms: i64) -> Result<Decoded<Span>, SchemaError> {
         let bytes = payload.unwrap_or_default();
@@ -228,93 +308,106 @@ impl Job for SpanJob {
     }
 
     fn buffer(&mut self, s: Span) {
-        self.buffer.push(s);
+        let w = RedPartial::window_of(&s, self.cfg.window_seconds);
+        let (alpha, max_ops) = (self.cfg.relative_accuracy, self.cfg.max_operations);
+        if !self.objectives.is_empty() {
+            self.slo
+                .entry(w.clone())
+                .or_insert_with(|| SloPartial::new(w.clone()))
+                .add(&s, &self.objectives);
+        }
+        self.red
+            .entry(w.clone())
+            .or_insert_with(|| RedPartial::new(w, alpha, max_ops))
+            .add(&s);
+        self.spans.push(s);
     }
 
     fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.spans.len()
     }
 
-    fn drain(&mut self, out: &mut Vec<Span>) {
-        out.append(&mut self.buffer);
+    fn drain(&mut self, out: &mut Vec<SpanInput>) {
+        out.extend(
+            std::mem::take(&mut self.red)
+                .into_values()
+                .map(SpanInput::Red),
+        );
+        out.extend(
+            std::mem::take(&mut self.slo)
+                .into_values()
+                .map(SpanInput::Slo),
+        );
+        out.extend(self.spans.drain(..).map(SpanInput::Span));
     }
 
     fn build<'scope>(
         &mut self,
-        spans: StreamVec<'scope, u64, Span>,
+        input: StreamVec<'scope, u64, SpanInput>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
         let cfg = self.cfg.clone();
         let delay = self.trace_delay_ms();
         let sinks = std::mem::take(&mut self.sinks);
         let mut states = Vec::new();
-        let (size, alpha, max_ops) = (
-            cfg.window_seconds,
-            cfg.relative_accuracy,
-            cfg.max_operations,
-        );
+        let (size, alpha) = (cfg.window_seconds, cfg.relative_accuracy);
 
-        let red = per_batch(
-            spans.clone(),
-            "RedPartials",
-            move |s: &Span| vec![RedPartial::window_of(s, size)],
-            move |k| RedPartial::new(k.clone(), alpha, max_ops),
-            |p: &mut RedPartial, s: &Span| p.add(s),
-        );
+        // What the job's buffer folded per tick, split off without copying the spans.
+        let mut parts = input.partition(3, |x| {
+            let part = match &x {
+                SpanInput::Red(_) => 0,
+                SpanInput::Slo(_) => 1,
+                SpanInput::Span(_) => 2,
+            };
+            (part, x)
+        });
+        let spans = parts
+            .pop()
+            .map(|p| p.flat_map(SpanInput::into_span))
+            .expect("three parts");
+        let slo = parts
+            .pop()
+            .map(|p| p.flat_map(SpanInput::into_slo))
+            .expect("three parts");
+        let red = parts
+            .pop()
+            .map(|p| p.flat_map(SpanInput::into_red))
+            .expect("three parts");
+
         let red = window_operator(red, ctx.horizon_ms, ctx.held.clone());
         let red_done = sink(red, sinks.red, 0, ctx, &mut states);
 
-        let objectives = Rc::new(cfg.objectives.clone());
-        let slo = {
-            let objectives = objectives.clone();
-            per_batch(
-                spans.clone(),
-                "SloPartials",
-                move |s: &Span| vec![RedPartial::window_of(s, size)],
-                |k| SloPartial::new(k.clone()),
-                move |p: &mut SloPartial, s: &Span| p.add(s, &objectives),
-            )
-        };
         let slo = window_operator(slo, ctx.horizon_ms, ctx.held.clone());
-        let slo = burn_operator(slo, SloTrackers::new(objectives, size, cfg.burn));
+        let slo = burn_operator(
+            slo,
+            SloTrackers::new(self.objectives.clone(), size, cfg.burn),
+        );
         let slo_done = sink(slo, sinks.slo, 0, ctx, &mut states);
 
         let traces = assemble_traces(spans, cfg.assembly, ctx.held.clone());
-        // Trace outputs are windowed by the end of the trace's last span: assembly emits the
-        // trace the idle time after it, which the windows' delay allows for.
-        let paths = traces.map(|t: AssembledTrace| {
-            let last_end = t.spans.iter().map(|s| s.event_time_ms()).max().unwrap_or(0);
-            let mut calls = trace_edges(&t.spans);
-            for c in calls.iter_mut() {
-                c.end_ms = last_end;
-            }
-            (path_record(&t), calls, last_end)
+        let mut outs = trace_outputs(traces, size, alpha, cfg.max_share_rows).partition(3, |x| {
+            let part = match &x {
+                TraceOut::Path(_) => 0,
+                TraceOut::Share(_) => 1,
+                TraceOut::Edge(_) => 2,
+            };
+            (part, x)
         });
-        let records = paths.clone().map(|(r, _, end)| (r, end));
-        let path_done = sink(
-            records.clone().map(|(r, _)| r),
-            sinks.critical_path,
-            delay,
-            ctx,
-            &mut states,
-        );
-        let max_rows = cfg.max_share_rows;
-        let shares = per_batch(
-            records,
-            "SharePartials",
-            move |(_, end): &(CriticalPathRecord, i64)| vec![ShareWindow::containing(*end, size)],
-            move |k| SharePartial::new(k.clone(), max_rows),
-            |p: &mut SharePartial, (r, _): &(CriticalPathRecord, i64)| p.add(r),
-        );
+        let edges = outs
+            .pop()
+            .map(|p| p.flat_map(TraceOut::into_edge))
+            .expect("three parts");
+        let shares = outs
+            .pop()
+            .map(|p| p.flat_map(TraceOut::into_share))
+            .expect("three parts");
+        let paths = outs
+            .pop()
+            .map(|p| p.flat_map(TraceOut::into_path))
+            .expect("three parts");
+        let path_done = sink(paths, sinks.critical_path, delay, ctx, &mut states);
         let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held.clone());
         let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
-        let edges = per_batch(
-            paths.flat_map(|(_, calls, _)| calls),
-            "EdgePartials",
-            move |c: &crate::service_map::EdgeCall| vec![c.window(size)],
-            move |k| EdgePartial::new(k.clone(), alpha),
-            |p: &mut EdgePartial, c| p.add(c),
-        );
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held.clone());
         let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
 
