@@ -110,7 +110,7 @@ pub fn bench_spans(
     data_dir: &Path,
 ) -> Result<String> {
     let topic = format!("apo.bench.{stamp}.spans");
-    let outputs: Vec<String> = ["red", "cp", "cps", "map", "slo", "dlq"]
+    let outputs: Vec<String> = ["red", "cp", "cps", "map", "slo", "dlq", "current"]
         .iter()
         .map(|o| format!("{topic}.{o}"))
         .collect();
@@ -180,6 +180,10 @@ pub fn bench_spans(
                 Box::new(kafka(&o2[4])?),
                 Box::new(parquet(&dir, &prefix, roll)?),
             ],
+            service_map_current: vec![
+                Box::new(kafka(&o2[6])?),
+                Box::new(parquet(&dir, &prefix, roll)?),
+            ],
         };
         Ok((
             Box::new(src) as _,
@@ -208,6 +212,7 @@ pub fn bench_spans(
                 critical_path_share: vec![Box::new(MemorySink::default())],
                 service_map: vec![Box::new(MemorySink::default())],
                 slo: vec![Box::new(MemorySink::default())],
+                service_map_current: vec![Box::new(MemorySink::default())],
             };
             Ok((
                 Box::new(MemorySource::new("memory", mine)) as _,

@@ -186,6 +186,16 @@ pub struct TraceArgs {
     /// Output topic of service-map edges.
     #[arg(long, env = "APO_SERVICE_MAP_TOPIC", default_value = "apo.service_map")]
     pub service_map_topic: String,
+    /// Output topic of the current service map's changes (upsert / retract per edge, keyed by edge: compaction keeps the map).
+    #[arg(
+        long,
+        env = "APO_SERVICE_MAP_CURRENT_TOPIC",
+        default_value = "apo.service_map_current"
+    )]
+    pub service_map_current_topic: String,
+    /// How long a closed edge window stays in the current service map; an edge without calls for this long is retracted.
+    #[arg(long, env = "APO_MAP_HORIZON", default_value = "15m", value_parser = duration)]
+    pub map_horizon: Duration,
     /// Output topic of SLO states (compliance and burn-rate alerts per objective, service and window).
     #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
     pub slo_topic: String,

@@ -78,6 +78,7 @@ pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
         time_bounds: cfg.time_bounds,
         objectives,
         burn,
+        map_horizon_ms: t.map_horizon.as_millis().max(1) as i64,
     })
 }
 
@@ -238,6 +239,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             &t.critical_path_share_topic,
             &t.service_map_topic,
             &t.slo_topic,
+            &t.service_map_current_topic,
         ]);
     }
     let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
@@ -378,6 +380,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 critical_path_share: vec![Box::new(kafka(&t.critical_path_share_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 service_map: vec![Box::new(kafka(&t.service_map_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 slo: vec![Box::new(kafka(&t.slo_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                service_map_current: vec![Box::new(kafka(&t.service_map_current_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
             };
             let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
             let spans = JobLane::new(worker, &cfg, SpanJob::new(span_cfg.clone(), sinks), Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;

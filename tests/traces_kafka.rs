@@ -56,6 +56,7 @@ struct Outputs {
     shares: Vec<Value>,
     edges: Vec<Value>,
     slo: Vec<Value>,
+    current: Vec<Value>,
     dlq: Vec<Record>,
 }
 
@@ -91,6 +92,7 @@ fn run(t: &Topics, payloads: &[(i32, Vec<u8>)], want_paths: usize) -> Outputs {
         shares: parse(&tt.critical_path_share, usize::MAX),
         edges: parse(&tt.service_map, usize::MAX),
         slo: parse(&tt.slo, usize::MAX),
+        current: parse(&tt.current, usize::MAX),
         dlq: consume(&t.dlq, usize::MAX, Duration::from_secs(3)),
     }
 }
@@ -253,5 +255,10 @@ fn otlp_and_zipkin_give_the_same_outputs_as_apo_json_and_bad_spans_go_to_the_dlq
             &from_json.edges,
         );
         assert_same(&format!("{format:?} slo"), &out.slo, &from_json.slo);
+        assert_same(
+            &format!("{format:?} service_map_current"),
+            &out.current,
+            &from_json.current,
+        );
     }
 }

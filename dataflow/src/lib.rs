@@ -10,6 +10,7 @@
 //! - [`assembly`]: spans grouped into traces, bounded in time and memory;
 //! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
 //! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
+//! - [`map_view`]: the current service map over a sliding horizon (differential dataflow);
 //! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
 //! - [`slo_ops`]: SLO counts per service window and burn-rate state in the stream;
 //! - [`trace_ops`]: trace assembly as a timely operator;
@@ -26,6 +27,7 @@ pub mod commit;
 pub mod critical_path;
 pub mod job;
 pub mod lane;
+pub mod map_view;
 pub mod path_share;
 pub mod pipeline;
 pub mod preaggregate;

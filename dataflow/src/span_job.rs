@@ -8,6 +8,8 @@
 //!                        └─ spans ─ exchange by trace ─ assembly ─ critical paths ─┬─ path sinks
 //!                               share partials per batch ─ windows ─ share sinks ──┤
 //!                               edge partials per batch ─ windows ─ map sinks ─────┘
+//!                                                                 └─ current map (differential,
+//!                                                                    sliding horizon) ─ sinks
 //! ```
 //!
 //! A span's event time is its end. Critical-path shares and service-map edges are windowed by
@@ -20,7 +22,7 @@ use std::rc::Rc;
 use apo_ingest::decode::TimeBounds;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
-use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
 use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
 use apo_schemas::{OutputRow, SchemaError, Span};
@@ -35,6 +37,7 @@ use timely::dataflow::StreamVec;
 use crate::aggregate::window_start;
 use crate::assembly::{AssembledTrace, AssemblyConfig};
 use crate::job::{BuildContext, Decoded, Job};
+use crate::map_view::current_map;
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
 use crate::service_map::{trace_edges, EdgePartial, MapWindow};
@@ -52,6 +55,7 @@ pub struct SpanSinks {
     pub critical_path_share: Vec<Box<dyn StatsSink<CriticalPathShare>>>,
     pub service_map: Vec<Box<dyn StatsSink<ServiceMapEdge>>>,
     pub slo: Vec<Box<dyn StatsSink<SloState>>>,
+    pub service_map_current: Vec<Box<dyn StatsSink<ServiceMapCurrent>>>,
 }
 
 /// Settings of the trace pipeline.
@@ -69,6 +73,8 @@ pub struct SpanConfig {
     /// SLOs evaluated per service and window (none: no SLO output).
     pub objectives: Vec<Objective>,
     pub burn: BurnConfig,
+    /// How long an edge window stays in the current service map after it closes, ms.
+    pub map_horizon_ms: i64,
 }
 
 impl Default for SpanConfig {
@@ -82,6 +88,7 @@ impl Default for SpanConfig {
             time_bounds: TimeBounds::default(),
             objectives: default_objectives(),
             burn: BurnConfig::default(),
+            map_horizon_ms: 15 * 60_000,
         }
     }
 }
@@ -409,13 +416,16 @@ impl Job for SpanJob {
         let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held.clone());
         let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held.clone());
+        let current = current_map(edges.clone(), cfg.map_horizon_ms);
         let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
+        let current_done = sink(current, sinks.service_map_current, delay, ctx, &mut states);
 
         let done = red_done
             .concat(slo_done)
             .concat(path_done)
             .concat(share_done)
-            .concat(map_done);
+            .concat(map_done)
+            .concat(current_done);
         (done, states)
     }
 }

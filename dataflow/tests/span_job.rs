@@ -68,6 +68,7 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
             critical_path_share: vec![Box::new(Collect(s.clone(), 0))],
             service_map: vec![Box::new(Collect(e.clone(), 0))],
             slo: vec![Box::new(Collect(o.clone(), 0))],
+            service_map_current: Vec::new(),
         };
         SpanJob::new(
             SpanConfig {

@@ -80,6 +80,7 @@ pub const CRITICAL_PATH_TABLE: &str = "critical_path";
 pub const CRITICAL_PATH_SHARE_TABLE: &str = "critical_path_share";
 pub const SERVICE_MAP_TABLE: &str = "service_map";
 pub const SLO_TABLE: &str = "slo";
+pub const SERVICE_MAP_CURRENT_TABLE: &str = "service_map_current";
 
 fn ts_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -164,6 +165,29 @@ pub fn slo_schema() -> SchemaRef {
         f("burn_slow_long"),
         f("burn_slow_short"),
         s("alert"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}
+
+/// Schema of `service_map_current`; one row per [`crate::service_map::ServiceMapCurrent`].
+pub fn service_map_current_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let i = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        s("client"),
+        s("server"),
+        s("connection_type"),
+        s("change"),
+        i("horizon_seconds"),
+        Field::new("as_of", ts(), false),
+        i("windows"),
+        i("calls"),
+        i("failed"),
+        f("error_ratio"),
+        f("latency_mean_ms"),
+        f("latency_max_ms"),
+        f("worst_window_p95_ms"),
         Field::new("revision", DataType::Int32, false),
     ]))
 }

@@ -5,7 +5,7 @@
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
-use crate::service_map::ServiceMapEdge;
+use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use crate::slo::SloState;
 use crate::{MetricPoint, Span, WindowStats};
 
@@ -33,6 +33,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "service_map.schema.json",
             render(schemars::schema_for!(ServiceMapEdge)),
+        ),
+        (
+            "service_map_current.schema.json",
+            render(schemars::schema_for!(ServiceMapCurrent)),
         ),
         ("slo.schema.json", render(schemars::schema_for!(SloState))),
         ("span.schema.json", render(schemars::schema_for!(Span))),

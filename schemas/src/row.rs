@@ -2,7 +2,7 @@
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::red::RedStats;
-use crate::service_map::ServiceMapEdge;
+use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use crate::slo::SloState;
 use crate::WindowStats;
 
@@ -61,5 +61,21 @@ impl OutputRow for CriticalPathRecord {
     }
     fn revision(&self) -> u32 {
         1
+    }
+}
+
+/// A change of the current service map: its "window" is the horizon ending at `as_of`.
+impl OutputRow for ServiceMapCurrent {
+    fn key(&self) -> String {
+        ServiceMapCurrent::key(self)
+    }
+    fn window_end(&self) -> i64 {
+        self.as_of
+    }
+    fn window_start(&self) -> i64 {
+        ServiceMapCurrent::window_start(self)
+    }
+    fn revision(&self) -> u32 {
+        self.revision
     }
 }

@@ -35,3 +35,39 @@ impl ServiceMapEdge {
         )
     }
 }
+
+/// One change of the current service map (`apo.service_map_current`, table
+/// `service_map_current`): an edge's totals over the trailing horizon of windows, as of a
+/// time. `upsert` gives the edge's new totals; `retract` says the edge has had no calls within
+/// the horizon and is gone from the map. Keyed by edge, so a compacted topic holds the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceMapCurrent {
+    pub client: String,
+    pub server: String,
+    pub connection_type: String,
+    /// `upsert` or `retract`.
+    pub change: String,
+    pub horizon_seconds: u32,
+    /// The totals cover windows ending in (`as_of` − horizon, `as_of`], ms.
+    pub as_of: i64,
+    /// Windows with calls within the horizon.
+    pub windows: u32,
+    pub calls: u64,
+    pub failed: u64,
+    pub error_ratio: f64,
+    pub latency_mean_ms: f64,
+    pub latency_max_ms: f64,
+    /// The highest per-window p95 within the horizon.
+    pub worst_window_p95_ms: f64,
+    pub revision: u32,
+}
+
+impl ServiceMapCurrent {
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}", self.client, self.server, self.connection_type)
+    }
+
+    pub fn window_start(&self) -> i64 {
+        self.as_of - self.horizon_seconds as i64 * 1000
+    }
+}

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_schemas::arrow::{
-    critical_path_schema, critical_path_share_schema, red_schema, service_map_schema, slo_schema,
-    window_stats_schema, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, RED_TABLE,
-    SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
+    critical_path_schema, critical_path_share_schema, red_schema, service_map_current_schema,
+    service_map_schema, slo_schema, window_stats_schema, CRITICAL_PATH_SHARE_TABLE,
+    CRITICAL_PATH_TABLE, RED_TABLE, SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE,
+    WINDOW_STATS_TABLE,
 };
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::red::RedStats;
-use apo_schemas::service_map::ServiceMapEdge;
+use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
 use apo_schemas::{OutputRow, WindowStats};
 use datafusion::arrow::array::{
@@ -399,6 +400,35 @@ impl ParquetRow for SloState {
                 c.f(|r| r.burn_slow_long),
                 c.f(|r| r.burn_slow_short),
                 c.s(|r| &r.alert),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for ServiceMapCurrent {
+    const TABLE: &'static str = SERVICE_MAP_CURRENT_TABLE;
+    fn schema() -> SchemaRef {
+        service_map_current_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        batch(
+            service_map_current_schema(),
+            vec![
+                c.s(|r| &r.client),
+                c.s(|r| &r.server),
+                c.s(|r| &r.connection_type),
+                c.s(|r| &r.change),
+                c.i(|r| r.horizon_seconds as i64),
+                c.ms(|r| r.as_of),
+                c.i(|r| r.windows as i64),
+                c.i(|r| r.calls as i64),
+                c.i(|r| r.failed as i64),
+                c.f(|r| r.error_ratio),
+                c.f(|r| r.latency_mean_ms),
+                c.f(|r| r.latency_max_ms),
+                c.f(|r| r.worst_window_p95_ms),
                 c.i32(|r| r.revision as i32),
             ],
         )

@@ -52,6 +52,9 @@ async fn trace_tables_answer_sql() {
                 slo: vec![Box::new(
                     ParquetStatsSink::new(&path, &p("o"), roll).unwrap(),
                 )],
+                service_map_current: vec![Box::new(
+                    ParquetStatsSink::new(&path, &p("v"), roll).unwrap(),
+                )],
             };
             run_job(
                 worker,
@@ -92,6 +95,11 @@ async fn trace_tables_answer_sql() {
     assert_eq!(
         sql("SELECT objective, sum(events) AS events FROM slo WHERE service = 'frontend' GROUP BY objective ORDER BY objective").await,
         "objective,events\napi-errors,1000\napi-latency-p50,1000\napi-latency-p95,1000\napi-latency-p99,1000\n"
+    );
+    // The current map: each of the 12 edges upserted, then retracted when the input ended.
+    assert_eq!(
+        sql("SELECT change, count(DISTINCT client || '>' || server) AS edges FROM service_map_current GROUP BY change ORDER BY change").await,
+        "change,edges\nretract,12\nupsert,12\n"
     );
     let top = sql("SELECT service, operation FROM critical_path_share GROUP BY service, operation ORDER BY sum(critical_ms) DESC LIMIT 2").await;
     assert!(top.contains("payment,POST /v1/charges"), "{top}");

@@ -56,6 +56,7 @@ pub struct TraceTopics {
     pub critical_path_share: String,
     pub service_map: String,
     pub slo: String,
+    pub current: String,
 }
 
 /// Topics for a run of both pipelines.
@@ -68,6 +69,7 @@ pub fn trace_topics(name: &str, partitions: i32) -> Topics {
         critical_path_share: unique(&format!("{name}.cps")),
         service_map: unique(&format!("{name}.map")),
         slo: unique(&format!("{name}.slo")),
+        current: unique(&format!("{name}.current")),
     };
     apo_ingest::kafka::ensure_topics(
         &client(),
@@ -78,6 +80,7 @@ pub fn trace_topics(name: &str, partitions: i32) -> Topics {
             &tt.critical_path_share,
             &tt.service_map,
             &tt.slo,
+            &tt.current,
         ],
         partitions,
     )
@@ -216,6 +219,7 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
                 ("--critical-path-share-topic", &tt.critical_path_share),
                 ("--service-map-topic", &tt.service_map),
                 ("--slo-topic", &tt.slo),
+                ("--service-map-current-topic", &tt.current),
             ] {
                 args.extend([flag.to_string(), topic.clone()]);
             }
