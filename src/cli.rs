@@ -214,7 +214,7 @@ pub struct TraceArgs {
     /// Spans held in open traces per worker; past it the oldest traces are analysed early, flagged incomplete.
     #[arg(long, env = "APO_MAX_HELD_SPANS", default_value_t = 1_000_000)]
     pub max_held_spans: usize,
-    /// Operations per service with RED rows of their own; the rest fold into `_other_`.
+    /// Operations per service with RED rows of their own; the rest fold into one `otel.metric.overflow` row.
     #[arg(long, env = "APO_MAX_OPERATIONS", default_value_t = 100)]
     pub max_operations: usize,
     /// Contributors per window with critical-path share rows of their own; the rest fold into one row.

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use apo_schemas::critical_path::PathSegment;
 use apo_schemas::{Span, SpanKind, SpanStatus};
 
 use crate::red::Durations;
@@ -39,6 +40,11 @@ pub struct EdgeCall {
     pub duration_ms: f64,
     /// When the call ended (ms): its event time.
     pub end_ms: i64,
+    /// The span whose subtree is the server side of the call (the server span; the client span
+    /// itself for an uninstrumented peer or a root).
+    pub callee: u64,
+    /// Time (ms) of the trace's critical path inside the server side (see [`attribute_critical`]).
+    pub critical_ms: f64,
 }
 
 fn edge(client: &str, server: &str, connection_type: &str) -> Edge {
@@ -49,12 +55,54 @@ fn edge(client: &str, server: &str, connection_type: &str) -> Edge {
     }
 }
 
-fn call(e: Edge, s: &Span) -> EdgeCall {
+/// A call measured on `s` (the client span where there is one), served by `callee`'s subtree.
+fn call(e: Edge, s: &Span, callee: &Span) -> EdgeCall {
     EdgeCall {
         edge: e,
         failed: s.status == SpanStatus::Error,
         duration_ms: s.duration_ns() as f64 / 1e6,
         end_ms: s.event_time_ms(),
+        callee: callee.span_id.0,
+        critical_ms: 0.0,
+    }
+}
+
+/// Adds to each call the critical-path time spent on its server side: the segments whose span
+/// is the callee or below it. This is the dependency view: how much of the caller's critical
+/// path (its latency) an edge's server accounts for. Nested edges share the time (a database
+/// call below payment counts for checkout → payment and for payment → the database).
+pub fn attribute_critical(spans: &[Span], segments: &[PathSegment], calls: &mut [EdgeCall]) {
+    if calls.is_empty() {
+        return;
+    }
+    let parent: HashMap<u64, u64> = spans
+        .iter()
+        .filter_map(|s| s.parent_span_id.map(|p| (s.span_id.0, p.0)))
+        .collect();
+    let mut chain: Vec<u64> = Vec::new();
+    for seg in segments {
+        let Some(id) = seg
+            .span_id
+            .as_deref()
+            .and_then(|h| apo_schemas::SpanId::parse(h).ok())
+        else {
+            continue;
+        };
+        chain.clear();
+        let mut at = Some(id.0);
+        while let Some(x) = at {
+            if chain.contains(&x) || chain.len() > spans.len() {
+                break; // a cycle of parent ids
+            }
+            chain.push(x);
+            at = parent.get(&x).copied();
+        }
+        let ms = (seg.end_ns - seg.start_ns).max(0) as f64 / 1e6;
+        for c in calls.iter_mut() {
+            if chain.contains(&c.callee) {
+                c.critical_ms += ms;
+            }
+        }
     }
 }
 
@@ -103,7 +151,7 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
             .and_then(|p| by_id.get(&p.0))
             .map(|&p| &spans[p]);
         if parent.is_none() {
-            out.push(call(edge(USER, &s.service, ""), s));
+            out.push(call(edge(USER, &s.service, ""), s, s));
         }
         let is_client = matches!(s.kind, SpanKind::Client | SpanKind::Producer);
         if is_client {
@@ -114,7 +162,7 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
                 .collect();
             if served.is_empty() {
                 if let Some((peer, kind)) = virtual_peer(s) {
-                    out.push(call(edge(&s.service, &peer, kind), s));
+                    out.push(call(edge(&s.service, &peer, kind), s, s));
                 }
             }
             for c in served {
@@ -124,7 +172,7 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
                     } else {
                         ""
                     };
-                    out.push(call(edge(&s.service, &c.service, kind), s));
+                    out.push(call(edge(&s.service, &c.service, kind), s, c));
                 }
             }
         }
@@ -133,7 +181,7 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
             let paired = matches!(p.kind, SpanKind::Client | SpanKind::Producer)
                 && matches!(s.kind, SpanKind::Server | SpanKind::Consumer);
             if !paired && p.service != s.service {
-                out.push(call(edge(&p.service, &s.service, ""), s));
+                out.push(call(edge(&p.service, &s.service, ""), s, s));
             }
         }
     }
@@ -155,6 +203,7 @@ impl EdgeCall {
 pub struct EdgeStats {
     pub failed: u64,
     pub latency: Durations,
+    pub critical_ms: f64,
 }
 
 /// The edges of some of one window's traces.
@@ -182,8 +231,10 @@ impl EdgePartial {
             .or_insert_with(|| EdgeStats {
                 failed: 0,
                 latency: Durations::new(alpha),
+                critical_ms: 0.0,
             });
         e.failed += c.failed as u64;
+        e.critical_ms += c.critical_ms;
         e.latency.add(c.duration_ms);
     }
 
@@ -193,6 +244,7 @@ impl EdgePartial {
                 Some(e) => {
                     e.failed += s.failed;
                     e.latency.merge(&s.latency);
+                    e.critical_ms += s.critical_ms;
                 }
                 None => {
                     self.edges.insert(edge.clone(), s.clone());
@@ -221,6 +273,7 @@ impl EdgePartial {
                     latency_p95_ms: d.quantile(0.95),
                     latency_p99_ms: d.quantile(0.99),
                     latency_max_ms: d.max_ms,
+                    critical_path_ms: s.critical_ms,
                     relative_accuracy: self.alpha,
                     revision,
                 }

@@ -40,7 +40,7 @@ use crate::job::{BuildContext, Decoded, Job};
 use crate::map_view::current_map;
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
-use crate::service_map::{trace_edges, EdgePartial, MapWindow};
+use crate::service_map::{attribute_critical, trace_edges, EdgePartial, MapWindow};
 use crate::sink::{sink_operator, RowsCallback, SinkState, StatsSink};
 use crate::slo::{default_objectives, BurnConfig, Objective};
 use crate::slo_ops::{burn_operator, SloPartial, SloTrackers};
@@ -207,7 +207,9 @@ fn trace_outputs<'s>(
                         .entry(w.clone())
                         .or_insert_with(|| SharePartial::new(w, max_share_rows))
                         .add(&record);
-                    for mut c in trace_edges(&t.spans) {
+                    let mut calls = trace_edges(&t.spans);
+                    attribute_critical(&t.spans, &record.segments, &mut calls);
+                    for mut c in calls {
                         c.end_ms = last_end;
                         let w = c.window(size);
                         edges

@@ -26,6 +26,7 @@ fn edge(server: &str, window_start: i64, calls: u64, failed: u64, revision: u32)
         latency_p95_ms: calls as f64,
         latency_p99_ms: 3.0,
         latency_max_ms: 4.0,
+        critical_path_ms: 0.0,
         relative_accuracy: 0.01,
         revision,
     }

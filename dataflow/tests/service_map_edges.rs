@@ -132,3 +132,62 @@ fn edge_windows_sum_calls_failures_and_latency_exactly() {
         r.latency_p50_ms
     );
 }
+
+/// Dependency view: each edge gets the critical-path time spent on its server side. Written
+/// out by hand: root R (frontend, 0–100 ms) → client C (frontend, 10–90) → server S (checkout,
+/// 12–88) → database client D (checkout, 20–80). The critical path is R 0–10, C 10–12,
+/// S 12–20, D 20–80, S 80–88, C 88–90, R 90–100.
+#[test]
+fn critical_path_time_is_attributed_to_the_edges_it_waits_on() {
+    use apo_dataflow::assembly::{AssembledTrace, Emitted};
+    use apo_dataflow::path_share::path_record;
+    use apo_dataflow::service_map::attribute_critical;
+    use SpanKind::*;
+    let ms = 1_000_000i64;
+    let timed = |id: u64, parent: Option<u64>, svc: &str, kind, from: i64, to: i64, db: bool| {
+        let attrs: &[(&str, &str)] = if db {
+            &[("db.system", "postgresql"), ("db.name", "orders")]
+        } else {
+            &[]
+        };
+        Span {
+            start_ns: from * ms,
+            end_ns: to * ms,
+            status: SpanStatus::Unset,
+            ..span(id, parent, svc, kind, attrs)
+        }
+    };
+    let spans = vec![
+        timed(1, None, "frontend", Server, 0, 100, false),
+        timed(2, Some(1), "frontend", Client, 10, 90, false),
+        timed(3, Some(2), "checkout", Server, 12, 88, false),
+        timed(4, Some(3), "checkout", Client, 20, 80, true),
+    ];
+    let record = path_record(&AssembledTrace {
+        trace_id: TraceId(1),
+        spans: spans.clone(),
+        complete: true,
+        emitted: Emitted::Idle,
+        fragment: 0,
+    });
+    let mut calls = trace_edges(&spans);
+    attribute_critical(&spans, &record.segments, &mut calls);
+    let got: BTreeMap<(String, String), f64> = calls
+        .iter()
+        .map(|c| {
+            (
+                (c.edge.client.clone(), c.edge.server.clone()),
+                c.critical_ms,
+            )
+        })
+        .collect();
+    let want: BTreeMap<(String, String), f64> = [
+        ((USER, "frontend"), 100.0),
+        (("frontend", "checkout"), 76.0),
+        (("checkout", "postgresql/orders"), 60.0),
+    ]
+    .into_iter()
+    .map(|((a, b), v)| ((a.to_string(), b.to_string()), v))
+    .collect();
+    assert_eq!(got, want);
+}

@@ -139,6 +139,7 @@ pub fn service_map_schema() -> SchemaRef {
         f("latency_p95_ms"),
         f("latency_p99_ms"),
         f("latency_max_ms"),
+        f("critical_path_ms"),
         f("relative_accuracy"),
         Field::new("revision", DataType::Int32, false),
     ]))

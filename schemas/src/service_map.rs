@@ -23,6 +23,9 @@ pub struct ServiceMapEdge {
     pub latency_p95_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
+    /// Dependency view: critical-path time (ms, summed over the window's traces) spent on the
+    /// server side of this edge — how much of the client's latency the server accounts for.
+    pub critical_path_ms: f64,
     pub relative_accuracy: f64,
     pub revision: u32,
 }

@@ -367,6 +367,7 @@ impl ParquetRow for ServiceMapEdge {
                 c.f(|r| r.latency_p95_ms),
                 c.f(|r| r.latency_p99_ms),
                 c.f(|r| r.latency_max_ms),
+                c.f(|r| r.critical_path_ms),
                 c.f(|r| r.relative_accuracy),
                 c.i32(|r| r.revision as i32),
             ],
