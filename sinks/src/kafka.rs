@@ -65,6 +65,12 @@ impl KafkaStatsSink {
         if c.get("linger.ms").is_none() {
             c.set("linger.ms", "0");
         }
+        // Output JSON compresses several times over; the broker then stores and serves a
+        // fraction of the bytes (per-trace critical paths are most of the trace pipeline's
+        // output). Any -X compression.type given wins.
+        if c.get("compression.type").is_none() && c.get("compression.codec").is_none() {
+            c.set("compression.type", "lz4");
+        }
         let producer = c
             .create_with_context(AckTracker::default())
             .map_err(|e| SinkError(format!("creating producer for `{topic}`: {e}")))?;
