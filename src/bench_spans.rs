@@ -156,7 +156,8 @@ pub fn bench_spans(
         let e = |x: &dyn std::fmt::Display| x.to_string();
         let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|x| e(&x))?;
         let dlq = KafkaDeadLetters::new(&c2, &o2[5]).map_err(|x| e(&x))?;
-        let kafka = |t: &str| KafkaStatsSink::new(&c2, t).map_err(|x| e(&x));
+        let batched = apo_sinks::kafka::batched(&c2);
+        let kafka = |t: &str| KafkaStatsSink::new(&batched, t).map_err(|x| e(&x));
         let roll = Duration::from_secs(10);
         let prefix = format!("w{i}");
         let sinks = SpanSinks {

@@ -373,7 +373,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             let t = &trace_topics;
             let source = KafkaSource::new(&client, &group, &t.spans_topic, index, peers).map_err(|x| e(&x))?;
             tracing::info!(worker = index, partitions = ?apo_ingest::source::MessageSource::partitions(&source), "reading {}", t.spans_topic);
-            let kafka = |topic: &str| KafkaStatsSink::new(&client, topic).map_err(|x| e(&x));
+            let batched = apo_sinks::kafka::batched(&client);
+            let kafka = |topic: &str| KafkaStatsSink::new(&batched, topic).map_err(|x| e(&x));
             let sinks = SpanSinks {
                 red: vec![Box::new(kafka(&t.red_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 critical_path: vec![Box::new(kafka(&t.critical_path_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
