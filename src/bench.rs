@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::pipeline::{run_worker, PipelineConfig};
+use apo_dataflow::job::{Job, MetricsJob};
+use apo_dataflow::pipeline::{run_job, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
-use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
+use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
 use apo_ingest::kafka::{ensure_topics, KafkaSource, SourceContext};
-use apo_ingest::source::MemorySource;
+use apo_ingest::source::{MemorySource, MessageSource};
 use apo_schemas::{MetricPoint, WindowStats};
 use apo_sinks::kafka::KafkaStatsSink;
 use apo_sinks::memory::MemorySink;
@@ -63,30 +64,23 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-struct PhaseResult {
-    seconds: f64,
-    points: u64,
-    rss_mib: Option<f64>,
-    latencies: Vec<f64>,
-    rows: Vec<WindowStats>,
+pub struct PhaseResult {
+    pub seconds: f64,
+    /// Records used (points or spans).
+    pub points: u64,
+    pub rss_mib: Option<f64>,
+    pub latencies: Vec<f64>,
+    pub rows: Vec<WindowStats>,
 }
 
-fn run_phase(
+/// What one worker of a phase runs: its source, dead letters and job (with the job's sinks).
+pub type Parts<J> = (Box<dyn MessageSource>, Box<dyn DeadLetterSink>, J);
+
+/// Runs `make`'s job on `workers` timely workers until drained; times it and takes peak RSS.
+pub fn run_phase<J: Job>(
     workers: usize,
     cfg: PipelineConfig,
-    make: impl Fn(
-            usize,
-            usize,
-        ) -> Result<
-            (
-                Box<dyn apo_ingest::source::MessageSource>,
-                Box<dyn apo_ingest::dlq::DeadLetterSink>,
-                Vec<Box<dyn StatsSink>>,
-            ),
-            String,
-        > + Send
-        + Sync
-        + 'static,
+    make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
 ) -> Result<PhaseResult> {
     let progress = Arc::new(Progress::new(workers));
     let p = progress.clone();
@@ -95,13 +89,13 @@ fn run_phase(
     let guards = timely::execute(
         timely::Config::process(workers),
         move |worker| -> Result<u64, String> {
-            let (src, dlq, sinks) = make(worker.index(), worker.peers())?;
-            run_worker(
+            let (src, dlq, job) = make(worker.index(), worker.peers())?;
+            run_job(
                 worker,
                 &cfg,
+                job,
                 src,
                 dlq,
-                sinks,
                 p.clone(),
                 Arc::new(AtomicBool::new(false)),
             )
@@ -116,14 +110,24 @@ fn run_phase(
             .map_err(|e| anyhow::anyhow!(e))?
             .map_err(|e| anyhow::anyhow!(e))?;
     }
-    let seconds = started.elapsed().as_secs_f64();
     Ok(PhaseResult {
-        seconds,
+        seconds: started.elapsed().as_secs_f64(),
         points,
         rss_mib: peak_rss_mib(),
         latencies: progress.take_latencies(),
         rows: Vec::new(),
     })
+}
+
+/// The metrics job of `cfg` writing to `sinks`.
+fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJob {
+    MetricsJob::new(
+        &cfg.window_seconds,
+        cfg.relative_accuracy,
+        cfg.encoding,
+        cfg.time_bounds,
+        sinks,
+    )
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -144,6 +148,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut rss_sizes = Vec::new();
     for n in [a.points, a.memory_points] {
         eprintln!("peak memory at {n} points…");
+        let c = cfg.clone();
         let r = run_phase(1, cfg.clone(), move |_, _| {
             let g = Generator::new(&generator_config(
                 stamp - (n as f64 / RATE * 1000.0) as i64 - 60_000,
@@ -151,7 +156,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             Ok((
                 Box::new(GeneratorSource::new(g, n, BATCH)) as _,
                 Box::new(MemoryDeadLetters::default()) as _,
-                vec![Box::new(MemorySink::default()) as Box<dyn StatsSink>],
+                metrics_job(&c, vec![Box::new(MemorySink::default())]),
             ))
         })?;
         rss_sizes.push((n, r.rss_mib, r.points as f64 / r.seconds));
@@ -230,6 +235,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let (client, topic, stop) = (client.clone(), probe_topic.clone(), probe_stop.clone());
         std::thread::spawn(move || probe_acks(&client, &topic, &stop))
     };
+    let c = cfg.clone();
     let full = run_phase(a.workers, cfg.clone(), move |i, n| {
         let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|e| e.to_string())?;
         let dlq = KafkaDeadLetters::new(&c2, &d2).map_err(|e| e.to_string())?;
@@ -240,7 +246,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                     .map_err(|e| e.to_string())?,
             ),
         ];
-        Ok((Box::new(src) as _, Box::new(dlq) as _, sinks))
+        Ok((
+            Box::new(src) as _,
+            Box::new(dlq) as _,
+            metrics_job(&c, sinks),
+        ))
     })?;
 
     probe_stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -269,12 +279,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let rows = sink.rows.clone();
     let mem = {
         let payloads = payloads.clone();
+        let c = cfg.clone();
         run_phase(a.workers, cfg.clone(), move |i, n| {
             let mine: Vec<Vec<u8>> = payloads.iter().skip(i).step_by(n).cloned().collect();
             Ok((
                 Box::new(MemorySource::new("memory", mine)) as _,
                 Box::new(MemoryDeadLetters::default()) as _,
-                vec![Box::new(sink.clone()) as Box<dyn StatsSink>],
+                metrics_job(&c, vec![Box::new(sink.clone())]),
             ))
         })?
     };

@@ -9,18 +9,17 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use apo_dataflow::pipeline::{run_job, PipelineConfig};
-use apo_dataflow::progress::{percentile, Progress};
+use apo_dataflow::pipeline::PipelineConfig;
+use apo_dataflow::progress::percentile;
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
-use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
+use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::Pace;
 use apo_ingest::kafka::{ensure_topics, KafkaSource};
-use apo_ingest::source::{MemorySource, MessageSource};
+use apo_ingest::source::MemorySource;
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
 use apo_sinks::kafka::KafkaStatsSink;
@@ -28,7 +27,7 @@ use apo_sinks::memory::MemorySink;
 use apo_sinks::parquet::{ParquetRow, ParquetStatsSink};
 use rdkafka::ClientConfig;
 
-use crate::bench::{peak_rss_mib, raw_consume, reset_peak_rss};
+use crate::bench::{raw_consume, run_phase};
 
 /// Traces per second of event time.
 const TRACE_RATE: f64 = 1_000.0;
@@ -42,62 +41,12 @@ fn generator(start_ms: i64) -> TraceGenerator {
     })
 }
 
-struct Phase {
-    seconds: f64,
-    spans: u64,
-    rss_mib: Option<f64>,
-    latencies: Vec<f64>,
-}
-
 fn parquet<R: ParquetRow>(
     dir: &Path,
     prefix: &str,
     roll: Duration,
 ) -> Result<ParquetStatsSink<R>, String> {
     ParquetStatsSink::new(dir, prefix, roll).map_err(|e| e.to_string())
-}
-
-type Parts = (Box<dyn MessageSource>, Box<dyn DeadLetterSink>, SpanJob);
-
-fn run_phase(
-    workers: usize,
-    cfg: PipelineConfig,
-    make: impl Fn(usize, usize) -> Result<Parts, String> + Send + Sync + 'static,
-) -> Result<Phase> {
-    let progress = Arc::new(Progress::new(workers));
-    let p = progress.clone();
-    reset_peak_rss();
-    let started = Instant::now();
-    let guards = timely::execute(
-        timely::Config::process(workers),
-        move |worker| -> Result<u64, String> {
-            let (src, dlq, job) = make(worker.index(), worker.peers())?;
-            run_job(
-                worker,
-                &cfg,
-                job,
-                src,
-                dlq,
-                p.clone(),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .map(|r| r.points)
-            .map_err(|e| e.to_string())
-        },
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let mut spans = 0;
-    for g in guards.join() {
-        spans += g
-            .map_err(|e| anyhow::anyhow!(e))?
-            .map_err(|e| anyhow::anyhow!(e))?;
-    }
-    Ok(Phase {
-        seconds: started.elapsed().as_secs_f64(),
-        spans,
-        rss_mib: peak_rss_mib(),
-        latencies: progress.take_latencies(),
-    })
 }
 
 /// Runs the span benchmark on the broker of `client`; returns its Markdown section.
@@ -224,8 +173,8 @@ pub fn bench_spans(
     };
 
     let raw_sps = loaded.points as f64 / raw_s;
-    let full_sps = full.spans as f64 / full.seconds;
-    let mem_sps = mem.spans as f64 / mem.seconds;
+    let full_sps = full.points as f64 / full.seconds;
+    let mem_sps = mem.points as f64 / mem.seconds;
     let mb = bytes as f64 / 1e6;
     let rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
     let mut lat = full.latencies;
@@ -247,11 +196,11 @@ pub fn bench_spans(
         percentile(&mut lat, 0.5),
         percentile(&mut lat, 0.99)
     );
-    if full.spans != loaded.points || mem.spans != n {
+    if full.points != loaded.points || mem.points != n {
         let _ = writeln!(
             out,
             "\nWARNING: spans counted {} (broker) / {} (memory), {} / {n} sent.",
-            full.spans, mem.spans, loaded.points
+            full.points, mem.points, loaded.points
         );
     }
     Ok(out)

@@ -227,6 +227,16 @@ pub struct ProduceStats {
     pub bytes: u64,
 }
 
+/// A producer for generated load: batches for 5 ms unless `linger.ms` is set, and tracks
+/// failed deliveries.
+pub fn load_producer(config: &ClientConfig) -> Result<BaseProducer<DeliveryTracker>, IngestError> {
+    let mut c = config.clone();
+    if c.get("linger.ms").is_none() {
+        c.set("linger.ms", "5");
+    }
+    Ok(c.create_with_context(DeliveryTracker::default())?)
+}
+
 /// Produces generated points to `topic` as APO JSON arrays of up to `batch` points of one
 /// service each, keyed by the service (a real-time run also sends partial batches when it waits),
 /// until `limit` points or `duration` of event time are reached (whichever is set and first), or
@@ -243,12 +253,7 @@ pub fn produce(
     stop: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(&ProduceStats),
 ) -> Result<ProduceStats, IngestError> {
-    let mut c = config.clone();
-    if c.get("linger.ms").is_none() {
-        c.set("linger.ms", "5");
-    }
-    let producer: BaseProducer<DeliveryTracker> =
-        c.create_with_context(DeliveryTracker::default())?;
+    let producer = load_producer(config)?;
     let start_ms = generator.clock_ms();
     let started = Instant::now();
     let mut last_report = Instant::now();

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use apo_schemas::span_encode::{encode_spans_otlp, encode_spans_zipkin};
 use apo_schemas::{Span, TraceId};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
 use crate::generator::{Pace, ProduceStats};
-use crate::kafka::{flush_promptly, send_with_backpressure, DeliveryTracker};
+use crate::kafka::{flush_promptly, send_with_backpressure};
 use crate::trace_generator::TraceGenerator;
 use crate::IngestError;
 
@@ -98,12 +98,7 @@ pub fn produce_traces(
     stop: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(&ProduceStats),
 ) -> Result<ProduceStats, IngestError> {
-    let mut c = config.clone();
-    if c.get("linger.ms").is_none() {
-        c.set("linger.ms", "5");
-    }
-    let producer: BaseProducer<DeliveryTracker> =
-        c.create_with_context(DeliveryTracker::default())?;
+    let producer = crate::generator::load_producer(config)?;
     let start_ms = generator.clock_ms();
     let started = Instant::now();
     let mut last_report = Instant::now();
