@@ -1,15 +1,17 @@
 //! The trace pipeline as a [`Job`]: spans from `apo.spans` (APO JSON, Zipkin v2 JSON, OTLP) into
-//! RED per service window, assembled traces with their critical paths, critical-path shares and
-//! service-map edges per window, each to its own sinks.
+//! RED and SLO states per service window, assembled traces with their critical paths,
+//! critical-path shares and service-map edges per window, and the current service map, each to
+//! its own sinks.
 //!
 //! ```text
 //! job buffer (per tick) ─┬─ RED partials ─ exchange by service ─ windows ─ red sinks
 //!                        ├─ SLO counts ─ exchange by service ─ windows ─ burn rates ─ slo sinks
-//!                        └─ spans ─ exchange by trace ─ assembly ─ critical paths ─┬─ path sinks
-//!                               share partials per batch ─ windows ─ share sinks ──┤
-//!                               edge partials per batch ─ windows ─ map sinks ─────┘
-//!                                                                 └─ current map (differential,
-//!                                                                    sliding horizon) ─ sinks
+//!                        └─ spans ─ exchange by trace ─ assembly ─ trace outputs (per batch):
+//!                             ├─ critical paths ─ path sinks
+//!                             ├─ share partials ─ windows ─ share sinks
+//!                             └─ edge partials ─ windows ─┬─ map sinks
+//!                                                         └─ current map (differential,
+//!                                                            sliding horizon) ─ current sinks
 //! ```
 //!
 //! A span's event time is its end. Critical-path shares and service-map edges are windowed by
