@@ -132,6 +132,20 @@ pub fn timely_config(
     })
 }
 
+/// Runs a synthetic load producer on a thread of its own, logging why it stopped if it failed.
+fn spawn_generator(
+    name: &'static str,
+    produce: impl FnOnce() -> Result<apo_ingest::generator::ProduceStats, apo_ingest::IngestError>
+        + Send
+        + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let Err(e) = produce() {
+            tracing::error!(error = %e, "{name} stopped");
+        }
+    })
+}
+
 /// Sets `stop` on SIGINT or SIGTERM.
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -258,14 +272,14 @@ pub fn run(a: RunArgs) -> Result<()> {
         let rate = a.generate_rate;
         let stop = stop.clone();
         eprintln!("synthetic traffic: {rate} points/s to {topic}");
-        generator = Some(std::thread::spawn(move || {
+        generator = Some(spawn_generator("synthetic generator", move || {
             let mut g =
                 apo_ingest::generator::Generator::new(&apo_ingest::generator::GeneratorConfig {
                     rate,
                     start_ms: chrono::Utc::now().timestamp_millis(),
                     ..Default::default()
                 });
-            let r = apo_ingest::generator::produce(
+            apo_ingest::generator::produce(
                 &client,
                 &topic,
                 &mut g,
@@ -275,10 +289,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 apo_ingest::generator::Pace::RealTime,
                 &|| stop.load(Ordering::Relaxed),
                 &mut |_| {},
-            );
-            if let Err(e) = r {
-                tracing::error!(error = %e, "synthetic generator stopped");
-            }
+            )
         }));
     }
 
@@ -289,13 +300,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         let rate = a.generate_traces;
         let stop = stop.clone();
         eprintln!("synthetic traffic: {rate} traces/s to {topic}");
-        trace_generator = Some(std::thread::spawn(move || {
+        trace_generator = Some(spawn_generator("synthetic trace generator", move || {
             let mut g = TraceGenerator::new(&TraceGeneratorConfig {
                 rate,
                 start_ms: chrono::Utc::now().timestamp_millis(),
                 ..Default::default()
             });
-            let r = produce_traces(
+            produce_traces(
                 &client,
                 &topic,
                 &mut g,
@@ -305,10 +316,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 apo_ingest::generator::Pace::RealTime,
                 &|| stop.load(Ordering::Relaxed),
                 &mut |_| {},
-            );
-            if let Err(e) = r {
-                tracing::error!(error = %e, "synthetic trace generator stopped");
-            }
+            )
         }));
     }
 

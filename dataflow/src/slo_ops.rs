@@ -15,11 +15,11 @@ use apo_schemas::Span;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::red::RedWindow;
 use crate::slo::{BurnConfig, BurnTracker, Objective};
+use crate::window::{stash_input, Stash};
 
 /// Events and bad events per objective (by index) of some spans of one service's window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,19 +125,9 @@ pub fn burn_operator<'s>(
     mut trackers: SloTrackers,
 ) -> StreamVec<'s, u64, SloState> {
     counts.unary_frontier(Pipeline, "SloBurn", move |_, _| {
-        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<SloCounts>)> = BTreeMap::new();
+        let mut stash: Stash<SloCounts> = BTreeMap::new();
         move |(input, frontier), output| {
-            input.for_each_stamp(|cap, data| {
-                let Some(cap) = cap.retain_least(0) else {
-                    return;
-                };
-                let entry = stash
-                    .entry(*cap.time())
-                    .or_insert_with(|| (cap, Vec::new()));
-                for batch in data {
-                    entry.1.append(batch);
-                }
-            });
+            stash_input(input, &mut stash);
             while let Some(entry) = stash.first_entry() {
                 if frontier.frontier().less_equal(entry.key()) {
                     break;

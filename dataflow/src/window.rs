@@ -18,7 +18,7 @@ use std::hash::Hash;
 
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::{InputHandleCore, Operator};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{Stream, StreamVec};
 
@@ -255,21 +255,11 @@ pub fn delayed_window_operator<'scope, P: Windowed>(
         partials.unary_frontier(pact, "Windows", move |cap, _info| {
             let mut held: Option<Capability<u64>> = Some(cap);
             let mut state = WindowState::<P>::with_delay(horizon_ms, delay_ms);
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<P>)> = BTreeMap::new();
+            let mut stash: Stash<P> = BTreeMap::new();
             let mut closed = Vec::new();
             let mut revised = Vec::new();
             move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    let Some(cap) = cap.retain_least(0) else {
-                        return;
-                    };
-                    let entry = stash
-                        .entry(*cap.time())
-                        .or_insert_with(|| (cap, Vec::new()));
-                    for batch in data {
-                        entry.1.append(batch);
-                    }
-                });
+                stash_input(input, &mut stash);
                 let f = frontier.frontier();
                 let done = |t: u64| !f.less_equal(&t);
                 // 1. complete batches in time order, closing windows before each.
@@ -313,6 +303,29 @@ pub fn delayed_window_operator<'scope, P: Windowed>(
             }
         });
     stream
+}
+
+/// Batches an operator holds until the frontier passes their time, each with a capability.
+pub(crate) type Stash<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
+
+/// Moves everything `input` holds into `stash`, by time.
+pub(crate) fn stash_input<D: 'static, P>(
+    input: &mut InputHandleCore<u64, Vec<D>, P>,
+    stash: &mut Stash<D>,
+) where
+    P: timely::communication::Pull<timely::dataflow::channels::Message<u64, Vec<D>>>,
+{
+    input.for_each_stamp(|cap, data| {
+        let Some(cap) = cap.retain_least(0) else {
+            return;
+        };
+        let entry = stash
+            .entry(*cap.time())
+            .or_insert_with(|| (cap, Vec::new()));
+        for batch in data {
+            entry.1.append(batch);
+        }
+    });
 }
 
 /// The time a window ending at `end` is emitted at: just before its end. It closes when the
