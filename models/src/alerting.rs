@@ -1,0 +1,252 @@
+//! From anomaly scores to alerts, per key, with what real detectors do against noise:
+//!
+//! - **Adaptive threshold**: a key whose ordinary scores run high (a noisy service) needs
+//!   more: the threshold used is the larger of the global one and the `adaptive_quantile` of
+//!   the key's last `adaptive_window` scores (once it has `adaptive_min` of them).
+//! - **Minimum duration and hysteresis**: an alert is raised after `raise_after` consecutive
+//!   windows at or above the threshold, and clears only after `clear_after` consecutive
+//!   windows below `clear_ratio` × threshold; scores in between hold the state.
+//! - **Suppression**: for `suppress_seconds` after a decision was carried out on the key's
+//!   target, a raised alert is reported as suppressed (the decision explains it) rather than
+//!   as an anomaly.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// How scores become alerts. Defaults are documented on each field.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    /// Global threshold on the anomaly score; `None` takes the model's metadata threshold.
+    pub threshold: Option<f64>,
+    /// Quantile of a key's own recent scores that its threshold never goes below (0.99).
+    /// 0 turns the adaptive threshold off.
+    pub adaptive_quantile: f64,
+    /// Recent scores kept per key for the adaptive threshold (288: a day of 5-minute windows).
+    pub adaptive_window: usize,
+    /// Scores a key needs before its adaptive threshold applies (48).
+    pub adaptive_min: usize,
+    /// Consecutive windows at or above the threshold before an alert is raised (1).
+    pub raise_after: usize,
+    /// Consecutive windows below `clear_ratio` × threshold before an alert clears (3).
+    pub clear_after: usize,
+    /// Fraction of the threshold under which a window counts towards clearing (0.95).
+    pub clear_ratio: f64,
+    /// Seconds after a decision on a key during which its alerts are suppressed (600).
+    pub suppress_seconds: u64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            threshold: None,
+            adaptive_quantile: 0.99,
+            adaptive_window: 288,
+            adaptive_min: 48,
+            raise_after: 1,
+            clear_after: 3,
+            clear_ratio: 0.95,
+            suppress_seconds: 600,
+        }
+    }
+}
+
+impl AlertConfig {
+    /// Checks the values make sense; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(t) = self.threshold {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(format!("threshold {t} is not an anomaly score in (0, 1)"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.adaptive_quantile) {
+            return Err(format!(
+                "adaptive_quantile {} must be in [0, 1)",
+                self.adaptive_quantile
+            ));
+        }
+        if self.raise_after == 0 || self.clear_after == 0 {
+            return Err("raise_after and clear_after must be at least 1".into());
+        }
+        if !(self.clear_ratio > 0.0 && self.clear_ratio <= 1.0) {
+            return Err(format!(
+                "clear_ratio {} must be in (0, 1]",
+                self.clear_ratio
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one window's score did to its key's alert.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlertOutcome {
+    /// The threshold this window was held to (global or adaptive).
+    pub threshold: f64,
+    /// The key is in alert after this window (and not suppressed).
+    pub is_anomaly: bool,
+    /// This window raised the alert (the onset: what pages someone).
+    pub raised: bool,
+    /// The key would be in alert, but a recent decision explains it.
+    pub suppressed: bool,
+}
+
+/// One key's alert state.
+#[derive(Debug, Clone, Default)]
+pub struct AlertState {
+    recent: VecDeque<f64>,
+    above: usize,
+    below: usize,
+    active: bool,
+    suppressed_until: Option<i64>,
+}
+
+impl AlertState {
+    /// The threshold the next window is held to.
+    pub fn threshold(&self, config: &AlertConfig, global: f64) -> f64 {
+        if config.adaptive_quantile <= 0.0 || self.recent.len() < config.adaptive_min.max(1) {
+            return global;
+        }
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        // linear interpolation between order statistics (numpy's default quantile)
+        let pos = config.adaptive_quantile * (sorted.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = pos.ceil() as usize;
+        let q = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
+        global.max(q)
+    }
+
+    /// Takes the next window's score (windows in order; `at_ms` its end).
+    pub fn step(
+        &mut self,
+        config: &AlertConfig,
+        global: f64,
+        at_ms: i64,
+        score: f64,
+    ) -> AlertOutcome {
+        let threshold = self.threshold(config, global);
+        if score >= threshold {
+            self.above += 1;
+            self.below = 0;
+        } else if score < threshold * config.clear_ratio {
+            self.below += 1;
+            self.above = 0;
+        } else {
+            self.above = 0;
+            self.below = 0;
+        }
+        let mut raised = false;
+        if !self.active && self.above >= config.raise_after {
+            self.active = true;
+            raised = true;
+        } else if self.active && self.below >= config.clear_after {
+            self.active = false;
+        }
+        if config.adaptive_window > 0 {
+            if self.recent.len() == config.adaptive_window {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(score);
+        }
+        let suppressed = self.active && self.suppressed_until.is_some_and(|until| at_ms < until);
+        AlertOutcome {
+            threshold,
+            is_anomaly: self.active && !suppressed,
+            raised: raised && !suppressed,
+            suppressed,
+        }
+    }
+
+    /// A decision was carried out on this key's target at `at_ms`.
+    pub fn decision(&mut self, config: &AlertConfig, at_ms: i64) {
+        let until = at_ms.saturating_add((config.suppress_seconds as i64).saturating_mul(1000));
+        self.suppressed_until = Some(self.suppressed_until.map_or(until, |u| u.max(until)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(config: &AlertConfig, scores: &[f64]) -> Vec<AlertOutcome> {
+        let mut s = AlertState::default();
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, x)| s.step(config, 0.6, i as i64 * 1000, *x))
+            .collect()
+    }
+
+    fn fixed() -> AlertConfig {
+        AlertConfig {
+            adaptive_quantile: 0.0,
+            ..AlertConfig::default()
+        }
+    }
+
+    #[test]
+    fn raises_after_the_minimum_duration_and_clears_with_hysteresis() {
+        let c = AlertConfig {
+            raise_after: 2,
+            clear_after: 2,
+            ..fixed()
+        };
+        let out = run(&c, &[0.7, 0.5, 0.7, 0.7, 0.59, 0.58, 0.5, 0.5, 0.5]);
+        let active: Vec<bool> = out.iter().map(|o| o.is_anomaly).collect();
+        // one window above is not enough; two are; 0.59 and 0.58 lie between 0.57 (0.95 × 0.6)
+        // and 0.6, so they hold the alert; two windows below 0.57 clear it
+        assert_eq!(
+            active,
+            [false, false, false, true, true, true, true, false, false]
+        );
+        let raised: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.raised)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(raised, [3]);
+    }
+
+    #[test]
+    fn adaptive_threshold_follows_a_noisy_key() {
+        let c = AlertConfig {
+            adaptive_quantile: 0.9,
+            adaptive_min: 10,
+            adaptive_window: 10,
+            ..AlertConfig::default()
+        };
+        let mut s = AlertState::default();
+        // ten ordinary windows of a noisy key (held back from raising while it warms up)
+        let warming = AlertConfig {
+            raise_after: 100,
+            ..c
+        };
+        for i in 0..10 {
+            s.step(&warming, 0.6, i, 0.6 + 0.01 * i as f64);
+        }
+        // scores 0.60..0.69: the 0.9 quantile is 0.681 (numpy: np.quantile(..., 0.9))
+        assert!((s.threshold(&c, 0.6) - 0.681).abs() < 1e-12);
+        // 0.67 is above the global 0.6 but ordinary for this key
+        assert!(!s.step(&c, 0.6, 11, 0.67).is_anomaly);
+        assert!(s.step(&c, 0.6, 12, 0.75).raised);
+        // a quiet key is held to the global threshold
+        assert_eq!(AlertState::default().threshold(&c, 0.6), 0.6);
+    }
+
+    #[test]
+    fn a_decision_suppresses_alerts_for_its_duration() {
+        let c = AlertConfig {
+            suppress_seconds: 5,
+            ..fixed()
+        };
+        let mut s = AlertState::default();
+        s.decision(&c, 0);
+        let o = s.step(&c, 0.6, 1000, 0.9);
+        assert!(o.suppressed && !o.is_anomaly && !o.raised);
+        let o = s.step(&c, 0.6, 6000, 0.9);
+        assert!(o.is_anomaly && !o.suppressed);
+    }
+}

@@ -1,0 +1,123 @@
+//! The isolation forest: loaded once with tract, scores batches of feature vectors.
+//!
+//! The ONNX graph (built by `models/train/train_iforest.py`) takes `features` `[batch, 10]`
+//! and gives `anomaly_score` `[batch, 1]`, scikit-learn's `-score_samples`: near 1 for an
+//! isolated point, near 0.5 and below for ordinary ones.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use crate::error::ModelError;
+use crate::features::FEATURES;
+use crate::metadata::{self, IforestMeta};
+
+/// A loaded isolation forest.
+#[derive(Debug, Clone)]
+pub struct IsolationForest {
+    plan: Arc<TypedRunnableModel>,
+    meta: IforestMeta,
+    path: PathBuf,
+}
+
+impl IsolationForest {
+    /// Loads `path` (ONNX) with its metadata beside it; refuses a file whose digest, inputs or
+    /// outputs do not match.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let (bytes, meta) = metadata::load::<IforestMeta>(path)?;
+        let onnx_err = |e: TractError| ModelError::Onnx {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .map_err(onnx_err)?;
+        check_io(&model, path, &[meta.input.as_str()], &meta.output)?;
+        let typed = model.into_optimized().map_err(onnx_err)?;
+        let fact = typed.input_fact(0).map_err(onnx_err)?;
+        let dims = fact.shape.dims();
+        if fact.datum_type != f32::datum_type()
+            || dims.len() != 2
+            || dims[1] != TDim::from(FEATURES as i64)
+        {
+            return Err(ModelError::Mismatch {
+                path: path.to_path_buf(),
+                reason: format!("input is {fact:?}, expected f32 [batch, {FEATURES}]"),
+            });
+        }
+        let plan = typed.into_runnable().map_err(onnx_err)?;
+        Ok(Self {
+            plan,
+            meta,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The metadata the model was loaded with.
+    pub fn meta(&self) -> &IforestMeta {
+        &self.meta
+    }
+
+    /// Model version (from the metadata).
+    pub fn version(&self) -> &str {
+        &self.meta.version
+    }
+
+    /// Anomaly scores of a batch of feature vectors, in order.
+    pub fn score(&self, rows: &[[f32; FEATURES]]) -> Result<Vec<f32>, ModelError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let run_err = |e: TractError| ModelError::Run {
+            model: self.path.display().to_string(),
+            reason: format!("{e:#}"),
+        };
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let input = Tensor::from_shape(&[rows.len(), FEATURES], &flat).map_err(run_err)?;
+        let out = self.plan.run(tvec![input.into()]).map_err(run_err)?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(run_err)?;
+        Ok(view.iter().copied().collect())
+    }
+}
+
+/// Checks that the graph's inputs and first output carry the names the metadata gives.
+pub(crate) fn check_io(
+    model: &InferenceModel,
+    path: &Path,
+    inputs: &[&str],
+    output: &str,
+) -> Result<(), ModelError> {
+    let mismatch = |reason: String| ModelError::Mismatch {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let ins = model.input_outlets().map_err(|e| mismatch(e.to_string()))?;
+    let got: Vec<&str> = ins
+        .iter()
+        .map(|o| model.node(o.node).name.as_str())
+        .collect();
+    if got != inputs {
+        return Err(mismatch(format!(
+            "inputs are {got:?}, metadata says {inputs:?}"
+        )));
+    }
+    let outs = model
+        .output_outlets()
+        .map_err(|e| mismatch(e.to_string()))?;
+    let got_out = outs
+        .first()
+        .map(|o| {
+            model
+                .outlet_label(*o)
+                .unwrap_or(model.node(o.node).name.as_str())
+                .to_string()
+        })
+        .unwrap_or_default();
+    if got_out != output {
+        return Err(mismatch(format!(
+            "first output is {got_out:?}, metadata says {output:?}"
+        )));
+    }
+    Ok(())
+}
