@@ -38,10 +38,12 @@ for _ in $(seq 1 100); do
   if ! kill -0 "$BROKER_PID" 2>/dev/null; then echo "tansu exited:"; cat "$WORK/broker.log"; exit 1; fi
   sleep 0.2
 done
-for topic in apo.metrics apo.window_stats apo.dlq apo.spans apo.red apo.critical_path apo.critical_path_share apo.service_map apo.slo apo.service_map_current; do
+for topic in apo.metrics apo.window_stats apo.dlq apo.spans apo.red apo.critical_path apo.critical_path_share apo.service_map apo.slo apo.service_map_current apo.anomalies apo.forecasts; do
   tansu topic create "$topic" --partitions 4 --broker "tcp://127.0.0.1:$PORT" >/dev/null 2>&1 || true
 done
 
 export APO_TEST_BROKERS="127.0.0.1:$PORT"
+echo "==> python3 -m unittest (models/train: NAB scoring)"
+(cd models/train && python3 -m unittest discover -p 'test_*.py')
 echo "==> cargo test (broker $APO_TEST_BROKERS)"
 cargo test --workspace "$@"

@@ -46,6 +46,10 @@ pub enum Command {
     Sql(SqlArgs),
     /// Measure throughput, latency, memory and accuracy against baselines from the same run.
     Bench(BenchArgs),
+    /// Score a `timestamp,value` CSV series with the anomaly model, as the stream would.
+    Score(ScoreArgs),
+    /// Forecast a `timestamp,value` CSV series 15 minutes ahead with the LSTM, next to the actuals.
+    Forecast(ForecastArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -152,9 +156,52 @@ pub struct RunArgs {
     pub generate_traces: f64,
     #[command(flatten)]
     pub traces: TraceArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
     /// How often progress is printed (0s: never).
     #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,
+}
+
+/// The models' flags (part of `apo run`): anomaly scores and forecasts of every closed window.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Score every closed window with the isolation forest (to --anomalies-topic) and forecast
+    /// the series 15 minutes ahead with the LSTM (to --forecasts-topic).
+    #[arg(id = "models", long = "models", env = "APO_MODELS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// The isolation forest, its metadata JSON beside it [default: models/artifacts/iforest.onnx
+    /// when that exists; else no scores, with a warning]. Replaced files are taken while running.
+    #[arg(long, env = "APO_ANOMALY_MODEL")]
+    pub anomaly_model: Option<PathBuf>,
+    /// The LSTM forecaster, its metadata JSON beside it [default: models/artifacts/lstm.onnx when
+    /// that exists]. Replaced files are taken while running.
+    #[arg(long, env = "APO_FORECAST_MODEL")]
+    pub forecast_model: Option<PathBuf>,
+    /// Output topic of anomaly scores (JSON, key = series + window).
+    #[arg(long, env = "APO_ANOMALIES_TOPIC", default_value = "apo.anomalies")]
+    pub anomalies_topic: String,
+    /// Output topic of forecasts (JSON, key = series + signal + window).
+    #[arg(long, env = "APO_FORECASTS_TOPIC", default_value = "apo.forecasts")]
+    pub forecasts_topic: String,
+    /// The window statistic forecast: mean, p50, p95, p99, max, sum or rate.
+    #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
+    pub forecast_signal: apo_dataflow::model_ops::Signal,
+    /// Anomaly score threshold [default: the model's, from its metadata].
+    #[arg(long, env = "APO_ANOMALY_THRESHOLD")]
+    pub anomaly_threshold: Option<f64>,
+    /// Quantile of a series' own recent scores its threshold never goes below (0: off).
+    #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.99)]
+    pub adaptive_quantile: f64,
+    /// Consecutive windows at or above the threshold before an alert is raised.
+    #[arg(long, env = "APO_RAISE_AFTER", default_value_t = 1)]
+    pub raise_after: usize,
+    /// Consecutive windows below 0.95 x threshold before an alert clears.
+    #[arg(long, env = "APO_CLEAR_AFTER", default_value_t = 3)]
+    pub clear_after: usize,
+    /// How often the model files are looked at for a replacement.
+    #[arg(long, env = "APO_MODEL_RELOAD_CHECK", default_value = "5s", value_parser = duration)]
+    pub model_reload_check: Duration,
 }
 
 /// The trace pipeline's flags (part of `apo run`).
@@ -301,4 +348,68 @@ pub struct BenchArgs {
     /// Working directory for the embedded broker and Parquet output.
     #[arg(long, env = "APO_DATA_DIR", default_value = "apo-bench-data")]
     pub data_dir: PathBuf,
+}
+
+/// Input and output of the offline model commands.
+#[derive(Args, Debug, Clone)]
+pub struct SeriesIo {
+    /// A `timestamp,value` CSV with a header (NAB's format; timestamps `YYYY-MM-DD HH:MM:SS`
+    /// UTC, RFC 3339, or epoch seconds), in time order.
+    pub file: PathBuf,
+    /// Write the result here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    long_about = "Score a series with the isolation forest as the stream would: each sample \
+is one closed window of a gauge (p50 = p95 = p99 = value, constant rate, no errors), its features \
+are taken against the samples before it, and the scores go through the alert stage (adaptive \
+threshold, minimum duration, hysteresis).\n\nWrites `timestamp,value,anomaly_score,label`: \
+anomaly_score in (0, 1), 0 for the first samples that have too little history; label 1 where an \
+alert is raised (its onset), else 0."
+)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub io: SeriesIo,
+    /// The isolation forest (its metadata JSON lies beside it).
+    #[arg(
+        long,
+        env = "APO_ANOMALY_MODEL",
+        default_value = "models/artifacts/iforest.onnx"
+    )]
+    pub model: PathBuf,
+    /// Anomaly score threshold (default: the model's, from its metadata).
+    #[arg(long, env = "APO_ANOMALY_THRESHOLD")]
+    pub threshold: Option<f64>,
+    /// Quantile of a key's own recent scores its threshold never goes below (0 turns it off).
+    #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.99)]
+    pub adaptive_quantile: f64,
+    /// Consecutive windows at or above the threshold before an alert is raised.
+    #[arg(long, env = "APO_RAISE_AFTER", default_value_t = 1)]
+    pub raise_after: usize,
+    /// Consecutive windows below 0.95 x threshold before an alert clears.
+    #[arg(long, env = "APO_CLEAR_AFTER", default_value_t = 3)]
+    pub clear_after: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    long_about = "Forecast a series with the LSTM: at every sample with 48 samples of \
+history, the median and 90 % interval of the value 15 minutes ahead (3 steps at 5-minute \
+resolution). The resolution is the median step between timestamps; it must be 1 to 15 minutes.\n\n\
+Writes `timestamp,value,forecast,lower,upper,issued_at`: timestamp is the time forecast, value the \
+actual sample there (empty where the file has none or it lies past the end)."
+)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    pub io: SeriesIo,
+    /// The LSTM forecaster (its metadata JSON lies beside it).
+    #[arg(
+        long,
+        env = "APO_FORECAST_MODEL",
+        default_value = "models/artifacts/lstm.onnx"
+    )]
+    pub model: PathBuf,
 }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_spans;
 mod cli;
 mod config;
+mod offline;
 mod produce;
 mod run;
 mod slo_config;
@@ -35,6 +36,8 @@ fn main() {
         cli::Command::Produce(a) => produce::produce(a),
         cli::Command::Sql(a) => sql::sql(a),
         cli::Command::Bench(a) => bench::bench(a),
+        cli::Command::Score(a) => offline::score(a),
+        cli::Command::Forecast(a) => offline::forecast(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use apo_dataflow::assembly::AssemblyConfig;
-use apo_dataflow::job::MetricsJob;
+use apo_dataflow::job::{MetricsJob, ModelStage};
 use apo_dataflow::lane::{JobLane, Lane};
+use apo_dataflow::model_ops::ModelConfig;
 use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
@@ -19,6 +20,7 @@ use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::{ensure_topics, partition_count, KafkaSource};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
+use apo_models::alerting::AlertConfig;
 use apo_sinks::kafka::KafkaStatsSink;
 use apo_sinks::parquet::ParquetStatsSink;
 
@@ -52,6 +54,45 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     };
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The models' stage, or `None` when it is off or no model is found. Models named on the
+/// command line must load; the default ones are used when present.
+pub fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>> {
+    let m = &a.models;
+    if !m.enabled {
+        return Ok(None);
+    }
+    let pick = |given: &Option<std::path::PathBuf>, default: &str, what: &str| {
+        given.clone().or_else(|| {
+            let p = std::path::Path::new(apo_models::DEFAULT_ARTIFACTS).join(default);
+            if p.exists() {
+                Some(p)
+            } else {
+                tracing::warn!("no {what} model at {} (run from the repository root, or give its path): {what} off", p.display());
+                None
+            }
+        })
+    };
+    let cfg = ModelConfig {
+        anomaly_model: pick(&m.anomaly_model, "iforest.onnx", "anomaly"),
+        forecast_model: pick(&m.forecast_model, "lstm.onnx", "forecast"),
+        alert: AlertConfig {
+            threshold: m.anomaly_threshold,
+            adaptive_quantile: m.adaptive_quantile,
+            raise_after: m.raise_after,
+            clear_after: m.clear_after,
+            ..AlertConfig::default()
+        },
+        forecast_signal: m.forecast_signal,
+        reload_check: m.model_reload_check,
+    };
+    if cfg.anomaly_model.is_none() && cfg.forecast_model.is_none() {
+        return Ok(None);
+    }
+    cfg.check()
+        .context("loading the models (--models false runs without them)")?;
+    Ok(Some(cfg))
 }
 
 pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
@@ -212,6 +253,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         .enabled
         .then(|| span_config(&a, &cfg))
         .transpose()?;
+    let model_cfg = model_config(&a)?;
     let timely_cfg = timely_config(a.workers, a.processes, a.process, a.hostfile.as_deref())?;
     let stop = stop_on_signals()?;
 
@@ -255,6 +297,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             &t.slo_topic,
             &t.service_map_current_topic,
         ]);
+    }
+    if model_cfg.is_some() {
+        topics.extend([&a.models.anomalies_topic, &a.models.forecasts_topic]);
     }
     let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
     if a.kafka.create_topics {
@@ -360,6 +405,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         a.dlq_topic.clone(),
     );
     let trace_topics = a.traces.clone();
+    let model_topics = (
+        a.models.anomalies_topic.clone(),
+        a.models.forecasts_topic.clone(),
+    );
     let (data_dir, roll, process) = (a.data_dir.clone(), a.parquet_roll, a.process);
     let worker_stop = stop.clone();
     let (metrics_progress, traces_progress) = (progress.clone(), span_progress.clone());
@@ -373,7 +422,15 @@ pub fn run(a: RunArgs) -> Result<()> {
             Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|x| e(&x))?),
             Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?),
         ];
-        let job = MetricsJob::new(&cfg.window_seconds, cfg.relative_accuracy, cfg.encoding, cfg.time_bounds, sinks);
+        let mut job = MetricsJob::new(&cfg.window_seconds, cfg.relative_accuracy, cfg.encoding, cfg.time_bounds, sinks);
+        if let Some(mc) = &model_cfg {
+            let batched = apo_sinks::kafka::batched(&client);
+            job = job.with_models(ModelStage {
+                config: mc.clone(),
+                anomaly_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.0).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                forecast_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.1).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+            });
+        }
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
         let metrics = JobLane::new(worker, &cfg, job, Box::new(source), Box::new(dlq), metrics_progress.clone()).map_err(|x| e(&x))?;
         let mut lanes: Vec<Box<dyn Lane>> = vec![Box::new(metrics)];

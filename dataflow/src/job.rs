@@ -15,10 +15,15 @@ use apo_schemas::{MetricPoint, SchemaError, WindowStats};
 use timely::dataflow::StreamVec;
 
 use crate::aggregate::{window_start, Partial};
+use crate::model_ops::{anomaly_operator, forecast_operator, ModelConfig};
 use crate::preaggregate::PreAggregator;
 use crate::progress::Progress;
 use crate::sink::{sink_operator, SinkState, StatsSink};
 use crate::window::window_operator;
+use apo_models::watch::Watched;
+use apo_models::{Forecaster, IsolationForest};
+use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
+use timely::dataflow::operators::Concat;
 
 /// The records of one message, and the positions of those that could not be used.
 #[derive(Debug)]
@@ -70,6 +75,13 @@ pub trait Job: 'static {
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>);
 }
 
+/// The models' stage of the metrics pipeline and where its records go.
+pub struct ModelStage {
+    pub config: ModelConfig,
+    pub anomaly_sinks: Vec<Box<dyn StatsSink<AnomalyRecord>>>,
+    pub forecast_sinks: Vec<Box<dyn StatsSink<ForecastRecord>>>,
+}
+
 /// The metrics pipeline.
 pub struct MetricsJob {
     encoding: Encoding,
@@ -77,6 +89,7 @@ pub struct MetricsJob {
     largest_ms: i64,
     pre: PreAggregator,
     sinks: Vec<Box<dyn StatsSink>>,
+    models: Option<ModelStage>,
 }
 
 impl MetricsJob {
@@ -93,7 +106,14 @@ impl MetricsJob {
             largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
             pre: PreAggregator::new(window_seconds, relative_accuracy),
             sinks,
+            models: None,
         }
+    }
+
+    /// Adds anomaly scores and forecasts of every closed window.
+    pub fn with_models(mut self, stage: ModelStage) -> Self {
+        self.models = Some(stage);
+        self
     }
 }
 
@@ -148,7 +168,52 @@ impl Job for MetricsJob {
         });
         let stats = window_operator(input, ctx.horizon_ms, ctx.held.clone());
         let sinks = std::mem::take(&mut self.sinks);
-        let done = sink_operator(stats, sinks, state.clone(), on_rows);
-        (done, vec![state])
+        let mut done = sink_operator(stats.clone(), sinks, state.clone(), on_rows);
+        let mut states = vec![state];
+        if let Some(stage) = self.models.take() {
+            let cfg = &stage.config;
+            let model_sink = |states: &mut Vec<Rc<SinkState>>| {
+                let state = Rc::new(SinkState::default());
+                states.push(state.clone());
+                state
+            };
+            if let Some(path) = &cfg.anomaly_model {
+                match Watched::<IsolationForest>::load(path, cfg.reload_check) {
+                    Ok(model) => {
+                        let scores = anomaly_operator(stats.clone(), model, cfg.alert);
+                        let progress = ctx.progress.clone();
+                        let on: crate::sink::RowsCallback<AnomalyRecord> =
+                            Rc::new(move |rows: &[AnomalyRecord]| {
+                                progress
+                                    .record_output(rows.iter().map(|r| (r.window_end, r.revision)));
+                            });
+                        let st = model_sink(&mut states);
+                        done = done.concat(sink_operator(scores, stage.anomaly_sinks, st, on));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored")
+                    }
+                }
+            }
+            if let Some(path) = &cfg.forecast_model {
+                match Watched::<Forecaster>::load(path, cfg.reload_check) {
+                    Ok(model) => {
+                        let forecasts = forecast_operator(stats, model, cfg.forecast_signal);
+                        let progress = ctx.progress.clone();
+                        let on: crate::sink::RowsCallback<ForecastRecord> =
+                            Rc::new(move |rows: &[ForecastRecord]| {
+                                progress
+                                    .record_output(rows.iter().map(|r| (r.window_end, r.revision)));
+                            });
+                        let st = model_sink(&mut states);
+                        done = done.concat(sink_operator(forecasts, stage.forecast_sinks, st, on));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "forecast model did not load on this worker: nothing forecast")
+                    }
+                }
+            }
+        }
+        (done, states)
     }
 }

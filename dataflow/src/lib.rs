@@ -28,6 +28,7 @@ pub mod critical_path;
 pub mod job;
 pub mod lane;
 pub mod map_view;
+pub mod model_ops;
 pub mod path_share;
 pub mod pipeline;
 pub mod preaggregate;

@@ -16,6 +16,8 @@ pub mod features;
 pub mod forecaster;
 pub mod iforest;
 pub mod metadata;
+pub mod series;
+pub mod watch;
 
 pub use error::ModelError;
 pub use forecaster::{Forecast, Forecaster};

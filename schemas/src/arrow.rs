@@ -192,3 +192,50 @@ pub fn service_map_current_schema() -> SchemaRef {
         Field::new("revision", DataType::Int32, false),
     ]))
 }
+
+pub const ANOMALIES_TABLE: &str = "anomalies";
+pub const FORECASTS_TABLE: &str = "forecasts";
+
+/// Schema of `anomalies`; one row per [`crate::model_output::AnomalyRecord`]. `drivers` is
+/// `feature=value` pairs joined by commas, largest first.
+pub fn anomalies_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let b = |n: &str| Field::new(n, DataType::Boolean, false);
+    Arc::new(Schema::new(vec![
+        s("service"),
+        s("metric"),
+        Field::new("window_seconds", DataType::Int64, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        f("score"),
+        f("threshold"),
+        b("is_anomaly"),
+        b("raised"),
+        b("suppressed"),
+        s("drivers"),
+        s("model_version"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}
+
+/// Schema of `forecasts`; one row per [`crate::model_output::ForecastRecord`].
+pub fn forecasts_schema() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        s("service"),
+        s("metric"),
+        s("signal"),
+        Field::new("window_seconds", DataType::Int64, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        Field::new("horizon_seconds", DataType::Int64, false),
+        Field::new("target_time", ts(), false),
+        f("value"),
+        f("lower"),
+        f("upper"),
+        s("model_version"),
+        Field::new("revision", DataType::Int32, false),
+    ]))
+}

@@ -4,6 +4,7 @@
 //! they drift. Regenerate with `cargo run -p apo-schemas --example write_json_schemas`.
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use crate::slo::SloState;
@@ -17,6 +18,14 @@ pub fn all() -> Vec<(&'static str, String)> {
         text
     };
     vec![
+        (
+            "anomaly.schema.json",
+            render(schemars::schema_for!(AnomalyRecord)),
+        ),
+        (
+            "forecast.schema.json",
+            render(schemars::schema_for!(ForecastRecord)),
+        ),
         (
             "metric_point.schema.json",
             render(schemars::schema_for!(MetricPoint)),

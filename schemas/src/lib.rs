@@ -18,6 +18,7 @@ pub mod arrow;
 pub mod critical_path;
 pub mod json_schema;
 pub mod metric;
+pub mod model_output;
 pub mod otlp;
 pub mod red;
 pub mod row;

@@ -1,6 +1,7 @@
 //! What every windowed output record has in common, for the sinks and the progress counters.
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use crate::slo::SloState;
@@ -45,7 +46,9 @@ output_row!(
     RedStats,
     CriticalPathShare,
     ServiceMapEdge,
-    SloState
+    SloState,
+    AnomalyRecord,
+    ForecastRecord
 );
 
 /// A trace's record: its "window" is the trace itself (start to end).

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
 use apo_schemas::arrow::{
-    critical_path_schema, critical_path_share_schema, red_schema, service_map_current_schema,
-    service_map_schema, slo_schema, window_stats_schema, CRITICAL_PATH_SHARE_TABLE,
-    CRITICAL_PATH_TABLE, RED_TABLE, SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE,
-    WINDOW_STATS_TABLE,
+    anomalies_schema, critical_path_schema, critical_path_share_schema, forecasts_schema,
+    red_schema, service_map_current_schema, service_map_schema, slo_schema, window_stats_schema,
+    ANOMALIES_TABLE, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, FORECASTS_TABLE, RED_TABLE,
+    SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
 };
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
@@ -250,6 +251,72 @@ impl ParquetRow for RedStats {
                 c.f(|r| r.relative_accuracy),
                 c.b(|r| r.overflow),
                 c.i(|r| r.overflow_operations as i64),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for AnomalyRecord {
+    const TABLE: &'static str = ANOMALIES_TABLE;
+    fn schema() -> SchemaRef {
+        anomalies_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        let drivers: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                r.drivers
+                    .iter()
+                    .map(|d| format!("{}={:.2}", d.feature, d.value))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        batch(
+            anomalies_schema(),
+            vec![
+                c.s(|r| &r.service),
+                c.s(|r| &r.metric),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.f(|r| r.score),
+                c.f(|r| r.threshold),
+                c.b(|r| r.is_anomaly),
+                c.b(|r| r.raised),
+                c.b(|r| r.suppressed),
+                Arc::new(StringArray::from_iter_values(drivers.iter())),
+                c.s(|r| &r.model_version),
+                c.i32(|r| r.revision as i32),
+            ],
+        )
+    }
+}
+
+impl ParquetRow for ForecastRecord {
+    const TABLE: &'static str = FORECASTS_TABLE;
+    fn schema() -> SchemaRef {
+        forecasts_schema()
+    }
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        let c = Cols(rows);
+        batch(
+            forecasts_schema(),
+            vec![
+                c.s(|r| &r.service),
+                c.s(|r| &r.metric),
+                c.s(|r| &r.signal),
+                c.i(|r| r.window_seconds as i64),
+                c.ms(|r| r.window_start),
+                c.ms(|r| r.window_end),
+                c.i(|r| r.horizon_seconds as i64),
+                c.ms(|r| r.target_time),
+                c.f(|r| r.value),
+                c.f(|r| r.lower),
+                c.f(|r| r.upper),
+                c.s(|r| &r.model_version),
                 c.i32(|r| r.revision as i32),
             ],
         )

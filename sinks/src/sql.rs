@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use apo_schemas::arrow::{
-    critical_path_schema, critical_path_share_schema, red_schema, service_map_current_schema,
-    service_map_schema, slo_schema, window_stats_schema, CRITICAL_PATH_SHARE_TABLE,
-    CRITICAL_PATH_TABLE, RED_TABLE, SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE,
-    WINDOW_STATS_TABLE,
+    anomalies_schema, critical_path_schema, critical_path_share_schema, forecasts_schema,
+    red_schema, service_map_current_schema, service_map_schema, slo_schema, window_stats_schema,
+    ANOMALIES_TABLE, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, FORECASTS_TABLE, RED_TABLE,
+    SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
 };
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -64,6 +64,8 @@ fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)
         (CRITICAL_PATH_SHARE_TABLE, critical_path_share_schema()),
         (SERVICE_MAP_TABLE, service_map_schema()),
         (SLO_TABLE, slo_schema()),
+        (ANOMALIES_TABLE, anomalies_schema()),
+        (FORECASTS_TABLE, forecasts_schema()),
         (SERVICE_MAP_CURRENT_TABLE, service_map_current_schema()),
     ]
 }

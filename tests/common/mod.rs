@@ -225,6 +225,9 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
             }
         }
     }
+    if !extra.contains(&"--models") {
+        args.extend(["--models".into(), "false".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

@@ -1,0 +1,307 @@
+//! The models in the stream: every closed window of every metric series is scored by the
+//! isolation forest (→ [`AnomalyRecord`]) and, where its window size allows a 15-minute
+//! horizon, forecast by the LSTM (→ [`ForecastRecord`]).
+//!
+//! Each key's windows reach one worker (the window operator exchanges by key), in window
+//! order: the operators hold per key the feature history and alert state, or the last values
+//! for the forecaster. Windows are batched per timestamp for the forest. Revisions of a
+//! window (late data) are not rescored; the history is in memory, so after a restart a key
+//! needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is
+//! scored again. Models are [`Watched`]: replaced files are taken without stopping.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
+use apo_models::watch::Watched;
+use apo_models::{Forecaster, IsolationForest, ModelError};
+use apo_schemas::model_output::{AnomalyRecord, Driver, ForecastRecord};
+use apo_schemas::WindowStats;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::window::{stash_input, Stash};
+
+/// The window statistic the forecaster follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signal {
+    #[default]
+    Mean,
+    P50,
+    P95,
+    P99,
+    Max,
+    Sum,
+    /// Points per second (count / window seconds).
+    Rate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Mean => "mean",
+            Signal::P50 => "p50",
+            Signal::P95 => "p95",
+            Signal::P99 => "p99",
+            Signal::Max => "max",
+            Signal::Sum => "sum",
+            Signal::Rate => "rate",
+        }
+    }
+
+    fn of(self, w: &WindowStats) -> f64 {
+        match self {
+            Signal::Mean => w.mean,
+            Signal::P50 => w.p50,
+            Signal::P95 => w.p95,
+            Signal::P99 => w.p99,
+            Signal::Max => w.max,
+            Signal::Sum => w.sum,
+            Signal::Rate => w.count as f64 / f64::from(w.window_seconds.max(1)),
+        }
+    }
+}
+
+impl std::str::FromStr for Signal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "mean" => Signal::Mean,
+            "p50" => Signal::P50,
+            "p95" => Signal::P95,
+            "p99" => Signal::P99,
+            "max" => Signal::Max,
+            "sum" => Signal::Sum,
+            "rate" => Signal::Rate,
+            _ => {
+                return Err(format!(
+                    "`{s}`: expected mean, p50, p95, p99, max, sum or rate"
+                ))
+            }
+        })
+    }
+}
+
+/// Which models run in the metrics pipeline, and how.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// The isolation forest; `None` scores nothing.
+    pub anomaly_model: Option<PathBuf>,
+    /// The LSTM forecaster; `None` forecasts nothing.
+    pub forecast_model: Option<PathBuf>,
+    pub alert: AlertConfig,
+    pub forecast_signal: Signal,
+    /// How often the model files are looked at for a replacement.
+    pub reload_check: Duration,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            anomaly_model: None,
+            forecast_model: None,
+            alert: AlertConfig::default(),
+            forecast_signal: Signal::Mean,
+            reload_check: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Loads the configured models once (a startup check: the workers load their own).
+    pub fn check(&self) -> Result<(), ModelError> {
+        self.alert.validate().map_err(ModelError::Input)?;
+        if let Some(p) = &self.anomaly_model {
+            IsolationForest::load(p)?;
+        }
+        if let Some(p) = &self.forecast_model {
+            Forecaster::load(p)?;
+        }
+        Ok(())
+    }
+}
+
+type SeriesKey = (String, String, u32);
+
+fn key_of(w: &WindowStats) -> SeriesKey {
+    (w.service.clone(), w.metric.clone(), w.window_seconds)
+}
+
+/// The five signals of a metric window (metrics carry no errors: error ratio 0).
+pub fn signals(w: &WindowStats) -> features::Signals {
+    [
+        w.p50,
+        w.p95,
+        w.p99,
+        w.count as f64 / f64::from(w.window_seconds.max(1)),
+        0.0,
+    ]
+}
+
+/// The (at most three) features furthest from zero, largest first.
+pub fn drivers(f: &[f64; FEATURES]) -> Vec<Driver> {
+    let mut idx: Vec<usize> = (0..FEATURES).filter(|i| f[*i] != 0.0).collect();
+    idx.sort_by(|a, b| f[*b].abs().total_cmp(&f[*a].abs()).then(a.cmp(b)));
+    idx.into_iter()
+        .take(3)
+        .map(|i| Driver {
+            feature: FEATURE_NAMES[i].to_string(),
+            value: f[i],
+        })
+        .collect()
+}
+
+/// Scores every closed window (revision 1) with the isolation forest.
+pub fn anomaly_operator<'s>(
+    stats: StreamVec<'s, u64, WindowStats>,
+    mut model: Watched<IsolationForest>,
+    alert: AlertConfig,
+) -> StreamVec<'s, u64, AnomalyRecord> {
+    stats.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
+        let mut stash: Stash<WindowStats> = Default::default();
+        let mut keys: HashMap<SeriesKey, (KeyHistory, AlertState)> = HashMap::new();
+        move |(input, frontier), output| {
+            stash_input(input, &mut stash);
+            while let Some(entry) = stash.first_entry() {
+                if frontier.frontier().less_equal(entry.key()) {
+                    break;
+                }
+                let (cap, mut batch) = entry.remove();
+                batch.retain(|w| w.revision == 1);
+                batch.sort_by(|a, b| (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(b.window_end, &b.service, &b.metric, b.window_seconds)));
+                let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
+                for (i, w) in batch.iter().enumerate() {
+                    let (hist, _) = keys.entry(key_of(w)).or_default();
+                    if let Some(f) = hist.push(signals(w)) {
+                        scored.push((i, f));
+                    }
+                }
+                if scored.is_empty() {
+                    continue;
+                }
+                let m = model.get();
+                let rows: Vec<[f32; FEATURES]> = scored.iter().map(|(_, f)| f.map(|x| x as f32)).collect();
+                let scores = match m.score(&rows) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // tract failing on a well-formed batch is a bug, not bad input: say so
+                        // loudly and keep the pipeline going.
+                        tracing::error!(error = %e, windows = rows.len(), "anomaly scoring failed; windows not scored");
+                        continue;
+                    }
+                };
+                let global = alert.threshold.unwrap_or(m.meta().threshold);
+                let version = m.version().to_string();
+                let mut session = output.session(&cap);
+                for ((i, f), s) in scored.iter().zip(scores) {
+                    let w = &batch[*i];
+                    let Some((_, state)) = keys.get_mut(&key_of(w)) else { continue };
+                    let score = f64::from(s);
+                    let o = state.step(&alert, global, w.window_end, score);
+                    session.give(AnomalyRecord {
+                        service: w.service.clone(),
+                        metric: w.metric.clone(),
+                        window_seconds: w.window_seconds,
+                        window_start: w.window_start,
+                        window_end: w.window_end,
+                        score,
+                        threshold: o.threshold,
+                        is_anomaly: o.is_anomaly,
+                        raised: o.raised,
+                        suppressed: o.suppressed,
+                        drivers: drivers(f),
+                        model_version: version.clone(),
+                        revision: 1,
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// Forecasts every series whose window size gives the model's horizon in 1..=15 steps.
+pub fn forecast_operator<'s>(
+    stats: StreamVec<'s, u64, WindowStats>,
+    mut model: Watched<Forecaster>,
+    signal: Signal,
+) -> StreamVec<'s, u64, ForecastRecord> {
+    stats.unary_frontier(Pipeline, "Forecasts", move |_, _| {
+        let mut stash: Stash<WindowStats> = Default::default();
+        let mut keys: HashMap<SeriesKey, VecDeque<f64>> = HashMap::new();
+        move |(input, frontier), output| {
+            stash_input(input, &mut stash);
+            while let Some(entry) = stash.first_entry() {
+                if frontier.frontier().less_equal(entry.key()) {
+                    break;
+                }
+                let (cap, mut batch) = entry.remove();
+                batch.retain(|w| w.revision == 1);
+                batch.sort_by(|a, b| (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(b.window_end, &b.service, &b.metric, b.window_seconds)));
+                let m = model.get();
+                let l = m.seq_len();
+                let version = m.version().to_string();
+                let mut session = output.session(&cap);
+                for w in &batch {
+                    let Ok(steps) = m.steps_for(f64::from(w.window_seconds)) else { continue };
+                    let v = signal.of(w);
+                    if !v.is_finite() {
+                        continue;
+                    }
+                    let hist = keys.entry(key_of(w)).or_default();
+                    if hist.len() == l {
+                        hist.pop_front();
+                    }
+                    hist.push_back(v);
+                    if hist.len() < l {
+                        continue;
+                    }
+                    let values: Vec<f64> = hist.iter().copied().collect();
+                    match m.forecast(&values, steps) {
+                        Ok(f) => session.give(ForecastRecord {
+                            service: w.service.clone(),
+                            metric: w.metric.clone(),
+                            signal: signal.name().to_string(),
+                            window_seconds: w.window_seconds,
+                            window_start: w.window_start,
+                            window_end: w.window_end,
+                            horizon_seconds: steps as u64 * u64::from(w.window_seconds),
+                            target_time: w.window_end + steps as i64 * i64::from(w.window_seconds) * 1000,
+                            value: f.value,
+                            lower: f.lower,
+                            upper: f.upper,
+                            model_version: version.clone(),
+                            revision: 1,
+                        }),
+                        Err(e) => tracing::error!(error = %e, service = %w.service, metric = %w.metric, "forecast failed"),
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drivers_are_the_largest_features_by_magnitude() {
+        let mut f = [0.0; FEATURES];
+        f[2] = 3.0;
+        f[7] = -9.0;
+        f[0] = 1.0;
+        f[4] = 0.5;
+        let d = drivers(&f);
+        let names: Vec<&str> = d.iter().map(|d| d.feature.as_str()).collect();
+        assert_eq!(names, ["delta_p99", "level_p99", "level_p50"]);
+    }
+
+    #[test]
+    fn signals_parse_by_name() {
+        assert_eq!("rate".parse::<Signal>(), Ok(Signal::Rate));
+        assert!("median".parse::<Signal>().is_err());
+    }
+}

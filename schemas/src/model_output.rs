@@ -1,0 +1,86 @@
+//! What the models add to the stream: anomaly scores (`apo.anomalies`, table `anomalies`) and
+//! forecasts (`apo.forecasts`, table `forecasts`), one record per closed window of a key.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A feature and its value, among those that set a window's score apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Driver {
+    /// Feature name, e.g. `level_p99` (the model metadata lists them).
+    pub feature: String,
+    /// Its value: robust z-score against the key's recent windows.
+    pub value: f64,
+}
+
+/// The anomaly score of one closed window of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AnomalyRecord {
+    pub service: String,
+    pub metric: String,
+    pub window_seconds: u32,
+    /// Inclusive start, ms since the Unix epoch.
+    pub window_start: i64,
+    /// Exclusive end, ms since the Unix epoch.
+    pub window_end: i64,
+    /// Isolation-forest anomaly score in (0, 1): near 1 is isolated, about 0.5 ordinary.
+    pub score: f64,
+    /// The threshold the window was held to (the model's, or the key's adaptive one).
+    pub threshold: f64,
+    /// The key is in alert after this window (minimum duration and hysteresis applied).
+    pub is_anomaly: bool,
+    /// This window raised the alert.
+    pub raised: bool,
+    /// The key would be in alert, but a recent decision explains it.
+    pub suppressed: bool,
+    /// The features furthest from ordinary, largest first (at most three).
+    pub drivers: Vec<Driver>,
+    pub model_version: String,
+    /// Revision of the window stats scored (revisions are not rescored: always 1).
+    pub revision: u32,
+}
+
+impl AnomalyRecord {
+    /// The Kafka key: series plus window.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}s|{}",
+            self.service, self.metric, self.window_seconds, self.window_start
+        )
+    }
+}
+
+/// A forecast of one series, issued when a window closed, for the horizon after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ForecastRecord {
+    pub service: String,
+    pub metric: String,
+    /// The window statistic forecast (`mean`, `p95`, `rate`, …).
+    pub signal: String,
+    pub window_seconds: u32,
+    /// The window the forecast was issued at (its last input).
+    pub window_start: i64,
+    pub window_end: i64,
+    /// How far past `window_end` the forecast looks.
+    pub horizon_seconds: u64,
+    /// The window forecast ends at `window_end + horizon_seconds`.
+    pub target_time: i64,
+    /// Median forecast.
+    pub value: f64,
+    /// 5 % quantile.
+    pub lower: f64,
+    /// 95 % quantile.
+    pub upper: f64,
+    pub model_version: String,
+    pub revision: u32,
+}
+
+impl ForecastRecord {
+    /// The Kafka key: series, signal and the window issued at.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}s|{}",
+            self.service, self.metric, self.signal, self.window_seconds, self.window_start
+        )
+    }
+}

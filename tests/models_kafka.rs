@@ -1,0 +1,229 @@
+//! End to end against the real broker: `apo run` scores every closed window with the
+//! isolation forest and forecasts the 60 s series with the LSTM; the records on
+//! `apo.anomalies` and `apo.forecasts` (and in the Parquet tables) are checked against the
+//! models run here over the window statistics the same run wrote.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::features::{KeyHistory, MIN_HISTORY};
+use apo_models::{Forecaster, IsolationForest};
+use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
+use apo_schemas::{MetricPoint, WindowStats};
+use common::*;
+
+fn artifacts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts")
+}
+
+/// 4 series, 2 points a second each for 70 minutes, latency-like values with a slow cycle
+/// and a 3-minute incident on one series.
+fn points(base: i64) -> Vec<MetricPoint> {
+    let mut rng = Rng(7);
+    let mut out = Vec::new();
+    for s in 0..4_i64 {
+        for i in 0..(70 * 60 * 2) {
+            let ts = base + i * 500 + s;
+            let t = i as f64 / 120.0;
+            let mut value = 50.0
+                * (1.0 + 0.2 * (t / 9.0).sin())
+                * (0.8 + 0.4 * (rng.below(1000) as f64 / 1000.0));
+            if s == 1 && (40.0..43.0).contains(&t) {
+                value *= 6.0;
+            }
+            out.push(MetricPoint {
+                timestamp: ts,
+                service: format!("svc-{s}"),
+                name: "latency".into(),
+                value,
+                unit: "ms".into(),
+                tags: Default::default(),
+                histogram: None,
+            });
+        }
+    }
+    out.sort_by_key(|p| p.timestamp);
+    out
+}
+
+type Key = (String, String, u32);
+
+#[test]
+fn anomaly_scores_and_forecasts_for_every_closed_window() {
+    let t = topics("models", 2);
+    let anomalies = unique("models.anomalies");
+    let forecasts = unique("models.forecasts");
+    apo_ingest::kafka::ensure_topics(&client(), &[&anomalies, &forecasts], 2).unwrap();
+    let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
+    let pts = points(base);
+    produce(&t.metrics, &messages(&pts, 2, 200));
+    let dir = tempfile::tempdir().unwrap();
+    let iforest = artifacts().join("iforest.onnx");
+    let lstm = artifacts().join("lstm.onnx");
+    let (i, l) = (iforest.display().to_string(), lstm.display().to_string());
+    run_to_end(
+        &apo_run_args(
+            &t,
+            dir.path(),
+            &[
+                "--drain",
+                "--windows",
+                "10s,60s",
+                "--models",
+                "true",
+                "--anomaly-model",
+                &i,
+                "--forecast-model",
+                &l,
+                "--anomalies-topic",
+                &anomalies,
+                "--forecasts-topic",
+                &forecasts,
+                "-w",
+                "2",
+            ],
+        ),
+        Duration::from_secs(600),
+    );
+
+    // the window statistics this run wrote, per series in window order
+    let mut series: BTreeMap<Key, Vec<WindowStats>> = BTreeMap::new();
+    for w in window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(10))) {
+        series
+            .entry((w.service.clone(), w.metric.clone(), w.window_seconds))
+            .or_default()
+            .push(w);
+    }
+    assert_eq!(series.len(), 8, "4 series x 2 window sizes");
+    for v in series.values_mut() {
+        v.sort_by_key(|w| w.window_start);
+    }
+
+    // anomalies: one per window past the first MIN_HISTORY of each series, scored as here
+    let model = IsolationForest::load(&iforest).unwrap();
+    let alert = AlertConfig::default();
+    let mut want: BTreeMap<(Key, i64), (f64, bool)> = BTreeMap::new();
+    for (k, windows) in &series {
+        let mut hist = KeyHistory::default();
+        let mut state = AlertState::default();
+        for w in windows {
+            let f = hist.push([
+                w.p50,
+                w.p95,
+                w.p99,
+                w.count as f64 / f64::from(w.window_seconds),
+                0.0,
+            ]);
+            if let Some(f) = f {
+                let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
+                let o = state.step(&alert, model.meta().threshold, w.window_end, s);
+                want.insert((k.clone(), w.window_start), (s, o.is_anomaly));
+            }
+        }
+    }
+    let got: Vec<AnomalyRecord> = consume(&anomalies, usize::MAX, Duration::from_secs(10))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("anomaly JSON"))
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "one score per window with {MIN_HISTORY} windows of history"
+    );
+    let mut raised_in_incident = false;
+    for a in &got {
+        let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
+        let (s, active) = want[&(k, a.window_start)];
+        assert!(
+            (a.score - s).abs() < 1e-6,
+            "{}: stream {} vs here {s}",
+            a.key(),
+            a.score
+        );
+        assert_eq!(a.is_anomaly, active, "{}", a.key());
+        assert_eq!(a.model_version, model.version());
+        assert!(a.drivers.len() <= 3);
+        let minute = (a.window_start - base) as f64 / 60_000.0;
+        if a.service == "svc-1" && a.raised && (40.0..44.0).contains(&minute) {
+            raised_in_incident = true;
+        }
+    }
+    assert!(raised_in_incident, "the incident on svc-1 raised an alert");
+
+    // forecasts: 60 s series only (10 s windows cannot reach 15 minutes in 15 steps), from the
+    // 48th window on, each the model's forecast of the previous 48 means
+    let fm = Forecaster::load(&lstm).unwrap();
+    let got: Vec<ForecastRecord> = consume(&forecasts, usize::MAX, Duration::from_secs(10))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("forecast JSON"))
+        .collect();
+    let mut expected = 0;
+    for (k, windows) in series.iter().filter(|(k, _)| k.2 == 60) {
+        let means: Vec<f64> = windows.iter().map(|w| w.mean).collect();
+        for end in fm.seq_len()..=means.len() {
+            expected += 1;
+            let w = &windows[end - 1];
+            let f = fm.forecast(&means[end - fm.seq_len()..end], 15).unwrap();
+            let g = got
+                .iter()
+                .find(|g| {
+                    g.service == k.0 && g.window_seconds == 60 && g.window_start == w.window_start
+                })
+                .unwrap_or_else(|| panic!("no forecast for {k:?} at {}", w.window_start));
+            assert!((g.value - f.value).abs() < 1e-9 * f.value.abs().max(1.0));
+            assert!(g.lower <= g.value && g.value <= g.upper);
+            assert_eq!(g.target_time, w.window_end + 900_000);
+            assert_eq!(g.signal, "mean");
+        }
+    }
+    assert_eq!(got.len(), expected);
+
+    // the same records in Parquet
+    let out = apo(&[
+        "sql".into(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--format".into(),
+        "csv".into(),
+        "SELECT (SELECT count(*) FROM anomalies) AS a, (SELECT count(*) FROM forecasts) AS f"
+            .into(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{},{}", want.len(), expected)),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_model_that_does_not_load_is_a_startup_error() {
+    let t = topics("models-bad", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("iforest.onnx");
+    std::fs::write(&bad, b"not a model").unwrap();
+    let b = bad.display().to_string();
+    let out = apo(&apo_run_args(
+        &t,
+        dir.path(),
+        &["--drain", "--models", "true", "--anomaly-model", &b],
+    ))
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("loading the models") && err.contains("iforest.json"),
+        "{err}"
+    );
+}
