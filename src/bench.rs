@@ -35,6 +35,8 @@ use crate::config::kafka_client;
 
 const RATE: f64 = 2_000.0;
 const BATCH: usize = 200;
+/// `--write` keeps the old file from this heading on (sections other commands measure).
+const KEPT_FROM: &str = "## Model quality";
 
 fn generator_config(start_ms: i64) -> GeneratorConfig {
     GeneratorConfig {
@@ -120,7 +122,7 @@ pub fn run_phase<J: Job>(
 }
 
 /// The metrics job of `cfg` writing to `sinks`.
-fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJob {
+pub fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJob {
     MetricsJob::new(
         &cfg.window_seconds,
         cfg.relative_accuracy,
@@ -133,6 +135,18 @@ fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJ
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.points == 0 {
         bail!("--points must be positive");
+    }
+    if a.models_only {
+        let cfg = PipelineConfig {
+            drain: true,
+            idle_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        println!(
+            "{}",
+            crate::bench_models::models_section(&cfg, a.points, a.workers)?
+        );
+        return Ok(());
     }
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("creating {}", a.data_dir.display()))?;
@@ -406,6 +420,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if let Some(section) = &spans_section {
         let _ = write!(out, "\n## Trace pipeline (issue 3)\n\n{section}");
     }
+    if a.models {
+        let section = crate::bench_models::models_section(&cfg, a.points, a.workers)?;
+        let _ = write!(out, "\n## Models (issue 4)\n\n{section}");
+    }
     println!("{out}");
     if let Some(path) = &a.write {
         let cmd: Vec<String> = std::env::args().collect();
@@ -414,6 +432,16 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             chrono::Utc::now().format("%Y-%m-%d"),
             cmd.join(" ")
         );
+        // Sections measured by other commands (the NAB evaluation) are kept.
+        let kept = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|old| old.find(KEPT_FROM).map(|i| old[i..].to_string()))
+            .unwrap_or_default();
+        let doc = if kept.is_empty() {
+            doc
+        } else {
+            format!("{doc}\n{kept}")
+        };
         std::fs::write(path, doc).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -342,7 +342,15 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// Write the results as Markdown to this file (e.g. BENCHMARKS.md).
+    /// Also measure the models: tract's scoring rates and the pipeline with models off and on
+    /// (run from the repository root, where models/artifacts is).
+    #[arg(long, env = "APO_BENCH_MODELS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub models: bool,
+    /// Measure only the models (quick).
+    #[arg(long)]
+    pub models_only: bool,
+    /// Write the results as Markdown to this file (e.g. BENCHMARKS.md); from a heading
+    /// `## Model quality` on, the old file is kept (the NAB evaluation writes that part).
     #[arg(long, env = "APO_WRITE")]
     pub write: Option<PathBuf>,
     /// Working directory for the embedded broker and Parquet output.

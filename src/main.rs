@@ -2,6 +2,7 @@
 //! the work happens in `apo-ingest`, `apo-dataflow` and `apo-sinks`.
 
 mod bench;
+mod bench_models;
 mod bench_spans;
 mod cli;
 mod config;
