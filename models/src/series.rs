@@ -30,8 +30,9 @@ pub struct IssuedForecast {
     pub forecast: Forecast,
 }
 
-/// Median step between consecutive timestamps (ms), or an error for fewer than two samples
-/// or timestamps that do not increase.
+/// Median step between consecutive distinct timestamps (ms), or an error for fewer than two
+/// samples or timestamps that go back. Repeated timestamps (NAB has some, where clocks changed
+/// for daylight saving) are allowed: each row is still one sample.
 pub fn resolution_ms(timestamps: &[i64]) -> Result<i64, ModelError> {
     if timestamps.len() < 2 {
         return Err(ModelError::Input(
@@ -40,13 +41,20 @@ pub fn resolution_ms(timestamps: &[i64]) -> Result<i64, ModelError> {
     }
     let mut steps = Vec::with_capacity(timestamps.len() - 1);
     for (i, w) in timestamps.windows(2).enumerate() {
-        if w[1] <= w[0] {
+        if w[1] < w[0] {
             return Err(ModelError::Input(format!(
-                "timestamps must increase: sample {} is not after sample {i}",
+                "timestamps must not go back: sample {} is before sample {i}",
                 i + 1
             )));
         }
-        steps.push(w[1] - w[0]);
+        if w[1] > w[0] {
+            steps.push(w[1] - w[0]);
+        }
+    }
+    if steps.is_empty() {
+        return Err(ModelError::Input(
+            "every sample has the same timestamp".into(),
+        ));
     }
     steps.sort_unstable();
     Ok(steps[steps.len() / 2])
@@ -150,6 +158,11 @@ mod tests {
     fn resolution_is_the_median_step() {
         assert_eq!(resolution_ms(&[0, 300, 600, 1200, 1500]).expect("ok"), 300);
         assert!(resolution_ms(&[0]).is_err());
-        assert!(resolution_ms(&[0, 300, 300]).is_err());
+        assert_eq!(
+            resolution_ms(&[0, 300, 300, 600]).expect("repeats allowed"),
+            300
+        );
+        assert!(resolution_ms(&[0, 300, 200]).is_err());
+        assert!(resolution_ms(&[5, 5]).is_err());
     }
 }
