@@ -187,18 +187,8 @@ pub struct ModelArgs {
     /// The window statistic forecast: mean, p50, p95, p99, max, sum or rate.
     #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
     pub forecast_signal: apo_dataflow::model_ops::Signal,
-    /// Anomaly score threshold [default: the model's, from its metadata].
-    #[arg(long, env = "APO_ANOMALY_THRESHOLD")]
-    pub anomaly_threshold: Option<f64>,
-    /// Quantile of a series' own recent scores its threshold never goes below (0: off).
-    #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.99)]
-    pub adaptive_quantile: f64,
-    /// Consecutive windows at or above the threshold before an alert is raised.
-    #[arg(long, env = "APO_RAISE_AFTER", default_value_t = 1)]
-    pub raise_after: usize,
-    /// Consecutive windows below 0.95 x threshold before an alert clears.
-    #[arg(long, env = "APO_CLEAR_AFTER", default_value_t = 3)]
-    pub clear_after: usize,
+    #[command(flatten)]
+    pub alert: AlertArgs,
     /// How often the model files are looked at for a replacement.
     #[arg(long, env = "APO_MODEL_RELOAD_CHECK", default_value = "5s", value_parser = duration)]
     pub model_reload_check: Duration,
@@ -388,10 +378,17 @@ pub struct ScoreArgs {
         default_value = "models/artifacts/iforest.onnx"
     )]
     pub model: PathBuf,
-    /// Anomaly score threshold (default: the model's, from its metadata).
+    #[command(flatten)]
+    pub alert: AlertArgs,
+}
+
+/// How anomaly scores become alerts (`apo run` and `apo score`).
+#[derive(Args, Debug, Clone)]
+pub struct AlertArgs {
+    /// Anomaly score threshold [default: the model's, from its metadata].
     #[arg(long, env = "APO_ANOMALY_THRESHOLD")]
-    pub threshold: Option<f64>,
-    /// Quantile of a key's own recent scores its threshold never goes below (0 turns it off).
+    pub anomaly_threshold: Option<f64>,
+    /// Quantile of a series' own recent scores its threshold never goes below (0: off).
     #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.99)]
     pub adaptive_quantile: f64,
     /// Consecutive windows at or above the threshold before an alert is raised.
@@ -400,6 +397,18 @@ pub struct ScoreArgs {
     /// Consecutive windows below 0.95 x threshold before an alert clears.
     #[arg(long, env = "APO_CLEAR_AFTER", default_value_t = 3)]
     pub clear_after: usize,
+}
+
+impl AlertArgs {
+    pub fn config(&self) -> apo_models::alerting::AlertConfig {
+        apo_models::alerting::AlertConfig {
+            threshold: self.anomaly_threshold,
+            adaptive_quantile: self.adaptive_quantile,
+            raise_after: self.raise_after,
+            clear_after: self.clear_after,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use apo_models::alerting::AlertConfig;
 use apo_models::{series, Forecaster, IsolationForest};
 use chrono::{DateTime, NaiveDateTime};
 
@@ -97,13 +96,7 @@ fn writer(io: &SeriesIo) -> Result<csv::Writer<Box<dyn Write>>> {
 
 pub fn score(args: ScoreArgs) -> Result<()> {
     let model = IsolationForest::load(&args.model).context("loading the anomaly model")?;
-    let config = AlertConfig {
-        threshold: args.threshold,
-        adaptive_quantile: args.adaptive_quantile,
-        raise_after: args.raise_after,
-        clear_after: args.clear_after,
-        ..AlertConfig::default()
-    };
+    let config = args.alert.config();
     config
         .validate()
         .map_err(anyhow::Error::msg)

@@ -20,7 +20,6 @@ use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::{ensure_topics, partition_count, KafkaSource};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
-use apo_models::alerting::AlertConfig;
 use apo_sinks::kafka::KafkaStatsSink;
 use apo_sinks::parquet::ParquetStatsSink;
 
@@ -77,13 +76,7 @@ pub fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>> {
     let cfg = ModelConfig {
         anomaly_model: pick(&m.anomaly_model, "iforest.onnx", "anomaly"),
         forecast_model: pick(&m.forecast_model, "lstm.onnx", "forecast"),
-        alert: AlertConfig {
-            threshold: m.anomaly_threshold,
-            adaptive_quantile: m.adaptive_quantile,
-            raise_after: m.raise_after,
-            clear_after: m.clear_after,
-            ..AlertConfig::default()
-        },
+        alert: m.alert.config(),
         forecast_signal: m.forecast_signal,
         reload_check: m.model_reload_check,
     };

@@ -21,7 +21,9 @@ use apo_schemas::model_output::{AnomalyRecord, Driver, ForecastRecord};
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
+use timely::progress::frontier::AntichainRef;
 
 use crate::window::{stash_input, Stash};
 
@@ -154,6 +156,29 @@ pub fn drivers(f: &[f64; FEATURES]) -> Vec<Driver> {
         .collect()
 }
 
+/// The next batch of windows whose timestamp the frontier has passed: first emissions only
+/// (revisions are not rescored), in window order.
+fn next_closed(
+    stash: &mut Stash<WindowStats>,
+    frontier: AntichainRef<'_, u64>,
+) -> Option<(Capability<u64>, Vec<WindowStats>)> {
+    let entry = stash.first_entry()?;
+    if frontier.less_equal(entry.key()) {
+        return None;
+    }
+    let (cap, mut batch) = entry.remove();
+    batch.retain(|w| w.revision == 1);
+    batch.sort_by(|a, b| {
+        (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(
+            b.window_end,
+            &b.service,
+            &b.metric,
+            b.window_seconds,
+        ))
+    });
+    Some((cap, batch))
+}
+
 /// Scores every closed window (revision 1) with the isolation forest.
 pub fn anomaly_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
@@ -165,13 +190,7 @@ pub fn anomaly_operator<'s>(
         let mut keys: HashMap<SeriesKey, (KeyHistory, AlertState)> = HashMap::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some(entry) = stash.first_entry() {
-                if frontier.frontier().less_equal(entry.key()) {
-                    break;
-                }
-                let (cap, mut batch) = entry.remove();
-                batch.retain(|w| w.revision == 1);
-                batch.sort_by(|a, b| (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(b.window_end, &b.service, &b.metric, b.window_seconds)));
+            while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
                 let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
                 for (i, w) in batch.iter().enumerate() {
                     let (hist, _) = keys.entry(key_of(w)).or_default();
@@ -233,13 +252,7 @@ pub fn forecast_operator<'s>(
         let mut keys: HashMap<SeriesKey, VecDeque<f64>> = HashMap::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some(entry) = stash.first_entry() {
-                if frontier.frontier().less_equal(entry.key()) {
-                    break;
-                }
-                let (cap, mut batch) = entry.remove();
-                batch.retain(|w| w.revision == 1);
-                batch.sort_by(|a, b| (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(b.window_end, &b.service, &b.metric, b.window_seconds)));
+            while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
                 let m = model.get();
                 let l = m.seq_len();
                 let version = m.version().to_string();

@@ -62,7 +62,7 @@ def score_corpus(apo: str, nab: str, files: list, windows: dict, tmp: str, thres
         dst = os.path.join(tmp, name.replace("/", "_") + ".scores.csv")
         cmd = [apo, "score", os.path.join(nab, "data", name), "-o", dst] + extra
         if threshold is not None:
-            cmd += ["--threshold", str(threshold)]
+            cmd += ["--anomaly-threshold", str(threshold)]
         run(cmd)
         rows = read_csv(dst)
         times = [parse_time(r["timestamp"]) for r in rows]
