@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use crate::error::ModelError;
-use crate::iforest::check_io;
+use crate::iforest::{onnx_error, optimised};
 use crate::metadata::{self, LstmMeta};
 
 /// A forecast of one series.
@@ -47,15 +47,8 @@ impl Forecaster {
     /// Loads `path` (ONNX) with its metadata beside it.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let (bytes, meta) = metadata::load::<LstmMeta>(path)?;
-        let onnx_err = |e: TractError| ModelError::Onnx {
-            path: path.to_path_buf(),
-            reason: format!("{e:#}"),
-        };
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(onnx_err)?;
-        check_io(&model, path, &["history", "h0", "c0"], "forecast")?;
-        let typed = model.into_optimized().map_err(onnx_err)?;
+        let typed = optimised(path, &bytes, &["history", "h0", "c0"], "forecast")?;
+        let onnx_err = onnx_error(path);
         let expect: [&[usize]; 3] = [
             &[1, meta.seq_len, 1],
             &[1, 1, meta.hidden],

@@ -26,15 +26,8 @@ impl IsolationForest {
     /// outputs do not match.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let (bytes, meta) = metadata::load::<IforestMeta>(path)?;
-        let onnx_err = |e: TractError| ModelError::Onnx {
-            path: path.to_path_buf(),
-            reason: format!("{e:#}"),
-        };
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(onnx_err)?;
-        check_io(&model, path, &[meta.input.as_str()], &meta.output)?;
-        let typed = model.into_optimized().map_err(onnx_err)?;
+        let typed = optimised(path, &bytes, &[meta.input.as_str()], &meta.output)?;
+        let onnx_err = onnx_error(path);
         let fact = typed.input_fact(0).map_err(onnx_err)?;
         let dims = fact.shape.dims();
         if fact.datum_type != f32::datum_type()
@@ -79,6 +72,28 @@ impl IsolationForest {
         let view = out[0].to_plain_array_view::<f32>().map_err(run_err)?;
         Ok(view.iter().copied().collect())
     }
+}
+
+/// Maps a tract error while loading `path` to [`ModelError::Onnx`].
+pub(crate) fn onnx_error(path: &Path) -> impl Fn(TractError) -> ModelError + Copy + '_ {
+    move |e| ModelError::Onnx {
+        path: path.to_path_buf(),
+        reason: format!("{e:#}"),
+    }
+}
+
+/// Reads an ONNX graph, checks its input and output names, and optimises it.
+pub(crate) fn optimised(
+    path: &Path,
+    bytes: &[u8],
+    inputs: &[&str],
+    output: &str,
+) -> Result<TypedModel, ModelError> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(onnx_error(path))?;
+    check_io(&model, path, inputs, output)?;
+    model.into_optimized().map_err(onnx_error(path))
 }
 
 /// Checks that the graph's inputs and first output carry the names the metadata gives.

@@ -113,9 +113,9 @@ def main() -> None:
 
     model.eval()
     model_path = os.path.join(out, "lstm.onnx")
-    dummy = (torch.zeros(1, F.SEQ_LEN, 1), torch.zeros(1, 1, HIDDEN), torch.zeros(1, 1, HIDDEN))
+    example_inputs = (torch.zeros(1, F.SEQ_LEN, 1), torch.zeros(1, 1, HIDDEN), torch.zeros(1, 1, HIDDEN))
     torch.onnx.export(
-        model, dummy, model_path, dynamo=False, opset_version=13,
+        model, example_inputs, model_path, dynamo=False, opset_version=13,
         input_names=["history", "h0", "c0"], output_names=["forecast"],
     )
     digest = hashlib.sha256(open(model_path, "rb").read()).hexdigest()
