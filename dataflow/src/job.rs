@@ -11,14 +11,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
-use apo_schemas::{MetricPoint, SchemaError, WindowStats};
+use apo_schemas::{MetricPoint, SchemaError};
 use timely::dataflow::StreamVec;
 
 use crate::aggregate::{window_start, Partial};
 use crate::model_ops::{anomaly_operator, forecast_operator, ModelConfig};
 use crate::preaggregate::PreAggregator;
 use crate::progress::Progress;
-use crate::sink::{sink_operator, SinkState, StatsSink};
+use crate::sink::{tracked_sink, SinkState, StatsSink};
 use crate::window::window_operator;
 use apo_models::watch::Watched;
 use apo_models::{Forecaster, IsolationForest};
@@ -161,34 +161,23 @@ impl Job for MetricsJob {
         input: StreamVec<'scope, u64, Partial>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
-        let state = Rc::new(SinkState::default());
-        let progress = ctx.progress.clone();
-        let on_rows: crate::sink::RowsCallback = Rc::new(move |rows: &[WindowStats]| {
-            progress.record_output(rows.iter().map(|r| (r.window_end, r.revision)));
-        });
         let stats = window_operator(input, ctx.horizon_ms, ctx.held.clone());
+        let mut states = Vec::new();
         let sinks = std::mem::take(&mut self.sinks);
-        let mut done = sink_operator(stats.clone(), sinks, state.clone(), on_rows);
-        let mut states = vec![state];
+        let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
-            let model_sink = |states: &mut Vec<Rc<SinkState>>| {
-                let state = Rc::new(SinkState::default());
-                states.push(state.clone());
-                state
-            };
             if let Some(path) = &cfg.anomaly_model {
                 match Watched::<IsolationForest>::load(path, cfg.reload_check) {
                     Ok(model) => {
                         let scores = anomaly_operator(stats.clone(), model, cfg.alert);
-                        let progress = ctx.progress.clone();
-                        let on: crate::sink::RowsCallback<AnomalyRecord> =
-                            Rc::new(move |rows: &[AnomalyRecord]| {
-                                progress
-                                    .record_output(rows.iter().map(|r| (r.window_end, r.revision)));
-                            });
-                        let st = model_sink(&mut states);
-                        done = done.concat(sink_operator(scores, stage.anomaly_sinks, st, on));
+                        done = done.concat(tracked_sink(
+                            scores,
+                            stage.anomaly_sinks,
+                            0,
+                            ctx,
+                            &mut states,
+                        ));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored")
@@ -199,14 +188,13 @@ impl Job for MetricsJob {
                 match Watched::<Forecaster>::load(path, cfg.reload_check) {
                     Ok(model) => {
                         let forecasts = forecast_operator(stats, model, cfg.forecast_signal);
-                        let progress = ctx.progress.clone();
-                        let on: crate::sink::RowsCallback<ForecastRecord> =
-                            Rc::new(move |rows: &[ForecastRecord]| {
-                                progress
-                                    .record_output(rows.iter().map(|r| (r.window_end, r.revision)));
-                            });
-                        let st = model_sink(&mut states);
-                        done = done.concat(sink_operator(forecasts, stage.forecast_sinks, st, on));
+                        done = done.concat(tracked_sink(
+                            forecasts,
+                            stage.forecast_sinks,
+                            0,
+                            ctx,
+                            &mut states,
+                        ));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "forecast model did not load on this worker: nothing forecast")

@@ -271,8 +271,7 @@ pub fn forecast_operator<'s>(
                     if hist.len() < l {
                         continue;
                     }
-                    let values: Vec<f64> = hist.iter().copied().collect();
-                    match m.forecast(&values, steps) {
+                    match m.forecast(hist.make_contiguous(), steps) {
                         Ok(f) => session.give(ForecastRecord {
                             service: w.service.clone(),
                             metric: w.metric.clone(),

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use apo_schemas::WindowStats;
+use apo_schemas::{OutputRow, WindowStats};
+
+use crate::job::BuildContext;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -166,4 +168,25 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
 
 fn fail<R>(failure: &RefCell<Option<SinkError>>, sink: &dyn StatsSink<R>, e: SinkError) {
     *failure.borrow_mut() = Some(SinkError(format!("{}: {}", sink.name(), e)));
+}
+
+/// Sink operator with progress counting for any windowed row; rows close `delay_ms` after
+/// their window's end (close-to-output latency counts from then).
+pub fn tracked_sink<'s, R: OutputRow + Clone + 'static>(
+    rows: StreamVec<'s, u64, R>,
+    sinks: Vec<Box<dyn StatsSink<R>>>,
+    delay_ms: i64,
+    ctx: &BuildContext,
+    states: &mut Vec<Rc<SinkState>>,
+) -> StreamVec<'s, u64, ()> {
+    let state = Rc::new(SinkState::default());
+    states.push(state.clone());
+    let progress = ctx.progress.clone();
+    let on_rows: RowsCallback<R> = Rc::new(move |rows: &[R]| {
+        progress.record_output(
+            rows.iter()
+                .map(|r| (r.window_end().saturating_add(delay_ms), r.revision())),
+        );
+    });
+    sink_operator(rows, sinks, state, on_rows)
 }

@@ -27,7 +27,7 @@ use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
 use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
-use apo_schemas::{OutputRow, SchemaError, Span};
+use apo_schemas::{SchemaError, Span};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -43,7 +43,7 @@ use crate::map_view::current_map;
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
 use crate::service_map::{attribute_critical, trace_edges, EdgePartial, MapWindow};
-use crate::sink::{sink_operator, RowsCallback, SinkState, StatsSink};
+use crate::sink::{tracked_sink as sink, SinkState, StatsSink};
 use crate::slo::{default_objectives, BurnConfig, Objective};
 use crate::slo_ops::{burn_operator, SloPartial, SloTrackers};
 use crate::trace_ops::assemble_traces;
@@ -228,27 +228,6 @@ fn trace_outputs<'s>(
             });
         }
     })
-}
-
-/// Sink operator with progress counting for any windowed row; rows close `delay_ms` after
-/// their window's end (close-to-output latency counts from then).
-fn sink<'s, R: OutputRow + Clone + 'static>(
-    rows: StreamVec<'s, u64, R>,
-    sinks: Vec<Box<dyn StatsSink<R>>>,
-    delay_ms: i64,
-    ctx: &BuildContext,
-    states: &mut Vec<Rc<SinkState>>,
-) -> StreamVec<'s, u64, ()> {
-    let state = Rc::new(SinkState::default());
-    states.push(state.clone());
-    let progress = ctx.progress.clone();
-    let on_rows: RowsCallback<R> = Rc::new(move |rows: &[R]| {
-        progress.record_output(
-            rows.iter()
-                .map(|r| (r.window_end().saturating_add(delay_ms), r.revision())),
-        );
-    });
-    sink_operator(rows, sinks, state, on_rows)
 }
 
 impl Job for SpanJob {

@@ -89,8 +89,7 @@ pub struct KeyHistory {
 impl KeyHistory {
     /// Features of `signals` against the windows before it; then `signals` joins the history.
     pub fn push(&mut self, signals: Signals) -> Option<[f64; FEATURES]> {
-        let hist: Vec<Signals> = self.windows.iter().copied().collect();
-        let out = features(&hist, &signals);
+        let out = features(self.windows.make_contiguous(), &signals);
         if self.windows.len() == HISTORY {
             self.windows.pop_front();
         }
