@@ -2,12 +2,14 @@
 //! the window start (`window_stats/date=YYYY-MM-DD/`, `red/date=…/`). Rows are buffered and a file is written when
 //! the roll interval or row limit is reached (or the input ends): written under
 //! `<data-dir>/.tmp/`, synced, then renamed into place, so readers never see a partial file and
-//! offsets are committed only after the rename.
+//! offsets are committed only after the rename. Files are written on a thread per sink, never
+//! on the timely worker.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
@@ -30,7 +32,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::SchemaRef;
 
 /// A row type with a Parquet table of its own.
-pub trait ParquetRow: OutputRow + Clone + 'static {
+pub trait ParquetRow: OutputRow + Clone + Send + 'static {
     /// The table (directory under the data directory).
     const TABLE: &'static str;
     /// Rows buffered at most before a file is written, whatever the roll interval: bounds the
@@ -76,20 +78,42 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
+/// Parquet sink for one table. Files are written by a thread of the sink's own (encoding,
+/// compression, `fsync` and rename take from milliseconds to, on a busy disk, seconds): the
+/// timely worker only hands rows over and later collects which writes are in files, so a slow
+/// disk never stalls windows or the other sinks' acknowledgements.
 pub struct ParquetStatsSink<R: ParquetRow = WindowStats> {
-    dir: PathBuf,
-    tmp: PathBuf,
-    file_prefix: String,
     roll_interval: Duration,
     max_rows: usize,
     rows: Vec<R>,
     name: String,
     first_row_at: Option<Instant>,
-    seq: u64,
     /// Writes received, and how many of them are in files renamed into place.
     writes: u64,
     durable: u64,
+    /// Rolls handed to the writer thread and not yet reported back.
+    in_flight: usize,
+    jobs: Option<mpsc::Sender<Roll<R>>>,
+    done: mpsc::Receiver<Result<u64, SinkError>>,
+    writer: Option<JoinHandle<()>>,
 }
+
+/// Rows for the writer thread; `upto`: the writes they complete.
+struct Roll<R> {
+    rows: Vec<R>,
+    upto: u64,
+}
+
+/// Writes files for one table; owned by the sink's writer thread.
+struct FileWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    file_prefix: String,
+    seq: u64,
+}
+
+/// How often the worker looks for finished files while a roll is being written.
+const ROLL_POLL: Duration = Duration::from_millis(5);
 
 impl<R: ParquetRow> ParquetStatsSink<R> {
     /// `file_prefix` must be unique per writer (process and worker), e.g. `p0-w1`.
@@ -104,22 +128,98 @@ impl<R: ParquetRow> ParquetStatsSink<R> {
             fs::create_dir_all(d)
                 .map_err(|e| SinkError(format!("creating {}: {e}", d.display())))?;
         }
-        Ok(ParquetStatsSink {
+        let mut files = FileWriter {
             dir,
             tmp,
             file_prefix: file_prefix.to_string(),
+            seq: 0,
+        };
+        let (jobs, job_rx) = mpsc::channel::<Roll<R>>();
+        let (done_tx, done) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name(format!("parquet-{}-{file_prefix}", R::TABLE))
+            .spawn(move || {
+                for roll in job_rx {
+                    let r = files.write_rows(&roll.rows).map(|()| roll.upto);
+                    if done_tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| SinkError(format!("starting the Parquet writer thread: {e}")))?;
+        Ok(ParquetStatsSink {
             roll_interval,
             max_rows: R::MAX_ROWS,
             rows: Vec::new(),
             name: format!("parquet:{}", R::TABLE),
             first_row_at: None,
-            seq: 0,
             writes: 0,
             durable: 0,
+            in_flight: 0,
+            jobs: Some(jobs),
+            done,
+            writer: Some(writer),
         })
     }
 
-    fn write_file(&mut self, day: &str, rows: &[R]) -> Result<PathBuf, SinkError> {
+    /// Hands the buffered rows to the writer thread.
+    fn roll(&mut self) -> Result<(), SinkError> {
+        let rows = std::mem::take(&mut self.rows);
+        let sent = self.jobs.as_ref().is_some_and(|j| {
+            j.send(Roll {
+                rows,
+                upto: self.writes,
+            })
+            .is_ok()
+        });
+        if !sent {
+            return Err(SinkError("the Parquet writer thread has stopped".into()));
+        }
+        self.in_flight += 1;
+        self.first_row_at = None;
+        Ok(())
+    }
+
+    /// Takes the writer thread's reports; `wait`: until every roll handed over is reported.
+    fn collect(&mut self, wait: bool) -> Result<(), SinkError> {
+        while self.in_flight > 0 {
+            let r = if wait {
+                self.done
+                    .recv()
+                    .map_err(|_| SinkError("the Parquet writer thread has stopped".into()))
+            } else {
+                match self.done.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        Err(SinkError("the Parquet writer thread has stopped".into()))
+                    }
+                }
+            };
+            self.in_flight -= 1;
+            self.durable = self.durable.max(r??);
+        }
+        Ok(())
+    }
+}
+
+impl FileWriter {
+    /// Writes rows to files, one per day, each renamed into place once synced.
+    fn write_rows<R: ParquetRow>(&mut self, rows: &[R]) -> Result<(), SinkError> {
+        let mut by_day: BTreeMap<String, Vec<R>> = BTreeMap::new();
+        for r in rows {
+            by_day
+                .entry(day_of(r.window_start()))
+                .or_default()
+                .push(r.clone());
+        }
+        for (day, rows_of_day) in by_day {
+            self.write_file(&day, &rows_of_day)?;
+        }
+        Ok(())
+    }
+
+    fn write_file<R: ParquetRow>(&mut self, day: &str, rows: &[R]) -> Result<PathBuf, SinkError> {
         let io = |what: &str, p: &Path, e: std::io::Error| {
             SinkError(format!("{what} {}: {e}", p.display()))
         };
@@ -129,7 +229,8 @@ impl<R: ParquetRow> ParquetStatsSink<R> {
             .map_or(0, |d| d.as_millis());
         self.seq += 1;
         let name = format!("part-{}-{stamp}-{:06}.parquet", self.file_prefix, self.seq);
-        let tmp_path = self.tmp.join(&name);
+        // `.tmp/` is shared by every table's writer thread: the table name keeps them apart.
+        let tmp_path = self.tmp.join(format!("{}-{name}", R::TABLE));
         let file = File::create(&tmp_path).map_err(|e| io("creating", &tmp_path, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -153,6 +254,16 @@ impl<R: ParquetRow> ParquetStatsSink<R> {
     }
 }
 
+impl<R: ParquetRow> Drop for ParquetStatsSink<R> {
+    /// Lets the writer thread finish the file it is on (a partial one stays under `.tmp/`).
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
 fn day_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d").to_string())
@@ -173,47 +284,36 @@ impl<R: ParquetRow> StatsSink<R> for ParquetStatsSink<R> {
         Ok(())
     }
 
+    /// Never waits for the disk, except with `finish`: then everything buffered is written
+    /// before it returns.
     fn poll_durable(&mut self, finish: bool) -> Result<u64, SinkError> {
+        self.collect(false)?;
         let due = finish
             || self.rows.len() >= self.max_rows
             || self
                 .first_row_at
                 .is_some_and(|t| t.elapsed() >= self.roll_interval);
-        if self.rows.is_empty() {
-            self.durable = self.writes;
-        } else if due {
+        if !self.rows.is_empty() && due {
             self.roll()?;
+        }
+        if finish {
+            self.collect(true)?;
+        }
+        if self.rows.is_empty() && self.in_flight == 0 {
             self.durable = self.writes;
         }
         Ok(self.durable)
     }
 
     fn next_poll(&self) -> Option<Duration> {
-        self.first_row_at
-            .map(|t| self.roll_interval.saturating_sub(t.elapsed()))
-    }
-}
-
-impl<R: ParquetRow> ParquetStatsSink<R> {
-    /// Writes the buffered rows to files, one per day, and renames them into place.
-    fn roll(&mut self) -> Result<(), SinkError> {
-        let rows = std::mem::take(&mut self.rows);
-        let mut by_day: BTreeMap<String, Vec<R>> = BTreeMap::new();
-        for r in rows.iter() {
-            by_day
-                .entry(day_of(r.window_start()))
-                .or_default()
-                .push(r.clone());
+        let roll_due = self
+            .first_row_at
+            .map(|t| self.roll_interval.saturating_sub(t.elapsed()));
+        if self.in_flight > 0 {
+            Some(roll_due.map_or(ROLL_POLL, |d| d.min(ROLL_POLL)))
+        } else {
+            roll_due
         }
-        for (day, rows_of_day) in by_day {
-            if let Err(e) = self.write_file(&day, &rows_of_day) {
-                // Keep the rows so a later attempt can write them.
-                self.rows = rows;
-                return Err(e);
-            }
-        }
-        self.first_row_at = None;
-        Ok(())
     }
 }
 

@@ -211,12 +211,9 @@ mod tests {
             .is_none());
     }
 
-    #[tokio::test]
-    async fn red_rows_written_by_the_sink_answer_sql() {
+    fn red_rows() -> Vec<apo_schemas::red::RedStats> {
         use apo_dataflow::red::{RedPartial, RedWindow};
-        use apo_schemas::red::RedStats;
         use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
-        let dir = tempfile::tempdir().unwrap();
         let mut p = RedPartial::new(
             RedWindow {
                 service: "shop".into(),
@@ -250,7 +247,14 @@ mod tests {
                 follows_from: false,
             });
         }
-        let rows = p.finish(1);
+        p.finish(1)
+    }
+
+    #[tokio::test]
+    async fn red_rows_written_by_the_sink_answer_sql() {
+        use apo_schemas::red::RedStats;
+        let dir = tempfile::tempdir().unwrap();
+        let rows = red_rows();
         let mut sink: ParquetStatsSink<RedStats> =
             ParquetStatsSink::new(dir.path(), "t", Duration::from_secs(3600)).unwrap();
         sink.write(&rows).unwrap();
@@ -267,6 +271,38 @@ mod tests {
              GET /,STATUS_CODE_ERROR,1,0.3333333333333333,30.0\n\
              GET /,STATUS_CODE_OK,2,0.3333333333333333,20.0\n\
              POST /pay,STATUS_CODE_UNSET,1,0.0,100.0\n"
+        );
+    }
+
+    /// Every table's files are written on a thread of its own, all through one `.tmp/`:
+    /// tables with the same writer prefix rolling at the same moments must not clash.
+    #[tokio::test]
+    async fn tables_sharing_a_prefix_roll_side_by_side() {
+        use apo_schemas::red::RedStats;
+        let dir = tempfile::tempdir().unwrap();
+        let mut stats: ParquetStatsSink<WindowStats> =
+            ParquetStatsSink::new(dir.path(), "w0", Duration::ZERO).unwrap();
+        let mut red: ParquetStatsSink<RedStats> =
+            ParquetStatsSink::new(dir.path(), "w0", Duration::ZERO).unwrap();
+        let red_rows = red_rows();
+        for i in 0..40 {
+            stats
+                .write(&[row("a", 1_764_115_200_000 + i * 10_000, 1)])
+                .unwrap();
+            red.write(&red_rows).unwrap();
+            stats.poll_durable(false).unwrap();
+            red.poll_durable(false).unwrap();
+        }
+        assert_eq!(stats.poll_durable(true).unwrap(), 40);
+        assert_eq!(red.poll_durable(true).unwrap(), 40);
+        let n = |sql: &'static str| {
+            let dir = dir.path().to_path_buf();
+            async move { render(&query(&dir, sql).await.unwrap(), OutputFormat::Csv).unwrap() }
+        };
+        assert_eq!(n("SELECT count(*) AS n FROM window_stats").await, "n\n40\n");
+        assert_eq!(
+            n("SELECT count(*) AS n FROM red").await,
+            format!("n\n{}\n", 40 * red_rows.len())
         );
     }
 
