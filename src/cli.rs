@@ -397,6 +397,10 @@ pub struct AlertArgs {
     /// Consecutive windows below 0.95 x threshold before an alert clears.
     #[arg(long, env = "APO_CLEAR_AFTER", default_value_t = 3)]
     pub clear_after: usize,
+    /// Seconds after a raised alert during which the same series' next onsets are not raised
+    /// again: a flapping incident pages once (0: off).
+    #[arg(long, env = "APO_ALERT_QUIET_SECONDS", default_value_t = 43_200)]
+    pub alert_quiet_seconds: u64,
 }
 
 impl AlertArgs {
@@ -406,6 +410,7 @@ impl AlertArgs {
             adaptive_quantile: self.adaptive_quantile,
             raise_after: self.raise_after,
             clear_after: self.clear_after,
+            quiet_seconds: self.alert_quiet_seconds,
             ..Default::default()
         }
     }

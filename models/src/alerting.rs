@@ -6,6 +6,9 @@
 //! - **Minimum duration and hysteresis**: an alert is raised after `raise_after` consecutive
 //!   windows at or above the threshold, and clears only after `clear_after` consecutive
 //!   windows below `clear_ratio` × threshold; scores in between hold the state.
+//! - **Quiet period**: once an alert is raised on a key, a new onset within `quiet_seconds` of
+//!   it is not raised again (the key is in alert, but nobody is paged twice for one flapping
+//!   incident).
 //! - **Suppression**: for `suppress_seconds` after a decision was carried out on the key's
 //!   target, a raised alert is reported as suppressed (the decision explains it) rather than
 //!   as an anomaly.
@@ -35,6 +38,9 @@ pub struct AlertConfig {
     pub clear_ratio: f64,
     /// Seconds after a decision on a key during which its alerts are suppressed (600).
     pub suppress_seconds: u64,
+    /// Seconds after a raised alert during which the key's next onsets are not raised again
+    /// (43 200: 12 hours). 0 turns it off.
+    pub quiet_seconds: u64,
 }
 
 impl Default for AlertConfig {
@@ -48,6 +54,7 @@ impl Default for AlertConfig {
             clear_after: 3,
             clear_ratio: 0.95,
             suppress_seconds: 600,
+            quiet_seconds: 43_200,
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct AlertState {
     below: usize,
     active: bool,
     suppressed_until: Option<i64>,
+    /// When the last alert was raised (reported), for the quiet period.
+    last_raised_ms: Option<i64>,
 }
 
 impl AlertState {
@@ -151,10 +160,19 @@ impl AlertState {
             self.recent.push_back(score);
         }
         let suppressed = self.active && self.suppressed_until.is_some_and(|until| at_ms < until);
+        let quiet_ms = (config.quiet_seconds as i64).saturating_mul(1000);
+        let raised = raised
+            && !suppressed
+            && self
+                .last_raised_ms
+                .is_none_or(|last| at_ms.saturating_sub(last) >= quiet_ms);
+        if raised {
+            self.last_raised_ms = Some(at_ms);
+        }
         AlertOutcome {
             threshold,
             is_anomaly: self.active && !suppressed,
-            raised: raised && !suppressed,
+            raised,
             suppressed,
         }
     }
@@ -182,6 +200,7 @@ mod tests {
     fn fixed() -> AlertConfig {
         AlertConfig {
             adaptive_quantile: 0.0,
+            quiet_seconds: 0,
             ..AlertConfig::default()
         }
     }
@@ -248,5 +267,27 @@ mod tests {
         assert!(o.suppressed && !o.is_anomaly && !o.raised);
         let o = s.step(&c, 0.6, 6000, 0.9);
         assert!(o.is_anomaly && !o.suppressed);
+    }
+
+    #[test]
+    fn onsets_within_the_quiet_period_are_not_raised_again() {
+        let c = AlertConfig {
+            quiet_seconds: 5,
+            clear_after: 1,
+            ..fixed()
+        };
+        // run() steps one second apart: onsets at 0 s, 2 s (within 5 s of 0), 4 s (within),
+        // 6 s (6 s after the last raise at 0: raised), 8 s (within 5 s of 6)
+        let out = run(&c, &[0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.9]);
+        let raised: Vec<usize> = (0..out.len()).filter(|&i| out[i].raised).collect();
+        assert_eq!(raised, [0, 6]);
+        // the key is still in alert at every onset
+        assert!([0, 2, 4, 6, 8].iter().all(|&i| out[i].is_anomaly));
+        let off = AlertConfig {
+            quiet_seconds: 0,
+            ..c
+        };
+        let out = run(&off, &[0.9, 0.1, 0.9, 0.1, 0.9]);
+        assert_eq!(out.iter().filter(|o| o.raised).count(), 3);
     }
 }

@@ -10,9 +10,10 @@
 use std::collections::VecDeque;
 
 /// Version of the feature definition; a model's metadata must name the same.
-pub const FEATURES_VERSION: u32 = 1;
-/// Windows of history kept per key.
-pub const HISTORY: usize = 32;
+pub const FEATURES_VERSION: u32 = 2;
+/// Windows of history kept per key (a day of 5-minute windows; version 1 kept 32, which made
+/// every daily swing of a series look new).
+pub const HISTORY: usize = 288;
 /// Windows of history needed before a window is scored.
 pub const MIN_HISTORY: usize = 8;
 /// Bound on each feature's magnitude.
@@ -141,7 +142,7 @@ mod tests {
             assert!(k.push([i as f64; SIGNALS]).is_none());
         }
         assert!(k.push([1.0; SIGNALS]).is_some());
-        for _ in 0..100 {
+        for _ in 0..HISTORY + 100 {
             k.push([1.0; SIGNALS]);
         }
         assert_eq!(k.len(), HISTORY);

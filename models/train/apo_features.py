@@ -8,7 +8,7 @@ test checks that both agree. Change one side only together with the other, and b
 Isolation forest features (10 per closed window of one key):
 
   signals, in order: p50, p95, p99, rate (count / window seconds), error_ratio
-  history: the key's previous closed windows, at most HISTORY (32); a window with fewer
+  history: the key's previous closed windows, at most HISTORY (288); a window with fewer
            than MIN_HISTORY (8) before it is not scored
   for each signal s, with med = median(history), mad = median(|history - med|),
            scale = max(1.4826 * mad, 0.01 * |med|, 1e-9):
@@ -28,9 +28,9 @@ mapped back with value = mean + scale * output.
 
 import numpy as np
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 SIGNALS = ["p50", "p95", "p99", "rate", "error_ratio"]
-HISTORY = 32
+HISTORY = 288
 MIN_HISTORY = 8
 CLIP = 20.0
 FEATURE_NAMES = [f"level_{s}" for s in SIGNALS] + [f"delta_{s}" for s in SIGNALS]

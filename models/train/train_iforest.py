@@ -160,10 +160,12 @@ def build_onnx(forest: IsolationForest, n_features: int) -> onnx.ModelProto:
 
 
 def features_golden(rng: np.random.Generator) -> dict:
-    """A service's signals with an incident, and the feature vectors computed here."""
-    sig = synthetic.service_windows(rng, 60, 10.0)
-    sig[40:44, 0:3] *= 4.0
-    sig[40:44, 4] += 0.2
+    """A service's signals with an incident, and the feature vectors computed here; longer
+    than the history, so the oldest windows leave it as in the stream."""
+    n = F.HISTORY + 60
+    sig = synthetic.service_windows(rng, n, 10.0)
+    sig[n - 20 : n - 16, 0:3] *= 4.0
+    sig[n - 20 : n - 16, 4] += 0.2
     feats = F.window_features(sig)
     return {
         "signals": sig.tolist(),
