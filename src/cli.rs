@@ -388,9 +388,19 @@ pub struct AlertArgs {
     /// Anomaly score threshold [default: the model's, from its metadata].
     #[arg(long, env = "APO_ANOMALY_THRESHOLD")]
     pub anomaly_threshold: Option<f64>,
-    /// Quantile of a series' own recent scores its threshold never goes below (0: off).
-    #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.99)]
+    /// Quantile of a series' own last 288 scores its threshold never goes below (0: off, the
+    /// default, as the likelihood already adapts to each series; 0.99 is a sensible value
+    /// with --min-likelihood 0).
+    #[arg(long, env = "APO_ADAPTIVE_QUANTILE", default_value_t = 0.0)]
     pub adaptive_quantile: f64,
+    /// Likelihood a window needs to count towards an alert: the standard normal CDF of how far
+    /// the mean of the series' last --likelihood-short scores lies above the mean of its last
+    /// 288, in standard deviations (0: off). A series needs 48 scores before it can alert.
+    #[arg(long, env = "APO_MIN_LIKELIHOOD", default_value_t = 0.8)]
+    pub min_likelihood: f64,
+    /// Recent scores whose mean the likelihood judges.
+    #[arg(long, env = "APO_LIKELIHOOD_SHORT", default_value_t = 10)]
+    pub likelihood_short: usize,
     /// Consecutive windows at or above the threshold before an alert is raised.
     #[arg(long, env = "APO_RAISE_AFTER", default_value_t = 1)]
     pub raise_after: usize,
@@ -408,6 +418,8 @@ impl AlertArgs {
         apo_models::alerting::AlertConfig {
             threshold: self.anomaly_threshold,
             adaptive_quantile: self.adaptive_quantile,
+            min_likelihood: self.min_likelihood,
+            likelihood_short: self.likelihood_short,
             raise_after: self.raise_after,
             clear_after: self.clear_after,
             quiet_seconds: self.alert_quiet_seconds,

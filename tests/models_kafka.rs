@@ -106,7 +106,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     // anomalies: one per window past the first MIN_HISTORY of each series, scored as here
     let model = IsolationForest::load(&iforest).unwrap();
     let alert = AlertConfig::default();
-    let mut want: BTreeMap<(Key, i64), (f64, bool)> = BTreeMap::new();
+    let mut want: BTreeMap<(Key, i64), (f64, bool, f64)> = BTreeMap::new();
     for (k, windows) in &series {
         let mut hist = KeyHistory::default();
         let mut state = AlertState::default();
@@ -121,7 +121,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
             if let Some(f) = f {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
                 let o = state.step(&alert, model.meta().threshold, w.window_end, s);
-                want.insert((k.clone(), w.window_start), (s, o.is_anomaly));
+                want.insert((k.clone(), w.window_start), (s, o.is_anomaly, o.likelihood));
             }
         }
     }
@@ -137,7 +137,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let mut raised_in_incident = false;
     for a in &got {
         let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
-        let (s, active) = want[&(k, a.window_start)];
+        let (s, active, likelihood) = want[&(k, a.window_start)];
         assert!(
             (a.score - s).abs() < 1e-6,
             "{}: stream {} vs here {s}",
@@ -145,6 +145,12 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
             a.score
         );
         assert_eq!(a.is_anomaly, active, "{}", a.key());
+        assert!(
+            (a.likelihood - likelihood).abs() < 1e-6,
+            "{}: likelihood {} vs here {likelihood}",
+            a.key(),
+            a.likelihood
+        );
         assert_eq!(a.model_version, model.version());
         assert!(a.drivers.len() <= 3);
         let minute = (a.window_start - base) as f64 / 60_000.0;

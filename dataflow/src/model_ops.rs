@@ -228,6 +228,7 @@ pub fn anomaly_operator<'s>(
                         window_end: w.window_end,
                         score,
                         threshold: o.threshold,
+                        likelihood: o.likelihood,
                         is_anomaly: o.is_anomaly,
                         raised: o.raised,
                         suppressed: o.suppressed,

@@ -3,6 +3,13 @@
 //! - **Adaptive threshold**: a key whose ordinary scores run high (a noisy service) needs
 //!   more: the threshold used is the larger of the global one and the `adaptive_quantile` of
 //!   the key's last `adaptive_window` scores (once it has `adaptive_min` of them).
+//! - **Likelihood** (after Numenta's anomaly likelihood, which NAB's best detectors use): how
+//!   unusual the key's recent scores are for this key. The mean of its last `likelihood_short`
+//!   scores is set against the mean μ and standard deviation σ of its last `adaptive_window`
+//!   scores: likelihood = Φ((mean_short − μ) / max(σ, 0.001)), Φ the standard normal CDF. A window
+//!   counts as above only when its likelihood is at least `min_likelihood` too: a key whose
+//!   scores always run high (a spiky series the forest finds odd at every spike) must score
+//!   higher than it usually does.
 //! - **Minimum duration and hysteresis**: an alert is raised after `raise_after` consecutive
 //!   windows at or above the threshold, and clears only after `clear_after` consecutive
 //!   windows below `clear_ratio` × threshold; scores in between hold the state.
@@ -23,13 +30,19 @@ use serde::{Deserialize, Serialize};
 pub struct AlertConfig {
     /// Global threshold on the anomaly score; `None` takes the model's metadata threshold.
     pub threshold: Option<f64>,
-    /// Quantile of a key's own recent scores that its threshold never goes below (0.99).
-    /// 0 turns the adaptive threshold off.
+    /// Quantile of a key's own recent scores that its threshold never goes below (0: off, the
+    /// default, since the likelihood adapts to the key; 0.99 is a sensible value without it).
     pub adaptive_quantile: f64,
-    /// Recent scores kept per key for the adaptive threshold (288: a day of 5-minute windows).
+    /// Recent scores kept per key for the adaptive threshold and the likelihood (288: a day of
+    /// 5-minute windows).
     pub adaptive_window: usize,
-    /// Scores a key needs before its adaptive threshold applies (48).
+    /// Scores a key needs before its adaptive threshold and likelihood apply (48); with the
+    /// likelihood on, a key raises no alert before.
     pub adaptive_min: usize,
+    /// Likelihood a window needs to count as above (0.8); 0 turns the likelihood off.
+    pub min_likelihood: f64,
+    /// Recent scores whose mean the likelihood judges (10).
+    pub likelihood_short: usize,
     /// Consecutive windows at or above the threshold before an alert is raised (1).
     pub raise_after: usize,
     /// Consecutive windows below `clear_ratio` × threshold before an alert clears (3).
@@ -47,9 +60,11 @@ impl Default for AlertConfig {
     fn default() -> Self {
         Self {
             threshold: None,
-            adaptive_quantile: 0.99,
+            adaptive_quantile: 0.0,
             adaptive_window: 288,
             adaptive_min: 48,
+            min_likelihood: 0.8,
+            likelihood_short: 10,
             raise_after: 1,
             clear_after: 3,
             clear_ratio: 0.95,
@@ -73,6 +88,22 @@ impl AlertConfig {
                 self.adaptive_quantile
             ));
         }
+        if !(0.0..1.0).contains(&self.min_likelihood) {
+            return Err(format!(
+                "min_likelihood {} must be in [0, 1)",
+                self.min_likelihood
+            ));
+        }
+        if self.min_likelihood > 0.0
+            && (self.likelihood_short == 0
+                || self.adaptive_window < self.adaptive_min.max(self.likelihood_short))
+        {
+            return Err(format!(
+                "the likelihood needs likelihood_short ({}) of at least 1 and adaptive_window ({}) \
+                 of at least adaptive_min ({}) and likelihood_short",
+                self.likelihood_short, self.adaptive_window, self.adaptive_min
+            ));
+        }
         if self.raise_after == 0 || self.clear_after == 0 {
             return Err("raise_after and clear_after must be at least 1".into());
         }
@@ -91,6 +122,8 @@ impl AlertConfig {
 pub struct AlertOutcome {
     /// The threshold this window was held to (global or adaptive).
     pub threshold: f64,
+    /// The key's likelihood after this window ([`AlertState::likelihood`]).
+    pub likelihood: f64,
     /// The key is in alert after this window (and not suppressed).
     pub is_anomaly: bool,
     /// This window raised the alert (the onset: what pages someone).
@@ -127,6 +160,21 @@ impl AlertState {
         global.max(q)
     }
 
+    /// The likelihood of the key's recent scores (the current one included), or 0 before it
+    /// has `adaptive_min` of them.
+    pub fn likelihood(&self, config: &AlertConfig) -> f64 {
+        let n = self.recent.len();
+        if n == 0 || n < config.adaptive_min || config.likelihood_short == 0 {
+            return 0.0;
+        }
+        let mean = self.recent.iter().sum::<f64>() / n as f64;
+        let var = self.recent.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        let short = config.likelihood_short.min(n);
+        let recent_mean = self.recent.iter().skip(n - short).sum::<f64>() / short as f64;
+        let z = (recent_mean - mean) / var.sqrt().max(1e-3);
+        0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+    }
+
     /// Takes the next window's score (windows in order; `at_ms` its end).
     pub fn step(
         &mut self,
@@ -136,10 +184,18 @@ impl AlertState {
         score: f64,
     ) -> AlertOutcome {
         let threshold = self.threshold(config, global);
-        if score >= threshold {
+        if config.adaptive_window > 0 {
+            if self.recent.len() == config.adaptive_window {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(score);
+        }
+        let likelihood = self.likelihood(config);
+        let likely = config.min_likelihood <= 0.0 || likelihood >= config.min_likelihood;
+        if score >= threshold && likely {
             self.above += 1;
             self.below = 0;
-        } else if score < threshold * config.clear_ratio {
+        } else if score < threshold * config.clear_ratio || !likely {
             self.below += 1;
             self.above = 0;
         } else {
@@ -153,12 +209,6 @@ impl AlertState {
         } else if self.active && self.below >= config.clear_after {
             self.active = false;
         }
-        if config.adaptive_window > 0 {
-            if self.recent.len() == config.adaptive_window {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(score);
-        }
         let suppressed = self.active && self.suppressed_until.is_some_and(|until| at_ms < until);
         let quiet_ms = (config.quiet_seconds as i64).saturating_mul(1000);
         let raised = raised
@@ -171,6 +221,7 @@ impl AlertState {
         }
         AlertOutcome {
             threshold,
+            likelihood,
             is_anomaly: self.active && !suppressed,
             raised,
             suppressed,
@@ -200,6 +251,7 @@ mod tests {
     fn fixed() -> AlertConfig {
         AlertConfig {
             adaptive_quantile: 0.0,
+            min_likelihood: 0.0,
             quiet_seconds: 0,
             ..AlertConfig::default()
         }
@@ -235,6 +287,7 @@ mod tests {
             adaptive_quantile: 0.9,
             adaptive_min: 10,
             adaptive_window: 10,
+            min_likelihood: 0.0,
             ..AlertConfig::default()
         };
         let mut s = AlertState::default();
@@ -289,5 +342,88 @@ mod tests {
         };
         let out = run(&off, &[0.9, 0.1, 0.9, 0.1, 0.9]);
         assert_eq!(out.iter().filter(|o| o.raised).count(), 3);
+    }
+
+    /// Against Python's `statistics.NormalDist().cdf` on numpy's mean and (population) std,
+    /// the definition `models/train` evaluates with.
+    #[test]
+    fn likelihood_is_the_normal_tail_of_the_recent_mean() {
+        let c = AlertConfig {
+            adaptive_window: 6,
+            adaptive_min: 4,
+            likelihood_short: 2,
+            ..fixed()
+        };
+        let mut s = AlertState::default();
+        let mut got = Vec::new();
+        for x in [0.5, 0.52, 0.48, 0.5, 0.7, 0.55, 0.9] {
+            s.step(&c, 0.6, 0, x);
+            got.push(s.likelihood(&c));
+        }
+        // python3 -c "import numpy as np; from statistics import NormalDist
+        // xs=[0.5,0.52,0.48,0.5,0.7,0.55,0.9]
+        // for i in range(len(xs)):
+        //   h=xs[max(0,i-5):i+1]
+        //   print(0 if len(h)<4 else NormalDist().cdf((np.mean(h[-2:])-np.mean(h))/max(np.std(h),1e-3)))"
+        let want = [
+            0.0,
+            0.0,
+            0.0,
+            0.23975006109347674,
+            0.7705917926581658,
+            0.8698448458243727,
+            0.783464636294595,
+        ];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_whose_scores_always_run_high_needs_more_than_usual() {
+        let c = AlertConfig {
+            adaptive_window: 50,
+            adaptive_min: 20,
+            likelihood_short: 3,
+            min_likelihood: 0.9,
+            ..fixed()
+        };
+        let (mut spiky, mut calm) = (AlertState::default(), AlertState::default());
+        let mut raised = (0, 0);
+        for i in 0..40 {
+            // spiky: every other window scores 0.7, above the 0.6 threshold
+            let o = spiky.step(&c, 0.6, i, if i % 2 == 0 { 0.7 } else { 0.4 });
+            raised.0 += usize::from(o.raised);
+            let o = calm.step(&c, 0.6, i, 0.4);
+            raised.1 += usize::from(o.raised);
+        }
+        assert_eq!(raised, (0, 0), "nothing unusual for either key yet");
+        // a run of 0.7: unusual for the calm key, what the spiky one does every other window
+        let mut now = (false, false);
+        for i in 40..44 {
+            now.0 |= spiky.step(&c, 0.6, i, 0.7).raised;
+            now.1 |= calm.step(&c, 0.6, i, 0.7).raised;
+        }
+        assert_eq!(now, (false, true));
+        // scores the spiky key never had raise it
+        let high = (44..47).any(|i| spiky.step(&c, 0.6, i, 0.99).raised);
+        assert!(
+            high,
+            "spiky key at 0.99: likelihood {}",
+            spiky.likelihood(&c)
+        );
+        let off = AlertConfig {
+            min_likelihood: 0.0,
+            clear_after: 1,
+            ..c
+        };
+        let mut s = AlertState::default();
+        let raised = (0..40)
+            .filter(|i| {
+                s.step(&off, 0.6, *i, if i % 2 == 0 { 0.7 } else { 0.4 })
+                    .raised
+            })
+            .count();
+        assert_eq!(raised, 20, "without the likelihood every spike raises");
     }
 }

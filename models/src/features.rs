@@ -44,14 +44,17 @@ pub fn univariate(value: f64, window_seconds: f64) -> Signals {
     [value, value, value, 1.0 / window_seconds, 0.0]
 }
 
-/// Median of a non-empty slice (mean of the two middle values for an even count, as numpy).
+/// Median of a non-empty slice (mean of the two middle values for an even count, as numpy);
+/// reorders the slice. Linear time: the history holds 288 windows per signal.
 fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
     let n = values.len();
+    let (left, mid, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mid = *mid;
     if n % 2 == 1 {
-        values[n / 2]
+        mid
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        let below = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + mid) / 2.0
     }
 }
 
@@ -117,6 +120,8 @@ mod tests {
     fn median_matches_numpy_for_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [5.0, 5.0, 1.0, 9.0, 5.0, 2.0]), 5.0);
+        assert_eq!(median(&mut [7.0]), 7.0);
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn score(
                 scored: false,
                 alert: AlertOutcome {
                     threshold: global,
+                    likelihood: 0.0,
                     is_anomaly: false,
                     raised: false,
                     suppressed: false,

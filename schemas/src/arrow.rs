@@ -210,6 +210,7 @@ pub fn anomalies_schema() -> SchemaRef {
         Field::new("window_end", ts(), false),
         f("score"),
         f("threshold"),
+        f("likelihood"),
         b("is_anomaly"),
         b("raised"),
         b("suppressed"),

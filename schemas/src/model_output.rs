@@ -27,6 +27,9 @@ pub struct AnomalyRecord {
     pub score: f64,
     /// The threshold the window was held to (the model's, or the key's adaptive one).
     pub threshold: f64,
+    /// How unusual the key's recent scores are for it (0–1; the alert stage's likelihood,
+    /// 0 before the key has enough scores).
+    pub likelihood: f64,
     /// The key is in alert after this window (minimum duration and hysteresis applied).
     pub is_anomaly: bool,
     /// This window raised the alert.

@@ -384,6 +384,7 @@ impl ParquetRow for AnomalyRecord {
                 c.ms(|r| r.window_end),
                 c.f(|r| r.score),
                 c.f(|r| r.threshold),
+                c.f(|r| r.likelihood),
                 c.b(|r| r.is_anomaly),
                 c.b(|r| r.raised),
                 c.b(|r| r.suppressed),
