@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Process what the topic holds, close every window, commit, and exit.
     #[arg(long, env = "APO_DRAIN")]
     pub drain: bool,
+    /// With --drain: give up with an error when nothing was read and no output acknowledged
+    /// for this long (the broker went away; without --drain the pipeline waits for it).
+    #[arg(long, env = "APO_DRAIN_STALL_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub drain_stall_timeout: Duration,
     /// Ceiling on Kafka messages read per second by each worker (throttles a backfill so it does not starve the cluster).
     #[arg(long, env = "APO_MAX_MESSAGES_PER_SEC")]
     pub max_messages_per_sec: Option<f64>,

@@ -48,6 +48,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
             max_future_ms: a.max_event_future.as_millis() as i64,
         },
         drain: a.drain,
+        drain_stall: a.drain_stall_timeout,
         max_messages_per_sec: a.max_messages_per_sec,
         ..Default::default()
     };

@@ -114,6 +114,9 @@ pub struct JobLane<J: Job> {
     last_commit: Instant,
     last_stats: Instant,
     idle_polls: u32,
+    /// Last time a message was read or the durability frontier moved (drain stall check).
+    last_progress: Instant,
+    last_durable: i64,
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
@@ -177,6 +180,8 @@ impl<J: Job> JobLane<J> {
             last_commit: Instant::now(),
             last_stats: Instant::now(),
             idle_polls: 0,
+            last_progress: Instant::now(),
+            last_durable: i64::MIN,
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
         })
@@ -269,6 +274,9 @@ impl<J: Job> Lane for JobLane<J> {
             return Err(e.into());
         }
         Progress::add(&self.progress.messages_in, n as u64);
+        if n > 0 {
+            self.last_progress = Instant::now();
+        }
         self.idle_polls = if n == 0 && max > 0 {
             self.idle_polls.saturating_add(1)
         } else {
@@ -321,6 +329,9 @@ impl<J: Job> Lane for JobLane<J> {
                 (durable.max(0) as u64).saturating_sub(self.close_delay_ms.max(0) as u64),
             );
         }
+        if self.cfg.drain && !finished {
+            self.check_stall()?;
+        }
         if self.last_stats.elapsed() >= Duration::from_secs(1) {
             if let Some(lag) = self.source.lag() {
                 self.progress.lag.store(lag, Ordering::Relaxed);
@@ -336,6 +347,34 @@ impl<J: Job> Lane for JobLane<J> {
     fn finish(&mut self) -> Result<WorkerReport, PipelineError> {
         self.dlq.flush()?;
         Ok(self.report.clone())
+    }
+}
+
+impl<J: Job> JobLane<J> {
+    /// Drain mode: an error once neither input nor output has moved for `drain_stall`.
+    fn check_stall(&mut self) -> Result<(), PipelineError> {
+        let durable = self
+            .probe
+            .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
+        if durable != self.last_durable {
+            self.last_durable = durable;
+            self.last_progress = Instant::now();
+        }
+        if self.last_progress.elapsed() < self.cfg.drain_stall {
+            return Ok(());
+        }
+        let waiting = if self.feed.is_some() {
+            "the rest of the topic"
+        } else {
+            "the broker to acknowledge the output"
+        };
+        Err(PipelineError::Stalled(format!(
+            "--drain made no progress on {} for {:?}: nothing read and no output acknowledged while \
+             waiting for {waiting}; is the broker still reachable? (--drain-stall-timeout sets \
+             this limit)",
+            self.source.topic(),
+            self.cfg.drain_stall
+        )))
     }
 }
 

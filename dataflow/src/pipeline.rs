@@ -35,6 +35,9 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Drain mode made no progress for the configured time.
+    #[error("{0}")]
+    Stalled(String),
 }
 
 /// Settings of the metrics pipeline (see `apo run --help` for their meaning and defaults).
@@ -49,6 +52,9 @@ pub struct PipelineConfig {
     pub time_bounds: TimeBounds,
     /// Stop once every partition is caught up, closing all windows (batch / test mode).
     pub drain: bool,
+    /// Drain mode: fail when no message was read and no output became durable for this long
+    /// (the broker is gone: without it a drain would wait forever).
+    pub drain_stall: Duration,
     pub commit_interval: Duration,
     pub poll_batch: usize,
     /// Per-worker ceiling on messages read per second (throttles backfills); `None`: unlimited.
@@ -66,6 +72,7 @@ impl Default for PipelineConfig {
             encoding: Encoding::Auto,
             time_bounds: TimeBounds::default(),
             drain: false,
+            drain_stall: Duration::from_secs(60),
             commit_interval: Duration::from_secs(1),
             poll_batch: 100,
             max_messages_per_sec: None,
@@ -187,6 +194,12 @@ pub fn run_lanes(
     })();
     if let Err(e) = result {
         tracing::error!(worker = worker.index(), error = %e, "stopping without committing further");
+        // Operators still hold capabilities (output waiting for a broker that is gone, windows
+        // never closed): timely would step them forever after this returns. Drop them.
+        drop(lanes);
+        for id in worker.installed_dataflows() {
+            worker.drop_dataflow(id);
+        }
         return Err(e);
     }
     lanes.iter_mut().map(|l| l.finish()).collect()
