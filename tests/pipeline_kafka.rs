@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apo_schemas::{MetricPoint, WindowStats};
 use common::*;
@@ -345,21 +345,9 @@ fn a_killed_pipeline_restarted_covers_every_window_exactly_once_per_content() {
         .spawn()
         .unwrap();
     // Kill it (SIGKILL) once part of the output is out.
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < want.len() / 10 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no output from the first run"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the first run stopped by itself"
-        );
-        seen = consume(&t.stats, want.len(), Duration::from_millis(500)).len();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let seen = kill_after_output(&mut child, want.len() / 10, || {
+        consume(&t.stats, want.len(), Duration::from_millis(500)).len()
+    });
     assert!(seen < want.len(), "killed too late to test anything");
     let mut drain = apo_run_args(&t, dir.path(), &run);
     drain.push("--drain".into());

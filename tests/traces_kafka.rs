@@ -17,6 +17,16 @@ use serde_json::Value;
 
 const PARTITIONS: i32 = 4;
 
+/// Windows, trace idle time and lateness of every run here.
+const TRACE_FLAGS: [&str; 6] = [
+    "--trace-window",
+    "10s",
+    "--trace-idle",
+    "2s",
+    "--lateness",
+    "5s",
+];
+
 /// Generated web-shop traces an hour ago, at whole microseconds (Zipkin's resolution).
 fn traces(n: usize) -> Vec<Vec<Span>> {
     let start = (now_ms() - 3_600_000) / 10_000 * 10_000;
@@ -67,15 +77,7 @@ fn run(t: &Topics, payloads: &[(i32, Vec<u8>)], want_paths: usize) -> Outputs {
         &apo_run_args(
             t,
             dir.path(),
-            &[
-                "--drain",
-                "--trace-window",
-                "10s",
-                "--trace-idle",
-                "2s",
-                "--lateness",
-                "5s",
-            ],
+            &[&["--drain"][..], &TRACE_FLAGS[..]].concat(),
         ),
         Duration::from_secs(300),
     );
@@ -300,40 +302,19 @@ fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
     let tt = t.traces.as_ref().unwrap();
     produce(&tt.spans, &payloads);
     let dir = tempfile::tempdir().unwrap();
-    let flags = [
-        "--trace-window",
-        "10s",
-        "--trace-idle",
-        "2s",
-        "--lateness",
-        "5s",
-        "--parquet-roll",
-        "200ms",
-    ];
-    let mut first = flags.to_vec();
+    let flags = [&TRACE_FLAGS[..], &["--parquet-roll", "200ms"][..]].concat();
+    let mut first = flags.clone();
     // throttled (3 000 messages at 30/s: 100 s) so the kill lands mid-stream
     first.extend(["--max-messages-per-sec", "30"]);
     let mut child = apo(&apo_run_args(&t, dir.path(), &first))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    let mut seen = 0;
-    while seen < traces.len() / 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no output from the first run"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the first run stopped by itself"
-        );
-        seen = consume(&tt.critical_path, traces.len(), Duration::from_millis(500)).len();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let seen = kill_after_output(&mut child, traces.len() / 5, || {
+        consume(&tt.critical_path, traces.len(), Duration::from_millis(500)).len()
+    });
     assert!(seen < traces.len(), "killed too late to test anything");
-    let mut rest = flags.to_vec();
+    let mut rest = flags;
     rest.push("--drain");
     run_to_end(
         &apo_run_args(&t, dir.path(), &rest),

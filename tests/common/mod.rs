@@ -396,3 +396,29 @@ pub fn messages(points: &[MetricPoint], partitions: i32, batch: usize) -> Vec<(i
     }
     out
 }
+
+/// Waits until `outputs()` counts at least `at_least` records while `child` is still running,
+/// then kills it (SIGKILL); returns the last count. Panics when the child stops by itself or
+/// nothing comes within five minutes.
+pub fn kill_after_output(
+    child: &mut Child,
+    at_least: usize,
+    mut outputs: impl FnMut() -> usize,
+) -> usize {
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < at_least {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no output from the first run"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the first run stopped by itself"
+        );
+        seen = outputs();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seen
+}
