@@ -309,10 +309,10 @@ impl<J: Job> Lane for JobLane<J> {
 
     fn settle(&mut self, stopping: bool) -> Result<bool, PipelineError> {
         let finished = self.probe.done() || stopping;
+        let durable = self
+            .probe
+            .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
         if finished || self.last_commit.elapsed() >= self.cfg.commit_interval {
-            let durable = self
-                .probe
-                .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
             let mut offsets = Vec::new();
             for (&p, c) in self.commits.iter_mut() {
                 if let Some(o) = c.take_committable(durable) {
@@ -330,7 +330,7 @@ impl<J: Job> Lane for JobLane<J> {
             );
         }
         if self.cfg.drain && !finished {
-            self.check_stall()?;
+            self.check_stall(durable)?;
         }
         if self.last_stats.elapsed() >= Duration::from_secs(1) {
             if let Some(lag) = self.source.lag() {
@@ -351,11 +351,9 @@ impl<J: Job> Lane for JobLane<J> {
 }
 
 impl<J: Job> JobLane<J> {
-    /// Drain mode: an error once neither input nor output has moved for `drain_stall`.
-    fn check_stall(&mut self) -> Result<(), PipelineError> {
-        let durable = self
-            .probe
-            .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
+    /// Drain mode: an error once neither input nor output (the `durable` frontier) has moved
+    /// for `drain_stall`.
+    fn check_stall(&mut self, durable: i64) -> Result<(), PipelineError> {
         if durable != self.last_durable {
             self.last_durable = durable;
             self.last_progress = Instant::now();

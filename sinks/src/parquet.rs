@@ -112,6 +112,10 @@ struct FileWriter {
     seq: u64,
 }
 
+fn writer_stopped() -> SinkError {
+    SinkError("the Parquet writer thread has stopped".into())
+}
+
 /// How often the worker looks for finished files while a roll is being written.
 const ROLL_POLL: Duration = Duration::from_millis(5);
 
@@ -173,7 +177,7 @@ impl<R: ParquetRow> ParquetStatsSink<R> {
             .is_ok()
         });
         if !sent {
-            return Err(SinkError("the Parquet writer thread has stopped".into()));
+            return Err(writer_stopped());
         }
         self.in_flight += 1;
         self.first_row_at = None;
@@ -184,16 +188,12 @@ impl<R: ParquetRow> ParquetStatsSink<R> {
     fn collect(&mut self, wait: bool) -> Result<(), SinkError> {
         while self.in_flight > 0 {
             let r = if wait {
-                self.done
-                    .recv()
-                    .map_err(|_| SinkError("the Parquet writer thread has stopped".into()))
+                self.done.recv().map_err(|_| writer_stopped())
             } else {
                 match self.done.try_recv() {
                     Ok(r) => Ok(r),
                     Err(mpsc::TryRecvError::Empty) => return Ok(()),
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        Err(SinkError("the Parquet writer thread has stopped".into()))
-                    }
+                    Err(mpsc::TryRecvError::Disconnected) => Err(writer_stopped()),
                 }
             };
             self.in_flight -= 1;
