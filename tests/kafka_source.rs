@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use apo_ingest::kafka::KafkaSource;
@@ -21,10 +22,12 @@ fn read_all(src: &mut KafkaSource) -> Vec<(i32, i64, Vec<u8>)> {
                     m.partition,
                     m.offset,
                     m.payload.unwrap_or_default().to_vec(),
-                ))
+                ));
+                ControlFlow::Continue(())
             }
             SourceEvent::Eof(p) => {
                 eof.insert(p);
+                ControlFlow::Continue(())
             }
         })
         .unwrap();
@@ -77,6 +80,7 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
                 if let SourceEvent::Message(_) = e {
                     more += 1;
                 }
+                ControlFlow::Continue(())
             })
             .unwrap();
         assert_eq!(more, 0, "nothing left to read");
@@ -86,4 +90,36 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
         rest.iter().find(|r| r.0 == 0 && r.1 == 10).unwrap().2,
         b"m30".to_vec()
     );
+}
+
+#[test]
+fn a_poll_stopped_by_the_reader_loses_nothing() {
+    let t = topics("source-break", 1);
+    let msgs: Vec<(i32, Vec<u8>)> = (0..20).map(|i| (0, format!("m{i}").into_bytes())).collect();
+    produce(&t.metrics, &msgs);
+    let mut src = KafkaSource::new(&client(), &t.group, &t.metrics, 0, 1).unwrap();
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let started = std::time::Instant::now();
+    while seen.len() < 20 && started.elapsed() < Duration::from_secs(30) {
+        // Stop after every third message: the next poll goes on from the one after it.
+        let mut taken = 0;
+        let n = src
+            .poll(100, Duration::from_millis(100), &mut |e| match e {
+                SourceEvent::Message(m) => {
+                    seen.push(m.payload.unwrap_or_default().to_vec());
+                    taken += 1;
+                    if taken == 3 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                SourceEvent::Eof(_) => ControlFlow::Continue(()),
+            })
+            .unwrap();
+        assert_eq!(n, taken, "the count returned is the messages delivered");
+        assert!(n <= 3, "the poll stopped at the third message, read {n}");
+    }
+    let want: Vec<Vec<u8>> = msgs.into_iter().map(|(_, m)| m).collect();
+    assert_eq!(seen, want, "every message once, in order");
 }

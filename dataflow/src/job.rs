@@ -63,6 +63,12 @@ pub trait Job: 'static {
     /// tumbling windows; more for outputs delayed behind assembly): latency bookkeeping
     /// forgets close times older than the durability frontier less this.
     fn close_delay_ms(&self) -> i64;
+    /// Whether advancing the input time from `from` to `to` closes an output (the worker
+    /// then hands it on before reading more). Default: any advance may.
+    fn closes_between(&self, from: u64, to: u64) -> bool {
+        let _ = (from, to);
+        true
+    }
     /// Records buffered since the last drain.
     fn buffered(&self) -> usize;
     fn drain(&mut self, out: &mut Vec<Self::Input>);
@@ -73,6 +79,17 @@ pub trait Job: 'static {
         input: StreamVec<'scope, u64, Self::Input>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>);
+}
+
+/// Whether a time `offset` past a multiple of `size` lies in `(from, to]` (ms): a window of
+/// `size` whose outputs close `offset` after its end closes when the time goes from `from`
+/// to `to`.
+pub fn crosses(from: u64, to: u64, size: u64, offset: u64) -> bool {
+    if size == 0 {
+        return true;
+    }
+    let at = |t: u64| (i128::from(t) - i128::from(offset)).div_euclid(i128::from(size));
+    to > from && at(to) > at(from)
 }
 
 /// The models' stage of the metrics pipeline and where its records go.
@@ -87,6 +104,8 @@ pub struct MetricsJob {
     encoding: Encoding,
     bounds: TimeBounds,
     largest_ms: i64,
+    /// The window sizes, ms.
+    window_ms: Vec<u64>,
     pre: PreAggregator,
     sinks: Vec<Box<dyn StatsSink>>,
     models: Option<ModelStage>,
@@ -104,6 +123,10 @@ impl MetricsJob {
             encoding,
             bounds,
             largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
+            window_ms: window_seconds
+                .iter()
+                .map(|&s| u64::from(s) * 1000)
+                .collect(),
             pre: PreAggregator::new(window_seconds, relative_accuracy),
             sinks,
             models: None,
@@ -142,6 +165,11 @@ impl Job for MetricsJob {
 
     fn close_delay_ms(&self) -> i64 {
         self.largest_ms
+    }
+
+    fn closes_between(&self, from: u64, to: u64) -> bool {
+        // Tumbling windows end at multiples of their size.
+        self.window_ms.iter().any(|&w| crosses(from, to, w, 0))
     }
 
     fn buffer(&mut self, p: MetricPoint) {
@@ -203,5 +231,41 @@ impl Job for MetricsJob {
             }
         }
         (done, states)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crosses;
+
+    #[test]
+    fn crosses_finds_window_ends_in_the_half_open_interval() {
+        // Ends of 10 s windows: 0, 10 000, 20 000, …
+        assert!(
+            crosses(9_000, 10_000, 10_000, 0),
+            "reaching an end closes it"
+        );
+        assert!(
+            !crosses(10_000, 11_000, 10_000, 0),
+            "leaving an end does not"
+        );
+        assert!(!crosses(11_000, 19_000, 10_000, 0));
+        assert!(crosses(11_000, 35_000, 10_000, 0), "several ends at once");
+        assert!(
+            !crosses(5_000, 5_000, 10_000, 0),
+            "no advance, nothing closes"
+        );
+        // Closing 3 s after each end: 3 000, 13 000, …
+        assert!(crosses(12_000, 13_000, 10_000, 3_000));
+        assert!(!crosses(9_000, 10_000, 10_000, 3_000));
+        // An offset beyond the size wraps around.
+        assert!(crosses(12_000, 13_000, 10_000, 23_000));
+        // Exhaustive against a direct scan of every millisecond.
+        for from in (0..2_000).step_by(7) {
+            for to in (from..2_000).step_by(13) {
+                let direct = (from + 1..=to).any(|t| (t + 1_000 - 300) % 1_000 == 0);
+                assert_eq!(crosses(from, to, 1_000, 300), direct, "{from}..{to}");
+            }
+        }
     }
 }

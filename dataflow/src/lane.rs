@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ struct Feed<J: Job> {
     outbox: Vec<J::Input>,
     progress: Arc<Progress>,
     worker: usize,
+    /// An advance closed an output since the last read began: stop reading, step the dataflow.
+    closed: bool,
 }
 
 impl<J: Job> Feed<J> {
@@ -71,6 +74,7 @@ impl<J: Job> Feed<J> {
 
     fn advance_to(&mut self, t: u64) {
         if t > self.time() {
+            self.closed |= self.job.closes_between(self.time(), t);
             self.flush();
             self.input.advance_to(t);
             self.progress
@@ -79,6 +83,9 @@ impl<J: Job> Feed<J> {
         }
     }
 }
+
+/// The longest a worker reads before it steps the dataflow again.
+const READ_BUDGET: Duration = Duration::from_millis(5);
 
 fn quantise(wm: i64) -> u64 {
     if wm <= 0 {
@@ -163,6 +170,7 @@ impl<J: Job> JobLane<J> {
                 outbox: Vec::new(),
                 progress: progress.clone(),
                 worker: worker.index(),
+                closed: false,
             }),
             source,
             dlq,
@@ -220,9 +228,10 @@ impl<J: Job> Lane for JobLane<J> {
             self.horizon_ms,
         );
         let mut batch_err: Option<IngestError> = None;
+        inp.closed = false;
         let mut handle = |ev: SourceEvent<'_>| {
             if batch_err.is_some() {
-                return;
+                return ControlFlow::Break(());
             }
             match ev {
                 SourceEvent::Eof(p) => tracker.caught_up(p),
@@ -249,6 +258,14 @@ impl<J: Job> Lane for JobLane<J> {
                         Err(e) => batch_err = Some(e),
                     }
                 }
+            }
+            // A window closed: let the worker hand it on before reading on (the rest of a
+            // batch's read and decode time would otherwise be its output latency). Nor read
+            // for long: another worker's close may be waiting for this one's step.
+            if inp.closed || batch_err.is_some() || now.elapsed() >= READ_BUDGET {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
         };
         let mut max = cfg.poll_batch;

@@ -27,6 +27,9 @@ use crate::sink::{SinkError, StatsSink};
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
 pub const TICK_MS: i64 = 1000;
 
+/// Further worker steps after each read batch, while operators have work queued.
+const MAX_EXTRA_STEPS: usize = 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -182,6 +185,16 @@ pub fn run_lanes(
         if behind {
             worker.step_or_park(Some(Duration::from_millis(1)));
         } else {
+            worker.step();
+        }
+        // A closed window crosses several operators (aggregate, exchange, merge, sink), one per
+        // step: finish that now rather than one hop per read batch, which would add a batch's
+        // read-and-decode time per hop to close-to-output latency. Bounded, as an operator may
+        // keep itself busy.
+        for _ in 0..MAX_EXTRA_STEPS {
+            if worker.activations().borrow().empty_for() != Some(Duration::ZERO) {
+                break;
+            }
             worker.step();
         }
         let mut finished = true;

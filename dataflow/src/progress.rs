@@ -28,6 +28,9 @@ pub struct Progress {
     pub lag: AtomicI64,
     /// Milliseconds from a window's close (watermark passing its end) to its acknowledged output.
     pub close_to_output_ms: Mutex<Vec<f64>>,
+    /// The same windows' milliseconds from close to being handed to the sinks (the dataflow's
+    /// share of the latency; the rest is the sinks', e.g. waiting for the broker's ack).
+    pub close_to_write_ms: Mutex<Vec<f64>>,
     /// When the windows closed.
     pub close_clock: CloseClock,
 }
@@ -98,12 +101,17 @@ impl CloseClock {
 }
 
 impl Progress {
-    /// Counts rows made durable and their close-to-output latency (revisions are counted,
-    /// not timed: they are caused by late data, not by a close).
-    pub fn record_output(&self, rows: impl Iterator<Item = (i64, u32)>) {
-        let now = Instant::now();
+    /// Counts rows made durable (at `now`) and their close-to-output latency, split at
+    /// `written`, when they were handed to the sinks (revisions are counted, not timed: they are
+    /// caused by late data, not by a close).
+    pub fn record_output(
+        &self,
+        rows: impl Iterator<Item = (i64, u32)>,
+        written: Instant,
+        now: Instant,
+    ) {
         let (mut n, mut revisions) = (0u64, 0u64);
-        let mut lat = Vec::new();
+        let (mut lat, mut to_write) = (Vec::new(), Vec::new());
         for (end, revision) in rows {
             n += 1;
             if revision > 1 {
@@ -112,13 +120,19 @@ impl Progress {
             }
             if let Some(at) = self.close_clock.closed_at(end.max(0) as u64) {
                 lat.push(now.duration_since(at).as_secs_f64() * 1000.0);
+                to_write.push(written.saturating_duration_since(at).as_secs_f64() * 1000.0);
             }
         }
         Progress::add(&self.windows_out, n);
         Progress::add(&self.revisions_out, revisions);
-        if let Ok(mut v) = self.close_to_output_ms.lock() {
-            if v.len() < 1_000_000 {
-                v.extend(lat);
+        for (samples, new) in [
+            (&self.close_to_output_ms, lat),
+            (&self.close_to_write_ms, to_write),
+        ] {
+            if let Ok(mut v) = samples.lock() {
+                if v.len() < 1_000_000 {
+                    v.extend(new);
+                }
             }
         }
     }
@@ -141,11 +155,21 @@ impl Progress {
 
     /// Takes the latency samples gathered so far.
     pub fn take_latencies(&self) -> Vec<f64> {
-        self.close_to_output_ms
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
+        take(&self.close_to_output_ms)
     }
+
+    /// Takes the close-to-handed-to-sinks samples gathered so far (same windows, same order as
+    /// [`Progress::take_latencies`]).
+    pub fn take_write_latencies(&self) -> Vec<f64> {
+        take(&self.close_to_write_ms)
+    }
+}
+
+fn take(samples: &Mutex<Vec<f64>>) -> Vec<f64> {
+    samples
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
 }
 
 /// The `q` quantile (nearest rank) of `samples`, which it sorts; NaN when empty.

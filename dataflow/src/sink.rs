@@ -25,8 +25,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 /// Called with rows as soon as one sink has made them durable — the moment a reader can see
-/// them (progress counters, close-to-output latency). Every row is reported once.
-pub type RowsCallback<R = WindowStats> = Rc<dyn Fn(&[R])>;
+/// them (progress counters, close-to-output latency) — with when they were handed to the sinks
+/// and when they became durable. Every row is reported once.
+pub type RowsCallback<R = WindowStats> = Rc<dyn Fn(&[R], Instant, Instant)>;
 
 /// A sink failure; the message names the sink and the cause.
 #[derive(Debug, thiserror::Error, Clone)]
@@ -49,6 +50,11 @@ pub trait StatsSink<R = WindowStats> {
     /// reading (backpressure). `None` (the default): durability comes on the sink's own
     /// schedule (a Parquet roll), and waiting for it must not stop the input.
     fn backpressure_after(&self) -> Option<Duration> {
+        None
+    }
+    /// When the writes `poll_durable` last counted became durable, where the sink knows it
+    /// (a delivery report served off the worker thread); `None`: when `poll_durable` said so.
+    fn durable_at(&self) -> Option<Instant> {
         None
     }
 }
@@ -127,11 +133,15 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
                 }
                 let finished = f.is_empty();
                 let (mut least, mut most) = (written, if sinks.is_empty() { written } else { 0 });
+                let now = Instant::now();
+                // Per sink: writes durable and since when (at the latest).
+                let mut durable: Vec<(u64, Instant)> = Vec::with_capacity(sinks.len());
                 for sink in sinks.iter_mut() {
                     match sink.poll_durable(finished) {
                         Ok(d) => {
                             least = least.min(d);
                             most = most.max(d);
+                            durable.push((d, sink.durable_at().map_or(now, |at| at.min(now))));
                         }
                         Err(e) => {
                             fail(&state.failure, sink.as_ref(), e);
@@ -143,8 +153,16 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
                     caps.pop_front();
                 }
                 while unreported.front().is_some_and(|(n, _, _)| *n <= most) {
-                    if let Some((_, rows, _)) = unreported.pop_front() {
-                        on_rows(&rows);
+                    if let Some((n, rows, at)) = unreported.pop_front() {
+                        // The first sink to make it durable shows it to readers.
+                        let seen = durable
+                            .iter()
+                            .filter(|(d, _)| *d >= n)
+                            .map(|(_, t)| *t)
+                            .min()
+                            .unwrap_or(now)
+                            .max(at);
+                        on_rows(&rows, at, seen);
                     }
                 }
                 state.behind.set(
@@ -182,10 +200,12 @@ pub fn tracked_sink<'s, R: OutputRow + Clone + 'static>(
     let state = Rc::new(SinkState::default());
     states.push(state.clone());
     let progress = ctx.progress.clone();
-    let on_rows: RowsCallback<R> = Rc::new(move |rows: &[R]| {
+    let on_rows: RowsCallback<R> = Rc::new(move |rows: &[R], written: Instant, seen: Instant| {
         progress.record_output(
             rows.iter()
                 .map(|r| (r.window_end().saturating_add(delay_ms), r.revision())),
+            written,
+            seen,
         );
     });
     sink_operator(rows, sinks, state, on_rows)

@@ -297,6 +297,14 @@ impl Job for SpanJob {
         self.cfg.window_seconds as i64 * 1000 + self.trace_delay_ms()
     }
 
+    fn closes_between(&self, from: u64, to: u64) -> bool {
+        // RED and SLO windows close at their end, the trace outputs' windows the trace
+        // delay after it (a trace's own critical path goes out after the read batch).
+        let size = u64::from(self.cfg.window_seconds) * 1000;
+        crate::job::crosses(from, to, size, 0)
+            || crate::job::crosses(from, to, size, self.trace_delay_ms().max(0) as u64)
+    }
+
     fn buffer(&mut self, s: Span) {
         let w = RedPartial::window_of(&s, self.cfg.window_seconds);
         let (alpha, max_ops) = (self.cfg.relative_accuracy, self.cfg.max_operations);

@@ -372,7 +372,7 @@ impl crate::source::MessageSource for GeneratorSource {
         &mut self,
         max: usize,
         _timeout: Duration,
-        f: &mut dyn FnMut(crate::source::SourceEvent<'_>),
+        f: &mut dyn FnMut(crate::source::SourceEvent<'_>) -> std::ops::ControlFlow<()>,
     ) -> Result<usize, IngestError> {
         let mut n = 0;
         while n < max && self.remaining > 0 {
@@ -384,7 +384,7 @@ impl crate::source::MessageSource for GeneratorSource {
             self.buf.clear();
             serde_json::to_writer(&mut self.buf, &self.points)
                 .map_err(|e| IngestError::Config(e.to_string()))?;
-            f(crate::source::SourceEvent::Message(
+            let flow = f(crate::source::SourceEvent::Message(
                 crate::source::RawMessage {
                     topic: "generated",
                     partition: 0,
@@ -395,9 +395,12 @@ impl crate::source::MessageSource for GeneratorSource {
             ));
             self.offset += 1;
             n += 1;
+            if flow.is_break() {
+                break;
+            }
         }
         if n == 0 {
-            f(crate::source::SourceEvent::Eof(0));
+            let _ = f(crate::source::SourceEvent::Eof(0));
         }
         Ok(n)
     }

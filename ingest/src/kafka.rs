@@ -7,6 +7,7 @@
 //! all its workers deterministically. Offsets are stored in the consumer group (`group.id`), and
 //! committed only when the pipeline says the outputs depending on them are durable.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -317,7 +318,7 @@ impl MessageSource for KafkaSource {
         &mut self,
         max: usize,
         timeout: Duration,
-        f: &mut dyn FnMut(SourceEvent<'_>),
+        f: &mut dyn FnMut(SourceEvent<'_>) -> ControlFlow<()>,
     ) -> Result<usize, IngestError> {
         if self.partitions.is_empty() {
             std::thread::sleep(timeout);
@@ -329,18 +330,21 @@ impl MessageSource for KafkaSource {
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => {
-                    f(SourceEvent::Message(RawMessage {
+                    n += 1;
+                    let flow = f(SourceEvent::Message(RawMessage {
                         topic: m.topic(),
                         partition: m.partition(),
                         offset: m.offset(),
                         key: m.key(),
                         payload: m.payload(),
                     }));
-                    n += 1;
+                    if flow.is_break() {
+                        break;
+                    }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     tracing::debug!(partition = p, "end of partition");
-                    f(SourceEvent::Eof(p))
+                    let _ = f(SourceEvent::Eof(p));
                 }
                 Some(Err(e)) => {
                     // Transient broker errors are retried by librdkafka; report and go on.

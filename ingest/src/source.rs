@@ -3,6 +3,7 @@
 //! safe. [`MemorySource`] serves pre-built payloads, for benchmarks and tests of the dataflow
 //! without a broker.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::IngestError;
@@ -29,12 +30,14 @@ pub trait MessageSource {
     fn topic(&self) -> &str;
     /// The partitions this worker reads.
     fn partitions(&self) -> &[i32];
-    /// Delivers up to `max` events to `f`, waiting at most `timeout` for the first.
+    /// Delivers up to `max` events to `f`, waiting at most `timeout` for the first; stops
+    /// early after a message for which `f` answers `Break` (the reader has something to do
+    /// first, e.g. hand on a window that message closed). Returns the messages delivered.
     fn poll(
         &mut self,
         max: usize,
         timeout: Duration,
-        f: &mut dyn FnMut(SourceEvent<'_>),
+        f: &mut dyn FnMut(SourceEvent<'_>) -> ControlFlow<()>,
     ) -> Result<usize, IngestError>;
     /// Records that every message up to and including `offset` of `partition` is fully processed.
     /// `wait`: return only once the commit is stored (at shutdown); otherwise it may complete
@@ -78,22 +81,27 @@ impl MessageSource for MemorySource {
         &mut self,
         max: usize,
         _timeout: Duration,
-        f: &mut dyn FnMut(SourceEvent<'_>),
+        f: &mut dyn FnMut(SourceEvent<'_>) -> ControlFlow<()>,
     ) -> Result<usize, IngestError> {
         let end = (self.next + max).min(self.payloads.len());
-        for i in self.next..end {
-            f(SourceEvent::Message(RawMessage {
+        let start = self.next;
+        while self.next < end {
+            let i = self.next;
+            self.next += 1;
+            let flow = f(SourceEvent::Message(RawMessage {
                 topic: &self.topic,
                 partition: 0,
                 offset: i as i64,
                 key: None,
                 payload: Some(&self.payloads[i]),
             }));
+            if flow.is_break() {
+                break;
+            }
         }
-        let n = end - self.next;
-        self.next = end;
+        let n = self.next - start;
         if n == 0 {
-            f(SourceEvent::Eof(0));
+            let _ = f(SourceEvent::Eof(0));
         }
         Ok(n)
     }
@@ -107,5 +115,36 @@ impl MessageSource for MemorySource {
 
     fn lag(&mut self) -> Option<i64> {
         Some((self.payloads.len() - self.next) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_source_stops_where_the_reader_says_and_goes_on_from_there() {
+        let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i]).collect();
+        let mut src = MemorySource::new("t", payloads);
+        let mut seen = Vec::new();
+        let mut read = |src: &mut MemorySource, stop_at: u8| {
+            src.poll(10, Duration::ZERO, &mut |e| match e {
+                SourceEvent::Message(m) => {
+                    let v = m.payload.unwrap_or_default()[0];
+                    seen.push(v);
+                    if v == stop_at {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                SourceEvent::Eof(_) => ControlFlow::Continue(()),
+            })
+            .unwrap()
+        };
+        assert_eq!(read(&mut src, 1), 2);
+        assert_eq!(read(&mut src, 99), 3);
+        assert_eq!(read(&mut src, 99), 0);
+        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
     }
 }

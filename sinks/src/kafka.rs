@@ -1,16 +1,18 @@
 //! Windowed output rows (window statistics, RED, …) to a Kafka topic as JSON, keyed by the row's
 //! dimensions and window, so a compacted topic keeps the latest revision of each window. A write is durable when the broker
-//! acknowledged all its records; the sink never waits for that on the worker thread.
+//! acknowledged all its records; the sink never waits for that on the worker thread. Delivery
+//! reports are served on the producer's own polling thread as they arrive, so the moment a write
+//! became durable is known even while the worker is busy reading.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
-use apo_ingest::kafka::send_with_backpressure;
 use apo_schemas::OutputRow;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 use serde::Serialize;
 
@@ -24,6 +26,8 @@ struct AckTracker {
 struct Acks {
     /// Write number → records not yet acknowledged.
     outstanding: BTreeMap<u64, usize>,
+    /// When the last write was completely acknowledged.
+    completed_at: Option<Instant>,
     failed: u64,
     last_error: String,
 }
@@ -47,13 +51,14 @@ impl ProducerContext for AckTracker {
             *n -= 1;
             if *n == 0 {
                 s.outstanding.remove(&write);
+                s.completed_at = Some(Instant::now());
             }
         }
     }
 }
 
 pub struct KafkaStatsSink {
-    producer: BaseProducer<AckTracker>,
+    producer: ThreadedProducer<AckTracker>,
     topic: String,
     name: String,
     writes: u64,
@@ -111,21 +116,27 @@ impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
         for r in rows {
             let payload = serde_json::to_vec(r).map_err(|e| SinkError(e.to_string()))?;
             let key = r.key();
-            send_with_backpressure(
-                &self.producer,
-                BaseRecord::with_opaque_to(&self.topic, Box::new(write))
-                    .key(key.as_bytes())
-                    .payload(&payload[..]),
-            )
-            .map_err(|e| SinkError(e.to_string()))?;
+            let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(write))
+                .key(key.as_bytes())
+                .payload(&payload[..]);
+            // A full producer queue waits for room (backpressure, not unbounded memory or an
+            // error); the polling thread serves the delivery reports that make room.
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => return Err(SinkError(e.to_string())),
+                }
+            }
         }
-        self.producer.poll(Duration::ZERO);
         Ok(())
     }
 
     fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
-        // Serves the delivery reports that arrived.
-        self.producer.poll(Duration::ZERO);
+        // Delivery reports are served by the producer's polling thread.
         let s = self
             .producer
             .context()
@@ -150,5 +161,9 @@ impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
 
     fn backpressure_after(&self) -> Option<Duration> {
         Some(apo_dataflow::sink::OUTPUT_DELAY_BOUND)
+    }
+
+    fn durable_at(&self) -> Option<Instant> {
+        self.producer.context().state.lock().ok()?.completed_at
     }
 }
