@@ -124,6 +124,72 @@ pub fn run_phase<J: Job>(
     })
 }
 
+/// The full metrics pipeline on `topics` (input, window stats, dead letters, ack probe) with a
+/// new consumer `group`, writing Parquet under `dir`; with the broker's ack times for a lone
+/// record, probed every 20 ms meanwhile (the latency's baseline).
+fn full_pipeline(
+    client: &rdkafka::ClientConfig,
+    topics: [&String; 4],
+    dir: &std::path::Path,
+    group: String,
+    workers: usize,
+    cfg: PipelineConfig,
+) -> Result<(PhaseResult, Vec<f64>)> {
+    let [topic, stats_topic, dlq_topic, probe_topic] = topics.map(|t| t.clone());
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (client, stop) = (client.clone(), probe_stop.clone());
+        std::thread::spawn(move || probe_acks(&client, &probe_topic, &stop))
+    };
+    let (client, dir, c) = (client.clone(), dir.to_path_buf(), cfg.clone());
+    let full = run_phase(workers, cfg, move |i, n| {
+        let src = KafkaSource::new(&client, &group, &topic, i, n).map_err(|e| e.to_string())?;
+        let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|e| e.to_string())?;
+        let sinks: Vec<Box<dyn StatsSink>> = vec![
+            Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|e| e.to_string())?),
+            Box::new(
+                ParquetStatsSink::new(&dir, &format!("w{i}"), Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?,
+            ),
+        ];
+        Ok((
+            Box::new(src) as _,
+            Box::new(dlq) as _,
+            metrics_job(&c, sinks),
+        ))
+    });
+    probe_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acks = probe
+        .join()
+        .map_err(|_| anyhow::anyhow!("ack probe panicked"))??;
+    Ok((full?, acks))
+}
+
+/// The close-to-output latency of a pipeline run, split at the hand-over to the sinks, and the
+/// broker probe's ack times of the same run.
+fn latency_lines(what: &str, run: &PhaseResult, acks: &mut [f64]) -> String {
+    let mut lat = run.latencies.clone();
+    let mut to_write = run.write_latencies.clone();
+    let mut to_ack: Vec<f64> = lat.iter().zip(&to_write).map(|(t, w)| t - w).collect();
+    format!(
+        "Window close → output acknowledged by Kafka ({what}, {} windows): p50 {:.1} ms, p99 {:.1} ms; \
+         of which close → handed to the sinks (the dataflow) p50 {:.1} ms, p99 {:.1} ms, \
+         handed → acknowledged (producer and broker) p50 {:.1} ms, p99 {:.1} ms. \
+         Baseline in the same run: the broker acknowledged a lone 100-byte record (sent every \
+         20 ms, {} records) in p50 {:.1} ms, p99 {:.1} ms.\n\n",
+        lat.len(),
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        percentile(&mut to_write, 0.5),
+        percentile(&mut to_write, 0.99),
+        percentile(&mut to_ack, 0.5),
+        percentile(&mut to_ack, 0.99),
+        acks.len(),
+        percentile(acks, 0.5),
+        percentile(acks, 0.99),
+    )
+}
+
 /// The metrics job of `cfg` writing to `sinks`.
 pub fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJob {
     MetricsJob::new(
@@ -235,45 +301,35 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         bail!("raw consumer read {msgs} of {} messages", loaded.messages);
     }
 
-    // 2. Full pipeline.
+    // 2. Full pipeline: catching up at the broker's limit, then (on the same topic, a new
+    // group) paced to a fraction of the raw rate, a steady load as a live pipeline sees.
     eprintln!("full pipeline…");
-    let (c2, t2, s2, d2, dir2) = (
-        client.clone(),
-        topic.clone(),
-        stats_topic.clone(),
-        dlq_topic.clone(),
-        a.data_dir.join(format!("parquet-{stamp}")),
-    );
-    let group = format!("apo-bench-{stamp}");
-    // Baseline for the latency: the broker's own acknowledgement time for a small record,
-    // probed every 20 ms while the pipeline runs.
-    let probe_stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (client, topic, stop) = (client.clone(), probe_topic.clone(), probe_stop.clone());
-        std::thread::spawn(move || probe_acks(&client, &topic, &stop))
+    let run_full = |group: String, rate: Option<f64>, out: &str| {
+        full_pipeline(
+            &client,
+            [&topic, &stats_topic, &dlq_topic, &probe_topic],
+            &a.data_dir.join(format!("parquet-{stamp}-{out}")),
+            group,
+            a.workers,
+            PipelineConfig {
+                max_messages_per_sec: rate,
+                ..cfg.clone()
+            },
+        )
     };
-    let c = cfg.clone();
-    let full = run_phase(a.workers, cfg.clone(), move |i, n| {
-        let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|e| e.to_string())?;
-        let dlq = KafkaDeadLetters::new(&c2, &d2).map_err(|e| e.to_string())?;
-        let sinks: Vec<Box<dyn StatsSink>> = vec![
-            Box::new(KafkaStatsSink::new(&c2, &s2).map_err(|e| e.to_string())?),
-            Box::new(
-                ParquetStatsSink::new(&dir2, &format!("w{i}"), Duration::from_secs(10))
-                    .map_err(|e| e.to_string())?,
-            ),
-        ];
-        Ok((
-            Box::new(src) as _,
-            Box::new(dlq) as _,
-            metrics_job(&c, sinks),
-        ))
-    })?;
-
-    probe_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut acks = probe
-        .join()
-        .map_err(|_| anyhow::anyhow!("ack probe panicked"))??;
+    let (full, mut acks) = run_full(format!("apo-bench-{stamp}"), None, "full")?;
+    let mut paced = if a.paced > 0.0 {
+        // Per worker: each reads its share of the partitions.
+        let rate = a.paced * msgs as f64 / raw_s / a.workers as f64;
+        eprintln!("full pipeline paced to {:.0} % of raw…", 100.0 * a.paced);
+        Some(run_full(
+            format!("apo-bench-{stamp}-paced"),
+            Some(rate),
+            "paced",
+        )?)
+    } else {
+        None
+    };
 
     // 3. Same records from memory.
     eprintln!("dataflow from memory…");
@@ -395,8 +451,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let raw_pps = a.points as f64 / raw_s;
     let full_pps = full.points as f64 / full.seconds;
     let mem_pps = mem.points as f64 / mem.seconds;
-    let mut lat = full.latencies.clone();
-    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
     let fmt_rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
     let mut out = String::new();
     let _ = writeln!(out, "Points: {} in {} messages of {BATCH} ({:.1} MB of APO JSON), {} series, {} partition(s), {} worker(s); windows {:?} s; accuracy 1 %.", a.points, loaded.messages, loaded.bytes as f64 / 1e6, generator_config(0).services * generator_config(0).metrics, partitions, a.workers, cfg.window_seconds);
@@ -408,18 +462,25 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
     let _ = writeln!(out, "| raw consumption (baseline: rdkafka, count only, one consumer per worker) | {raw_pps:.0} | {:.1} | {raw_s:.2} s | – | the limit |", bytes as f64 / 1e6 / raw_s);
     let _ = writeln!(out, "| full pipeline (Kafka → windows → Kafka + Parquet) | {full_pps:.0} | {:.1} | {:.2} s | {} | {:.0} % of raw |", bytes as f64 / 1e6 / full.seconds, full.seconds, fmt_rss(full.rss_mib), 100.0 * full_pps / raw_pps);
+    if let Some((p, _)) = &paced {
+        let pps = p.points as f64 / p.seconds;
+        let _ = writeln!(out, "| full pipeline, reading paced to {:.0} % of raw (steady load) | {pps:.0} | {:.1} | {:.2} s | {} | {:.0} % of raw |", 100.0 * a.paced, bytes as f64 / 1e6 / p.seconds, p.seconds, fmt_rss(p.rss_mib), 100.0 * pps / raw_pps);
+    }
     let _ = writeln!(out, "| dataflow from memory (decode included) | {mem_pps:.0} | {:.1} | {:.2} s | {} | no broker |", bytes as f64 / 1e6 / mem.seconds, mem.seconds, fmt_rss(mem.rss_mib));
-    let _ = writeln!(out, "\nWindow close → output acknowledged by Kafka (full pipeline, {} windows): p50 {p50:.1} ms, p99 {p99:.1} ms.", lat.len());
-    let mut to_write = full.write_latencies.clone();
-    let mut to_ack: Vec<f64> = full
-        .latencies
-        .iter()
-        .zip(&full.write_latencies)
-        .map(|(t, w)| t - w)
-        .collect();
-    let _ = writeln!(out, "Of which close → handed to the sinks (the dataflow): p50 {:.1} ms, p99 {:.1} ms; handed → acknowledged (the producer and broker): p50 {:.1} ms, p99 {:.1} ms.", percentile(&mut to_write, 0.5), percentile(&mut to_write, 0.99), percentile(&mut to_ack, 0.5), percentile(&mut to_ack, 0.99));
-    let _ = writeln!(out, "Baseline in the same run: the broker acknowledged a lone 100-byte record (sent every 20 ms while the pipeline ran, {} records) in p50 {:.1} ms, p99 {:.1} ms.", acks.len(), percentile(&mut acks, 0.5), percentile(&mut acks, 0.99));
-    let _ = writeln!(out, "\nQuantile error against exact values over {} windows (bound 1 %): p50 {:.4} %, p90 {:.4} %, p95 {:.4} %, p99 {:.4} %, p99.9 {:.4} %; counts, min and max exact: {}.", mem.rows.len(), 100.0 * max_err[0], 100.0 * max_err[1], 100.0 * max_err[2], 100.0 * max_err[3], 100.0 * max_err[4], if counts_exact { "yes" } else { "NO" });
+    let _ = writeln!(out);
+    let _ = write!(out, "{}", latency_lines("full pipeline", &full, &mut acks));
+    if let Some((p, acks)) = &mut paced {
+        let _ = write!(
+            out,
+            "{}",
+            latency_lines(
+                &format!("paced to {:.0} % of raw", 100.0 * a.paced),
+                p,
+                acks
+            )
+        );
+    }
+    let _ = writeln!(out, "Quantile error against exact values over {} windows (bound 1 %): p50 {:.4} %, p90 {:.4} %, p95 {:.4} %, p99 {:.4} %, p99.9 {:.4} %; counts, min and max exact: {}.", mem.rows.len(), 100.0 * max_err[0], 100.0 * max_err[1], 100.0 * max_err[2], 100.0 * max_err[3], 100.0 * max_err[4], if counts_exact { "yes" } else { "NO" });
     let _ = writeln!(
         out,
         "\n| points (generated lazily, 1 worker) | peak RSS | points/s |"

@@ -336,6 +336,11 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Also run the full pipeline at this fraction of the raw consumption rate (a steady load,
+    /// as a live pipeline runs, rather than catching up at the broker's limit) and report its
+    /// close-to-output latency; 0 skips it.
+    #[arg(long, env = "APO_PACED", default_value_t = 0.5)]
+    pub paced: f64,
     /// Also measure the models: tract's scoring rates and the pipeline with models off and on
     /// (run from the repository root, where models/artifacts is).
     #[arg(long, env = "APO_BENCH_MODELS", default_value_t = true, action = clap::ArgAction::Set)]
