@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod preaggregate;
 pub mod progress;
 pub mod red;
+pub mod series_state;
 pub mod service_map;
 pub mod sink;
 pub mod sketch;

@@ -7,9 +7,11 @@
 //! for the forecaster. Windows are batched per timestamp for the forest. Revisions of a
 //! window (late data) are not rescored; the history is in memory, so after a restart a key
 //! needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is
-//! scored again. Models are [`Watched`]: replaced files are taken without stopping.
+//! scored again. A key silent for as many of its windows as its state spans (`HISTORY`, or
+//! `seq_len`) is dropped ([`SeriesStates`]) and starts afresh if it returns. Models are
+//! [`Watched`]: replaced files are taken without stopping.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::AntichainRef;
 
+use crate::series_state::SeriesStates;
 use crate::window::{stash_input, Stash};
 
 /// The window statistic the forecaster follows.
@@ -128,6 +131,10 @@ impl ModelConfig {
 
 type SeriesKey = (String, String, u32);
 
+fn window_ms(k: &SeriesKey) -> i64 {
+    i64::from(k.2) * 1000
+}
+
 fn key_of(w: &WindowStats) -> SeriesKey {
     (w.service.clone(), w.metric.clone(), w.window_seconds)
 }
@@ -187,13 +194,17 @@ pub fn anomaly_operator<'s>(
 ) -> StreamVec<'s, u64, AnomalyRecord> {
     stats.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
-        let mut keys: HashMap<SeriesKey, (KeyHistory, AlertState)> = HashMap::new();
+        let mut keys: SeriesStates<SeriesKey, (KeyHistory, AlertState)> =
+            SeriesStates::new(features::HISTORY);
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
+                if let Some(last) = batch.last() {
+                    keys.evict(last.window_end, window_ms);
+                }
                 let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
                 for (i, w) in batch.iter().enumerate() {
-                    let (hist, _) = keys.entry(key_of(w)).or_default();
+                    let (hist, _) = keys.touch(key_of(w), w.window_end);
                     if let Some(f) = hist.push(signals(w)) {
                         scored.push((i, f));
                     }
@@ -250,12 +261,16 @@ pub fn forecast_operator<'s>(
 ) -> StreamVec<'s, u64, ForecastRecord> {
     stats.unary_frontier(Pipeline, "Forecasts", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
-        let mut keys: HashMap<SeriesKey, VecDeque<f64>> = HashMap::new();
+        let mut keys: Option<SeriesStates<SeriesKey, VecDeque<f64>>> = None;
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
                 let m = model.get();
                 let l = m.seq_len();
+                let keys = keys.get_or_insert_with(|| SeriesStates::new(l));
+                if let Some(last) = batch.last() {
+                    keys.evict(last.window_end, window_ms);
+                }
                 let version = m.version().to_string();
                 let mut session = output.session(&cap);
                 for w in &batch {
@@ -264,7 +279,7 @@ pub fn forecast_operator<'s>(
                     if !v.is_finite() {
                         continue;
                     }
-                    let hist = keys.entry(key_of(w)).or_default();
+                    let hist = keys.touch(key_of(w), w.window_end);
                     if hist.len() == l {
                         hist.pop_front();
                     }
