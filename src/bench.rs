@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use apo_dataflow::job::{Job, MetricsJob};
 use apo_dataflow::pipeline::{run_job, PipelineConfig};
-use apo_dataflow::progress::{percentile, Progress};
+use apo_dataflow::progress::{percentile, Latency, Progress};
 use apo_dataflow::sink::StatsSink;
 use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
@@ -71,9 +71,7 @@ pub struct PhaseResult {
     /// Records used (points or spans).
     pub points: u64,
     pub rss_mib: Option<f64>,
-    pub latencies: Vec<f64>,
-    /// The same windows' close → handed-to-the-sinks milliseconds.
-    pub write_latencies: Vec<f64>,
+    pub latencies: Vec<Latency>,
     pub rows: Vec<WindowStats>,
 }
 
@@ -119,7 +117,6 @@ pub fn run_phase<J: Job>(
         points,
         rss_mib: peak_rss_mib(),
         latencies: progress.take_latencies(),
-        write_latencies: progress.take_write_latencies(),
         rows: Vec::new(),
     })
 }
@@ -168,9 +165,13 @@ fn full_pipeline(
 /// The close-to-output latency of a pipeline run, split at the hand-over to the sinks, and the
 /// broker probe's ack times of the same run.
 fn latency_lines(what: &str, run: &PhaseResult, acks: &mut [f64]) -> String {
-    let mut lat = run.latencies.clone();
-    let mut to_write = run.write_latencies.clone();
-    let mut to_ack: Vec<f64> = lat.iter().zip(&to_write).map(|(t, w)| t - w).collect();
+    let mut lat: Vec<f64> = run.latencies.iter().map(|l| l.total_ms).collect();
+    let mut to_write: Vec<f64> = run.latencies.iter().map(|l| l.to_sinks_ms).collect();
+    let mut to_ack: Vec<f64> = run
+        .latencies
+        .iter()
+        .map(|l| l.total_ms - l.to_sinks_ms)
+        .collect();
     format!(
         "Window close → output acknowledged by Kafka ({what}, {} windows): p50 {:.1} ms, p99 {:.1} ms; \
          of which close → handed to the sinks (the dataflow) p50 {:.1} ms, p99 {:.1} ms, \

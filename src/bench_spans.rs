@@ -177,7 +177,7 @@ pub fn bench_spans(
     let mem_sps = mem.points as f64 / mem.seconds;
     let mb = bytes as f64 / 1e6;
     let rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
-    let mut lat = full.latencies;
+    let mut lat: Vec<f64> = full.latencies.iter().map(|l| l.total_ms).collect();
     let mut out = String::new();
     let _ = writeln!(out, "Spans: {} in {} messages (one trace each, keyed by trace id; {mb:.1} MB of APO JSON), {partitions} partition(s), {workers} worker(s); RED/SLO/share/map window {} s, trace idle {} s.", loaded.points, loaded.messages, span_cfg.window_seconds, span_cfg.assembly.idle_ms / 1000);
     let _ = writeln!(out, "Load (produce) took {load_s:.1} s.\n");

@@ -220,7 +220,7 @@ fn print_progress(l: &Labels, p: &Progress, started: Instant, last: &mut (Instan
         format!("{:.1} s", (now - wm) as f64 / 1000.0)
     };
     let lag = p.lag.load(Ordering::Relaxed);
-    let mut lat = p.take_latencies();
+    let mut lat: Vec<f64> = p.take_latencies().iter().map(|l| l.total_ms).collect();
     let latency = if lat.is_empty() {
         "–".to_string()
     } else {

@@ -26,13 +26,20 @@ pub struct Progress {
     pub watermark_ms: AtomicI64,
     /// Consumer lag (messages) over this process's workers, when known.
     pub lag: AtomicI64,
-    /// Milliseconds from a window's close (watermark passing its end) to its acknowledged output.
-    pub close_to_output_ms: Mutex<Vec<f64>>,
-    /// The same windows' milliseconds from close to being handed to the sinks (the dataflow's
-    /// share of the latency; the rest is the sinks', e.g. waiting for the broker's ack).
-    pub close_to_write_ms: Mutex<Vec<f64>>,
+    /// Close-to-output latency of each window output since the last take.
+    pub close_to_output: Mutex<Vec<Latency>>,
     /// When the windows closed.
     pub close_clock: CloseClock,
+}
+
+/// One window's latency from its close (the watermark passing its end), ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// To its output being acknowledged (durable in the first sink).
+    pub total_ms: f64,
+    /// To its being handed to the sinks: the dataflow's share (the rest is the sinks', e.g.
+    /// waiting for the broker's ack).
+    pub to_sinks_ms: f64,
 }
 
 /// When the process's dataflow input time — the least over its workers, which is what closes
@@ -111,7 +118,7 @@ impl Progress {
         now: Instant,
     ) {
         let (mut n, mut revisions) = (0u64, 0u64);
-        let (mut lat, mut to_write) = (Vec::new(), Vec::new());
+        let mut lat = Vec::new();
         for (end, revision) in rows {
             n += 1;
             if revision > 1 {
@@ -119,20 +126,17 @@ impl Progress {
                 continue;
             }
             if let Some(at) = self.close_clock.closed_at(end.max(0) as u64) {
-                lat.push(now.duration_since(at).as_secs_f64() * 1000.0);
-                to_write.push(written.saturating_duration_since(at).as_secs_f64() * 1000.0);
+                lat.push(Latency {
+                    total_ms: now.duration_since(at).as_secs_f64() * 1000.0,
+                    to_sinks_ms: written.saturating_duration_since(at).as_secs_f64() * 1000.0,
+                });
             }
         }
         Progress::add(&self.windows_out, n);
         Progress::add(&self.revisions_out, revisions);
-        for (samples, new) in [
-            (&self.close_to_output_ms, lat),
-            (&self.close_to_write_ms, to_write),
-        ] {
-            if let Ok(mut v) = samples.lock() {
-                if v.len() < 1_000_000 {
-                    v.extend(new);
-                }
+        if let Ok(mut v) = self.close_to_output.lock() {
+            if v.len() < 1_000_000 {
+                v.extend(lat);
             }
         }
     }
@@ -154,22 +158,12 @@ impl Progress {
     }
 
     /// Takes the latency samples gathered so far.
-    pub fn take_latencies(&self) -> Vec<f64> {
-        take(&self.close_to_output_ms)
+    pub fn take_latencies(&self) -> Vec<Latency> {
+        self.close_to_output
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
-
-    /// Takes the close-to-handed-to-sinks samples gathered so far (same windows, same order as
-    /// [`Progress::take_latencies`]).
-    pub fn take_write_latencies(&self) -> Vec<f64> {
-        take(&self.close_to_write_ms)
-    }
-}
-
-fn take(samples: &Mutex<Vec<f64>>) -> Vec<f64> {
-    samples
-        .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default()
 }
 
 /// The `q` quantile (nearest rank) of `samples`, which it sorts; NaN when empty.

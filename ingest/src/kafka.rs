@@ -17,7 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::source::{MessageSource, RawMessage, SourceEvent};
@@ -157,16 +157,45 @@ pub fn flush_promptly<C: ProducerContext>(
 
 /// Sends a record, waiting for room when the producer queue is full (backpressure instead of
 /// unbounded memory or an error).
+// The closure has the shape of rdkafka's `send`, which returns the record back on error.
+#[allow(clippy::result_large_err)]
 pub fn send_with_backpressure<C: ProducerContext>(
     producer: &BaseProducer<C>,
-    mut record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+    record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+) -> Result<(), IngestError> {
+    retry_while_full(
+        record,
+        |r| producer.send(r),
+        || producer.poll(Duration::from_millis(5)),
+    )
+}
+
+/// The same for a producer whose own thread serves delivery reports: waiting is sleeping.
+// The closure has the shape of rdkafka's `send`, which returns the record back on error.
+#[allow(clippy::result_large_err)]
+pub fn send_threaded_with_backpressure<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+) -> Result<(), IngestError> {
+    retry_while_full(
+        record,
+        |r| producer.send(r),
+        || std::thread::sleep(Duration::from_millis(1)),
+    )
+}
+
+/// Sends `record`, calling `wait` and retrying while the producer queue is full.
+fn retry_while_full<R>(
+    mut record: R,
+    mut send: impl FnMut(R) -> Result<(), (KafkaError, R)>,
+    wait: impl Fn(),
 ) -> Result<(), IngestError> {
     loop {
-        match producer.send(record) {
+        match send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                producer.poll(Duration::from_millis(5));
+                wait();
             }
             Err((e, _)) => return Err(e.into()),
         }

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use apo_dataflow::sink::{SinkError, StatsSink};
+use apo_ingest::kafka::send_threaded_with_backpressure;
 use apo_schemas::OutputRow;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
@@ -116,21 +116,13 @@ impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
         for r in rows {
             let payload = serde_json::to_vec(r).map_err(|e| SinkError(e.to_string()))?;
             let key = r.key();
-            let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(write))
-                .key(key.as_bytes())
-                .payload(&payload[..]);
-            // A full producer queue waits for room (backpressure, not unbounded memory or an
-            // error); the polling thread serves the delivery reports that make room.
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((e, _)) => return Err(SinkError(e.to_string())),
-                }
-            }
+            send_threaded_with_backpressure(
+                &self.producer,
+                BaseRecord::with_opaque_to(&self.topic, Box::new(write))
+                    .key(key.as_bytes())
+                    .payload(&payload[..]),
+            )
+            .map_err(|e| SinkError(e.to_string()))?;
         }
         Ok(())
     }
