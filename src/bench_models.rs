@@ -135,6 +135,7 @@ pub fn models_section(cfg: &PipelineConfig, points: u64, workers: usize) -> Resu
                     },
                     anomaly_sinks: vec![Box::new(anomalies.clone())],
                     forecast_sinks: vec![Box::new(forecasts.clone())],
+                    actions: None,
                 });
             }
             Ok((

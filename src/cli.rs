@@ -193,6 +193,15 @@ pub struct ModelArgs {
     pub forecast_signal: apo_dataflow::model_ops::Signal,
     #[command(flatten)]
     pub alert: AlertArgs,
+    /// Audit topic of actions carried out on services (`apo.actions`, JSON, key = target;
+    /// schema: schemas/json/action.schema.json). Read from its beginning at start, then
+    /// followed: an alert on a service within --suppress-seconds after an action that changed
+    /// it is reported as suppressed, not raised (empty: no suppression).
+    #[arg(long, env = "APO_ACTIONS_TOPIC", default_value = "apo.actions")]
+    pub actions_topic: String,
+    /// Seconds after an action on a service during which its alerts are suppressed.
+    #[arg(long, env = "APO_SUPPRESS_SECONDS", default_value_t = 600)]
+    pub suppress_seconds: u64,
     /// How often the model files are looked at for a replacement.
     #[arg(long, env = "APO_MODEL_RELOAD_CHECK", default_value = "5s", value_parser = duration)]
     pub model_reload_check: Duration,

@@ -15,6 +15,7 @@ use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
 use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_ingest::actions::follow_actions;
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::{ensure_topics, partition_count, KafkaSource};
@@ -77,7 +78,10 @@ pub fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>> {
     let cfg = ModelConfig {
         anomaly_model: pick(&m.anomaly_model, "iforest.onnx", "anomaly"),
         forecast_model: pick(&m.forecast_model, "lstm.onnx", "forecast"),
-        alert: m.alert.config(),
+        alert: apo_models::alerting::AlertConfig {
+            suppress_seconds: m.suppress_seconds,
+            ..m.alert.config()
+        },
         forecast_signal: m.forecast_signal,
         reload_check: m.model_reload_check,
     };
@@ -292,8 +296,15 @@ pub fn run(a: RunArgs) -> Result<()> {
             &t.service_map_current_topic,
         ]);
     }
+    let suppressing = model_cfg
+        .as_ref()
+        .is_some_and(|m| m.anomaly_model.is_some())
+        && !a.models.actions_topic.is_empty();
     if model_cfg.is_some() {
         topics.extend([&a.models.anomalies_topic, &a.models.forecasts_topic]);
+    }
+    if suppressing {
+        topics.push(&a.models.actions_topic);
     }
     let topics: Vec<&str> = topics.into_iter().map(String::as_str).collect();
     if a.kafka.create_topics {
@@ -359,6 +370,27 @@ pub fn run(a: RunArgs) -> Result<()> {
         }));
     }
 
+    let mut actions_reader: Option<std::thread::JoinHandle<()>> = None;
+    let actions = if suppressing {
+        let (log, reader) = follow_actions(
+            &client,
+            &a.models.actions_topic,
+            &a.dlq_topic,
+            Duration::from_secs(30),
+            stop.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "reading the actions topic `{}` (--actions-topic \"\" turns alert suppression off)",
+                a.models.actions_topic
+            )
+        })?;
+        actions_reader = Some(reader);
+        Some(log)
+    } else {
+        None
+    };
+
     let progress = Arc::new(Progress::new(a.workers.max(1)));
     progress.watermark_ms.store(i64::MIN, Ordering::Relaxed);
     let span_progress = Arc::new(Progress::new(a.workers.max(1)));
@@ -423,6 +455,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 config: mc.clone(),
                 anomaly_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.0).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 forecast_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.1).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
+                actions: actions.clone(),
             });
         }
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
@@ -463,7 +496,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(r) = reporter {
         let _ = r.join();
     }
-    for g in [generator, trace_generator].into_iter().flatten() {
+    for g in [generator, trace_generator, actions_reader]
+        .into_iter()
+        .flatten()
+    {
         let _ = g.join();
     }
     if !errors.is_empty() {

@@ -1,7 +1,8 @@
 //! End to end against the real broker: `apo run` scores every closed window with the
 //! isolation forest and forecasts the 60 s series with the LSTM; the records on
 //! `apo.anomalies` and `apo.forecasts` (and in the Parquet tables) are checked against the
-//! models run here over the window statistics the same run wrote.
+//! models run here over the window statistics the same run wrote; an action carried out on a
+//! service (`apo.actions`) suppresses the alert it explains.
 
 mod common;
 
@@ -21,7 +22,7 @@ fn artifacts() -> PathBuf {
 }
 
 /// 4 series, 2 points a second each for 70 minutes, latency-like values with a slow cycle
-/// and a 3-minute incident on one series.
+/// and a 3-minute incident on two series (svc-1 and svc-2) at minute 40.
 fn points(base: i64) -> Vec<MetricPoint> {
     let mut rng = Rng(7);
     let mut out = Vec::new();
@@ -32,7 +33,7 @@ fn points(base: i64) -> Vec<MetricPoint> {
             let mut value = 50.0
                 * (1.0 + 0.2 * (t / 9.0).sin())
                 * (0.8 + 0.4 * (rng.below(1000) as f64 / 1000.0));
-            if s == 1 && (40.0..43.0).contains(&t) {
+            if (s == 1 || s == 2) && (40.0..43.0).contains(&t) {
                 value *= 6.0;
             }
             out.push(MetricPoint {
@@ -57,10 +58,28 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let t = topics("models", 2);
     let anomalies = unique("models.anomalies");
     let forecasts = unique("models.forecasts");
-    apo_ingest::kafka::ensure_topics(&client(), &[&anomalies, &forecasts], 2).unwrap();
+    let actions = unique("models.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&anomalies, &forecasts, &actions], 2).unwrap();
     let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
     let pts = points(base);
     produce(&t.metrics, &messages(&pts, 2, 200));
+    // half a minute before both incidents: a rollback of svc-2 (it explains svc-2's incident),
+    // a dry run on svc-1 (changes nothing: svc-1 still alerts), and a record that is no action
+    let acted_at = base + 39 * 60_000 + 30_000;
+    let action = |target: &str, outcome: &str| {
+        format!(
+            r#"{{"decision_id":"d-{target}","target":"{target}","action":"rollback","executed_at":{acted_at},"actor":"test","outcome":"{outcome}"}}"#
+        )
+        .into_bytes()
+    };
+    produce(
+        &actions,
+        &[
+            (0, action("svc-2", "succeeded")),
+            (1, action("svc-1", "dry_run")),
+            (1, b"{not an action".to_vec()),
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let iforest = artifacts().join("iforest.onnx");
     let lstm = artifacts().join("lstm.onnx");
@@ -83,6 +102,8 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
                 &anomalies,
                 "--forecasts-topic",
                 &forecasts,
+                "--actions-topic",
+                &actions,
                 "-w",
                 "2",
             ],
@@ -106,7 +127,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     // anomalies: one per window past the first MIN_HISTORY of each series, scored as here
     let model = IsolationForest::load(&iforest).unwrap();
     let alert = AlertConfig::default();
-    let mut want: BTreeMap<(Key, i64), (f64, bool, f64)> = BTreeMap::new();
+    let mut want: BTreeMap<(Key, i64), (f64, bool, f64, bool)> = BTreeMap::new();
     for (k, windows) in &series {
         let mut hist = KeyHistory::default();
         let mut state = AlertState::default();
@@ -120,8 +141,14 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
             ]);
             if let Some(f) = f {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
+                if k.0 == "svc-2" && acted_at < w.window_end {
+                    state.decision(&alert, acted_at);
+                }
                 let o = state.step(&alert, model.meta().threshold, w.window_end, s);
-                want.insert((k.clone(), w.window_start), (s, o.is_anomaly, o.likelihood));
+                want.insert(
+                    (k.clone(), w.window_start),
+                    (s, o.is_anomaly, o.likelihood, o.suppressed),
+                );
             }
         }
     }
@@ -135,9 +162,10 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         "one score per window with {MIN_HISTORY} windows of history"
     );
     let mut raised_in_incident = false;
+    let mut suppressed_in_incident = false;
     for a in &got {
         let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
-        let (s, active, likelihood) = want[&(k, a.window_start)];
+        let (s, active, likelihood, suppressed) = want[&(k, a.window_start)];
         assert!(
             (a.score - s).abs() < 1e-6,
             "{}: stream {} vs here {s}",
@@ -145,6 +173,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
             a.score
         );
         assert_eq!(a.is_anomaly, active, "{}", a.key());
+        assert_eq!(a.suppressed, suppressed, "{}", a.key());
         assert!(
             (a.likelihood - likelihood).abs() < 1e-6,
             "{}: likelihood {} vs here {likelihood}",
@@ -157,8 +186,31 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         if a.service == "svc-1" && a.raised && (40.0..44.0).contains(&minute) {
             raised_in_incident = true;
         }
+        if a.service == "svc-2" {
+            assert!(
+                !(a.raised && (39.0..50.0).contains(&minute)),
+                "svc-2's incident follows its rollback: not raised ({})",
+                a.key()
+            );
+            suppressed_in_incident |= a.suppressed && (40.0..44.0).contains(&minute);
+        }
     }
     assert!(raised_in_incident, "the incident on svc-1 raised an alert");
+    assert!(
+        suppressed_in_incident,
+        "the same incident on svc-2, after its rollback, is suppressed"
+    );
+    let dead: Vec<Record> = consume(&t.dlq, usize::MAX, Duration::from_secs(3))
+        .into_iter()
+        .filter(|d| d.headers["apo.dlq.topic"] == actions)
+        .collect();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the record that is no action is dead-lettered"
+    );
+    assert_eq!(dead[0].headers["apo.dlq.reason"], "invalid_json");
+    assert_eq!(dead[0].payload, b"{not an action");
 
     // forecasts: 60 s series only (10 s windows cannot reach 15 minutes in 15 steps), from the
     // 48th window on, each the model's forecast of the previous 48 means

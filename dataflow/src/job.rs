@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use apo_ingest::actions::ActionLog;
 use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
 use apo_schemas::{MetricPoint, SchemaError};
 use timely::dataflow::StreamVec;
@@ -97,6 +98,8 @@ pub struct ModelStage {
     pub config: ModelConfig,
     pub anomaly_sinks: Vec<Box<dyn StatsSink<AnomalyRecord>>>,
     pub forecast_sinks: Vec<Box<dyn StatsSink<ForecastRecord>>>,
+    /// Actions carried out (`apo.actions`): alerts they explain are suppressed. `None`: none.
+    pub actions: Option<ActionLog>,
 }
 
 /// The metrics pipeline.
@@ -198,7 +201,12 @@ impl Job for MetricsJob {
             if let Some(path) = &cfg.anomaly_model {
                 match Watched::<IsolationForest>::load(path, cfg.reload_check) {
                     Ok(model) => {
-                        let scores = anomaly_operator(stats.clone(), model, cfg.alert);
+                        let scores = anomaly_operator(
+                            stats.clone(),
+                            model,
+                            cfg.alert,
+                            stage.actions.clone(),
+                        );
                         done = done.concat(tracked_sink(
                             scores,
                             stage.anomaly_sinks,

@@ -9,12 +9,14 @@
 //! needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is
 //! scored again. A key silent for as many of its windows as its state spans (`HISTORY`, or
 //! `seq_len`) is dropped ([`SeriesStates`]) and starts afresh if it returns. Models are
-//! [`Watched`]: replaced files are taken without stopping.
+//! [`Watched`]: replaced files are taken without stopping. An [`ActionLog`] (read from
+//! `apo.actions`) suppresses the alerts of a service for a while after an action on it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use apo_ingest::actions::ActionLog;
 use apo_models::alerting::{AlertConfig, AlertState};
 use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
 use apo_models::watch::Watched;
@@ -186,11 +188,13 @@ fn next_closed(
     Some((cap, batch))
 }
 
-/// Scores every closed window (revision 1) with the isolation forest.
+/// Scores every closed window (revision 1) with the isolation forest. An alert on a series
+/// within `alert.suppress_seconds` after an action on its service (`actions`) is suppressed.
 pub fn anomaly_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
     mut model: Watched<IsolationForest>,
     alert: AlertConfig,
+    actions: Option<ActionLog>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
     stats.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
@@ -230,6 +234,9 @@ pub fn anomaly_operator<'s>(
                     let w = &batch[*i];
                     let Some((_, state)) = keys.get_mut(&key_of(w)) else { continue };
                     let score = f64::from(s);
+                    if let Some(at) = actions.as_ref().and_then(|a| a.latest_before(&w.service, w.window_end)) {
+                        state.decision(&alert, at);
+                    }
                     let o = state.step(&alert, global, w.window_end, score);
                     session.give(AnomalyRecord {
                         service: w.service.clone(),

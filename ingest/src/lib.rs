@@ -1,5 +1,6 @@
 //! `apo-ingest`: getting telemetry in.
 //!
+//! - [`actions`]: the log of actions carried out (`apo.actions`), for alert suppression;
 //! - [`source`]: the message-source abstraction the pipeline polls, and an in-memory source;
 //! - [`kafka`]: librdkafka client configuration, topic creation, the Kafka source;
 //! - [`decode`]: per-message encoding detection (APO JSON / OTLP protobuf) and validation;
@@ -10,6 +11,7 @@
 //! - [`trace_produce`]: generated traces to Kafka as APO JSON, OTLP or Zipkin, spans sent as they end;
 //! - `embedded` (feature `embedded-broker`): an in-process Kafka-protocol broker (tansu).
 
+pub mod actions;
 pub mod decode;
 pub mod dlq;
 #[cfg(feature = "embedded-broker")]

@@ -18,7 +18,8 @@
 //!   incident).
 //! - **Suppression**: for `suppress_seconds` after a decision was carried out on the key's
 //!   target, a raised alert is reported as suppressed (the decision explains it) rather than
-//!   as an anomaly.
+//!   as an anomaly. If the key is still in alert when the suppression ends, the onset is
+//!   raised then.
 
 use std::collections::VecDeque;
 
@@ -140,6 +141,8 @@ pub struct AlertState {
     below: usize,
     active: bool,
     suppressed_until: Option<i64>,
+    /// The key went into alert and that onset was not reported yet (it was suppressed).
+    onset_pending: bool,
     /// When the last alert was raised (reported), for the quiet period.
     last_raised_ms: Option<i64>,
 }
@@ -202,20 +205,24 @@ impl AlertState {
             self.above = 0;
             self.below = 0;
         }
-        let mut raised = false;
         if !self.active && self.above >= config.raise_after {
             self.active = true;
-            raised = true;
+            self.onset_pending = true;
         } else if self.active && self.below >= config.clear_after {
             self.active = false;
+            self.onset_pending = false;
         }
         let suppressed = self.active && self.suppressed_until.is_some_and(|until| at_ms < until);
-        let quiet_ms = (config.quiet_seconds as i64).saturating_mul(1000);
-        let raised = raised
-            && !suppressed
-            && self
+        // An onset is reported once: at once, or when its suppression ends with the key still
+        // in alert (the decision did not explain it after all); unless within the quiet period.
+        let mut raised = false;
+        if self.onset_pending && !suppressed {
+            self.onset_pending = false;
+            let quiet_ms = (config.quiet_seconds as i64).saturating_mul(1000);
+            raised = self
                 .last_raised_ms
                 .is_none_or(|last| at_ms.saturating_sub(last) >= quiet_ms);
+        }
         if raised {
             self.last_raised_ms = Some(at_ms);
         }
@@ -320,6 +327,30 @@ mod tests {
         assert!(o.suppressed && !o.is_anomaly && !o.raised);
         let o = s.step(&c, 0.6, 6000, 0.9);
         assert!(o.is_anomaly && !o.suppressed);
+        assert!(
+            o.raised,
+            "still in alert once the suppression ended: raised then"
+        );
+        let o = s.step(&c, 0.6, 7000, 0.9);
+        assert!(o.is_anomaly && !o.raised, "raised once");
+    }
+
+    #[test]
+    fn an_alert_that_ends_within_its_suppression_is_never_raised() {
+        let c = AlertConfig {
+            suppress_seconds: 5,
+            clear_after: 1,
+            ..fixed()
+        };
+        let mut s = AlertState::default();
+        s.decision(&c, 0);
+        let out: Vec<AlertOutcome> = [0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]
+            .iter()
+            .enumerate()
+            .map(|(i, x)| s.step(&c, 0.6, 1000 * (i as i64 + 1), *x))
+            .collect();
+        assert!(out[0].suppressed && out[1].suppressed);
+        assert!(out.iter().all(|o| !o.raised && !o.is_anomaly));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The committed files under `schemas/json/` are generated from the Rust types; a test fails when
 //! they drift. Regenerate with `cargo run -p apo-schemas --example write_json_schemas`.
 
+use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
@@ -18,6 +19,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         text
     };
     vec![
+        (
+            "action.schema.json",
+            render(schemars::schema_for!(ActionRecord)),
+        ),
         (
             "anomaly.schema.json",
             render(schemars::schema_for!(AnomalyRecord)),

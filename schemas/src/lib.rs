@@ -1,5 +1,6 @@
 //! `apo-schemas`: every record type that crosses a Kafka topic or a file.
 //!
+//! - [`action`]: the audit record of `apo.actions` (what an actuator did, and how it went).
 //! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
@@ -14,6 +15,7 @@
 //! - [`arrow`]: Arrow schemas of the Parquet tables.
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
 
+pub mod action;
 pub mod arrow;
 pub mod critical_path;
 pub mod json_schema;
