@@ -14,7 +14,7 @@ use apo_dataflow::model_ops::ModelConfig;
 use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
-use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::actions::follow_actions;
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
@@ -476,7 +476,16 @@ pub fn run(a: RunArgs) -> Result<()> {
                 service_map_current: vec![Box::new(kafka(&t.service_map_current_topic)?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
             };
             let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
-            let spans = JobLane::new(worker, &cfg, SpanJob::new(span_cfg.clone(), sinks), Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;
+            let mut job = SpanJob::new(span_cfg.clone(), sinks);
+            if let Some(mc) = model_cfg.as_ref().filter(|m| m.anomaly_model.is_some()) {
+                job = job.with_anomalies(RedAnomalies {
+                    config: mc.clone(),
+                    // a file prefix of its own: the metrics lane writes the same table
+                    sinks: vec![Box::new(kafka(&model_topics.0)?), Box::new(ParquetStatsSink::new(&data_dir, &format!("{prefix}-red"), roll).map_err(|x| e(&x))?)],
+                    actions: actions.clone(),
+                });
+            }
+            let spans = JobLane::new(worker, &cfg, job, Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;
             lanes.push(Box::new(spans));
         }
         run_lanes(worker, lanes, worker_stop.clone()).map_err(|x| e(&x))?;

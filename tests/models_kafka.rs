@@ -1,5 +1,5 @@
-//! End to end against the real broker: `apo run` scores every closed window with the
-//! isolation forest and forecasts the 60 s series with the LSTM; the records on
+//! End to end against the real broker: `apo run` scores every closed window (of metric series
+//! and of RED rows from spans) with the isolation forest and forecasts the 60 s series with the LSTM; the records on
 //! `apo.anomalies` and `apo.forecasts` (and in the Parquet tables) are checked against the
 //! models run here over the window statistics the same run wrote; an action carried out on a
 //! service (`apo.actions`) suppresses the alert it explains.
@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use apo_dataflow::model_ops::red_series_name;
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
 use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::{Forecaster, IsolationForest};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
+use apo_schemas::red::RedStats;
 use apo_schemas::{MetricPoint, WindowStats};
 use common::*;
 
@@ -55,7 +58,7 @@ type Key = (String, String, u32);
 
 #[test]
 fn anomaly_scores_and_forecasts_for_every_closed_window() {
-    let t = topics("models", 2);
+    let t = trace_topics("models", 2);
     let anomalies = unique("models.anomalies");
     let forecasts = unique("models.forecasts");
     let actions = unique("models.actions");
@@ -63,6 +66,22 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
     let pts = points(base);
     produce(&t.metrics, &messages(&pts, 2, 200));
+    // and web-shop traces over the same 70 minutes: their RED rows are scored too
+    let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+        rate: 0.5,
+        start_ms: base,
+        ..Default::default()
+    });
+    let traces: Vec<(i32, Vec<u8>)> = (0..2_100)
+        .map(|_| {
+            let t = g.next_trace();
+            (
+                (t[0].trace_id.0 % 2) as i32,
+                serde_json::to_vec(&t).unwrap(),
+            )
+        })
+        .collect();
+    produce(&t.traces.as_ref().unwrap().spans, &traces);
     // half a minute before both incidents: a rollback of svc-2 (it explains svc-2's incident),
     // a dry run on svc-1 (changes nothing: svc-1 still alerts), and a record that is no action
     let acted_at = base + 39 * 60_000 + 30_000;
@@ -152,10 +171,11 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
             }
         }
     }
-    let got: Vec<AnomalyRecord> = consume(&anomalies, usize::MAX, Duration::from_secs(10))
-        .iter()
-        .map(|r| serde_json::from_slice(&r.payload).expect("anomaly JSON"))
-        .collect();
+    let (got_red, got): (Vec<AnomalyRecord>, Vec<AnomalyRecord>) =
+        consume(&anomalies, usize::MAX, Duration::from_secs(10))
+            .iter()
+            .map(|r| serde_json::from_slice::<AnomalyRecord>(&r.payload).expect("anomaly JSON"))
+            .partition(|a| a.metric.starts_with("red{"));
     assert_eq!(
         got.len(),
         want.len(),
@@ -196,6 +216,62 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         }
     }
     assert!(raised_in_incident, "the incident on svc-1 raised an alert");
+
+    // RED rows: every one's windows past the first MIN_HISTORY, scored as here
+    let mut red: BTreeMap<Key, Vec<RedStats>> = BTreeMap::new();
+    for r in consume(
+        &t.traces.as_ref().unwrap().red,
+        usize::MAX,
+        Duration::from_secs(10),
+    ) {
+        let r: RedStats = serde_json::from_slice(&r.payload).expect("RED JSON");
+        red.entry((
+            r.service_name.clone(),
+            red_series_name(&r),
+            r.window_seconds,
+        ))
+        .or_default()
+        .push(r);
+    }
+    let mut want_red: BTreeMap<(Key, i64), f64> = BTreeMap::new();
+    for (k, rows) in red.iter_mut() {
+        rows.sort_by_key(|r| r.window_start);
+        let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
+        for r in rows.iter() {
+            let signals = [
+                r.duration_p50_ms,
+                r.duration_p95_ms,
+                r.duration_p99_ms,
+                r.rate,
+                r.error_ratio,
+            ];
+            if let Some(f) = hist.push(signals) {
+                let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
+                state.step(&alert, model.meta().threshold, r.window_end, s);
+                want_red.insert((k.clone(), r.window_start), s);
+            }
+        }
+    }
+    assert!(
+        want_red.len() > 100,
+        "RED windows scored: {}",
+        want_red.len()
+    );
+    assert_eq!(
+        got_red.len(),
+        want_red.len(),
+        "one score per RED window past the history"
+    );
+    for a in &got_red {
+        let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
+        let s = want_red[&(k, a.window_start)];
+        assert!(
+            (a.score - s).abs() < 1e-6,
+            "{}: stream {} vs here {s}",
+            a.key(),
+            a.score
+        );
+    }
     assert!(
         suppressed_in_incident,
         "the same incident on svc-2, after its rollback, is suppressed"
@@ -259,7 +335,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!("{},{}", want.len(), expected)),
+        text.contains(&format!("{},{}", want.len() + want_red.len(), expected)),
         "{text}"
     );
 }

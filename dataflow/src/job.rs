@@ -16,13 +16,13 @@ use apo_schemas::{MetricPoint, SchemaError};
 use timely::dataflow::StreamVec;
 
 use crate::aggregate::{window_start, Partial};
-use crate::model_ops::{anomaly_operator, forecast_operator, ModelConfig};
+use crate::model_ops::{anomaly_stage, forecast_operator, ModelConfig};
 use crate::preaggregate::PreAggregator;
 use crate::progress::Progress;
 use crate::sink::{tracked_sink, SinkState, StatsSink};
 use crate::window::window_operator;
 use apo_models::watch::Watched;
-use apo_models::{Forecaster, IsolationForest};
+use apo_models::Forecaster;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use timely::dataflow::operators::Concat;
 
@@ -198,27 +198,14 @@ impl Job for MetricsJob {
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
-            if let Some(path) = &cfg.anomaly_model {
-                match Watched::<IsolationForest>::load(path, cfg.reload_check) {
-                    Ok(model) => {
-                        let scores = anomaly_operator(
-                            stats.clone(),
-                            model,
-                            cfg.alert,
-                            stage.actions.clone(),
-                        );
-                        done = done.concat(tracked_sink(
-                            scores,
-                            stage.anomaly_sinks,
-                            0,
-                            ctx,
-                            &mut states,
-                        ));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored")
-                    }
-                }
+            if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.actions.clone()) {
+                done = done.concat(tracked_sink(
+                    scores,
+                    stage.anomaly_sinks,
+                    0,
+                    ctx,
+                    &mut states,
+                ));
             }
             if let Some(path) = &cfg.forecast_model {
                 match Watched::<Forecaster>::load(path, cfg.reload_check) {

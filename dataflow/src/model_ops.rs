@@ -1,6 +1,7 @@
-//! The models in the stream: every closed window of every metric series is scored by the
-//! isolation forest (→ [`AnomalyRecord`]) and, where its window size allows a 15-minute
-//! horizon, forecast by the LSTM (→ [`ForecastRecord`]).
+//! The models in the stream: every closed window of every metric series and of every RED row
+//! (per service, operation, kind and status) is scored by the isolation forest
+//! (→ [`AnomalyRecord`]; [`Scorable`] says what a window gives it) and, for metric series whose
+//! window size allows a 15-minute horizon, forecast by the LSTM (→ [`ForecastRecord`]).
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history and alert state, or the last values
@@ -22,6 +23,7 @@ use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
 use apo_models::watch::Watched;
 use apo_models::{Forecaster, IsolationForest, ModelError};
 use apo_schemas::model_output::{AnomalyRecord, Driver, ForecastRecord};
+use apo_schemas::red::RedStats;
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -131,25 +133,100 @@ impl ModelConfig {
     }
 }
 
-type SeriesKey = (String, String, u32);
+/// (service, series name, window seconds).
+pub type SeriesKey = (String, String, u32);
 
 fn window_ms(k: &SeriesKey) -> i64 {
     i64::from(k.2) * 1000
 }
 
-fn key_of(w: &WindowStats) -> SeriesKey {
-    (w.service.clone(), w.metric.clone(), w.window_seconds)
+/// A closed window of one series that the isolation forest scores.
+pub trait Scorable: Clone + 'static {
+    /// The series: (service, name, window seconds); names are unique within a service.
+    fn series(&self) -> SeriesKey;
+    fn service(&self) -> &str;
+    fn window_start(&self) -> i64;
+    fn window_end(&self) -> i64;
+    fn revision(&self) -> u32;
+    /// p50, p95, p99, rate and error ratio of the window.
+    fn signals(&self) -> features::Signals;
 }
 
-/// The five signals of a metric window (metrics carry no errors: error ratio 0).
+impl Scorable for WindowStats {
+    fn series(&self) -> SeriesKey {
+        (
+            self.service.clone(),
+            self.metric.clone(),
+            self.window_seconds,
+        )
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn window_start(&self) -> i64 {
+        self.window_start
+    }
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+    /// Metrics carry no errors: error ratio 0.
+    fn signals(&self) -> features::Signals {
+        [
+            self.p50,
+            self.p95,
+            self.p99,
+            self.count as f64 / f64::from(self.window_seconds.max(1)),
+            0.0,
+        ]
+    }
+}
+
+/// The series name of a RED row in `apo.anomalies`: its dimensions, Prometheus style.
+pub fn red_series_name(r: &RedStats) -> String {
+    format!(
+        "red{{span.name=\"{}\",span.kind=\"{}\",status.code=\"{}\"}}",
+        r.span_name, r.span_kind, r.status_code
+    )
+}
+
+impl Scorable for RedStats {
+    fn series(&self) -> SeriesKey {
+        (
+            self.service_name.clone(),
+            red_series_name(self),
+            self.window_seconds,
+        )
+    }
+    fn service(&self) -> &str {
+        &self.service_name
+    }
+    fn window_start(&self) -> i64 {
+        self.window_start
+    }
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+    /// Span durations (ms), calls per second, and the operation's error ratio.
+    fn signals(&self) -> features::Signals {
+        [
+            self.duration_p50_ms,
+            self.duration_p95_ms,
+            self.duration_p99_ms,
+            self.rate,
+            self.error_ratio,
+        ]
+    }
+}
+
+/// The five signals of a metric window.
 pub fn signals(w: &WindowStats) -> features::Signals {
-    [
-        w.p50,
-        w.p95,
-        w.p99,
-        w.count as f64 / f64::from(w.window_seconds.max(1)),
-        0.0,
-    ]
+    Scorable::signals(w)
 }
 
 /// The (at most three) features furthest from zero, largest first.
@@ -165,51 +242,68 @@ pub fn drivers(f: &[f64; FEATURES]) -> Vec<Driver> {
         .collect()
 }
 
+/// Closed windows with their series, in window order.
+type Closed<T> = Vec<(SeriesKey, T)>;
+
 /// The next batch of windows whose timestamp the frontier has passed: first emissions only
-/// (revisions are not rescored), in window order.
-fn next_closed(
-    stash: &mut Stash<WindowStats>,
+/// (revisions are not rescored), in window order, each with its series.
+fn next_closed<T: Scorable>(
+    stash: &mut Stash<T>,
     frontier: AntichainRef<'_, u64>,
-) -> Option<(Capability<u64>, Vec<WindowStats>)> {
+) -> Option<(Capability<u64>, Closed<T>)> {
     let entry = stash.first_entry()?;
     if frontier.less_equal(entry.key()) {
         return None;
     }
-    let (cap, mut batch) = entry.remove();
-    batch.retain(|w| w.revision == 1);
-    batch.sort_by(|a, b| {
-        (a.window_end, &a.service, &a.metric, a.window_seconds).cmp(&(
-            b.window_end,
-            &b.service,
-            &b.metric,
-            b.window_seconds,
-        ))
-    });
+    let (cap, batch) = entry.remove();
+    let mut batch: Vec<(SeriesKey, T)> = batch
+        .into_iter()
+        .filter(|w| w.revision() == 1)
+        .map(|w| (w.series(), w))
+        .collect();
+    batch.sort_by(|(ka, a), (kb, b)| (a.window_end(), ka).cmp(&(b.window_end(), kb)));
     Some((cap, batch))
+}
+
+/// The anomaly stage on `windows`, or `None` (logged) when the model does not load on this
+/// worker.
+pub fn anomaly_stage<'s, T: Scorable>(
+    windows: StreamVec<'s, u64, T>,
+    config: &ModelConfig,
+    actions: Option<ActionLog>,
+) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
+    let path = config.anomaly_model.as_ref()?;
+    match Watched::<IsolationForest>::load(path, config.reload_check) {
+        Ok(model) => Some(anomaly_operator(windows, model, config.alert, actions)),
+        Err(e) => {
+            tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
+            None
+        }
+    }
 }
 
 /// Scores every closed window (revision 1) with the isolation forest. An alert on a series
 /// within `alert.suppress_seconds` after an action on its service (`actions`) is suppressed.
-pub fn anomaly_operator<'s>(
-    stats: StreamVec<'s, u64, WindowStats>,
+pub fn anomaly_operator<'s, T: Scorable>(
+    windows: StreamVec<'s, u64, T>,
     mut model: Watched<IsolationForest>,
     alert: AlertConfig,
     actions: Option<ActionLog>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
-    stats.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
-        let mut stash: Stash<WindowStats> = Default::default();
+    windows.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
+        let mut stash: Stash<T> = Default::default();
         let mut keys: SeriesStates<SeriesKey, (KeyHistory, AlertState)> =
             SeriesStates::new(features::HISTORY);
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
-                if let Some(last) = batch.last() {
-                    keys.evict(last.window_end, window_ms);
+                if let Some((_, last)) = batch.last() {
+                    keys.evict(last.window_end(), window_ms);
                 }
                 let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
-                for (i, w) in batch.iter().enumerate() {
-                    let (hist, _) = keys.touch(key_of(w), w.window_end);
-                    if let Some(f) = hist.push(signals(w)) {
+                for (i, (k, w)) in batch.iter().enumerate() {
+                    let (hist, _) = keys.touch(k.clone(), w.window_end());
+                    if let Some(f) = hist.push(w.signals()) {
                         scored.push((i, f));
                     }
                 }
@@ -231,19 +325,19 @@ pub fn anomaly_operator<'s>(
                 let version = m.version().to_string();
                 let mut session = output.session(&cap);
                 for ((i, f), s) in scored.iter().zip(scores) {
-                    let w = &batch[*i];
-                    let Some((_, state)) = keys.get_mut(&key_of(w)) else { continue };
+                    let (k, w) = &batch[*i];
+                    let Some((_, state)) = keys.get_mut(k) else { continue };
                     let score = f64::from(s);
-                    if let Some(at) = actions.as_ref().and_then(|a| a.latest_before(&w.service, w.window_end)) {
+                    if let Some(at) = actions.as_ref().and_then(|a| a.latest_before(w.service(), w.window_end())) {
                         state.decision(&alert, at);
                     }
-                    let o = state.step(&alert, global, w.window_end, score);
+                    let o = state.step(&alert, global, w.window_end(), score);
                     session.give(AnomalyRecord {
-                        service: w.service.clone(),
-                        metric: w.metric.clone(),
-                        window_seconds: w.window_seconds,
-                        window_start: w.window_start,
-                        window_end: w.window_end,
+                        service: k.0.clone(),
+                        metric: k.1.clone(),
+                        window_seconds: k.2,
+                        window_start: w.window_start(),
+                        window_end: w.window_end(),
                         score,
                         threshold: o.threshold,
                         likelihood: o.likelihood,
@@ -275,18 +369,18 @@ pub fn forecast_operator<'s>(
                 let m = model.get();
                 let l = m.seq_len();
                 let keys = keys.get_or_insert_with(|| SeriesStates::new(l));
-                if let Some(last) = batch.last() {
+                if let Some((_, last)) = batch.last() {
                     keys.evict(last.window_end, window_ms);
                 }
                 let version = m.version().to_string();
                 let mut session = output.session(&cap);
-                for w in &batch {
+                for (k, w) in &batch {
                     let Ok(steps) = m.steps_for(f64::from(w.window_seconds)) else { continue };
                     let v = signal.of(w);
                     if !v.is_finite() {
                         continue;
                     }
-                    let hist = keys.touch(key_of(w), w.window_end);
+                    let hist = keys.touch(k.clone(), w.window_end);
                     if hist.len() == l {
                         hist.pop_front();
                     }

@@ -4,7 +4,8 @@
 //! its own sinks.
 //!
 //! ```text
-//! job buffer (per tick) ─┬─ RED partials ─ exchange by service ─ windows ─ red sinks
+//! job buffer (per tick) ─┬─ RED partials ─ exchange by service ─ windows ─┬─ red sinks
+//!                        │                                               └─ anomaly scores ─ sinks
 //!                        ├─ SLO counts ─ exchange by service ─ windows ─ burn rates ─ slo sinks
 //!                        └─ spans ─ exchange by trace ─ assembly ─ trace outputs (per batch):
 //!                             ├─ critical paths ─ path sinks
@@ -21,8 +22,10 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use apo_ingest::actions::ActionLog;
 use apo_ingest::decode::TimeBounds;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::model_output::AnomalyRecord;
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
@@ -40,6 +43,7 @@ use crate::aggregate::window_start;
 use crate::assembly::{AssembledTrace, AssemblyConfig};
 use crate::job::{BuildContext, Decoded, Job};
 use crate::map_view::current_map;
+use crate::model_ops::{anomaly_stage, ModelConfig};
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
 use crate::service_map::{attribute_critical, trace_edges, EdgePartial, MapWindow};
@@ -95,9 +99,18 @@ impl Default for SpanConfig {
     }
 }
 
+/// Anomaly scores of every RED row's windows (the metrics pipeline's forest and alert stage).
+pub struct RedAnomalies {
+    pub config: ModelConfig,
+    pub sinks: Vec<Box<dyn StatsSink<AnomalyRecord>>>,
+    /// Actions carried out (`apo.actions`): alerts they explain are suppressed.
+    pub actions: Option<ActionLog>,
+}
+
 pub struct SpanJob {
     cfg: SpanConfig,
     sinks: SpanSinks,
+    anomalies: Option<RedAnomalies>,
     objectives: Rc<Vec<Objective>>,
     /// This tick's spans, and their RED and SLO partials per service window.
     spans: Vec<Span>,
@@ -111,10 +124,17 @@ impl SpanJob {
             objectives: Rc::new(cfg.objectives.clone()),
             cfg,
             sinks,
+            anomalies: None,
             spans: Vec::new(),
             red: BTreeMap::new(),
             slo: BTreeMap::new(),
         }
+    }
+
+    /// Adds anomaly scores of every closed RED window.
+    pub fn with_anomalies(mut self, stage: RedAnomalies) -> Self {
+        self.anomalies = Some(stage);
+        self
     }
 
     /// How long after a trace's last span its outputs can reach the windows: the idle time,
@@ -373,7 +393,12 @@ impl Job for SpanJob {
             .expect("three parts");
 
         let red = window_operator(red, ctx.horizon_ms, ctx.held.clone());
-        let red_done = sink(red, sinks.red, 0, ctx, &mut states);
+        let mut red_done = sink(red.clone(), sinks.red, 0, ctx, &mut states);
+        if let Some(stage) = self.anomalies.take() {
+            if let Some(scores) = anomaly_stage(red, &stage.config, stage.actions) {
+                red_done = red_done.concat(sink(scores, stage.sinks, 0, ctx, &mut states));
+            }
+        }
 
         let slo = window_operator(slo, ctx.horizon_ms, ctx.held.clone());
         let slo = burn_operator(

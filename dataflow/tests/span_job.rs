@@ -1,16 +1,21 @@
 //! The trace pipeline end to end through the worker loop (from memory): RED equals the direct
 //! computation, SLO states equal burn trackers fed exact per-window counts, every trace gets
-//! one complete critical path, the service map has the topology's edges, shares add up, and one
-//! worker equals two.
+//! one complete critical path, the service map has the topology's edges, shares add up, every
+//! RED row's windows are scored as the forest scores them here, and one worker equals two.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use apo_dataflow::model_ops::{red_series_name, ModelConfig};
 use apo_dataflow::red::{RedPartial, RedWindow};
 use apo_dataflow::slo::{default_objectives, BurnConfig, BurnTracker};
-use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::features::{KeyHistory, MIN_HISTORY};
+use apo_models::IsolationForest;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::model_output::AnomalyRecord;
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::slo::SloState;
@@ -27,6 +32,11 @@ struct Outputs {
     shares: Out<CriticalPathShare>,
     edges: Out<ServiceMapEdge>,
     slo: Out<SloState>,
+    anomalies: Out<AnomalyRecord>,
+}
+
+fn iforest() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/iforest.onnx")
 }
 
 fn traces() -> Vec<Vec<Span>> {
@@ -49,17 +59,19 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
         shares: Default::default(),
         edges: Default::default(),
         slo: Default::default(),
+        anomalies: Default::default(),
     };
     let payloads: Vec<Vec<u8>> = traces
         .iter()
         .map(|t| serde_json::to_vec(t).unwrap())
         .collect();
-    let (r, p, s, e, o) = (
+    let (r, p, s, e, o, a) = (
         out.red.clone(),
         out.paths.clone(),
         out.shares.clone(),
         out.edges.clone(),
         out.slo.clone(),
+        out.anomalies.clone(),
     );
     run_from_memory(workers, payloads, move || {
         let sinks = SpanSinks {
@@ -77,6 +89,14 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
             },
             sinks,
         )
+        .with_anomalies(RedAnomalies {
+            config: ModelConfig {
+                anomaly_model: Some(iforest()),
+                ..ModelConfig::default()
+            },
+            sinks: vec![Box::new(Collect(a.clone(), 0))],
+            actions: None,
+        })
     });
     out
 }
@@ -170,6 +190,62 @@ fn spans_to_red_paths_shares_and_map() {
         .collect();
     assert_eq!(edges.len(), 12, "{edges:?}");
 
+    // Anomalies: every RED row's windows past the first MIN_HISTORY, scored as here.
+    let model = IsolationForest::load(&iforest()).unwrap();
+    let alert = AlertConfig::default();
+    let mut series: BTreeMap<(String, String), Vec<&RedStats>> = BTreeMap::new();
+    for r in &red {
+        series
+            .entry((r.service_name.clone(), red_series_name(r)))
+            .or_default()
+            .push(r);
+    }
+    let mut want_a: BTreeMap<(String, String, i64), (f64, bool)> = BTreeMap::new();
+    for (k, rows) in series.iter_mut() {
+        rows.sort_by_key(|r| r.window_start);
+        let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
+        for r in rows.iter() {
+            let signals = [
+                r.duration_p50_ms,
+                r.duration_p95_ms,
+                r.duration_p99_ms,
+                r.rate,
+                r.error_ratio,
+            ];
+            if let Some(f) = hist.push(signals) {
+                let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
+                let o = state.step(&alert, model.meta().threshold, r.window_end, s);
+                want_a.insert(
+                    (k.0.clone(), k.1.clone(), r.window_start),
+                    (s, o.is_anomaly),
+                );
+            }
+        }
+    }
+    let anomalies = sorted(&one.anomalies, |r| r.key());
+    assert!(
+        want_a.len() > 10,
+        "enough RED series with {MIN_HISTORY} windows of history: {}",
+        want_a.len()
+    );
+    assert_eq!(
+        anomalies.len(),
+        want_a.len(),
+        "one score per RED window past the history"
+    );
+    for a in &anomalies {
+        let (s, active) = want_a[&(a.service.clone(), a.metric.clone(), a.window_start)];
+        assert!(
+            (a.score - s).abs() < 1e-6,
+            "{}: {} vs {s}",
+            a.key(),
+            a.score
+        );
+        assert_eq!(a.is_anomaly, active, "{}", a.key());
+        assert!(a.metric.starts_with("red{span.name=\""), "{}", a.metric);
+        assert_eq!(a.window_seconds, 10);
+    }
+
     // Two workers: the same rows.
     let two = run(2, &t);
     assert_eq!(sorted(&two.paths, |r| r.key()), paths);
@@ -180,4 +256,5 @@ fn spans_to_red_paths_shares_and_map() {
         red2.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>(),
         red.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>()
     );
+    assert_eq!(sorted(&two.anomalies, |r| r.key()), anomalies);
 }

@@ -17,6 +17,9 @@ pub struct Driver {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AnomalyRecord {
     pub service: String,
+    /// The series: a metric name, or for a RED row of the trace pipeline its dimensions,
+    /// `red{span.name="…",span.kind="…",status.code="…"}` (scored on duration p50/p95/p99,
+    /// calls per second and the operation's error ratio).
     pub metric: String,
     pub window_seconds: u32,
     /// Inclusive start, ms since the Unix epoch.
