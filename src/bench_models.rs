@@ -135,7 +135,8 @@ pub fn models_section(cfg: &PipelineConfig, points: u64, workers: usize) -> Resu
                     },
                     anomaly_sinks: vec![Box::new(anomalies.clone())],
                     forecast_sinks: vec![Box::new(forecasts.clone())],
-                    actions: None,
+                    anomaly_inputs: Default::default(),
+                    forecast_past: None,
                 });
             }
             Ok((

@@ -202,6 +202,11 @@ pub struct ModelArgs {
     /// Seconds after an action on a service during which its alerts are suppressed.
     #[arg(long, env = "APO_SUPPRESS_SECONDS", default_value_t = 600)]
     pub suppress_seconds: u64,
+    /// At start, rebuild each series' model state (feature history, alert state, forecaster
+    /// input) from the windows the previous run wrote to --data-dir's Parquet tables, so a
+    /// restart neither blinds the models for the windows they need nor changes what they emit.
+    #[arg(long, env = "APO_WARM_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_start: bool,
     /// How often the model files are looked at for a replacement.
     #[arg(long, env = "APO_MODEL_RELOAD_CHECK", default_value = "5s", value_parser = duration)]
     pub model_reload_check: Duration,

@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use apo_dataflow::assembly::AssemblyConfig;
 use apo_dataflow::job::{MetricsJob, ModelStage};
 use apo_dataflow::lane::{JobLane, Lane};
+use apo_dataflow::model_history::{Loader, PastWindows};
 use apo_dataflow::model_ops::ModelConfig;
+use apo_dataflow::model_ops::{anomaly_warm_windows, StateInputs};
 use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
@@ -21,6 +23,10 @@ use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::{ensure_topics, partition_count, KafkaSource};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
+use apo_models::features::HISTORY;
+use apo_schemas::red::RedStats;
+use apo_schemas::WindowStats;
+use apo_sinks::history::{read_since, ReadBack};
 use apo_sinks::kafka::KafkaStatsSink;
 use apo_sinks::parquet::ParquetStatsSink;
 
@@ -91,6 +97,47 @@ pub fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>> {
     cfg.check()
         .context("loading the models (--models false runs without them)")?;
     Ok(Some(cfg))
+}
+
+/// Past windows for a warm start of the models' per-series state, one set per consumer.
+#[derive(Default)]
+struct WarmStart {
+    metrics: Option<Arc<PastWindows<WindowStats>>>,
+    forecasts: Option<Arc<PastWindows<WindowStats>>>,
+    red: Option<Arc<PastWindows<RedStats>>>,
+}
+
+fn warm_start(
+    m: &ModelConfig,
+    data_dir: &std::path::Path,
+    cfg: &PipelineConfig,
+    spans: Option<&SpanConfig>,
+) -> Result<WarmStart> {
+    fn loader<R: ReadBack>(dir: &std::path::Path) -> Loader<R> {
+        let dir = dir.to_path_buf();
+        Box::new(move |since| read_since::<R>(&dir, since).map_err(|e| e.to_string()))
+    }
+    let largest = |secs: &[u32]| i64::from(secs.iter().copied().max().unwrap_or(1)) * 1000;
+    let metrics_ms = largest(&cfg.window_seconds);
+    let mut w = WarmStart::default();
+    if m.anomaly_model.is_some() {
+        let need = anomaly_warm_windows(&m.alert);
+        w.metrics = Some(PastWindows::new(
+            need,
+            HISTORY,
+            metrics_ms,
+            loader(data_dir),
+        ));
+        if let Some(s) = spans {
+            let red_ms = largest(&[s.window_seconds]);
+            w.red = Some(PastWindows::new(need, HISTORY, red_ms, loader(data_dir)));
+        }
+    }
+    if let Some(p) = &m.forecast_model {
+        let l = apo_models::Forecaster::load(p)?.seq_len();
+        w.forecasts = Some(PastWindows::new(l, l, metrics_ms, loader(data_dir)));
+    }
+    Ok(w)
 }
 
 pub fn span_config(a: &RunArgs, cfg: &PipelineConfig) -> Result<SpanConfig> {
@@ -391,6 +438,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         None
     };
 
+    let past = model_cfg
+        .as_ref()
+        .filter(|_| a.models.warm_start)
+        .map(|m| warm_start(m, &a.data_dir, &cfg, span_cfg.as_ref()))
+        .transpose()?
+        .unwrap_or_default();
+
     let progress = Arc::new(Progress::new(a.workers.max(1)));
     progress.watermark_ms.store(i64::MIN, Ordering::Relaxed);
     let span_progress = Arc::new(Progress::new(a.workers.max(1)));
@@ -455,7 +509,8 @@ pub fn run(a: RunArgs) -> Result<()> {
                 config: mc.clone(),
                 anomaly_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.0).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
                 forecast_sinks: vec![Box::new(KafkaStatsSink::new(&batched, &model_topics.1).map_err(|x| e(&x))?), Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?)],
-                actions: actions.clone(),
+                anomaly_inputs: StateInputs { actions: actions.clone(), past: past.metrics.clone() },
+                forecast_past: past.forecasts.clone(),
             });
         }
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|x| e(&x))?;
@@ -482,7 +537,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                     config: mc.clone(),
                     // a file prefix of its own: the metrics lane writes the same table
                     sinks: vec![Box::new(kafka(&model_topics.0)?), Box::new(ParquetStatsSink::new(&data_dir, &format!("{prefix}-red"), roll).map_err(|x| e(&x))?)],
-                    actions: actions.clone(),
+                    inputs: StateInputs { actions: actions.clone(), past: past.red.clone() },
                 });
             }
             let spans = JobLane::new(worker, &cfg, job, Box::new(source), Box::new(dlq), traces_progress.clone()).map_err(|x| e(&x))?;

@@ -17,7 +17,7 @@ use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::{Forecaster, IsolationForest};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::red::RedStats;
-use apo_schemas::{MetricPoint, WindowStats};
+use apo_schemas::{MetricPoint, Span, WindowStats};
 use common::*;
 
 fn artifacts() -> PathBuf {
@@ -67,20 +67,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let pts = points(base);
     produce(&t.metrics, &messages(&pts, 2, 200));
     // and web-shop traces over the same 70 minutes: their RED rows are scored too
-    let mut g = TraceGenerator::new(&TraceGeneratorConfig {
-        rate: 0.5,
-        start_ms: base,
-        ..Default::default()
-    });
-    let traces: Vec<(i32, Vec<u8>)> = (0..2_100)
-        .map(|_| {
-            let t = g.next_trace();
-            (
-                (t[0].trace_id.0 % 2) as i32,
-                serde_json::to_vec(&t).unwrap(),
-            )
-        })
-        .collect();
+    let traces = trace_messages(base, 2, |_| true);
     produce(&t.traces.as_ref().unwrap().spans, &traces);
     // half a minute before both incidents: a rollback of svc-2 (it explains svc-2's incident),
     // a dry run on svc-1 (changes nothing: svc-1 still alerts), and a record that is no action
@@ -360,4 +347,130 @@ fn a_model_that_does_not_load_is_a_startup_error() {
         err.contains("loading the models") && err.contains("iforest.json"),
         "{err}"
     );
+}
+
+/// Web-shop traces over the 70 minutes from `base` (2 100 traces, those `keep` keeps), one
+/// message each, over `partitions` partitions by trace id.
+fn trace_messages(
+    base: i64,
+    partitions: u128,
+    keep: impl Fn(&[Span]) -> bool,
+) -> Vec<(i32, Vec<u8>)> {
+    let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+        rate: 0.5,
+        start_ms: base,
+        ..Default::default()
+    });
+    (0..2_100)
+        .map(|_| g.next_trace())
+        .filter(|t| keep(t))
+        .map(|t| {
+            let p = (t[0].trace_id.0 % partitions) as i32;
+            (p, serde_json::to_vec(&t).unwrap())
+        })
+        .collect()
+}
+
+fn span_end_ms(s: &Span) -> i64 {
+    s.end_ns / 1_000_000
+}
+
+/// What one `apo run --drain` of both pipelines with the models writes.
+fn drain_with_models(t: &Topics, dir: &std::path::Path, anomalies: &str, forecasts: &str) {
+    run_to_end(
+        &apo_run_args(
+            t,
+            dir,
+            &[
+                "--drain",
+                "--windows",
+                "10s,60s",
+                "--models",
+                "true",
+                "--anomaly-model",
+                &artifacts().join("iforest.onnx").display().to_string(),
+                "--forecast-model",
+                &artifacts().join("lstm.onnx").display().to_string(),
+                "--anomalies-topic",
+                anomalies,
+                "--forecasts-topic",
+                forecasts,
+                "--actions-topic",
+                "",
+            ],
+        ),
+        Duration::from_secs(600),
+    );
+}
+
+fn records<R: serde::de::DeserializeOwned>(topic: &str, key: impl Fn(&R) -> String) -> Vec<R> {
+    let mut v: Vec<R> = consume(topic, usize::MAX, Duration::from_secs(10))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("JSON record"))
+        .collect();
+    v.sort_by_key(|r| key(r));
+    v
+}
+
+#[test]
+fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
+    let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
+    let cut = base + 40 * 60_000;
+    let pts = points(base);
+    // traces that straddle the cut would split a RED window between the two runs
+    let whole = |t: &[Span]| {
+        t.iter().all(|s| span_end_ms(s) < cut) || t.iter().all(|s| span_end_ms(s) >= cut)
+    };
+    let spans = trace_messages(base, 1, whole);
+    let before = |p: &(i32, Vec<u8>)| {
+        let t: Vec<Span> = serde_json::from_slice(&p.1).unwrap();
+        span_end_ms(&t[0]) < cut
+    };
+
+    // once, all of it
+    let once = trace_topics("warm-once", 1);
+    let (a1, f1) = (unique("warm-once.anomalies"), unique("warm-once.forecasts"));
+    apo_ingest::kafka::ensure_topics(&client(), &[&a1, &f1], 1).unwrap();
+    produce(&once.metrics, &messages(&pts, 1, 200));
+    produce(&once.traces.as_ref().unwrap().spans, &spans);
+    let dir1 = tempfile::tempdir().unwrap();
+    drain_with_models(&once, dir1.path(), &a1, &f1);
+
+    // in two runs of the same group and data directory, split at minute 40
+    let twice = trace_topics("warm-twice", 1);
+    let (a2, f2) = (
+        unique("warm-twice.anomalies"),
+        unique("warm-twice.forecasts"),
+    );
+    apo_ingest::kafka::ensure_topics(&client(), &[&a2, &f2], 1).unwrap();
+    let (early, late): (Vec<MetricPoint>, Vec<MetricPoint>) =
+        pts.iter().cloned().partition(|p| p.timestamp < cut);
+    let (early_spans, late_spans): (Vec<_>, Vec<_>) = spans.iter().cloned().partition(before);
+    let dir2 = tempfile::tempdir().unwrap();
+    produce(&twice.metrics, &messages(&early, 1, 200));
+    produce(&twice.traces.as_ref().unwrap().spans, &early_spans);
+    drain_with_models(&twice, dir2.path(), &a2, &f2);
+    produce(&twice.metrics, &messages(&late, 1, 200));
+    produce(&twice.traces.as_ref().unwrap().spans, &late_spans);
+    drain_with_models(&twice, dir2.path(), &a2, &f2);
+
+    let anomalies_once: Vec<AnomalyRecord> = records(&a1, AnomalyRecord::key);
+    let anomalies_twice: Vec<AnomalyRecord> = records(&a2, AnomalyRecord::key);
+    assert!(
+        anomalies_once
+            .iter()
+            .any(|a| a.window_start >= cut && a.raised),
+        "alerts after the cut, so the alert state is compared too"
+    );
+    assert!(anomalies_once
+        .iter()
+        .any(|a| a.metric.starts_with("red{") && a.window_start >= cut));
+    assert_eq!(anomalies_twice.len(), anomalies_once.len());
+    for (t, o) in anomalies_twice.iter().zip(&anomalies_once) {
+        assert_eq!(t, o, "the restarted run differs");
+    }
+    let forecasts_once: Vec<ForecastRecord> = records(&f1, |f: &ForecastRecord| f.key());
+    let forecasts_twice: Vec<ForecastRecord> = records(&f2, |f: &ForecastRecord| f.key());
+    assert!(forecasts_once.iter().any(|f| f.window_start >= cut));
+    assert_eq!(forecasts_twice, forecasts_once);
 }

@@ -10,13 +10,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use apo_ingest::actions::ActionLog;
 use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
-use apo_schemas::{MetricPoint, SchemaError};
+use apo_schemas::{MetricPoint, SchemaError, WindowStats};
 use timely::dataflow::StreamVec;
 
 use crate::aggregate::{window_start, Partial};
-use crate::model_ops::{anomaly_stage, forecast_operator, ModelConfig};
+use crate::model_history::PastWindows;
+use crate::model_ops::{anomaly_stage, forecast_operator, ModelConfig, StateInputs};
 use crate::preaggregate::PreAggregator;
 use crate::progress::Progress;
 use crate::sink::{tracked_sink, SinkState, StatsSink};
@@ -98,8 +98,10 @@ pub struct ModelStage {
     pub config: ModelConfig,
     pub anomaly_sinks: Vec<Box<dyn StatsSink<AnomalyRecord>>>,
     pub forecast_sinks: Vec<Box<dyn StatsSink<ForecastRecord>>>,
-    /// Actions carried out (`apo.actions`): alerts they explain are suppressed. `None`: none.
-    pub actions: Option<ActionLog>,
+    /// Actions carried out, and past windows for a warm start of the anomaly state.
+    pub anomaly_inputs: StateInputs<WindowStats>,
+    /// Past windows for a warm start of the forecaster's input.
+    pub forecast_past: Option<Arc<PastWindows<WindowStats>>>,
 }
 
 /// The metrics pipeline.
@@ -198,7 +200,7 @@ impl Job for MetricsJob {
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
-            if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.actions.clone()) {
+            if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.anomaly_inputs) {
                 done = done.concat(tracked_sink(
                     scores,
                     stage.anomaly_sinks,
@@ -210,7 +212,12 @@ impl Job for MetricsJob {
             if let Some(path) = &cfg.forecast_model {
                 match Watched::<Forecaster>::load(path, cfg.reload_check) {
                     Ok(model) => {
-                        let forecasts = forecast_operator(stats, model, cfg.forecast_signal);
+                        let forecasts = forecast_operator(
+                            stats,
+                            model,
+                            cfg.forecast_signal,
+                            stage.forecast_past,
+                        );
                         done = done.concat(tracked_sink(
                             forecasts,
                             stage.forecast_sinks,

@@ -19,7 +19,10 @@
 //! - [`span_job`]: the trace pipeline as a job (RED, traces, critical paths, shares, service map);
 //! - [`lane`]: one input of a worker: source, watermark, late data, feed, commits;
 //! - [`pipeline`]: the worker loop over a worker's lanes, and its settings;
-//! - [`progress`]: live counters.
+//! - [`progress`]: live counters;
+//! - [`model_ops`]: anomaly scores and forecasts of closed windows in the stream;
+//! - [`model_history`]: past windows for a warm start of the models' per-series state;
+//! - [`series_state`]: per-series model state, dropped when a series falls silent.
 
 pub mod aggregate;
 pub mod assembly;
@@ -28,6 +31,7 @@ pub mod critical_path;
 pub mod job;
 pub mod lane;
 pub mod map_view;
+pub mod model_history;
 pub mod model_ops;
 pub mod path_share;
 pub mod pipeline;

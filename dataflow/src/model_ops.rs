@@ -6,15 +6,18 @@
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history and alert state, or the last values
 //! for the forecaster. Windows are batched per timestamp for the forest. Revisions of a
-//! window (late data) are not rescored; the history is in memory, so after a restart a key
-//! needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is
-//! scored again. A key silent for as many of its windows as its state spans (`HISTORY`, or
+//! window (late data) are not rescored. The state is in memory; after a restart a key's state
+//! is rebuilt, the first time the key is seen, from the windows it closed before
+//! ([`PastWindows`], read back from Parquet), so the restarted run emits what an
+//! uninterrupted one would; without them a key needs `MIN_HISTORY` windows (forest) or
+//! `seq_len` windows (forecaster) before it is scored again. A key silent for as many of its windows as its state spans (`HISTORY`, or
 //! `seq_len`) is dropped ([`SeriesStates`]) and starts afresh if it returns. Models are
 //! [`Watched`]: replaced files are taken without stopping. An [`ActionLog`] (read from
 //! `apo.actions`) suppresses the alerts of a service for a while after an action on it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apo_ingest::actions::ActionLog;
@@ -24,13 +27,14 @@ use apo_models::watch::Watched;
 use apo_models::{Forecaster, IsolationForest, ModelError};
 use apo_schemas::model_output::{AnomalyRecord, Driver, ForecastRecord};
 use apo_schemas::red::RedStats;
-use apo_schemas::WindowStats;
+use apo_schemas::{OutputRow, WindowStats};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::AntichainRef;
 
+use crate::model_history::PastWindows;
 use crate::series_state::SeriesStates;
 use crate::window::{stash_input, Stash};
 
@@ -141,13 +145,10 @@ fn window_ms(k: &SeriesKey) -> i64 {
 }
 
 /// A closed window of one series that the isolation forest scores.
-pub trait Scorable: Clone + 'static {
+pub trait Scorable: OutputRow + Clone + 'static {
     /// The series: (service, name, window seconds); names are unique within a service.
     fn series(&self) -> SeriesKey;
     fn service(&self) -> &str;
-    fn window_start(&self) -> i64;
-    fn window_end(&self) -> i64;
-    fn revision(&self) -> u32;
     /// p50, p95, p99, rate and error ratio of the window.
     fn signals(&self) -> features::Signals;
 }
@@ -162,15 +163,6 @@ impl Scorable for WindowStats {
     }
     fn service(&self) -> &str {
         &self.service
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn revision(&self) -> u32 {
-        self.revision
     }
     /// Metrics carry no errors: error ratio 0.
     fn signals(&self) -> features::Signals {
@@ -202,15 +194,6 @@ impl Scorable for RedStats {
     }
     fn service(&self) -> &str {
         &self.service_name
-    }
-    fn window_start(&self) -> i64 {
-        self.window_start
-    }
-    fn window_end(&self) -> i64 {
-        self.window_end
-    }
-    fn revision(&self) -> u32 {
-        self.revision
     }
     /// Span durations (ms), calls per second, and the operation's error ratio.
     fn signals(&self) -> features::Signals {
@@ -270,11 +253,11 @@ fn next_closed<T: Scorable>(
 pub fn anomaly_stage<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
     config: &ModelConfig,
-    actions: Option<ActionLog>,
+    inputs: StateInputs<T>,
 ) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
     let path = config.anomaly_model.as_ref()?;
     match Watched::<IsolationForest>::load(path, config.reload_check) {
-        Ok(model) => Some(anomaly_operator(windows, model, config.alert, actions)),
+        Ok(model) => Some(anomaly_operator(windows, model, config.alert, inputs)),
         Err(e) => {
             tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
             None
@@ -282,18 +265,85 @@ pub fn anomaly_stage<'s, T: Scorable>(
     }
 }
 
+/// What a model operator reads besides its windows.
+pub struct StateInputs<T> {
+    /// Actions carried out (`apo.actions`): alerts they explain are suppressed.
+    pub actions: Option<ActionLog>,
+    /// Windows closed before this process started, to warm a series' state the first time
+    /// it is seen ([`PastWindows`]).
+    pub past: Option<Arc<PastWindows<T>>>,
+}
+
+impl<T> Default for StateInputs<T> {
+    fn default() -> Self {
+        StateInputs {
+            actions: None,
+            past: None,
+        }
+    }
+}
+
+/// Windows a series' anomaly state needs replayed to be what it was: the feature history
+/// of each of the last `adaptive_window` scores.
+pub fn anomaly_warm_windows(alert: &AlertConfig) -> usize {
+    features::HISTORY + alert.adaptive_window
+}
+
+type AnomalyStates = SeriesStates<SeriesKey, (KeyHistory, AlertState)>;
+
+/// Replays a series' past windows (oldest first) into its state, emitting nothing.
+fn warm_anomaly_state<T: Scorable>(
+    keys: &mut AnomalyStates,
+    series: &SeriesKey,
+    past: Vec<T>,
+    model: &IsolationForest,
+    alert: &AlertConfig,
+    actions: Option<&ActionLog>,
+) {
+    let mut ends = Vec::new();
+    let mut rows: Vec<[f32; FEATURES]> = Vec::new();
+    for w in &past {
+        let (hist, _) = keys.touch(series.clone(), w.window_end());
+        if let Some(f) = hist.push(w.signals()) {
+            ends.push(w.window_end());
+            rows.push(f.map(|x| x as f32));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let scores = match model.score(&rows) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "scoring past windows failed; the series' alert state starts cold");
+            return;
+        }
+    };
+    let global = alert.threshold.unwrap_or(model.meta().threshold);
+    let Some((_, state)) = keys.get_mut(series) else {
+        return;
+    };
+    for (end, s) in ends.into_iter().zip(scores) {
+        if let Some(at) = actions.and_then(|a| a.latest_before(&series.0, end)) {
+            state.decision(alert, at);
+        }
+        state.step(alert, global, end, f64::from(s));
+    }
+}
+
 /// Scores every closed window (revision 1) with the isolation forest. An alert on a series
-/// within `alert.suppress_seconds` after an action on its service (`actions`) is suppressed.
+/// within `alert.suppress_seconds` after an action on its service (`inputs.actions`) is
+/// suppressed; a series first seen since the start is warmed from `inputs.past`.
 pub fn anomaly_operator<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
     mut model: Watched<IsolationForest>,
     alert: AlertConfig,
-    actions: Option<ActionLog>,
+    inputs: StateInputs<T>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
+    let StateInputs { actions, past } = inputs;
     windows.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
         let mut stash: Stash<T> = Default::default();
-        let mut keys: SeriesStates<SeriesKey, (KeyHistory, AlertState)> =
-            SeriesStates::new(features::HISTORY);
+        let mut keys: AnomalyStates = SeriesStates::new(features::HISTORY);
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
@@ -302,6 +352,12 @@ pub fn anomaly_operator<'s, T: Scorable>(
                 }
                 let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
                 for (i, (k, w)) in batch.iter().enumerate() {
+                    if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
+                        let earlier = p.take(k, w.window_end());
+                        if !earlier.is_empty() {
+                            warm_anomaly_state(&mut keys, k, earlier, model.get(), &alert, actions.as_ref());
+                        }
+                    }
                     let (hist, _) = keys.touch(k.clone(), w.window_end());
                     if let Some(f) = hist.push(w.signals()) {
                         scored.push((i, f));
@@ -359,6 +415,7 @@ pub fn forecast_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
     mut model: Watched<Forecaster>,
     signal: Signal,
+    past: Option<Arc<PastWindows<WindowStats>>>,
 ) -> StreamVec<'s, u64, ForecastRecord> {
     stats.unary_frontier(Pipeline, "Forecasts", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
@@ -379,6 +436,18 @@ pub fn forecast_operator<'s>(
                     let v = signal.of(w);
                     if !v.is_finite() {
                         continue;
+                    }
+                    if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
+                        for e in p.take(k, w.window_end) {
+                            let x = signal.of(&e);
+                            if x.is_finite() {
+                                let hist = keys.touch(k.clone(), e.window_end);
+                                if hist.len() == l {
+                                    hist.pop_front();
+                                }
+                                hist.push_back(x);
+                            }
+                        }
                     }
                     let hist = keys.touch(k.clone(), w.window_end);
                     if hist.len() == l {

@@ -39,6 +39,10 @@ impl<K: Hash + Eq, V: Default> SeriesStates<K, V> {
         &mut e.1
     }
 
+    pub fn contains(&self, key: &K) -> bool {
+        self.states.contains_key(key)
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         self.states.get_mut(key).map(|(_, v)| v)
     }

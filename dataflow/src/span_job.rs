@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use apo_ingest::actions::ActionLog;
 use apo_ingest::decode::TimeBounds;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::model_output::AnomalyRecord;
@@ -43,7 +42,7 @@ use crate::aggregate::window_start;
 use crate::assembly::{AssembledTrace, AssemblyConfig};
 use crate::job::{BuildContext, Decoded, Job};
 use crate::map_view::current_map;
-use crate::model_ops::{anomaly_stage, ModelConfig};
+use crate::model_ops::{anomaly_stage, ModelConfig, StateInputs};
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
 use crate::service_map::{attribute_critical, trace_edges, EdgePartial, MapWindow};
@@ -103,8 +102,8 @@ impl Default for SpanConfig {
 pub struct RedAnomalies {
     pub config: ModelConfig,
     pub sinks: Vec<Box<dyn StatsSink<AnomalyRecord>>>,
-    /// Actions carried out (`apo.actions`): alerts they explain are suppressed.
-    pub actions: Option<ActionLog>,
+    /// Actions carried out, and past windows for a warm start of the anomaly state.
+    pub inputs: StateInputs<RedStats>,
 }
 
 pub struct SpanJob {
@@ -395,7 +394,7 @@ impl Job for SpanJob {
         let red = window_operator(red, ctx.horizon_ms, ctx.held.clone());
         let mut red_done = sink(red.clone(), sinks.red, 0, ctx, &mut states);
         if let Some(stage) = self.anomalies.take() {
-            if let Some(scores) = anomaly_stage(red, &stage.config, stage.actions) {
+            if let Some(scores) = anomaly_stage(red, &stage.config, stage.inputs) {
                 red_done = red_done.concat(sink(scores, stage.sinks, 0, ctx, &mut states));
             }
         }

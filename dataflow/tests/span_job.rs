@@ -95,7 +95,7 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
                 ..ModelConfig::default()
             },
             sinks: vec![Box::new(Collect(a.clone(), 0))],
-            actions: None,
+            inputs: Default::default(),
         })
     });
     out

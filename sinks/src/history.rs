@@ -1,0 +1,329 @@
+//! Reading our own Parquet tables back into records: the windows of `window_stats` and `red`
+//! that ended at or after a time, for a warm start of the models' per-series state after a
+//! restart (`apo_dataflow::model_history`). Files are read from the day partitions that can
+//! hold such windows; a file that cannot be read is an error (the caller starts cold).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use apo_dataflow::sink::SinkError;
+use apo_schemas::red::RedStats;
+use apo_schemas::WindowStats;
+use datafusion::arrow::array::{
+    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::parquet::ParquetRow;
+
+/// A row type that can be read back from its table.
+pub trait ReadBack: ParquetRow {
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError>;
+}
+
+/// The rows of `R`'s table under `data_dir` whose window ended at or after `since_ms`.
+pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>, SinkError> {
+    let table = data_dir.join(R::TABLE);
+    // A window that ends at `since_ms` started at most a day earlier (windows are shorter).
+    let first_day = day_of(since_ms.saturating_sub(86_400_000));
+    let mut files: Vec<PathBuf> = Vec::new();
+    let days = match fs::read_dir(&table) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SinkError(format!("reading {}: {e}", table.display()))),
+    };
+    for day in days.flatten() {
+        let name = day.file_name().to_string_lossy().into_owned();
+        let Some(date) = name.strip_prefix("date=") else {
+            continue;
+        };
+        if date < first_day.as_str() {
+            continue;
+        }
+        let entries = fs::read_dir(day.path())
+            .map_err(|e| SinkError(format!("reading {}: {e}", day.path().display())))?;
+        files.extend(
+            entries
+                .flatten()
+                .map(|f| f.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet")),
+        );
+    }
+    files.sort();
+    let mut rows = Vec::new();
+    for path in files {
+        let open =
+            |e: &dyn std::fmt::Display| SinkError(format!("reading {}: {e}", path.display()));
+        let file = fs::File::open(&path).map_err(|e| open(&e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| open(&e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| open(&e))?;
+            rows.extend(
+                R::from_batch(&batch)?
+                    .into_iter()
+                    .filter(|r| r.window_end() >= since_ms),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "1970-01-01".into())
+}
+
+/// Typed access to a batch's columns by name.
+struct Cols<'a>(&'a RecordBatch);
+
+impl Cols<'_> {
+    fn get<A: Array + 'static>(&self, name: &str) -> Result<&A, SinkError> {
+        self.0
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<A>())
+            .ok_or_else(|| SinkError(format!("column `{name}` missing or of another type")))
+    }
+    fn s(&self, name: &str) -> Result<&StringArray, SinkError> {
+        self.get(name)
+    }
+    fn i(&self, name: &str) -> Result<&Int64Array, SinkError> {
+        self.get(name)
+    }
+    fn i32(&self, name: &str) -> Result<&Int32Array, SinkError> {
+        self.get(name)
+    }
+    fn f(&self, name: &str) -> Result<&Float64Array, SinkError> {
+        self.get(name)
+    }
+    fn ms(&self, name: &str) -> Result<&TimestampMillisecondArray, SinkError> {
+        self.get(name)
+    }
+    fn b(&self, name: &str) -> Result<&BooleanArray, SinkError> {
+        self.get(name)
+    }
+}
+
+impl ReadBack for WindowStats {
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError> {
+        let c = Cols(batch);
+        let (service, metric, unit) = (c.s("service")?, c.s("metric")?, c.s("unit")?);
+        let (seconds, start, end) = (
+            c.i("window_seconds")?,
+            c.ms("window_start")?,
+            c.ms("window_end")?,
+        );
+        let (count, sum, min, max, mean) = (
+            c.i("count")?,
+            c.f("sum")?,
+            c.f("min")?,
+            c.f("max")?,
+            c.f("mean")?,
+        );
+        let (p50, p90, p95, p99, p999) = (
+            c.f("p50")?,
+            c.f("p90")?,
+            c.f("p95")?,
+            c.f("p99")?,
+            c.f("p999")?,
+        );
+        let (accuracy, revision) = (c.f("relative_accuracy")?, c.i32("revision")?);
+        Ok((0..batch.num_rows())
+            .map(|i| WindowStats {
+                service: service.value(i).to_string(),
+                metric: metric.value(i).to_string(),
+                unit: unit.value(i).to_string(),
+                window_seconds: seconds.value(i) as u32,
+                window_start: start.value(i),
+                window_end: end.value(i),
+                count: count.value(i) as u64,
+                sum: sum.value(i),
+                min: min.value(i),
+                max: max.value(i),
+                mean: mean.value(i),
+                p50: p50.value(i),
+                p90: p90.value(i),
+                p95: p95.value(i),
+                p99: p99.value(i),
+                p999: p999.value(i),
+                relative_accuracy: accuracy.value(i),
+                revision: revision.value(i) as u32,
+            })
+            .collect())
+    }
+}
+
+impl ReadBack for RedStats {
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError> {
+        let c = Cols(batch);
+        let (service, name, kind, status) = (
+            c.s("service_name")?,
+            c.s("span_name")?,
+            c.s("span_kind")?,
+            c.s("status_code")?,
+        );
+        let (seconds, start, end) = (
+            c.i("window_seconds")?,
+            c.ms("window_start")?,
+            c.ms("window_end")?,
+        );
+        let (calls, rate, op_errors, op_calls, error_ratio) = (
+            c.i("calls")?,
+            c.f("rate")?,
+            c.i("operation_errors")?,
+            c.i("operation_calls")?,
+            c.f("error_ratio")?,
+        );
+        let (sum, min, max, mean) = (
+            c.f("duration_sum_ms")?,
+            c.f("duration_min_ms")?,
+            c.f("duration_max_ms")?,
+            c.f("duration_mean_ms")?,
+        );
+        let (p50, p90, p95, p99, p999) = (
+            c.f("duration_p50_ms")?,
+            c.f("duration_p90_ms")?,
+            c.f("duration_p95_ms")?,
+            c.f("duration_p99_ms")?,
+            c.f("duration_p999_ms")?,
+        );
+        let (accuracy, overflow, overflow_ops, revision) = (
+            c.f("relative_accuracy")?,
+            c.b("overflow")?,
+            c.i("overflow_operations")?,
+            c.i32("revision")?,
+        );
+        Ok((0..batch.num_rows())
+            .map(|i| RedStats {
+                service_name: service.value(i).to_string(),
+                span_name: name.value(i).to_string(),
+                span_kind: kind.value(i).to_string(),
+                status_code: status.value(i).to_string(),
+                window_seconds: seconds.value(i) as u32,
+                window_start: start.value(i),
+                window_end: end.value(i),
+                calls: calls.value(i) as u64,
+                rate: rate.value(i),
+                operation_errors: op_errors.value(i) as u64,
+                operation_calls: op_calls.value(i) as u64,
+                error_ratio: error_ratio.value(i),
+                duration_sum_ms: sum.value(i),
+                duration_min_ms: min.value(i),
+                duration_max_ms: max.value(i),
+                duration_mean_ms: mean.value(i),
+                duration_p50_ms: p50.value(i),
+                duration_p90_ms: p90.value(i),
+                duration_p95_ms: p95.value(i),
+                duration_p99_ms: p99.value(i),
+                duration_p999_ms: p999.value(i),
+                relative_accuracy: accuracy.value(i),
+                overflow: overflow.value(i),
+                overflow_operations: overflow_ops.value(i) as u64,
+                revision: revision.value(i) as u32,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet::ParquetStatsSink;
+    use apo_dataflow::sink::StatsSink;
+    use std::time::Duration;
+
+    fn stats(metric: &str, start: i64, revision: u32) -> WindowStats {
+        WindowStats {
+            service: "checkout".into(),
+            metric: metric.into(),
+            unit: "ms".into(),
+            window_seconds: 60,
+            window_start: start,
+            window_end: start + 60_000,
+            count: 7,
+            sum: 70.5,
+            min: 1.25,
+            max: 30.0,
+            mean: 10.07,
+            p50: 8.0,
+            p90: 20.0,
+            p95: 25.0,
+            p99: 29.5,
+            p999: 30.0,
+            relative_accuracy: 0.01,
+            revision,
+        }
+    }
+
+    fn red(start: i64) -> RedStats {
+        RedStats {
+            service_name: "cart".into(),
+            span_name: "GET /cart".into(),
+            span_kind: "SPAN_KIND_SERVER".into(),
+            status_code: "STATUS_CODE_ERROR".into(),
+            window_seconds: 60,
+            window_start: start,
+            window_end: start + 60_000,
+            calls: 12,
+            rate: 0.2,
+            operation_errors: 3,
+            operation_calls: 40,
+            error_ratio: 0.075,
+            duration_sum_ms: 120.0,
+            duration_min_ms: 2.0,
+            duration_max_ms: 50.0,
+            duration_mean_ms: 10.0,
+            duration_p50_ms: 8.0,
+            duration_p90_ms: 30.0,
+            duration_p95_ms: 40.0,
+            duration_p99_ms: 49.0,
+            duration_p999_ms: 50.0,
+            relative_accuracy: 0.01,
+            overflow: true,
+            overflow_operations: 4,
+            revision: 2,
+        }
+    }
+
+    #[test]
+    fn what_the_sinks_wrote_reads_back_from_a_time_on() {
+        let dir = tempfile::tempdir().unwrap();
+        // two days apart: the older day's partition is not even opened
+        let (day1, day3) = (1_764_115_200_000, 1_764_115_200_000 + 2 * 86_400_000);
+        let written = vec![
+            stats("latency", day1, 1),
+            stats("latency", day3, 1),
+            stats("latency", day3 + 60_000, 2),
+        ];
+        let mut sink = ParquetStatsSink::new(dir.path(), "w0", Duration::from_secs(3600)).unwrap();
+        sink.write(&written).unwrap();
+        let mut red_sink: ParquetStatsSink<RedStats> =
+            ParquetStatsSink::new(dir.path(), "w0", Duration::from_secs(3600)).unwrap();
+        red_sink.write(&[red(day1), red(day3)]).unwrap();
+        sink.poll_durable(true).unwrap();
+        red_sink.poll_durable(true).unwrap();
+
+        let mut back: Vec<WindowStats> = read_since(dir.path(), day3 + 60_000).unwrap();
+        back.sort_by_key(|w| w.window_start);
+        assert_eq!(back, written[1..], "every field as written");
+        let all: Vec<WindowStats> = read_since(dir.path(), 0).unwrap();
+        assert_eq!(all.len(), 3);
+        let reds: Vec<RedStats> = read_since(dir.path(), day3).unwrap();
+        assert_eq!(reds, [red(day3)]);
+        let none: Vec<WindowStats> = read_since(&dir.path().join("nothing here"), 0).unwrap();
+        assert!(none.is_empty(), "no table yet: nothing to warm from");
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("window_stats/date=2026-11-27");
+        fs::create_dir_all(&part).unwrap();
+        fs::write(part.join("part-x.parquet"), b"not parquet").unwrap();
+        let e = read_since::<WindowStats>(dir.path(), 0).unwrap_err();
+        assert!(e.to_string().contains("part-x.parquet"), "{e}");
+    }
+}
