@@ -3,16 +3,21 @@
 //!
 //! Each closed edge window enters a collection of (edge, window) when it closes and leaves it
 //! a horizon later: its retraction is an update scheduled at that future time, so nothing has
-//! to remember to expire it. A revision (late spans) retracts the window's old value and adds
+//! to remember to expire it. Each window carries its latency sketch's bins; the totals merge
+//! them, so the current map's percentiles are over every call within the horizon (within the
+//! sketch's relative accuracy), not a maximum of per-window figures. A revision (late spans) retracts the window's old value and adds
 //! the new one. A `reduce` per edge sums the windows present; every change of that sum becomes
 //! a [`ServiceMapCurrent`] row — `upsert` with the new totals, or `retract` once the edge's last
 //! window has left the horizon (traffic on it stopped).
 
 use std::collections::{BTreeMap, HashMap};
 
-use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
+use apo_schemas::service_map::ServiceMapCurrent;
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
+
+use crate::service_map::EdgeWindow;
+use crate::sketch::{DDSketch, SketchBins};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -33,6 +38,8 @@ pub struct WindowCalls {
     pub sum_us: u64,
     pub max_us: u64,
     pub p95_us: u64,
+    /// The window's latency sketch (ms).
+    pub latency: SketchBins,
 }
 
 /// An edge's totals over the windows in the horizon.
@@ -44,6 +51,8 @@ pub struct EdgeTotals {
     pub sum_us: u64,
     pub max_us: u64,
     pub worst_p95_us: u64,
+    /// The latency sketches of the windows present, merged.
+    pub latency: SketchBins,
 }
 
 fn us(ms: f64) -> u64 {
@@ -55,8 +64,10 @@ fn us(ms: f64) -> u64 {
 }
 
 impl WindowCalls {
-    pub fn of(e: &ServiceMapEdge) -> Self {
+    pub fn of(w: &EdgeWindow) -> Self {
+        let e = &w.edge;
         WindowCalls {
+            latency: w.latency.clone(),
             window_start: e.window_start,
             calls: e.calls,
             failed: e.failed,
@@ -82,6 +93,7 @@ impl EdgeTotals {
             t.sum_us += w.sum_us * n;
             t.max_us = t.max_us.max(w.max_us);
             t.worst_p95_us = t.worst_p95_us.max(w.p95_us);
+            t.latency = t.latency.merged(&w.latency, n);
         }
         t
     }
@@ -89,9 +101,11 @@ impl EdgeTotals {
 
 /// The current map's changes from closed edge windows. `horizon_ms`: how long a window stays
 /// in the map after it closes.
+/// `alpha`: the relative accuracy of the edges' latency sketches.
 pub fn current_map<'s>(
-    edges: StreamVec<'s, u64, ServiceMapEdge>,
+    edges: StreamVec<'s, u64, EdgeWindow>,
     horizon_ms: i64,
+    alpha: f64,
 ) -> StreamVec<'s, u64, ServiceMapCurrent> {
     let horizon = horizon_ms.max(1) as u64;
     // 1. Windows in and (later) out of the collection.
@@ -105,13 +119,14 @@ pub fn current_map<'s>(
                 };
                 let t = *cap.time();
                 let mut session = output.session(&cap);
-                for e in data.drain(..) {
+                for w in data.drain(..) {
+                    let e = &w.edge;
                     let edge = (
                         e.client.clone(),
                         e.server.clone(),
                         e.connection_type.clone(),
                     );
-                    let value = WindowCalls::of(&e);
+                    let value = WindowCalls::of(&w);
                     let slot = (edge.clone(), e.window_start);
                     let retire = match present.remove(&slot) {
                         Some((old, retire)) => {
@@ -173,7 +188,7 @@ pub fn current_map<'s>(
                     }
                     let rows: Vec<ServiceMapCurrent> = by_edge
                         .into_iter()
-                        .map(|(edge, (now, _))| row(edge, now, t, horizon))
+                        .map(|(edge, (now, _))| row(edge, now, t, horizon, alpha))
                         .collect();
                     output.session(&cap).give_iterator(rows.into_iter());
                 }
@@ -181,7 +196,13 @@ pub fn current_map<'s>(
         })
 }
 
-fn row(edge: Edge, totals: Option<EdgeTotals>, t: u64, horizon: u64) -> ServiceMapCurrent {
+fn row(
+    edge: Edge,
+    totals: Option<EdgeTotals>,
+    t: u64,
+    horizon: u64,
+    alpha: f64,
+) -> ServiceMapCurrent {
     let change = if totals.is_some() {
         "upsert"
     } else {
@@ -189,7 +210,14 @@ fn row(edge: Edge, totals: Option<EdgeTotals>, t: u64, horizon: u64) -> ServiceM
     };
     let x = totals.unwrap_or_default();
     let ms = |v: u64| v as f64 / 1000.0;
+    let mut sketch = DDSketch::new(alpha);
+    sketch.add_bins(&x.latency);
+    let q = |q: f64| sketch.quantile(q).unwrap_or(0.0);
     ServiceMapCurrent {
+        latency_p50_ms: q(0.5),
+        latency_p95_ms: q(0.95),
+        latency_p99_ms: q(0.99),
+        relative_accuracy: alpha,
         client: edge.0,
         server: edge.1,
         connection_type: edge.2,

@@ -282,8 +282,44 @@ impl EdgePartial {
     }
 }
 
-crate::window::windowed_by_key!(
-    EdgePartial,
-    MapWindow,
-    apo_schemas::service_map::ServiceMapEdge
-);
+/// A closed edge window: its record, and the bins of its latency sketch (the current map
+/// merges them over its horizon).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeWindow {
+    pub edge: apo_schemas::service_map::ServiceMapEdge,
+    pub latency: crate::sketch::SketchBins,
+}
+
+impl EdgeWindow {
+    pub fn into_edge(self) -> apo_schemas::service_map::ServiceMapEdge {
+        self.edge
+    }
+}
+
+impl crate::window::Windowed for EdgePartial {
+    type Key = MapWindow;
+    type Row = EdgeWindow;
+    fn key(&self) -> &MapWindow {
+        &self.key
+    }
+    fn window_end(&self) -> i64 {
+        self.key.window_end()
+    }
+    fn route(&self) -> u64 {
+        self.key.route()
+    }
+    fn merge(&mut self, other: &Self) {
+        EdgePartial::merge(self, other)
+    }
+    fn finish(&self, revision: u32, out: &mut Vec<EdgeWindow>) {
+        out.extend(
+            self.finish(revision)
+                .into_iter()
+                .zip(self.edges.values())
+                .map(|(edge, s)| EdgeWindow {
+                    edge,
+                    latency: s.latency.sketch.bins(),
+                }),
+        );
+    }
+}

@@ -86,6 +86,45 @@ impl Store {
     }
 }
 
+/// A sketch's counts as an ordered, hashable value (what keyed collections such as
+/// differential's need): bins as (key, count), non-zero ones only, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SketchBins {
+    pub negative: Vec<(i32, u64)>,
+    pub zero: u64,
+    pub positive: Vec<(i32, u64)>,
+}
+
+impl SketchBins {
+    /// The bins of both, added (exact: the bins of a sketch fed both inputs, before any
+    /// collapse of the lowest bins).
+    pub fn merged(&self, other: &SketchBins, times: u64) -> SketchBins {
+        let add = |a: &[(i32, u64)], b: &[(i32, u64)]| {
+            let mut m: std::collections::BTreeMap<i32, u64> = a.iter().copied().collect();
+            for &(k, c) in b {
+                *m.entry(k).or_default() += c * times;
+            }
+            m.into_iter().collect::<Vec<_>>()
+        };
+        SketchBins {
+            negative: add(&self.negative, &other.negative),
+            zero: self.zero + other.zero * times,
+            positive: add(&self.positive, &other.positive),
+        }
+    }
+}
+
+impl Store {
+    fn nonzero(&self) -> Vec<(i32, u64)> {
+        self.bins
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (self.offset + i as i32, *c))
+            .collect()
+    }
+}
+
 /// A DDSketch over f64 values (negative, zero and positive).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DDSketch {
@@ -170,6 +209,26 @@ impl DDSketch {
         Ok(())
     }
 
+    /// The counts, as a value that orders and hashes.
+    pub fn bins(&self) -> SketchBins {
+        SketchBins {
+            negative: self.negative.nonzero(),
+            zero: self.zero,
+            positive: self.positive.nonzero(),
+        }
+    }
+
+    /// Adds bins taken from a sketch of the same relative accuracy.
+    pub fn add_bins(&mut self, b: &SketchBins) {
+        for &(k, c) in &b.negative {
+            self.negative.add(k, c, self.max_bins);
+        }
+        for &(k, c) in &b.positive {
+            self.positive.add(k, c, self.max_bins);
+        }
+        self.zero += b.zero;
+    }
+
     /// The value of rank `floor(q · (n − 1))`, within relative error `alpha`; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let n = self.count();
@@ -191,6 +250,32 @@ impl DDSketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bins_merge_as_the_sketches_do() {
+        let (mut a, mut b, mut both) = (
+            DDSketch::new(0.01),
+            DDSketch::new(0.01),
+            DDSketch::new(0.01),
+        );
+        for i in 0..500 {
+            let v = (i as f64 * 0.37).sin() * 100.0 + (i % 7) as f64;
+            if i % 3 == 0 {
+                a.add(v);
+            } else {
+                b.add(v);
+            }
+            both.add(v);
+        }
+        a.add(0.0);
+        both.add(0.0);
+        let merged = a.bins().merged(&b.bins(), 1);
+        assert_eq!(merged, both.bins());
+        let mut rebuilt = DDSketch::new(0.01);
+        rebuilt.add_bins(&merged);
+        assert_eq!(rebuilt, both);
+        assert_eq!(a.bins().merged(&a.bins(), 2).zero, 3 * a.bins().zero);
+    }
 
     fn exact(sorted: &[f64], q: f64) -> f64 {
         sorted[(q * (sorted.len() - 1) as f64).floor() as usize]

@@ -45,7 +45,7 @@ use crate::map_view::current_map;
 use crate::model_ops::{anomaly_stage, ModelConfig, StateInputs};
 use crate::path_share::{path_record, SharePartial, ShareWindow};
 use crate::red::{RedPartial, RedWindow};
-use crate::service_map::{attribute_critical, trace_edges, EdgePartial, MapWindow};
+use crate::service_map::{attribute_critical, trace_edges, EdgePartial, EdgeWindow, MapWindow};
 use crate::sink::{tracked_sink as sink, SinkState, StatsSink};
 use crate::slo::{default_objectives, BurnConfig, Objective};
 use crate::slo_ops::{burn_operator, SloPartial, SloTrackers};
@@ -431,7 +431,8 @@ impl Job for SpanJob {
         let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held.clone());
         let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held.clone());
-        let current = current_map(edges.clone(), cfg.map_horizon_ms);
+        let current = current_map(edges.clone(), cfg.map_horizon_ms, alpha);
+        let edges = edges.map(EdgeWindow::into_edge);
         let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
         let current_done = sink(current, sinks.service_map_current, delay, ctx, &mut states);
 

@@ -189,6 +189,10 @@ pub fn service_map_current_schema() -> SchemaRef {
         f("latency_mean_ms"),
         f("latency_max_ms"),
         f("worst_window_p95_ms"),
+        f("latency_p50_ms"),
+        f("latency_p95_ms"),
+        f("latency_p99_ms"),
+        f("relative_accuracy"),
         Field::new("revision", DataType::Int32, false),
     ]))
 }

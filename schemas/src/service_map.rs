@@ -62,6 +62,12 @@ pub struct ServiceMapCurrent {
     pub latency_max_ms: f64,
     /// The highest per-window p95 within the horizon.
     pub worst_window_p95_ms: f64,
+    /// Latency percentiles over every call within the horizon (the windows' sketches merged),
+    /// within `relative_accuracy`.
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub latency_p99_ms: f64,
+    pub relative_accuracy: f64,
     pub revision: u32,
 }
 

@@ -604,6 +604,10 @@ impl ParquetRow for ServiceMapCurrent {
                 c.f(|r| r.latency_mean_ms),
                 c.f(|r| r.latency_max_ms),
                 c.f(|r| r.worst_window_p95_ms),
+                c.f(|r| r.latency_p50_ms),
+                c.f(|r| r.latency_p95_ms),
+                c.f(|r| r.latency_p99_ms),
+                c.f(|r| r.relative_accuracy),
                 c.i32(|r| r.revision as i32),
             ],
         )
