@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use apo_ingest::actions::ActionLog;
@@ -33,6 +33,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::AntichainRef;
+use timely::scheduling::SyncActivator;
 
 use crate::model_history::PastWindows;
 use crate::series_state::SeriesStates;
@@ -256,8 +257,9 @@ pub fn anomaly_stage<'s, T: Scorable>(
     inputs: StateInputs<T>,
 ) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
     let path = config.anomaly_model.as_ref()?;
-    match Watched::<IsolationForest>::load(path, config.reload_check) {
-        Ok(model) => Some(anomaly_operator(windows, model, config.alert, inputs)),
+    let load = || Watched::<IsolationForest>::load(path, config.reload_check);
+    match load().and_then(|m| Ok((m, load()?))) {
+        Ok((model, warm)) => Some(anomaly_operator(windows, model, warm, config.alert, inputs)),
         Err(e) => {
             tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
             None
@@ -331,19 +333,69 @@ fn warm_anomaly_state<T: Scorable>(
     }
 }
 
-/// Scores every closed window (revision 1) with the isolation forest. An alert on a series
-/// within `alert.suppress_seconds` after an action on its service (`inputs.actions`) is
-/// suppressed; a series first seen since the start is warmed from `inputs.past`.
+/// A scored batch back from the scoring thread: the scores (or why there are none), the
+/// model's threshold and version.
+type Scored = (Result<Vec<f32>, ModelError>, f64, String);
+
+/// Batches handed to the scoring thread and not back yet, at most (after each activation).
+const MAX_PENDING: usize = 16;
+
+/// A batch handed to the scoring thread, waiting for its scores.
+struct Pending<T> {
+    cap: Capability<u64>,
+    batch: Closed<T>,
+    /// (index into `batch`, features) of the windows scored.
+    scored: Vec<(usize, [f64; FEATURES])>,
+}
+
+/// Scores batches on a thread of its own, so the forest does not hold up the worker: batches
+/// go in order, results come back in order, and `activator` wakes the operator for each.
+fn spawn_scorer(
+    mut model: Watched<IsolationForest>,
+    activator: SyncActivator,
+) -> (mpsc::Sender<Vec<[f32; FEATURES]>>, mpsc::Receiver<Scored>) {
+    let (jobs_tx, jobs) = mpsc::channel::<Vec<[f32; FEATURES]>>();
+    let (results_tx, results) = mpsc::channel::<Scored>();
+    let spawned = std::thread::Builder::new()
+        .name("apo-anomaly-scorer".into())
+        .spawn(move || {
+            // Ends when the operator (the only sender) is dropped.
+            for rows in jobs {
+                let m = model.get();
+                let r = m.score(&rows);
+                let sent = results_tx.send((r, m.meta().threshold, m.version().to_string()));
+                if sent.is_err() {
+                    return;
+                }
+                let _ = activator.activate();
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the thread every batch reports a failure below: loud, not silent.
+        tracing::error!(error = %e, "starting the anomaly scoring thread failed");
+    }
+    (jobs_tx, results)
+}
+
+/// Scores every closed window (revision 1) with the isolation forest, on a thread of its own
+/// (the windows' capability held until their scores return). An alert on a series within
+/// `alert.suppress_seconds` after an action on its service (`inputs.actions`) is suppressed; a
+/// series first seen since the start is warmed from `inputs.past`. `warm_model` scores the
+/// past windows of a warm start on the worker (once per series).
 pub fn anomaly_operator<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
-    mut model: Watched<IsolationForest>,
+    model: Watched<IsolationForest>,
+    mut warm_model: Watched<IsolationForest>,
     alert: AlertConfig,
     inputs: StateInputs<T>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
     let StateInputs { actions, past } = inputs;
-    windows.unary_frontier(Pipeline, "AnomalyScores", move |_, _| {
+    let worker = windows.scope().worker();
+    windows.unary_frontier(Pipeline, "AnomalyScores", move |_, info| {
+        let (jobs, results) = spawn_scorer(model, worker.sync_activator_for(info.address.to_vec()));
         let mut stash: Stash<T> = Default::default();
         let mut keys: AnomalyStates = SeriesStates::new(features::HISTORY);
+        let mut pending: VecDeque<Pending<T>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
@@ -355,7 +407,7 @@ pub fn anomaly_operator<'s, T: Scorable>(
                     if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
                         let earlier = p.take(k, w.window_end());
                         if !earlier.is_empty() {
-                            warm_anomaly_state(&mut keys, k, earlier, model.get(), &alert, actions.as_ref());
+                            warm_anomaly_state(&mut keys, k, earlier, warm_model.get(), &alert, actions.as_ref());
                         }
                     }
                     let (hist, _) = keys.touch(k.clone(), w.window_end());
@@ -366,19 +418,41 @@ pub fn anomaly_operator<'s, T: Scorable>(
                 if scored.is_empty() {
                     continue;
                 }
-                let m = model.get();
                 let rows: Vec<[f32; FEATURES]> = scored.iter().map(|(_, f)| f.map(|x| x as f32)).collect();
-                let scores = match m.score(&rows) {
+                if jobs.send(rows).is_err() {
+                    tracing::error!(windows = scored.len(), "the anomaly scoring thread is gone; windows not scored");
+                    continue;
+                }
+                pending.push_back(Pending { cap, batch, scored });
+            }
+            while !pending.is_empty() {
+                // Past MAX_PENDING batches the worker waits for the scorer: a backlog slows
+                // the reading instead of growing.
+                let next = if pending.len() > MAX_PENDING {
+                    results.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+                } else {
+                    results.try_recv()
+                };
+                let (scores, threshold, version) = match next {
+                    Ok(r) => r,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        tracing::error!(batches = pending.len(), "the anomaly scoring thread is gone; windows not scored");
+                        pending.clear();
+                        break;
+                    }
+                };
+                let Some(Pending { cap, batch, scored }) = pending.pop_front() else { break };
+                let scores = match scores {
                     Ok(s) => s,
                     Err(e) => {
                         // tract failing on a well-formed batch is a bug, not bad input: say so
                         // loudly and keep the pipeline going.
-                        tracing::error!(error = %e, windows = rows.len(), "anomaly scoring failed; windows not scored");
+                        tracing::error!(error = %e, windows = scored.len(), "anomaly scoring failed; windows not scored");
                         continue;
                     }
                 };
-                let global = alert.threshold.unwrap_or(m.meta().threshold);
-                let version = m.version().to_string();
+                let global = alert.threshold.unwrap_or(threshold);
                 let mut session = output.session(&cap);
                 for ((i, f), s) in scored.iter().zip(scores) {
                     let (k, w) = &batch[*i];
