@@ -5,7 +5,8 @@
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history and alert state, or the last values
-//! for the forecaster. Windows are batched per timestamp for the forest. Revisions of a
+//! for the forecaster. Windows are batched per timestamp for the forest, which runs on a
+//! thread of its own per worker (the batch's capability held until its scores return). Revisions of a
 //! window (late data) are not rescored. The state is in memory; after a restart a key's state
 //! is rebuilt, the first time the key is seen, from the windows it closed before
 //! ([`PastWindows`], read back from Parquet), so the restarted run emits what an
