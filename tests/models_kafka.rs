@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use apo_dataflow::model_ops::red_series_name;
+use apo_dataflow::model_ops::{red_series_name, Scorable};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
 use apo_models::features::{KeyHistory, MIN_HISTORY};
@@ -89,32 +89,12 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let dir = tempfile::tempdir().unwrap();
     let iforest = artifacts().join("iforest.onnx");
     let lstm = artifacts().join("lstm.onnx");
-    let (i, l) = (iforest.display().to_string(), lstm.display().to_string());
-    run_to_end(
-        &apo_run_args(
-            &t,
-            dir.path(),
-            &[
-                "--drain",
-                "--windows",
-                "10s,60s",
-                "--models",
-                "true",
-                "--anomaly-model",
-                &i,
-                "--forecast-model",
-                &l,
-                "--anomalies-topic",
-                &anomalies,
-                "--forecasts-topic",
-                &forecasts,
-                "--actions-topic",
-                &actions,
-                "-w",
-                "2",
-            ],
-        ),
-        Duration::from_secs(600),
+    drain_with_models(
+        &t,
+        dir.path(),
+        &anomalies,
+        &forecasts,
+        &["--actions-topic", &actions, "-w", "2"],
     );
 
     // the window statistics this run wrote, per series in window order
@@ -225,14 +205,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         rows.sort_by_key(|r| r.window_start);
         let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
         for r in rows.iter() {
-            let signals = [
-                r.duration_p50_ms,
-                r.duration_p95_ms,
-                r.duration_p99_ms,
-                r.rate,
-                r.error_ratio,
-            ];
-            if let Some(f) = hist.push(signals) {
+            if let Some(f) = hist.push(r.signals()) {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
                 state.step(&alert, model.meta().threshold, r.window_end, s);
                 want_red.insert((k.clone(), r.window_start), s);
@@ -375,32 +348,36 @@ fn span_end_ms(s: &Span) -> i64 {
     s.end_ns / 1_000_000
 }
 
-/// What one `apo run --drain` of both pipelines with the models writes.
-fn drain_with_models(t: &Topics, dir: &std::path::Path, anomalies: &str, forecasts: &str) {
-    run_to_end(
-        &apo_run_args(
-            t,
-            dir,
-            &[
-                "--drain",
-                "--windows",
-                "10s,60s",
-                "--models",
-                "true",
-                "--anomaly-model",
-                &artifacts().join("iforest.onnx").display().to_string(),
-                "--forecast-model",
-                &artifacts().join("lstm.onnx").display().to_string(),
-                "--anomalies-topic",
-                anomalies,
-                "--forecasts-topic",
-                forecasts,
-                "--actions-topic",
-                "",
-            ],
-        ),
-        Duration::from_secs(600),
+/// One `apo run --drain` of both pipelines with the models (10 s and 60 s windows), writing
+/// scores to `anomalies` and forecasts to `forecasts`; `extra` flags last (they win).
+fn drain_with_models(
+    t: &Topics,
+    dir: &std::path::Path,
+    anomalies: &str,
+    forecasts: &str,
+    extra: &[&str],
+) {
+    let (iforest, lstm) = (
+        artifacts().join("iforest.onnx").display().to_string(),
+        artifacts().join("lstm.onnx").display().to_string(),
     );
+    let mut args = vec![
+        "--drain",
+        "--windows",
+        "10s,60s",
+        "--models",
+        "true",
+        "--anomaly-model",
+        &iforest,
+        "--forecast-model",
+        &lstm,
+        "--anomalies-topic",
+        anomalies,
+        "--forecasts-topic",
+        forecasts,
+    ];
+    args.extend_from_slice(extra);
+    run_to_end(&apo_run_args(t, dir, &args), Duration::from_secs(600));
 }
 
 fn records<R: serde::de::DeserializeOwned>(topic: &str, key: impl Fn(&R) -> String) -> Vec<R> {
@@ -434,7 +411,7 @@ fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
     produce(&once.metrics, &messages(&pts, 1, 200));
     produce(&once.traces.as_ref().unwrap().spans, &spans);
     let dir1 = tempfile::tempdir().unwrap();
-    drain_with_models(&once, dir1.path(), &a1, &f1);
+    drain_with_models(&once, dir1.path(), &a1, &f1, &["--actions-topic", ""]);
 
     // in two runs of the same group and data directory, split at minute 40
     let twice = trace_topics("warm-twice", 1);
@@ -449,10 +426,10 @@ fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
     let dir2 = tempfile::tempdir().unwrap();
     produce(&twice.metrics, &messages(&early, 1, 200));
     produce(&twice.traces.as_ref().unwrap().spans, &early_spans);
-    drain_with_models(&twice, dir2.path(), &a2, &f2);
+    drain_with_models(&twice, dir2.path(), &a2, &f2, &["--actions-topic", ""]);
     produce(&twice.metrics, &messages(&late, 1, 200));
     produce(&twice.traces.as_ref().unwrap().spans, &late_spans);
-    drain_with_models(&twice, dir2.path(), &a2, &f2);
+    drain_with_models(&twice, dir2.path(), &a2, &f2, &["--actions-topic", ""]);
 
     let anomalies_once: Vec<AnomalyRecord> = records(&a1, AnomalyRecord::key);
     let anomalies_twice: Vec<AnomalyRecord> = records(&a2, AnomalyRecord::key);

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use apo_dataflow::model_ops::{red_series_name, ModelConfig};
+use apo_dataflow::model_ops::{red_series_name, ModelConfig, Scorable};
 use apo_dataflow::red::{RedPartial, RedWindow};
 use apo_dataflow::slo::{default_objectives, BurnConfig, BurnTracker};
 use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
@@ -205,14 +205,7 @@ fn spans_to_red_paths_shares_and_map() {
         rows.sort_by_key(|r| r.window_start);
         let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
         for r in rows.iter() {
-            let signals = [
-                r.duration_p50_ms,
-                r.duration_p95_ms,
-                r.duration_p99_ms,
-                r.rate,
-                r.error_ratio,
-            ];
-            if let Some(f) = hist.push(signals) {
+            if let Some(f) = hist.push(r.signals()) {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
                 let o = state.step(&alert, model.meta().threshold, r.window_end, s);
                 want_a.insert(
