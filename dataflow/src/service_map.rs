@@ -253,13 +253,13 @@ impl EdgePartial {
         }
     }
 
-    /// One row per edge, in (client, server, type) order.
-    pub fn finish(&self, revision: u32) -> Vec<apo_schemas::service_map::ServiceMapEdge> {
+    /// One row per edge, in (client, server, type) order, each with its latency sketch.
+    pub fn finish(&self, revision: u32) -> Vec<EdgeWindow> {
         self.edges
             .iter()
             .map(|(edge, s)| {
                 let d = &s.latency;
-                apo_schemas::service_map::ServiceMapEdge {
+                let record = apo_schemas::service_map::ServiceMapEdge {
                     client: edge.client.clone(),
                     server: edge.server.clone(),
                     connection_type: edge.connection_type.clone(),
@@ -276,6 +276,10 @@ impl EdgePartial {
                     critical_path_ms: s.critical_ms,
                     relative_accuracy: self.alpha,
                     revision,
+                };
+                EdgeWindow {
+                    edge: record,
+                    latency: d.sketch.bins(),
                 }
             })
             .collect()
@@ -296,30 +300,4 @@ impl EdgeWindow {
     }
 }
 
-impl crate::window::Windowed for EdgePartial {
-    type Key = MapWindow;
-    type Row = EdgeWindow;
-    fn key(&self) -> &MapWindow {
-        &self.key
-    }
-    fn window_end(&self) -> i64 {
-        self.key.window_end()
-    }
-    fn route(&self) -> u64 {
-        self.key.route()
-    }
-    fn merge(&mut self, other: &Self) {
-        EdgePartial::merge(self, other)
-    }
-    fn finish(&self, revision: u32, out: &mut Vec<EdgeWindow>) {
-        out.extend(
-            self.finish(revision)
-                .into_iter()
-                .zip(self.edges.values())
-                .map(|(edge, s)| EdgeWindow {
-                    edge,
-                    latency: s.latency.sketch.bins(),
-                }),
-        );
-    }
-}
+crate::window::windowed_by_key!(EdgePartial, MapWindow, EdgeWindow);

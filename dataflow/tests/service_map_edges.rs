@@ -120,7 +120,7 @@ fn edge_windows_sum_calls_failures_and_latency_exactly() {
     a.merge(&b);
     let rows = a.finish(1);
     assert_eq!(rows.len(), 1);
-    let r = &rows[0];
+    let r = &rows[0].edge;
     assert_eq!((r.client.as_str(), r.server.as_str()), ("frontend", "cart"));
     assert_eq!((r.calls, r.failed), (50, 10));
     assert_eq!(r.latency_mean_ms, 25.5);
