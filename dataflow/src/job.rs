@@ -210,11 +210,13 @@ impl Job for MetricsJob {
                 ));
             }
             if let Some(path) = &cfg.forecast_model {
-                match Watched::<Forecaster>::load(path, cfg.reload_check) {
-                    Ok(model) => {
+                let load = || Watched::<Forecaster>::load(path, cfg.reload_check);
+                match load().and_then(|m| Ok((m, load()?))) {
+                    Ok((model, meta_model)) => {
                         let forecasts = forecast_operator(
                             stats,
                             model,
+                            meta_model,
                             cfg.forecast_signal,
                             stage.forecast_past,
                         );

@@ -5,8 +5,8 @@
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history and alert state, or the last values
-//! for the forecaster. Windows are batched per timestamp for the forest, which runs on a
-//! thread of its own per worker (the batch's capability held until its scores return). Revisions of a
+//! for the forecaster. Windows are batched per timestamp; the forest and the LSTM each run on
+//! a thread of their own per worker (the batch's capability held until its results return). Revisions of a
 //! window (late data) are not rescored. The state is in memory; after a restart a key's state
 //! is rebuilt, the first time the key is seen, from the windows it closed before
 //! ([`PastWindows`], read back from Parquet), so the restarted run emits what an
@@ -24,6 +24,7 @@ use std::time::Duration;
 use apo_ingest::actions::ActionLog;
 use apo_models::alerting::{AlertConfig, AlertState};
 use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
+use apo_models::forecaster::Forecast;
 use apo_models::watch::Watched;
 use apo_models::{Forecaster, IsolationForest, ModelError};
 use apo_schemas::model_output::{AnomalyRecord, Driver, ForecastRecord};
@@ -338,44 +339,75 @@ fn warm_anomaly_state<T: Scorable>(
 /// model's threshold and version.
 type Scored = (Result<Vec<f32>, ModelError>, f64, String);
 
-/// Batches handed to the scoring thread and not back yet, at most (after each activation).
+/// The windows of a batch the forest scores: (index into the batch, features).
+type ScoredRows = Vec<(usize, [f64; FEATURES])>;
+
+/// Batches handed to a model thread and not back yet, at most (after each activation).
 const MAX_PENDING: usize = 16;
 
-/// A batch handed to the scoring thread, waiting for its scores.
-struct Pending<T> {
+/// A batch handed to a model thread, waiting for its results; `work` says what in `batch`
+/// went (scored windows with their features, or forecast windows).
+struct Pending<T, W> {
     cap: Capability<u64>,
     batch: Closed<T>,
-    /// (index into `batch`, features) of the windows scored.
-    scored: Vec<(usize, [f64; FEATURES])>,
+    work: W,
 }
 
-/// Scores batches on a thread of its own, so the forest does not hold up the worker: batches
-/// go in order, results come back in order, and `activator` wakes the operator for each.
-fn spawn_scorer(
-    mut model: Watched<IsolationForest>,
+/// Runs `work` on a thread of its own: jobs in order, results back in order, `activator`
+/// woken for each (the operator then emits). Ends when the operator, the only sender, is
+/// dropped.
+fn spawn_model_thread<J: Send + 'static, R: Send + 'static>(
+    name: &str,
     activator: SyncActivator,
-) -> (mpsc::Sender<Vec<[f32; FEATURES]>>, mpsc::Receiver<Scored>) {
-    let (jobs_tx, jobs) = mpsc::channel::<Vec<[f32; FEATURES]>>();
-    let (results_tx, results) = mpsc::channel::<Scored>();
+    mut work: impl FnMut(J) -> R + Send + 'static,
+) -> (mpsc::Sender<J>, mpsc::Receiver<R>) {
+    let (jobs_tx, jobs) = mpsc::channel::<J>();
+    let (results_tx, results) = mpsc::channel::<R>();
     let spawned = std::thread::Builder::new()
-        .name("apo-anomaly-scorer".into())
+        .name(name.into())
         .spawn(move || {
-            // Ends when the operator (the only sender) is dropped.
-            for rows in jobs {
-                let m = model.get();
-                let r = m.score(&rows);
-                let sent = results_tx.send((r, m.meta().threshold, m.version().to_string()));
-                if sent.is_err() {
+            for job in jobs {
+                if results_tx.send(work(job)).is_err() {
                     return;
                 }
                 let _ = activator.activate();
             }
         });
     if let Err(e) = spawned {
-        // Without the thread every batch reports a failure below: loud, not silent.
-        tracing::error!(error = %e, "starting the anomaly scoring thread failed");
+        // Without the thread every batch is reported as not done: loud, not silent.
+        tracing::error!(error = %e, thread = name, "starting a model thread failed");
     }
     (jobs_tx, results)
+}
+
+/// The next result for the oldest pending batch: waits when `pending` batches are more than
+/// [`MAX_PENDING`] (a backlog slows reading instead of growing), else only if one is ready.
+/// `None`: nothing ready. `Some(Err)`: the thread is gone (logged; the batches are dropped).
+fn next_result<R, P>(
+    pending: &mut VecDeque<P>,
+    results: &mpsc::Receiver<R>,
+    what: &str,
+) -> Option<(P, R)> {
+    if pending.is_empty() {
+        return None;
+    }
+    let next = if pending.len() > MAX_PENDING {
+        results.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+    } else {
+        results.try_recv()
+    };
+    match next {
+        Ok(r) => pending.pop_front().map(|p| (p, r)),
+        Err(mpsc::TryRecvError::Empty) => None,
+        Err(mpsc::TryRecvError::Disconnected) => {
+            tracing::error!(
+                batches = pending.len(),
+                "the {what} thread is gone; windows not done"
+            );
+            pending.clear();
+            None
+        }
+    }
 }
 
 /// Scores every closed window (revision 1) with the isolation forest, on a thread of its own
@@ -393,10 +425,18 @@ pub fn anomaly_operator<'s, T: Scorable>(
     let StateInputs { actions, past } = inputs;
     let worker = windows.scope().worker();
     windows.unary_frontier(Pipeline, "AnomalyScores", move |_, info| {
-        let (jobs, results) = spawn_scorer(model, worker.sync_activator_for(info.address.to_vec()));
+        let mut model = model;
+        let (jobs, results) = spawn_model_thread(
+            "apo-anomaly-scorer",
+            worker.sync_activator_for(info.address.to_vec()),
+            move |rows: Vec<[f32; FEATURES]>| -> Scored {
+                let m = model.get();
+                (m.score(&rows), m.meta().threshold, m.version().to_string())
+            },
+        );
         let mut stash: Stash<T> = Default::default();
         let mut keys: AnomalyStates = SeriesStates::new(features::HISTORY);
-        let mut pending: VecDeque<Pending<T>> = VecDeque::new();
+        let mut pending: VecDeque<Pending<T, ScoredRows>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
@@ -424,26 +464,10 @@ pub fn anomaly_operator<'s, T: Scorable>(
                     tracing::error!(windows = scored.len(), "the anomaly scoring thread is gone; windows not scored");
                     continue;
                 }
-                pending.push_back(Pending { cap, batch, scored });
+                pending.push_back(Pending { cap, batch, work: scored });
             }
-            while !pending.is_empty() {
-                // Past MAX_PENDING batches the worker waits for the scorer: a backlog slows
-                // the reading instead of growing.
-                let next = if pending.len() > MAX_PENDING {
-                    results.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
-                } else {
-                    results.try_recv()
-                };
-                let (scores, threshold, version) = match next {
-                    Ok(r) => r,
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        tracing::error!(batches = pending.len(), "the anomaly scoring thread is gone; windows not scored");
-                        pending.clear();
-                        break;
-                    }
-                };
-                let Some(Pending { cap, batch, scored }) = pending.pop_front() else { break };
+            while let Some((p, (scores, threshold, version))) = next_result(&mut pending, &results, "anomaly scoring") {
+                let Pending { cap, batch, work: scored } = p;
                 let scores = match scores {
                     Ok(s) => s,
                     Err(e) => {
@@ -485,28 +509,49 @@ pub fn anomaly_operator<'s, T: Scorable>(
     })
 }
 
-/// Forecasts every series whose window size gives the model's horizon in 1..=15 steps.
+/// Forecasts back from the forecasting thread: per window (index into its batch), the
+/// forecast or why there is none; the model's version.
+type Forecasts = (Vec<(usize, Result<Forecast, ModelError>)>, String);
+
+/// Forecasts every series whose window size gives the model's horizon in 1..=15 steps, on a
+/// thread of its own (as the forest). `meta_model` answers the input length and steps on the
+/// worker; the thread's own handle forecasts.
 pub fn forecast_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
-    mut model: Watched<Forecaster>,
+    model: Watched<Forecaster>,
+    mut meta_model: Watched<Forecaster>,
     signal: Signal,
     past: Option<Arc<PastWindows<WindowStats>>>,
 ) -> StreamVec<'s, u64, ForecastRecord> {
-    stats.unary_frontier(Pipeline, "Forecasts", move |_, _| {
+    let worker = stats.scope().worker();
+    stats.unary_frontier(Pipeline, "Forecasts", move |_, info| {
+        let mut model = model;
+        let (jobs, results) = spawn_model_thread(
+            "apo-forecaster",
+            worker.sync_activator_for(info.address.to_vec()),
+            move |inputs: Vec<(usize, Vec<f64>, usize)>| -> Forecasts {
+                let m = model.get();
+                let out = inputs
+                    .into_iter()
+                    .map(|(i, x, steps)| (i, m.forecast(&x, steps)))
+                    .collect();
+                (out, m.version().to_string())
+            },
+        );
         let mut stash: Stash<WindowStats> = Default::default();
         let mut keys: Option<SeriesStates<SeriesKey, VecDeque<f64>>> = None;
+        let mut pending: VecDeque<Pending<WindowStats, Vec<usize>>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
-                let m = model.get();
+                let m = meta_model.get();
                 let l = m.seq_len();
                 let keys = keys.get_or_insert_with(|| SeriesStates::new(l));
                 if let Some((_, last)) = batch.last() {
                     keys.evict(last.window_end, window_ms);
                 }
-                let version = m.version().to_string();
-                let mut session = output.session(&cap);
-                for (k, w) in &batch {
+                let mut inputs: Vec<(usize, Vec<f64>, usize)> = Vec::new();
+                for (i, (k, w)) in batch.iter().enumerate() {
                     let Ok(steps) = m.steps_for(f64::from(w.window_seconds)) else { continue };
                     let v = signal.of(w);
                     if !v.is_finite() {
@@ -529,25 +574,44 @@ pub fn forecast_operator<'s>(
                         hist.pop_front();
                     }
                     hist.push_back(v);
-                    if hist.len() < l {
-                        continue;
+                    if hist.len() == l {
+                        inputs.push((i, hist.iter().copied().collect(), steps));
                     }
-                    match m.forecast(hist.make_contiguous(), steps) {
-                        Ok(f) => session.give(ForecastRecord {
-                            service: w.service.clone(),
-                            metric: w.metric.clone(),
-                            signal: signal.name().to_string(),
-                            window_seconds: w.window_seconds,
-                            window_start: w.window_start,
-                            window_end: w.window_end,
-                            horizon_seconds: steps as u64 * u64::from(w.window_seconds),
-                            target_time: w.window_end + steps as i64 * i64::from(w.window_seconds) * 1000,
-                            value: f.value,
-                            lower: f.lower,
-                            upper: f.upper,
-                            model_version: version.clone(),
-                            revision: 1,
-                        }),
+                }
+                if inputs.is_empty() {
+                    continue;
+                }
+                let work: Vec<usize> = inputs.iter().map(|(i, _, _)| *i).collect();
+                if jobs.send(inputs).is_err() {
+                    tracing::error!(windows = work.len(), "the forecasting thread is gone; nothing forecast");
+                    continue;
+                }
+                pending.push_back(Pending { cap, batch, work });
+            }
+            while let Some((p, (forecasts, version))) = next_result(&mut pending, &results, "forecasting") {
+                let Pending { cap, batch, .. } = p;
+                let mut session = output.session(&cap);
+                for (i, f) in forecasts {
+                    let (_, w) = &batch[i];
+                    match f {
+                        Ok(f) => {
+                            let steps = f.steps;
+                            session.give(ForecastRecord {
+                                service: w.service.clone(),
+                                metric: w.metric.clone(),
+                                signal: signal.name().to_string(),
+                                window_seconds: w.window_seconds,
+                                window_start: w.window_start,
+                                window_end: w.window_end,
+                                horizon_seconds: steps as u64 * u64::from(w.window_seconds),
+                                target_time: w.window_end + steps as i64 * i64::from(w.window_seconds) * 1000,
+                                value: f.value,
+                                lower: f.lower,
+                                upper: f.upper,
+                                model_version: version.clone(),
+                                revision: 1,
+                            })
+                        }
                         Err(e) => tracing::error!(error = %e, service = %w.service, metric = %w.metric, "forecast failed"),
                     }
                 }
