@@ -11,8 +11,7 @@ use apo_dataflow::assembly::AssemblyConfig;
 use apo_dataflow::job::{MetricsJob, ModelStage};
 use apo_dataflow::lane::{JobLane, Lane};
 use apo_dataflow::model_history::{Loader, PastWindows};
-use apo_dataflow::model_ops::ModelConfig;
-use apo_dataflow::model_ops::{anomaly_warm_windows, StateInputs};
+use apo_dataflow::model_ops::{anomaly_warm_windows, ModelConfig, StateInputs};
 use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
 use apo_dataflow::progress::{percentile, Progress};
 use apo_dataflow::sink::StatsSink;
@@ -120,23 +119,25 @@ fn warm_start(
     let largest = |secs: &[u32]| i64::from(secs.iter().copied().max().unwrap_or(1)) * 1000;
     let metrics_ms = largest(&cfg.window_seconds);
     let mut w = WarmStart::default();
+    let need = anomaly_warm_windows(&m.alert);
+    // the forest and the forecaster both warm from window_stats: one read for both
+    let mut views: Vec<(usize, usize)> = Vec::new();
     if m.anomaly_model.is_some() {
-        let need = anomaly_warm_windows(&m.alert);
-        w.metrics = Some(PastWindows::new(
-            need,
-            HISTORY,
-            metrics_ms,
-            loader(data_dir),
-        ));
+        views.push((need, HISTORY));
+    }
+    if let Some(p) = &m.forecast_model {
+        let l = apo_models::Forecaster::load(p)?.seq_len();
+        views.push((l, l));
+    }
+    let mut metrics = PastWindows::shared(&views, metrics_ms, loader(data_dir)).into_iter();
+    if m.anomaly_model.is_some() {
+        w.metrics = metrics.next();
         if let Some(s) = spans {
             let red_ms = largest(&[s.window_seconds]);
             w.red = Some(PastWindows::new(need, HISTORY, red_ms, loader(data_dir)));
         }
     }
-    if let Some(p) = &m.forecast_model {
-        let l = apo_models::Forecaster::load(p)?.seq_len();
-        w.forecasts = Some(PastWindows::new(l, l, metrics_ms, loader(data_dir)));
-    }
+    w.forecasts = metrics.next();
     Ok(w)
 }
 

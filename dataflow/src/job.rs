@@ -210,9 +210,9 @@ impl Job for MetricsJob {
                 ));
             }
             if let Some(path) = &cfg.forecast_model {
-                let load = || Watched::<Forecaster>::load(path, cfg.reload_check);
-                match load().and_then(|m| Ok((m, load()?))) {
-                    Ok((model, meta_model)) => {
+                match Watched::<Forecaster>::load(path, cfg.reload_check) {
+                    Ok(model) => {
+                        let meta_model = model.clone();
                         let forecasts = forecast_operator(
                             stats,
                             model,

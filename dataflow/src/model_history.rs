@@ -9,7 +9,8 @@
 //! What is replayed for a series: its first emissions (revision 1, what the operators score)
 //! before the first window seen after the start, duplicates (a crash's replays) once, at most
 //! `need` of them, and only those after its last silence longer than `span` windows (the
-//! running operators would have dropped its state there).
+//! running operators would have dropped its state there). Operators that need the same table
+//! (the forest and the forecaster, over `window_stats`) share one read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +23,8 @@ pub type Loader<T> = Box<dyn Fn(i64) -> Result<Vec<T>, String> + Send + Sync>;
 enum Loaded<T> {
     NotYet,
     Rows {
-        by_series: HashMap<SeriesKey, Vec<T>>,
+        /// Per series its windows, and how many views have yet to take them.
+        by_series: HashMap<SeriesKey, (Vec<T>, usize)>,
         /// Past this window end, any series not yet seen again would have been dropped by
         /// the running operators: what is left is forgotten.
         forget_after: i64,
@@ -30,8 +32,12 @@ enum Loaded<T> {
     Done,
 }
 
-/// Past windows per series, shared by the workers of a process.
-pub struct PastWindows<T> {
+/// The windows read back once per process, for every view over them.
+struct Store<T> {
+    /// Views taking from it: a series' windows are dropped once each has taken them.
+    views: usize,
+    /// The most windows and the longest silence any view needs (how far back to read, and
+    /// when to forget).
     need: usize,
     span: usize,
     largest_window_ms: i64,
@@ -39,70 +45,55 @@ pub struct PastWindows<T> {
     state: Mutex<Loaded<T>>,
 }
 
+/// Past windows per series for one model operator, shared by the workers of a process; views
+/// made together ([`PastWindows::shared`]) read the tables once.
+pub struct PastWindows<T> {
+    store: Arc<Store<T>>,
+    need: usize,
+    span: usize,
+}
+
 impl<T: Scorable> PastWindows<T> {
     /// Keeps up to `need` windows per series, cut after a silence of more than `span` of its
     /// windows; `largest_window_ms` bounds how far back the loader reads.
     pub fn new(need: usize, span: usize, largest_window_ms: i64, loader: Loader<T>) -> Arc<Self> {
-        Arc::new(PastWindows {
-            need,
-            span: span.max(1),
+        Self::shared(&[(need, span)], largest_window_ms, loader)
+            .pop()
+            .unwrap_or_else(|| unreachable!("one view asked for"))
+    }
+
+    /// One view per (need, span) over windows read once.
+    pub fn shared(
+        views: &[(usize, usize)],
+        largest_window_ms: i64,
+        loader: Loader<T>,
+    ) -> Vec<Arc<Self>> {
+        let store = Arc::new(Store {
+            views: views.len(),
+            need: views.iter().map(|v| v.0).max().unwrap_or(0),
+            span: views.iter().map(|v| v.1.max(1)).max().unwrap_or(1),
             largest_window_ms: largest_window_ms.max(1),
             loader,
             state: Mutex::new(Loaded::NotYet),
-        })
+        });
+        views
+            .iter()
+            .map(|&(need, span)| {
+                Arc::new(PastWindows {
+                    store: store.clone(),
+                    need,
+                    span: span.max(1),
+                })
+            })
+            .collect()
     }
 
     /// The past windows of `series` before `before_end`, oldest first; once per series (a
     /// second call returns none).
     pub fn take(&self, series: &SeriesKey, before_end: i64) -> Vec<T> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(*state, Loaded::NotYet) {
-            *state = self.load(before_end);
-        }
-        let rows = match &mut *state {
-            Loaded::Rows {
-                by_series,
-                forget_after,
-            } => {
-                if before_end > *forget_after {
-                    *state = Loaded::Done;
-                    return Vec::new();
-                }
-                by_series.remove(series).unwrap_or_default()
-            }
-            _ => return Vec::new(),
-        };
+        let rows = self.store.take(series, before_end);
         self.cut(rows, before_end)
     }
-
-    fn load(&self, first_end: i64) -> Loaded<T> {
-        let back = (self.need as i64).saturating_mul(self.largest_window_ms);
-        let since = first_end.saturating_sub(back);
-        match (self.loader)(since) {
-            Ok(rows) => {
-                let n = rows.len();
-                let mut by_series: HashMap<SeriesKey, Vec<T>> = HashMap::new();
-                for r in rows.into_iter().filter(|r| r.revision() == 1) {
-                    by_series.entry(r.series()).or_default().push(r);
-                }
-                tracing::info!(
-                    windows = n,
-                    series = by_series.len(),
-                    "model state: past windows read for a warm start"
-                );
-                Loaded::Rows {
-                    by_series,
-                    forget_after: first_end
-                        .saturating_add((self.span as i64).saturating_mul(self.largest_window_ms)),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "model state: past windows not readable; series start cold");
-                Loaded::Done
-            }
-        }
-    }
-
     /// The rows a series' state would hold at `before_end`.
     fn cut(&self, mut rows: Vec<T>, before_end: i64) -> Vec<T> {
         rows.retain(|r| r.window_end() < before_end);
@@ -124,6 +115,69 @@ impl<T: Scorable> PastWindows<T> {
         }
         let from = from.max(rows.len().saturating_sub(self.need));
         rows.split_off(from)
+    }
+}
+
+impl<T: Scorable> Store<T> {
+    fn take(&self, series: &SeriesKey, before_end: i64) -> Vec<T> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*state, Loaded::NotYet) {
+            *state = self.load(before_end);
+        }
+        let Loaded::Rows {
+            by_series,
+            forget_after,
+        } = &mut *state
+        else {
+            return Vec::new();
+        };
+        if before_end > *forget_after {
+            *state = Loaded::Done;
+            return Vec::new();
+        }
+        match by_series.get_mut(series) {
+            Some((rows, left)) if *left > 1 => {
+                *left -= 1;
+                rows.clone()
+            }
+            Some(_) => by_series
+                .remove(series)
+                .map(|(rows, _)| rows)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    fn load(&self, first_end: i64) -> Loaded<T> {
+        let back = (self.need as i64).saturating_mul(self.largest_window_ms);
+        let since = first_end.saturating_sub(back);
+        match (self.loader)(since) {
+            Ok(rows) => {
+                let n = rows.len();
+                let mut by_series: HashMap<SeriesKey, (Vec<T>, usize)> = HashMap::new();
+                for r in rows.into_iter().filter(|r| r.revision() == 1) {
+                    by_series
+                        .entry(r.series())
+                        .or_insert_with(|| (Vec::new(), self.views))
+                        .0
+                        .push(r);
+                }
+                tracing::info!(
+                    windows = n,
+                    series = by_series.len(),
+                    "model state: past windows read for a warm start"
+                );
+                Loaded::Rows {
+                    by_series,
+                    forget_after: first_end
+                        .saturating_add((self.span as i64).saturating_mul(self.largest_window_ms)),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "model state: past windows not readable; series start cold");
+                Loaded::Done
+            }
+        }
     }
 }
 
@@ -200,6 +254,25 @@ mod tests {
         assert_eq!(starts, [100_000, 110_000]);
         // b first seen more than a span after the start: its state would have been dropped
         assert!(past.take(&key("b"), 130_000 + 31_000).is_empty());
+    }
+
+    #[test]
+    fn views_made_together_read_once_and_each_take_their_own() {
+        let reads = Arc::new(Mutex::new(0));
+        let counted = reads.clone();
+        let rows = vec![w("a", 0, 1), w("a", 10, 1), w("a", 20, 1)];
+        let views = PastWindows::shared(
+            &[(3, 100), (1, 100)],
+            10_000,
+            Box::new(move |_| {
+                *counted.lock().unwrap() += 1;
+                Ok(rows.clone())
+            }),
+        );
+        assert_eq!(views[0].take(&key("a"), 40_000).len(), 3);
+        assert_eq!(views[1].take(&key("a"), 40_000).len(), 1, "its own need");
+        assert!(views[0].take(&key("a"), 40_000).is_empty(), "once per view");
+        assert_eq!(*reads.lock().unwrap(), 1);
     }
 
     #[test]

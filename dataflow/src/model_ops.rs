@@ -6,15 +6,16 @@
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history and alert state, or the last values
 //! for the forecaster. Windows are batched per timestamp; the forest and the LSTM each run on
-//! a thread of their own per worker (the batch's capability held until its results return). Revisions of a
-//! window (late data) are not rescored. The state is in memory; after a restart a key's state
-//! is rebuilt, the first time the key is seen, from the windows it closed before
-//! ([`PastWindows`], read back from Parquet), so the restarted run emits what an
+//! a thread of their own per worker (the batch's capability held until its results return).
+//! Revisions of a window (late data) are not rescored. The state is in memory; after a
+//! restart a key's state is rebuilt, the first time the key is seen, from the windows it
+//! closed before ([`PastWindows`], read back from Parquet), so the restarted run emits what an
 //! uninterrupted one would; without them a key needs `MIN_HISTORY` windows (forest) or
-//! `seq_len` windows (forecaster) before it is scored again. A key silent for as many of its windows as its state spans (`HISTORY`, or
-//! `seq_len`) is dropped ([`SeriesStates`]) and starts afresh if it returns. Models are
-//! [`Watched`]: replaced files are taken without stopping. An [`ActionLog`] (read from
-//! `apo.actions`) suppresses the alerts of a service for a while after an action on it.
+//! `seq_len` windows (forecaster) before it is scored again. A key silent for as many of its
+//! windows as its state spans (`HISTORY`, or `seq_len`) is dropped ([`SeriesStates`]) and
+//! starts afresh if it returns. Models are [`Watched`]: replaced files are taken without
+//! stopping. An [`ActionLog`] (read from `apo.actions`) suppresses the alerts of a service for
+//! a while after an action on it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use apo_ingest::actions::ActionLog;
-use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::alerting::{AlertConfig, AlertOutcome, AlertState};
 use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
 use apo_models::forecaster::Forecast;
 use apo_models::watch::Watched;
@@ -210,11 +211,6 @@ impl Scorable for RedStats {
     }
 }
 
-/// The five signals of a metric window.
-pub fn signals(w: &WindowStats) -> features::Signals {
-    Scorable::signals(w)
-}
-
 /// The (at most three) features furthest from zero, largest first.
 pub fn drivers(f: &[f64; FEATURES]) -> Vec<Driver> {
     let mut idx: Vec<usize> = (0..FEATURES).filter(|i| f[*i] != 0.0).collect();
@@ -259,9 +255,11 @@ pub fn anomaly_stage<'s, T: Scorable>(
     inputs: StateInputs<T>,
 ) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
     let path = config.anomaly_model.as_ref()?;
-    let load = || Watched::<IsolationForest>::load(path, config.reload_check);
-    match load().and_then(|m| Ok((m, load()?))) {
-        Ok((model, warm)) => Some(anomaly_operator(windows, model, warm, config.alert, inputs)),
+    match Watched::<IsolationForest>::load(path, config.reload_check) {
+        Ok(model) => {
+            let warm = model.clone();
+            Some(anomaly_operator(windows, model, warm, config.alert, inputs))
+        }
         Err(e) => {
             tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
             None
@@ -328,11 +326,25 @@ fn warm_anomaly_state<T: Scorable>(
         return;
     };
     for (end, s) in ends.into_iter().zip(scores) {
-        if let Some(at) = actions.and_then(|a| a.latest_before(&series.0, end)) {
-            state.decision(alert, at);
-        }
-        state.step(alert, global, end, f64::from(s));
+        step_after_actions(state, alert, global, actions, &series.0, end, f64::from(s));
     }
+}
+
+/// Steps a series' alert state by one window's score, after noting the last action on its
+/// service before the window's end (which suppresses what it explains).
+fn step_after_actions(
+    state: &mut AlertState,
+    alert: &AlertConfig,
+    global: f64,
+    actions: Option<&ActionLog>,
+    service: &str,
+    end: i64,
+    score: f64,
+) -> AlertOutcome {
+    if let Some(at) = actions.and_then(|a| a.latest_before(service, end)) {
+        state.decision(alert, at);
+    }
+    state.step(alert, global, end, score)
 }
 
 /// A scored batch back from the scoring thread: the scores (or why there are none), the
@@ -380,9 +392,9 @@ fn spawn_model_thread<J: Send + 'static, R: Send + 'static>(
     (jobs_tx, results)
 }
 
-/// The next result for the oldest pending batch: waits when `pending` batches are more than
+/// The oldest pending batch with its result: waits when `pending` batches are more than
 /// [`MAX_PENDING`] (a backlog slows reading instead of growing), else only if one is ready.
-/// `None`: nothing ready. `Some(Err)`: the thread is gone (logged; the batches are dropped).
+/// `None`: nothing ready, or the thread is gone (logged; the pending batches are dropped).
 fn next_result<R, P>(
     pending: &mut VecDeque<P>,
     results: &mpsc::Receiver<R>,
@@ -483,10 +495,7 @@ pub fn anomaly_operator<'s, T: Scorable>(
                     let (k, w) = &batch[*i];
                     let Some((_, state)) = keys.get_mut(k) else { continue };
                     let score = f64::from(s);
-                    if let Some(at) = actions.as_ref().and_then(|a| a.latest_before(w.service(), w.window_end())) {
-                        state.decision(&alert, at);
-                    }
-                    let o = state.step(&alert, global, w.window_end(), score);
+                    let o = step_after_actions(state, &alert, global, actions.as_ref(), w.service(), w.window_end(), score);
                     session.give(AnomalyRecord {
                         service: k.0.clone(),
                         metric: k.1.clone(),
@@ -507,6 +516,14 @@ pub fn anomaly_operator<'s, T: Scorable>(
             }
         }
     })
+}
+
+/// Appends `x`, keeping the last `len` values.
+fn push_bounded(hist: &mut VecDeque<f64>, x: f64, len: usize) {
+    if hist.len() == len {
+        hist.pop_front();
+    }
+    hist.push_back(x);
 }
 
 /// Forecasts back from the forecasting thread: per window (index into its batch), the
@@ -561,19 +578,12 @@ pub fn forecast_operator<'s>(
                         for e in p.take(k, w.window_end) {
                             let x = signal.of(&e);
                             if x.is_finite() {
-                                let hist = keys.touch(k.clone(), e.window_end);
-                                if hist.len() == l {
-                                    hist.pop_front();
-                                }
-                                hist.push_back(x);
+                                push_bounded(keys.touch(k.clone(), e.window_end), x, l);
                             }
                         }
                     }
                     let hist = keys.touch(k.clone(), w.window_end);
-                    if hist.len() == l {
-                        hist.pop_front();
-                    }
-                    hist.push_back(v);
+                    push_bounded(hist, v, l);
                     if hist.len() == l {
                         inputs.push((i, hist.iter().copied().collect(), steps));
                     }

@@ -38,7 +38,8 @@ impl Loadable for Forecaster {
 
 type Stamp = (Option<SystemTime>, Option<SystemTime>);
 
-/// A loaded model and the files it came from.
+/// A loaded model and the files it came from. A clone watches the same files on its own.
+#[derive(Clone)]
 pub struct Watched<M> {
     path: PathBuf,
     model: M,
