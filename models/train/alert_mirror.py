@@ -10,27 +10,20 @@ binary's NAB standard score (43.4 at threshold 0.6); pass other score series to 
 try a variant in seconds. Keep it in step with `alerting.rs` when that changes. BENCHMARKS.md
 lists the variants tried with it.
 """
-import csv, json, math, os, subprocess, sys, datetime, collections, pickle, tempfile
+import csv, json, math, os, subprocess, sys, collections, pickle, tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import nab_score as N  # noqa: E402
 from apo_features import robust_scale  # noqa: E402
+from evaluate_nab import parse_time as pt  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 NAB = os.path.join(ROOT, "..", "shared", "data", "nab")
 APO = os.path.join(ROOT, "target", "release", "apo")
 MODEL = os.path.join(ROOT, "models", "artifacts", "iforest.onnx")
 CACHE = os.path.join(tempfile.gettempdir(), "apo-nab-scores.pkl")
-
-def pt(s):
-    s = s.strip()
-    for f in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.datetime.strptime(s, f)
-        except ValueError:
-            pass
 
 def load():
     if os.path.exists(CACHE):
