@@ -384,12 +384,14 @@ pub struct SeriesIo {
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    long_about = "Score a series with the isolation forest as the stream would: each sample \
-is one closed window of a gauge (p50 = p95 = p99 = value, constant rate, no errors), its features \
-are taken against the samples before it, and the scores go through the alert stage (adaptive \
-threshold, minimum duration, hysteresis).\n\nWrites `timestamp,value,anomaly_score,label`: \
-anomaly_score in (0, 1), 0 for the first samples that have too little history; label 1 where an \
-alert is raised (its onset), else 0."
+    long_about = "Score a series with the isolation forest and the contextual detector as the \
+stream would: each sample is one closed window of a gauge (p50 = p95 = p99 = value, constant rate, \
+no errors), its features are taken against the samples before it, the contextual detector judges \
+the value after the values before it, and both scores go through the alert stage (likelihood, \
+minimum duration, hysteresis, quiet period).\n\nWrites \
+`timestamp,value,anomaly_score,label,context_score`: anomaly_score (the forest's) in (0, 1), 0 for \
+the first samples that have too little history; label 1 where an alert is raised (its onset), else \
+0; context_score in [0, 1], empty while the detector learns the series' range."
 )]
 pub struct ScoreArgs {
     #[command(flatten)]
@@ -434,6 +436,20 @@ pub struct AlertArgs {
     /// again: a flapping incident pages once (0: off).
     #[arg(long, env = "APO_ALERT_QUIET_SECONDS", default_value_t = 43_200)]
     pub alert_quiet_seconds: u64,
+    /// Contextual score at or above which a window counts towards an alert, whatever the
+    /// forest's score (0: off). The contextual detector learns each series' sequences online
+    /// (after CAD OSE): how surprising the window's p95 is after the windows before it.
+    #[arg(long, env = "APO_CONTEXT_THRESHOLD", default_value_t = 0.74)]
+    pub context_threshold: f64,
+    /// Windows the contextual detector watches to learn a series' range before it scores.
+    #[arg(long, env = "APO_CONTEXT_LEARN_WINDOWS", default_value_t = 150)]
+    pub context_learn_windows: usize,
+    /// Windows the contextual detector stays silent after a surprising one.
+    #[arg(long, env = "APO_CONTEXT_REST_WINDOWS", default_value_t = 150)]
+    pub context_rest_windows: usize,
+    /// Fraction of the learnt range added below and above it before values are quantised.
+    #[arg(long, env = "APO_CONTEXT_RANGE_MARGIN", default_value_t = 2.0)]
+    pub context_range_margin: f64,
 }
 
 impl AlertArgs {
@@ -446,6 +462,13 @@ impl AlertArgs {
             raise_after: self.raise_after,
             clear_after: self.clear_after,
             quiet_seconds: self.alert_quiet_seconds,
+            context_threshold: self.context_threshold,
+            context: apo_models::context::ContextConfig {
+                learn_windows: self.context_learn_windows,
+                rest_windows: self.context_rest_windows,
+                range_margin: self.context_range_margin,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

@@ -105,13 +105,20 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     let scored = series::score(&model, &config, &s.times_ms, &s.values)
         .with_context(|| format!("scoring {}", args.io.file.display()))?;
     let mut w = writer(&args.io)?;
-    w.write_record(["timestamp", "value", "anomaly_score", "label"])?;
+    w.write_record([
+        "timestamp",
+        "value",
+        "anomaly_score",
+        "label",
+        "context_score",
+    ])?;
     for (i, r) in scored.iter().enumerate() {
         w.write_record([
             s.raw_times[i].as_str(),
             s.raw_values[i].as_str(),
             &format!("{:.6}", r.score),
             if r.alert.raised { "1" } else { "0" },
+            &r.context_score.map_or(String::new(), |c| format!("{c:.6}")),
         ])?;
     }
     w.flush()?;

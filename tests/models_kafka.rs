@@ -13,6 +13,7 @@ use std::time::Duration;
 use apo_dataflow::model_ops::{red_series_name, Scorable};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::context::ContextDetector;
 use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::{Forecaster, IsolationForest};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
@@ -113,11 +114,16 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     // anomalies: one per window past the first MIN_HISTORY of each series, scored as here
     let model = IsolationForest::load(&iforest).unwrap();
     let alert = AlertConfig::default();
-    let mut want: BTreeMap<(Key, i64), (f64, bool, f64, bool)> = BTreeMap::new();
+    // forest score, in alert, likelihood, suppressed, contextual score
+    type Want = (f64, bool, f64, bool, Option<f64>);
+    let mut want: BTreeMap<(Key, i64), Want> = BTreeMap::new();
     for (k, windows) in &series {
         let mut hist = KeyHistory::default();
         let mut state = AlertState::default();
+        let mut context = ContextDetector::default();
         for w in windows {
+            // the contextual detector follows the window's p95
+            let c = context.step(&alert.context, w.p95);
             let f = hist.push([
                 w.p50,
                 w.p95,
@@ -130,10 +136,10 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
                 if k.0 == "svc-2" && acted_at < w.window_end {
                     state.decision(&alert, acted_at);
                 }
-                let o = state.step(&alert, model.meta().threshold, w.window_end, s);
+                let o = state.step(&alert, model.meta().threshold, w.window_end, s, c);
                 want.insert(
                     (k.clone(), w.window_start),
-                    (s, o.is_anomaly, o.likelihood, o.suppressed),
+                    (s, o.is_anomaly, o.likelihood, o.suppressed, c),
                 );
             }
         }
@@ -152,7 +158,13 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     let mut suppressed_in_incident = false;
     for a in &got {
         let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
-        let (s, active, likelihood, suppressed) = want[&(k, a.window_start)];
+        let (s, active, likelihood, suppressed, context) = want[&(k, a.window_start)];
+        assert!(
+            same_context(a.context_score, context),
+            "{}: contextual score {:?} vs here {context:?}",
+            a.key(),
+            a.context_score
+        );
         assert!(
             (a.score - s).abs() < 1e-6,
             "{}: stream {} vs here {s}",
@@ -200,15 +212,17 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         .or_default()
         .push(r);
     }
-    let mut want_red: BTreeMap<(Key, i64), f64> = BTreeMap::new();
+    let mut want_red: BTreeMap<(Key, i64), (f64, Option<f64>)> = BTreeMap::new();
     for (k, rows) in red.iter_mut() {
         rows.sort_by_key(|r| r.window_start);
         let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
+        let mut context = ContextDetector::default();
         for r in rows.iter() {
+            let c = context.step(&alert.context, r.duration_p95_ms);
             if let Some(f) = hist.push(r.signals()) {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
-                state.step(&alert, model.meta().threshold, r.window_end, s);
-                want_red.insert((k.clone(), r.window_start), s);
+                state.step(&alert, model.meta().threshold, r.window_end, s, c);
+                want_red.insert((k.clone(), r.window_start), (s, c));
             }
         }
     }
@@ -224,7 +238,13 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     );
     for a in &got_red {
         let k = (a.service.clone(), a.metric.clone(), a.window_seconds);
-        let s = want_red[&(k, a.window_start)];
+        let (s, context) = want_red[&(k, a.window_start)];
+        assert!(
+            same_context(a.context_score, context),
+            "{}: contextual score {:?} vs here {context:?}",
+            a.key(),
+            a.context_score
+        );
         assert!(
             (a.score - s).abs() < 1e-6,
             "{}: stream {} vs here {s}",
@@ -450,4 +470,12 @@ fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
     let forecasts_twice: Vec<ForecastRecord> = records(&f2, |f: &ForecastRecord| f.key());
     assert!(forecasts_once.iter().any(|f| f.window_start >= cut));
     assert_eq!(forecasts_twice, forecasts_once);
+}
+
+/// Contextual scores equal but for the last bits a JSON round trip may change.
+fn same_context(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+        (a, b) => a.is_none() && b.is_none(),
+    }
 }

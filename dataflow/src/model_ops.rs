@@ -1,16 +1,18 @@
 //! The models in the stream: every closed window of every metric series and of every RED row
-//! (per service, operation, kind and status) is scored by the isolation forest
-//! (→ [`AnomalyRecord`]; [`Scorable`] says what a window gives it) and, for metric series whose
+//! (per service, operation, kind and status) is scored by the isolation forest and by the
+//! series' contextual detector on its p95 ([`ContextDetector`], on the worker, learnt online)
+//! (→ [`AnomalyRecord`]; [`Scorable`] says what a window gives them) and, for metric series whose
 //! window size allows a 15-minute horizon, forecast by the LSTM (→ [`ForecastRecord`]).
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
-//! order: the operators hold per key the feature history and alert state, or the last values
-//! for the forecaster. Windows are batched per timestamp; the forest and the LSTM each run on
+//! order: the operators hold per key the feature history, contextual detector and alert
+//! state, or the last values for the forecaster. Windows are batched per timestamp; the forest and the LSTM each run on
 //! a thread of their own per worker (the batch's capability held until its results return).
 //! Revisions of a window (late data) are not rescored. The state is in memory; after a
 //! restart a key's state is rebuilt, the first time the key is seen, from the windows it
 //! closed before ([`PastWindows`], read back from Parquet), so the restarted run emits what an
-//! uninterrupted one would; without them a key needs `MIN_HISTORY` windows (forest) or
+//! uninterrupted one would (the contextual detector's memory spans the key's life: for a key
+//! older than the windows replayed, it is relearnt from them); without them a key needs `MIN_HISTORY` windows (forest) or
 //! `seq_len` windows (forecaster) before it is scored again. A key silent for as many of its
 //! windows as its state spans (`HISTORY`, or `seq_len`) is dropped ([`SeriesStates`]) and
 //! starts afresh if it returns. Models are [`Watched`]: replaced files are taken without
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use apo_ingest::actions::ActionLog;
 use apo_models::alerting::{AlertConfig, AlertOutcome, AlertState};
+use apo_models::context::ContextDetector;
 use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
 use apo_models::forecaster::Forecast;
 use apo_models::watch::Watched;
@@ -291,7 +294,25 @@ pub fn anomaly_warm_windows(alert: &AlertConfig) -> usize {
     features::HISTORY + alert.adaptive_window
 }
 
-type AnomalyStates = SeriesStates<SeriesKey, (KeyHistory, AlertState)>;
+/// A series' anomaly state: feature history, alert state, contextual detector.
+type AnomalyState = (KeyHistory, AlertState, ContextDetector);
+type AnomalyStates = SeriesStates<SeriesKey, AnomalyState>;
+
+/// The value the contextual detector follows: the window's p95.
+fn context_value(s: &features::Signals) -> f64 {
+    s[1]
+}
+
+/// Takes a window into a series' feature history and contextual detector: the forest's
+/// features (once the history is long enough) and the contextual score.
+fn observe(
+    state: &mut AnomalyState,
+    alert: &AlertConfig,
+    signals: features::Signals,
+) -> (Option<[f64; FEATURES]>, Option<f64>) {
+    let context = state.2.step(&alert.context, context_value(&signals));
+    (state.0.push(signals), context)
+}
 
 /// Replays a series' past windows (oldest first) into its state, emitting nothing.
 fn warm_anomaly_state<T: Scorable>(
@@ -305,9 +326,9 @@ fn warm_anomaly_state<T: Scorable>(
     let mut ends = Vec::new();
     let mut rows: Vec<[f32; FEATURES]> = Vec::new();
     for w in &past {
-        let (hist, _) = keys.touch(series.clone(), w.window_end());
-        if let Some(f) = hist.push(w.signals()) {
-            ends.push(w.window_end());
+        let state = keys.touch(series.clone(), w.window_end());
+        if let (Some(f), context) = observe(state, alert, w.signals()) {
+            ends.push((w.window_end(), context));
             rows.push(f.map(|x| x as f32));
         }
     }
@@ -322,16 +343,26 @@ fn warm_anomaly_state<T: Scorable>(
         }
     };
     let global = alert.threshold.unwrap_or(model.meta().threshold);
-    let Some((_, state)) = keys.get_mut(series) else {
+    let Some((_, state, _)) = keys.get_mut(series) else {
         return;
     };
-    for (end, s) in ends.into_iter().zip(scores) {
-        step_after_actions(state, alert, global, actions, &series.0, end, f64::from(s));
+    for ((end, context), s) in ends.into_iter().zip(scores) {
+        step_after_actions(
+            state,
+            alert,
+            global,
+            actions,
+            &series.0,
+            end,
+            f64::from(s),
+            context,
+        );
     }
 }
 
-/// Steps a series' alert state by one window's score, after noting the last action on its
+/// Steps a series' alert state by one window's scores, after noting the last action on its
 /// service before the window's end (which suppresses what it explains).
+#[allow(clippy::too_many_arguments)]
 fn step_after_actions(
     state: &mut AlertState,
     alert: &AlertConfig,
@@ -340,19 +371,21 @@ fn step_after_actions(
     service: &str,
     end: i64,
     score: f64,
+    context: Option<f64>,
 ) -> AlertOutcome {
     if let Some(at) = actions.and_then(|a| a.latest_before(service, end)) {
         state.decision(alert, at);
     }
-    state.step(alert, global, end, score)
+    state.step(alert, global, end, score, context)
 }
 
 /// A scored batch back from the scoring thread: the scores (or why there are none), the
 /// model's threshold and version.
 type Scored = (Result<Vec<f32>, ModelError>, f64, String);
 
-/// The windows of a batch the forest scores: (index into the batch, features).
-type ScoredRows = Vec<(usize, [f64; FEATURES])>;
+/// The windows of a batch the forest scores: (index into the batch, features, contextual
+/// score).
+type ScoredRows = Vec<(usize, [f64; FEATURES], Option<f64>)>;
 
 /// Batches handed to a model thread and not back yet, at most (after each activation).
 const MAX_PENDING: usize = 16;
@@ -455,7 +488,7 @@ pub fn anomaly_operator<'s, T: Scorable>(
                 if let Some((_, last)) = batch.last() {
                     keys.evict(last.window_end(), window_ms);
                 }
-                let mut scored: Vec<(usize, [f64; FEATURES])> = Vec::new();
+                let mut scored: ScoredRows = Vec::new();
                 for (i, (k, w)) in batch.iter().enumerate() {
                     if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
                         let earlier = p.take(k, w.window_end());
@@ -463,15 +496,15 @@ pub fn anomaly_operator<'s, T: Scorable>(
                             warm_anomaly_state(&mut keys, k, earlier, warm_model.get(), &alert, actions.as_ref());
                         }
                     }
-                    let (hist, _) = keys.touch(k.clone(), w.window_end());
-                    if let Some(f) = hist.push(w.signals()) {
-                        scored.push((i, f));
+                    let state = keys.touch(k.clone(), w.window_end());
+                    if let (Some(f), context) = observe(state, &alert, w.signals()) {
+                        scored.push((i, f, context));
                     }
                 }
                 if scored.is_empty() {
                     continue;
                 }
-                let rows: Vec<[f32; FEATURES]> = scored.iter().map(|(_, f)| f.map(|x| x as f32)).collect();
+                let rows: Vec<[f32; FEATURES]> = scored.iter().map(|(_, f, _)| f.map(|x| x as f32)).collect();
                 if jobs.send(rows).is_err() {
                     tracing::error!(windows = scored.len(), "the anomaly scoring thread is gone; windows not scored");
                     continue;
@@ -491,11 +524,11 @@ pub fn anomaly_operator<'s, T: Scorable>(
                 };
                 let global = alert.threshold.unwrap_or(threshold);
                 let mut session = output.session(&cap);
-                for ((i, f), s) in scored.iter().zip(scores) {
+                for ((i, f, context), s) in scored.iter().zip(scores) {
                     let (k, w) = &batch[*i];
-                    let Some((_, state)) = keys.get_mut(k) else { continue };
+                    let Some((_, state, _)) = keys.get_mut(k) else { continue };
                     let score = f64::from(s);
-                    let o = step_after_actions(state, &alert, global, actions.as_ref(), w.service(), w.window_end(), score);
+                    let o = step_after_actions(state, &alert, global, actions.as_ref(), w.service(), w.window_end(), score, *context);
                     session.give(AnomalyRecord {
                         service: k.0.clone(),
                         metric: k.1.clone(),
@@ -505,6 +538,7 @@ pub fn anomaly_operator<'s, T: Scorable>(
                         score,
                         threshold: o.threshold,
                         likelihood: o.likelihood,
+                        context_score: *context,
                         is_anomaly: o.is_anomaly,
                         raised: o.raised,
                         suppressed: o.suppressed,

@@ -12,6 +12,7 @@ use apo_dataflow::slo::{default_objectives, BurnConfig, BurnTracker};
 use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
+use apo_models::context::ContextDetector;
 use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::IsolationForest;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
@@ -200,17 +201,22 @@ fn spans_to_red_paths_shares_and_map() {
             .or_default()
             .push(r);
     }
-    let mut want_a: BTreeMap<(String, String, i64), (f64, bool)> = BTreeMap::new();
+    // per (service, series, window start): forest score, in alert, contextual score
+    type Want = (f64, bool, Option<f64>);
+    let mut want_a: BTreeMap<(String, String, i64), Want> = BTreeMap::new();
     for (k, rows) in series.iter_mut() {
         rows.sort_by_key(|r| r.window_start);
         let (mut hist, mut state) = (KeyHistory::default(), AlertState::default());
+        let mut context = ContextDetector::default();
         for r in rows.iter() {
+            // the contextual detector follows the duration p95
+            let c = context.step(&alert.context, r.duration_p95_ms);
             if let Some(f) = hist.push(r.signals()) {
                 let s = f64::from(model.score(&[f.map(|x| x as f32)]).unwrap()[0]);
-                let o = state.step(&alert, model.meta().threshold, r.window_end, s);
+                let o = state.step(&alert, model.meta().threshold, r.window_end, s, c);
                 want_a.insert(
                     (k.0.clone(), k.1.clone(), r.window_start),
-                    (s, o.is_anomaly),
+                    (s, o.is_anomaly, c),
                 );
             }
         }
@@ -227,7 +233,8 @@ fn spans_to_red_paths_shares_and_map() {
         "one score per RED window past the history"
     );
     for a in &anomalies {
-        let (s, active) = want_a[&(a.service.clone(), a.metric.clone(), a.window_start)];
+        let (s, active, context) = want_a[&(a.service.clone(), a.metric.clone(), a.window_start)];
+        assert_eq!(a.context_score, context, "{}: contextual score", a.key());
         assert!(
             (a.score - s).abs() < 1e-6,
             "{}: {} vs {s}",

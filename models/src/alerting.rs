@@ -16,6 +16,11 @@
 //! - **Quiet period**: once an alert is raised on a key, a new onset within `quiet_seconds` of
 //!   it is not raised again (the key is in alert, but nobody is paged twice for one flapping
 //!   incident).
+//! - **Contextual detector** ([`crate::context`]): a window whose contextual score (how
+//!   surprising the series' value is after the values before it) reaches
+//!   `context_threshold` counts as above too, whatever the forest's score. The forest judges
+//!   a window's features; this judges sequences (a daily swing at the wrong hour, a pattern
+//!   that stops); on NAB it is what carries the score (BENCHMARKS.md).
 //! - **Suppression**: for `suppress_seconds` after a decision was carried out on the key's
 //!   target, a raised alert is reported as suppressed (the decision explains it) rather than
 //!   as an anomaly. If the key is still in alert when the suppression ends, the onset is
@@ -24,6 +29,8 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+
+use crate::context::ContextConfig;
 
 /// How scores become alerts. Defaults are documented on each field.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,6 +62,11 @@ pub struct AlertConfig {
     /// Seconds after a raised alert during which the key's next onsets are not raised again
     /// (43 200: 12 hours). 0 turns it off.
     pub quiet_seconds: u64,
+    /// Contextual score at or above which a window counts as above (0.74); 0 turns the
+    /// contextual detector's say off.
+    pub context_threshold: f64,
+    /// The contextual detector's settings.
+    pub context: ContextConfig,
 }
 
 impl Default for AlertConfig {
@@ -71,6 +83,8 @@ impl Default for AlertConfig {
             clear_ratio: 0.95,
             suppress_seconds: 600,
             quiet_seconds: 43_200,
+            context_threshold: 0.74,
+            context: ContextConfig::default(),
         }
     }
 }
@@ -105,6 +119,15 @@ impl AlertConfig {
                 self.likelihood_short, self.adaptive_window, self.adaptive_min
             ));
         }
+        if !(0.0..=1.0).contains(&self.context_threshold) {
+            return Err(format!(
+                "context_threshold {} must be in [0, 1]",
+                self.context_threshold
+            ));
+        }
+        self.context
+            .validate()
+            .map_err(|e| format!("context: {e}"))?;
         if self.raise_after == 0 || self.clear_after == 0 {
             return Err("raise_after and clear_after must be at least 1".into());
         }
@@ -178,13 +201,15 @@ impl AlertState {
         0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
     }
 
-    /// Takes the next window's score (windows in order; `at_ms` its end).
+    /// Takes the next window's score and contextual score (windows in order; `at_ms` its
+    /// end; `context` is `None` while the contextual detector learns the series' range).
     pub fn step(
         &mut self,
         config: &AlertConfig,
         global: f64,
         at_ms: i64,
         score: f64,
+        context: Option<f64>,
     ) -> AlertOutcome {
         let threshold = self.threshold(config, global);
         if config.adaptive_window > 0 {
@@ -195,7 +220,9 @@ impl AlertState {
         }
         let likelihood = self.likelihood(config);
         let likely = config.min_likelihood <= 0.0 || likelihood >= config.min_likelihood;
-        if score >= threshold && likely {
+        let surprising = config.context_threshold > 0.0
+            && context.is_some_and(|c| c >= config.context_threshold);
+        if (score >= threshold && likely) || surprising {
             self.above += 1;
             self.below = 0;
         } else if score < threshold * config.clear_ratio || !likely {
@@ -251,7 +278,7 @@ mod tests {
         scores
             .iter()
             .enumerate()
-            .map(|(i, x)| s.step(config, 0.6, i as i64 * 1000, *x))
+            .map(|(i, x)| s.step(config, 0.6, i as i64 * 1000, *x, None))
             .collect()
     }
 
@@ -304,13 +331,13 @@ mod tests {
             ..c
         };
         for i in 0..10 {
-            s.step(&warming, 0.6, i, 0.6 + 0.01 * i as f64);
+            s.step(&warming, 0.6, i, 0.6 + 0.01 * i as f64, None);
         }
         // scores 0.60..0.69: the 0.9 quantile is 0.681 (numpy: np.quantile(..., 0.9))
         assert!((s.threshold(&c, 0.6) - 0.681).abs() < 1e-12);
         // 0.67 is above the global 0.6 but ordinary for this key
-        assert!(!s.step(&c, 0.6, 11, 0.67).is_anomaly);
-        assert!(s.step(&c, 0.6, 12, 0.75).raised);
+        assert!(!s.step(&c, 0.6, 11, 0.67, None).is_anomaly);
+        assert!(s.step(&c, 0.6, 12, 0.75, None).raised);
         // a quiet key is held to the global threshold
         assert_eq!(AlertState::default().threshold(&c, 0.6), 0.6);
     }
@@ -323,15 +350,15 @@ mod tests {
         };
         let mut s = AlertState::default();
         s.decision(&c, 0);
-        let o = s.step(&c, 0.6, 1000, 0.9);
+        let o = s.step(&c, 0.6, 1000, 0.9, None);
         assert!(o.suppressed && !o.is_anomaly && !o.raised);
-        let o = s.step(&c, 0.6, 6000, 0.9);
+        let o = s.step(&c, 0.6, 6000, 0.9, None);
         assert!(o.is_anomaly && !o.suppressed);
         assert!(
             o.raised,
             "still in alert once the suppression ended: raised then"
         );
-        let o = s.step(&c, 0.6, 7000, 0.9);
+        let o = s.step(&c, 0.6, 7000, 0.9, None);
         assert!(o.is_anomaly && !o.raised, "raised once");
     }
 
@@ -347,7 +374,7 @@ mod tests {
         let out: Vec<AlertOutcome> = [0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]
             .iter()
             .enumerate()
-            .map(|(i, x)| s.step(&c, 0.6, 1000 * (i as i64 + 1), *x))
+            .map(|(i, x)| s.step(&c, 0.6, 1000 * (i as i64 + 1), *x, None))
             .collect();
         assert!(out[0].suppressed && out[1].suppressed);
         assert!(out.iter().all(|o| !o.raised && !o.is_anomaly));
@@ -388,7 +415,7 @@ mod tests {
         let mut s = AlertState::default();
         let mut got = Vec::new();
         for x in [0.5, 0.52, 0.48, 0.5, 0.7, 0.55, 0.9] {
-            s.step(&c, 0.6, 0, x);
+            s.step(&c, 0.6, 0, x, None);
             got.push(s.likelihood(&c));
         }
         // python3 -c "import numpy as np; from statistics import NormalDist
@@ -423,21 +450,21 @@ mod tests {
         let mut raised = (0, 0);
         for i in 0..40 {
             // spiky: every other window scores 0.7, above the 0.6 threshold
-            let o = spiky.step(&c, 0.6, i, if i % 2 == 0 { 0.7 } else { 0.4 });
+            let o = spiky.step(&c, 0.6, i, if i % 2 == 0 { 0.7 } else { 0.4 }, None);
             raised.0 += usize::from(o.raised);
-            let o = calm.step(&c, 0.6, i, 0.4);
+            let o = calm.step(&c, 0.6, i, 0.4, None);
             raised.1 += usize::from(o.raised);
         }
         assert_eq!(raised, (0, 0), "nothing unusual for either key yet");
         // a run of 0.7: unusual for the calm key, what the spiky one does every other window
         let mut now = (false, false);
         for i in 40..44 {
-            now.0 |= spiky.step(&c, 0.6, i, 0.7).raised;
-            now.1 |= calm.step(&c, 0.6, i, 0.7).raised;
+            now.0 |= spiky.step(&c, 0.6, i, 0.7, None).raised;
+            now.1 |= calm.step(&c, 0.6, i, 0.7, None).raised;
         }
         assert_eq!(now, (false, true));
         // scores the spiky key never had raise it
-        let high = (44..47).any(|i| spiky.step(&c, 0.6, i, 0.99).raised);
+        let high = (44..47).any(|i| spiky.step(&c, 0.6, i, 0.99, None).raised);
         assert!(
             high,
             "spiky key at 0.99: likelihood {}",
@@ -451,10 +478,39 @@ mod tests {
         let mut s = AlertState::default();
         let raised = (0..40)
             .filter(|i| {
-                s.step(&off, 0.6, *i, if i % 2 == 0 { 0.7 } else { 0.4 })
+                s.step(&off, 0.6, *i, if i % 2 == 0 { 0.7 } else { 0.4 }, None)
                     .raised
             })
             .count();
         assert_eq!(raised, 20, "without the likelihood every spike raises");
+    }
+
+    #[test]
+    fn a_surprising_context_raises_whatever_the_forest_says() {
+        let c = AlertConfig {
+            context_threshold: 0.74,
+            ..fixed()
+        };
+        let mut s = AlertState::default();
+        // ordinary forest scores; the contextual detector learning, then calm, then surprised
+        assert!(!s.step(&c, 0.6, 0, 0.4, None).is_anomaly);
+        assert!(!s.step(&c, 0.6, 1, 0.4, Some(0.73)).is_anomaly);
+        let o = s.step(&c, 0.6, 2, 0.4, Some(0.74));
+        assert!(o.raised && o.is_anomaly);
+        // the next windows are ordinary on both: it clears after clear_after of them
+        let cleared: Vec<bool> = (3..6)
+            .map(|i| s.step(&c, 0.6, i, 0.4, Some(0.0)).is_anomaly)
+            .collect();
+        assert_eq!(cleared, [true, true, false]);
+        // 0 turns the contextual detector's say off
+        let off = AlertConfig {
+            context_threshold: 0.0,
+            ..fixed()
+        };
+        assert!(
+            !AlertState::default()
+                .step(&off, 0.6, 0, 0.4, Some(1.0))
+                .raised
+        );
     }
 }

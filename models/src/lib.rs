@@ -4,6 +4,8 @@
 //!   windows exactly as `models/train/apo_features.py` computes them for training.
 //! - [`iforest`]: the isolation forest (anomaly score per feature vector).
 //! - [`forecaster`]: the LSTM forecaster (median and 90 % interval 15 minutes ahead).
+//! - [`context`]: a contextual (sequence) anomaly detector learnt online per series, no
+//!   model file (after CAD OSE).
 //! - [`alerting`]: what turns scores into alerts: per-key adaptive threshold, minimum
 //!   duration and hysteresis, suppression after a decision.
 //! - [`metadata`]: the JSON beside each model and its checks against the ONNX file.
@@ -11,6 +13,7 @@
 //! Training scripts are in `models/train/`; the committed models in `models/artifacts/`.
 
 pub mod alerting;
+pub mod context;
 pub mod error;
 pub mod features;
 pub mod forecaster;

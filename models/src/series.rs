@@ -5,6 +5,7 @@
 //! window of a gauge sampled once per window (`features::univariate`).
 
 use crate::alerting::{AlertConfig, AlertOutcome, AlertState};
+use crate::context::ContextDetector;
 use crate::error::ModelError;
 use crate::features::{self, KeyHistory, FEATURES};
 use crate::forecaster::{Forecast, Forecaster};
@@ -17,6 +18,8 @@ pub struct ScoredSample {
     pub score: f64,
     /// Whether the sample had enough history to be scored.
     pub scored: bool,
+    /// The contextual detector's score (`None` while it learns the series' range).
+    pub context_score: Option<f64>,
     pub alert: AlertOutcome,
 }
 
@@ -60,7 +63,8 @@ pub fn resolution_ms(timestamps: &[i64]) -> Result<i64, ModelError> {
     Ok(steps[steps.len() / 2])
 }
 
-/// Scores every sample with the isolation forest and runs the alert stage over the scores.
+/// Scores every sample with the isolation forest and the contextual detector (on the value,
+/// the window's p95) and runs the alert stage over the scores.
 pub fn score(
     model: &IsolationForest,
     config: &AlertConfig,
@@ -84,29 +88,36 @@ pub fn score(
     let scores = model.score(&rows)?;
     let global = config.threshold.unwrap_or(model.meta().threshold);
     let mut state = AlertState::default();
+    let mut context = ContextDetector::default();
     Ok(row_of
         .iter()
         .zip(timestamps)
-        .map(|(row, ts)| match row {
-            Some(r) => {
-                let s = f64::from(scores[*r]);
-                ScoredSample {
-                    score: s,
-                    scored: true,
-                    alert: state.step(config, global, *ts, s),
+        .zip(values)
+        .map(|((row, ts), v)| {
+            let c = context.step(&config.context, *v);
+            match row {
+                Some(r) => {
+                    let s = f64::from(scores[*r]);
+                    ScoredSample {
+                        score: s,
+                        scored: true,
+                        context_score: c,
+                        alert: state.step(config, global, *ts, s, c),
+                    }
                 }
-            }
-            None => ScoredSample {
-                score: 0.0,
-                scored: false,
-                alert: AlertOutcome {
-                    threshold: global,
-                    likelihood: 0.0,
-                    is_anomaly: false,
-                    raised: false,
-                    suppressed: false,
+                None => ScoredSample {
+                    score: 0.0,
+                    scored: false,
+                    context_score: c,
+                    alert: AlertOutcome {
+                        threshold: global,
+                        likelihood: 0.0,
+                        is_anomaly: false,
+                        raised: false,
+                        suppressed: false,
+                    },
                 },
-            },
+            }
         })
         .collect())
 }

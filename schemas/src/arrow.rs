@@ -215,6 +215,7 @@ pub fn anomalies_schema() -> SchemaRef {
         f("score"),
         f("threshold"),
         f("likelihood"),
+        Field::new("context_score", DataType::Float64, true),
         b("is_anomaly"),
         b("raised"),
         b("suppressed"),

@@ -33,6 +33,11 @@ pub struct AnomalyRecord {
     /// How unusual the key's recent scores are for it (0–1; the alert stage's likelihood,
     /// 0 before the key has enough scores).
     pub likelihood: f64,
+    /// The contextual detector's score in [0, 1]: how surprising the window's p95 (a RED
+    /// row's duration p95) is after the series' windows before it; `null` while the detector
+    /// learns the series' range. At or above the alert stage's context threshold, the window
+    /// counts towards an alert whatever `score` says.
+    pub context_score: Option<f64>,
     /// The key is in alert after this window (minimum duration and hysteresis applied).
     pub is_anomaly: bool,
     /// This window raised the alert.

@@ -385,6 +385,7 @@ impl ParquetRow for AnomalyRecord {
                 c.f(|r| r.score),
                 c.f(|r| r.threshold),
                 c.f(|r| r.likelihood),
+                c.opt_f(|r| r.context_score),
                 c.b(|r| r.is_anomaly),
                 c.b(|r| r.raised),
                 c.b(|r| r.suppressed),
@@ -430,6 +431,9 @@ struct Cols<'a, R>(&'a [R]);
 impl<R> Cols<'_, R> {
     fn f(&self, g: impl Fn(&R) -> f64) -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(self.0.iter().map(g)))
+    }
+    fn opt_f(&self, g: impl Fn(&R) -> Option<f64>) -> ArrayRef {
+        Arc::new(Float64Array::from_iter(self.0.iter().map(g)))
     }
     fn i(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(self.0.iter().map(g)))
