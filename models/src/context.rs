@@ -135,6 +135,44 @@ struct RightSide {
     crossed: Vec<Fact>,
 }
 
+/// A side of contexts: the facts of the current set it holds.
+trait Side {
+    fn crossed(&mut self) -> &mut Vec<Fact>;
+}
+
+impl Side for LeftSide {
+    fn crossed(&mut self) -> &mut Vec<Fact> {
+        &mut self.crossed
+    }
+}
+
+impl Side for RightSide {
+    fn crossed(&mut self) -> &mut Vec<Fact> {
+        &mut self.crossed
+    }
+}
+
+/// Clears the sides `last` crossed, marks in each side the facts of `facts` it holds, and
+/// leaves in `last` the sides that hold any (in id order).
+fn cross<S: Side>(
+    sides: &mut [S],
+    index: &HashMap<Fact, Vec<usize>>,
+    last: &mut Vec<usize>,
+    facts: &[Fact],
+) {
+    for i in last.drain(..) {
+        sides[i].crossed().clear();
+    }
+    for f in facts {
+        for i in index.get(f).into_iter().flatten() {
+            sides[*i].crossed().push(*f);
+            last.push(*i);
+        }
+    }
+    last.sort_unstable();
+    last.dedup();
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Context {
     used: u64,
@@ -233,36 +271,22 @@ impl ContextMemory {
 
     /// Marks, in every left side, the facts of `facts` it holds.
     fn cross_left(&mut self, facts: &[Fact]) {
-        for i in std::mem::take(&mut self.crossed_left) {
-            self.lefts[i].crossed.clear();
-        }
-        let mut touched = Vec::new();
-        for f in facts {
-            for i in self.left_index.get(f).into_iter().flatten() {
-                self.lefts[*i].crossed.push(*f);
-                touched.push(*i);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        self.crossed_left = touched;
+        cross(
+            &mut self.lefts,
+            &self.left_index,
+            &mut self.crossed_left,
+            facts,
+        );
     }
 
     /// Marks, in every right side, the facts of `facts` it holds.
     fn cross_right(&mut self, facts: &[Fact]) {
-        for i in std::mem::take(&mut self.crossed_right) {
-            self.rights[i].crossed.clear();
-        }
-        let mut touched = Vec::new();
-        for f in facts {
-            for i in self.right_index.get(f).into_iter().flatten() {
-                self.rights[*i].crossed.push(*f);
-                touched.push(*i);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        self.crossed_right = touched;
+        cross(
+            &mut self.rights,
+            &self.right_index,
+            &mut self.crossed_right,
+            facts,
+        );
     }
 
     /// After `cross_right` with the window's facts: the active contexts (id, uses), the number
