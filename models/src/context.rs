@@ -31,7 +31,9 @@
 //! `models/train/context_reference.py` is the same algorithm in Python; the golden vectors it
 //! wrote (`models/artifacts/golden/context.json`) are checked here to 1e-12.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,12 +167,14 @@ fn cross<S: Side>(
     }
     for f in facts {
         for i in index.get(f).into_iter().flatten() {
-            sides[*i].crossed().push(*f);
-            last.push(*i);
+            let crossed = sides[*i].crossed();
+            if crossed.is_empty() {
+                last.push(*i);
+            }
+            crossed.push(*f);
         }
     }
     last.sort_unstable();
-    last.dedup();
 }
 
 #[derive(Debug, Clone, Copy)]
