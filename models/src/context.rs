@@ -26,7 +26,7 @@
 //! otherwise grow without bound).
 //!
 //! In the stream it follows each series' p95 (a RED row's duration p95), on the worker: on
-//! NAB's files about 80 µs a window, the cost growing with the contexts a series holds.
+//! NAB's files about 46 µs a window, the cost growing with the contexts a series holds.
 //!
 //! `models/train/context_reference.py` is the same algorithm in Python; the golden vectors it
 //! wrote (`models/artifacts/golden/context.json`) are checked here to 1e-12.
