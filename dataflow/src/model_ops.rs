@@ -6,14 +6,15 @@
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
 //! order: the operators hold per key the feature history, contextual detector and alert
-//! state, or the last values for the forecaster. Windows are batched per timestamp; the forest and the LSTM each run on
-//! a thread of their own per worker (the batch's capability held until its results return).
-//! Revisions of a window (late data) are not rescored. The state is in memory; after a
-//! restart a key's state is rebuilt, the first time the key is seen, from the windows it
-//! closed before ([`PastWindows`], read back from Parquet), so the restarted run emits what an
-//! uninterrupted one would (the contextual detector's memory spans the key's life: for a key
-//! older than the windows replayed, it is relearnt from them); without them a key needs `MIN_HISTORY` windows (forest) or
-//! `seq_len` windows (forecaster) before it is scored again. A key silent for as many of its
+//! state, or the last values for the forecaster. Windows are batched per timestamp; the
+//! forest and the LSTM each run on a thread of their own per worker (the batch's capability
+//! held until its results return). Revisions of a window (late data) are not rescored. The
+//! state is in memory; after a restart a key's state is rebuilt, the first time the key is
+//! seen, from the windows it closed before ([`PastWindows`], read back from Parquet), so the
+//! restarted run emits what an uninterrupted one would (the contextual detector's memory spans
+//! the key's life: for a key older than the windows replayed, it is relearnt from them);
+//! without them a key needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster)
+//! before it is scored again. A key silent for as many of its
 //! windows as its state spans (`HISTORY`, or `seq_len`) is dropped ([`SeriesStates`]) and
 //! starts afresh if it returns. Models are [`Watched`]: replaced files are taken without
 //! stopping. An [`ActionLog`] (read from `apo.actions`) suppresses the alerts of a service for

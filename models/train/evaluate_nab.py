@@ -2,8 +2,9 @@
 
     python3 models/train/evaluate_nab.py [--apo target/release/apo] [--nab ../shared/data/nab]
 
-Anomalies: `apo score` on every file, once per threshold of a sweep (the whole alert stage
-runs each time: adaptive threshold, minimum duration, hysteresis); a detection is a row whose
+Anomalies: `apo score` on every file, once per forest threshold of a sweep (the whole alert
+stage runs each time: likelihood, minimum duration, hysteresis, quiet period, and the contextual
+detector at its default threshold, which the sweep does not move); a detection is a row whose
 label is 1 (an alert raised). Reports, at the corpus-best threshold (NAB picks the threshold
 that maximises the corpus total) and at the model's own threshold: the NAB standard-profile
 score, precision (detections inside labelled windows / all detections), recall (labelled
