@@ -137,44 +137,89 @@ struct RightSide {
     crossed: Vec<Fact>,
 }
 
-/// A side of contexts: the facts of the current set it holds.
+/// A side of contexts: how many facts it has, and those of the current set it holds.
 trait Side {
+    fn with_len(len: usize) -> Self;
     fn crossed(&mut self) -> &mut Vec<Fact>;
 }
 
 impl Side for LeftSide {
+    fn with_len(len: usize) -> Self {
+        LeftSide {
+            len,
+            ..LeftSide::default()
+        }
+    }
     fn crossed(&mut self) -> &mut Vec<Fact> {
         &mut self.crossed
     }
 }
 
 impl Side for RightSide {
+    fn with_len(len: usize) -> Self {
+        RightSide {
+            len,
+            ..RightSide::default()
+        }
+    }
     fn crossed(&mut self) -> &mut Vec<Fact> {
         &mut self.crossed
     }
 }
 
-/// Clears the sides `last` crossed, marks in each side the facts of `facts` it holds, and
-/// leaves in `last` the sides that hold any (in id order).
-fn cross<S: Side>(
-    sides: &mut [S],
-    index: &HashMap<Fact, Vec<usize>>,
-    last: &mut Vec<usize>,
-    facts: &[Fact],
-) {
-    for i in last.drain(..) {
-        sides[i].crossed().clear();
-    }
-    for f in facts {
-        for i in index.get(f).into_iter().flatten() {
-            let crossed = sides[*i].crossed();
-            if crossed.is_empty() {
-                last.push(*i);
-            }
-            crossed.push(*f);
+/// The fact sets seen on one side of contexts, by id and by fact, and which of them hold
+/// facts of the current set.
+#[derive(Debug, Clone)]
+struct Sides<S> {
+    ids: HashMap<Vec<Fact>, usize>,
+    index: HashMap<Fact, Vec<usize>>,
+    all: Vec<S>,
+    /// Ids of the sides holding any fact of the current set, in id order.
+    crossed: Vec<usize>,
+}
+
+impl<S> Default for Sides<S> {
+    fn default() -> Self {
+        Sides {
+            ids: HashMap::default(),
+            index: HashMap::default(),
+            all: Vec::new(),
+            crossed: Vec::new(),
         }
     }
-    last.sort_unstable();
+}
+
+impl<S: Side> Sides<S> {
+    /// The id of the side with these facts, learnt if new.
+    fn id(&mut self, facts: &[Fact]) -> usize {
+        if let Some(id) = self.ids.get(facts) {
+            return *id;
+        }
+        let id = self.all.len();
+        self.ids.insert(facts.to_vec(), id);
+        self.all.push(S::with_len(facts.len()));
+        for f in facts {
+            self.index.entry(*f).or_default().push(id);
+        }
+        id
+    }
+
+    /// Clears the last crossing, then marks in each side the facts of `facts` it holds.
+    fn cross(&mut self, facts: &[Fact]) {
+        for i in self.crossed.drain(..) {
+            self.all[i].crossed().clear();
+        }
+        for f in facts {
+            for i in self.index.get(f).into_iter().flatten() {
+                let crossed = self.all[*i].crossed();
+                if crossed.is_empty() {
+                    self.crossed.push(*i);
+                }
+                crossed.push(*f);
+            }
+        }
+        self.crossed.sort_unstable();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -191,57 +236,20 @@ type Candidate = (Vec<Fact>, Vec<Fact>);
 #[derive(Debug, Default, Clone)]
 struct ContextMemory {
     max_left: usize,
-    left_index: HashMap<Fact, Vec<usize>>,
-    right_index: HashMap<Fact, Vec<usize>>,
-    left_ids: HashMap<Vec<Fact>, usize>,
-    right_ids: HashMap<Vec<Fact>, usize>,
-    lefts: Vec<LeftSide>,
-    rights: Vec<RightSide>,
-    crossed_left: Vec<usize>,
-    crossed_right: Vec<usize>,
+    lefts: Sides<LeftSide>,
+    rights: Sides<RightSide>,
     contexts: Vec<Context>,
     /// The zero-level context learnt this window, not judged in it.
     new_context: Option<usize>,
 }
 
 impl ContextMemory {
-    fn left_id(&mut self, facts: &[Fact]) -> usize {
-        if let Some(id) = self.left_ids.get(facts) {
-            return *id;
-        }
-        let id = self.lefts.len();
-        self.left_ids.insert(facts.to_vec(), id);
-        self.lefts.push(LeftSide {
-            len: facts.len(),
-            ..LeftSide::default()
-        });
-        for f in facts {
-            self.left_index.entry(*f).or_default().push(id);
-        }
-        id
-    }
-
-    fn right_id(&mut self, facts: &[Fact]) -> usize {
-        if let Some(id) = self.right_ids.get(facts) {
-            return *id;
-        }
-        let id = self.rights.len();
-        self.right_ids.insert(facts.to_vec(), id);
-        self.rights.push(RightSide {
-            len: facts.len(),
-            ..RightSide::default()
-        });
-        for f in facts {
-            self.right_index.entry(*f).or_default().push(id);
-        }
-        id
-    }
-
     /// The context (left, right), learnt if new: (its id, whether it is new).
     fn context(&mut self, left: &[Fact], right: &[Fact], zero_level: bool) -> (usize, bool) {
-        let l = self.left_id(left);
-        let r = self.right_id(right);
-        if let Some(c) = self.lefts[l].by_right.get(&r) {
+        let l = self.lefts.id(left);
+        let r = self.rights.id(right);
+        let side = &mut self.lefts.all[l];
+        if let Some(c) = side.by_right.get(&r) {
             return (*c, false);
         }
         let c = self.contexts.len();
@@ -249,8 +257,8 @@ impl ContextMemory {
             used: 0,
             zero_level,
         });
-        self.lefts[l].by_right.insert(r, c);
-        self.lefts[l].contexts.push((r, c));
+        side.by_right.insert(r, c);
+        side.contexts.push((r, c));
         (c, true)
     }
 
@@ -273,40 +281,20 @@ impl ContextMemory {
             .count()
     }
 
-    /// Marks, in every left side, the facts of `facts` it holds.
-    fn cross_left(&mut self, facts: &[Fact]) {
-        cross(
-            &mut self.lefts,
-            &self.left_index,
-            &mut self.crossed_left,
-            facts,
-        );
-    }
-
-    /// Marks, in every right side, the facts of `facts` it holds.
-    fn cross_right(&mut self, facts: &[Fact]) {
-        cross(
-            &mut self.rights,
-            &self.right_index,
-            &mut self.crossed_right,
-            facts,
-        );
-    }
-
-    /// After `cross_right` with the window's facts: the active contexts (id, uses), the number
+    /// After crossing the right sides with the window's facts: the active contexts (id, uses), the number
     /// of contexts whose left side held, and the candidates for learning.
     fn judge(&mut self) -> (Vec<(usize, u64)>, usize, Vec<Candidate>) {
         let mut active = Vec::new();
         let mut selected = 0;
         let mut candidates = Vec::new();
-        for &li in &self.crossed_left {
-            let lv = &self.lefts[li];
+        for &li in &self.lefts.crossed {
+            let lv = &self.lefts.all[li];
             let left_whole = lv.len == lv.crossed.len();
             for &(ri, ci) in &lv.contexts {
                 if self.new_context == Some(ci) {
                     continue;
                 }
-                let rv = &self.rights[ri];
+                let rv = &self.rights.all[ri];
                 let held = rv.crossed.len();
                 let zero_level = self.contexts[ci].zero_level;
                 if left_whole {
@@ -386,7 +374,7 @@ impl Learner {
             .collect();
         let m = &mut self.memory;
         let learnt_new = !self.left.is_empty() && m.learn_transition(&self.left, &current);
-        m.cross_right(&current);
+        m.rights.cross(&current);
         let (mut active, selected, candidates) = m.judge();
         let mut unique: HashSet<(&[Fact], &[Fact])> = candidates
             .iter()
@@ -413,7 +401,7 @@ impl Learner {
         left.sort_unstable();
         left.dedup();
         let mut added = m.learn_candidates(&candidates);
-        m.cross_left(&left);
+        m.lefts.cross(&left);
         self.left = left;
         if learnt_new {
             added += 1;
