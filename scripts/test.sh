@@ -8,6 +8,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# A clean build of the workspace's tests needs about 7 GB under target/ (debug info is already cut
+# to line tables in Cargo.toml). CI builds once in a fresh clone, so incremental caches (another
+# 1-2 GB) are only weight there; say how much room there is so a full disk reads as such.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+FREE_KB=$(df -Pk . 2>/dev/null | awk 'NR==2 {print $4}')
+if [ -n "$FREE_KB" ]; then
+  echo "==> $((FREE_KB / 1024 / 1024)) GB free on the build's disk"
+  if [ "$FREE_KB" -lt $((8 * 1024 * 1024)) ]; then
+    echo "warning: less than 8 GB free; a clean build of the tests needs about 7 GB" >&2
+  fi
+fi
+
 TANSU_VERSION=0.6.0
 if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   echo "==> installing tansu $TANSU_VERSION (once; reused afterwards)"
