@@ -1,24 +1,25 @@
 //! The models in the stream: every closed window of every metric series and of every RED row
 //! (per service, operation, kind and status) is scored by the isolation forest and by the
-//! series' contextual detector on its p95 ([`ContextDetector`], on the worker, learnt online)
+//! series' contextual detector on its p95 ([`ContextDetector`], learnt online)
 //! (→ [`AnomalyRecord`]; [`Scorable`] says what a window gives them) and, for metric series whose
 //! window size allows a 15-minute horizon, forecast by the LSTM (→ [`ForecastRecord`]).
 //!
 //! Each key's windows reach one worker (the window operator exchanges by key), in window
-//! order: the operators hold per key the feature history, contextual detector and alert
-//! state, or the last values for the forecaster. Windows are batched per timestamp; the
-//! forest and the LSTM each run on a thread of their own per worker (the batch's capability
-//! held until its results return). Revisions of a window (late data) are not rescored. The
-//! state is in memory; after a restart a key's state is rebuilt, the first time the key is
-//! seen, from the windows it closed before ([`PastWindows`], read back from Parquet), so the
-//! restarted run emits what an uninterrupted one would (the contextual detector's memory spans
-//! the key's life: for a key older than the windows replayed, it is relearnt from them);
-//! without them a key needs `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster)
-//! before it is scored again. A key silent for as many of its
-//! windows as its state spans (`HISTORY`, or `seq_len`) is dropped ([`SeriesStates`]) and
-//! starts afresh if it returns. Models are [`Watched`]: replaced files are taken without
-//! stopping. An [`ActionLog`] (read from `apo.actions`) suppresses the alerts of a service for
-//! a while after an action on it.
+//! order. Windows are batched per timestamp; the forest with the contextual detectors, and the
+//! LSTM, each run on a thread of their own per worker (the batch's capability held until its
+//! results return). The worker holds per key the feature history and alert state, or the last
+//! values for the forecaster; the anomaly thread holds the keys' contextual detectors.
+//! Revisions of a window (late data) are not rescored. The state is in memory; after a
+//! restart a key's state is rebuilt, the first time the key is seen, from the windows it
+//! closed before ([`PastWindows`], read back from Parquet), so the restarted run emits what
+//! an uninterrupted one would (the contextual detector's memory spans the key's life: for a
+//! key older than the windows replayed, it is relearnt from them); without them a key needs
+//! `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is scored
+//! again. A key silent for as many of its windows as its state spans (`HISTORY`, or
+//! `seq_len`) is dropped ([`SeriesStates`]), on the worker and the thread alike, and starts
+//! afresh if it returns. Models are [`Watched`]: replaced files are taken without stopping.
+//! An [`ActionLog`] (read from `apo.actions`) suppresses the alerts of a service for a while
+//! after an action on it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use apo_ingest::actions::ActionLog;
 use apo_models::alerting::{AlertConfig, AlertOutcome, AlertState};
-use apo_models::context::ContextDetector;
+use apo_models::context::{ContextConfig, ContextDetector};
 use apo_models::features::{self, KeyHistory, FEATURES, FEATURE_NAMES};
 use apo_models::forecaster::Forecast;
 use apo_models::watch::Watched;
@@ -154,9 +155,9 @@ fn window_ms(k: &SeriesKey) -> i64 {
 
 /// A closed window of one series that the isolation forest scores.
 pub trait Scorable: OutputRow + Clone + 'static {
-    /// The series: (service, name, window seconds); names are unique within a service.
+    /// The series: (service, name, window seconds); names are unique within a service, and
+    /// actions on the service suppress the series' alerts.
     fn series(&self) -> SeriesKey;
-    fn service(&self) -> &str;
     /// p50, p95, p99, rate and error ratio of the window.
     fn signals(&self) -> features::Signals;
 }
@@ -168,9 +169,6 @@ impl Scorable for WindowStats {
             self.metric.clone(),
             self.window_seconds,
         )
-    }
-    fn service(&self) -> &str {
-        &self.service
     }
     /// Metrics carry no errors: error ratio 0.
     fn signals(&self) -> features::Signals {
@@ -199,9 +197,6 @@ impl Scorable for RedStats {
             red_series_name(self),
             self.window_seconds,
         )
-    }
-    fn service(&self) -> &str {
-        &self.service_name
     }
     /// Span durations (ms), calls per second, and the operation's error ratio.
     fn signals(&self) -> features::Signals {
@@ -260,10 +255,7 @@ pub fn anomaly_stage<'s, T: Scorable>(
 ) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
     let path = config.anomaly_model.as_ref()?;
     match Watched::<IsolationForest>::load(path, config.reload_check) {
-        Ok(model) => {
-            let warm = model.clone();
-            Some(anomaly_operator(windows, model, warm, config.alert, inputs))
-        }
+        Ok(model) => Some(anomaly_operator(windows, model, config.alert, inputs)),
         Err(e) => {
             tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
             None
@@ -295,8 +287,9 @@ pub fn anomaly_warm_windows(alert: &AlertConfig) -> usize {
     features::HISTORY + alert.adaptive_window
 }
 
-/// A series' anomaly state: feature history, alert state, contextual detector.
-type AnomalyState = (KeyHistory, AlertState, ContextDetector);
+/// A series' anomaly state on the worker: feature history and alert state (its contextual
+/// detector lives on the anomaly thread, [`AnomalyJob`]).
+type AnomalyState = (KeyHistory, AlertState);
 type AnomalyStates = SeriesStates<SeriesKey, AnomalyState>;
 
 /// The value the contextual detector follows: the window's p95.
@@ -304,60 +297,104 @@ fn context_value(s: &features::Signals) -> f64 {
     s[1]
 }
 
-/// Takes a window into a series' feature history and contextual detector: the forest's
-/// features (once the history is long enough) and the contextual score.
-fn observe(
-    state: &mut AnomalyState,
-    alert: &AlertConfig,
-    signals: features::Signals,
-) -> (Option<[f64; FEATURES]>, Option<f64>) {
-    let context = state.2.step(&alert.context, context_value(&signals));
-    (state.0.push(signals), context)
+/// A window for the anomaly thread's contextual detectors: its series, end (ms) and value.
+struct ContextInput {
+    series: SeriesKey,
+    end: i64,
+    value: f64,
 }
 
-/// Replays a series' past windows (oldest first) into its state, emitting nothing.
-fn warm_anomaly_state<T: Scorable>(
+/// What the anomaly thread does for one batch: evict the detectors of series silent at `now`
+/// (the same sweep the worker makes of its own states, so both hold the same series), step
+/// each window's series' contextual detector in order (warm replays included), and score the
+/// forest's rows.
+struct AnomalyJob {
+    now: i64,
+    windows: Vec<ContextInput>,
+    rows: Vec<[f32; FEATURES]>,
+}
+
+/// Back from the anomaly thread: the forest's scores (or why there are none), the model's
+/// threshold and version, and each job window's contextual score (`None` while learning).
+struct AnomalyScores {
+    forest: Result<Vec<f32>, ModelError>,
+    threshold: f64,
+    version: String,
+    context: Vec<Option<f64>>,
+}
+
+/// Where a scored window comes from: the batch (its index; a record is emitted), or a warm
+/// replay of a window closed before the start (its series and end; the alert state steps,
+/// nothing is emitted).
+enum Origin {
+    Batch(usize),
+    Replay(SeriesKey, i64),
+}
+
+/// A window the forest scores: its index among the job's windows (for its contextual score),
+/// where it comes from, and its features. The `i`-th step is the job's `i`-th row.
+struct Step {
+    window: usize,
+    origin: Origin,
+    features: [f64; FEATURES],
+}
+
+/// Takes a window into its series' feature history and into `job`: its value for the
+/// contextual detector always, its features for the forest (→ a [`Step`]) once the history
+/// is long enough.
+fn observe(
     keys: &mut AnomalyStates,
+    job: &mut AnomalyJob,
+    steps: &mut Vec<Step>,
     series: &SeriesKey,
-    past: Vec<T>,
-    model: &IsolationForest,
-    alert: &AlertConfig,
-    actions: Option<&ActionLog>,
+    end: i64,
+    signals: features::Signals,
+    origin: Origin,
 ) {
-    let mut ends = Vec::new();
-    let mut rows: Vec<[f32; FEATURES]> = Vec::new();
-    for w in &past {
-        let state = keys.touch(series.clone(), w.window_end());
-        if let (Some(f), context) = observe(state, alert, w.signals()) {
-            ends.push((w.window_end(), context));
-            rows.push(f.map(|x| x as f32));
-        }
+    let (history, _) = keys.touch(series.clone(), end);
+    job.windows.push(ContextInput {
+        series: series.clone(),
+        end,
+        value: context_value(&signals),
+    });
+    if let Some(f) = history.push(signals) {
+        job.rows.push(f.map(|x| x as f32));
+        steps.push(Step {
+            window: job.windows.len() - 1,
+            origin,
+            features: f,
+        });
     }
-    if rows.is_empty() {
-        return;
-    }
-    let scores = match model.score(&rows) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "scoring past windows failed; the series' alert state starts cold");
-            return;
-        }
-    };
-    let global = alert.threshold.unwrap_or(model.meta().threshold);
-    let Some((_, state, _)) = keys.get_mut(series) else {
-        return;
-    };
-    for ((end, context), s) in ends.into_iter().zip(scores) {
-        step_after_actions(
-            state,
-            alert,
-            global,
-            actions,
-            &series.0,
-            end,
-            f64::from(s),
+}
+
+/// The anomaly thread's work: per series contextual detectors (evicted as the worker evicts
+/// its states) and the forest.
+fn anomaly_worker(
+    model: Watched<IsolationForest>,
+    context: ContextConfig,
+) -> impl FnMut(AnomalyJob) -> AnomalyScores {
+    let mut model = model;
+    let mut detectors: SeriesStates<SeriesKey, ContextDetector> =
+        SeriesStates::new(features::HISTORY);
+    move |job: AnomalyJob| {
+        detectors.evict(job.now, window_ms);
+        let context = job
+            .windows
+            .into_iter()
+            .map(|w| detectors.touch(w.series, w.end).step(&context, w.value))
+            .collect();
+        let m = model.get();
+        let forest = if job.rows.is_empty() {
+            Ok(Vec::new())
+        } else {
+            m.score(&job.rows)
+        };
+        AnomalyScores {
+            forest,
+            threshold: m.meta().threshold,
+            version: m.version().to_string(),
             context,
-        );
+        }
     }
 }
 
@@ -379,14 +416,6 @@ fn step_after_actions(
     }
     state.step(alert, global, end, score, context)
 }
-
-/// A scored batch back from the scoring thread: the scores (or why there are none), the
-/// model's threshold and version.
-type Scored = (Result<Vec<f32>, ModelError>, f64, String);
-
-/// The windows of a batch the forest scores: (index into the batch, features, contextual
-/// score).
-type ScoredRows = Vec<(usize, [f64; FEATURES], Option<f64>)>;
 
 /// Batches handed to a model thread and not back yet, at most (after each activation).
 const MAX_PENDING: usize = 16;
@@ -456,95 +485,96 @@ fn next_result<R, P>(
     }
 }
 
-/// Scores every closed window (revision 1) with the isolation forest, on a thread of its own
-/// (the windows' capability held until their scores return). An alert on a series within
-/// `alert.suppress_seconds` after an action on its service (`inputs.actions`) is suppressed; a
-/// series first seen since the start is warmed from `inputs.past`. `warm_model` scores the
-/// past windows of a warm start on the worker (once per series).
+/// Scores every closed window (revision 1) with the isolation forest and its series'
+/// contextual detector, both on a thread of their own (the windows' capability held until
+/// their scores return; the worker keeps the feature histories and alert states). An alert on
+/// a series within `alert.suppress_seconds` after an action on its service (`inputs.actions`)
+/// is suppressed; a series first seen since the start is warmed from `inputs.past` (its past
+/// windows go through the thread before its first new one, and step only its state).
 pub fn anomaly_operator<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
     model: Watched<IsolationForest>,
-    mut warm_model: Watched<IsolationForest>,
     alert: AlertConfig,
     inputs: StateInputs<T>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
     let StateInputs { actions, past } = inputs;
     let worker = windows.scope().worker();
     windows.unary_frontier(Pipeline, "AnomalyScores", move |_, info| {
-        let mut model = model;
         let (jobs, results) = spawn_model_thread(
             "apo-anomaly-scorer",
             worker.sync_activator_for(info.address.to_vec()),
-            move |rows: Vec<[f32; FEATURES]>| -> Scored {
-                let m = model.get();
-                (m.score(&rows), m.meta().threshold, m.version().to_string())
-            },
+            anomaly_worker(model, alert.context),
         );
         let mut stash: Stash<T> = Default::default();
         let mut keys: AnomalyStates = SeriesStates::new(features::HISTORY);
-        let mut pending: VecDeque<Pending<T, ScoredRows>> = VecDeque::new();
+        let mut pending: VecDeque<Pending<T, Vec<Step>>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
-                if let Some((_, last)) = batch.last() {
-                    keys.evict(last.window_end(), window_ms);
-                }
-                let mut scored: ScoredRows = Vec::new();
+                let Some((_, last)) = batch.last() else { continue };
+                let now = last.window_end();
+                keys.evict(now, window_ms);
+                let mut job = AnomalyJob { now, windows: Vec::with_capacity(batch.len()), rows: Vec::new() };
+                let mut steps = Vec::new();
                 for (i, (k, w)) in batch.iter().enumerate() {
                     if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
-                        let earlier = p.take(k, w.window_end());
-                        if !earlier.is_empty() {
-                            warm_anomaly_state(&mut keys, k, earlier, warm_model.get(), &alert, actions.as_ref());
+                        for e in p.take(k, w.window_end()) {
+                            let end = e.window_end();
+                            observe(&mut keys, &mut job, &mut steps, k, end, e.signals(), Origin::Replay(k.clone(), end));
                         }
                     }
-                    let state = keys.touch(k.clone(), w.window_end());
-                    if let (Some(f), context) = observe(state, &alert, w.signals()) {
-                        scored.push((i, f, context));
-                    }
+                    observe(&mut keys, &mut job, &mut steps, k, w.window_end(), w.signals(), Origin::Batch(i));
                 }
-                if scored.is_empty() {
+                if jobs.send(job).is_err() {
+                    tracing::error!(windows = batch.len(), "the anomaly scoring thread is gone; windows not scored");
                     continue;
                 }
-                let rows: Vec<[f32; FEATURES]> = scored.iter().map(|(_, f, _)| f.map(|x| x as f32)).collect();
-                if jobs.send(rows).is_err() {
-                    tracing::error!(windows = scored.len(), "the anomaly scoring thread is gone; windows not scored");
-                    continue;
-                }
-                pending.push_back(Pending { cap, batch, work: scored });
+                pending.push_back(Pending { cap, batch, work: steps });
             }
-            while let Some((p, (scores, threshold, version))) = next_result(&mut pending, &results, "anomaly scoring") {
-                let Pending { cap, batch, work: scored } = p;
-                let scores = match scores {
+            while let Some((p, r)) = next_result(&mut pending, &results, "anomaly scoring") {
+                let Pending { cap, batch, work: steps } = p;
+                let scores = match r.forest {
                     Ok(s) => s,
                     Err(e) => {
                         // tract failing on a well-formed batch is a bug, not bad input: say so
                         // loudly and keep the pipeline going.
-                        tracing::error!(error = %e, windows = scored.len(), "anomaly scoring failed; windows not scored");
+                        tracing::error!(error = %e, windows = steps.len(), "anomaly scoring failed; windows not scored");
                         continue;
                     }
                 };
-                let global = alert.threshold.unwrap_or(threshold);
+                let global = alert.threshold.unwrap_or(r.threshold);
                 let mut session = output.session(&cap);
-                for ((i, f, context), s) in scored.iter().zip(scores) {
-                    let (k, w) = &batch[*i];
-                    let Some((_, state, _)) = keys.get_mut(k) else { continue };
+                for (step, s) in steps.iter().zip(scores) {
                     let score = f64::from(s);
-                    let o = step_after_actions(state, &alert, global, actions.as_ref(), w.service(), w.window_end(), score, *context);
+                    let context = r.context.get(step.window).copied().flatten();
+                    let (k, end, window) = match &step.origin {
+                        Origin::Batch(i) => {
+                            let (k, w) = &batch[*i];
+                            (k, w.window_end(), Some(w))
+                        }
+                        Origin::Replay(k, end) => (k, *end, None),
+                    };
+                    // A series evicted while its scores were on the thread (event time jumped
+                    // past its span) still gets its record, from a fresh alert state.
+                    let mut fresh = AlertState::default();
+                    let state = keys.get_mut(k).map_or(&mut fresh, |(_, s)| s);
+                    let o = step_after_actions(state, &alert, global, actions.as_ref(), &k.0, end, score, context);
+                    let Some(w) = window else { continue };
                     session.give(AnomalyRecord {
                         service: k.0.clone(),
                         metric: k.1.clone(),
                         window_seconds: k.2,
                         window_start: w.window_start(),
-                        window_end: w.window_end(),
+                        window_end: end,
                         score,
                         threshold: o.threshold,
                         likelihood: o.likelihood,
-                        context_score: *context,
+                        context_score: context,
                         is_anomaly: o.is_anomaly,
                         raised: o.raised,
                         suppressed: o.suppressed,
-                        drivers: drivers(f),
-                        model_version: version.clone(),
+                        drivers: drivers(&step.features),
+                        model_version: r.version.clone(),
                         revision: 1,
                     });
                 }
