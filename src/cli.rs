@@ -439,16 +439,16 @@ pub struct AlertArgs {
     /// Contextual score at or above which a window counts towards an alert, whatever the
     /// forest's score (0: off). The contextual detector learns each series' sequences online
     /// (after CAD OSE): how surprising the window's p95 is after the windows before it.
-    #[arg(long, env = "APO_CONTEXT_THRESHOLD", default_value_t = 0.74)]
+    #[arg(long, env = "APO_CONTEXT_THRESHOLD", default_value_t = apo_models::alerting::AlertConfig::default().context_threshold)]
     pub context_threshold: f64,
     /// Windows the contextual detector watches to learn a series' range before it scores.
-    #[arg(long, env = "APO_CONTEXT_LEARN_WINDOWS", default_value_t = 150)]
+    #[arg(long, env = "APO_CONTEXT_LEARN_WINDOWS", default_value_t = apo_models::context::ContextConfig::default().learn_windows)]
     pub context_learn_windows: usize,
     /// Windows the contextual detector stays silent after a surprising one.
-    #[arg(long, env = "APO_CONTEXT_REST_WINDOWS", default_value_t = 150)]
+    #[arg(long, env = "APO_CONTEXT_REST_WINDOWS", default_value_t = apo_models::context::ContextConfig::default().rest_windows)]
     pub context_rest_windows: usize,
     /// Fraction of the learnt range added below and above it before values are quantised.
-    #[arg(long, env = "APO_CONTEXT_RANGE_MARGIN", default_value_t = 2.0)]
+    #[arg(long, env = "APO_CONTEXT_RANGE_MARGIN", default_value_t = apo_models::context::ContextConfig::default().range_margin)]
     pub context_range_margin: f64,
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use apo_dataflow::model_ops::{red_series_name, Scorable};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
-use apo_models::context::ContextDetector;
+use apo_models::context::{ContextConfig, ContextDetector};
 use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::{Forecaster, IsolationForest};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
@@ -113,7 +113,7 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
 
     // anomalies: one per window past the first MIN_HISTORY of each series, scored as here
     let model = IsolationForest::load(&iforest).unwrap();
-    let alert = AlertConfig::default();
+    let alert = test_alert();
     // forest score, in alert, likelihood, suppressed, contextual score
     type Want = (f64, bool, f64, bool, Option<f64>);
     let mut want: BTreeMap<(Key, i64), Want> = BTreeMap::new();
@@ -195,6 +195,11 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
         }
     }
     assert!(raised_in_incident, "the incident on svc-1 raised an alert");
+    let with_context = got.iter().filter(|a| a.context_score.is_some()).count();
+    assert!(
+        with_context > 100,
+        "windows past the contextual detector's learning: {with_context}"
+    );
 
     // RED rows: every one's windows past the first MIN_HISTORY, scored as here
     let mut red: BTreeMap<Key, Vec<RedStats>> = BTreeMap::new();
@@ -395,6 +400,8 @@ fn drain_with_models(
         anomalies,
         "--forecasts-topic",
         forecasts,
+        "--context-learn-windows",
+        TEST_LEARN_WINDOWS,
     ];
     args.extend_from_slice(extra);
     run_to_end(&apo_run_args(t, dir, &args), Duration::from_secs(600));
@@ -473,6 +480,22 @@ fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
 }
 
 /// Contextual scores equal but for the last bits a JSON round trip may change.
+/// The contextual detector's learning period in these runs: short enough that the 10 s series
+/// of 70 minutes (420 windows) are scored after it (the default, 750, would leave them all
+/// learning).
+const TEST_LEARN_WINDOWS: &str = "100";
+
+/// The alert settings of the runs here: defaults, but for the learning period.
+fn test_alert() -> AlertConfig {
+    AlertConfig {
+        context: ContextConfig {
+            learn_windows: TEST_LEARN_WINDOWS.parse().expect("a number"),
+            ..ContextConfig::default()
+        },
+        ..AlertConfig::default()
+    }
+}
+
 fn same_context(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() < 1e-12,

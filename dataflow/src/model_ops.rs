@@ -282,9 +282,11 @@ impl<T> Default for StateInputs<T> {
 }
 
 /// Windows a series' anomaly state needs replayed to be what it was: the feature history
-/// of each of the last `adaptive_window` scores.
+/// of each of the last `adaptive_window` scores, and at least the contextual detector's
+/// learning period (its memory spans the series' life: a series up to this many windows old
+/// restarts exactly as it was).
 pub fn anomaly_warm_windows(alert: &AlertConfig) -> usize {
-    features::HISTORY + alert.adaptive_window
+    (features::HISTORY + alert.adaptive_window).max(alert.context.learn_windows)
 }
 
 /// A series' anomaly state on the worker: feature history and alert state (its contextual

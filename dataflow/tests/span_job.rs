@@ -12,7 +12,7 @@ use apo_dataflow::slo::{default_objectives, BurnConfig, BurnTracker};
 use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_models::alerting::{AlertConfig, AlertState};
-use apo_models::context::ContextDetector;
+use apo_models::context::{ContextConfig, ContextDetector};
 use apo_models::features::{KeyHistory, MIN_HISTORY};
 use apo_models::IsolationForest;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
@@ -93,6 +93,7 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
         .with_anomalies(RedAnomalies {
             config: ModelConfig {
                 anomaly_model: Some(iforest()),
+                alert: test_alert(),
                 ..ModelConfig::default()
             },
             sinks: vec![Box::new(Collect(a.clone(), 0))],
@@ -193,7 +194,7 @@ fn spans_to_red_paths_shares_and_map() {
 
     // Anomalies: every RED row's windows past the first MIN_HISTORY, scored as here.
     let model = IsolationForest::load(&iforest()).unwrap();
-    let alert = AlertConfig::default();
+    let alert = test_alert();
     let mut series: BTreeMap<(String, String), Vec<&RedStats>> = BTreeMap::new();
     for r in &red {
         series
@@ -232,6 +233,14 @@ fn spans_to_red_paths_shares_and_map() {
         want_a.len(),
         "one score per RED window past the history"
     );
+    let with_context = anomalies
+        .iter()
+        .filter(|a| a.context_score.is_some())
+        .count();
+    assert!(
+        with_context > 10,
+        "RED windows past the contextual detector's learning: {with_context}"
+    );
     for a in &anomalies {
         let (s, active, context) = want_a[&(a.service.clone(), a.metric.clone(), a.window_start)];
         assert_eq!(a.context_score, context, "{}: contextual score", a.key());
@@ -257,4 +266,17 @@ fn spans_to_red_paths_shares_and_map() {
         red.iter().map(|r| (r.key(), r.calls)).collect::<Vec<_>>()
     );
     assert_eq!(sorted(&two.anomalies, |r| r.key()), anomalies);
+}
+
+/// The alert settings of this test: defaults, but a learning period short enough for the
+/// contextual detector to score the test's RED series (100 s of traces: 10 windows; the
+/// default, 750 windows, would leave them all learning).
+fn test_alert() -> AlertConfig {
+    AlertConfig {
+        context: ContextConfig {
+            learn_windows: 4,
+            ..ContextConfig::default()
+        },
+        ..AlertConfig::default()
+    }
 }

@@ -62,7 +62,7 @@ pub struct AlertConfig {
     /// Seconds after a raised alert during which the key's next onsets are not raised again
     /// (43 200: 12 hours). 0 turns it off.
     pub quiet_seconds: u64,
-    /// Contextual score at or above which a window counts as above (0.74); 0 turns the
+    /// Contextual score at or above which a window counts as above (0.56); 0 turns the
     /// contextual detector's say off.
     pub context_threshold: f64,
     /// The contextual detector's settings.
@@ -83,7 +83,7 @@ impl Default for AlertConfig {
             clear_ratio: 0.95,
             suppress_seconds: 600,
             quiet_seconds: 43_200,
-            context_threshold: 0.74,
+            context_threshold: 0.56,
             context: ContextConfig::default(),
         }
     }

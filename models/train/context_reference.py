@@ -16,7 +16,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 NEURON = 1 << 31
 
 DEFAULTS = dict(bits=3, max_left=7, max_active=15, base_threshold=0.75, rest_windows=150,
-                learn_windows=150, range_margin=2.0, max_contexts=50000, expand_range=True)
+                learn_windows=750, range_margin=1.0, max_contexts=50000, expand_range=True)
 
 
 class Memory:
@@ -197,8 +197,8 @@ def write_golden():
         "cycle_shift_spike": dict(DEFAULTS, rest_windows=30, learn_windows=100, range_margin=0.5),
         "random_walk": dict(DEFAULTS, learn_windows=50, range_margin=0.0, max_contexts=3000, bits=4, expand_range=False),
         "random_walk_expanding": dict(DEFAULTS, learn_windows=50, range_margin=0.0, max_contexts=3000, rest_windows=20),
-        "square_wave": dict(DEFAULTS, rest_windows=5, learn_windows=30),
-        "flat": dict(DEFAULTS, learn_windows=20),
+        "square_wave": dict(DEFAULTS, rest_windows=5, learn_windows=30, range_margin=2.0),
+        "flat": dict(DEFAULTS, learn_windows=20, range_margin=2.0),
     }
     cases = []
     for name, values in golden_series().items():

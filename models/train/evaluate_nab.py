@@ -2,10 +2,11 @@
 
     python3 models/train/evaluate_nab.py [--apo target/release/apo] [--nab ../shared/data/nab]
 
-Anomalies: `apo score` on every file, once per forest threshold of a sweep (the whole alert
-stage runs each time: likelihood, minimum duration, hysteresis, quiet period, and the contextual
-detector at its default threshold, which the sweep does not move); a detection is a row whose
-label is 1 (an alert raised). Reports, at the corpus-best threshold (NAB picks the threshold
+Anomalies: `apo score` on every file, once per pair of forest threshold (--sweep) and contextual
+detector threshold (--context-sweep; default: only the binary's default) (the whole alert stage
+runs each time: likelihood, minimum duration, hysteresis, quiet period, contextual detector);
+a detection is a row whose label is 1 (an alert raised). Arguments after `--` go to every
+`apo score` (e.g. `-- --context-learn-windows 600`). Reports, at the corpus-best threshold (NAB picks the threshold
 that maximises the corpus total) and at the model's own threshold: the NAB standard-profile
 score, precision (detections inside labelled windows / all detections), recall (labelled
 windows detected), false-negative rate (windows missed), false positives per labelled window
@@ -139,20 +140,28 @@ def main() -> None:
     ap.add_argument("--apo", default=os.path.join(root, "target", "release", "apo"))
     ap.add_argument("--nab", default=os.path.join(root, "..", "shared", "data", "nab"))
     ap.add_argument("--json", help="write the raw numbers here")
-    ap.add_argument("--sweep", type=float, nargs="*", default=SWEEP, help="thresholds to try")
+    ap.add_argument("--sweep", type=float, nargs="*", default=SWEEP, help="forest thresholds to try")
+    ap.add_argument("--context-sweep", type=float, nargs="*", default=[],
+                    help="contextual detector thresholds to try with each forest threshold (default: the binary's)")
+    ap.add_argument("extra", nargs="*", help="after `--`: more arguments for every `apo score`")
     args = ap.parse_args()
+    contexts = args.context_sweep or [None]
     windows = json.load(open(os.path.join(args.nab, "combined_windows.json")))
     files = sorted(f for f in windows if os.path.exists(os.path.join(args.nab, "data", f)))
     print(f"{len(files)} NAB files, {sum(len(windows[f]) for f in files)} labelled windows", file=sys.stderr)
 
     report = {"sweep": []}
     with tempfile.TemporaryDirectory() as tmp:
-        default = detection_summary(score_corpus(args.apo, args.nab, files, windows, tmp, None, []))
+        default = detection_summary(score_corpus(args.apo, args.nab, files, windows, tmp, None, args.extra))
         for t in args.sweep:
-            s = detection_summary(score_corpus(args.apo, args.nab, files, windows, tmp, t, []))
-            s["threshold"] = t
-            report["sweep"].append(s)
-            print(f"threshold {t}: NAB {s['nab_standard']:.1f}", file=sys.stderr)
+            for c in contexts:
+                extra = args.extra + ([] if c is None else ["--context-threshold", str(c)])
+                s = detection_summary(score_corpus(args.apo, args.nab, files, windows, tmp, t, extra))
+                s["threshold"] = t
+                s["context_threshold"] = c
+                report["sweep"].append(s)
+                shown = "" if c is None else f", context threshold {c}"
+                print(f"threshold {t}{shown}: NAB {s['nab_standard']:.1f}", file=sys.stderr)
         best = max(report["sweep"], key=lambda s: s["nab_standard"])
         report["model_threshold"] = default
         report["best"] = best
@@ -161,6 +170,8 @@ def main() -> None:
     print("| anomaly detection (NAB corpus, after probation) | model threshold | corpus-best threshold |")
     print("|---|---|---|")
     print(f"| threshold | metadata | {best['threshold']} |")
+    if best.get("context_threshold") is not None:
+        print(f"| contextual threshold | default | {best['context_threshold']} |")
     for key, label, fmt in [
         ("nab_standard", "NAB standard score", "{:.1f}"),
         ("precision", "precision (detections in windows)", "{:.1%}"),
