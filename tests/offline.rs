@@ -59,24 +59,33 @@ fn close(cell: &str, want: f64) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn score_writes_what_the_library_computes() {
+/// Runs `apo COMMAND series.csv --model MODEL EXTRA… -o out.csv` on [`series_file`]: the rows
+/// written (header first), the series' times (ms) and values.
+fn run_on_series(
+    command: &str,
+    model: &Path,
+    extra: &[&str],
+) -> (Vec<Vec<String>>, Vec<i64>, Vec<f64>) {
     let dir = tempfile::tempdir().unwrap();
     let (input, times, values) = series_file(dir.path());
-    let out = dir.path().join("scores.csv");
-    let model = artifacts().join("iforest.onnx");
-    let o = run(&[
-        "score",
+    let out = dir.path().join("out.csv");
+    let mut args = vec![
+        command,
         input.to_str().unwrap(),
         "--model",
         model.to_str().unwrap(),
-        "--context-learn-windows",
-        "200",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+    let o = run(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let got = rows(&out);
+    (rows(&out), times, values)
+}
+
+#[test]
+fn score_writes_what_the_library_computes() {
+    let model = artifacts().join("iforest.onnx");
+    let (got, times, values) = run_on_series("score", &model, &["--context-learn-windows", "200"]);
     assert_eq!(
         got[0],
         [
@@ -130,20 +139,8 @@ fn score_writes_what_the_library_computes() {
 
 #[test]
 fn forecast_writes_what_the_library_computes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, times, values) = series_file(dir.path());
-    let out = dir.path().join("forecasts.csv");
     let model = artifacts().join("lstm.onnx");
-    let o = run(&[
-        "forecast",
-        input.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let got = rows(&out);
+    let (got, times, values) = run_on_series("forecast", &model, &[]);
     assert_eq!(
         got[0],
         [
