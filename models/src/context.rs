@@ -233,8 +233,8 @@ struct Context {
     zero_level: bool,
 }
 
-/// A learnt candidate context: (left facts, right facts).
-type Candidate = (Vec<Fact>, Vec<Fact>);
+/// A candidate context: a left and a right side (ids) whose crossed facts it would pair.
+type Candidate = (usize, usize);
 
 /// The contexts learnt so far, indexed by the facts of their sides.
 #[derive(Debug, Default, Clone)]
@@ -245,6 +245,8 @@ struct ContextMemory {
     contexts: Vec<Context>,
     /// The zero-level context learnt this window, not judged in it.
     new_context: Option<usize>,
+    /// Reused buffers for a candidate's facts while it is learnt.
+    scratch: (Vec<Fact>, Vec<Fact>),
 }
 
 impl ContextMemory {
@@ -277,12 +279,26 @@ impl ContextMemory {
         new
     }
 
-    /// Learns the candidates: how many were new.
+    /// A candidate's facts: the crossed facts of its left and right sides.
+    fn facts(&self, (l, r): Candidate) -> (&[Fact], &[Fact]) {
+        (&self.lefts.all[l].crossed, &self.rights.all[r].crossed)
+    }
+
+    /// Learns the candidates (sides crossed as when they were judged; learning adds sides
+    /// but changes no crossing): how many were new.
     fn learn_candidates(&mut self, candidates: &[Candidate]) -> usize {
-        candidates
-            .iter()
-            .filter(|(l, r)| self.context(l, r, false).1)
-            .count()
+        let (mut left, mut right) = std::mem::take(&mut self.scratch);
+        let mut new = 0;
+        for &c in candidates {
+            let (l, r) = self.facts(c);
+            left.clear();
+            left.extend_from_slice(l);
+            right.clear();
+            right.extend_from_slice(r);
+            new += usize::from(self.context(&left, &right, false).1);
+        }
+        self.scratch = (left, right);
+        new
     }
 
     /// After crossing the right sides with the window's facts: the active contexts (id, uses), the number
@@ -309,11 +325,11 @@ impl ContextMemory {
                             c.used += 1;
                             active.push((ci, c.used));
                         } else if zero_level && held < self.max_left {
-                            candidates.push((lv.crossed.clone(), rv.crossed.clone()));
+                            candidates.push((li, ri));
                         }
                     }
                 } else if zero_level && lv.crossed.len() < self.max_left && held > 0 {
-                    candidates.push((lv.crossed.clone(), rv.crossed.clone()));
+                    candidates.push((li, ri));
                 }
             }
         }
@@ -380,14 +396,14 @@ impl Learner {
         let learnt_new = !self.left.is_empty() && m.learn_transition(&self.left, &current);
         m.rights.cross(&current);
         let (mut active, selected, candidates) = m.judge();
-        let mut unique: HashSet<(&[Fact], &[Fact])> = candidates
-            .iter()
-            .map(|(l, r)| (l.as_slice(), r.as_slice()))
-            .collect();
-        if !self.left.is_empty() {
-            unique.insert((&self.left, &current));
-        }
-        let unique = unique.len();
+        let unique = {
+            let mut unique: HashSet<(&[Fact], &[Fact])> =
+                candidates.iter().map(|&c| m.facts(c)).collect();
+            if !self.left.is_empty() {
+                unique.insert((&self.left, &current));
+            }
+            unique.len()
+        };
         let share_active = if selected > 0 {
             active.len() as f64 / selected as f64
         } else {
