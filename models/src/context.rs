@@ -28,7 +28,7 @@
 //! otherwise grow without bound).
 //!
 //! In the stream it follows each series' p95 (a RED row's duration p95), on the anomaly
-//! thread beside the forest: on NAB's files about 46 µs a window, the cost growing with the
+//! thread beside the forest: on NAB's files about 22 µs a window, the cost growing with the
 //! contexts a series holds.
 //!
 //! `models/train/context_reference.py` is the same algorithm in Python; the golden vectors it
