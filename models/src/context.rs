@@ -122,67 +122,35 @@ impl ContextConfig {
     }
 }
 
-/// A set of facts on the left of contexts: the contexts it is part of, by right side.
+/// A set of facts on one side of contexts: how many facts it has, those of the current set it
+/// holds (sorted), and what the side keeps besides (`Links` on the left, nothing on the right).
 #[derive(Debug, Default, Clone)]
-struct LeftSide {
+struct Side<E> {
     len: usize,
-    /// Facts of the current left set in this side (sorted).
     crossed: Vec<Fact>,
+    links: E,
+}
+
+/// What a left side keeps: the contexts it is part of, by right side.
+#[derive(Debug, Default, Clone)]
+struct Links {
     /// (right side, context) in the order learnt.
     contexts: Vec<(usize, usize)>,
     by_right: HashMap<usize, usize>,
 }
 
-/// A set of facts on the right of contexts.
-#[derive(Debug, Default, Clone)]
-struct RightSide {
-    len: usize,
-    /// Facts of the current window in this side (sorted).
-    crossed: Vec<Fact>,
-}
-
-/// A side of contexts: how many facts it has, and those of the current set it holds.
-trait Side {
-    fn with_len(len: usize) -> Self;
-    fn crossed(&mut self) -> &mut Vec<Fact>;
-}
-
-impl Side for LeftSide {
-    fn with_len(len: usize) -> Self {
-        LeftSide {
-            len,
-            ..LeftSide::default()
-        }
-    }
-    fn crossed(&mut self) -> &mut Vec<Fact> {
-        &mut self.crossed
-    }
-}
-
-impl Side for RightSide {
-    fn with_len(len: usize) -> Self {
-        RightSide {
-            len,
-            ..RightSide::default()
-        }
-    }
-    fn crossed(&mut self) -> &mut Vec<Fact> {
-        &mut self.crossed
-    }
-}
-
 /// The fact sets seen on one side of contexts, by id and by fact, and which of them hold
 /// facts of the current set.
 #[derive(Debug, Clone)]
-struct Sides<S> {
+struct Sides<E> {
     ids: HashMap<Vec<Fact>, usize>,
     index: HashMap<Fact, Vec<usize>>,
-    all: Vec<S>,
+    all: Vec<Side<E>>,
     /// Ids of the sides holding any fact of the current set, in id order.
     crossed: Vec<usize>,
 }
 
-impl<S> Default for Sides<S> {
+impl<E> Default for Sides<E> {
     fn default() -> Self {
         Sides {
             ids: HashMap::default(),
@@ -193,7 +161,7 @@ impl<S> Default for Sides<S> {
     }
 }
 
-impl<S: Side> Sides<S> {
+impl<E: Default> Sides<E> {
     /// The id of the side with these facts, learnt if new.
     fn id(&mut self, facts: &[Fact]) -> usize {
         if let Some(id) = self.ids.get(facts) {
@@ -201,7 +169,11 @@ impl<S: Side> Sides<S> {
         }
         let id = self.all.len();
         self.ids.insert(facts.to_vec(), id);
-        self.all.push(S::with_len(facts.len()));
+        self.all.push(Side {
+            len: facts.len(),
+            crossed: Vec::new(),
+            links: E::default(),
+        });
         for f in facts {
             self.index.entry(*f).or_default().push(id);
         }
@@ -211,11 +183,11 @@ impl<S: Side> Sides<S> {
     /// Clears the last crossing, then marks in each side the facts of `facts` it holds.
     fn cross(&mut self, facts: &[Fact]) {
         for i in self.crossed.drain(..) {
-            self.all[i].crossed().clear();
+            self.all[i].crossed.clear();
         }
         for f in facts {
             for i in self.index.get(f).into_iter().flatten() {
-                let crossed = self.all[*i].crossed();
+                let crossed = &mut self.all[*i].crossed;
                 if crossed.is_empty() {
                     self.crossed.push(*i);
                 }
@@ -240,8 +212,8 @@ type Candidate = (usize, usize);
 #[derive(Debug, Default, Clone)]
 struct ContextMemory {
     max_left: usize,
-    lefts: Sides<LeftSide>,
-    rights: Sides<RightSide>,
+    lefts: Sides<Links>,
+    rights: Sides<()>,
     contexts: Vec<Context>,
     /// The zero-level context learnt this window, not judged in it.
     new_context: Option<usize>,
@@ -254,7 +226,7 @@ impl ContextMemory {
     fn context(&mut self, left: &[Fact], right: &[Fact], zero_level: bool) -> (usize, bool) {
         let l = self.lefts.id(left);
         let r = self.rights.id(right);
-        let side = &mut self.lefts.all[l];
+        let side = &mut self.lefts.all[l].links;
         if let Some(c) = side.by_right.get(&r) {
             return (*c, false);
         }
@@ -310,7 +282,7 @@ impl ContextMemory {
         for &li in &self.lefts.crossed {
             let lv = &self.lefts.all[li];
             let left_whole = lv.len == lv.crossed.len();
-            for &(ri, ci) in &lv.contexts {
+            for &(ri, ci) in &lv.links.contexts {
                 if self.new_context == Some(ci) {
                     continue;
                 }
@@ -476,11 +448,16 @@ impl ContextDetector {
         let learner = self.learner.as_mut()?;
         let raw = learner.raw_score(value);
         let quiet = self.recent.iter().any(|r| *r >= config.base_threshold);
+        self.remember(config, raw);
+        Some(if quiet { 0.0 } else { raw })
+    }
+
+    /// Keeps `raw` among the last `rest_windows` raw scores.
+    fn remember(&mut self, config: &ContextConfig, raw: f64) {
         if self.recent.len() >= config.rest_windows.max(1) {
             self.recent.pop_front();
         }
         self.recent.push_back(raw);
-        Some(if quiet { 0.0 } else { raw })
     }
 
     /// Fixes the range from the learnt values and replays them silently.
@@ -493,10 +470,7 @@ impl ContextDetector {
         self.recent.push_back(1.0);
         for v in values {
             let raw = learner.raw_score(v);
-            if self.recent.len() >= config.rest_windows.max(1) {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(raw);
+            self.remember(config, raw);
         }
         self.learner = Some(learner);
     }
