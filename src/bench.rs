@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::job::{Job, MetricsJob};
-use apo_dataflow::pipeline::{run_job, PipelineConfig};
-use apo_dataflow::progress::{percentile, Latency, Progress};
-use apo_dataflow::sink::StatsSink;
+use apo_dataflow::RowSink;
+use apo_dataflow::{percentile, Latency, Progress};
+use apo_dataflow::{run_job, PipelineConfig};
+use apo_dataflow::{Job, MetricsJob};
 use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
 use apo_ingest::kafka::{ensure_topics, KafkaSource, SourceContext};
@@ -142,7 +142,7 @@ fn full_pipeline(
     let full = run_phase(workers, cfg, move |i, n| {
         let src = KafkaSource::new(&client, &group, &topic, i, n).map_err(|e| e.to_string())?;
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|e| e.to_string())?;
-        let sinks: Vec<Box<dyn StatsSink>> = vec![
+        let sinks: Vec<Box<dyn RowSink>> = vec![
             Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|e| e.to_string())?),
             Box::new(
                 ParquetStatsSink::new(&dir, &format!("w{i}"), Duration::from_secs(10))
@@ -192,7 +192,7 @@ fn latency_lines(what: &str, run: &PhaseResult, acks: &mut [f64]) -> String {
 }
 
 /// The metrics job of `cfg` writing to `sinks`.
-pub fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn StatsSink>>) -> MetricsJob {
+pub fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn RowSink>>) -> MetricsJob {
     MetricsJob::new(
         &cfg.window_seconds,
         cfg.relative_accuracy,

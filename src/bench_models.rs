@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use apo_dataflow::job::ModelStage;
-use apo_dataflow::model_ops::ModelConfig;
-use apo_dataflow::pipeline::PipelineConfig;
+use apo_dataflow::ModelConfig;
+use apo_dataflow::ModelStage;
+use apo_dataflow::PipelineConfig;
 use apo_ingest::dlq::MemoryDeadLetters;
 use apo_ingest::generator::{Generator, GeneratorConfig};
 use apo_ingest::source::MemorySource;

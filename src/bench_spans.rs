@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use apo_dataflow::pipeline::PipelineConfig;
-use apo_dataflow::progress::percentile;
-use apo_dataflow::span_job::{SpanConfig, SpanJob, SpanSinks};
+use apo_dataflow::percentile;
+use apo_dataflow::PipelineConfig;
+use apo_dataflow::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::Pace;
 use apo_ingest::kafka::{ensure_topics, KafkaSource};

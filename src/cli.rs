@@ -190,7 +190,7 @@ pub struct ModelArgs {
     pub forecasts_topic: String,
     /// The window statistic forecast: mean, p50, p95, p99, max, sum or rate.
     #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
-    pub forecast_signal: apo_dataflow::model_ops::Signal,
+    pub forecast_signal: apo_dataflow::Signal,
     #[command(flatten)]
     pub alert: AlertArgs,
     /// Audit topic of actions carried out on services (`apo.actions`, JSON, key = target;

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::assembly::AssemblyConfig;
-use apo_dataflow::job::{MetricsJob, ModelStage};
-use apo_dataflow::lane::{JobLane, Lane};
-use apo_dataflow::model_history::{Loader, PastWindows};
-use apo_dataflow::model_ops::{anomaly_warm_windows, ModelConfig, StateInputs};
-use apo_dataflow::pipeline::{run_lanes, PipelineConfig};
-use apo_dataflow::progress::{percentile, Progress};
-use apo_dataflow::sink::StatsSink;
-use apo_dataflow::span_job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
+use apo_dataflow::AssemblyConfig;
+use apo_dataflow::RowSink;
+use apo_dataflow::{anomaly_warm_windows, ModelConfig, StateInputs};
+use apo_dataflow::{percentile, Progress};
+use apo_dataflow::{run_lanes, PipelineConfig};
+use apo_dataflow::{JobLane, Lane};
+use apo_dataflow::{Loader, PastWindows};
+use apo_dataflow::{MetricsJob, ModelStage};
+use apo_dataflow::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::actions::follow_actions;
 use apo_ingest::decode::TimeBounds;
 use apo_ingest::dlq::KafkaDeadLetters;
@@ -261,17 +261,15 @@ const TRACES: Labels = Labels {
 };
 
 fn print_progress(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) {
-    let points = Progress::get(&p.points_in);
+    let points = Progress::get(&p.records_in);
     let rate = (points - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
     *last = (Instant::now(), points);
-    let wm = p.watermark_ms.load(Ordering::Relaxed);
     let now = chrono::Utc::now().timestamp_millis();
-    let delay = if wm == i64::MIN {
-        "–".to_string()
-    } else {
-        format!("{:.1} s", (now - wm) as f64 / 1000.0)
+    let delay = match p.watermark_ms() {
+        None => "–".to_string(),
+        Some(wm) => format!("{:.1} s", (now - wm) as f64 / 1000.0),
     };
-    let lag = p.lag.load(Ordering::Relaxed);
+    let lag = p.lag().map_or("–".to_string(), |l| l.to_string());
     let mut lat: Vec<f64> = p.take_latencies().iter().map(|l| l.total_ms).collect();
     let latency = if lat.is_empty() {
         "–".to_string()
@@ -285,10 +283,10 @@ fn print_progress(l: &Labels, p: &Progress, started: Instant, last: &mut (Instan
         l.lane,
         l.records,
         l.outputs,
-        Progress::get(&p.windows_out),
+        Progress::get(&p.rows_out),
         Progress::get(&p.revisions_out),
         Progress::get(&p.dlq_messages),
-        p.windows_held.load(Ordering::Relaxed),
+        p.held(),
     );
 }
 
@@ -447,11 +445,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         .unwrap_or_default();
 
     let progress = Arc::new(Progress::new(a.workers.max(1)));
-    progress.watermark_ms.store(i64::MIN, Ordering::Relaxed);
     let span_progress = Arc::new(Progress::new(a.workers.max(1)));
-    span_progress
-        .watermark_ms
-        .store(i64::MIN, Ordering::Relaxed);
     let done = Arc::new(AtomicBool::new(false));
     let reporter = if a.progress_interval > Duration::ZERO {
         let (p, d, every) = (progress.clone(), done.clone(), a.progress_interval);
@@ -499,7 +493,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         let prefix = format!("p{process}-w{index}");
         let source = KafkaSource::new(&client, &group, &metrics_topic, index, peers).map_err(|x| e(&x))?;
         tracing::info!(worker = index, partitions = ?apo_ingest::source::MessageSource::partitions(&source), "reading {metrics_topic}");
-        let sinks: Vec<Box<dyn StatsSink>> = vec![
+        let sinks: Vec<Box<dyn RowSink>> = vec![
             Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|x| e(&x))?),
             Box::new(ParquetStatsSink::new(&data_dir, &prefix, roll).map_err(|x| e(&x))?),
         ];

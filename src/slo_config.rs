@@ -1,5 +1,5 @@
 //! The SLO file (`--slo-file`, TOML): objectives and burn-rate alert windows. Without a file
-//! the product SLA applies (`apo_dataflow::slo::default_objectives`) with the SRE workbook's
+//! the product SLA applies (`apo_dataflow::default_objectives`) with the SRE workbook's
 //! alert pairs.
 //!
 //! ```toml
@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::slo::{default_objectives, AlertPair, BurnConfig, Indicator, Objective};
+use apo_dataflow::{default_objectives, AlertPair, BurnConfig, Indicator, Objective};
 use apo_schemas::SpanKind;
 use serde::Deserialize;
 

@@ -1,49 +1,50 @@
-//! `apo-dataflow`: the timely dataflow jobs.
+//! `apo-dataflow`: the timely dataflow jobs, one folder per concept.
 //!
-//! - [`sketch`]: DDSketch with weighted insertion and exact merge;
-//! - [`aggregate`]: per-window partial aggregates and the output record they finish into;
-//! - [`preaggregate`]: worker-local folding of points before the exchange;
-//! - [`window`]: event-time tumbling windows, revisions for late data;
-//! - [`sink`]: the durable sink operator and the [`sink::StatsSink`] trait sinks implement;
-//! - [`critical_path`]: the critical path of one trace (Jaeger's algorithm, iterative and total);
-//! - [`red`]: RED (rate, errors, duration) per service, operation, kind and status;
-//! - [`assembly`]: spans grouped into traces, bounded in time and memory;
-//! - [`path_share`]: critical-path records of traces and per-window critical-path shares;
-//! - [`service_map`]: service-map edges of a trace (servicegraph-style, with virtual nodes);
-//! - [`map_view`]: the current service map over a sliding horizon (differential dataflow);
-//! - [`slo`]: objectives over spans and multi-window burn-rate alerts;
-//! - [`slo_ops`]: SLO counts per service window and burn-rate state in the stream;
-//! - [`trace_ops`]: trace assembly as a timely operator;
-//! - [`commit`]: offsets that are safe to commit;
-//! - [`job`]: what a pipeline decodes, buffers and builds ([`job::MetricsJob`] for metrics);
-//! - [`span_job`]: the trace pipeline as a job (RED, traces, critical paths, shares, service map);
-//! - [`lane`]: one input of a worker: source, watermark, late data, feed, commits;
-//! - [`pipeline`]: the worker loop over a worker's lanes, and its settings;
-//! - [`progress`]: live counters;
-//! - [`model_ops`]: anomaly scores and forecasts of closed windows in the stream;
-//! - [`model_history`]: past windows for a warm start of the models' per-series state;
-//! - [`series_state`]: per-series model state, dropped when a series falls silent.
+//! - [`engine`]-level items: the worker loop ([`run_lanes`], [`run_job`]) over lanes
+//!   ([`JobLane`]: one input topic each), the [`Job`] contract, the durable sink operator
+//!   behind [`RowSink`], offsets safe to commit, [`Progress`], [`PipelineConfig`];
+//! - `ops`: window keys and partial aggregates, [`DDSketch`], event-time windows with
+//!   revisions ([`window_operator`]), stashing by time, offloading work to a thread;
+//! - `metrics`: the metrics pipeline ([`MetricsJob`]);
+//! - `traces`: the trace pipeline ([`SpanJob`]): RED, SLOs, assembly, critical paths, shares,
+//!   the service map and its current view;
+//! - `models`: anomaly scores and forecasts of closed windows, per-series state, warm start.
+//!
+//! Modules are private to the crate; what the binary, the sinks and the tests use is
+//! re-exported here. `docs/ARCHITECTURE.md` describes how the parts fit.
 
-pub mod aggregate;
-pub mod assembly;
-pub mod commit;
-pub mod critical_path;
-pub mod job;
-pub mod lane;
-pub mod map_view;
-pub mod model_history;
-pub mod model_ops;
-pub mod path_share;
-pub mod pipeline;
-pub mod preaggregate;
-pub mod progress;
-pub mod red;
-pub mod series_state;
-pub mod service_map;
-pub mod sink;
-pub mod sketch;
-pub mod slo;
-pub mod slo_ops;
-pub mod span_job;
-pub mod trace_ops;
-pub mod window;
+mod engine;
+mod metrics;
+mod models;
+mod ops;
+mod traces;
+
+pub use apo_core::{RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use engine::config::{PipelineConfig, TICK_MS};
+pub use engine::context::BuildContext;
+pub use engine::error::PipelineError;
+pub use engine::job::{crosses, Decoded, Job};
+pub use engine::lane::{JobLane, Lane, WorkerReport};
+pub use engine::progress::{percentile, Latency, Progress};
+pub use engine::sink::{sink_operator, tracked_sink, RowsCallback, SinkState};
+pub use engine::worker::{run_job, run_lanes};
+pub use metrics::job::{MetricsJob, ModelStage};
+pub use models::anomaly::{anomaly_warm_windows, StateInputs};
+pub use models::config::{ModelConfig, Signal};
+pub use models::series::{red_series_name, Scorable, SeriesKey};
+pub use models::warm::{Loader, PastWindows};
+pub use ops::sketch::DDSketch;
+pub use ops::window::window_operator;
+pub use traces::assembly::{AssembledTrace, AssemblyConfig, Emitted, TraceAssembler};
+pub use traces::critical_path::{critical_path, Segment};
+pub use traces::job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
+pub use traces::map_view::current_map;
+pub use traces::path_share::{path_record, SharePartial, ShareWindow};
+pub use traces::red::{RedPartial, RedWindow};
+pub use traces::service_map::{
+    attribute_critical, trace_edges, Edge, EdgePartial, EdgeWindow, USER,
+};
+pub use traces::slo::{
+    default_objectives, AlertPair, BurnConfig, BurnTracker, Indicator, Objective,
+};
+pub use traces::trace_ops::assemble_traces;

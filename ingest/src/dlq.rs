@@ -19,24 +19,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
 use crate::kafka::DeliveryTracker;
-use crate::source::RawMessage;
 use crate::IngestError;
 
-/// One dead letter.
-#[derive(Debug, Clone, Copy)]
-pub struct DeadLetter<'a> {
-    pub origin: RawMessage<'a>,
-    pub reason: &'a str,
-    pub detail: &'a str,
-    /// Positions of the unusable points, when the rest of the message was used.
-    pub points: Option<&'a str>,
-}
-
-pub trait DeadLetterSink {
-    fn send(&mut self, letter: DeadLetter<'_>) -> Result<(), IngestError>;
-    /// Returns once everything sent so far is durable.
-    fn flush(&mut self) -> Result<(), IngestError>;
-}
+pub use apo_core::{DeadLetter, DeadLetterSink};
 
 /// Writes dead letters to a Kafka topic.
 pub struct KafkaDeadLetters {

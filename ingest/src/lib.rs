@@ -23,21 +23,4 @@ pub mod trace_generator;
 pub mod trace_produce;
 pub mod watermark;
 
-/// Errors of the ingest layer.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("topic `{topic}` not found on {brokers} (create it, or run with topic creation on)")]
-    NoTopic { topic: String, brokers: String },
-    #[error("{0}")]
-    Config(String),
-    #[error("delivery to `{topic}` failed for {failed} record(s): {last_error}")]
-    Delivery {
-        topic: String,
-        failed: u64,
-        last_error: String,
-    },
-    #[error("embedded broker: {0}")]
-    Embedded(String),
-}
+pub use apo_core::IngestError;

@@ -1,12 +1,11 @@
 //! Reading our own Parquet tables back into records: the windows of `window_stats` and `red`
 //! that ended at or after a time, for a warm start of the models' per-series state after a
-//! restart (`apo_dataflow::model_history`). Files are read from the day partitions that can
+//! restart (`apo_dataflow::PastWindows`). Files are read from the day partitions that can
 //! hold such windows; a file that cannot be read is an error (the caller starts cold).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use apo_dataflow::sink::SinkError;
 use apo_schemas::red::RedStats;
 use apo_schemas::WindowStats;
 use datafusion::arrow::array::{
@@ -17,13 +16,18 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::parquet::ParquetRow;
 
+/// Reading past rows back failed; the message names the file (or column) and the cause.
+#[derive(Debug, thiserror::Error, Clone)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
 /// A row type that can be read back from its table.
 pub trait ReadBack: ParquetRow {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError>;
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError>;
 }
 
 /// The rows of `R`'s table under `data_dir` whose window ended at or after `since_ms`.
-pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>, SinkError> {
+pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>, ReadError> {
     let table = data_dir.join(R::TABLE);
     // A window that ends at `since_ms` started at most a day earlier (windows are shorter).
     let first_day = day_of(since_ms.saturating_sub(86_400_000));
@@ -31,7 +35,7 @@ pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>,
     let days = match fs::read_dir(&table) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(SinkError(format!("reading {}: {e}", table.display()))),
+        Err(e) => return Err(ReadError(format!("reading {}: {e}", table.display()))),
     };
     for day in days.flatten() {
         let name = day.file_name().to_string_lossy().into_owned();
@@ -42,7 +46,7 @@ pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>,
             continue;
         }
         let entries = fs::read_dir(day.path())
-            .map_err(|e| SinkError(format!("reading {}: {e}", day.path().display())))?;
+            .map_err(|e| ReadError(format!("reading {}: {e}", day.path().display())))?;
         files.extend(
             entries
                 .flatten()
@@ -54,7 +58,7 @@ pub fn read_since<R: ReadBack>(data_dir: &Path, since_ms: i64) -> Result<Vec<R>,
     let mut rows = Vec::new();
     for path in files {
         let open =
-            |e: &dyn std::fmt::Display| SinkError(format!("reading {}: {e}", path.display()));
+            |e: &dyn std::fmt::Display| ReadError(format!("reading {}: {e}", path.display()));
         let file = fs::File::open(&path).map_err(|e| open(&e))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.build())
@@ -81,34 +85,34 @@ fn day_of(ms: i64) -> String {
 struct Cols<'a>(&'a RecordBatch);
 
 impl Cols<'_> {
-    fn get<A: Array + 'static>(&self, name: &str) -> Result<&A, SinkError> {
+    fn get<A: Array + 'static>(&self, name: &str) -> Result<&A, ReadError> {
         self.0
             .column_by_name(name)
             .and_then(|c| c.as_any().downcast_ref::<A>())
-            .ok_or_else(|| SinkError(format!("column `{name}` missing or of another type")))
+            .ok_or_else(|| ReadError(format!("column `{name}` missing or of another type")))
     }
-    fn s(&self, name: &str) -> Result<&StringArray, SinkError> {
+    fn s(&self, name: &str) -> Result<&StringArray, ReadError> {
         self.get(name)
     }
-    fn i(&self, name: &str) -> Result<&Int64Array, SinkError> {
+    fn i(&self, name: &str) -> Result<&Int64Array, ReadError> {
         self.get(name)
     }
-    fn i32(&self, name: &str) -> Result<&Int32Array, SinkError> {
+    fn i32(&self, name: &str) -> Result<&Int32Array, ReadError> {
         self.get(name)
     }
-    fn f(&self, name: &str) -> Result<&Float64Array, SinkError> {
+    fn f(&self, name: &str) -> Result<&Float64Array, ReadError> {
         self.get(name)
     }
-    fn ms(&self, name: &str) -> Result<&TimestampMillisecondArray, SinkError> {
+    fn ms(&self, name: &str) -> Result<&TimestampMillisecondArray, ReadError> {
         self.get(name)
     }
-    fn b(&self, name: &str) -> Result<&BooleanArray, SinkError> {
+    fn b(&self, name: &str) -> Result<&BooleanArray, ReadError> {
         self.get(name)
     }
 }
 
 impl ReadBack for WindowStats {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError> {
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError> {
         let c = Cols(batch);
         let (service, metric, unit) = (c.s("service")?, c.s("metric")?, c.s("unit")?);
         let (seconds, start, end) = (
@@ -157,7 +161,7 @@ impl ReadBack for WindowStats {
 }
 
 impl ReadBack for RedStats {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, SinkError> {
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError> {
         let c = Cols(batch);
         let (service, name, kind, status) = (
             c.s("service_name")?,
@@ -232,7 +236,7 @@ impl ReadBack for RedStats {
 mod tests {
     use super::*;
     use crate::parquet::ParquetStatsSink;
-    use apo_dataflow::sink::StatsSink;
+    use apo_core::RowSink;
     use std::time::Duration;
 
     fn stats(metric: &str, start: i64, revision: u32) -> WindowStats {

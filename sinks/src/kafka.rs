@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use apo_dataflow::sink::{SinkError, StatsSink};
+use apo_core::{RowSink, SinkError};
 use apo_ingest::kafka::send_threaded_with_backpressure;
 use apo_schemas::OutputRow;
 use rdkafka::message::DeliveryResult;
@@ -100,7 +100,7 @@ impl KafkaStatsSink {
     }
 }
 
-impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
+impl<R: OutputRow + Serialize> RowSink<R> for KafkaStatsSink {
     fn name(&self) -> &str {
         &self.name
     }
@@ -152,7 +152,7 @@ impl<R: OutputRow + Serialize> StatsSink<R> for KafkaStatsSink {
     }
 
     fn backpressure_after(&self) -> Option<Duration> {
-        Some(apo_dataflow::sink::OUTPUT_DELAY_BOUND)
+        Some(apo_core::OUTPUT_DELAY_BOUND)
     }
 
     fn durable_at(&self) -> Option<Instant> {

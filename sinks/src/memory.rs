@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apo_dataflow::sink::{SinkError, StatsSink};
+use apo_core::{RowSink, SinkError};
 use apo_schemas::WindowStats;
 
 pub struct MemorySink<R = WindowStats> {
@@ -29,7 +29,7 @@ impl<R> Clone for MemorySink<R> {
     }
 }
 
-impl<R: Clone> StatsSink<R> for MemorySink<R> {
+impl<R: Clone> RowSink<R> for MemorySink<R> {
     fn name(&self) -> &str {
         "memory"
     }

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use apo_dataflow::sink::{SinkError, StatsSink};
+use apo_core::{RowSink, SinkError};
 use apo_schemas::arrow::{
     anomalies_schema, critical_path_schema, critical_path_share_schema, forecasts_schema,
     red_schema, service_map_current_schema, service_map_schema, slo_schema, window_stats_schema,
@@ -270,7 +270,7 @@ fn day_of(ms: i64) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-impl<R: ParquetRow> StatsSink<R> for ParquetStatsSink<R> {
+impl<R: ParquetRow> RowSink<R> for ParquetStatsSink<R> {
     fn name(&self) -> &str {
         &self.name
     }

@@ -152,7 +152,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, S
 mod tests {
     use super::*;
     use crate::parquet::ParquetStatsSink;
-    use apo_dataflow::sink::StatsSink;
+    use apo_core::RowSink;
     use apo_schemas::WindowStats;
     use std::time::Duration;
 
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn red_rows() -> Vec<apo_schemas::red::RedStats> {
-        use apo_dataflow::red::{RedPartial, RedWindow};
+        use apo_dataflow::{RedPartial, RedWindow};
         use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
         let mut p = RedPartial::new(
             RedWindow {

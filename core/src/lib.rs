@@ -1,0 +1,35 @@
+//! `apo-core`: the I/O contracts every stage is written against, so that the crates that
+//! implement them (`apo-ingest`, `apo-sinks`) and the one that drives them (`apo-dataflow`)
+//! depend on this small crate instead of on each other.
+//!
+//! - [`sink`]: [`RowSink`], where output rows go, and [`SinkError`];
+//! - [`source`]: [`MessageSource`], what a lane reads;
+//! - [`dead_letter`]: [`DeadLetterSink`], where unusable input goes;
+//! - [`IngestError`]: the error of sources and dead-letter sinks.
+
+pub mod dead_letter;
+pub mod sink;
+pub mod source;
+
+pub use dead_letter::{DeadLetter, DeadLetterSink};
+pub use sink::{RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use source::{MessageSource, RawMessage, SourceEvent};
+
+/// Errors of the ingest layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic `{topic}` not found on {brokers} (create it, or run with topic creation on)")]
+    NoTopic { topic: String, brokers: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("delivery to `{topic}` failed for {failed} record(s): {last_error}")]
+    Delivery {
+        topic: String,
+        failed: u64,
+        last_error: String,
+    },
+    #[error("embedded broker: {0}")]
+    Embedded(String),
+}

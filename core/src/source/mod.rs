@@ -1,0 +1,47 @@
+//! The message-source contract: what a lane reads from. A [`MessageSource`] yields raw messages
+//! with their origin (topic, partition, offset) and end-of-partition events, and commits offsets
+//! it is told are safe. `apo-ingest` implements it for Kafka and for memory.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use crate::IngestError;
+
+/// One message as it came off the log.
+#[derive(Debug, Clone, Copy)]
+pub struct RawMessage<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// What a poll delivers.
+pub enum SourceEvent<'a> {
+    Message(RawMessage<'a>),
+    /// The partition has no more messages for now (caught up with the log end).
+    Eof(i32),
+}
+
+pub trait MessageSource {
+    /// The topic read.
+    fn topic(&self) -> &str;
+    /// The partitions this worker reads.
+    fn partitions(&self) -> &[i32];
+    /// Delivers up to `max` events to `f`, waiting at most `timeout` for the first; stops
+    /// early after a message for which `f` answers `Break` (the reader has something to do
+    /// first, e.g. hand on a window that message closed). Returns the messages delivered.
+    fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: &mut dyn FnMut(SourceEvent<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, IngestError>;
+    /// Records that every message up to and including `offset` of `partition` is fully processed.
+    /// `wait`: return only once the commit is stored (at shutdown); otherwise it may complete
+    /// in the background (a lost commit only means a longer replay after a crash).
+    fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError>;
+    /// Messages behind the log end over this worker's partitions, when known.
+    fn lag(&mut self) -> Option<i64>;
+}

@@ -1,0 +1,57 @@
+//! What a job's dataflow gets from the worker loop when it is built.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::engine::progress::Progress;
+
+/// What a job's dataflow gets from the loop.
+pub struct BuildContext {
+    pub horizon_ms: i64,
+    pub progress: Arc<Progress>,
+    /// One cell per stateful operator on this worker (see [`BuildContext::held`]).
+    held: RefCell<Vec<Rc<Cell<usize>>>>,
+}
+
+impl BuildContext {
+    /// A context for a dataflow built on one worker.
+    pub fn new(horizon_ms: i64, progress: Arc<Progress>) -> Self {
+        BuildContext {
+            horizon_ms,
+            progress,
+            held: RefCell::default(),
+        }
+    }
+
+    /// A new cell for one operator to report the windows (or other state) it holds; the
+    /// worker's total is the sum over every cell handed out ([`BuildContext::held_total`]).
+    pub fn held(&self) -> Rc<Cell<usize>> {
+        let cell = Rc::new(Cell::new(0));
+        self.held.borrow_mut().push(cell.clone());
+        cell
+    }
+
+    /// What every operator built with this context holds now.
+    pub fn held_total(&self) -> usize {
+        self.held.borrow().iter().map(|c| c.get()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::BuildContext;
+    use crate::engine::progress::Progress;
+
+    #[test]
+    fn each_operator_has_its_own_held_cell() {
+        let ctx = BuildContext::new(0, Arc::new(Progress::default()));
+        let (a, b) = (ctx.held(), ctx.held());
+        a.set(3);
+        b.set(4);
+        a.set(5);
+        assert_eq!(ctx.held_total(), 9, "cells are summed, not overwritten");
+    }
+}

@@ -1,0 +1,502 @@
+//! One input of a worker: a source read into a job's dataflow. A lane keeps the source's
+//! watermark, classifies each record against it (late ones to the dead-letter topic), feeds the
+//! job's dataflow at the quantised watermark, pauses while the job's sinks are behind, and
+//! commits offsets behind the job's durability frontier. The worker loop
+//! ([`crate::engine::worker::run_lanes`]) steps one timely worker over several lanes, so the metrics
+//! and trace pipelines share one cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apo_ingest::dlq::{DeadLetter, DeadLetterSink};
+use apo_ingest::source::{MessageSource, RawMessage, SourceEvent};
+use apo_ingest::watermark::WatermarkTracker;
+use apo_ingest::IngestError;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::worker::Worker;
+
+use crate::engine::commit::PartitionCommits;
+use crate::engine::config::{PipelineConfig, TICK_MS};
+use crate::engine::context::BuildContext;
+use crate::engine::error::PipelineError;
+use crate::engine::job::Job;
+use crate::engine::progress::Progress;
+use crate::engine::sink::SinkState;
+
+/// A lane as the worker loop sees it (the job's types hidden).
+pub trait Lane {
+    /// A sink failure, once: the loop stops without committing further.
+    fn failure(&self) -> Option<PipelineError>;
+    /// Output is waiting for the broker: read nothing until it catches up.
+    fn behind(&self) -> bool;
+    /// The last poll found nothing (or the input is drained): the loop may wait in the next poll.
+    fn idle(&self) -> bool;
+    /// Reads up to a batch (waiting at most `timeout` for the first message), feeds the
+    /// dataflow and advances its input time to the watermark.
+    fn pump(&mut self, timeout: Duration) -> Result<(), PipelineError>;
+    /// After a worker step: commits what is durable (all of it when `stopping`); true once
+    /// this lane has nothing more to do.
+    fn settle(&mut self, stopping: bool) -> Result<bool, PipelineError>;
+    /// Flushes dead letters; what the lane did.
+    fn finish(&mut self) -> Result<WorkerReport, PipelineError>;
+}
+
+/// The dataflow input with the job's per-tick buffer in front of it. Buffered records go in at
+/// the current input time; advancing the time first sends what was buffered at the old one,
+/// and notes when each time was reached (for close-to-output latency).
+struct Feed<J: Job> {
+    input: InputHandleVec<u64, J::Input>,
+    job: J,
+    outbox: Vec<J::Input>,
+    progress: Arc<Progress>,
+    worker: usize,
+    /// An advance closed an output since the last read began: stop reading, step the dataflow.
+    closed: bool,
+}
+
+impl<J: Job> Feed<J> {
+    fn time(&self) -> u64 {
+        *self.input.time()
+    }
+
+    fn flush(&mut self) {
+        if self.job.buffered() > 0 {
+            self.job.drain(&mut self.outbox);
+            for p in self.outbox.drain(..) {
+                self.input.send(p);
+            }
+        }
+    }
+
+    fn advance_to(&mut self, t: u64) {
+        if t > self.time() {
+            self.closed |= self.job.closes_between(self.time(), t);
+            self.flush();
+            self.input.advance_to(t);
+            self.progress
+                .close_clock
+                .advance(self.worker, t, Instant::now());
+        }
+    }
+}
+
+/// The longest a worker reads before it steps the dataflow again.
+const READ_BUDGET: Duration = Duration::from_millis(5);
+
+fn quantise(wm: i64) -> u64 {
+    if wm <= 0 {
+        0
+    } else {
+        (wm - wm.rem_euclid(TICK_MS)) as u64
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A job with its source, dead letters, watermark and commits.
+pub struct JobLane<J: Job> {
+    cfg: PipelineConfig,
+    feed: Option<Feed<J>>,
+    source: Box<dyn MessageSource>,
+    dlq: Box<dyn DeadLetterSink>,
+    tracker: WatermarkTracker,
+    commits: HashMap<i32, PartitionCommits>,
+    probe: ProbeHandle<u64>,
+    sink_states: Vec<Rc<SinkState>>,
+    /// What the job's dataflow was built with (its operators' held-state cells).
+    ctx: BuildContext,
+    progress: Arc<Progress>,
+    report: WorkerReport,
+    worker: usize,
+    horizon_ms: i64,
+    close_delay_ms: i64,
+    wall_now: i64,
+    last_commit: Instant,
+    last_stats: Instant,
+    idle_polls: u32,
+    /// Last time a message was read or the durability frontier moved (drain stall check).
+    last_progress: Instant,
+    last_durable: i64,
+    /// Token bucket for max_messages_per_sec (burst of one second).
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl<J: Job> JobLane<J> {
+    /// Builds `job`'s dataflow on `worker`, reading from `source`.
+    pub fn new(
+        worker: &mut Worker,
+        cfg: &PipelineConfig,
+        mut job: J,
+        source: Box<dyn MessageSource>,
+        dlq: Box<dyn DeadLetterSink>,
+        progress: Arc<Progress>,
+    ) -> Result<Self, PipelineError> {
+        cfg.validate()?;
+        let horizon_ms = cfg.horizon.as_millis() as i64;
+        let mut input: InputHandleVec<u64, J::Input> = InputHandleVec::new();
+        let probe: ProbeHandle<u64> = ProbeHandle::new();
+        let ctx = BuildContext::new(horizon_ms, progress.clone());
+        let sink_states: Vec<Rc<SinkState>> = worker.dataflow::<u64, _, _>(|scope| {
+            let (done, states) = job.build(input.to_stream(scope), &ctx);
+            done.probe_with(&probe);
+            states
+        });
+        let partitions: Vec<i32> = source.partitions().to_vec();
+        let tracker =
+            WatermarkTracker::new(&partitions, cfg.lateness, cfg.idle_timeout, Instant::now());
+        let commits = partitions
+            .iter()
+            .map(|&p| (p, PartitionCommits::default()))
+            .collect();
+        let close_delay_ms = job.close_delay_ms();
+        Ok(JobLane {
+            cfg: cfg.clone(),
+            feed: Some(Feed {
+                input,
+                job,
+                outbox: Vec::new(),
+                progress: progress.clone(),
+                worker: worker.index(),
+                closed: false,
+            }),
+            source,
+            dlq,
+            tracker,
+            commits,
+            probe,
+            sink_states,
+            ctx,
+            progress,
+            report: WorkerReport::default(),
+            worker: worker.index(),
+            horizon_ms,
+            close_delay_ms,
+            wall_now: now_ms(),
+            last_commit: Instant::now(),
+            last_stats: Instant::now(),
+            idle_polls: 0,
+            last_progress: Instant::now(),
+            last_durable: i64::MIN,
+            tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
+            refilled: Instant::now(),
+        })
+    }
+}
+
+impl<J: Job> Lane for JobLane<J> {
+    fn failure(&self) -> Option<PipelineError> {
+        self.sink_states
+            .iter()
+            .find_map(|s| s.failure.borrow_mut().take())
+            .map(PipelineError::from)
+    }
+
+    fn behind(&self) -> bool {
+        self.sink_states.iter().any(|s| s.behind.get())
+    }
+
+    fn idle(&self) -> bool {
+        self.feed.is_none() || self.idle_polls > 0
+    }
+
+    fn pump(&mut self, timeout: Duration) -> Result<(), PipelineError> {
+        let Some(inp) = self.feed.as_mut() else {
+            return Ok(());
+        };
+        let cfg = &self.cfg;
+        let now = Instant::now();
+        let clock = now_ms().max(self.wall_now);
+        let (tracker, commits, dlq, progress, report, horizon_ms) = (
+            &mut self.tracker,
+            &mut self.commits,
+            &mut self.dlq,
+            &self.progress,
+            &mut self.report,
+            self.horizon_ms,
+        );
+        let mut batch_err: Option<IngestError> = None;
+        inp.closed = false;
+        let mut handle = |ev: SourceEvent<'_>| {
+            if batch_err.is_some() {
+                return ControlFlow::Break(());
+            }
+            match ev {
+                SourceEvent::Eof(p) => tracker.caught_up(p),
+                SourceEvent::Message(m) => {
+                    tracker.touch(m.partition, now);
+                    report.messages += 1;
+                    let closed_upto = inp.time() as i64;
+                    let r = process_message(
+                        m,
+                        clock,
+                        horizon_ms,
+                        tracker,
+                        inp,
+                        dlq.as_mut(),
+                        progress,
+                        report,
+                    );
+                    match r {
+                        Ok((release, end)) => {
+                            if let Some(c) = commits.get_mut(&m.partition) {
+                                c.push(m.offset, release, end, closed_upto);
+                            }
+                        }
+                        Err(e) => batch_err = Some(e),
+                    }
+                }
+            }
+            // A window closed: let the worker hand it on before reading on (the rest of a
+            // batch's read and decode time would otherwise be its output latency). Nor read
+            // for long: another worker's close may be waiting for this one's step.
+            if inp.closed || batch_err.is_some() || now.elapsed() >= READ_BUDGET {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let mut max = cfg.poll_batch;
+        if let Some(rate) = cfg.max_messages_per_sec {
+            self.tokens =
+                (self.tokens + self.refilled.elapsed().as_secs_f64() * rate).min(rate.max(1.0));
+            self.refilled = Instant::now();
+            max = max.min(self.tokens.floor() as usize);
+        }
+        let n = if max == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+            0
+        } else {
+            let t = if self.idle_polls > 0 {
+                timeout
+            } else {
+                Duration::ZERO
+            };
+            self.source.poll(max, t, &mut handle)?
+        };
+        self.tokens -= n as f64;
+        if let Some(e) = batch_err {
+            return Err(e.into());
+        }
+        Progress::add(&self.progress.messages_in, n as u64);
+        if n > 0 {
+            self.last_progress = Instant::now();
+        }
+        self.idle_polls = if n == 0 && max > 0 {
+            self.idle_polls.saturating_add(1)
+        } else {
+            0
+        };
+        inp.flush();
+        let wm = self.tracker.refresh(Instant::now(), now_ms());
+        inp.advance_to(quantise(wm));
+        for c in self.commits.values_mut() {
+            c.closed_until(inp.time() as i64);
+        }
+        self.progress.set_watermark(self.worker, wm);
+        if cfg.drain && self.tracker.all_caught_up() && n == 0 && max > 0 {
+            // End of input: closing the input closes every window.
+            self.feed = None;
+            self.progress
+                .close_clock
+                .advance(self.worker, u64::MAX, Instant::now());
+            for c in self.commits.values_mut() {
+                c.finish();
+            }
+            tracing::info!(
+                worker = self.worker,
+                topic = self.source.topic(),
+                "input drained; closing all windows"
+            );
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self, stopping: bool) -> Result<bool, PipelineError> {
+        let finished = self.probe.done() || stopping;
+        let durable = self
+            .probe
+            .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
+        if finished || self.last_commit.elapsed() >= self.cfg.commit_interval {
+            let mut offsets = Vec::new();
+            for (&p, c) in self.commits.iter_mut() {
+                if let Some(o) = c.take_committable(durable) {
+                    offsets.push((p, o));
+                }
+            }
+            if !offsets.is_empty() {
+                self.dlq.flush()?;
+                self.source.commit(&offsets, finished)?;
+            }
+            self.last_commit = Instant::now();
+            // Outputs not reported durable yet end after `durable` less the job's delay.
+            self.progress.close_clock.forget_before(
+                (durable.max(0) as u64).saturating_sub(self.close_delay_ms.max(0) as u64),
+            );
+        }
+        if self.cfg.drain && !finished {
+            self.check_stall(durable)?;
+        }
+        if self.last_stats.elapsed() >= Duration::from_secs(1) {
+            if let Some(lag) = self.source.lag() {
+                self.progress.set_lag(self.worker, lag);
+            }
+            self.progress.set_held(self.worker, self.ctx.held_total());
+            self.last_stats = Instant::now();
+        }
+        Ok(finished)
+    }
+
+    fn finish(&mut self) -> Result<WorkerReport, PipelineError> {
+        self.dlq.flush()?;
+        Ok(self.report.clone())
+    }
+}
+
+impl<J: Job> JobLane<J> {
+    /// Drain mode: an error once neither input nor output (the `durable` frontier) has moved
+    /// for `drain_stall`.
+    fn check_stall(&mut self, durable: i64) -> Result<(), PipelineError> {
+        if durable != self.last_durable {
+            self.last_durable = durable;
+            self.last_progress = Instant::now();
+        }
+        if self.last_progress.elapsed() < self.cfg.drain_stall {
+            return Ok(());
+        }
+        let waiting = if self.feed.is_some() {
+            "the rest of the topic"
+        } else {
+            "the broker to acknowledge the output"
+        };
+        Err(PipelineError::Stalled(format!(
+            "--drain made no progress on {} for {:?}: nothing read and no output acknowledged while \
+             waiting for {waiting}; is the broker still reachable? (--drain-stall-timeout sets \
+             this limit)",
+            self.source.topic(),
+            self.cfg.drain_stall
+        )))
+    }
+}
+
+/// Decodes and routes one message; returns its release time for offset commits.
+#[allow(clippy::too_many_arguments)]
+fn process_message<J: Job>(
+    m: RawMessage<'_>,
+    clock_ms: i64,
+    horizon_ms: i64,
+    tracker: &mut WatermarkTracker,
+    feed: &mut Feed<J>,
+    dlq: &mut dyn DeadLetterSink,
+    progress: &Progress,
+    report: &mut WorkerReport,
+) -> Result<(i64, i64), IngestError> {
+    let decoded = match feed.job.decode(m.payload, clock_ms) {
+        Ok(d) => d,
+        Err(e) => {
+            dlq.send(DeadLetter {
+                origin: m,
+                reason: e.reason(),
+                detail: &e.to_string(),
+                points: None,
+            })?;
+            Progress::add(&progress.dlq_messages, 1);
+            Progress::add(&progress.records_dlq, 1);
+            return Ok((i64::MIN, i64::MIN));
+        }
+    };
+    let total = decoded.items.len() + decoded.errors.len();
+    let mut release = i64::MIN;
+    let mut last_end = i64::MIN;
+    let mut late: Vec<usize> = Vec::new();
+    let mut late_detail = String::new();
+    // Positions of the points in the message (valid points fill the gaps between errors).
+    let mut error_pos = decoded.errors.iter().map(|(i, _)| *i).peekable();
+    let mut pos = 0usize;
+    let mut used = 0u64;
+    for p in decoded.items {
+        while error_pos.peek() == Some(&pos) {
+            error_pos.next();
+            pos += 1;
+        }
+        let ts = feed.job.event_time(&p);
+        let wm = tracker.observe(m.partition, ts);
+        let t = quantise(wm);
+        // The watermark moved: what was buffered so far belongs to the old time.
+        feed.advance_to(t);
+        if ts < t as i64 - horizon_ms {
+            if late.is_empty() {
+                late_detail = format!(
+                    "event time {} ms is more than the {} s horizon behind the watermark {} ms",
+                    ts,
+                    horizon_ms / 1000,
+                    t
+                );
+            }
+            late.push(pos);
+        } else {
+            let end = feed.job.closes_at(&p);
+            feed.job.buffer(p);
+            used += 1;
+            release = release.max(end + horizon_ms);
+            last_end = last_end.max(end);
+        }
+        pos += 1;
+    }
+    report.points += used;
+    Progress::add(&progress.records_in, used);
+    // Dead letters: one per reason, naming the unusable points when others were used.
+    let partial = used > 0;
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut by_reason: BTreeMap<&'static str, (Vec<usize>, String)> = BTreeMap::new();
+    for (i, e) in &decoded.errors {
+        let entry = by_reason
+            .entry(e.reason())
+            .or_insert_with(|| (Vec::new(), e.to_string()));
+        entry.0.push(*i);
+    }
+    if !late.is_empty() {
+        by_reason.insert("late", (late, late_detail));
+    }
+    for (reason, (points, detail)) in &by_reason {
+        let listed = list(points);
+        let detail = if points.len() < total {
+            format!("{} of {} points: {}", points.len(), total, detail)
+        } else {
+            detail.clone()
+        };
+        dlq.send(DeadLetter {
+            origin: m,
+            reason,
+            detail: &detail,
+            points: if partial || points.len() < total {
+                Some(&listed)
+            } else {
+                None
+            },
+        })?;
+        Progress::add(&progress.dlq_messages, 1);
+        Progress::add(&progress.records_dlq, points.len() as u64);
+    }
+    Ok((release, last_end))
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerReport {
+    pub messages: u64,
+    pub points: u64,
+}

@@ -1,0 +1,172 @@
+//! The metrics pipeline as a [`Job`]: points, pre-aggregated per (series, window) into
+//! [`Partial`]s, windows, window statistics to the sinks, and (optionally) anomaly scores and
+//! forecasts of every closed window.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
+use apo_models::watch::Watched;
+use apo_models::Forecaster;
+use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
+use apo_schemas::{MetricPoint, SchemaError, WindowStats};
+use timely::dataflow::operators::Concat;
+use timely::dataflow::StreamVec;
+
+use crate::engine::context::BuildContext;
+use crate::engine::job::{crosses, Decoded, Job};
+use apo_core::RowSink;
+
+use crate::engine::sink::{tracked_sink, SinkState};
+use crate::metrics::preaggregate::PreAggregator;
+use crate::models::anomaly::{anomaly_stage, StateInputs};
+use crate::models::config::ModelConfig;
+use crate::models::forecast::forecast_operator;
+use crate::models::warm::PastWindows;
+use crate::ops::aggregate::{window_start, Partial};
+use crate::ops::window::window_operator;
+
+/// The models' stage of the metrics pipeline and where its records go.
+pub struct ModelStage {
+    pub config: ModelConfig,
+    pub anomaly_sinks: Vec<Box<dyn RowSink<AnomalyRecord>>>,
+    pub forecast_sinks: Vec<Box<dyn RowSink<ForecastRecord>>>,
+    /// Actions carried out, and past windows for a warm start of the anomaly state.
+    pub anomaly_inputs: StateInputs<WindowStats>,
+    /// Past windows for a warm start of the forecaster's input.
+    pub forecast_past: Option<Arc<PastWindows<WindowStats>>>,
+}
+
+/// The metrics pipeline.
+pub struct MetricsJob {
+    encoding: Encoding,
+    bounds: TimeBounds,
+    largest_ms: i64,
+    /// The window sizes, ms.
+    window_ms: Vec<u64>,
+    pre: PreAggregator,
+    sinks: Vec<Box<dyn RowSink>>,
+    models: Option<ModelStage>,
+}
+
+impl MetricsJob {
+    pub fn new(
+        window_seconds: &[u32],
+        relative_accuracy: f64,
+        encoding: Encoding,
+        bounds: TimeBounds,
+        sinks: Vec<Box<dyn RowSink>>,
+    ) -> Self {
+        MetricsJob {
+            encoding,
+            bounds,
+            largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
+            window_ms: window_seconds
+                .iter()
+                .map(|&s| u64::from(s) * 1000)
+                .collect(),
+            pre: PreAggregator::new(window_seconds, relative_accuracy),
+            sinks,
+            models: None,
+        }
+    }
+
+    /// Adds anomaly scores and forecasts of every closed window.
+    pub fn with_models(mut self, stage: ModelStage) -> Self {
+        self.models = Some(stage);
+        self
+    }
+}
+
+impl Job for MetricsJob {
+    type Item = MetricPoint;
+    type Input = Partial;
+
+    fn decode(
+        &self,
+        payload: Option<&[u8]>,
+        clock_ms: i64,
+    ) -> Result<Decoded<MetricPoint>, SchemaError> {
+        decode_message(payload, self.encoding, &self.bounds, clock_ms).map(|d| Decoded {
+            items: d.points,
+            errors: d.errors,
+        })
+    }
+
+    fn event_time(&self, p: &MetricPoint) -> i64 {
+        p.timestamp
+    }
+
+    fn closes_at(&self, p: &MetricPoint) -> i64 {
+        window_start(p.timestamp, self.largest_ms) + self.largest_ms
+    }
+
+    fn close_delay_ms(&self) -> i64 {
+        self.largest_ms
+    }
+
+    fn closes_between(&self, from: u64, to: u64) -> bool {
+        // Tumbling windows end at multiples of their size.
+        self.window_ms.iter().any(|&w| crosses(from, to, w, 0))
+    }
+
+    fn buffer(&mut self, p: MetricPoint) {
+        self.pre.add(&p);
+    }
+
+    fn buffered(&self) -> usize {
+        self.pre.points()
+    }
+
+    fn drain(&mut self, out: &mut Vec<Partial>) {
+        self.pre.drain(out);
+    }
+
+    fn build<'scope>(
+        &mut self,
+        input: StreamVec<'scope, u64, Partial>,
+        ctx: &BuildContext,
+    ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
+        let stats = window_operator(input, ctx.horizon_ms, ctx.held());
+        let mut states = Vec::new();
+        let sinks = std::mem::take(&mut self.sinks);
+        let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
+        if let Some(stage) = self.models.take() {
+            let cfg = &stage.config;
+            if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.anomaly_inputs) {
+                done = done.concat(tracked_sink(
+                    scores,
+                    stage.anomaly_sinks,
+                    0,
+                    ctx,
+                    &mut states,
+                ));
+            }
+            if let Some(path) = &cfg.forecast_model {
+                match Watched::<Forecaster>::load(path, cfg.reload_check) {
+                    Ok(model) => {
+                        let meta_model = model.clone();
+                        let forecasts = forecast_operator(
+                            stats,
+                            model,
+                            meta_model,
+                            cfg.forecast_signal,
+                            stage.forecast_past,
+                        );
+                        done = done.concat(tracked_sink(
+                            forecasts,
+                            stage.forecast_sinks,
+                            0,
+                            ctx,
+                            &mut states,
+                        ));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "forecast model did not load on this worker: nothing forecast")
+                    }
+                }
+            }
+        }
+        (done, states)
+    }
+}

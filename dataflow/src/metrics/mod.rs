@@ -1,0 +1,5 @@
+//! The metrics pipeline: points pre-aggregated per (series, window) on the worker that read
+//! them, windows, window statistics, and the models' stage on every closed window.
+
+pub(crate) mod job;
+pub(crate) mod preaggregate;

@@ -1,0 +1,118 @@
+//! Which models run in a pipeline, and how.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apo_models::alerting::AlertConfig;
+use apo_models::{Forecaster, IsolationForest, ModelError};
+use apo_schemas::WindowStats;
+
+/// The window statistic the forecaster follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signal {
+    #[default]
+    Mean,
+    P50,
+    P95,
+    P99,
+    Max,
+    Sum,
+    /// Points per second (count / window seconds).
+    Rate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Mean => "mean",
+            Signal::P50 => "p50",
+            Signal::P95 => "p95",
+            Signal::P99 => "p99",
+            Signal::Max => "max",
+            Signal::Sum => "sum",
+            Signal::Rate => "rate",
+        }
+    }
+
+    pub(crate) fn of(self, w: &WindowStats) -> f64 {
+        match self {
+            Signal::Mean => w.mean,
+            Signal::P50 => w.p50,
+            Signal::P95 => w.p95,
+            Signal::P99 => w.p99,
+            Signal::Max => w.max,
+            Signal::Sum => w.sum,
+            Signal::Rate => w.count as f64 / f64::from(w.window_seconds.max(1)),
+        }
+    }
+}
+
+impl std::str::FromStr for Signal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "mean" => Signal::Mean,
+            "p50" => Signal::P50,
+            "p95" => Signal::P95,
+            "p99" => Signal::P99,
+            "max" => Signal::Max,
+            "sum" => Signal::Sum,
+            "rate" => Signal::Rate,
+            _ => {
+                return Err(format!(
+                    "`{s}`: expected mean, p50, p95, p99, max, sum or rate"
+                ))
+            }
+        })
+    }
+}
+
+/// Which models run in the metrics pipeline, and how.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// The isolation forest; `None` scores nothing.
+    pub anomaly_model: Option<PathBuf>,
+    /// The LSTM forecaster; `None` forecasts nothing.
+    pub forecast_model: Option<PathBuf>,
+    pub alert: AlertConfig,
+    pub forecast_signal: Signal,
+    /// How often the model files are looked at for a replacement.
+    pub reload_check: Duration,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            anomaly_model: None,
+            forecast_model: None,
+            alert: AlertConfig::default(),
+            forecast_signal: Signal::Mean,
+            reload_check: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Loads the configured models once (a startup check: the workers load their own).
+    pub fn check(&self) -> Result<(), ModelError> {
+        self.alert.validate().map_err(ModelError::Input)?;
+        if let Some(p) = &self.anomaly_model {
+            IsolationForest::load(p)?;
+        }
+        if let Some(p) = &self.forecast_model {
+            Forecaster::load(p)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name() {
+        assert_eq!("rate".parse::<Signal>(), Ok(Signal::Rate));
+        assert!("median".parse::<Signal>().is_err());
+    }
+}

@@ -1,0 +1,401 @@
+//! Event-time tumbling windows with revisions for late data (DESIGN.md §3).
+//!
+//! Timely times are watermarks (ms). A batch of partials arriving at time `t` was read when the
+//! watermark was `t`: partials of windows ending after `t` are on time, the others are late. The
+//! operator applies batches strictly in time order once the frontier has passed them, closing
+//! windows in between, so its output depends only on what was read at which watermark, never on
+//! how batches were cut or scheduled:
+//!
+//! 1. for each complete batch time `t`, in order: close (emit revision 1 of) every window with
+//!    end ≤ `t`, then apply the batch; a late partial for an emitted window marks it for a new
+//!    revision, emitted at `t`;
+//! 2. close every window with end ≤ frontier;
+//! 3. drop windows whose end + horizon ≤ frontier: nothing can revise them any more (ingest
+//!    sends records older than watermark − horizon to the dead-letter topic).
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use apo_schemas::WindowStats;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{Stream, StreamVec};
+
+use crate::ops::aggregate::{Partial, WindowKey};
+use crate::ops::stash::{stash_input, Stash};
+
+/// A mergeable aggregate of one window of one key: what the window operator holds and closes.
+pub trait Windowed: timely::ExchangeData {
+    type Key: Clone + Eq + Hash + 'static;
+    /// The output record(s) of a window.
+    type Row: Clone + 'static;
+    fn key(&self) -> &Self::Key;
+    /// Exclusive end of the window, ms.
+    fn window_end(&self) -> i64;
+    /// Which worker owns the key (stable across processes of one build).
+    fn route(&self) -> u64;
+    fn merge(&mut self, other: &Self);
+    /// Appends the window's rows at `revision`.
+    fn finish(&self, revision: u32, out: &mut Vec<Self::Row>);
+}
+
+/// Implements [`Windowed`] for a partial with a `key` field (having `window_end()` and
+/// `route()`) and inherent `merge(&mut self, &Self)` and `finish(&self, u32) -> Vec<Row>`.
+macro_rules! windowed_by_key {
+    ($t:ty, $key:ty, $row:ty) => {
+        impl $crate::ops::window::Windowed for $t {
+            type Key = $key;
+            type Row = $row;
+            fn key(&self) -> &$key {
+                &self.key
+            }
+            fn window_end(&self) -> i64 {
+                self.key.window_end()
+            }
+            fn route(&self) -> u64 {
+                self.key.route()
+            }
+            fn merge(&mut self, other: &Self) {
+                <$t>::merge(self, other)
+            }
+            fn finish(&self, revision: u32, out: &mut Vec<$row>) {
+                out.extend(<$t>::finish(self, revision));
+            }
+        }
+    };
+}
+pub(crate) use windowed_by_key;
+
+impl Windowed for Partial {
+    type Key = WindowKey;
+    type Row = WindowStats;
+    fn key(&self) -> &WindowKey {
+        &self.key
+    }
+    fn window_end(&self) -> i64 {
+        self.key.window_end()
+    }
+    fn route(&self) -> u64 {
+        self.key.route()
+    }
+    fn merge(&mut self, other: &Self) {
+        Partial::merge(self, other)
+    }
+    fn finish(&self, revision: u32, out: &mut Vec<WindowStats>) {
+        out.push(Partial::finish(self, revision));
+    }
+}
+
+struct Window<P> {
+    partial: P,
+    /// Revisions emitted so far (0: still open).
+    revision: u32,
+    dirty: bool,
+}
+
+/// The windows of the keys one worker owns; pure state, driven by [`window_operator`].
+pub struct WindowState<P: Windowed> {
+    windows: HashMap<P::Key, Window<P>>,
+    /// Not yet emitted windows by end.
+    open: BTreeMap<i64, Vec<P::Key>>,
+    /// Emitted windows by the time they may be dropped (end + horizon).
+    retired: BTreeMap<i64, Vec<P::Key>>,
+    horizon_ms: i64,
+    /// Windows close this long after their end (0 for records read in event time; the idle
+    /// time of trace assembly for outputs of assembled traces, which arrive that much later).
+    delay_ms: i64,
+    rows: Vec<P::Row>,
+}
+
+impl<P: Windowed> WindowState<P> {
+    #[cfg(test)]
+    pub fn new(horizon_ms: i64) -> Self {
+        Self::with_delay(horizon_ms, 0)
+    }
+
+    /// Windows that close `delay_ms` after their end.
+    pub fn with_delay(horizon_ms: i64, delay_ms: i64) -> Self {
+        WindowState {
+            windows: HashMap::new(),
+            open: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            horizon_ms,
+            delay_ms,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Windows held in memory.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// The earliest close (end + delay) of a window not emitted yet.
+    pub fn next_close(&self) -> Option<i64> {
+        self.open.keys().next().copied()
+    }
+
+    /// Emits revision 1 of every open window closing at or before `upto`, with its close time.
+    pub fn close_until(&mut self, upto: i64, out: &mut Vec<(i64, P::Row)>) {
+        while let Some((&end, _)) = self.open.first_key_value() {
+            if end > upto {
+                break;
+            }
+            let Some((_, keys)) = self.open.pop_first() else {
+                break;
+            };
+            for k in keys {
+                if let Some(w) = self.windows.get_mut(&k) {
+                    w.revision = 1;
+                    w.dirty = false;
+                    w.partial.finish(1, &mut self.rows);
+                    out.extend(self.rows.drain(..).map(|r| (end, r)));
+                    self.retired
+                        .entry(end + self.horizon_ms)
+                        .or_default()
+                        .push(k);
+                }
+            }
+        }
+    }
+
+    /// Applies partials read at watermark `t`; revisions they cause are pushed to `out`.
+    pub fn apply(&mut self, t: i64, partials: Vec<P>, out: &mut Vec<P::Row>) {
+        let mut touched = Vec::new();
+        for p in partials {
+            // Below, `end` is when the window closes.
+            let end = p.window_end() + self.delay_ms;
+            match self.windows.get_mut(p.key()) {
+                Some(w) => {
+                    w.partial.merge(&p);
+                    if w.revision > 0 && !w.dirty {
+                        w.dirty = true;
+                        touched.push(p.key().clone());
+                    }
+                }
+                None => {
+                    let key = p.key().clone();
+                    if end <= t {
+                        // Late, and the first data of this window: it was never emitted.
+                        self.windows.insert(
+                            key.clone(),
+                            Window {
+                                partial: p,
+                                revision: 0,
+                                dirty: true,
+                            },
+                        );
+                        touched.push(key.clone());
+                        self.retired
+                            .entry(end + self.horizon_ms)
+                            .or_default()
+                            .push(key);
+                    } else {
+                        self.windows.insert(
+                            key.clone(),
+                            Window {
+                                partial: p,
+                                revision: 0,
+                                dirty: false,
+                            },
+                        );
+                        self.open.entry(end).or_default().push(key);
+                    }
+                }
+            }
+        }
+        for k in touched {
+            if let Some(w) = self.windows.get_mut(&k) {
+                w.revision += 1;
+                w.dirty = false;
+                w.partial.finish(w.revision, out);
+            }
+        }
+    }
+
+    /// Forgets windows whose end + horizon ≤ `frontier`.
+    pub fn evict_until(&mut self, frontier: i64) {
+        while let Some((&at, _)) = self.retired.first_key_value() {
+            if at > frontier {
+                break;
+            }
+            if let Some((_, keys)) = self.retired.pop_first() {
+                for k in keys {
+                    self.windows.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// The windowing operator: exchanges partials by series, merges them per window, emits window
+/// statistics at their close (time = window end − 1 ms, see [`emit_time`]) and revisions at the
+/// time of the late batch.
+pub fn window_operator<'scope, P: Windowed>(
+    partials: StreamVec<'scope, u64, P>,
+    horizon_ms: i64,
+    windows_held: std::rc::Rc<std::cell::Cell<usize>>,
+) -> StreamVec<'scope, u64, P::Row> {
+    delayed_window_operator(partials, horizon_ms, 0, windows_held)
+}
+
+/// [`window_operator`] for partials that reach the dataflow up to `delay_ms` after their
+/// window's end (outputs of assembled traces): windows close `delay_ms` after their end.
+pub fn delayed_window_operator<'scope, P: Windowed>(
+    partials: StreamVec<'scope, u64, P>,
+    horizon_ms: i64,
+    delay_ms: i64,
+    windows_held: std::rc::Rc<std::cell::Cell<usize>>,
+) -> StreamVec<'scope, u64, P::Row> {
+    let pact = Exchange::new(|p: &P| p.route());
+    let stream: Stream<'scope, u64, Vec<P::Row>> =
+        partials.unary_frontier(pact, "Windows", move |cap, _info| {
+            let mut held: Option<Capability<u64>> = Some(cap);
+            let mut state = WindowState::<P>::with_delay(horizon_ms, delay_ms);
+            let mut stash: Stash<P> = BTreeMap::new();
+            let mut closed = Vec::new();
+            let mut revised = Vec::new();
+            move |(input, frontier), output| {
+                stash_input(input, &mut stash);
+                let f = frontier.frontier();
+                let done = |t: u64| !f.less_equal(&t);
+                // 1. complete batches in time order, closing windows before each.
+                while let Some((&t, _)) = stash.first_key_value() {
+                    if !done(t) {
+                        break;
+                    }
+                    let Some((_, (cap, batch))) = stash.pop_first() else {
+                        break;
+                    };
+                    state.close_until(t as i64, &mut closed);
+                    emit_closed(&mut closed, held.as_ref(), output);
+                    state.apply(t as i64, batch, &mut revised);
+                    if !revised.is_empty() {
+                        output.session(&cap).give_iterator(revised.drain(..));
+                    }
+                }
+                // 2. and 3.: close and evict up to the frontier.
+                let upto = f.first().map_or(i64::MAX, |&t| t as i64);
+                state.close_until(upto, &mut closed);
+                emit_closed(&mut closed, held.as_ref(), output);
+                state.evict_until(upto.saturating_sub(horizon_ms));
+                if f.is_empty() {
+                    state.evict_until(i64::MAX);
+                }
+                windows_held.set(state.len());
+                // Hold a capability for the next window to close, no later than the frontier.
+                match (state.next_close(), f.first()) {
+                    (Some(end), Some(&ft)) => {
+                        if let Some(h) = held.as_mut() {
+                            h.downgrade(&emit_time(end).min(ft).max(*h.time()));
+                        }
+                    }
+                    (None, Some(&ft)) => {
+                        if let Some(h) = held.as_mut() {
+                            h.downgrade(&ft.max(*h.time()));
+                        }
+                    }
+                    (_, None) => held = None,
+                }
+            }
+        });
+    stream
+}
+
+/// The time a window ending at `end` is emitted at: just before its end. It closes when the
+/// input frontier reaches `end`; at a time below that frontier, the sinks can release it in the
+/// same round instead of waiting for the watermark's next tick.
+fn emit_time(end: i64) -> u64 {
+    (end.max(1) - 1) as u64
+}
+
+fn emit_closed<R: Clone + 'static>(
+    closed: &mut Vec<(i64, R)>,
+    held: Option<&Capability<u64>>,
+    output: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+        '_,
+        u64,
+        timely::container::CapacityContainerBuilder<Vec<R>>,
+    >,
+) {
+    let Some(held) = held else {
+        // No capability means the input is finished and every window was already emitted.
+        closed.clear();
+        return;
+    };
+    for (end, stats) in closed.drain(..) {
+        let t = emit_time(end).max(*held.time());
+        output.session(&held.delayed(&t)).give(stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::aggregate::{window_start, Partial, WindowKey};
+    use apo_schemas::MetricPoint;
+
+    fn partial(ts: i64, v: f64) -> Partial {
+        let key = WindowKey {
+            service: "s".into(),
+            metric: "m".into(),
+            window_seconds: 10,
+            window_start: window_start(ts, 10_000),
+        };
+        let mut p = Partial::new(key, "ms".into(), 0.01);
+        p.add(&MetricPoint {
+            timestamp: ts,
+            service: "s".into(),
+            name: "m".into(),
+            value: v,
+            unit: "ms".into(),
+            tags: Default::default(),
+            histogram: None,
+        });
+        p
+    }
+
+    #[test]
+    fn closes_then_revises_then_forgets() {
+        let mut st = WindowState::<Partial>::new(30_000);
+        let mut closed = Vec::new();
+        let mut revised = Vec::new();
+        st.apply(
+            0,
+            vec![partial(1_000, 1.0), partial(2_000, 3.0)],
+            &mut revised,
+        );
+        assert!(revised.is_empty());
+        st.close_until(10_000, &mut closed);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].0, 10_000);
+        assert_eq!(
+            (closed[0].1.count, closed[0].1.sum, closed[0].1.revision),
+            (2, 4.0, 1)
+        );
+        // A late partial within the horizon: revision 2 with the corrected values.
+        st.apply(15_000, vec![partial(3_000, 5.0)], &mut revised);
+        assert_eq!(revised.len(), 1);
+        assert_eq!(
+            (
+                revised[0].count,
+                revised[0].sum,
+                revised[0].max,
+                revised[0].revision
+            ),
+            (3, 9.0, 5.0, 2)
+        );
+        // A late partial for a window that never had data is emitted as revision 1.
+        revised.clear();
+        st.apply(15_000, vec![partial(-5_000, 2.0)], &mut revised);
+        assert_eq!(revised[0].revision, 1);
+        st.evict_until(40_000);
+        assert!(st.is_empty());
+    }
+}

@@ -1,0 +1,303 @@
+//! Service-map edges from the spans of one trace, in the shape of the OpenTelemetry
+//! `servicegraph` connector (client, server, connection type; failed; latency).
+//!
+//! 1. A CLIENT or PRODUCER span with a SERVER or CONSUMER child in another service: an edge
+//!    from the client's service to the child's (`messaging` for producer → consumer).
+//! 2. A parent and child in different services where (1) does not apply (kinds missing): an
+//!    edge from the parent's service to the child's.
+//! 3. A CLIENT or PRODUCER span with no such child: the peer is not instrumented; it becomes a
+//!    virtual node named by `peer.service`, else `db.system`/`db.name` (`database`), else
+//!    `server.address` (`virtual_node`). Spans naming none of these make no edge.
+//! 4. Root spans: an edge from the virtual node `user` to the root's service.
+//!
+//! A call failed when the span that describes it (the client span, else the callee's) has
+//! status error; its latency is that span's duration.
+
+use std::collections::HashMap;
+
+use apo_schemas::critical_path::PathSegment;
+use apo_schemas::{Span, SpanKind, SpanStatus};
+
+use crate::traces::red::Durations;
+use serde::{Deserialize, Serialize};
+
+/// The virtual node for callers outside the traced system.
+pub const USER: &str = "user";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Edge {
+    pub client: String,
+    pub server: String,
+    /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
+    pub connection_type: String,
+}
+
+/// One call over an edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeCall {
+    pub edge: Edge,
+    pub failed: bool,
+    pub duration_ms: f64,
+    /// When the call ended (ms): its event time.
+    pub end_ms: i64,
+    /// The span whose subtree is the server side of the call (the server span; the client span
+    /// itself for an uninstrumented peer or a root).
+    pub callee: u64,
+    /// Time (ms) of the trace's critical path inside the server side (see [`attribute_critical`]).
+    pub critical_ms: f64,
+}
+
+fn edge(client: &str, server: &str, connection_type: &str) -> Edge {
+    Edge {
+        client: client.to_string(),
+        server: server.to_string(),
+        connection_type: connection_type.to_string(),
+    }
+}
+
+/// A call measured on `s` (the client span where there is one), served by `callee`'s subtree.
+fn call(e: Edge, s: &Span, callee: &Span) -> EdgeCall {
+    EdgeCall {
+        edge: e,
+        failed: s.status == SpanStatus::Error,
+        duration_ms: s.duration_ns() as f64 / 1e6,
+        end_ms: s.event_time_ms(),
+        callee: callee.span_id.0,
+        critical_ms: 0.0,
+    }
+}
+
+/// Adds to each call the critical-path time spent on its server side: the segments whose span
+/// is the callee or below it. This is the dependency view: how much of the caller's critical
+/// path (its latency) an edge's server accounts for. Nested edges share the time (a database
+/// call below payment counts for checkout → payment and for payment → the database).
+pub fn attribute_critical(spans: &[Span], segments: &[PathSegment], calls: &mut [EdgeCall]) {
+    if calls.is_empty() {
+        return;
+    }
+    let parent: HashMap<u64, u64> = spans
+        .iter()
+        .filter_map(|s| s.parent_span_id.map(|p| (s.span_id.0, p.0)))
+        .collect();
+    let mut chain: Vec<u64> = Vec::new();
+    for seg in segments {
+        let Some(id) = seg
+            .span_id
+            .as_deref()
+            .and_then(|h| apo_schemas::SpanId::parse(h).ok())
+        else {
+            continue;
+        };
+        chain.clear();
+        let mut at = Some(id.0);
+        while let Some(x) = at {
+            if chain.contains(&x) || chain.len() > spans.len() {
+                break; // a cycle of parent ids
+            }
+            chain.push(x);
+            at = parent.get(&x).copied();
+        }
+        let ms = (seg.end_ns - seg.start_ns).max(0) as f64 / 1e6;
+        for c in calls.iter_mut() {
+            if chain.contains(&c.callee) {
+                c.critical_ms += ms;
+            }
+        }
+    }
+}
+
+/// The uninstrumented peer a client span names, with its connection type.
+fn virtual_peer(s: &Span) -> Option<(String, &'static str)> {
+    let a = &s.attributes;
+    if let Some(p) = a.get("peer.service").filter(|p| !p.is_empty()) {
+        return Some((p.clone(), "virtual_node"));
+    }
+    match (
+        a.get("db.system"),
+        a.get("db.name").or(a.get("db.namespace")),
+    ) {
+        (Some(sys), Some(name)) if !sys.is_empty() => {
+            return Some((format!("{sys}/{name}"), "database"))
+        }
+        (Some(sys), _) if !sys.is_empty() => return Some((sys.clone(), "database")),
+        _ => {}
+    }
+    a.get("server.address")
+        .or(a.get("net.peer.name"))
+        .filter(|p| !p.is_empty())
+        .map(|p| (p.clone(), "virtual_node"))
+}
+
+/// The edge calls of one trace, in span order.
+pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
+    let by_id: HashMap<u64, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id.0, i))
+        .collect();
+    // Children per span, in span order.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    for (i, s) in spans.iter().enumerate() {
+        if let Some(p) = s.parent_span_id.and_then(|p| by_id.get(&p.0)) {
+            if *p != i {
+                children[*p].push(i);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        let parent = s
+            .parent_span_id
+            .and_then(|p| by_id.get(&p.0))
+            .map(|&p| &spans[p]);
+        if parent.is_none() {
+            out.push(call(edge(USER, &s.service, ""), s, s));
+        }
+        let is_client = matches!(s.kind, SpanKind::Client | SpanKind::Producer);
+        if is_client {
+            let served: Vec<&Span> = children[i]
+                .iter()
+                .map(|&c| &spans[c])
+                .filter(|c| matches!(c.kind, SpanKind::Server | SpanKind::Consumer))
+                .collect();
+            if served.is_empty() {
+                if let Some((peer, kind)) = virtual_peer(s) {
+                    out.push(call(edge(&s.service, &peer, kind), s, s));
+                }
+            }
+            for c in served {
+                if c.service != s.service {
+                    let kind = if s.kind == SpanKind::Producer {
+                        "messaging"
+                    } else {
+                        ""
+                    };
+                    out.push(call(edge(&s.service, &c.service, kind), s, c));
+                }
+            }
+        }
+        // Across a change of service without a client span above: the parent is the caller.
+        if let Some(p) = parent {
+            let paired = matches!(p.kind, SpanKind::Client | SpanKind::Producer)
+                && matches!(s.kind, SpanKind::Server | SpanKind::Consumer);
+            if !paired && p.service != s.service {
+                out.push(call(edge(&p.service, &s.service, ""), s, s));
+            }
+        }
+    }
+    out
+}
+
+/// Identity of one window of the service map.
+pub type MapWindow = crate::ops::aggregate::WindowId;
+
+impl EdgeCall {
+    /// The window of `size_s` seconds holding the call.
+    pub fn window(&self, size_s: u32) -> MapWindow {
+        MapWindow::containing(self.end_ms, size_s)
+    }
+}
+
+/// Calls, failures and latency of one edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeStats {
+    pub failed: u64,
+    pub latency: Durations,
+    pub critical_ms: f64,
+}
+
+/// The edges of some of one window's traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgePartial {
+    pub key: MapWindow,
+    pub alpha: f64,
+    pub edges: std::collections::BTreeMap<Edge, EdgeStats>,
+}
+
+impl EdgePartial {
+    pub fn new(key: MapWindow, alpha: f64) -> Self {
+        EdgePartial {
+            key,
+            alpha,
+            edges: Default::default(),
+        }
+    }
+
+    pub fn add(&mut self, c: &EdgeCall) {
+        let alpha = self.alpha;
+        let e = self
+            .edges
+            .entry(c.edge.clone())
+            .or_insert_with(|| EdgeStats {
+                failed: 0,
+                latency: Durations::new(alpha),
+                critical_ms: 0.0,
+            });
+        e.failed += c.failed as u64;
+        e.critical_ms += c.critical_ms;
+        e.latency.add(c.duration_ms);
+    }
+
+    pub fn merge(&mut self, o: &EdgePartial) {
+        for (edge, s) in &o.edges {
+            match self.edges.get_mut(edge) {
+                Some(e) => {
+                    e.failed += s.failed;
+                    e.latency.merge(&s.latency);
+                    e.critical_ms += s.critical_ms;
+                }
+                None => {
+                    self.edges.insert(edge.clone(), s.clone());
+                }
+            }
+        }
+    }
+
+    /// One row per edge, in (client, server, type) order, each with its latency sketch.
+    pub fn finish(&self, revision: u32) -> Vec<EdgeWindow> {
+        self.edges
+            .iter()
+            .map(|(edge, s)| {
+                let d = &s.latency;
+                let record = apo_schemas::service_map::ServiceMapEdge {
+                    client: edge.client.clone(),
+                    server: edge.server.clone(),
+                    connection_type: edge.connection_type.clone(),
+                    window_seconds: self.key.window_seconds,
+                    window_start: self.key.window_start,
+                    window_end: self.key.window_end(),
+                    calls: d.calls,
+                    failed: s.failed,
+                    latency_mean_ms: d.sum_ms / d.calls.max(1) as f64,
+                    latency_p50_ms: d.quantile(0.5),
+                    latency_p95_ms: d.quantile(0.95),
+                    latency_p99_ms: d.quantile(0.99),
+                    latency_max_ms: d.max_ms,
+                    critical_path_ms: s.critical_ms,
+                    relative_accuracy: self.alpha,
+                    revision,
+                };
+                EdgeWindow {
+                    edge: record,
+                    latency: d.sketch.bins(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A closed edge window: its record, and the bins of its latency sketch (the current map
+/// merges them over its horizon).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeWindow {
+    pub edge: apo_schemas::service_map::ServiceMapEdge,
+    pub latency: crate::ops::sketch::SketchBins,
+}
+
+impl EdgeWindow {
+    pub fn into_edge(self) -> apo_schemas::service_map::ServiceMapEdge {
+        self.edge
+    }
+}
+
+crate::ops::window::windowed_by_key!(EdgePartial, MapWindow, EdgeWindow);

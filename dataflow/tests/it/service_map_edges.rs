@@ -1,0 +1,193 @@
+//! Service-map edges of a known topology.
+
+use std::collections::BTreeMap;
+
+use apo_dataflow::{trace_edges, Edge, EdgePartial, USER};
+use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+
+fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str, &str)]) -> Span {
+    Span {
+        trace_id: TraceId(1),
+        span_id: SpanId(id),
+        parent_span_id: parent.map(SpanId),
+        service: svc.into(),
+        name: format!("op{id}"),
+        kind,
+        start_ns: 0,
+        end_ns: 1_000_000 * id as i64,
+        status: if id == 4 {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Unset
+        },
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        follows_from: false,
+    }
+}
+
+#[test]
+fn edges_of_a_known_topology() {
+    use SpanKind::*;
+    let spans = vec![
+        // user → frontend
+        span(1, None, "frontend", Server, &[]),
+        // frontend → cart (client/server pair)
+        span(2, Some(1), "frontend", Client, &[]),
+        span(3, Some(2), "cart", Server, &[]),
+        // cart → postgresql/orders (uninstrumented database), failed
+        span(
+            4,
+            Some(3),
+            "cart",
+            Client,
+            &[("db.system", "postgresql"), ("db.name", "orders")],
+        ),
+        // cart → kafka → shipping (producer/consumer)
+        span(5, Some(3), "cart", Producer, &[]),
+        span(6, Some(5), "shipping", Consumer, &[]),
+        // shipping → payments-api (peer.service, uninstrumented)
+        span(
+            7,
+            Some(6),
+            "shipping",
+            Client,
+            &[("peer.service", "payments-api")],
+        ),
+        // shipping → email, kinds missing (internal spans across a service change)
+        span(8, Some(6), "email", Internal, &[]),
+        // an internal span in the same service: no edge
+        span(9, Some(8), "email", Internal, &[]),
+        // a client span naming no peer: no edge
+        span(10, Some(9), "email", Client, &[]),
+    ];
+    let mut got: BTreeMap<Edge, (u64, u64)> = BTreeMap::new();
+    for c in trace_edges(&spans) {
+        let e = got.entry(c.edge).or_default();
+        e.0 += 1;
+        e.1 += c.failed as u64;
+    }
+    let e = |c: &str, s: &str, t: &str| Edge {
+        client: c.into(),
+        server: s.into(),
+        connection_type: t.into(),
+    };
+    let want: BTreeMap<Edge, (u64, u64)> = [
+        (e(USER, "frontend", ""), (1, 0)),
+        (e("frontend", "cart", ""), (1, 0)),
+        (e("cart", "postgresql/orders", "database"), (1, 1)),
+        (e("cart", "shipping", "messaging"), (1, 0)),
+        (e("shipping", "payments-api", "virtual_node"), (1, 0)),
+        (e("shipping", "email", ""), (1, 0)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn edge_windows_sum_calls_failures_and_latency_exactly() {
+    use SpanKind::*;
+    // 50 traces frontend → cart, every 5th failing at the client, 1..50 ms.
+    let mut calls = Vec::new();
+    for i in 1..=50u64 {
+        let mut client = span(2, Some(1), "frontend", Client, &[]);
+        client.start_ns = 0;
+        client.end_ns = i as i64 * 1_000_000;
+        client.status = if i % 5 == 0 {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Ok
+        };
+        let server = span(3, Some(2), "cart", Server, &[]);
+        calls.extend(
+            trace_edges(&[span(1, None, "frontend", Server, &[]), client, server])
+                .into_iter()
+                .filter(|c| c.edge.client == "frontend"),
+        );
+    }
+    let w = calls[0].window(10);
+    let (mut a, mut b) = (EdgePartial::new(w.clone(), 0.01), EdgePartial::new(w, 0.01));
+    for (i, c) in calls.iter().enumerate() {
+        if i % 2 == 0 {
+            a.add(c)
+        } else {
+            b.add(c)
+        }
+    }
+    a.merge(&b);
+    let rows = a.finish(1);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0].edge;
+    assert_eq!((r.client.as_str(), r.server.as_str()), ("frontend", "cart"));
+    assert_eq!((r.calls, r.failed), (50, 10));
+    assert_eq!(r.latency_mean_ms, 25.5);
+    assert_eq!(r.latency_max_ms, 50.0);
+    // Exact p50 of 1..50 ms at rank floor(0.5 · 49) = 24 is 25 ms; within 1 %.
+    assert!(
+        (r.latency_p50_ms - 25.0).abs() <= 0.25,
+        "{}",
+        r.latency_p50_ms
+    );
+}
+
+/// Dependency view: each edge gets the critical-path time spent on its server side. Written
+/// out by hand: root R (frontend, 0–100 ms) → client C (frontend, 10–90) → server S (checkout,
+/// 12–88) → database client D (checkout, 20–80). The critical path is R 0–10, C 10–12,
+/// S 12–20, D 20–80, S 80–88, C 88–90, R 90–100.
+#[test]
+fn critical_path_time_is_attributed_to_the_edges_it_waits_on() {
+    use apo_dataflow::attribute_critical;
+    use apo_dataflow::path_record;
+    use apo_dataflow::{AssembledTrace, Emitted};
+    use SpanKind::*;
+    let ms = 1_000_000i64;
+    let timed = |id: u64, parent: Option<u64>, svc: &str, kind, from: i64, to: i64, db: bool| {
+        let attrs: &[(&str, &str)] = if db {
+            &[("db.system", "postgresql"), ("db.name", "orders")]
+        } else {
+            &[]
+        };
+        Span {
+            start_ns: from * ms,
+            end_ns: to * ms,
+            status: SpanStatus::Unset,
+            ..span(id, parent, svc, kind, attrs)
+        }
+    };
+    let spans = vec![
+        timed(1, None, "frontend", Server, 0, 100, false),
+        timed(2, Some(1), "frontend", Client, 10, 90, false),
+        timed(3, Some(2), "checkout", Server, 12, 88, false),
+        timed(4, Some(3), "checkout", Client, 20, 80, true),
+    ];
+    let record = path_record(&AssembledTrace {
+        trace_id: TraceId(1),
+        spans: spans.clone(),
+        complete: true,
+        emitted: Emitted::Idle,
+        fragment: 0,
+    });
+    let mut calls = trace_edges(&spans);
+    attribute_critical(&spans, &record.segments, &mut calls);
+    let got: BTreeMap<(String, String), f64> = calls
+        .iter()
+        .map(|c| {
+            (
+                (c.edge.client.clone(), c.edge.server.clone()),
+                c.critical_ms,
+            )
+        })
+        .collect();
+    let want: BTreeMap<(String, String), f64> = [
+        ((USER, "frontend"), 100.0),
+        (("frontend", "checkout"), 76.0),
+        (("checkout", "postgresql/orders"), 60.0),
+    ]
+    .into_iter()
+    .map(|((a, b), v)| ((a.to_string(), b.to_string()), v))
+    .collect();
+    assert_eq!(got, want);
+}

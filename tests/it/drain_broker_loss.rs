@@ -1,0 +1,134 @@
+//! `apo run --drain` whose broker goes away mid-run ends with an error that says so, instead
+//! of waiting forever for a partition end or an acknowledgement that will never come.
+//!
+//! Runs a `tansu` broker of its own (the shared test broker must stay up for the other tests):
+//! `scripts/test.sh` installs it on the PATH.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::apo;
+
+/// Kills the broker when the test ends, however it ends.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker(dir: &std::path::Path) -> (Broker, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--silent",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu on the PATH (scripts/test.sh installs it)");
+    let broker = Broker(child);
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tansu did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (broker, addr)
+}
+
+#[test]
+fn drain_ends_with_an_error_when_the_broker_goes_away() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut broker, addr) = start_broker(dir.path());
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    // 100 messages of 200 points
+    let produced = apo(&s(&[
+        "produce",
+        "--brokers",
+        &addr,
+        "--count",
+        "20000",
+        "--pace",
+        "flat",
+        "--start",
+        "2026-11-27T00:00:00Z",
+    ]))
+    .output()
+    .expect("apo produce");
+    assert!(
+        produced.status.success(),
+        "apo produce: {}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    // read slowly (5 messages/s: 20 s for the topic) so the broker dies mid-drain
+    let data = dir.path().join("data");
+    let mut run = apo(&s(&[
+        "run",
+        "--brokers",
+        &addr,
+        "--drain",
+        "--traces",
+        "false",
+        "--models",
+        "false",
+        "--max-messages-per-sec",
+        "5",
+        "--drain-stall-timeout",
+        "3s",
+        "--progress-interval",
+        "0s",
+        "--data-dir",
+        &data.display().to_string(),
+    ]))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("apo run");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        run.try_wait().expect("apo run status").is_none(),
+        "apo run ended before the broker went away"
+    );
+    let _ = broker.0.kill();
+    let _ = broker.0.wait();
+    let killed = Instant::now();
+    // what librdkafka prefetched is still read (at most the 20 s of the whole topic), then
+    // the stall limit applies
+    let limit = Duration::from_secs(90);
+    while run.try_wait().expect("apo run status").is_none() {
+        if killed.elapsed() > limit {
+            let _ = run.kill();
+            panic!("apo run --drain still waiting {limit:?} after its broker went away");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = run.wait_with_output().expect("apo run output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a drain without its broker must fail"
+    );
+    assert!(
+        stderr.contains("made no progress") && stderr.contains("broker still reachable"),
+        "the error says what happened: {stderr}"
+    );
+}

@@ -1,0 +1,13 @@
+//! The integration tests of this crate, in one binary (one link of timely, rdkafka,
+//! DataFusion and tract instead of one per file); a module per former test file.
+
+mod cli;
+#[allow(dead_code)]
+mod common;
+mod drain_broker_loss;
+mod embedded;
+mod kafka_source;
+mod models_kafka;
+mod offline;
+mod pipeline_kafka;
+mod traces_kafka;

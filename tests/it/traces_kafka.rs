@@ -1,0 +1,361 @@
+//! End to end against the real broker: `apo run` reads spans from Kafka and writes RED, SLO
+//! states, critical paths, critical-path shares and service-map edges. The same generated traces sent
+//! as APO JSON, OTLP protobuf and Zipkin v2 JSON give the same outputs; invalid spans go to the
+//! dead-letter topic with their reason and change nothing else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::common::*;
+use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
+use apo_ingest::trace_produce::SpanFormat;
+use apo_schemas::red::RedStats;
+use apo_schemas::Span;
+use serde_json::Value;
+
+const PARTITIONS: i32 = 4;
+
+/// Windows, trace idle time and lateness of every run here.
+const TRACE_FLAGS: [&str; 6] = [
+    "--trace-window",
+    "10s",
+    "--trace-idle",
+    "2s",
+    "--lateness",
+    "5s",
+];
+
+/// Generated web-shop traces an hour ago, at whole microseconds (Zipkin's resolution).
+fn traces(n: usize) -> Vec<Vec<Span>> {
+    let start = (now_ms() - 3_600_000) / 10_000 * 10_000;
+    let mut g = TraceGenerator::new(&TraceGeneratorConfig {
+        rate: 20.0,
+        start_ms: start,
+        incidents_per_hour: 30.0,
+        seed: 7,
+    });
+    (0..n)
+        .map(|_| {
+            let mut t = g.next_trace();
+            for s in t.iter_mut() {
+                s.start_ns = s.start_ns / 1000 * 1000;
+                s.end_ns = s.end_ns / 1000 * 1000;
+            }
+            t
+        })
+        .collect()
+}
+
+/// One message per trace, keyed (here: partitioned) by trace id, in end order of the traces.
+fn messages(traces: &[Vec<Span>], format: SpanFormat) -> Vec<(i32, Vec<u8>)> {
+    traces
+        .iter()
+        .map(|t| {
+            let p = (t[0].trace_id.0 % PARTITIONS as u128) as i32;
+            (p, format.encode(t))
+        })
+        .collect()
+}
+
+/// Every output record of a run, parsed, per topic name.
+struct Outputs {
+    red: Vec<Value>,
+    critical_path: Vec<Value>,
+    shares: Vec<Value>,
+    edges: Vec<Value>,
+    slo: Vec<Value>,
+    current: Vec<Value>,
+    dlq: Vec<Record>,
+}
+
+fn run(t: &Topics, payloads: &[(i32, Vec<u8>)], want_paths: usize) -> Outputs {
+    produce(&t.traces.as_ref().unwrap().spans, payloads);
+    let dir = tempfile::tempdir().unwrap();
+    run_to_end(
+        &apo_run_args(
+            t,
+            dir.path(),
+            &[&["--drain"][..], &TRACE_FLAGS[..]].concat(),
+        ),
+        Duration::from_secs(300),
+    );
+    read_outputs(t, want_paths)
+}
+
+/// Every output record of the runs on `t` so far (waiting for `want_paths` critical paths).
+fn read_outputs(t: &Topics, want_paths: usize) -> Outputs {
+    let tt = t.traces.as_ref().unwrap();
+    let parse = |topic: &str, want: usize| -> Vec<Value> {
+        consume(topic, want, Duration::from_secs(5))
+            .iter()
+            .map(|r| serde_json::from_slice(&r.payload).expect("JSON output"))
+            .collect()
+    };
+    Outputs {
+        red: parse(&tt.red, usize::MAX),
+        critical_path: parse(&tt.critical_path, want_paths),
+        shares: parse(&tt.critical_path_share, usize::MAX),
+        edges: parse(&tt.service_map, usize::MAX),
+        slo: parse(&tt.slo, usize::MAX),
+        current: parse(&tt.current, usize::MAX),
+        dlq: consume(&t.dlq, usize::MAX, Duration::from_secs(3)),
+    }
+}
+
+/// Equal JSON, numbers within a relative 1e-9 (sums of the same durations added in another
+/// order may differ in the last bits).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn assert_same(what: &str, a: &[Value], b: &[Value]) {
+    let sort = |v: &[Value]| {
+        let mut v: Vec<Value> = v.to_vec();
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    let (a, b) = (sort(a), sort(b));
+    assert_eq!(a.len(), b.len(), "{what}: record counts differ");
+    // Sorting by text can order near-equal numbers differently: match each record of `a` to
+    // an unused equal one of `b`.
+    let mut used = vec![false; b.len()];
+    for x in &a {
+        let i = (0..b.len())
+            .find(|&i| !used[i] && same(x, &b[i]))
+            .unwrap_or_else(|| panic!("{what}: no counterpart for {x}"));
+        used[i] = true;
+    }
+}
+
+#[test]
+fn otlp_and_zipkin_give_the_same_outputs_as_apo_json_and_bad_spans_go_to_the_dlq() {
+    let traces = traces(1_500);
+    let spans: usize = traces.iter().map(Vec::len).sum();
+
+    // APO JSON, with bad input mixed in.
+    let t_json = trace_topics("tr-json", PARTITIONS);
+    let mut json = messages(&traces, SpanFormat::Json);
+    let good = serde_json::to_value(&traces[0][0]).unwrap();
+    let mut backwards = good.clone();
+    backwards["end_ns"] = Value::from(good["start_ns"].as_i64().unwrap() - 1);
+    let mut bad_id = good.clone();
+    bad_id["span_id"] = Value::from("not-hex");
+    let mut no_service = good.clone();
+    no_service["service"] = Value::from("");
+    let bad: Vec<(i32, Vec<u8>, &str)> = vec![
+        (0, b"\x00\x01garbage".to_vec(), "invalid_protobuf"),
+        (1, b"[{\"trace_id\": ".to_vec(), "invalid_json"),
+        (2, Vec::new(), "empty"),
+        (
+            3,
+            serde_json::to_vec(&[backwards]).unwrap(),
+            "invalid_field",
+        ),
+        (0, serde_json::to_vec(&[bad_id]).unwrap(), "invalid_field"),
+        (
+            1,
+            serde_json::to_vec(&[no_service]).unwrap(),
+            "invalid_field",
+        ),
+    ];
+    for (i, (p, payload, _)) in bad.iter().enumerate() {
+        json.insert(100 + i * 50, (*p, payload.clone()));
+    }
+    let from_json = run(&t_json, &json, traces.len());
+
+    // Every span counted once in RED; every trace has a critical path.
+    let calls: u64 = from_json
+        .red
+        .iter()
+        .map(|v| {
+            let r: RedStats = serde_json::from_value(v.clone()).unwrap();
+            r.calls
+        })
+        .sum();
+    assert_eq!(calls, spans as u64, "RED counts every span");
+    assert_eq!(from_json.critical_path.len(), traces.len());
+    assert!(!from_json.shares.is_empty() && !from_json.edges.is_empty());
+    // Each frontend server span is one event of the API error objective.
+    let frontend: u64 = from_json
+        .red
+        .iter()
+        .filter(|r| r["service.name"] == "frontend" && r["span.kind"] == "SPAN_KIND_SERVER")
+        .map(|r| r["calls"].as_u64().unwrap())
+        .sum();
+    let events: u64 = from_json
+        .slo
+        .iter()
+        .filter(|s| s["service"] == "frontend" && s["objective"] == "api-errors")
+        .map(|s| s["events"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        (events, frontend),
+        (traces.len() as u64, traces.len() as u64)
+    );
+    let servers: BTreeSet<String> = from_json
+        .edges
+        .iter()
+        .map(|e| e["server"].as_str().unwrap().to_string())
+        .collect();
+    for node in [
+        "frontend",
+        "redis",
+        "stripe-api",
+        "postgresql/orders",
+        "email",
+    ] {
+        assert!(
+            servers.contains(node),
+            "edge to {node} missing: {servers:?}"
+        );
+    }
+
+    // Dead letters: each bad message once, with its reason.
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &from_json.dlq {
+        *reasons
+            .entry(r.headers.get("apo.dlq.reason").cloned().unwrap_or_default())
+            .or_default() += 1;
+        assert_eq!(
+            r.headers.get("apo.dlq.topic"),
+            Some(&t_json.traces.as_ref().unwrap().spans)
+        );
+    }
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, reason) in &bad {
+        *want.entry(reason.to_string()).or_default() += 1;
+    }
+    assert_eq!(reasons, want, "dead letters by reason");
+
+    for format in [SpanFormat::Otlp, SpanFormat::Zipkin] {
+        let t = trace_topics(&format!("tr-{format:?}").to_lowercase(), PARTITIONS);
+        let out = run(&t, &messages(&traces, format), traces.len());
+        assert!(out.dlq.is_empty(), "{format:?}: nothing dead-lettered");
+        assert_same(&format!("{format:?} red"), &out.red, &from_json.red);
+        assert_same(
+            &format!("{format:?} critical_path"),
+            &out.critical_path,
+            &from_json.critical_path,
+        );
+        assert_same(
+            &format!("{format:?} critical_path_share"),
+            &out.shares,
+            &from_json.shares,
+        );
+        assert_same(
+            &format!("{format:?} service_map"),
+            &out.edges,
+            &from_json.edges,
+        );
+        assert_same(&format!("{format:?} slo"), &out.slo, &from_json.slo);
+        assert_same(
+            &format!("{format:?} service_map_current"),
+            &out.current,
+            &from_json.current,
+        );
+    }
+}
+
+/// Every record of `outputs` as its JSON text, per topic (`what`), in a set.
+fn texts(outputs: &Outputs) -> Vec<(&'static str, BTreeSet<String>)> {
+    let set = |v: &[Value]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    vec![
+        ("red", set(&outputs.red)),
+        ("critical_path", set(&outputs.critical_path)),
+        ("critical_path_share", set(&outputs.shares)),
+        ("service_map", set(&outputs.edges)),
+        ("slo", set(&outputs.slo)),
+    ]
+}
+
+/// Kill the trace pipeline (SIGKILL) mid-stream and restart it: the union of what both runs
+/// wrote is what an uninterrupted run writes — every record present, and nothing that an
+/// uninterrupted run would not write (a repeat is the same record again). The current map
+/// (`apo.service_map_current`) is a change log whose steps depend on when windows closed, so it
+/// is left out here; its end state is tested by the map's own tests.
+#[test]
+fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
+    let traces = traces(3_000);
+    // One partition: the test broker (tansu) serves a throttled reader one partition's backlog
+    // after another, and a partition still fetching its backlog holds the watermark back, so
+    // with several partitions nothing would come out before the last one started.
+    let payloads: Vec<(i32, Vec<u8>)> = messages(&traces, SpanFormat::Json)
+        .into_iter()
+        .map(|(_, m)| (0, m))
+        .collect();
+    let reference = run(&trace_topics("tr-ref", 1), &payloads, traces.len());
+
+    let t = trace_topics("tr-crash", 1);
+    let tt = t.traces.as_ref().unwrap();
+    produce(&tt.spans, &payloads);
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [&TRACE_FLAGS[..], &["--parquet-roll", "200ms"][..]].concat();
+    let mut first = flags.clone();
+    // throttled (3 000 messages at 30/s: 100 s) so the kill lands mid-stream
+    first.extend(["--max-messages-per-sec", "30"]);
+    let mut child = apo(&apo_run_args(&t, dir.path(), &first))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = kill_after_output(&mut child, traces.len() / 5, || {
+        consume(&tt.critical_path, traces.len(), Duration::from_millis(500)).len()
+    });
+    assert!(seen < traces.len(), "killed too late to test anything");
+    let mut rest = flags;
+    rest.push("--drain");
+    run_to_end(
+        &apo_run_args(&t, dir.path(), &rest),
+        Duration::from_secs(600),
+    );
+
+    let union = read_outputs(&t, usize::MAX);
+    assert!(union.dlq.is_empty(), "valid spans never go to the DLQ");
+    for ((what, want), (_, got)) in texts(&reference).iter().zip(texts(&union)) {
+        assert!(!want.is_empty(), "{what}: the reference run wrote nothing");
+        // equal text, or equal within `same` (sums added in another order after the restart
+        // differ in the last bits)
+        let unmatched = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
+            let others: Vec<Value> = b.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
+            a.difference(b)
+                .filter(|x| {
+                    let v: Value = serde_json::from_str(x).unwrap();
+                    !others.iter().any(|o| same(&v, o))
+                })
+                .cloned()
+                .collect()
+        };
+        let missing = unmatched(want, &got);
+        let extra = unmatched(&got, want);
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{what}: {} records missing after the restart (first: {:?}), {} not in the uninterrupted run (first: {:?})",
+            missing.len(),
+            missing.first(),
+            extra.len(),
+            extra.first()
+        );
+    }
+    let distinct_paths: BTreeSet<String> =
+        union.critical_path.iter().map(|v| v.to_string()).collect();
+    let repeated = union.critical_path.len() - distinct_paths.len();
+    assert!(
+        repeated < traces.len(),
+        "the restart resumed from committed offsets, not from the start"
+    );
+}
