@@ -12,18 +12,18 @@ mod run;
 mod slo_config;
 mod sql;
 
-use clap::Parser;
-
 // Decoding allocates a few small strings per point; mimalloc does that far faster than glibc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    if let Err(e) = config::apply_config_file() {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
-    }
-    let cli = cli::Cli::parse();
+    let cli = match config::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("APO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
     // The embedded broker's own crates log every request at info: keep them at warn unless

@@ -13,18 +13,19 @@ use crate::error::ModelError;
 use crate::features::FEATURES;
 use crate::metadata::{self, IforestMeta};
 
-/// Rows scored per run of the fixed-shape plans.
-pub const BATCH: usize = 64;
-pub const SMALL_BATCH: usize = 16;
+/// Rows scored per run of the plan: every run has this shape, the last of a call padded with
+/// zeros. One shape for every call, because tract's kernels for other shapes sum in another
+/// order: on some CPUs the same row scored in a batch of 64 and in one of 16 differed in the
+/// last bit of an f32, enough for a restart's warm start (which scores past windows in other
+/// batches than the first run did) to give other alert likelihoods.
+pub const BATCH: usize = 16;
 
 /// A loaded isolation forest.
 #[derive(Debug, Clone)]
 pub struct IsolationForest {
+    /// The graph with the batch fixed at [`BATCH`]: tract runs it without evaluating symbolic
+    /// shapes per call, and a row's score does not depend on the batch it came in.
     plan: Arc<TypedRunnableModel>,
-    /// The same graph with the batch fixed at [`BATCH`] and at [`SMALL_BATCH`]: tract runs
-    /// those without evaluating symbolic shapes per call.
-    fixed: Arc<TypedRunnableModel>,
-    small: Arc<TypedRunnableModel>,
     meta: IforestMeta,
     path: PathBuf,
 }
@@ -47,20 +48,14 @@ impl IsolationForest {
                 reason: format!("input is {fact:?}, expected f32 [batch, {FEATURES}]"),
             });
         }
-        let plan = typed.into_runnable().map_err(onnx_err)?;
-        let fixed_at = |batch: usize| {
-            tract_onnx::onnx()
-                .model_for_read(&mut &bytes[..])
-                .and_then(|m| m.with_input_fact(0, f32::fact([batch, FEATURES]).into()))
-                .and_then(|m| m.into_optimized())
-                .and_then(|m| m.into_runnable())
-                .map_err(onnx_err)
-        };
-        let (fixed, small) = (fixed_at(BATCH)?, fixed_at(SMALL_BATCH)?);
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .and_then(|m| m.with_input_fact(0, f32::fact([BATCH, FEATURES]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(onnx_err)?;
         Ok(Self {
             plan,
-            fixed,
-            small,
             meta,
             path: path.to_path_buf(),
         })
@@ -88,21 +83,13 @@ impl IsolationForest {
         let mut scores = Vec::with_capacity(rows.len());
         let mut rest = rows;
         while !rest.is_empty() {
-            // Full batches, then small ones (the last padded with zeros, its padding's scores
-            // dropped); a lone row through the plan of any batch size.
-            let (plan, take, size) = if rest.len() >= BATCH {
-                (&self.fixed, BATCH, BATCH)
-            } else if rest.len() > 1 {
-                (&self.small, rest.len().min(SMALL_BATCH), SMALL_BATCH)
-            } else {
-                (&self.plan, 1, 1)
-            };
+            let take = rest.len().min(BATCH);
             let (chunk, tail) = rest.split_at(take);
             rest = tail;
             let mut flat: Vec<f32> = chunk.iter().flatten().copied().collect();
-            flat.resize(size * FEATURES, 0.0);
-            let input = Tensor::from_shape(&[size, FEATURES], &flat).map_err(run_err)?;
-            let out = plan.run(tvec![input.into()]).map_err(run_err)?;
+            flat.resize(BATCH * FEATURES, 0.0);
+            let input = Tensor::from_shape(&[BATCH, FEATURES], &flat).map_err(run_err)?;
+            let out = self.plan.run(tvec![input.into()]).map_err(run_err)?;
             let view = out[0].to_plain_array_view::<f32>().map_err(run_err)?;
             scores.extend(view.iter().copied().take(take));
         }

@@ -20,6 +20,73 @@ pub struct Decoded<T> {
 }
 
 /// A pipeline the worker loop can run.
+///
+/// The metrics job run from memory on one worker, to the end of its input (drain mode), its
+/// window statistics collected by a sink of the example's own:
+///
+/// ```
+/// use std::sync::atomic::AtomicBool;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+///
+/// use apo_dataflow::{run_job, MetricsJob, PipelineConfig, Progress, RowSink, SinkError};
+/// use apo_ingest::dlq::MemoryDeadLetters;
+/// use apo_ingest::source::MemorySource;
+/// use apo_schemas::WindowStats;
+///
+/// /// Keeps every row; each write is durable at once.
+/// #[derive(Clone, Default)]
+/// struct Rows(Arc<Mutex<Vec<WindowStats>>>, u64);
+///
+/// impl RowSink for Rows {
+///     fn name(&self) -> &str {
+///         "rows"
+///     }
+///     fn write(&mut self, rows: &[WindowStats]) -> Result<(), SinkError> {
+///         self.0.lock().unwrap().extend_from_slice(rows);
+///         self.1 += 1;
+///         Ok(())
+///     }
+///     fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
+///         Ok(self.1)
+///     }
+///     fn next_poll(&self) -> Option<Duration> {
+///         None
+///     }
+/// }
+///
+/// // Three points of one series, a minute ago, in one 10 s window.
+/// let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+/// let t = (now - 60_000) / 10_000 * 10_000;
+/// let payload = format!(
+///     r#"[{{"timestamp":{},"service":"checkout","name":"latency","value":10}},
+///        {{"timestamp":{},"service":"checkout","name":"latency","value":20}},
+///        {{"timestamp":{},"service":"checkout","name":"latency","value":30}}]"#,
+///     t + 1_000,
+///     t + 2_000,
+///     t + 3_000
+/// );
+/// let rows = Rows::default();
+/// let sink = rows.clone();
+/// timely::execute_directly(move |worker| {
+///     let cfg = PipelineConfig { drain: true, ..Default::default() };
+///     let job = MetricsJob::new(
+///         &cfg.window_seconds,
+///         cfg.relative_accuracy,
+///         cfg.encoding,
+///         cfg.time_bounds,
+///         vec![Box::new(sink.clone())],
+///     );
+///     let source = MemorySource::new("apo.metrics", vec![payload.clone().into_bytes()]);
+///     let dlq = MemoryDeadLetters::default();
+///     let progress = Arc::new(Progress::default());
+///     let stop = Arc::new(AtomicBool::new(false));
+///     run_job(worker, &cfg, job, Box::new(source), Box::new(dlq), progress, stop).unwrap();
+/// });
+/// let rows = rows.0.lock().unwrap();
+/// let ten = rows.iter().find(|r| r.window_seconds == 10).unwrap();
+/// assert_eq!((ten.count, ten.sum, ten.max), (3, 60.0, 30.0));
+/// ```
 pub trait Job: 'static {
     /// A decoded, validated record.
     type Item;

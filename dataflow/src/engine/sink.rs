@@ -44,6 +44,61 @@ pub struct SinkState {
 
 /// Writes the stream to every sink. The returned stream carries no data; its frontier is the
 /// durability frontier. The first sink error is stored in `state.failure`.
+///
+/// Rows of any type reach every sink; a probe on the returned stream passes a time only once
+/// every sink has made everything before it durable (here a sink that is durable one poll after
+/// each write):
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// use apo_dataflow::{sink_operator, RowSink, RowsCallback, SinkError, SinkState};
+/// use timely::dataflow::operators::Probe;
+/// use timely::dataflow::{InputHandleVec, ProbeHandle};
+///
+/// /// Durable one poll after each write.
+/// #[derive(Clone, Default)]
+/// struct Slow(Arc<Mutex<Vec<String>>>, u64, u64);
+///
+/// impl RowSink<String> for Slow {
+///     fn name(&self) -> &str {
+///         "slow"
+///     }
+///     fn write(&mut self, rows: &[String]) -> Result<(), SinkError> {
+///         self.0.lock().unwrap().extend_from_slice(rows);
+///         self.1 += 1;
+///         Ok(())
+///     }
+///     fn poll_durable(&mut self, _finish: bool) -> Result<u64, SinkError> {
+///         let durable = self.2;
+///         self.2 = self.1;
+///         Ok(durable)
+///     }
+///     fn next_poll(&self) -> Option<Duration> {
+///         (self.2 < self.1).then_some(Duration::from_millis(1))
+///     }
+/// }
+///
+/// let sink = Slow::default();
+/// let rows = sink.0.clone();
+/// timely::execute_directly(move |worker| {
+///     let mut input: InputHandleVec<u64, String> = InputHandleVec::new();
+///     let probe = ProbeHandle::new();
+///     let state = Rc::new(SinkState::default());
+///     let on_rows: RowsCallback<String> = Rc::new(|_, _, _| {});
+///     worker.dataflow::<u64, _, _>(|scope| {
+///         sink_operator(input.to_stream(scope), vec![Box::new(sink)], state.clone(), on_rows)
+///             .probe_with(&probe);
+///     });
+///     input.send("a row".to_string());
+///     input.advance_to(1);
+///     worker.step_while(|| probe.less_than(input.time()));
+///     assert!(state.failure.borrow().is_none());
+/// });
+/// assert_eq!(*rows.lock().unwrap(), ["a row"]);
+/// ```
 pub fn sink_operator<'scope, R: Clone + 'static>(
     stats: StreamVec<'scope, u64, R>,
     mut sinks: Vec<Box<dyn RowSink<R>>>,

@@ -237,6 +237,64 @@ impl<P: Windowed> WindowState<P> {
 /// The windowing operator: exchanges partials by series, merges them per window, emits window
 /// statistics at their close (time = window end − 1 ms, see [`emit_time`]) and revisions at the
 /// time of the late batch.
+///
+/// RED partials of two spans in one 10 s window: the window closes when the input time (the
+/// watermark) passes its end, and emits revision 1; a late span within the horizon emits
+/// revision 2.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::sync::{Arc, Mutex};
+///
+/// use apo_dataflow::{window_operator, RedPartial};
+/// use apo_schemas::red::RedStats;
+/// use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+/// use timely::dataflow::operators::{Inspect, Probe};
+/// use timely::dataflow::{InputHandleVec, ProbeHandle};
+///
+/// let span = |id: u64, end_ms: i64| Span {
+///     trace_id: TraceId(u128::from(id)),
+///     span_id: SpanId(id),
+///     parent_span_id: None,
+///     service: "checkout".into(),
+///     name: "PlaceOrder".into(),
+///     kind: SpanKind::Server,
+///     start_ns: (end_ms - 5) * 1_000_000,
+///     end_ns: end_ms * 1_000_000,
+///     status: SpanStatus::Ok,
+///     attributes: Default::default(),
+///     follows_from: false,
+/// };
+/// let partial = |s: &Span| {
+///     let mut p = RedPartial::new(RedPartial::window_of(s, 10), 0.01, 10);
+///     p.add(s);
+///     p
+/// };
+/// let out: Arc<Mutex<Vec<RedStats>>> = Arc::default();
+/// let seen = out.clone();
+/// timely::execute_directly(move |worker| {
+///     let mut input: InputHandleVec<u64, RedPartial> = InputHandleVec::new();
+///     let probe = ProbeHandle::new();
+///     worker.dataflow::<u64, _, _>(|scope| {
+///         let held = Rc::new(Cell::new(0));
+///         window_operator(input.to_stream(scope), 300_000, held)
+///             .inspect(move |r: &RedStats| seen.lock().unwrap().push(r.clone()))
+///             .probe_with(&probe);
+///     });
+///     input.send(partial(&span(1, 1_000)));
+///     input.send(partial(&span(2, 2_000)));
+///     input.advance_to(10_000); // the watermark passes the window's end
+///     worker.step_while(|| probe.less_than(input.time()));
+///     input.send(partial(&span(3, 3_000))); // late, within the 300 s horizon
+///     input.advance_to(11_000);
+///     worker.step_while(|| probe.less_than(input.time()));
+/// });
+/// let out = out.lock().unwrap();
+/// assert_eq!(out.len(), 2);
+/// assert_eq!((out[0].revision, out[0].calls), (1, 2));
+/// assert_eq!((out[1].revision, out[1].calls), (2, 3));
+/// ```
 pub fn window_operator<'scope, P: Windowed>(
     partials: StreamVec<'scope, u64, P>,
     horizon_ms: i64,

@@ -59,6 +59,14 @@ fn isolation_forest_matches_scikit_learn() {
     for (n, chunk) in [1usize, 7, 16, 64, 100].iter().map(|&n| (n, &many[..n])) {
         assert_eq!(model.score(chunk).expect("score"), all[..n], "{n} rows");
     }
+    // nor does a row's position in the batch: every offset, in small and full batches
+    for start in 1..40 {
+        for n in [1usize, 5, 16, 17, 64, 80] {
+            let end = (start + n).min(many.len());
+            let got = model.score(&many[start..end]).expect("score");
+            assert_eq!(got, all[start..end], "rows {start}..{end}");
+        }
+    }
     let one = model.score(&rows[5..6]).expect("score one");
     assert_eq!(one[0], got[5]);
     // scores spread: ordinary rows and far-out rows both present
