@@ -2,7 +2,6 @@
 //! DataFusion and tract instead of one per file); a module per former test file.
 
 mod cli;
-#[allow(dead_code)]
 mod common;
 mod drain_broker_loss;
 mod embedded;
