@@ -18,7 +18,7 @@ use crate::cli::Cli;
 static FILE_KAFKA_PROPS: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
 /// librdkafka properties from the file's `[kafka]` table (flags given with -X come after them).
-pub fn file_kafka_props() -> &'static [(String, String)] {
+fn file_kafka_props() -> &'static [(String, String)] {
     FILE_KAFKA_PROPS.get().map(|v| v.as_slice()).unwrap_or(&[])
 }
 
@@ -161,9 +161,9 @@ fn apply_file(mut cmd: clap::Command, path: &std::path::Path) -> Result<clap::Co
     Ok(cmd)
 }
 
-/// librdkafka client configuration for `brokers`: file properties, then command-line ones.
-pub fn kafka_client(brokers: &str, cli: &[(String, String)]) -> rdkafka::ClientConfig {
+/// Puts the file's `[kafka]` properties before the ones given with `-X`, which therefore win.
+pub fn with_file_kafka_props(kafka: &mut apo_pipeline::args::KafkaArgs) {
     let mut all: Vec<(String, String)> = file_kafka_props().to_vec();
-    all.extend(cli.iter().cloned());
-    apo_ingest::kafka::client_config(brokers, &all)
+    all.append(&mut kafka.kafka);
+    kafka.kafka = all;
 }

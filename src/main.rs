@@ -1,15 +1,9 @@
-//! `apo`: the command line. It parses arguments and configuration and wires the crates together;
-//! the work happens in `apo-ingest`, `apo-dataflow` and `apo-sinks`.
+//! `apo`: the command line. It parses arguments and the configuration file and calls the
+//! library that does the work: `apo-pipeline` (`run`, `produce`), `apo-sinks` (`sql`),
+//! `apo-bench` (`bench`, `score`, `forecast`).
 
-mod bench;
-mod bench_models;
-mod bench_spans;
 mod cli;
 mod config;
-mod offline;
-mod produce;
-mod run;
-mod slo_config;
 mod sql;
 
 // Decoding allocates a few small strings per point; mimalloc does that far faster than glibc.
@@ -33,12 +27,21 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        cli::Command::Run(a) => run::run(*a),
-        cli::Command::Produce(a) => produce::produce(a),
+        cli::Command::Run(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_pipeline::run(*a).map_err(anyhow::Error::from)
+        }
+        cli::Command::Produce(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_pipeline::produce(a).map_err(anyhow::Error::from)
+        }
         cli::Command::Sql(a) => sql::sql(a),
-        cli::Command::Bench(a) => bench::bench(a),
-        cli::Command::Score(a) => offline::score(a),
-        cli::Command::Forecast(a) => offline::forecast(a),
+        cli::Command::Bench(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_bench::bench(a)
+        }
+        cli::Command::Score(a) => apo_bench::score(a),
+        cli::Command::Forecast(a) => apo_bench::forecast(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_chain(&e));

@@ -5,9 +5,12 @@
 //! - [`sink`]: [`RowSink`], where output rows go, and [`SinkError`];
 //! - [`source`]: [`MessageSource`], what a lane reads;
 //! - [`dead_letter`]: [`DeadLetterSink`], where unusable input goes;
+//! - [`kafka`]: the Kafka client settings, topic and producer helpers every reader and writer
+//!   shares;
 //! - [`IngestError`]: the error of sources and dead-letter sinks.
 
 pub mod dead_letter;
+pub mod kafka;
 pub mod sink;
 pub mod source;
 

@@ -2,10 +2,10 @@
 //!
 //! - [`engine`]-level items: the worker loop ([`run_lanes`], [`run_job`]) over lanes
 //!   ([`JobLane`]: one input topic each), the [`Job`] contract, the durable sink operator
-//!   behind [`RowSink`], offsets safe to commit, [`Progress`], [`PipelineConfig`];
+//!   behind [`RowSink`], offsets safe to commit, [`Progress`], [`LaneConfig`] (what every lane needs);
 //! - `ops`: window keys and partial aggregates, [`DDSketch`], event-time windows with
 //!   revisions ([`window_operator`]), stashing by time, offloading work to a thread;
-//! - `metrics`: the metrics pipeline ([`MetricsJob`]);
+//! - `metrics`: the metrics pipeline ([`MetricsJob`], [`MetricsConfig`]);
 //! - `traces`: the trace pipeline ([`SpanJob`]): RED, SLOs, assembly, critical paths, shares,
 //!   the service map and its current view;
 //! - `models`: anomaly scores and forecasts of closed windows, per-series state, warm start.
@@ -20,7 +20,7 @@ mod ops;
 mod traces;
 
 pub use apo_core::{RowSink, SinkError, OUTPUT_DELAY_BOUND};
-pub use engine::config::{PipelineConfig, TICK_MS};
+pub use engine::config::{LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;
 pub use engine::job::{crosses, Decoded, Job};
@@ -28,6 +28,7 @@ pub use engine::lane::{JobLane, Lane, WorkerReport};
 pub use engine::progress::{percentile, Latency, Progress};
 pub use engine::sink::{sink_operator, tracked_sink, RowsCallback, SinkState};
 pub use engine::worker::{run_job, run_lanes};
+pub use metrics::config::MetricsConfig;
 pub use metrics::job::{MetricsJob, ModelStage};
 pub use models::anomaly::{anomaly_warm_windows, StateInputs};
 pub use models::config::{ModelConfig, Signal};

@@ -1,6 +1,6 @@
-//! Kafka plumbing shared by every APO reader and writer: client configuration (brokers plus any
-//! librdkafka property passed through, as `kcat -X` does: SASL, TLS, timeouts), topic creation,
-//! delivery tracking for producers, and [`KafkaSource`], the partition reader of one worker.
+//! The Kafka source: [`KafkaSource`], the partition reader of one worker, and its consumer
+//! context. The client settings, topic creation and producer helpers it shares with every other
+//! reader and writer live in `apo_core::kafka` and are re-exported here.
 //!
 //! Partitions are assigned explicitly, not through group rebalancing: partition `p` of the input
 //! topic belongs to global worker `p mod workers`, so a timely cluster spreads the partitions over
@@ -8,199 +8,21 @@
 //! committed only when the pipeline says the outputs depending on them are durable.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+pub use apo_core::kafka::{
+    client_config, ensure_topics, flush_promptly, parse_override, partition_count,
+    send_threaded_with_backpressure, send_with_backpressure, DeliveryTracker,
+};
 
 use crate::source::{MessageSource, RawMessage, SourceEvent};
 use crate::IngestError;
-
-/// Base client configuration: brokers, then every `key=value` override in order.
-pub fn client_config(brokers: &str, overrides: &[(String, String)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers);
-    // Small produce requests (window results, dead letters) must not wait for Nagle's
-    // algorithm; an override below can turn it back on.
-    c.set("socket.nagle.disable", "true");
-    for (k, v) in overrides {
-        c.set(k, v);
-    }
-    c
-}
-
-/// Parses one `-X key=value` argument.
-pub fn parse_override(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!(
-            "expected key=value (a librdkafka property), got `{s}`"
-        )),
-    }
-}
-
-/// Creates every topic in `topics` that does not exist yet (`partitions` each).
-pub fn ensure_topics(
-    config: &ClientConfig,
-    topics: &[&str],
-    partitions: i32,
-) -> Result<(), IngestError> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures_executor::block_on(admin.create_topics(new.iter(), &opts))?;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(IngestError::Config(format!(
-                    "creating topic `{topic}`: {code}"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Number of partitions of `topic`, or an error naming the topic when it does not exist.
-pub fn partition_count(config: &ClientConfig, topic: &str) -> Result<i32, IngestError> {
-    let consumer: BaseConsumer = config.create()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let brokers = config.get("bootstrap.servers").unwrap_or("?").to_string();
-    match md.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            Ok(t.partitions().len() as i32)
-        }
-        _ => Err(IngestError::NoTopic {
-            topic: topic.to_string(),
-            brokers,
-        }),
-    }
-}
-
-/// Producer context that counts failed deliveries, so a flush can tell whether everything
-/// produced is durable.
-#[derive(Default)]
-pub struct DeliveryTracker {
-    failed: AtomicU64,
-    last_error: Mutex<String>,
-}
-
-impl ClientContext for DeliveryTracker {}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut l) = self.last_error.lock() {
-                *l = e.to_string();
-            }
-        }
-    }
-}
-
-impl DeliveryTracker {
-    /// Errors if any delivery failed since the last check.
-    pub fn check(&self, topic: &str) -> Result<(), IngestError> {
-        let failed = self.failed.swap(0, Ordering::Relaxed);
-        if failed == 0 {
-            return Ok(());
-        }
-        let last_error = self
-            .last_error
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default();
-        Err(IngestError::Delivery {
-            topic: topic.to_string(),
-            failed,
-            last_error,
-        })
-    }
-}
-
-/// Waits until every record produced so far is acknowledged (or failed), like
-/// `Producer::flush`, but returns within about a millisecond of the last acknowledgement.
-///
-/// rdkafka's own `flush` polls in steps that each last their full 100 ms, so every flush of a
-/// busy producer costs at least 100 ms: that alone would be most of the pipeline's
-/// close-to-output latency.
-pub fn flush_promptly<C: ProducerContext>(
-    producer: &BaseProducer<C>,
-    timeout: Duration,
-) -> Result<(), IngestError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        // Serves delivery reports that are ready, without waiting.
-        producer.poll(Duration::ZERO);
-        if producer.in_flight_count() == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut).into());
-        }
-        producer.poll(Duration::from_millis(1));
-    }
-}
-
-/// Sends a record, waiting for room when the producer queue is full (backpressure instead of
-/// unbounded memory or an error).
-// The closure has the shape of rdkafka's `send`, which returns the record back on error.
-#[allow(clippy::result_large_err)]
-pub fn send_with_backpressure<C: ProducerContext>(
-    producer: &BaseProducer<C>,
-    record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
-) -> Result<(), IngestError> {
-    retry_while_full(
-        record,
-        |r| producer.send(r),
-        || producer.poll(Duration::from_millis(5)),
-    )
-}
-
-/// The same for a producer whose own thread serves delivery reports: waiting is sleeping.
-// The closure has the shape of rdkafka's `send`, which returns the record back on error.
-#[allow(clippy::result_large_err)]
-pub fn send_threaded_with_backpressure<C: ProducerContext + 'static>(
-    producer: &ThreadedProducer<C>,
-    record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
-) -> Result<(), IngestError> {
-    retry_while_full(
-        record,
-        |r| producer.send(r),
-        || std::thread::sleep(Duration::from_millis(1)),
-    )
-}
-
-/// Sends `record`, calling `wait` and retrying while the producer queue is full.
-fn retry_while_full<R>(
-    mut record: R,
-    mut send: impl FnMut(R) -> Result<(), (KafkaError, R)>,
-    wait: impl Fn(),
-) -> Result<(), IngestError> {
-    loop {
-        match send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                wait();
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
-}
 
 /// Consumer context of the source: end of partition is an expected event (it drives idleness
 /// and drain mode), not the error librdkafka's default context logs it as. It also keeps the

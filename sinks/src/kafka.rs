@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use apo_core::kafka::send_threaded_with_backpressure;
 use apo_core::{RowSink, SinkError};
-use apo_ingest::kafka::send_threaded_with_backpressure;
 use apo_schemas::OutputRow;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};

@@ -1,45 +1,42 @@
-//! The settings a lane runs under, and the granularity of timely time.
+//! The settings every lane runs under, whatever its job (lateness, horizon, idleness, drain,
+//! commits, reading rate), and the granularity of timely time. A job's own settings are the
+//! job's (the metrics job's windows: `MetricsConfig`; the trace job's: `SpanConfig`).
 
 use std::time::Duration;
-
-use apo_ingest::decode::{Encoding, TimeBounds};
 
 use crate::engine::error::PipelineError;
 
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
 pub const TICK_MS: i64 = 1000;
 
-/// Settings of the metrics pipeline (see `apo run --help` for their meaning and defaults).
+/// Settings of a lane (see `apo run --help` for their meaning and defaults).
 #[derive(Debug, Clone)]
-pub struct PipelineConfig {
-    pub window_seconds: Vec<u32>,
-    pub relative_accuracy: f64,
+pub struct LaneConfig {
+    /// The watermark trails the highest event time by this much.
     pub lateness: Duration,
+    /// How far behind the watermark a record may still revise a closed window.
     pub horizon: Duration,
+    /// A partition silent this long stops holding the watermark back.
     pub idle_timeout: Duration,
-    pub encoding: Encoding,
-    pub time_bounds: TimeBounds,
     /// Stop once every partition is caught up, closing all windows (batch / test mode).
     pub drain: bool,
     /// Drain mode: fail when no message was read and no output became durable for this long
     /// (the broker is gone: without it a drain would wait forever).
     pub drain_stall: Duration,
+    /// How often offsets are committed.
     pub commit_interval: Duration,
+    /// Messages read per poll of the source.
     pub poll_batch: usize,
     /// Per-worker ceiling on messages read per second (throttles backfills); `None`: unlimited.
     pub max_messages_per_sec: Option<f64>,
 }
 
-impl Default for PipelineConfig {
+impl Default for LaneConfig {
     fn default() -> Self {
-        PipelineConfig {
-            window_seconds: vec![10, 60],
-            relative_accuracy: 0.01,
+        LaneConfig {
             lateness: Duration::from_secs(5),
             horizon: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(30),
-            encoding: Encoding::Auto,
-            time_bounds: TimeBounds::default(),
             drain: false,
             drain_stall: Duration::from_secs(60),
             commit_interval: Duration::from_secs(1),
@@ -49,18 +46,10 @@ impl Default for PipelineConfig {
     }
 }
 
-impl PipelineConfig {
+impl LaneConfig {
+    /// Errors on a setting no lane can run with.
     pub fn validate(&self) -> Result<(), PipelineError> {
         let bad = |m: String| Err(PipelineError::Config(m));
-        if self.window_seconds.is_empty() || self.window_seconds.contains(&0) {
-            return bad("window sizes must be whole seconds, at least one, none zero".into());
-        }
-        if !(self.relative_accuracy > 0.0 && self.relative_accuracy < 1.0) {
-            return bad(format!(
-                "relative accuracy must be in (0, 1), got {}",
-                self.relative_accuracy
-            ));
-        }
         if self
             .max_messages_per_sec
             .is_some_and(|r| r.is_nan() || r <= 0.0)

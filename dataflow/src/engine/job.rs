@@ -29,7 +29,7 @@ pub struct Decoded<T> {
 /// use std::sync::{Arc, Mutex};
 /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
-/// use apo_dataflow::{run_job, MetricsJob, PipelineConfig, Progress, RowSink, SinkError};
+/// use apo_dataflow::{run_job, LaneConfig, MetricsConfig, MetricsJob, Progress, RowSink, SinkError};
 /// use apo_ingest::dlq::MemoryDeadLetters;
 /// use apo_ingest::source::MemorySource;
 /// use apo_schemas::WindowStats;
@@ -69,14 +69,9 @@ pub struct Decoded<T> {
 /// let rows = Rows::default();
 /// let sink = rows.clone();
 /// timely::execute_directly(move |worker| {
-///     let cfg = PipelineConfig { drain: true, ..Default::default() };
-///     let job = MetricsJob::new(
-///         &cfg.window_seconds,
-///         cfg.relative_accuracy,
-///         cfg.encoding,
-///         cfg.time_bounds,
-///         vec![Box::new(sink.clone())],
-///     );
+///     let cfg = LaneConfig { drain: true, ..Default::default() };
+///     let metrics = MetricsConfig::default(); // windows of 10 s and 1 min, 1 % accuracy
+///     let job = MetricsJob::from_config(&metrics, vec![Box::new(sink.clone())]).unwrap();
 ///     let source = MemorySource::new("apo.metrics", vec![payload.clone().into_bytes()]);
 ///     let dlq = MemoryDeadLetters::default();
 ///     let progress = Arc::new(Progress::default());

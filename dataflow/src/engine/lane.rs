@@ -20,7 +20,7 @@ use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
 use crate::engine::commit::PartitionCommits;
-use crate::engine::config::{PipelineConfig, TICK_MS};
+use crate::engine::config::{LaneConfig, TICK_MS};
 use crate::engine::context::BuildContext;
 use crate::engine::error::PipelineError;
 use crate::engine::job::Job;
@@ -103,7 +103,7 @@ fn now_ms() -> i64 {
 
 /// A job with its source, dead letters, watermark and commits.
 pub struct JobLane<J: Job> {
-    cfg: PipelineConfig,
+    cfg: LaneConfig,
     feed: Option<Feed<J>>,
     source: Box<dyn MessageSource>,
     dlq: Box<dyn DeadLetterSink>,
@@ -134,7 +134,7 @@ impl<J: Job> JobLane<J> {
     /// Builds `job`'s dataflow on `worker`, reading from `source`.
     pub fn new(
         worker: &mut Worker,
-        cfg: &PipelineConfig,
+        cfg: &LaneConfig,
         mut job: J,
         source: Box<dyn MessageSource>,
         dlq: Box<dyn DeadLetterSink>,

@@ -16,7 +16,7 @@ use apo_ingest::dlq::DeadLetterSink;
 use apo_ingest::source::MessageSource;
 use timely::worker::Worker;
 
-use crate::engine::config::PipelineConfig;
+use crate::engine::config::LaneConfig;
 use crate::engine::error::PipelineError;
 use crate::engine::job::Job;
 use crate::engine::lane::{JobLane, Lane, WorkerReport};
@@ -29,7 +29,7 @@ const MAX_EXTRA_STEPS: usize = 8;
 /// error makes progress impossible (then nothing more is committed and the error returned).
 pub fn run_job<J: Job>(
     worker: &mut Worker,
-    cfg: &PipelineConfig,
+    cfg: &LaneConfig,
     job: J,
     source: Box<dyn MessageSource>,
     dlq: Box<dyn DeadLetterSink>,

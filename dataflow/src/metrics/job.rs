@@ -17,7 +17,9 @@ use crate::engine::context::BuildContext;
 use crate::engine::job::{crosses, Decoded, Job};
 use apo_core::RowSink;
 
+use crate::engine::error::PipelineError;
 use crate::engine::sink::{tracked_sink, SinkState};
+use crate::metrics::config::MetricsConfig;
 use crate::metrics::preaggregate::PreAggregator;
 use crate::models::anomaly::{anomaly_stage, StateInputs};
 use crate::models::config::ModelConfig;
@@ -50,6 +52,24 @@ pub struct MetricsJob {
 }
 
 impl MetricsJob {
+    /// The metrics job of `cfg` (its windows, accuracy, encoding and validity bounds),
+    /// writing window statistics to `sinks`; an error when `cfg` does not validate.
+    pub fn from_config(
+        cfg: &MetricsConfig,
+        sinks: Vec<Box<dyn RowSink>>,
+    ) -> Result<Self, PipelineError> {
+        cfg.validate()?;
+        Ok(Self::new(
+            &cfg.window_seconds,
+            cfg.relative_accuracy,
+            cfg.encoding,
+            cfg.time_bounds,
+            sinks,
+        ))
+    }
+
+    /// The metrics job with windows of `window_seconds`, sketches of `relative_accuracy`,
+    /// messages decoded as `encoding` and points outside `bounds` sent to the dead letters.
     pub fn new(
         window_seconds: &[u32],
         relative_accuracy: f64,

@@ -1,5 +1,6 @@
 //! The metrics pipeline: points pre-aggregated per (series, window) on the worker that read
 //! them, windows, window statistics, and the models' stage on every closed window.
 
+pub(crate) mod config;
 pub(crate) mod job;
 pub(crate) mod preaggregate;

@@ -41,14 +41,14 @@ pub fn run_from_memory<J: apo_dataflow::Job>(
     make_job: impl Fn() -> J + Send + Sync + 'static,
 ) {
     use apo_dataflow::Progress;
-    use apo_dataflow::{run_job, PipelineConfig};
+    use apo_dataflow::{run_job, LaneConfig};
     use apo_ingest::dlq::MemoryDeadLetters;
     use apo_ingest::source::MemorySource;
     use std::sync::atomic::AtomicBool;
 
     let payloads = Arc::new(payloads);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let cfg = PipelineConfig {
+        let cfg = LaneConfig {
             drain: true,
             ..Default::default()
         };

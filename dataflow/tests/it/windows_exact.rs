@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use apo_dataflow::MetricsConfig;
 use apo_dataflow::MetricsJob;
-use apo_dataflow::PipelineConfig;
 use apo_schemas::{MetricPoint, WindowStats};
 
 use crate::common::{run_from_memory, Collect};
@@ -42,14 +42,7 @@ fn run(workers: usize, payloads: Vec<Vec<u8>>) -> Vec<WindowStats> {
     let out = Collect::default();
     let sink = out.clone();
     run_from_memory(workers, payloads, move || {
-        let cfg = PipelineConfig::default();
-        MetricsJob::new(
-            &cfg.window_seconds,
-            cfg.relative_accuracy,
-            cfg.encoding,
-            cfg.time_bounds,
-            vec![Box::new(sink.clone())],
-        )
+        MetricsJob::from_config(&MetricsConfig::default(), vec![Box::new(sink.clone())]).unwrap()
     });
     let mut rows = out.0.lock().unwrap().clone();
     rows.sort_by(|a, b| a.key().cmp(&b.key()).then(a.revision.cmp(&b.revision)));

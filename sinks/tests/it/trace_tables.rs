@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apo_dataflow::Progress;
-use apo_dataflow::{run_job, PipelineConfig};
+use apo_dataflow::{run_job, LaneConfig};
 use apo_dataflow::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::dlq::MemoryDeadLetters;
 use apo_ingest::source::MemorySource;
@@ -58,7 +58,7 @@ async fn trace_tables_answer_sql() {
             };
             run_job(
                 worker,
-                &PipelineConfig {
+                &LaneConfig {
                     drain: true,
                     ..Default::default()
                 },

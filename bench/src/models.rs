@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use apo_dataflow::LaneConfig;
 use apo_dataflow::ModelConfig;
-use apo_dataflow::ModelStage;
-use apo_dataflow::PipelineConfig;
+use apo_dataflow::{MetricsConfig, MetricsJob, ModelStage};
 use apo_ingest::dlq::MemoryDeadLetters;
 use apo_ingest::generator::{Generator, GeneratorConfig};
 use apo_ingest::source::MemorySource;
@@ -27,7 +27,7 @@ use apo_models::{Forecaster, IsolationForest, DEFAULT_ARTIFACTS};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_sinks::memory::MemorySink;
 
-use crate::bench::{metrics_job, run_phase};
+use crate::phase::run_phase;
 
 const MODEL_RATE: f64 = 200.0;
 
@@ -60,7 +60,7 @@ fn vectors(n: usize) -> Vec<[f32; FEATURES]> {
 }
 
 /// The section's Markdown.
-pub fn models_section(cfg: &PipelineConfig, points: u64, workers: usize) -> Result<String> {
+pub fn models_section(cfg: &LaneConfig, points: u64, workers: usize) -> Result<String> {
     let dir = Path::new(DEFAULT_ARTIFACTS);
     let (iforest_path, lstm_path) = (dir.join("iforest.onnx"), dir.join("lstm.onnx"));
     let forest = IsolationForest::load(&iforest_path)
@@ -128,11 +128,15 @@ pub fn models_section(cfg: &PipelineConfig, points: u64, workers: usize) -> Resu
         let anomalies: MemorySink<AnomalyRecord> = MemorySink::default();
         let forecasts: MemorySink<ForecastRecord> = MemorySink::default();
         let (a_rows, f_rows) = (anomalies.rows.clone(), forecasts.rows.clone());
-        let (payloads, c) = (payloads.clone(), cfg.clone());
+        let payloads = payloads.clone();
         let (ip, lp) = (iforest_path.clone(), lstm_path.clone());
         let r = run_phase(workers, cfg.clone(), move |i, n| {
             let mine: Vec<Vec<u8>> = payloads.iter().skip(i).step_by(n).cloned().collect();
-            let mut job = metrics_job(&c, vec![Box::new(MemorySink::default())]);
+            let mut job = MetricsJob::from_config(
+                &MetricsConfig::default(),
+                vec![Box::new(MemorySink::default())],
+            )
+            .map_err(|e| e.to_string())?;
             if on {
                 job = job.with_models(ModelStage {
                     config: ModelConfig {
@@ -178,7 +182,7 @@ pub fn models_section(cfg: &PipelineConfig, points: u64, workers: usize) -> Resu
             forecast,
         ));
     }
-    let _ = writeln!(out, "\nMetrics pipeline from memory ({points} points, 48 series, {MODEL_RATE} points/s of event time, windows {:?} s, {workers} worker(s)):\n", cfg.window_seconds);
+    let _ = writeln!(out, "\nMetrics pipeline from memory ({points} points, 48 series, {MODEL_RATE} points/s of event time, windows {:?} s, {workers} worker(s)):\n", MetricsConfig::default().window_seconds);
     let _ = writeln!(
         out,
         "| models | points/s | time | windows scored | with a contextual score | forecasts |"

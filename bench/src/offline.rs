@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use apo_models::{series, Forecaster, IsolationForest};
 use chrono::{DateTime, NaiveDateTime};
 
-use crate::cli::{ForecastArgs, ScoreArgs, SeriesIo};
+use crate::args::{ForecastArgs, ScoreArgs, SeriesIo};
 
 /// A series read from CSV: the timestamps as written (echoed back), in ms, and the values.
 struct Series {

@@ -15,23 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apo_dataflow::RowSink;
-use apo_dataflow::{percentile, Latency, Progress};
-use apo_dataflow::{run_job, PipelineConfig};
-use apo_dataflow::{Job, MetricsJob};
-use apo_ingest::dlq::{DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters};
+use apo_dataflow::{percentile, LaneConfig, MetricsConfig, MetricsJob};
+use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
-use apo_ingest::kafka::{ensure_topics, KafkaSource, SourceContext};
-use apo_ingest::source::{MemorySource, MessageSource};
-use apo_schemas::{MetricPoint, WindowStats};
-use apo_sinks::kafka::KafkaStatsSink;
+use apo_ingest::kafka::KafkaSource;
+use apo_ingest::source::MemorySource;
+use apo_pipeline::{Broker, Delivery, Outputs};
+use apo_schemas::MetricPoint;
 use apo_sinks::memory::MemorySink;
-use apo_sinks::parquet::ParquetStatsSink;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
-use crate::cli::BenchArgs;
-use crate::config::kafka_client;
+use crate::args::BenchArgs;
+use crate::phase::{run_phase, PhaseResult};
+use crate::raw::{probe_acks, raw_consume};
 
 const RATE: f64 = 2_000.0;
 const BATCH: usize = 200;
@@ -49,78 +44,6 @@ fn generator_config(start_ms: i64) -> GeneratorConfig {
     }
 }
 
-/// Peak resident memory since the last reset, in MiB (Linux).
-pub fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-pub struct PhaseResult {
-    pub seconds: f64,
-    /// Records used (points or spans).
-    pub points: u64,
-    pub rss_mib: Option<f64>,
-    pub latencies: Vec<Latency>,
-    pub rows: Vec<WindowStats>,
-}
-
-/// What one worker of a phase runs: its source, dead letters and job (with the job's sinks).
-pub type Parts<J> = (Box<dyn MessageSource>, Box<dyn DeadLetterSink>, J);
-
-/// Runs `make`'s job on `workers` timely workers until drained; times it and takes peak RSS.
-pub fn run_phase<J: Job>(
-    workers: usize,
-    cfg: PipelineConfig,
-    make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
-) -> Result<PhaseResult> {
-    let progress = Arc::new(Progress::new(workers));
-    let p = progress.clone();
-    reset_peak_rss();
-    let started = Instant::now();
-    let guards = timely::execute(
-        timely::Config::process(workers),
-        move |worker| -> Result<u64, String> {
-            let (src, dlq, job) = make(worker.index(), worker.peers())?;
-            run_job(
-                worker,
-                &cfg,
-                job,
-                src,
-                dlq,
-                p.clone(),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .map(|r| r.points)
-            .map_err(|e| e.to_string())
-        },
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let mut points = 0;
-    for g in guards.join() {
-        points += g
-            .map_err(|e| anyhow::anyhow!(e))?
-            .map_err(|e| anyhow::anyhow!(e))?;
-    }
-    Ok(PhaseResult {
-        seconds: started.elapsed().as_secs_f64(),
-        points,
-        rss_mib: peak_rss_mib(),
-        latencies: progress.take_latencies(),
-        rows: Vec::new(),
-    })
-}
-
 /// The full metrics pipeline on `topics` (input, window stats, dead letters, ack probe) with a
 /// new consumer `group`, writing Parquet under `dir`; with the broker's ack times for a lone
 /// record, probed every 20 ms meanwhile (the latency's baseline).
@@ -130,7 +53,7 @@ fn full_pipeline(
     dir: &std::path::Path,
     group: String,
     workers: usize,
-    cfg: PipelineConfig,
+    cfg: LaneConfig,
 ) -> Result<(PhaseResult, Vec<f64>)> {
     let [topic, stats_topic, dlq_topic, probe_topic] = topics.map(|t| t.clone());
     let probe_stop = Arc::new(AtomicBool::new(false));
@@ -138,21 +61,17 @@ fn full_pipeline(
         let (client, stop) = (client.clone(), probe_stop.clone());
         std::thread::spawn(move || probe_acks(&client, &probe_topic, &stop))
     };
-    let (client, dir, c) = (client.clone(), dir.to_path_buf(), cfg.clone());
+    let (client, dir) = (client.clone(), dir.to_path_buf());
     let full = run_phase(workers, cfg, move |i, n| {
         let src = KafkaSource::new(&client, &group, &topic, i, n).map_err(|e| e.to_string())?;
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|e| e.to_string())?;
-        let sinks: Vec<Box<dyn RowSink>> = vec![
-            Box::new(KafkaStatsSink::new(&client, &stats_topic).map_err(|e| e.to_string())?),
-            Box::new(
-                ParquetStatsSink::new(&dir, &format!("w{i}"), Duration::from_secs(10))
-                    .map_err(|e| e.to_string())?,
-            ),
-        ];
+        let sinks = Outputs::new(&client, &dir, &format!("w{i}"), Duration::from_secs(10))
+            .standard(&stats_topic, Delivery::Prompt)
+            .map_err(|e| e.to_string())?;
         Ok((
             Box::new(src) as _,
             Box::new(dlq) as _,
-            metrics_job(&c, sinks),
+            MetricsJob::from_config(&MetricsConfig::default(), sinks).map_err(|e| e.to_string())?,
         ))
     });
     probe_stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -191,37 +110,27 @@ fn latency_lines(what: &str, run: &PhaseResult, acks: &mut [f64]) -> String {
     )
 }
 
-/// The metrics job of `cfg` writing to `sinks`.
-pub fn metrics_job(cfg: &PipelineConfig, sinks: Vec<Box<dyn RowSink>>) -> MetricsJob {
-    MetricsJob::new(
-        &cfg.window_seconds,
-        cfg.relative_accuracy,
-        cfg.encoding,
-        cfg.time_bounds,
-        sinks,
-    )
-}
-
+/// Runs the benchmarks `a` asks for and prints (and with `--write`, writes) the report.
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.points == 0 {
         bail!("--points must be positive");
     }
     if a.models_only {
-        let cfg = PipelineConfig {
+        let cfg = LaneConfig {
             drain: true,
             idle_timeout: Duration::from_secs(2),
             ..Default::default()
         };
         println!(
             "{}",
-            crate::bench_models::models_section(&cfg, a.points, a.workers)?
+            crate::models::models_section(&cfg, a.points, a.workers)?
         );
         return Ok(());
     }
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("creating {}", a.data_dir.display()))?;
     let stamp = chrono::Utc::now().timestamp_millis();
-    let cfg = PipelineConfig {
+    let cfg = LaneConfig {
         drain: true,
         idle_timeout: Duration::from_secs(2),
         ..Default::default()
@@ -232,7 +141,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut rss_sizes = Vec::new();
     for n in [a.points, a.memory_points] {
         eprintln!("peak memory at {n} points…");
-        let c = cfg.clone();
         let r = run_phase(1, cfg.clone(), move |_, _| {
             let g = Generator::new(&generator_config(
                 stamp - (n as f64 / RATE * 1000.0) as i64 - 60_000,
@@ -240,36 +148,25 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             Ok((
                 Box::new(GeneratorSource::new(g, n, BATCH)) as _,
                 Box::new(MemoryDeadLetters::default()) as _,
-                metrics_job(&c, vec![Box::new(MemorySink::default())]),
+                MetricsJob::from_config(
+                    &MetricsConfig::default(),
+                    vec![Box::new(MemorySink::default())],
+                )
+                .map_err(|e| e.to_string())?,
             ))
         })?;
         rss_sizes.push((n, r.rss_mib, r.points as f64 / r.seconds));
     }
-    #[cfg(feature = "embedded-broker")]
-    let mut _embedded = None;
-    let brokers = match &a.kafka.brokers {
-        Some(b) => b.clone(),
-        None => {
-            #[cfg(feature = "embedded-broker")]
-            {
-                let b = apo_ingest::embedded::EmbeddedBroker::start(&a.data_dir, 0)?;
-                let addr = b.address().to_string();
-                _embedded = Some(b);
-                addr
-            }
-            #[cfg(not(feature = "embedded-broker"))]
-            bail!("--brokers is required in a build without the embedded broker");
-        }
-    };
-    let client = kafka_client(&brokers, &a.kafka.kafka);
+    let broker = Broker::connect(&a.kafka, &a.data_dir, 0)?;
+    let (client, brokers) = (broker.client().clone(), broker.address());
     let topic = format!("apo.bench.{stamp}");
     let stats_topic = format!("apo.bench.{stamp}.stats");
     let dlq_topic = format!("apo.bench.{stamp}.dlq");
     let probe_topic = format!("apo.bench.{stamp}.probe");
     let partitions = a.kafka.partitions.max(1);
-    ensure_topics(
-        &client,
+    broker.prepare_topics(
         &[&topic, &stats_topic, &dlq_topic, &probe_topic],
+        true,
         partitions,
     )?;
     // Event time ends about now, so nothing is outside the validity bounds.
@@ -312,7 +209,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             &a.data_dir.join(format!("parquet-{stamp}-{out}")),
             group,
             a.workers,
-            PipelineConfig {
+            LaneConfig {
                 max_messages_per_sec: rate,
                 ..cfg.clone()
             },
@@ -353,13 +250,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let rows = sink.rows.clone();
     let mem = {
         let payloads = payloads.clone();
-        let c = cfg.clone();
         run_phase(a.workers, cfg.clone(), move |i, n| {
             let mine: Vec<Vec<u8>> = payloads.iter().skip(i).step_by(n).cloned().collect();
             Ok((
                 Box::new(MemorySource::new("memory", mine)) as _,
                 Box::new(MemoryDeadLetters::default()) as _,
-                metrics_job(&c, vec![Box::new(sink.clone())]),
+                MetricsJob::from_config(&MetricsConfig::default(), vec![Box::new(sink.clone())])
+                    .map_err(|e| e.to_string())?,
             ))
         })?
     };
@@ -372,7 +269,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     // 4. Accuracy against exact quantiles.
     let mut exact: BTreeMap<(String, String, u32, i64), Vec<f64>> = BTreeMap::new();
     for p in &points {
-        for s in &cfg.window_seconds {
+        for s in &MetricsConfig::default().window_seconds {
             let ms = *s as i64 * 1000;
             exact
                 .entry((
@@ -436,7 +333,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 
     // The trace pipeline, on the same broker.
     let spans_section = if a.span_count > 0 {
-        Some(crate::bench_spans::bench_spans(
+        Some(crate::spans::bench_spans(
             &client,
             partitions,
             a.workers,
@@ -454,7 +351,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mem_pps = mem.points as f64 / mem.seconds;
     let fmt_rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
     let mut out = String::new();
-    let _ = writeln!(out, "Points: {} in {} messages of {BATCH} ({:.1} MB of APO JSON), {} series, {} partition(s), {} worker(s); windows {:?} s; accuracy 1 %.", a.points, loaded.messages, loaded.bytes as f64 / 1e6, generator_config(0).services * generator_config(0).metrics, partitions, a.workers, cfg.window_seconds);
+    let _ = writeln!(out, "Points: {} in {} messages of {BATCH} ({:.1} MB of APO JSON), {} series, {} partition(s), {} worker(s); windows {:?} s; accuracy 1 %.", a.points, loaded.messages, loaded.bytes as f64 / 1e6, generator_config(0).services * generator_config(0).metrics, partitions, a.workers, MetricsConfig::default().window_seconds);
     let _ = writeln!(out, "Load (produce) took {load_s:.1} s.\n");
     let _ = writeln!(
         out,
@@ -494,7 +391,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let _ = write!(out, "\n## Trace pipeline (issue 3)\n\n{section}");
     }
     if a.models {
-        let section = crate::bench_models::models_section(&cfg, a.points, a.workers)?;
+        let section = crate::models::models_section(&cfg, a.points, a.workers)?;
         let _ = write!(out, "\n## Models (issue 4)\n\n{section}");
     }
     println!("{out}");
@@ -519,80 +416,4 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// Reads `topic` from the beginning with as many plain rdkafka consumers as the pipeline has
-/// workers (each on the partitions a worker would read), only counting: the limit any pipeline
-/// on this broker can reach. Returns (messages, payload bytes, seconds).
-pub fn raw_consume(
-    client: &rdkafka::ClientConfig,
-    topic: &str,
-    partitions: i32,
-    workers: usize,
-    stamp: i64,
-) -> Result<(u64, u64, f64)> {
-    let t0 = Instant::now();
-    let readers: Vec<_> = (0..workers.max(1))
-        .map(|i| {
-            let (client, topic, n) = (client.clone(), topic.to_string(), workers.max(1));
-            std::thread::spawn(move || -> Result<(u64, u64)> {
-                let mut c = client;
-                c.set("group.id", format!("apo-bench-raw-{stamp}-{i}"))
-                    .set("enable.auto.commit", "false")
-                    .set("enable.partition.eof", "true");
-                let mine: Vec<i32> = (0..partitions).filter(|p| *p as usize % n == i).collect();
-                let consumer: BaseConsumer<SourceContext> =
-                    c.create_with_context(SourceContext::new(&topic, &mine))?;
-                let mut tpl = TopicPartitionList::new();
-                for p in &mine {
-                    tpl.add_partition_offset(&topic, *p, Offset::Beginning)?;
-                }
-                consumer.assign(&tpl)?;
-                let (mut msgs, mut bytes, mut eofs) = (0u64, 0u64, 0usize);
-                let mut last = Instant::now();
-                while eofs < mine.len() && last.elapsed() < Duration::from_secs(30) {
-                    match consumer.poll(Duration::from_millis(100)) {
-                        Some(Ok(m)) => {
-                            msgs += 1;
-                            bytes += m.payload_len() as u64;
-                            last = Instant::now();
-                        }
-                        Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
-                        _ => {}
-                    }
-                }
-                Ok((msgs, bytes))
-            })
-        })
-        .collect();
-    let (mut msgs, mut bytes) = (0u64, 0u64);
-    for r in readers {
-        let (m, b) = r
-            .join()
-            .map_err(|_| anyhow::anyhow!("raw reader panicked"))??;
-        msgs += m;
-        bytes += b;
-    }
-    Ok((msgs, bytes, t0.elapsed().as_secs_f64()))
-}
-
-/// Sends a 100-byte record every 20 ms until `stop`, each waited for alone; returns the
-/// send-to-acknowledgement times in ms.
-fn probe_acks(client: &rdkafka::ClientConfig, topic: &str, stop: &AtomicBool) -> Result<Vec<f64>> {
-    use rdkafka::producer::{BaseProducer, BaseRecord};
-    let mut c = client.clone();
-    c.set("linger.ms", "0");
-    let producer: BaseProducer = c.create()?;
-    let payload = [b'x'; 100];
-    let mut out = Vec::new();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let t = Instant::now();
-        producer
-            .send(BaseRecord::<[u8], [u8]>::to(topic).payload(&payload[..]))
-            .map_err(|(e, _)| e)?;
-        apo_ingest::kafka::flush_promptly(&producer, Duration::from_secs(30))?;
-        out.push(t.elapsed().as_secs_f64() * 1000.0);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(out)
 }

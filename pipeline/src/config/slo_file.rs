@@ -27,10 +27,19 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use apo_dataflow::{default_objectives, AlertPair, BurnConfig, Indicator, Objective};
 use apo_schemas::SpanKind;
 use serde::Deserialize;
+
+use crate::RunError;
+
+type Result<T, E = RunError> = std::result::Result<T, E>;
+
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(RunError::Config(format!($($t)*)))
+    };
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,8 +90,11 @@ struct Latency {
 }
 
 fn millis(s: &str, what: &str) -> Result<f64> {
-    let d = humantime::parse_duration(s)
-        .with_context(|| format!("{what}: `{s}` is not a duration (e.g. 500ms, 1s, 5m)"))?;
+    let d = humantime::parse_duration(s).map_err(|e| {
+        RunError::Config(format!(
+            "{what}: `{s}` is not a duration (e.g. 500ms, 1s, 5m): {e}"
+        ))
+    })?;
     Ok(d.as_secs_f64() * 1000.0)
 }
 
@@ -132,8 +144,8 @@ fn objective(o: ObjectiveSpec) -> Result<Objective> {
         .kinds
         .iter()
         .map(|k| {
-            SpanKind::parse(k).with_context(|| {
-                format!("{what}: unknown span kind `{k}` (internal, server, client, producer, consumer)")
+            SpanKind::parse(k).ok_or_else(|| {
+                RunError::Config(format!("{what}: unknown span kind `{k}` (internal, server, client, producer, consumer)"))
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -152,13 +164,17 @@ pub fn load(path: Option<&Path>) -> Result<(Vec<Objective>, BurnConfig)> {
     let Some(path) = path else {
         return Ok((default_objectives(), BurnConfig::default()));
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading SLO file {}", path.display()))?;
-    parse(&text).with_context(|| format!("SLO file {}", path.display()))
+    let file = |reason: String| RunError::File {
+        what: "SLO file",
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+    parse(&text).map_err(|e| file(e.to_string()))
 }
 
 fn parse(text: &str) -> Result<(Vec<Objective>, BurnConfig)> {
-    let f: File = toml::from_str(text)?;
+    let f: File = toml::from_str(text).map_err(|e| RunError::Config(e.to_string()))?;
     let mut burn = BurnConfig::default();
     if let Some(b) = &f.burn {
         if let Some(p) = &b.fast {
@@ -191,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc: String = include_str!("slo_config.rs")
+        let doc: String = include_str!("slo_file.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)

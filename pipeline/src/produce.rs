@@ -4,42 +4,49 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use apo_ingest::generator::{produce as produce_points, Generator, GeneratorConfig, Pace};
-use apo_ingest::kafka::ensure_topics;
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::produce_traces;
 
-use crate::cli::ProduceArgs;
-use crate::config::kafka_client;
+use crate::args::ProduceArgs;
+use crate::broker::Broker;
+use crate::signals::stop_on_signals;
+use crate::RunError;
 
-pub fn produce(a: ProduceArgs) -> Result<()> {
-    let Some(brokers) = a.kafka.brokers.clone() else {
-        bail!("--brokers is required (the address `apo run` prints for its embedded broker works too)");
-    };
+/// Produces what `a` asks for until its count or duration is reached, or until interrupted.
+pub fn produce(a: ProduceArgs) -> Result<(), RunError> {
+    let broker = Broker::required(
+        &a.kafka,
+        "(the address `apo run` prints for its embedded broker works too)",
+    )?;
+    let bad = |m: &str| Err(RunError::Config(m.to_string()));
     if a.rate <= 0.0 || !a.rate.is_finite() {
-        bail!("--rate must be positive");
+        return bad("--rate must be positive");
     }
     if a.batch == 0 {
-        bail!("--batch must be at least 1");
+        return bad("--batch must be at least 1");
     }
     let start_ms = if a.start == "now" {
         chrono::Utc::now().timestamp_millis()
     } else {
         chrono::DateTime::parse_from_rfc3339(&a.start)
-            .with_context(|| format!("--start `{}`: expected RFC 3339 or `now`", a.start))?
+            .map_err(|e| {
+                RunError::Config(format!(
+                    "--start `{}`: expected RFC 3339 or `now` ({e})",
+                    a.start
+                ))
+            })?
             .timestamp_millis()
     };
     let topic = a
         .topic
         .clone()
         .unwrap_or_else(|| if a.spans { "apo.spans" } else { "apo.metrics" }.to_string());
-    let client = kafka_client(&brokers, &a.kafka.kafka);
+    let (client, brokers) = (broker.client(), broker.address());
     if a.kafka.create_topics {
-        ensure_topics(&client, &[&topic], a.kafka.partitions)
-            .with_context(|| format!("creating {topic} on {brokers}"))?;
+        broker.prepare_topics(&[&topic], true, a.kafka.partitions)?;
     }
-    let stop = crate::run::stop_on_signals()?;
+    let stop = stop_on_signals()?;
     let pace = if a.pace == "flat" {
         Pace::Flat
     } else {
@@ -68,7 +75,7 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
             a.rate, a.span_format, a.pace
         );
         let stats = produce_traces(
-            &client,
+            client,
             &topic,
             &mut g,
             a.span_format,
@@ -77,7 +84,8 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
             pace,
             &|| stop.load(Ordering::Relaxed),
             &mut |s| report("spans", s),
-        )?;
+        )
+        .map_err(|e| RunError::kafka(format!("producing to {topic}"), e))?;
         eprintln!(
             "done: {} spans in {} messages ({:.1} MB) in {:.1} s",
             stats.points,
@@ -102,7 +110,7 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
         a.pace
     );
     let stats = produce_points(
-        &client,
+        client,
         &topic,
         &mut g,
         a.batch,
@@ -111,7 +119,8 @@ pub fn produce(a: ProduceArgs) -> Result<()> {
         pace,
         &|| stop.load(Ordering::Relaxed),
         &mut |s| report("points", s),
-    )?;
+    )
+    .map_err(|e| RunError::kafka(format!("producing to {topic}"), e))?;
     eprintln!(
         "done: {} points in {} messages ({:.1} MB) in {:.1} s",
         stats.points,

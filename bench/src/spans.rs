@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use apo_dataflow::percentile;
-use apo_dataflow::PipelineConfig;
+use apo_dataflow::LaneConfig;
 use apo_dataflow::{SpanConfig, SpanJob, SpanSinks};
 use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::Pace;
@@ -22,12 +22,13 @@ use apo_ingest::kafka::{ensure_topics, KafkaSource};
 use apo_ingest::source::MemorySource;
 use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
-use apo_sinks::kafka::KafkaStatsSink;
+use apo_pipeline::topology::span_sinks;
+use apo_pipeline::{Outputs, Topics};
 use apo_sinks::memory::MemorySink;
-use apo_sinks::parquet::{ParquetRow, ParquetStatsSink};
 use rdkafka::ClientConfig;
 
-use crate::bench::{raw_consume, run_phase};
+use crate::phase::run_phase;
+use crate::raw::raw_consume;
 
 /// Traces per second of event time.
 const TRACE_RATE: f64 = 1_000.0;
@@ -41,14 +42,6 @@ fn generator(start_ms: i64) -> TraceGenerator {
     })
 }
 
-fn parquet<R: ParquetRow>(
-    dir: &Path,
-    prefix: &str,
-    roll: Duration,
-) -> Result<ParquetStatsSink<R>, String> {
-    ParquetStatsSink::new(dir, prefix, roll).map_err(|e| e.to_string())
-}
-
 /// Runs the span benchmark on the broker of `client`; returns its Markdown section.
 pub fn bench_spans(
     client: &ClientConfig,
@@ -58,14 +51,19 @@ pub fn bench_spans(
     stamp: i64,
     data_dir: &Path,
 ) -> Result<String> {
-    let topic = format!("apo.bench.{stamp}.spans");
-    let outputs: Vec<String> = ["red", "cp", "cps", "map", "slo", "dlq", "current"]
-        .iter()
-        .map(|o| format!("{topic}.{o}"))
-        .collect();
-    let mut all: Vec<&str> = vec![&topic];
-    all.extend(outputs.iter().map(String::as_str));
-    ensure_topics(client, &all, partitions)?;
+    let topics = Topics::with_prefix(&format!("apo.bench.{stamp}"));
+    let topic = topics.spans.clone();
+    let all = [
+        &topic,
+        &topics.dlq,
+        &topics.red,
+        &topics.critical_path,
+        &topics.critical_path_share,
+        &topics.service_map,
+        &topics.slo,
+        &topics.service_map_current,
+    ];
+    ensure_topics(client, &all.map(String::as_str), partitions)?;
     // About 7 spans per trace; event time ends before now.
     let start_ms = stamp - (spans as f64 / 5.0 / TRACE_RATE * 1000.0) as i64 - 60_000;
 
@@ -90,7 +88,7 @@ pub fn bench_spans(
         anyhow::bail!("raw consumer read {msgs} of {} messages", loaded.messages);
     }
 
-    let cfg = PipelineConfig {
+    let cfg = LaneConfig {
         drain: true,
         idle_timeout: Duration::from_secs(2),
         ..Default::default()
@@ -98,43 +96,15 @@ pub fn bench_spans(
     let span_cfg = SpanConfig::default();
 
     eprintln!("trace pipeline…");
-    let (c2, t2, o2) = (client.clone(), topic.clone(), outputs.clone());
+    let (c2, t2) = (client.clone(), topics.clone());
     let (dir, sc) = (data_dir.join(format!("spans-{stamp}")), span_cfg.clone());
     let group = format!("apo-bench-spans-{stamp}");
     let full = run_phase(workers, cfg.clone(), move |i, n| {
         let e = |x: &dyn std::fmt::Display| x.to_string();
-        let src = KafkaSource::new(&c2, &group, &t2, i, n).map_err(|x| e(&x))?;
-        let dlq = KafkaDeadLetters::new(&c2, &o2[5]).map_err(|x| e(&x))?;
-        let batched = apo_sinks::kafka::batched(&c2);
-        let kafka = |t: &str| KafkaStatsSink::new(&batched, t).map_err(|x| e(&x));
-        let roll = Duration::from_secs(10);
-        let prefix = format!("w{i}");
-        let sinks = SpanSinks {
-            red: vec![
-                Box::new(kafka(&o2[0])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-            critical_path: vec![
-                Box::new(kafka(&o2[1])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-            critical_path_share: vec![
-                Box::new(kafka(&o2[2])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-            service_map: vec![
-                Box::new(kafka(&o2[3])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-            slo: vec![
-                Box::new(kafka(&o2[4])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-            service_map_current: vec![
-                Box::new(kafka(&o2[6])?),
-                Box::new(parquet(&dir, &prefix, roll)?),
-            ],
-        };
+        let src = KafkaSource::new(&c2, &group, &t2.spans, i, n).map_err(|x| e(&x))?;
+        let dlq = KafkaDeadLetters::new(&c2, &t2.dlq).map_err(|x| e(&x))?;
+        let outputs = Outputs::new(&c2, &dir, &format!("w{i}"), Duration::from_secs(10));
+        let sinks = span_sinks(&outputs, &t2).map_err(|x| e(&x))?;
         Ok((
             Box::new(src) as _,
             Box::new(dlq) as _,

@@ -1,0 +1,85 @@
+//! A benchmark phase: one job on a number of timely workers until its input is drained, timed,
+//! with the process's peak resident memory over it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use apo_dataflow::{run_job, Job, LaneConfig, Latency, Progress};
+use apo_ingest::dlq::DeadLetterSink;
+use apo_ingest::source::MessageSource;
+use apo_schemas::WindowStats;
+
+/// Peak resident memory since the last reset, in MiB (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// What a phase measured.
+pub struct PhaseResult {
+    pub seconds: f64,
+    /// Records used (points or spans).
+    pub points: u64,
+    pub rss_mib: Option<f64>,
+    pub latencies: Vec<Latency>,
+    pub rows: Vec<WindowStats>,
+}
+
+/// What one worker of a phase runs: its source, dead letters and job (with the job's sinks).
+pub type Parts<J> = (Box<dyn MessageSource>, Box<dyn DeadLetterSink>, J);
+
+/// Runs `make`'s job on `workers` timely workers until drained; times it and takes peak RSS.
+pub fn run_phase<J: Job>(
+    workers: usize,
+    cfg: LaneConfig,
+    make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
+) -> Result<PhaseResult> {
+    let progress = Arc::new(Progress::new(workers));
+    let p = progress.clone();
+    reset_peak_rss();
+    let started = Instant::now();
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<u64, String> {
+            let (src, dlq, job) = make(worker.index(), worker.peers())?;
+            run_job(
+                worker,
+                &cfg,
+                job,
+                src,
+                dlq,
+                p.clone(),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .map(|r| r.points)
+            .map_err(|e| e.to_string())
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let mut points = 0;
+    for g in guards.join() {
+        points += g
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(PhaseResult {
+        seconds: started.elapsed().as_secs_f64(),
+        points,
+        rss_mib: peak_rss_mib(),
+        latencies: progress.take_latencies(),
+        rows: Vec::new(),
+    })
+}

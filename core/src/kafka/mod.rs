@@ -1,0 +1,13 @@
+//! The Kafka plumbing every reader and writer of APO shares (`apo-ingest`'s source and dead
+//! letters, `apo-sinks`' topics, the pipeline's broker): client settings, topic creation and
+//! checks, delivery tracking and sending with backpressure.
+
+mod admin;
+mod client;
+mod produce;
+
+pub use admin::{ensure_topics, partition_count};
+pub use client::{client_config, parse_override};
+pub use produce::{
+    flush_promptly, send_threaded_with_backpressure, send_with_backpressure, DeliveryTracker,
+};

@@ -1,0 +1,47 @@
+//! The metrics job's settings: its window sizes, the sketches' accuracy, the input encoding and
+//! the validity bounds of a point's timestamp.
+
+use apo_ingest::decode::{Encoding, TimeBounds};
+
+use crate::engine::error::PipelineError;
+
+/// Settings of the metrics job (see `apo run --help` for their meaning and defaults).
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Tumbling window sizes, whole seconds.
+    pub window_seconds: Vec<u32>,
+    /// Relative accuracy of the percentiles (DDSketch alpha).
+    pub relative_accuracy: f64,
+    /// How messages are decoded (detected per message by default).
+    pub encoding: Encoding,
+    /// How old or how far in the future a point may be.
+    pub time_bounds: TimeBounds,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            window_seconds: vec![10, 60],
+            relative_accuracy: 0.01,
+            encoding: Encoding::Auto,
+            time_bounds: TimeBounds::default(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Errors on window sizes or an accuracy the job cannot run with.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad = |m: String| Err(PipelineError::Config(m));
+        if self.window_seconds.is_empty() || self.window_seconds.contains(&0) {
+            return bad("window sizes must be whole seconds, at least one, none zero".into());
+        }
+        if !(self.relative_accuracy > 0.0 && self.relative_accuracy < 1.0) {
+            return bad(format!(
+                "relative accuracy must be in (0, 1), got {}",
+                self.relative_accuracy
+            ));
+        }
+        Ok(())
+    }
+}

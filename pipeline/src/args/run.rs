@@ -1,0 +1,211 @@
+//! `apo run`'s flags: inputs and outputs, windows and lateness, the cluster, the embedded
+//! default, and the trace pipeline's and the models' groups.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::duration;
+
+use super::{AlertArgs, KafkaArgs};
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Consumer group under which input offsets are committed.
+    #[arg(long, env = "APO_GROUP", default_value = "apo")]
+    pub group: String,
+    /// Input topic of metric points.
+    #[arg(long, env = "APO_METRICS_TOPIC", default_value = "apo.metrics")]
+    pub metrics_topic: String,
+    /// Output topic of window statistics.
+    #[arg(
+        long,
+        env = "APO_WINDOW_STATS_TOPIC",
+        default_value = "apo.window_stats"
+    )]
+    pub window_stats_topic: String,
+    /// Dead-letter topic.
+    #[arg(long, env = "APO_DLQ_TOPIC", default_value = "apo.dlq")]
+    pub dlq_topic: String,
+    /// Input encoding: auto (per message), json, otlp.
+    #[arg(long, env = "APO_ENCODING", default_value = "auto")]
+    pub encoding: apo_ingest::decode::Encoding,
+    /// Tumbling window sizes (whole seconds), comma-separated.
+    #[arg(long, env = "APO_WINDOWS", value_delimiter = ',', default_value = "10s,1m", value_parser = duration)]
+    pub windows: Vec<Duration>,
+    /// Relative accuracy of the percentiles (DDSketch alpha).
+    #[arg(long, env = "APO_ACCURACY", default_value_t = 0.01)]
+    pub accuracy: f64,
+    /// Allowed lateness: the watermark trails the highest event time by this much.
+    #[arg(long, env = "APO_LATENESS", default_value = "5s", value_parser = duration)]
+    pub lateness: Duration,
+    /// How far behind the watermark a record may still revise a closed window; older records go to the dead-letter topic with reason `late`.
+    #[arg(long, env = "APO_HORIZON", default_value = "5m", value_parser = duration)]
+    pub horizon: Duration,
+    /// A partition silent this long stops holding the watermark back.
+    #[arg(long, env = "APO_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Points older than this (by the clock) are invalid.
+    #[arg(long, env = "APO_MAX_EVENT_AGE", default_value = "7d", value_parser = duration)]
+    pub max_event_age: Duration,
+    /// Points further in the future than this are invalid.
+    #[arg(long, env = "APO_MAX_EVENT_FUTURE", default_value = "1h", value_parser = duration)]
+    pub max_event_future: Duration,
+    /// Where Parquet tables (and the embedded broker's log) are written.
+    #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
+    pub data_dir: PathBuf,
+    /// Longest time rows wait before their Parquet file is written (offsets commit after it).
+    #[arg(long, env = "APO_PARQUET_ROLL", default_value = "10s", value_parser = duration)]
+    pub parquet_roll: Duration,
+    /// Process what the topic holds, close every window, commit, and exit.
+    #[arg(long, env = "APO_DRAIN")]
+    pub drain: bool,
+    /// With --drain: give up with an error when nothing was read and no output acknowledged
+    /// for this long (the broker went away; without --drain the pipeline waits for it).
+    #[arg(long, env = "APO_DRAIN_STALL_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub drain_stall_timeout: Duration,
+    /// Ceiling on Kafka messages read per second by each worker (throttles a backfill so it does not starve the cluster).
+    #[arg(long, env = "APO_MAX_MESSAGES_PER_SEC")]
+    pub max_messages_per_sec: Option<f64>,
+    /// Worker threads in this process.
+    #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Processes in the timely cluster.
+    #[arg(short = 'n', long, env = "APO_PROCESSES", default_value_t = 1)]
+    pub processes: usize,
+    /// Index of this process in the cluster (0-based).
+    #[arg(short = 'p', long, env = "APO_PROCESS", default_value_t = 0)]
+    pub process: usize,
+    /// File of host:port lines, one per process (default: localhost:2101, 2102, …).
+    #[arg(short = 'H', long, env = "APO_HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Port of the embedded broker (0 picks a free one). Ignored with --brokers.
+    #[arg(long, env = "APO_EMBEDDED_PORT", default_value_t = 19092)]
+    pub embedded_port: u16,
+    /// Points per second the built-in generator sends in embedded mode (0: no generator).
+    #[arg(long, env = "APO_GENERATE_RATE", default_value_t = 2000.0)]
+    pub generate_rate: f64,
+    /// Traces per second the built-in generator sends in embedded mode (0: none).
+    #[arg(long, env = "APO_GENERATE_TRACES", default_value_t = 50.0)]
+    pub generate_traces: f64,
+    #[command(flatten)]
+    pub traces: TraceArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// How often progress is printed (0s: never).
+    #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub progress_interval: Duration,
+}
+
+/// The models' flags (part of `apo run`): anomaly scores and forecasts of every closed window.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Score every closed window with the isolation forest (to --anomalies-topic) and forecast
+    /// the series 15 minutes ahead with the LSTM (to --forecasts-topic).
+    #[arg(id = "models", long = "models", env = "APO_MODELS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// The isolation forest, its metadata JSON beside it [default: models/artifacts/iforest.onnx
+    /// when that exists; else no scores, with a warning]. Replaced files are taken while running.
+    #[arg(long, env = "APO_ANOMALY_MODEL")]
+    pub anomaly_model: Option<PathBuf>,
+    /// The LSTM forecaster, its metadata JSON beside it [default: models/artifacts/lstm.onnx when
+    /// that exists]. Replaced files are taken while running.
+    #[arg(long, env = "APO_FORECAST_MODEL")]
+    pub forecast_model: Option<PathBuf>,
+    /// Output topic of anomaly scores (JSON, key = series + window).
+    #[arg(long, env = "APO_ANOMALIES_TOPIC", default_value = "apo.anomalies")]
+    pub anomalies_topic: String,
+    /// Output topic of forecasts (JSON, key = series + signal + window).
+    #[arg(long, env = "APO_FORECASTS_TOPIC", default_value = "apo.forecasts")]
+    pub forecasts_topic: String,
+    /// The window statistic forecast: mean, p50, p95, p99, max, sum or rate.
+    #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
+    pub forecast_signal: apo_dataflow::Signal,
+    #[command(flatten)]
+    pub alert: AlertArgs,
+    /// Audit topic of actions carried out on services (`apo.actions`, JSON, key = target;
+    /// schema: schemas/json/action.schema.json). Read from its beginning at start, then
+    /// followed: an alert on a service within --suppress-seconds after an action that changed
+    /// it is reported as suppressed, not raised (empty: no suppression).
+    #[arg(long, env = "APO_ACTIONS_TOPIC", default_value = "apo.actions")]
+    pub actions_topic: String,
+    /// Seconds after an action on a service during which its alerts are suppressed.
+    #[arg(long, env = "APO_SUPPRESS_SECONDS", default_value_t = 600)]
+    pub suppress_seconds: u64,
+    /// At start, rebuild each series' model state (feature history, alert state, forecaster
+    /// input) from the windows the previous run wrote to --data-dir's Parquet tables, so a
+    /// restart neither blinds the models for the windows they need nor changes what they emit.
+    #[arg(long, env = "APO_WARM_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_start: bool,
+    /// How often the model files are looked at for a replacement.
+    #[arg(long, env = "APO_MODEL_RELOAD_CHECK", default_value = "5s", value_parser = duration)]
+    pub model_reload_check: Duration,
+}
+
+/// The trace pipeline's flags (part of `apo run`).
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Run the trace pipeline beside the metrics one: RED, SLOs, critical paths and the service map from --spans-topic.
+    #[arg(long = "traces", env = "APO_TRACES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// Input topic of spans: APO JSON, Zipkin v2 JSON or OTLP protobuf ExportTraceServiceRequest per message (the Collector's Kafka exporter writes `otlp_spans`), keyed by trace id.
+    #[arg(long, env = "APO_SPANS_TOPIC", default_value = "apo.spans")]
+    pub spans_topic: String,
+    /// Output topic of RED metrics (spanmetrics names).
+    #[arg(long, env = "APO_RED_TOPIC", default_value = "apo.red")]
+    pub red_topic: String,
+    /// Output topic of per-trace critical paths.
+    #[arg(
+        long,
+        env = "APO_CRITICAL_PATH_TOPIC",
+        default_value = "apo.critical_path"
+    )]
+    pub critical_path_topic: String,
+    /// Output topic of per-window critical-path shares.
+    #[arg(
+        long,
+        env = "APO_CRITICAL_PATH_SHARE_TOPIC",
+        default_value = "apo.critical_path_share"
+    )]
+    pub critical_path_share_topic: String,
+    /// Output topic of service-map edges.
+    #[arg(long, env = "APO_SERVICE_MAP_TOPIC", default_value = "apo.service_map")]
+    pub service_map_topic: String,
+    /// Output topic of the current service map's changes (upsert / retract per edge, keyed by edge: compaction keeps the map).
+    #[arg(
+        long,
+        env = "APO_SERVICE_MAP_CURRENT_TOPIC",
+        default_value = "apo.service_map_current"
+    )]
+    pub service_map_current_topic: String,
+    /// How long a closed edge window stays in the current service map; an edge without calls for this long is retracted.
+    #[arg(long, env = "APO_MAP_HORIZON", default_value = "15m", value_parser = duration)]
+    pub map_horizon: Duration,
+    /// Output topic of SLO states (compliance and burn-rate alerts per objective, service and window).
+    #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
+    pub slo_topic: String,
+    /// SLO objectives and alert windows (TOML; see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m, tickets at 6 over 6 h and 30 m.
+    #[arg(long, env = "APO_SLO_FILE")]
+    pub slo_file: Option<PathBuf>,
+    /// Window of RED, SLOs, critical-path shares and service-map edges (whole seconds).
+    #[arg(long, env = "APO_TRACE_WINDOW", default_value = "1m", value_parser = duration)]
+    pub trace_window: Duration,
+    /// A trace is complete when no span of it arrived for this long (event time) after its last span ended.
+    #[arg(long, env = "APO_TRACE_IDLE", default_value = "10s", value_parser = duration)]
+    pub trace_idle: Duration,
+    /// Spans per trace; a larger trace is analysed in fragments of this size, flagged incomplete.
+    #[arg(long, env = "APO_MAX_TRACE_SPANS", default_value_t = 10_000)]
+    pub max_trace_spans: usize,
+    /// Spans held in open traces per worker; past it the oldest traces are analysed early, flagged incomplete.
+    #[arg(long, env = "APO_MAX_HELD_SPANS", default_value_t = 1_000_000)]
+    pub max_held_spans: usize,
+    /// Operations per service with RED rows of their own; the rest fold into one `otel.metric.overflow` row.
+    #[arg(long, env = "APO_MAX_OPERATIONS", default_value_t = 100)]
+    pub max_operations: usize,
+    /// Contributors per window with critical-path share rows of their own; the rest fold into one row.
+    #[arg(long, env = "APO_MAX_SHARE_ROWS", default_value_t = 50)]
+    pub max_share_rows: usize,
+}

@@ -1,0 +1,109 @@
+//! The broker a command talks to: the one named by `--brokers`, or (without it) an embedded
+//! Kafka-protocol broker started in this process (feature `embedded-broker`). Also the topics a
+//! command needs, created or checked.
+
+use std::path::Path;
+
+use apo_ingest::kafka::{client_config, ensure_topics, partition_count};
+use rdkafka::ClientConfig;
+
+use crate::args::KafkaArgs;
+use crate::RunError;
+
+/// A reachable broker and the client settings to use it with.
+pub struct Broker {
+    address: String,
+    client: ClientConfig,
+    #[cfg(feature = "embedded-broker")]
+    _embedded: Option<apo_ingest::embedded::EmbeddedBroker>,
+}
+
+impl Broker {
+    /// The broker of `--brokers`; without it, an embedded one on `embedded_port` (0: a free
+    /// port) storing its log under `data_dir`. The client carries every `-X` property.
+    pub fn connect(
+        kafka: &KafkaArgs,
+        data_dir: &Path,
+        embedded_port: u16,
+    ) -> Result<Self, RunError> {
+        if let Some(address) = &kafka.brokers {
+            return Ok(Self::given(address, kafka));
+        }
+        #[cfg(feature = "embedded-broker")]
+        {
+            let b = apo_ingest::embedded::EmbeddedBroker::start(data_dir, embedded_port)
+                .map_err(|e| RunError::kafka("starting the embedded broker", e))?;
+            let address = b.address().to_string();
+            Ok(Broker {
+                client: client_config(&address, &kafka.kafka),
+                address,
+                _embedded: Some(b),
+            })
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        {
+            let _ = (data_dir, embedded_port);
+            Err(RunError::Config(
+                "no --brokers given, and this build has no embedded broker (feature `embedded-broker`)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// The broker of `--brokers`, which this command requires (`what` says why).
+    pub fn required(kafka: &KafkaArgs, what: &str) -> Result<Self, RunError> {
+        match &kafka.brokers {
+            Some(address) => Ok(Self::given(address, kafka)),
+            None => Err(RunError::Config(format!("--brokers is required {what}"))),
+        }
+    }
+
+    fn given(address: &str, kafka: &KafkaArgs) -> Self {
+        Broker {
+            address: address.to_string(),
+            client: client_config(address, &kafka.kafka),
+            #[cfg(feature = "embedded-broker")]
+            _embedded: None,
+        }
+    }
+
+    /// The bootstrap address (`host:port,…`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Client settings for producers and consumers of this broker.
+    pub fn client(&self) -> &ClientConfig {
+        &self.client
+    }
+
+    /// Whether the broker runs in this process (and stops with it).
+    pub fn is_embedded(&self) -> bool {
+        #[cfg(feature = "embedded-broker")]
+        {
+            self._embedded.is_some()
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        false
+    }
+
+    /// Creates the `topics` that are missing (`partitions` each) when `create`; otherwise
+    /// checks that each exists, since a missing output topic would only show as deliveries
+    /// timing out minutes later.
+    pub fn prepare_topics(
+        &self,
+        topics: &[&str],
+        create: bool,
+        partitions: i32,
+    ) -> Result<(), RunError> {
+        if create {
+            return ensure_topics(&self.client, topics, partitions)
+                .map_err(|e| RunError::kafka(format!("creating topics on {}", self.address), e));
+        }
+        for topic in topics {
+            partition_count(&self.client, topic)
+                .map_err(|e| RunError::kafka(format!("checking topics on {}", self.address), e))?;
+        }
+        Ok(())
+    }
+}

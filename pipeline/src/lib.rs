@@ -1,0 +1,32 @@
+//! `apo-pipeline`: APO's topology. From the run's settings ([`args`], checked into a
+//! [`RunConfig`]) it builds what each worker runs ([`topology::worker_lanes`]: the metrics and
+//! trace lanes and their outputs, each table a Kafka topic plus a Parquet table through
+//! [`Outputs::standard`]), connects to the broker or starts the embedded one ([`Broker`]),
+//! stops on signals, prints progress, and runs it all ([`run()`]); `apo produce` is here too.
+//!
+//! - [`args`]: the flags of `apo run` and `apo produce` (clap);
+//! - [`config`]: [`RunConfig`], the timely cluster, the SLO file;
+//! - [`topology`]: the workers' lanes, jobs and sinks;
+//! - [`outputs`]: the standard output of a table;
+//! - [`broker`], [`signals`], [`traffic`] (the embedded default's synthetic load),
+//!   [`report`] (progress lines), [`warm`] (the models' warm start).
+
+pub mod args;
+pub mod broker;
+pub mod config;
+mod error;
+pub mod outputs;
+mod produce;
+pub mod report;
+mod run;
+pub mod signals;
+pub mod topology;
+pub mod traffic;
+pub mod warm;
+
+pub use broker::Broker;
+pub use config::{RunConfig, Topics};
+pub use error::RunError;
+pub use outputs::{Delivery, Outputs};
+pub use produce::produce;
+pub use run::run;

@@ -1,0 +1,133 @@
+//! `apo run`: the broker (embedded when no `--brokers`, with synthetic traffic), the topics,
+//! the actions log, the warm start, the timely cluster whose workers run [`worker_lanes`], and
+//! the progress lines; stops on SIGINT / SIGTERM (or at the end of the input with `--drain`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apo_dataflow::{run_lanes, Progress};
+use apo_ingest::actions::follow_actions;
+
+use crate::args::RunArgs;
+use crate::broker::Broker;
+use crate::config::cluster::timely_config;
+use crate::report::{Reporter, METRICS, TRACES};
+use crate::signals::stop_on_signals;
+use crate::topology::{worker_lanes, Shared};
+use crate::warm::WarmStart;
+use crate::{traffic, RunConfig, RunError};
+
+/// Runs the pipelines of `a` until stopped.
+pub fn run(a: RunArgs) -> Result<(), RunError> {
+    let cfg = RunConfig::from_args(&a)?;
+    let timely_cfg = timely_config(a.workers, a.processes, a.process, a.hostfile.as_deref())?;
+    if a.kafka.brokers.is_none() && a.processes > 1 {
+        return Err(RunError::Config(
+            "a timely cluster (--processes > 1) needs a shared Kafka: pass --brokers".into(),
+        ));
+    }
+    let stop = stop_on_signals()?;
+    let broker = Broker::connect(&a.kafka, &a.data_dir, a.embedded_port)?;
+    if broker.is_embedded() {
+        let addr = broker.address();
+        eprintln!(
+            "embedded Kafka-protocol broker listening on {addr} (storage: {}/broker.db)",
+            a.data_dir.display()
+        );
+        eprintln!("  other processes can use it: apo produce --brokers {addr}   |   apo sql --data-dir {} \"SELECT …\"", a.data_dir.display());
+    }
+    let client = broker.client().clone();
+    broker.prepare_topics(
+        &cfg.used_topics(),
+        a.kafka.create_topics,
+        a.kafka.partitions,
+    )?;
+
+    let mut threads = Vec::new();
+    if broker.is_embedded() && a.generate_rate > 0.0 {
+        eprintln!(
+            "synthetic traffic: {} points/s to {}",
+            a.generate_rate, cfg.topics.metrics
+        );
+        threads.push(traffic::points(
+            &client,
+            &cfg.topics.metrics,
+            a.generate_rate,
+            stop.clone(),
+        ));
+    }
+    if broker.is_embedded() && a.generate_traces > 0.0 && cfg.spans.is_some() {
+        eprintln!(
+            "synthetic traffic: {} traces/s to {}",
+            a.generate_traces, cfg.topics.spans
+        );
+        threads.push(traffic::traces(
+            &client,
+            &cfg.topics.spans,
+            a.generate_traces,
+            stop.clone(),
+        ));
+    }
+    let actions = match &cfg.topics.actions {
+        Some(topic) => {
+            let (log, reader) = follow_actions(
+                &client,
+                topic,
+                &cfg.topics.dlq,
+                Duration::from_secs(30),
+                stop.clone(),
+            )
+            .map_err(|e| {
+                RunError::kafka(
+                    format!("reading the actions topic `{topic}` (--actions-topic \"\" turns alert suppression off)"),
+                    e,
+                )
+            })?;
+            threads.push(reader);
+            Some(log)
+        }
+        None => None,
+    };
+
+    let shared = Shared {
+        client,
+        actions,
+        past: WarmStart::for_run(&cfg)?,
+        metrics_progress: Arc::new(Progress::new(a.workers.max(1))),
+        traces_progress: Arc::new(Progress::new(a.workers.max(1))),
+    };
+    let mut lanes = vec![(&METRICS, shared.metrics_progress.clone())];
+    if cfg.spans.is_some() {
+        lanes.push((&TRACES, shared.traces_progress.clone()));
+    }
+    let reporter = Reporter::start(a.progress_interval, lanes);
+
+    let worker_stop = stop.clone();
+    let guards = timely::execute(timely_cfg, move |worker| -> Result<(), String> {
+        let lanes = worker_lanes(worker, &cfg, &shared).map_err(|e| e.to_string())?;
+        run_lanes(worker, lanes, worker_stop.clone()).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .map_err(|e| RunError::Workers(format!("starting timely: {e}")))?;
+    let mut errors = Vec::new();
+    for r in guards.join() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(format!("worker panicked: {e}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(r) = reporter {
+        r.finish();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(broker);
+    if !errors.is_empty() {
+        return Err(RunError::Workers(errors.join("; ")));
+    }
+    Ok(())
+}
