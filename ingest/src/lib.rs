@@ -3,7 +3,8 @@
 //! - [`actions`]: the log of actions carried out (`apo.actions`), for alert suppression;
 //! - [`source`]: the message-source abstraction the pipeline polls, and an in-memory source;
 //! - [`kafka`]: librdkafka client configuration, topic creation, the Kafka source;
-//! - [`decode`]: per-message encoding detection (APO JSON / OTLP protobuf) and validation;
+//! - [`decode`]: one decoding path for every input kind (metric points, spans): format sniffing,
+//!   the kind's decoder, one time-bounds check, errors by position;
 //! - [`watermark`]: event-time watermarks over partitions, with idle partitions;
 //! - [`dlq`]: dead-letter routing to `apo.dlq` with reasons in headers;
 //! - [`generator`]: the synthetic telemetry generator (metrics);

@@ -18,6 +18,7 @@
 pub mod action;
 pub mod arrow;
 pub mod critical_path;
+pub mod decoded;
 pub mod json_schema;
 pub mod metric;
 pub mod model_output;
@@ -31,6 +32,7 @@ pub mod span_decode;
 pub mod span_encode;
 pub mod window_stats;
 
+pub use decoded::Decoded;
 pub use metric::{Histogram, MetricPoint, SchemaError};
 pub use row::OutputRow;
 pub use span::{Span, SpanId, SpanKind, SpanStatus, TraceId};

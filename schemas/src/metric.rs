@@ -9,6 +9,7 @@
 //!
 //! `timestamp` is milliseconds since the Unix epoch (an integer) or an RFC 3339 string.
 
+use crate::decoded::Decoded;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -146,18 +147,9 @@ impl MetricPoint {
     }
 }
 
-/// The outcome of decoding one JSON message: the points that parsed, and per array element
-/// the ones that did not.
-#[derive(Debug, Default)]
-pub struct Decoded {
-    pub points: Vec<MetricPoint>,
-    /// (index in the message, error) of each element that could not be decoded.
-    pub errors: Vec<(usize, SchemaError)>,
-}
-
 /// Decodes APO JSON: one object, or an array of objects. A malformed document is an error as a
 /// whole; in a well-formed array, each element that is not a valid point is reported by index.
-pub fn decode_json(bytes: &[u8]) -> Result<Decoded, SchemaError> {
+pub fn decode_json(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => Err(SchemaError::Empty),
@@ -165,30 +157,23 @@ pub fn decode_json(bytes: &[u8]) -> Result<Decoded, SchemaError> {
             // Fast path: the whole array at once. Only when it fails is it parsed element by
             // element, to tell the good points from the bad.
             if let Ok(points) = serde_json::from_slice::<Vec<MetricPoint>>(bytes) {
-                return Ok(Decoded {
-                    points,
-                    errors: Vec::new(),
-                });
+                return Ok(Decoded::all(points));
             }
             let items: Vec<&serde_json::value::RawValue> =
                 serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
             let mut out = Decoded::default();
-            out.points.reserve(items.len());
+            out.items.reserve(items.len());
             for (i, raw) in items.into_iter().enumerate() {
-                match serde_json::from_str::<MetricPoint>(raw.get()) {
-                    Ok(p) => out.points.push(p),
-                    Err(e) => out.errors.push((i, SchemaError::Json(e.to_string()))),
-                }
+                let p = serde_json::from_str::<MetricPoint>(raw.get())
+                    .map_err(|e| SchemaError::Json(e.to_string()));
+                out.push(i, p);
             }
             Ok(out)
         }
         Some(_) => {
             let p: MetricPoint =
                 serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
-            Ok(Decoded {
-                points: vec![p],
-                errors: Vec::new(),
-            })
+            Ok(Decoded::all(vec![p]))
         }
     }
 }
@@ -201,15 +186,15 @@ mod tests {
     fn decodes_object_and_array_and_rfc3339() {
         let one = br#"{"timestamp":1000,"service":"a","name":"m","value":1.5}"#;
         let d = decode_json(one).unwrap();
-        assert_eq!(d.points.len(), 1);
-        assert_eq!(d.points[0].timestamp, 1000);
-        assert_eq!(d.points[0].unit, "");
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].timestamp, 1000);
+        assert_eq!(d.items[0].unit, "");
 
         let arr = br#"[{"timestamp":"1970-01-01T00:00:02Z","service":"a","name":"m","value":2},
                        {"timestamp":3,"service":"a","name":"m","value":"x"}]"#;
         let d = decode_json(arr).unwrap();
-        assert_eq!(d.points.len(), 1);
-        assert_eq!(d.points[0].timestamp, 2000);
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].timestamp, 2000);
         assert_eq!(d.errors.len(), 1);
         assert_eq!(d.errors[0].0, 1);
     }

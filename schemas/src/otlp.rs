@@ -17,11 +17,12 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message;
 
-use crate::metric::{Decoded, Histogram, MetricPoint, SchemaError};
+use crate::decoded::Decoded;
+use crate::metric::{Histogram, MetricPoint, SchemaError};
 
 /// Decodes one OTLP protobuf message. Points that cannot be represented are reported by their
 /// position (counting data points in message order).
-pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
+pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError> {
     if bytes.is_empty() {
         return Err(SchemaError::Empty);
     }
@@ -81,7 +82,7 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
                                 Ok(Some(h)) => {
                                     p.value = h.sum / h.count as f64;
                                     p.histogram = Some(h);
-                                    out.points.push(p);
+                                    out.items.push(p);
                                 }
                                 // An empty histogram carries no observation: nothing to count.
                                 Ok(None) => {}
@@ -118,15 +119,20 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, SchemaError> {
     Ok(out)
 }
 
-fn push_number(out: &mut Decoded, index: &mut usize, mut p: MetricPoint, dp: &NumberDataPoint) {
+fn push_number(
+    out: &mut Decoded<MetricPoint>,
+    index: &mut usize,
+    mut p: MetricPoint,
+    dp: &NumberDataPoint,
+) {
     match dp.value {
         Some(number_data_point::Value::AsDouble(v)) => {
             p.value = v;
-            out.points.push(p);
+            out.items.push(p);
         }
         Some(number_data_point::Value::AsInt(v)) => {
             p.value = v as f64;
-            out.points.push(p);
+            out.items.push(p);
         }
         None => out.errors.push((
             *index,
@@ -317,12 +323,12 @@ mod tests {
         ]);
         let d = decode_metrics(&bytes).unwrap();
         assert!(d.errors.is_empty());
-        assert_eq!(d.points.len(), 2);
-        assert_eq!(d.points[0].service, "cart");
-        assert_eq!(d.points[0].timestamp, 5000);
-        assert_eq!(d.points[0].value, 0.5);
-        assert_eq!(d.points[0].tags["host"], "h1");
-        let h = d.points[1].histogram.as_ref().unwrap();
+        assert_eq!(d.items.len(), 2);
+        assert_eq!(d.items[0].service, "cart");
+        assert_eq!(d.items[0].timestamp, 5000);
+        assert_eq!(d.items[0].value, 0.5);
+        assert_eq!(d.items[0].tags["host"], "h1");
+        let h = d.items[1].histogram.as_ref().unwrap();
         assert_eq!((h.count, h.sum, h.min, h.max), (6, 61.0, 1.0, 30.0));
         assert_eq!(h.buckets, vec![(3.0, 2), (7.5, 3), (20.0, 1)]);
     }
@@ -344,7 +350,7 @@ mod tests {
             ..Default::default()
         }]);
         let d = decode_metrics(&bytes).unwrap();
-        assert!(d.points.is_empty());
+        assert!(d.items.is_empty());
         assert_eq!(d.errors[0].1.reason(), "invalid_field");
     }
 

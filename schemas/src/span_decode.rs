@@ -21,24 +21,14 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::decoded::Decoded;
 use crate::otlp::{any_to_string, service_name};
 use crate::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 use crate::SchemaError;
 
-/// The spans of one message, and the positions of those that could not be used.
-#[derive(Debug, Default)]
-pub struct DecodedSpans {
-    pub spans: Vec<Span>,
-    pub errors: Vec<(usize, SchemaError)>,
-}
-
-impl DecodedSpans {
-    fn push(&mut self, index: usize, span: Result<Span, SchemaError>) {
-        match span.and_then(|s| s.validate().map(|_| s)) {
-            Ok(s) => self.spans.push(s),
-            Err(e) => self.errors.push((index, e)),
-        }
-    }
+/// Keeps the span at `index` of a message when it decoded and is valid, else records why not.
+fn push(out: &mut Decoded<Span>, index: usize, span: Result<Span, SchemaError>) {
+    out.push(index, span.and_then(|s| s.validate().map(|_| s)));
 }
 
 #[derive(Deserialize)]
@@ -171,36 +161,36 @@ fn decode_element(raw: &RawValue) -> Result<Span, SchemaError> {
 
 /// Decodes APO JSON or Zipkin v2 JSON: one object or an array. A malformed document is an
 /// error as a whole; in a well-formed array each bad element is reported by index.
-pub fn decode_spans_json(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
+pub fn decode_spans_json(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    let mut out = DecodedSpans::default();
+    let mut out = Decoded::default();
     match first {
         None => return Err(SchemaError::Empty),
         Some(b'[') => {
             let items: Vec<&RawValue> =
                 serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
-            out.spans.reserve(items.len());
+            out.items.reserve(items.len());
             for (i, raw) in items.into_iter().enumerate() {
-                out.push(i, decode_element(raw));
+                push(&mut out, i, decode_element(raw));
             }
         }
         Some(_) => {
             let raw: &RawValue =
                 serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
-            out.push(0, decode_element(raw));
+            push(&mut out, 0, decode_element(raw));
         }
     }
     Ok(out)
 }
 
 /// Decodes OTLP protobuf `ExportTraceServiceRequest`; spans are indexed in message order.
-pub fn decode_spans_otlp(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
+pub fn decode_spans_otlp(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
     if bytes.is_empty() {
         return Err(SchemaError::Empty);
     }
     let req = ExportTraceServiceRequest::decode(bytes)
         .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
-    let mut out = DecodedSpans::default();
+    let mut out = Decoded::default();
     let mut index = 0usize;
     for rs in &req.resource_spans {
         let service = service_name(rs.resource.as_ref());
@@ -243,7 +233,7 @@ pub fn decode_spans_otlp(bytes: &[u8]) -> Result<DecodedSpans, SchemaError> {
                         follows_from: false,
                     })
                 })();
-                out.push(index, span);
+                push(&mut out, index, span);
                 index += 1;
             }
         }
@@ -285,9 +275,9 @@ mod tests {
             a.errors,
             z.errors
         );
-        let mut zs = z.spans[0].clone();
+        let mut zs = z.items[0].clone();
         assert_eq!(zs.attributes.remove("error").as_deref(), Some("timeout"));
-        assert_eq!(a.spans[0], zs);
+        assert_eq!(a.items[0], zs);
     }
 
     #[test]
@@ -298,11 +288,11 @@ mod tests {
             .as_bytes(),
         )
         .unwrap();
-        assert_eq!(z.spans.len(), 2);
-        assert_eq!(z.spans[1].parent_span_id, Some(z.spans[0].span_id));
-        assert_ne!(z.spans[1].span_id, z.spans[0].span_id);
+        assert_eq!(z.items.len(), 2);
+        assert_eq!(z.items[1].parent_span_id, Some(z.items[0].span_id));
+        assert_ne!(z.items[1].span_id, z.items[0].span_id);
         assert_eq!(
-            z.spans[0].trace_id.to_string(),
+            z.items[0].trace_id.to_string(),
             "0000000000000000a3ce929d0e0e4736"
         );
     }
@@ -319,7 +309,7 @@ mod tests {
             apo("3", Some("1"), "a")
         );
         let d = decode_spans_json(msg.as_bytes()).unwrap();
-        assert_eq!(d.spans.len(), 2);
+        assert_eq!(d.items.len(), 2);
         let idx: Vec<(usize, &str)> = d.errors.iter().map(|(i, e)| (*i, e.reason())).collect();
         assert_eq!(
             idx,
@@ -386,7 +376,7 @@ mod tests {
             decode_spans_json(apo("00f067aa0ba902b7", Some("53995c3f42cd8ad8"), "shop").as_bytes())
                 .unwrap();
         assert_eq!(
-            d.spans, a.spans,
+            d.items, a.items,
             "OTLP and APO JSON decode to the same span"
         );
         let idx: Vec<usize> = d.errors.iter().map(|(i, _)| *i).collect();

@@ -221,18 +221,18 @@ mod tests {
     fn otlp_round_trip() {
         let d = decode_spans_otlp(&encode_spans_otlp(&spans())).unwrap();
         assert!(d.errors.is_empty(), "{:?}", d.errors);
-        assert_eq!(sorted(d.spans), spans());
+        assert_eq!(sorted(d.items), spans());
     }
 
     #[test]
     fn zipkin_round_trip_at_microseconds() {
         let d = decode_spans_json(&encode_spans_zipkin(&spans())).unwrap();
         assert!(d.errors.is_empty(), "{:?}", d.errors);
-        assert_eq!(d.spans, spans());
+        assert_eq!(d.items, spans());
         // Nanoseconds below a microsecond are lost, as in Zipkin itself.
         let mut fine = spans();
         fine[0].end_ns += 999;
         let d = decode_spans_json(&encode_spans_zipkin(&fine)).unwrap();
-        assert_eq!(d.spans[0].end_ns, spans()[0].end_ns);
+        assert_eq!(d.items[0].end_ns, spans()[0].end_ns);
     }
 }

@@ -12,12 +12,7 @@ use timely::dataflow::StreamVec;
 use crate::engine::context::BuildContext;
 use crate::engine::sink::SinkState;
 
-/// The records of one message, and the positions of those that could not be used.
-#[derive(Debug)]
-pub struct Decoded<T> {
-    pub items: Vec<T>,
-    pub errors: Vec<(usize, SchemaError)>,
-}
+pub use apo_schemas::Decoded;
 
 /// A pipeline the worker loop can run.
 ///

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use apo_ingest::decode::{decode_message, Encoding, TimeBounds};
+use apo_ingest::decode::{decode_metric_message, Encoding, TimeBounds};
 use apo_models::watch::Watched;
 use apo_models::Forecaster;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
@@ -107,10 +107,7 @@ impl Job for MetricsJob {
         payload: Option<&[u8]>,
         clock_ms: i64,
     ) -> Result<Decoded<MetricPoint>, SchemaError> {
-        decode_message(payload, self.encoding, &self.bounds, clock_ms).map(|d| Decoded {
-            items: d.points,
-            errors: d.errors,
-        })
+        decode_metric_message(payload, self.encoding, &self.bounds, clock_ms)
     }
 
     fn event_time(&self, p: &MetricPoint) -> i64 {

@@ -22,13 +22,12 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use apo_ingest::decode::TimeBounds;
+use apo_ingest::decode::{decode_span_message, TimeBounds};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::model_output::AnomalyRecord;
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
-use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
 use apo_schemas::{SchemaError, Span};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
@@ -259,52 +258,7 @@ impl Job for SpanJob {
     type Input = SpanInput;
 
     fn decode(&self, payload: Option<&[u8]>, clock_ms: i64) -> Result<Decoded<Span>, SchemaError> {
-        let bytes = payload.unwrap_or_default();
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        let d = match first {
-            None => return Err(SchemaError::Empty),
-            Some(b'{') | Some(b'[') => decode_spans_json(bytes)?,
-            Some(_) => decode_spans_otlp(bytes)?,
-        };
-        if d.spans.is_empty() && d.errors.is_empty() {
-            return Err(SchemaError::Invalid {
-                field: "spans",
-                reason: "the message holds no spans".into(),
-            });
-        }
-        let b = &self.cfg.time_bounds;
-        let mut errors = d.errors;
-        let mut items = Vec::with_capacity(d.spans.len());
-        // Valid spans fill the positions between the errors.
-        let mut taken: Vec<usize> = errors.iter().map(|(i, _)| *i).collect();
-        taken.sort_unstable();
-        let mut next_taken = taken.into_iter().peekable();
-        let mut idx = 0usize;
-        for s in d.spans {
-            while next_taken.peek() == Some(&idx) {
-                next_taken.next();
-                idx += 1;
-            }
-            let t = s.event_time_ms();
-            if t <= 0 || t < clock_ms - b.max_age_ms || t > clock_ms + b.max_future_ms {
-                errors.push((
-                    idx,
-                    SchemaError::Invalid {
-                        field: "end_ns",
-                        reason: format!(
-                            "{t} ms is outside [now - {} s, now + {} s]",
-                            b.max_age_ms / 1000,
-                            b.max_future_ms / 1000
-                        ),
-                    },
-                ));
-            } else {
-                items.push(s);
-            }
-            idx += 1;
-        }
-        errors.sort_by_key(|(i, _)| *i);
-        Ok(Decoded { items, errors })
+        decode_span_message(payload, &self.cfg.time_bounds, clock_ms)
     }
 
     fn event_time(&self, s: &Span) -> i64 {
