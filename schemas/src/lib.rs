@@ -12,11 +12,11 @@
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
 //! - [`span_encode`]: spans to OTLP and Zipkin v2 JSON (load generation, format tests).
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
-//! - [`arrow`]: Arrow schemas of the Parquet tables.
+//! - [`table`]: every Parquet table's columns, declared once (Arrow schema, writer and read-back
+//!   derive from it; `golden_schemas.txt` is what they are).
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
 
 pub mod action;
-pub mod arrow;
 pub mod critical_path;
 pub mod decoded;
 pub mod json_schema;
@@ -30,6 +30,7 @@ pub mod slo;
 pub mod span;
 pub mod span_decode;
 pub mod span_encode;
+pub mod table;
 pub mod window_stats;
 
 pub use decoded::Decoded;

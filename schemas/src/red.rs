@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// idea as spanmetrics' `otel.metric.overflow` series).
 pub const OVERFLOW_OPERATION: &str = "otel.metric.overflow";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RedStats {
     #[serde(rename = "service.name")]
     pub service_name: String,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A window is emitted once when the watermark passes its end (revision 1) and again, with the
 /// revision incremented, each time late records within the allowed horizon change it. The record
 /// carries no processing time, so a replay after a crash reproduces it byte for byte.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WindowStats {
     pub service: String,
     pub metric: String,

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 
 use apo_schemas::red::RedStats;
 use apo_schemas::WindowStats;
-use datafusion::arrow::array::{
-    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
-};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::parquet::ParquetRow;
@@ -21,9 +18,13 @@ use crate::parquet::ParquetRow;
 #[error("{0}")]
 pub struct ReadError(pub String);
 
-/// A row type that can be read back from its table.
-pub trait ReadBack: ParquetRow {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError>;
+/// A row type that can be read back from its table: every column with a setter (see
+/// `apo_schemas::table`), into a default record.
+pub trait ReadBack: ParquetRow + Default {
+    /// The rows of one batch of the table.
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError> {
+        crate::columns::from_batch(batch)
+    }
 }
 
 /// The rows of `R`'s table under `data_dir` whose window ended at or after `since_ms`.
@@ -81,156 +82,9 @@ fn day_of(ms: i64) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-/// Typed access to a batch's columns by name.
-struct Cols<'a>(&'a RecordBatch);
+impl ReadBack for WindowStats {}
 
-impl Cols<'_> {
-    fn get<A: Array + 'static>(&self, name: &str) -> Result<&A, ReadError> {
-        self.0
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<A>())
-            .ok_or_else(|| ReadError(format!("column `{name}` missing or of another type")))
-    }
-    fn s(&self, name: &str) -> Result<&StringArray, ReadError> {
-        self.get(name)
-    }
-    fn i(&self, name: &str) -> Result<&Int64Array, ReadError> {
-        self.get(name)
-    }
-    fn i32(&self, name: &str) -> Result<&Int32Array, ReadError> {
-        self.get(name)
-    }
-    fn f(&self, name: &str) -> Result<&Float64Array, ReadError> {
-        self.get(name)
-    }
-    fn ms(&self, name: &str) -> Result<&TimestampMillisecondArray, ReadError> {
-        self.get(name)
-    }
-    fn b(&self, name: &str) -> Result<&BooleanArray, ReadError> {
-        self.get(name)
-    }
-}
-
-impl ReadBack for WindowStats {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError> {
-        let c = Cols(batch);
-        let (service, metric, unit) = (c.s("service")?, c.s("metric")?, c.s("unit")?);
-        let (seconds, start, end) = (
-            c.i("window_seconds")?,
-            c.ms("window_start")?,
-            c.ms("window_end")?,
-        );
-        let (count, sum, min, max, mean) = (
-            c.i("count")?,
-            c.f("sum")?,
-            c.f("min")?,
-            c.f("max")?,
-            c.f("mean")?,
-        );
-        let (p50, p90, p95, p99, p999) = (
-            c.f("p50")?,
-            c.f("p90")?,
-            c.f("p95")?,
-            c.f("p99")?,
-            c.f("p999")?,
-        );
-        let (accuracy, revision) = (c.f("relative_accuracy")?, c.i32("revision")?);
-        Ok((0..batch.num_rows())
-            .map(|i| WindowStats {
-                service: service.value(i).to_string(),
-                metric: metric.value(i).to_string(),
-                unit: unit.value(i).to_string(),
-                window_seconds: seconds.value(i) as u32,
-                window_start: start.value(i),
-                window_end: end.value(i),
-                count: count.value(i) as u64,
-                sum: sum.value(i),
-                min: min.value(i),
-                max: max.value(i),
-                mean: mean.value(i),
-                p50: p50.value(i),
-                p90: p90.value(i),
-                p95: p95.value(i),
-                p99: p99.value(i),
-                p999: p999.value(i),
-                relative_accuracy: accuracy.value(i),
-                revision: revision.value(i) as u32,
-            })
-            .collect())
-    }
-}
-
-impl ReadBack for RedStats {
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ReadError> {
-        let c = Cols(batch);
-        let (service, name, kind, status) = (
-            c.s("service_name")?,
-            c.s("span_name")?,
-            c.s("span_kind")?,
-            c.s("status_code")?,
-        );
-        let (seconds, start, end) = (
-            c.i("window_seconds")?,
-            c.ms("window_start")?,
-            c.ms("window_end")?,
-        );
-        let (calls, rate, op_errors, op_calls, error_ratio) = (
-            c.i("calls")?,
-            c.f("rate")?,
-            c.i("operation_errors")?,
-            c.i("operation_calls")?,
-            c.f("error_ratio")?,
-        );
-        let (sum, min, max, mean) = (
-            c.f("duration_sum_ms")?,
-            c.f("duration_min_ms")?,
-            c.f("duration_max_ms")?,
-            c.f("duration_mean_ms")?,
-        );
-        let (p50, p90, p95, p99, p999) = (
-            c.f("duration_p50_ms")?,
-            c.f("duration_p90_ms")?,
-            c.f("duration_p95_ms")?,
-            c.f("duration_p99_ms")?,
-            c.f("duration_p999_ms")?,
-        );
-        let (accuracy, overflow, overflow_ops, revision) = (
-            c.f("relative_accuracy")?,
-            c.b("overflow")?,
-            c.i("overflow_operations")?,
-            c.i32("revision")?,
-        );
-        Ok((0..batch.num_rows())
-            .map(|i| RedStats {
-                service_name: service.value(i).to_string(),
-                span_name: name.value(i).to_string(),
-                span_kind: kind.value(i).to_string(),
-                status_code: status.value(i).to_string(),
-                window_seconds: seconds.value(i) as u32,
-                window_start: start.value(i),
-                window_end: end.value(i),
-                calls: calls.value(i) as u64,
-                rate: rate.value(i),
-                operation_errors: op_errors.value(i) as u64,
-                operation_calls: op_calls.value(i) as u64,
-                error_ratio: error_ratio.value(i),
-                duration_sum_ms: sum.value(i),
-                duration_min_ms: min.value(i),
-                duration_max_ms: max.value(i),
-                duration_mean_ms: mean.value(i),
-                duration_p50_ms: p50.value(i),
-                duration_p90_ms: p90.value(i),
-                duration_p95_ms: p95.value(i),
-                duration_p99_ms: p99.value(i),
-                duration_p999_ms: p999.value(i),
-                relative_accuracy: accuracy.value(i),
-                overflow: overflow.value(i),
-                overflow_operations: overflow_ops.value(i) as u64,
-                revision: revision.value(i) as u32,
-            })
-            .collect())
-    }
-}
+impl ReadBack for RedStats {}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! `apo-sinks`: where results go.
 //!
+//! - [`columns`]: rows of any table to Arrow batches and back, from the table's one declaration;
 //! - [`kafka`]: window statistics to the `apo.window_stats` topic (JSON, key = series + window);
 //! - [`parquet`]: window statistics to Parquet files under `<data-dir>/window_stats/date=…/`,
 //!   written to a temporary file and renamed into place when complete;
@@ -7,6 +8,7 @@
 //! - [`memory`]: an in-memory sink for benchmarks and tests;
 //! - [`sql`]: `apo sql`, DataFusion over every table in the data directory.
 
+pub mod columns;
 pub mod history;
 pub mod kafka;
 pub mod memory;

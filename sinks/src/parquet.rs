@@ -8,72 +8,40 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apo_core::{RowSink, SinkError};
-use apo_schemas::arrow::{
-    anomalies_schema, critical_path_schema, critical_path_share_schema, forecasts_schema,
-    red_schema, service_map_current_schema, service_map_schema, slo_schema, window_stats_schema,
-    ANOMALIES_TABLE, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, FORECASTS_TABLE, RED_TABLE,
-    SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
-};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use apo_schemas::slo::SloState;
+use apo_schemas::table::{schema, Table};
 use apo_schemas::{OutputRow, WindowStats};
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, TimestampNanosecondArray,
-};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
-/// A row type with a Parquet table of its own.
-pub trait ParquetRow: OutputRow + Clone + Send + 'static {
+/// A row type with a Parquet table of its own; its columns are its [`Table`] declaration.
+pub trait ParquetRow: Table + OutputRow + Clone + Send + 'static {
     /// The table (directory under the data directory).
-    const TABLE: &'static str;
+    const TABLE: &'static str = <Self as Table>::NAME;
     /// Rows buffered at most before a file is written, whatever the roll interval: bounds the
     /// buffer's memory when rows arrive fast (a replay).
     const MAX_ROWS: usize = 1_000_000;
-    fn schema() -> SchemaRef;
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError>;
+    /// The table's Arrow schema.
+    fn schema() -> SchemaRef {
+        schema::<Self>()
+    }
+    /// The batch of `rows`.
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
+        crate::columns::to_batch(rows)
+    }
 }
 
-impl ParquetRow for WindowStats {
-    const TABLE: &'static str = WINDOW_STATS_TABLE;
-    fn schema() -> SchemaRef {
-        window_stats_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            window_stats_schema(),
-            vec![
-                c.s(|r| &r.service),
-                c.s(|r| &r.metric),
-                c.s(|r| &r.unit),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.i(|r| r.count as i64),
-                c.f(|r| r.sum),
-                c.f(|r| r.min),
-                c.f(|r| r.max),
-                c.f(|r| r.mean),
-                c.f(|r| r.p50),
-                c.f(|r| r.p90),
-                c.f(|r| r.p95),
-                c.f(|r| r.p99),
-                c.f(|r| r.p999),
-                c.f(|r| r.relative_accuracy),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for WindowStats {}
+
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -317,303 +285,22 @@ impl<R: ParquetRow> RowSink<R> for ParquetStatsSink<R> {
     }
 }
 
-impl ParquetRow for RedStats {
-    const TABLE: &'static str = RED_TABLE;
-    fn schema() -> SchemaRef {
-        red_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            red_schema(),
-            vec![
-                c.s(|r| &r.service_name),
-                c.s(|r| &r.span_name),
-                c.s(|r| &r.span_kind),
-                c.s(|r| &r.status_code),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.i(|r| r.calls as i64),
-                c.f(|r| r.rate),
-                c.i(|r| r.operation_errors as i64),
-                c.i(|r| r.operation_calls as i64),
-                c.f(|r| r.error_ratio),
-                c.f(|r| r.duration_sum_ms),
-                c.f(|r| r.duration_min_ms),
-                c.f(|r| r.duration_max_ms),
-                c.f(|r| r.duration_mean_ms),
-                c.f(|r| r.duration_p50_ms),
-                c.f(|r| r.duration_p90_ms),
-                c.f(|r| r.duration_p95_ms),
-                c.f(|r| r.duration_p99_ms),
-                c.f(|r| r.duration_p999_ms),
-                c.f(|r| r.relative_accuracy),
-                c.b(|r| r.overflow),
-                c.i(|r| r.overflow_operations as i64),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for RedStats {}
 
-impl ParquetRow for AnomalyRecord {
-    const TABLE: &'static str = ANOMALIES_TABLE;
-    fn schema() -> SchemaRef {
-        anomalies_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        let drivers: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                r.drivers
-                    .iter()
-                    .map(|d| format!("{}={:.2}", d.feature, d.value))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
-        batch(
-            anomalies_schema(),
-            vec![
-                c.s(|r| &r.service),
-                c.s(|r| &r.metric),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.f(|r| r.score),
-                c.f(|r| r.threshold),
-                c.f(|r| r.likelihood),
-                c.opt_f(|r| r.context_score),
-                c.b(|r| r.is_anomaly),
-                c.b(|r| r.raised),
-                c.b(|r| r.suppressed),
-                Arc::new(StringArray::from_iter_values(drivers.iter())),
-                c.s(|r| &r.model_version),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for AnomalyRecord {}
 
-impl ParquetRow for ForecastRecord {
-    const TABLE: &'static str = FORECASTS_TABLE;
-    fn schema() -> SchemaRef {
-        forecasts_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            forecasts_schema(),
-            vec![
-                c.s(|r| &r.service),
-                c.s(|r| &r.metric),
-                c.s(|r| &r.signal),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.i(|r| r.horizon_seconds as i64),
-                c.ms(|r| r.target_time),
-                c.f(|r| r.value),
-                c.f(|r| r.lower),
-                c.f(|r| r.upper),
-                c.s(|r| &r.model_version),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
-
-/// Column builders over a slice of rows.
-struct Cols<'a, R>(&'a [R]);
-
-impl<R> Cols<'_, R> {
-    fn f(&self, g: impl Fn(&R) -> f64) -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(self.0.iter().map(g)))
-    }
-    fn opt_f(&self, g: impl Fn(&R) -> Option<f64>) -> ArrayRef {
-        Arc::new(Float64Array::from_iter(self.0.iter().map(g)))
-    }
-    fn i(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(self.0.iter().map(g)))
-    }
-    fn i32(&self, g: impl Fn(&R) -> i32) -> ArrayRef {
-        Arc::new(Int32Array::from_iter_values(self.0.iter().map(g)))
-    }
-    fn s<'b>(&'b self, g: impl Fn(&'b R) -> &'b str) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(self.0.iter().map(g)))
-    }
-    fn b(&self, g: impl Fn(&R) -> bool) -> ArrayRef {
-        Arc::new(BooleanArray::from_iter(self.0.iter().map(|r| Some(g(r)))))
-    }
-    fn ms(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
-        Arc::new(
-            TimestampMillisecondArray::from_iter_values(self.0.iter().map(g)).with_timezone("UTC"),
-        )
-    }
-    fn ns(&self, g: impl Fn(&R) -> i64) -> ArrayRef {
-        Arc::new(
-            TimestampNanosecondArray::from_iter_values(self.0.iter().map(g)).with_timezone("UTC"),
-        )
-    }
-}
-
-fn batch(schema: SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch, SinkError> {
-    RecordBatch::try_new(schema, cols).map_err(|e| SinkError(format!("arrow batch: {e}")))
-}
+impl ParquetRow for ForecastRecord {}
 
 impl ParquetRow for CriticalPathRecord {
-    const TABLE: &'static str = CRITICAL_PATH_TABLE;
     /// A row per trace, a few KB in memory with its segments' strings: a 1 M-span replay held
     /// over 200 MB of them within one 10 s roll (peak RSS 610 MB, 390 MB with a 1 s roll).
     const MAX_ROWS: usize = 10_000;
-    fn schema() -> SchemaRef {
-        critical_path_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        let segments: Vec<String> = rows
-            .iter()
-            .map(|r| serde_json::to_string(&r.segments).unwrap_or_default())
-            .collect();
-        batch(
-            critical_path_schema(),
-            vec![
-                c.s(|r| &r.trace_id),
-                c.i(|r| r.fragment as i64),
-                c.b(|r| r.complete),
-                c.s(|r| &r.emitted),
-                c.s(|r| &r.root_service),
-                c.s(|r| &r.root_operation),
-                c.i(|r| r.spans as i64),
-                c.ns(|r| r.start_ns),
-                c.ns(|r| r.end_ns),
-                c.f(|r| r.duration_ms),
-                Arc::new(StringArray::from_iter_values(segments)),
-            ],
-        )
-    }
 }
 
-impl ParquetRow for CriticalPathShare {
-    const TABLE: &'static str = CRITICAL_PATH_SHARE_TABLE;
-    fn schema() -> SchemaRef {
-        critical_path_share_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            critical_path_share_schema(),
-            vec![
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.s(|r| &r.service),
-                c.s(|r| &r.operation),
-                c.i32(|r| r.rank as i32),
-                c.f(|r| r.critical_ms),
-                c.f(|r| r.share),
-                c.i(|r| r.traces as i64),
-                c.i(|r| r.window_traces as i64),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for CriticalPathShare {}
 
-impl ParquetRow for ServiceMapEdge {
-    const TABLE: &'static str = SERVICE_MAP_TABLE;
-    fn schema() -> SchemaRef {
-        service_map_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            service_map_schema(),
-            vec![
-                c.s(|r| &r.client),
-                c.s(|r| &r.server),
-                c.s(|r| &r.connection_type),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.i(|r| r.calls as i64),
-                c.i(|r| r.failed as i64),
-                c.f(|r| r.latency_mean_ms),
-                c.f(|r| r.latency_p50_ms),
-                c.f(|r| r.latency_p95_ms),
-                c.f(|r| r.latency_p99_ms),
-                c.f(|r| r.latency_max_ms),
-                c.f(|r| r.critical_path_ms),
-                c.f(|r| r.relative_accuracy),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for ServiceMapEdge {}
 
-impl ParquetRow for SloState {
-    const TABLE: &'static str = SLO_TABLE;
-    fn schema() -> SchemaRef {
-        slo_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            slo_schema(),
-            vec![
-                c.s(|r| &r.objective),
-                c.s(|r| &r.service),
-                c.s(|r| &r.description),
-                c.f(|r| r.target),
-                c.i(|r| r.window_seconds as i64),
-                c.ms(|r| r.window_start),
-                c.ms(|r| r.window_end),
-                c.i(|r| r.events as i64),
-                c.i(|r| r.bad_events as i64),
-                c.f(|r| r.sli),
-                c.b(|r| r.compliant),
-                c.f(|r| r.burn_fast_long),
-                c.f(|r| r.burn_fast_short),
-                c.f(|r| r.burn_slow_long),
-                c.f(|r| r.burn_slow_short),
-                c.s(|r| &r.alert),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for SloState {}
 
-impl ParquetRow for ServiceMapCurrent {
-    const TABLE: &'static str = SERVICE_MAP_CURRENT_TABLE;
-    fn schema() -> SchemaRef {
-        service_map_current_schema()
-    }
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, SinkError> {
-        let c = Cols(rows);
-        batch(
-            service_map_current_schema(),
-            vec![
-                c.s(|r| &r.client),
-                c.s(|r| &r.server),
-                c.s(|r| &r.connection_type),
-                c.s(|r| &r.change),
-                c.i(|r| r.horizon_seconds as i64),
-                c.ms(|r| r.as_of),
-                c.i(|r| r.windows as i64),
-                c.i(|r| r.calls as i64),
-                c.i(|r| r.failed as i64),
-                c.f(|r| r.error_ratio),
-                c.f(|r| r.latency_mean_ms),
-                c.f(|r| r.latency_max_ms),
-                c.f(|r| r.worst_window_p95_ms),
-                c.f(|r| r.latency_p50_ms),
-                c.f(|r| r.latency_p95_ms),
-                c.f(|r| r.latency_p99_ms),
-                c.f(|r| r.relative_accuracy),
-                c.i32(|r| r.revision as i32),
-            ],
-        )
-    }
-}
+impl ParquetRow for ServiceMapCurrent {}

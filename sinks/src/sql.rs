@@ -4,12 +4,7 @@
 
 use std::path::Path;
 
-use apo_schemas::arrow::{
-    anomalies_schema, critical_path_schema, critical_path_share_schema, forecasts_schema,
-    red_schema, service_map_current_schema, service_map_schema, slo_schema, window_stats_schema,
-    ANOMALIES_TABLE, CRITICAL_PATH_SHARE_TABLE, CRITICAL_PATH_TABLE, FORECASTS_TABLE, RED_TABLE,
-    SERVICE_MAP_CURRENT_TABLE, SERVICE_MAP_TABLE, SLO_TABLE, WINDOW_STATS_TABLE,
-};
+use apo_schemas::table::every_table;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -57,17 +52,7 @@ impl From<datafusion::error::DataFusionError> for SqlError {
 /// Tables every data directory has, with their schemas (registered even when still empty, so
 /// queries against them answer with no rows rather than an unknown-table error).
 fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)> {
-    vec![
-        (WINDOW_STATS_TABLE, window_stats_schema()),
-        (RED_TABLE, red_schema()),
-        (CRITICAL_PATH_TABLE, critical_path_schema()),
-        (CRITICAL_PATH_SHARE_TABLE, critical_path_share_schema()),
-        (SERVICE_MAP_TABLE, service_map_schema()),
-        (SLO_TABLE, slo_schema()),
-        (ANOMALIES_TABLE, anomalies_schema()),
-        (FORECASTS_TABLE, forecasts_schema()),
-        (SERVICE_MAP_CURRENT_TABLE, service_map_current_schema()),
-    ]
+    every_table()
 }
 
 /// A session with every table of `data_dir` registered.

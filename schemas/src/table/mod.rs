@@ -1,0 +1,174 @@
+//! The Parquet tables' columns, declared once per record type with [`table!`](crate::table!):
+//! from that one list come the Arrow schema ([`schema`]), the Parquet writer's columns and the
+//! read-back of past rows (both in `apo-sinks`, generic over [`Table`]). A column is a field of
+//! the record (its name, or another), of one of the [`Value`] kinds, with a getter and a
+//! setter generated from the field; a computed column (a JSON text of a nested list) has a
+//! getter only and is not read back.
+//!
+//! The test below checks every record's serde fields against its columns, so a field added to
+//! a record and not to its table fails the build's tests.
+
+mod tables;
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// A record type with a Parquet table of its own.
+pub trait Table: Sized + 'static {
+    /// The table's name (its directory under the data directory, its name in SQL).
+    const NAME: &'static str;
+    /// The columns, in order.
+    fn columns() -> Vec<Column<Self>>;
+}
+
+/// One column of `R`'s table.
+pub struct Column<R> {
+    /// The column's name in the schema.
+    pub name: &'static str,
+    /// Its kind, with the getter (and setter, where it is read back) of its value.
+    pub value: Value<R>,
+}
+
+/// A column's Arrow kind and how its value is taken from (and put into) a record. Setters are
+/// `None` for computed columns.
+pub enum Value<R> {
+    /// UTF-8 text from a `String` field.
+    Utf8(fn(&R) -> &str, Option<fn(&mut R, &str)>),
+    /// UTF-8 text computed from the record (written only).
+    Text(fn(&R) -> String),
+    /// A 64-bit integer.
+    Int64(fn(&R) -> i64, Option<fn(&mut R, i64)>),
+    /// A 32-bit integer.
+    Int32(fn(&R) -> i32, Option<fn(&mut R, i32)>),
+    /// A float.
+    Float64(fn(&R) -> f64, Option<fn(&mut R, f64)>),
+    /// A float that may be absent (a null).
+    OptFloat64(fn(&R) -> Option<f64>, Option<fn(&mut R, Option<f64>)>),
+    /// A boolean.
+    Bool(fn(&R) -> bool, Option<fn(&mut R, bool)>),
+    /// A UTC timestamp in milliseconds since the Unix epoch.
+    TimestampMs(fn(&R) -> i64, Option<fn(&mut R, i64)>),
+    /// A UTC timestamp in nanoseconds since the Unix epoch.
+    TimestampNs(fn(&R) -> i64, Option<fn(&mut R, i64)>),
+}
+
+impl<R> Value<R> {
+    /// The column's Arrow type.
+    pub fn data_type(&self) -> DataType {
+        let utc = || Some("UTC".into());
+        match self {
+            Value::Utf8(..) | Value::Text(_) => DataType::Utf8,
+            Value::Int64(..) => DataType::Int64,
+            Value::Int32(..) => DataType::Int32,
+            Value::Float64(..) | Value::OptFloat64(..) => DataType::Float64,
+            Value::Bool(..) => DataType::Boolean,
+            Value::TimestampMs(..) => DataType::Timestamp(TimeUnit::Millisecond, utc()),
+            Value::TimestampNs(..) => DataType::Timestamp(TimeUnit::Nanosecond, utc()),
+        }
+    }
+
+    /// Whether the column may hold nulls.
+    pub fn nullable(&self) -> bool {
+        matches!(self, Value::OptFloat64(..))
+    }
+}
+
+/// The Arrow schema of `R`'s table. The `date` partition column (`date=YYYY-MM-DD`
+/// directories, the UTC day of the window start) is added by the reader.
+pub fn schema<R: Table>() -> SchemaRef {
+    let fields: Vec<Field> = R::columns()
+        .iter()
+        .map(|c| Field::new(c.name, c.value.data_type(), c.value.nullable()))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Declares the table of a record type: `table!(Type => "name" { columns })`, each column
+/// `field: Kind` (the column named as the field), `column = field: Kind` (named otherwise),
+/// `field: Kind as T` (an integer field of type `T` stored as the kind's integer), or
+/// `name: Text(function)` (computed by `function(&record) -> String`, not read back).
+#[macro_export]
+macro_rules! table {
+    ($ty:ty => $name:literal { $( $first:ident $(= $field:ident)? : $kind:ident $(as $cast:ident)? $(($getter:path))? ),* $(,)? }) => {
+        impl $crate::table::Table for $ty {
+            const NAME: &'static str = $name;
+            fn columns() -> Vec<$crate::table::Column<Self>> {
+                vec![ $(
+                    $crate::table::Column {
+                        name: stringify!($first),
+                        value: $crate::__column!($ty, [$first $($field)?], $kind $(as $cast)? $(($getter))?),
+                    }
+                ),* ]
+            }
+        }
+    };
+}
+
+/// One column's [`Value`]: the getter and setter of its field (the last identifier of the
+/// bracket) for the kind. Used by [`table!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __column {
+    (@num $ty:ty, $field:ident, $kind:ident, $prim:ty) => {{
+        fn get(r: &$ty) -> $prim {
+            r.$field
+        }
+        fn set(r: &mut $ty, v: $prim) {
+            r.$field = v;
+        }
+        $crate::table::Value::$kind(get, Some(set))
+    }};
+    (@cast $ty:ty, $field:ident, $kind:ident, $prim:ty, $cast:ty) => {{
+        fn get(r: &$ty) -> $prim {
+            r.$field as $prim
+        }
+        fn set(r: &mut $ty, v: $prim) {
+            r.$field = v as $cast;
+        }
+        $crate::table::Value::$kind(get, Some(set))
+    }};
+    (@prim $ty:ty, $field:ident, Int64 $(, $cast:ty)?) => { $crate::__column!(@pick $ty, $field, Int64, i64 $(, $cast)?) };
+    (@prim $ty:ty, $field:ident, Int32 $(, $cast:ty)?) => { $crate::__column!(@pick $ty, $field, Int32, i32 $(, $cast)?) };
+    (@prim $ty:ty, $field:ident, Float64 $(, $cast:ty)?) => { $crate::__column!(@pick $ty, $field, Float64, f64 $(, $cast)?) };
+    (@prim $ty:ty, $field:ident, Bool) => { $crate::__column!(@pick $ty, $field, Bool, bool) };
+    (@prim $ty:ty, $field:ident, TimestampMs) => { $crate::__column!(@pick $ty, $field, TimestampMs, i64) };
+    (@prim $ty:ty, $field:ident, TimestampNs) => { $crate::__column!(@pick $ty, $field, TimestampNs, i64) };
+    (@pick $ty:ty, $field:ident, $kind:ident, $prim:ty) => { $crate::__column!(@num $ty, $field, $kind, $prim) };
+    (@pick $ty:ty, $field:ident, $kind:ident, $prim:ty, $cast:ty) => { $crate::__column!(@cast $ty, $field, $kind, $prim, $cast) };
+    ($ty:ty, [$name:ident], Text($getter:path)) => {
+        $crate::table::Value::Text($getter)
+    };
+    ($ty:ty, [$name:ident $field:ident], $($rest:tt)*) => {
+        $crate::__column!($ty, [$field], $($rest)*)
+    };
+    ($ty:ty, [$field:ident], Utf8) => {{
+        fn get(r: &$ty) -> &str {
+            &r.$field
+        }
+        fn set(r: &mut $ty, v: &str) {
+            r.$field = v.to_string();
+        }
+        $crate::table::Value::Utf8(get, Some(set))
+    }};
+    ($ty:ty, [$field:ident], OptFloat64) => {{
+        fn get(r: &$ty) -> Option<f64> {
+            r.$field
+        }
+        fn set(r: &mut $ty, v: Option<f64>) {
+            r.$field = v;
+        }
+        $crate::table::Value::OptFloat64(get, Some(set))
+    }};
+    ($ty:ty, [$field:ident], $kind:ident as $cast:ty) => {
+        $crate::__column!(@prim $ty, $field, $kind, $cast)
+    };
+    ($ty:ty, [$field:ident], $kind:ident) => {
+        $crate::__column!(@prim $ty, $field, $kind)
+    };
+}
+
+pub use tables::{critical_path_segments, drivers_text, every_table};
+
+#[cfg(test)]
+mod tests;

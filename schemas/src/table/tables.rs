@@ -1,0 +1,218 @@
+//! Every Parquet table's columns, in order: the one declaration of each (see [`crate::table!`]).
+//! Integer fields narrower or unsigned are stored as Int64 (counts, window sizes) or Int32
+//! (revisions, ranks); event times as UTC timestamps; RED's dotted spanmetrics names become
+//! underscores (`service_name`, …).
+
+use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::model_output::{AnomalyRecord, ForecastRecord};
+use crate::red::RedStats;
+use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
+use crate::slo::SloState;
+use crate::table;
+use crate::WindowStats;
+
+table!(WindowStats => "window_stats" {
+    service: Utf8,
+    metric: Utf8,
+    unit: Utf8,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    count: Int64 as u64,
+    sum: Float64,
+    min: Float64,
+    max: Float64,
+    mean: Float64,
+    p50: Float64,
+    p90: Float64,
+    p95: Float64,
+    p99: Float64,
+    p999: Float64,
+    relative_accuracy: Float64,
+    revision: Int32 as u32,
+});
+
+table!(RedStats => "red" {
+    service_name: Utf8,
+    span_name: Utf8,
+    span_kind: Utf8,
+    status_code: Utf8,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    calls: Int64 as u64,
+    rate: Float64,
+    operation_errors: Int64 as u64,
+    operation_calls: Int64 as u64,
+    error_ratio: Float64,
+    duration_sum_ms: Float64,
+    duration_min_ms: Float64,
+    duration_max_ms: Float64,
+    duration_mean_ms: Float64,
+    duration_p50_ms: Float64,
+    duration_p90_ms: Float64,
+    duration_p95_ms: Float64,
+    duration_p99_ms: Float64,
+    duration_p999_ms: Float64,
+    relative_accuracy: Float64,
+    overflow: Bool,
+    overflow_operations: Int64 as u64,
+    revision: Int32 as u32,
+});
+
+/// A critical path's segments as a JSON array (`[{"span_id", "service", "operation",
+/// "start_ns", "end_ns"}, …]`).
+pub fn critical_path_segments(r: &CriticalPathRecord) -> String {
+    serde_json::to_string(&r.segments).unwrap_or_default()
+}
+
+table!(CriticalPathRecord => "critical_path" {
+    trace_id: Utf8,
+    fragment: Int64 as u32,
+    complete: Bool,
+    emitted: Utf8,
+    root_service: Utf8,
+    root_operation: Utf8,
+    spans: Int64 as u64,
+    start = start_ns: TimestampNs,
+    end = end_ns: TimestampNs,
+    duration_ms: Float64,
+    segments: Text(critical_path_segments),
+});
+
+table!(CriticalPathShare => "critical_path_share" {
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    service: Utf8,
+    operation: Utf8,
+    rank: Int32 as u32,
+    critical_ms: Float64,
+    share: Float64,
+    traces: Int64 as u64,
+    window_traces: Int64 as u64,
+    revision: Int32 as u32,
+});
+
+table!(ServiceMapEdge => "service_map" {
+    client: Utf8,
+    server: Utf8,
+    connection_type: Utf8,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    calls: Int64 as u64,
+    failed: Int64 as u64,
+    latency_mean_ms: Float64,
+    latency_p50_ms: Float64,
+    latency_p95_ms: Float64,
+    latency_p99_ms: Float64,
+    latency_max_ms: Float64,
+    critical_path_ms: Float64,
+    relative_accuracy: Float64,
+    revision: Int32 as u32,
+});
+
+table!(SloState => "slo" {
+    objective: Utf8,
+    service: Utf8,
+    description: Utf8,
+    target: Float64,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    events: Int64 as u64,
+    bad_events: Int64 as u64,
+    sli: Float64,
+    compliant: Bool,
+    burn_fast_long: Float64,
+    burn_fast_short: Float64,
+    burn_slow_long: Float64,
+    burn_slow_short: Float64,
+    alert: Utf8,
+    revision: Int32 as u32,
+});
+
+table!(ServiceMapCurrent => "service_map_current" {
+    client: Utf8,
+    server: Utf8,
+    connection_type: Utf8,
+    change: Utf8,
+    horizon_seconds: Int64 as u32,
+    as_of: TimestampMs,
+    windows: Int64 as u32,
+    calls: Int64 as u64,
+    failed: Int64 as u64,
+    error_ratio: Float64,
+    latency_mean_ms: Float64,
+    latency_max_ms: Float64,
+    worst_window_p95_ms: Float64,
+    latency_p50_ms: Float64,
+    latency_p95_ms: Float64,
+    latency_p99_ms: Float64,
+    relative_accuracy: Float64,
+    revision: Int32 as u32,
+});
+
+/// An anomaly's drivers as `feature=value` pairs joined by commas, largest first.
+pub fn drivers_text(r: &AnomalyRecord) -> String {
+    r.drivers
+        .iter()
+        .map(|d| format!("{}={:.2}", d.feature, d.value))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+table!(AnomalyRecord => "anomalies" {
+    service: Utf8,
+    metric: Utf8,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    score: Float64,
+    threshold: Float64,
+    likelihood: Float64,
+    context_score: OptFloat64,
+    is_anomaly: Bool,
+    raised: Bool,
+    suppressed: Bool,
+    drivers: Text(drivers_text),
+    model_version: Utf8,
+    revision: Int32 as u32,
+});
+
+table!(ForecastRecord => "forecasts" {
+    service: Utf8,
+    metric: Utf8,
+    signal: Utf8,
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    horizon_seconds: Int64 as u64,
+    target_time: TimestampMs,
+    value: Float64,
+    lower: Float64,
+    upper: Float64,
+    model_version: Utf8,
+    revision: Int32 as u32,
+});
+
+/// Every table, with its schema: what `apo sql` registers (even when still empty). A new table
+/// is one line here beside its declaration above.
+pub fn every_table() -> Vec<(&'static str, arrow_schema::SchemaRef)> {
+    use super::{schema, Table};
+    fn entry<T: Table>() -> (&'static str, arrow_schema::SchemaRef) {
+        (T::NAME, schema::<T>())
+    }
+    vec![
+        entry::<WindowStats>(),
+        entry::<RedStats>(),
+        entry::<CriticalPathRecord>(),
+        entry::<CriticalPathShare>(),
+        entry::<ServiceMapEdge>(),
+        entry::<SloState>(),
+        entry::<AnomalyRecord>(),
+        entry::<ForecastRecord>(),
+        entry::<ServiceMapCurrent>(),
+    ]
+}

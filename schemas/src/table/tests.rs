@@ -1,0 +1,84 @@
+//! The tables against the committed description of their columns (a change to a table is a
+//! change to `golden_schemas.txt`, reviewed as such: files already written must stay
+//! readable), and every record's serde fields against its columns.
+
+use std::collections::BTreeSet;
+
+use arrow_schema::SchemaRef;
+
+use super::{every_table, Table};
+use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::model_output::{AnomalyRecord, ForecastRecord};
+use crate::red::RedStats;
+use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
+use crate::slo::SloState;
+use crate::WindowStats;
+
+fn describe(name: &str, s: &SchemaRef) -> String {
+    let mut out = format!("{name}\n");
+    for f in s.fields() {
+        let null = if f.is_nullable() { " nullable" } else { "" };
+        out.push_str(&format!("  {} {}{null}\n", f.name(), f.data_type()));
+    }
+    out
+}
+
+fn all() -> String {
+    every_table()
+        .iter()
+        .map(|(name, s)| describe(name, s))
+        .collect()
+}
+
+#[test]
+fn schemas_are_the_committed_ones() {
+    let want = include_str!("golden_schemas.txt");
+    assert_eq!(
+        all(),
+        want,
+        "a table's columns changed: update golden_schemas.txt on purpose"
+    );
+}
+
+/// The record's fields as serde names them (from its JSON Schema), dots as underscores.
+fn serde_fields<T: schemars::JsonSchema>() -> BTreeSet<String> {
+    let s = schemars::schema_for!(T);
+    let props = s
+        .as_object()
+        .and_then(|o| o.get("properties"))
+        .and_then(|p| p.as_object())
+        .expect("a record's JSON Schema has properties");
+    props.keys().map(|k| k.replace('.', "_")).collect()
+}
+
+fn check<T: Table + schemars::JsonSchema>(renamed: &[(&str, &str)]) {
+    let columns: BTreeSet<String> = T::columns().iter().map(|c| c.name.to_string()).collect();
+    let fields: BTreeSet<String> = serde_fields::<T>()
+        .into_iter()
+        .map(|f| {
+            renamed
+                .iter()
+                .find(|(from, _)| *from == f)
+                .map_or(f, |(_, to)| to.to_string())
+        })
+        .collect();
+    assert_eq!(
+        columns,
+        fields,
+        "table `{}`: columns vs record fields",
+        T::NAME
+    );
+}
+
+#[test]
+fn every_field_of_every_record_is_a_column() {
+    check::<WindowStats>(&[]);
+    check::<RedStats>(&[]);
+    check::<CriticalPathRecord>(&[("start_ns", "start"), ("end_ns", "end")]);
+    check::<CriticalPathShare>(&[]);
+    check::<ServiceMapEdge>(&[]);
+    check::<SloState>(&[]);
+    check::<ServiceMapCurrent>(&[]);
+    check::<AnomalyRecord>(&[]);
+    check::<ForecastRecord>(&[]);
+}
