@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use apo_core::MemorySink;
 use apo_dataflow::{percentile, LaneConfig, MetricsConfig, MetricsJob};
 use apo_ingest::dlq::{KafkaDeadLetters, MemoryDeadLetters};
 use apo_ingest::generator::{Generator, GeneratorConfig, GeneratorSource, Pace};
@@ -22,7 +23,6 @@ use apo_ingest::kafka::KafkaSource;
 use apo_ingest::source::MemorySource;
 use apo_pipeline::{Broker, Delivery, Outputs};
 use apo_schemas::MetricPoint;
-use apo_sinks::memory::MemorySink;
 
 use crate::args::BenchArgs;
 use crate::phase::{run_phase, PhaseResult};

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use apo_core::MemorySink;
 use apo_dataflow::LaneConfig;
 use apo_dataflow::ModelConfig;
 use apo_dataflow::{MetricsConfig, MetricsJob, ModelStage};
@@ -25,7 +26,6 @@ use apo_models::context::ContextConfig;
 use apo_models::features::FEATURES;
 use apo_models::{Forecaster, IsolationForest, DEFAULT_ARTIFACTS};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
-use apo_sinks::memory::MemorySink;
 
 use crate::phase::run_phase;
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use apo_core::MemorySink;
 use apo_dataflow::percentile;
 use apo_dataflow::LaneConfig;
 use apo_dataflow::{SpanConfig, SpanJob, SpanSinks};
@@ -24,7 +25,6 @@ use apo_ingest::trace_generator::{TraceGenerator, TraceGeneratorConfig};
 use apo_ingest::trace_produce::{produce_traces, SpanFormat};
 use apo_pipeline::topology::span_sinks;
 use apo_pipeline::{Outputs, Topics};
-use apo_sinks::memory::MemorySink;
 use rdkafka::ClientConfig;
 
 use crate::phase::run_phase;

@@ -15,7 +15,7 @@ pub mod sink;
 pub mod source;
 
 pub use dead_letter::{DeadLetter, DeadLetterSink};
-pub use sink::{RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use sink::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
 pub use source::{MessageSource, RawMessage, SourceEvent};
 
 /// Errors of the ingest layer.

@@ -17,9 +17,11 @@ mod engine;
 mod metrics;
 mod models;
 mod ops;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod traces;
 
-pub use apo_core::{RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
 pub use engine::config::{LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;

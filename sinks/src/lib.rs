@@ -5,12 +5,10 @@
 //! - [`parquet`]: window statistics to Parquet files under `<data-dir>/window_stats/date=…/`,
 //!   written to a temporary file and renamed into place when complete;
 //! - [`history`]: `window_stats` and `red` rows read back from Parquet (warm start of the models);
-//! - [`memory`]: an in-memory sink for benchmarks and tests;
 //! - [`sql`]: `apo sql`, DataFusion over every table in the data directory.
 
 pub mod columns;
 pub mod history;
 pub mod kafka;
-pub mod memory;
 pub mod parquet;
 pub mod sql;

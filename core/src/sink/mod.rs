@@ -2,6 +2,10 @@
 //! that become durable on the sink's own schedule, and its error. The durable sink operator in
 //! `apo-dataflow` drives it; `apo-sinks` implements it (Kafka topics, Parquet files, memory).
 
+mod memory;
+
+pub use memory::MemorySink;
+
 use std::time::Duration;
 use std::time::Instant;
 

@@ -2,8 +2,6 @@
 //! DataFusion and tract instead of one per file); a module per former test file.
 
 mod assembly_bounds;
-#[allow(dead_code)]
-mod common;
 mod critical_path_cases;
 mod generated_traces;
 mod map_view_retraction;

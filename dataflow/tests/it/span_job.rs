@@ -22,7 +22,8 @@ use apo_schemas::service_map::ServiceMapEdge;
 use apo_schemas::slo::SloState;
 use apo_schemas::Span;
 
-use crate::common::{run_from_memory, Collect};
+use apo_dataflow::testing::run_from_memory;
+use apo_dataflow::MemorySink;
 
 type Out<R> = Arc<Mutex<Vec<R>>>;
 
@@ -75,11 +76,11 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
     );
     run_from_memory(workers, payloads, move || {
         let sinks = SpanSinks {
-            red: vec![Box::new(Collect(r.clone(), 0))],
-            critical_path: vec![Box::new(Collect(p.clone(), 0))],
-            critical_path_share: vec![Box::new(Collect(s.clone(), 0))],
-            service_map: vec![Box::new(Collect(e.clone(), 0))],
-            slo: vec![Box::new(Collect(o.clone(), 0))],
+            red: vec![Box::new(MemorySink::sharing(r.clone()))],
+            critical_path: vec![Box::new(MemorySink::sharing(p.clone()))],
+            critical_path_share: vec![Box::new(MemorySink::sharing(s.clone()))],
+            service_map: vec![Box::new(MemorySink::sharing(e.clone()))],
+            slo: vec![Box::new(MemorySink::sharing(o.clone()))],
             service_map_current: Vec::new(),
         };
         SpanJob::new(
@@ -95,7 +96,7 @@ fn run(workers: usize, traces: &[Vec<Span>]) -> Outputs {
                 alert: test_alert(),
                 ..ModelConfig::default()
             },
-            sinks: vec![Box::new(Collect(a.clone(), 0))],
+            sinks: vec![Box::new(MemorySink::sharing(a.clone()))],
             inputs: Default::default(),
         })
     });

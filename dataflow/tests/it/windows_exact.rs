@@ -6,7 +6,8 @@ use apo_dataflow::MetricsConfig;
 use apo_dataflow::MetricsJob;
 use apo_schemas::{MetricPoint, WindowStats};
 
-use crate::common::{run_from_memory, Collect};
+use apo_dataflow::testing::run_from_memory;
+use apo_dataflow::MemorySink;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -39,12 +40,12 @@ fn points(base: i64) -> Vec<MetricPoint> {
 }
 
 fn run(workers: usize, payloads: Vec<Vec<u8>>) -> Vec<WindowStats> {
-    let out = Collect::default();
+    let out = MemorySink::default();
     let sink = out.clone();
     run_from_memory(workers, payloads, move || {
         MetricsJob::from_config(&MetricsConfig::default(), vec![Box::new(sink.clone())]).unwrap()
     });
-    let mut rows = out.0.lock().unwrap().clone();
+    let mut rows = out.rows.lock().unwrap().clone();
     rows.sort_by(|a, b| a.key().cmp(&b.key()).then(a.revision.cmp(&b.revision)));
     rows
 }

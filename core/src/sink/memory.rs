@@ -1,12 +1,15 @@
-//! Keeps output rows in memory (benchmarks, tests). Always durable.
+//! A sink that keeps output rows in memory, always durable: for benchmarks and tests (every
+//! crate's tests collect rows with it instead of a collecting sink of their own).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apo_core::{RowSink, SinkError};
+use super::{RowSink, SinkError};
 use apo_schemas::WindowStats;
 
+/// Collects every row written.
 pub struct MemorySink<R = WindowStats> {
+    /// The rows written so far, shared with every clone.
     pub rows: Arc<Mutex<Vec<R>>>,
     writes: u64,
 }
@@ -17,6 +20,13 @@ impl<R> Default for MemorySink<R> {
             rows: Arc::new(Mutex::new(Vec::new())),
             writes: 0,
         }
+    }
+}
+
+impl<R> MemorySink<R> {
+    /// A sink writing into `rows` (shared with whoever holds them).
+    pub fn sharing(rows: Arc<Mutex<Vec<R>>>) -> Self {
+        MemorySink { rows, writes: 0 }
     }
 }
 
