@@ -9,21 +9,28 @@ use crate::engine::error::PipelineError;
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
 pub const TICK_MS: i64 = 1000;
 
-/// Settings of a lane (see `apo run --help` for their meaning and defaults).
-#[derive(Debug, Clone)]
+/// Settings of a lane (see `apo run --help` for their meaning and defaults). In a file,
+/// durations are written as `"5s"`, `"5m"`; unknown keys are errors, missing ones default.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LaneConfig {
     /// The watermark trails the highest event time by this much.
+    #[serde(with = "humantime_serde")]
     pub lateness: Duration,
     /// How far behind the watermark a record may still revise a closed window.
+    #[serde(with = "humantime_serde")]
     pub horizon: Duration,
     /// A partition silent this long stops holding the watermark back.
+    #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Stop once every partition is caught up, closing all windows (batch / test mode).
     pub drain: bool,
     /// Drain mode: fail when no message was read and no output became durable for this long
     /// (the broker is gone: without it a drain would wait forever).
+    #[serde(with = "humantime_serde")]
     pub drain_stall: Duration,
     /// How often offsets are committed.
+    #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// Messages read per poll of the source.
     pub poll_batch: usize,

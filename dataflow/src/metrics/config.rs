@@ -5,8 +5,10 @@ use apo_ingest::decode::{Encoding, TimeBounds};
 
 use crate::engine::error::PipelineError;
 
-/// Settings of the metrics job (see `apo run --help` for their meaning and defaults).
-#[derive(Debug, Clone)]
+/// Settings of the metrics job (see `apo run --help` for their meaning and defaults); unknown
+/// keys in a file are errors, missing ones default.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Tumbling window sizes, whole seconds.
     pub window_seconds: Vec<u32>,

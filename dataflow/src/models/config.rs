@@ -7,8 +7,10 @@ use apo_models::alerting::AlertConfig;
 use apo_models::{Forecaster, IsolationForest, ModelError};
 use apo_schemas::WindowStats;
 
-/// The window statistic the forecaster follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The window statistic the forecaster follows (in a file: `mean`, `p50`, `p95`, `p99`, `max`,
+/// `sum`, `rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Signal {
     #[default]
     Mean,
@@ -68,7 +70,8 @@ impl std::str::FromStr for Signal {
 }
 
 /// Which models run in the metrics pipeline, and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// The isolation forest; `None` scores nothing.
     pub anomaly_model: Option<PathBuf>,
@@ -77,6 +80,7 @@ pub struct ModelConfig {
     pub alert: AlertConfig,
     pub forecast_signal: Signal,
     /// How often the model files are looked at for a replacement.
+    #[serde(with = "humantime_serde")]
     pub reload_check: Duration,
 }
 

@@ -46,10 +46,13 @@ impl Emitted {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Bounds of trace assembly.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AssemblyConfig {
     /// A trace is done this long (event time) after its last span ended.
     pub idle_ms: i64,
+    /// Spans per trace; a larger trace is analysed in fragments of this size.
     pub max_spans_per_trace: usize,
     /// Spans held over all open traces of this assembler.
     pub max_spans_held: usize,

@@ -67,8 +67,11 @@ pub struct SpanSinks {
     pub service_map_current: Vec<Box<dyn RowSink<ServiceMapCurrent>>>,
 }
 
-/// Settings of the trace pipeline.
-#[derive(Debug, Clone)]
+/// Settings of the trace pipeline. From a file, every setting but the objectives and burn-rate
+/// windows, which have a file format of their own with its checks (the SLO file, read by
+/// `apo-pipeline`); they default here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SpanConfig {
     /// Window of RED, shares and edges, seconds.
     pub window_seconds: u32,
@@ -80,7 +83,9 @@ pub struct SpanConfig {
     pub assembly: AssemblyConfig,
     pub time_bounds: TimeBounds,
     /// SLOs evaluated per service and window (none: no SLO output).
+    #[serde(skip, default = "default_objectives")]
     pub objectives: Vec<Objective>,
+    #[serde(skip)]
     pub burn: BurnConfig,
     /// How long an edge window stays in the current service map after it closes, ms.
     pub map_horizon_ms: i64,

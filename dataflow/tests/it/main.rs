@@ -2,6 +2,7 @@
 //! DataFusion and tract instead of one per file); a module per former test file.
 
 mod assembly_bounds;
+mod configs;
 mod critical_path_cases;
 mod generated_traces;
 mod map_view_retraction;

@@ -18,8 +18,9 @@ use apo_schemas::SchemaError;
 pub use metrics::decode_metric_message;
 pub use spans::decode_span_message;
 
-/// How the bytes of a topic are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the bytes of a topic are encoded (in a configuration file: `auto`, `json`, `otlp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Encoding {
     /// Detect per message.
     #[default]
@@ -39,6 +40,13 @@ impl FromStr for Encoding {
             "otlp" | "otlp_proto" => Ok(Encoding::Otlp),
             _ => Err(format!("unknown encoding `{s}` (auto, json, otlp)")),
         }
+    }
+}
+
+impl TryFrom<String> for Encoding {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -66,7 +74,8 @@ pub fn sniff(bytes: &[u8], encoding: Encoding) -> Result<Format, SchemaError> {
 }
 
 /// The accepted event-time range relative to the clock.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TimeBounds {
     /// How far in the past a record's event time may lie, ms.
     pub max_age_ms: i64,
