@@ -6,8 +6,10 @@ use apo_pipeline::args::{AlertArgs, KafkaArgs};
 use clap::Args;
 
 #[derive(Args, Debug, Clone)]
+/// The flags of `apo bench`.
 pub struct BenchArgs {
     #[command(flatten)]
+    /// The broker (the embedded one without `--brokers`).
     pub kafka: KafkaArgs,
     /// Points to load and process.
     #[arg(long, env = "APO_POINTS", default_value_t = 1_000_000)]
@@ -64,8 +66,10 @@ minimum duration, hysteresis, quiet period).\n\nWrites \
 the first samples that have too little history; label 1 where an alert is raised (its onset), else \
 0; context_score in [0, 1], empty while the detector learns the series' range."
 )]
+/// The flags of `apo score`.
 pub struct ScoreArgs {
     #[command(flatten)]
+    /// The series read and where the scores go.
     pub io: SeriesIo,
     /// The isolation forest (its metadata JSON lies beside it).
     #[arg(
@@ -75,6 +79,7 @@ pub struct ScoreArgs {
     )]
     pub model: PathBuf,
     #[command(flatten)]
+    /// How scores become alerts.
     pub alert: AlertArgs,
 }
 
@@ -86,8 +91,10 @@ resolution). The resolution is the median step between timestamps; it must be 1 
 Writes `timestamp,value,forecast,lower,upper,issued_at`: timestamp is the time forecast, value the \
 actual sample there (empty where the file has none or it lies past the end)."
 )]
+/// The flags of `apo forecast`.
 pub struct ForecastArgs {
     #[command(flatten)]
+    /// The series read and where the forecasts go.
     pub io: SeriesIo,
     /// The LSTM forecaster (its metadata JSON lies beside it).
     #[arg(

@@ -94,6 +94,7 @@ fn writer(io: &SeriesIo) -> Result<csv::Writer<Box<dyn Write>>> {
     Ok(csv::Writer::from_writer(sink))
 }
 
+/// `apo score`: the anomaly model and the contextual detector over a CSV series, through the alert stage, as CSV.
 pub fn score(args: ScoreArgs) -> Result<()> {
     let model = IsolationForest::load(&args.model).context("loading the anomaly model")?;
     let config = args.alert.config();
@@ -133,6 +134,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// `apo forecast`: the LSTM's forecasts of a CSV series next to its actual values, as CSV.
 pub fn forecast(args: ForecastArgs) -> Result<()> {
     let model = Forecaster::load(&args.model).context("loading the forecast model")?;
     let s = read_series(&args.io.file)?;

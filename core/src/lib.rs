@@ -9,6 +9,8 @@
 //!   shares;
 //! - [`IngestError`]: the error of sources and dead-letter sinks.
 
+#![warn(missing_docs)]
+
 pub mod dead_letter;
 pub mod kafka;
 pub mod sink;
@@ -22,17 +24,30 @@ pub use source::{MessageSource, RawMessage, SourceEvent};
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("kafka: {0}")]
+    /// The Kafka client failed.
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topic `{topic}` not found on {brokers} (create it, or run with topic creation on)")]
-    NoTopic { topic: String, brokers: String },
+    /// A topic that must exist does not.
+    NoTopic {
+        /// The topic.
+        topic: String,
+        /// The brokers asked.
+        brokers: String,
+    },
     #[error("{0}")]
+    /// A setting or argument is unusable.
     Config(String),
     #[error("delivery to `{topic}` failed for {failed} record(s): {last_error}")]
+    /// Some produced records were not delivered.
     Delivery {
+        /// The topic produced to.
         topic: String,
+        /// Records that failed since the last check.
         failed: u64,
+        /// The last delivery error.
         last_error: String,
     },
     #[error("embedded broker: {0}")]
+    /// The embedded broker could not start or stopped.
     Embedded(String),
 }

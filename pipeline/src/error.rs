@@ -12,15 +12,20 @@ pub enum RunError {
     /// A file the run needs (the SLO file, a hostfile) could not be read or parsed.
     #[error("{what} {path}: {reason}")]
     File {
+        /// What the file is for.
         what: &'static str,
+        /// Its path.
         path: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// The broker, a topic, a source or a dead-letter producer.
     #[error("{context}: {source}")]
     Kafka {
+        /// What was being done.
         context: String,
         #[source]
+        /// The Kafka error.
         source: IngestError,
     },
     /// An output sink could not be created.

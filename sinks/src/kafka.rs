@@ -57,6 +57,7 @@ impl ProducerContext for AckTracker {
     }
 }
 
+/// Output rows of one table to its Kafka topic as JSON, keyed by the row's dimensions and window; durable when the broker acknowledged every record of a write.
 pub struct KafkaStatsSink {
     producer: ThreadedProducer<AckTracker>,
     topic: String,
@@ -83,6 +84,7 @@ pub fn batched(config: &ClientConfig) -> ClientConfig {
 }
 
 impl KafkaStatsSink {
+    /// A sink producing to `topic` with `config` (`linger.ms=0` unless the settings say otherwise).
     pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, SinkError> {
         let mut c = config.clone();
         if c.get("linger.ms").is_none() {

@@ -14,8 +14,11 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputFormat {
     #[default]
+    /// A table drawn with borders.
     Table,
+    /// CSV with a header line.
     Csv,
+    /// JSON, one object per row.
     Json,
 }
 
@@ -32,14 +35,17 @@ impl std::str::FromStr for OutputFormat {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a query could not be answered.
 pub enum SqlError {
     #[error("data directory {0} does not exist (run the pipeline first, or pass --data-dir)")]
+    /// The data directory does not exist.
     NoDataDir(String),
     /// DataFusion's message (which already holds its causes: kept as text so they are not
     /// printed again as a chain of sources).
     #[error("{0}")]
     DataFusion(String),
     #[error("formatting results: {0}")]
+    /// The result could not be printed.
     Format(String),
 }
 

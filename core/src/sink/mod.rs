@@ -19,6 +19,7 @@ pub struct SinkError(pub String);
 /// Where windowed output rows (by default window statistics) go. Writes are numbered 1, 2, …
 /// in the order of `write` calls.
 pub trait RowSink<R = WindowStats> {
+    /// The sink's name in logs and errors (`kafka:apo.window_stats`, `parquet:red`, …).
     fn name(&self) -> &str;
     /// Accepts rows; must not wait for them to become durable.
     fn write(&mut self, rows: &[R]) -> Result<(), SinkError>;

@@ -10,20 +10,27 @@ use crate::IngestError;
 /// One message as it came off the log.
 #[derive(Debug, Clone, Copy)]
 pub struct RawMessage<'a> {
+    /// The topic it was read from.
     pub topic: &'a str,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
+    /// The record's key, if any.
     pub key: Option<&'a [u8]>,
+    /// The record's value, if any.
     pub payload: Option<&'a [u8]>,
 }
 
 /// What a poll delivers.
 pub enum SourceEvent<'a> {
+    /// A message.
     Message(RawMessage<'a>),
     /// The partition has no more messages for now (caught up with the log end).
     Eof(i32),
 }
 
+/// What a lane reads: a worker's partitions of one topic, polled for batches of messages, with offsets committed when the outputs depending on them are durable.
 pub trait MessageSource {
     /// The topic read.
     fn topic(&self) -> &str;

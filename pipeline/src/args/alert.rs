@@ -48,6 +48,7 @@ pub struct AlertArgs {
 }
 
 impl AlertArgs {
+    /// The alert stage's settings these flags give.
     pub fn config(&self) -> apo_models::alerting::AlertConfig {
         apo_models::alerting::AlertConfig {
             threshold: self.anomaly_threshold,

@@ -7,8 +7,10 @@ use clap::Args;
 use super::{duration, KafkaArgs};
 
 #[derive(Args, Debug, Clone)]
+/// The flags of `apo produce`.
 pub struct ProduceArgs {
     #[command(flatten)]
+    /// The broker to produce to (`--brokers` is required).
     pub kafka: KafkaArgs,
     /// Produce traces (spans of a web shop's services) instead of metric points.
     #[arg(long, env = "APO_SPANS")]

@@ -11,8 +11,10 @@ use super::duration;
 use super::{AlertArgs, KafkaArgs};
 
 #[derive(Args, Debug, Clone)]
+/// The flags of `apo run`.
 pub struct RunArgs {
     #[command(flatten)]
+    /// The broker (the embedded one without `--brokers`).
     pub kafka: KafkaArgs,
     /// Consumer group under which input offsets are committed.
     #[arg(long, env = "APO_GROUP", default_value = "apo")]
@@ -92,8 +94,10 @@ pub struct RunArgs {
     #[arg(long, env = "APO_GENERATE_TRACES", default_value_t = 50.0)]
     pub generate_traces: f64,
     #[command(flatten)]
+    /// The trace pipeline's flags.
     pub traces: TraceArgs,
     #[command(flatten)]
+    /// The models' flags.
     pub models: ModelArgs,
     /// How often progress is printed (0s: never).
     #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
@@ -125,6 +129,7 @@ pub struct ModelArgs {
     #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
     pub forecast_signal: apo_dataflow::Signal,
     #[command(flatten)]
+    /// How anomaly scores become alerts.
     pub alert: AlertArgs,
     /// Audit topic of actions carried out on services (`apo.actions`, JSON, key = target;
     /// schema: schemas/json/action.schema.json). Read from its beginning at start, then
