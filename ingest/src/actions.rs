@@ -63,6 +63,7 @@ impl ActionLog {
         map.values().map(Vec::len).sum()
     }
 
+    /// Whether no action has been read yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

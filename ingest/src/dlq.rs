@@ -30,6 +30,7 @@ pub struct KafkaDeadLetters {
 }
 
 impl KafkaDeadLetters {
+    /// A producer of dead letters to `topic`.
     pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, IngestError> {
         Ok(KafkaDeadLetters {
             producer: config.create_with_context(DeliveryTracker::default())?,
@@ -88,18 +89,26 @@ impl DeadLetterSink for KafkaDeadLetters {
 /// An owned copy of a dead letter, kept in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredLetter {
+    /// Why the message was unusable.
     pub reason: String,
+    /// The details.
     pub detail: String,
+    /// The message's partition.
     pub partition: i32,
+    /// Its offset.
     pub offset: i64,
+    /// Positions of the unusable points, when the rest was used.
     pub points: Option<String>,
+    /// The message's value, unchanged.
     pub payload: Vec<u8>,
 }
 
 /// Keeps dead letters in memory (benchmarks without a broker, tests of the dataflow).
 #[derive(Clone, Default)]
 pub struct MemoryDeadLetters {
+    /// Every letter sent, in order.
     pub letters: Arc<Mutex<Vec<StoredLetter>>>,
+    /// How many were sent.
     pub count: Arc<AtomicU64>,
 }
 

@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::IngestError;
 
+/// A running in-process broker; it stops when dropped.
 pub struct EmbeddedBroker {
     address: String,
     runtime: Option<tokio::runtime::Runtime>,

@@ -48,6 +48,7 @@ pub struct GeneratorConfig {
     pub start_ms: i64,
     /// Mean incidents per hour of event time, over all services.
     pub incidents_per_hour: f64,
+    /// Random seed: the same seed gives the same points.
     pub seed: u64,
 }
 
@@ -95,6 +96,7 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// A generator of `cfg`'s series, rate and incidents.
     pub fn new(cfg: &GeneratorConfig) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mut series = Vec::new();
@@ -150,6 +152,7 @@ impl Generator {
         self.clock_ms as i64
     }
 
+    /// The next point in event-time order.
     pub fn next_point(&mut self) -> MetricPoint {
         let now = self.clock_ms as i64;
         if let Some((_, until, _)) = self.incident {
@@ -222,8 +225,11 @@ pub enum Pace {
 /// Progress of a producer run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProduceStats {
+    /// Points (or spans) produced.
     pub points: u64,
+    /// Kafka messages produced.
     pub messages: u64,
+    /// Bytes of payload produced.
     pub bytes: u64,
 }
 
@@ -346,6 +352,7 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
+    /// A source serving `points` points of `generator`, `batch` per message, generated as read.
     pub fn new(generator: Generator, points: u64, batch: usize) -> Self {
         GeneratorSource {
             generator,

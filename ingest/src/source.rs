@@ -16,10 +16,12 @@ pub struct MemorySource {
     partitions: Vec<i32>,
     payloads: Vec<Vec<u8>>,
     next: usize,
+    /// The offset last committed, if any.
     pub committed: Option<i64>,
 }
 
 impl MemorySource {
+    /// A source of `payloads` as one partition of `topic`, offsets 0, 1, …
     pub fn new(topic: &str, payloads: Vec<Vec<u8>>) -> Self {
         MemorySource {
             topic: topic.to_string(),

@@ -32,7 +32,9 @@ pub struct TraceGeneratorConfig {
     pub rate: f64,
     /// Event time of the first trace, ms.
     pub start_ms: i64,
+    /// Mean latency incidents per hour of event time.
     pub incidents_per_hour: f64,
+    /// Random seed: the same seed gives the same traces.
     pub seed: u64,
 }
 
@@ -245,6 +247,7 @@ fn db(name: &str) -> [(&'static str, &str); 2] {
 }
 
 impl TraceGenerator {
+    /// A generator of `cfg`'s traces.
     pub fn new(cfg: &TraceGeneratorConfig) -> Self {
         TraceGenerator {
             rng: SmallRng::seed_from_u64(cfg.seed),

@@ -42,6 +42,7 @@ impl FromStr for SpanFormat {
 }
 
 impl SpanFormat {
+    /// The message of `spans` in this format.
     pub fn encode(self, spans: &[Span]) -> Vec<u8> {
         match self {
             // Serialising spans (strings, integers, maps of strings) cannot fail.

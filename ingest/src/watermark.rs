@@ -19,6 +19,7 @@ struct Partition {
 }
 
 #[derive(Debug, Clone)]
+/// The event-time watermark of a worker's partitions: the least, over partitions that are not idle, of the highest event time seen less the allowed lateness; it never goes back.
 pub struct WatermarkTracker {
     lateness_ms: i64,
     idle_timeout: Duration,
@@ -27,6 +28,7 @@ pub struct WatermarkTracker {
 }
 
 impl WatermarkTracker {
+    /// A tracker of `partitions` with `lateness`, a partition idle after `idle_timeout` of silence.
     pub fn new(
         partitions: &[i32],
         lateness: Duration,
