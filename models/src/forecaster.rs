@@ -22,8 +22,11 @@ pub struct Forecast {
     pub horizon_seconds: u64,
     /// Steps ahead at the series' resolution.
     pub steps: usize,
+    /// The median forecast.
     pub value: f64,
+    /// The lower bound of the 90 % interval.
     pub lower: f64,
+    /// The upper bound of the 90 % interval.
     pub upper: f64,
 }
 

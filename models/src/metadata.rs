@@ -14,19 +14,29 @@ use crate::features::{FEATURES_VERSION, FEATURE_NAMES};
 /// Metadata of the isolation forest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IforestMeta {
+    /// The model kind (`iforest`, `lstm`), checked against the loader's.
     pub kind: String,
+    /// The model's version, carried into every output row.
     pub version: String,
+    /// SHA-256 of the ONNX file, checked at load.
     pub sha256: String,
+    /// The feature layout the model was trained on, checked against this build's.
     pub features_version: u32,
+    /// The ONNX input's name.
     pub input: String,
+    /// The ONNX output's name (the score).
     pub output: String,
+    /// The feature names, in input order, checked against this build's.
     pub features: Vec<String>,
     /// Anomaly score at or above which a window is anomalous (before alert shaping).
     pub threshold: f64,
+    /// How the threshold was chosen.
     #[serde(default)]
     pub threshold_rule: String,
+    /// What the model was trained on (kept for the record).
     #[serde(default)]
     pub training_data: serde_json::Value,
+    /// How it scored on its training data (kept for the record).
     #[serde(default)]
     pub training_metrics: serde_json::Value,
 }
@@ -34,17 +44,28 @@ pub struct IforestMeta {
 /// Metadata of the LSTM forecaster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LstmMeta {
+    /// The model kind (`iforest`, `lstm`), checked against the loader's.
     pub kind: String,
+    /// The model's version, carried into every output row.
     pub version: String,
+    /// SHA-256 of the ONNX file, checked at load.
     pub sha256: String,
+    /// The feature layout the model was trained on, checked against this build's.
     pub features_version: u32,
+    /// Values of history the model reads.
     pub seq_len: usize,
+    /// Width of its hidden state.
     pub hidden: usize,
+    /// Steps ahead it forecasts.
     pub horizon_steps: usize,
+    /// Seconds ahead it forecasts at its training resolution.
     pub horizon_seconds: u64,
+    /// The names of its output columns (median and interval bounds).
     pub output_columns: Vec<String>,
+    /// What the model was trained on (kept for the record).
     #[serde(default)]
     pub training_data: serde_json::Value,
+    /// How it scored on held-out data (kept for the record).
     #[serde(default)]
     pub training_metrics: serde_json::Value,
 }
@@ -104,9 +125,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// What [`load`] needs to know of a metadata type.
 pub trait Described {
+    /// The kind the file must name.
     const KIND: &'static str;
+    /// The kind it names.
     fn kind(&self) -> &str;
+    /// The ONNX file's digest it names.
     fn sha256(&self) -> &str;
+    /// The feature layout it names.
     fn features_version(&self) -> u32;
     /// Further checks of the metadata's own fields.
     fn check(&self, path: &Path) -> Result<(), ModelError>;

@@ -20,6 +20,7 @@ pub struct ScoredSample {
     pub scored: bool,
     /// The contextual detector's score (`None` while it learns the series' range).
     pub context_score: Option<f64>,
+    /// What the alert stage made of the scores.
     pub alert: AlertOutcome,
 }
 
@@ -30,6 +31,7 @@ pub struct IssuedForecast {
     pub issued_at: usize,
     /// Time forecast (ms): the issuing sample's time plus the horizon.
     pub target_ms: i64,
+    /// The forecast.
     pub forecast: Forecast,
 }
 

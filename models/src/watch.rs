@@ -14,7 +14,9 @@ use crate::{Forecaster, IsolationForest};
 
 /// A model that can be loaded from a path and names its version.
 pub trait Loadable: Sized {
+    /// Loads the model at `path` (and its metadata beside it).
     fn load(path: &Path) -> Result<Self, ModelError>;
+    /// The loaded model's version.
     fn version(&self) -> &str;
 }
 
