@@ -8,7 +8,9 @@ use crate::engine::progress::Progress;
 
 /// What a job's dataflow gets from the loop.
 pub struct BuildContext {
+    /// How far behind the watermark a record may still revise a closed window, ms.
     pub horizon_ms: i64,
+    /// The lane's live counters and gauges.
     pub progress: Arc<Progress>,
     /// One cell per stateful operator on this worker (see [`BuildContext::held`]).
     held: RefCell<Vec<Rc<Cell<usize>>>>,

@@ -107,6 +107,7 @@ pub trait Job: 'static {
     }
     /// Records buffered since the last drain.
     fn buffered(&self) -> usize;
+    /// Moves what was buffered into `out`, for the dataflow's input at the current tick.
     fn drain(&mut self, out: &mut Vec<Self::Input>);
     /// Builds the dataflow on `input`; returns the stream whose frontier is the durability
     /// frontier, and the state of every sink operator in it.

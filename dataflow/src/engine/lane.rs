@@ -497,6 +497,8 @@ fn process_message<J: Job>(
 /// What a worker did, returned when it stops.
 #[derive(Debug, Default, Clone)]
 pub struct WorkerReport {
+    /// Messages read.
     pub messages: u64,
+    /// Records used (points or spans).
     pub points: u64,
 }

@@ -30,8 +30,11 @@ use crate::ops::window::window_operator;
 
 /// The models' stage of the metrics pipeline and where its records go.
 pub struct ModelStage {
+    /// Which models run, and the alert stage's settings.
     pub config: ModelConfig,
+    /// Where anomaly scores go.
     pub anomaly_sinks: Vec<Box<dyn RowSink<AnomalyRecord>>>,
+    /// Where forecasts go.
     pub forecast_sinks: Vec<Box<dyn RowSink<ForecastRecord>>>,
     /// Actions carried out, and past windows for a warm start of the anomaly state.
     pub anomaly_inputs: StateInputs<WindowStats>,

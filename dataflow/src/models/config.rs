@@ -13,17 +13,24 @@ use apo_schemas::WindowStats;
 #[serde(rename_all = "lowercase")]
 pub enum Signal {
     #[default]
+    /// The window's mean.
     Mean,
+    /// Its median.
     P50,
+    /// Its 95th percentile.
     P95,
+    /// Its 99th percentile.
     P99,
+    /// Its maximum.
     Max,
+    /// Its sum.
     Sum,
     /// Points per second (count / window seconds).
     Rate,
 }
 
 impl Signal {
+    /// The signal's name in output rows and flags.
     pub fn name(self) -> &'static str {
         match self {
             Signal::Mean => "mean",
@@ -77,7 +84,9 @@ pub struct ModelConfig {
     pub anomaly_model: Option<PathBuf>,
     /// The LSTM forecaster; `None` forecasts nothing.
     pub forecast_model: Option<PathBuf>,
+    /// How scores become alerts.
     pub alert: AlertConfig,
+    /// The window statistic forecast.
     pub forecast_signal: Signal,
     /// How often the model files are looked at for a replacement.
     #[serde(with = "humantime_serde")]

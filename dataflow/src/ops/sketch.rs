@@ -144,6 +144,7 @@ impl DDSketch {
         Self::with_max_bins(alpha, DEFAULT_MAX_BINS)
     }
 
+    /// The same with at most `max_bins` bins per sign (the lowest collapse past it).
     pub fn with_max_bins(alpha: f64, max_bins: usize) -> Self {
         let gamma = 1.0 + 2.0 * alpha / (1.0 - alpha);
         DDSketch {
@@ -157,10 +158,12 @@ impl DDSketch {
         }
     }
 
+    /// The relative accuracy the sketch was made with.
     pub fn relative_accuracy(&self) -> f64 {
         self.alpha
     }
 
+    /// Values added.
     pub fn count(&self) -> u64 {
         self.positive.count + self.negative.count + self.zero
     }

@@ -35,6 +35,7 @@ pub enum Emitted {
 }
 
 impl Emitted {
+    /// The reason's name in output rows.
     pub fn as_str(self) -> &'static str {
         match self {
             Emitted::Idle => "idle",
@@ -74,10 +75,13 @@ impl Default for AssemblyConfig {
 /// A trace (or a fragment of one) ready for analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssembledTrace {
+    /// The trace.
     pub trace_id: TraceId,
+    /// Its spans held (all of them, or the fragment's).
     pub spans: Vec<Span>,
     /// Whether every span of the trace is believed to be here.
     pub complete: bool,
+    /// Why it was emitted when it was.
     pub emitted: Emitted,
     /// 0 for the first (or only) part of a trace, n for the n-th part after it.
     pub fragment: u32,
@@ -92,6 +96,7 @@ struct Open {
     straggler: bool,
 }
 
+/// Groups spans into traces within bounds of time, trace size and memory, in event time.
 pub struct TraceAssembler {
     cfg: AssemblyConfig,
     open: HashMap<TraceId, Open>,
@@ -105,6 +110,7 @@ pub struct TraceAssembler {
 }
 
 impl TraceAssembler {
+    /// An assembler with the bounds of `cfg`.
     pub fn new(cfg: AssemblyConfig) -> Self {
         TraceAssembler {
             cfg,
@@ -121,6 +127,7 @@ impl TraceAssembler {
         self.held
     }
 
+    /// Traces open now.
     pub fn open_traces(&self) -> usize {
         self.open.len()
     }

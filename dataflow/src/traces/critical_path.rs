@@ -33,12 +33,16 @@ use apo_schemas::span::{Span, SpanKind};
 /// no span of a multi-root trace ran) was what the trace waited on from `start_ns` to `end_ns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
+    /// Index of the span in the trace's spans; `None`: no span ran.
     pub span: Option<usize>,
+    /// Start of the piece, ns since the epoch.
     pub start_ns: i64,
+    /// End of the piece, ns since the epoch.
     pub end_ns: i64,
 }
 
 impl Segment {
+    /// Length of the piece, ns.
     pub fn duration_ns(&self) -> i64 {
         self.end_ns - self.start_ns
     }

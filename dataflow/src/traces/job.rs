@@ -59,11 +59,17 @@ use apo_core::RowSink;
 /// Where each trace output goes.
 #[derive(Default)]
 pub struct SpanSinks {
+    /// Where RED rows go.
     pub red: Vec<Box<dyn RowSink<RedStats>>>,
+    /// Where per-trace critical paths go.
     pub critical_path: Vec<Box<dyn RowSink<CriticalPathRecord>>>,
+    /// Where critical-path shares go.
     pub critical_path_share: Vec<Box<dyn RowSink<CriticalPathShare>>>,
+    /// Where service-map edges go.
     pub service_map: Vec<Box<dyn RowSink<ServiceMapEdge>>>,
+    /// Where SLO states go.
     pub slo: Vec<Box<dyn RowSink<SloState>>>,
+    /// Where the current map's changes go.
     pub service_map_current: Vec<Box<dyn RowSink<ServiceMapCurrent>>>,
 }
 
@@ -75,17 +81,21 @@ pub struct SpanSinks {
 pub struct SpanConfig {
     /// Window of RED, shares and edges, seconds.
     pub window_seconds: u32,
+    /// Relative accuracy of the duration sketches.
     pub relative_accuracy: f64,
     /// Operations per service with RED rows of their own.
     pub max_operations: usize,
     /// Contributors per window with share rows of their own.
     pub max_share_rows: usize,
+    /// Bounds of trace assembly.
     pub assembly: AssemblyConfig,
+    /// How old or how far in the future a span's end may be.
     pub time_bounds: TimeBounds,
     /// SLOs evaluated per service and window (none: no SLO output).
     #[serde(skip, default = "default_objectives")]
     pub objectives: Vec<Objective>,
     #[serde(skip)]
+    /// The burn-rate alert windows.
     pub burn: BurnConfig,
     /// How long an edge window stays in the current service map after it closes, ms.
     pub map_horizon_ms: i64,
@@ -109,12 +119,15 @@ impl Default for SpanConfig {
 
 /// Anomaly scores of every RED row's windows (the metrics pipeline's forest and alert stage).
 pub struct RedAnomalies {
+    /// Which models run, and the alert stage's settings.
     pub config: ModelConfig,
+    /// Where the anomaly scores go.
     pub sinks: Vec<Box<dyn RowSink<AnomalyRecord>>>,
     /// Actions carried out, and past windows for a warm start of the anomaly state.
     pub inputs: StateInputs<RedStats>,
 }
 
+/// The trace pipeline.
 pub struct SpanJob {
     cfg: SpanConfig,
     sinks: SpanSinks,
@@ -127,6 +140,7 @@ pub struct SpanJob {
 }
 
 impl SpanJob {
+    /// The trace job of `cfg`, writing to `sinks`.
     pub fn new(cfg: SpanConfig, sinks: SpanSinks) -> Self {
         SpanJob {
             objectives: Rc::new(cfg.objectives.clone()),

@@ -81,14 +81,18 @@ type Contribution = (i64, u64);
 /// Critical-path time per (service, operation) of some of one window's traces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharePartial {
+    /// The window.
     pub key: ShareWindow,
+    /// Contributors with rows of their own.
     pub max_rows: usize,
     /// (service, operation) → (critical-path ns, traces through it).
     pub by: BTreeMap<Operation, Contribution>,
+    /// Traces counted.
     pub traces: u64,
 }
 
 impl SharePartial {
+    /// An empty partial of `key`.
     pub fn new(key: ShareWindow, max_rows: usize) -> Self {
         SharePartial {
             key,
@@ -126,6 +130,7 @@ impl SharePartial {
         }
     }
 
+    /// Adds another partial of the same window.
     pub fn merge(&mut self, o: &SharePartial) {
         self.traces += o.traces;
         for ((service, operation), (ns, n)) in &o.by {

@@ -25,12 +25,16 @@ pub const HOLD_FACTOR: usize = 8;
 /// Identity of one service's RED window.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RedWindow {
+    /// The service.
     pub service: String,
+    /// The window's size, seconds.
     pub window_seconds: u32,
+    /// Its start, ms since the epoch.
     pub window_start: i64,
 }
 
 impl RedWindow {
+    /// Its end (exclusive), ms since the epoch.
     pub fn window_end(&self) -> i64 {
         self.window_start + self.window_seconds as i64 * 1000
     }
@@ -106,16 +110,22 @@ fn merge_into(into: &mut ByKindStatus, from: &ByKindStatus, alpha: f64) {
 /// RED of some of the spans of one service's window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedPartial {
+    /// The window.
     pub key: RedWindow,
+    /// Relative accuracy of the duration sketches.
     pub alpha: f64,
+    /// Operations with rows of their own.
     pub max_operations: usize,
+    /// Per operation, its spans by kind and status.
     pub ops: BTreeMap<String, ByKindStatus>,
     /// Spans of operations past the hold limit, and the hashes of those operations' names.
     pub overflow: ByKindStatus,
+    /// Hashes of the operations folded into the overflow.
     pub overflow_names: BTreeSet<u64>,
 }
 
 impl RedPartial {
+    /// An empty partial of `key`.
     pub fn new(key: RedWindow, alpha: f64, max_operations: usize) -> Self {
         RedPartial {
             key,

@@ -25,8 +25,11 @@ use serde::{Deserialize, Serialize};
 pub const USER: &str = "user";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A directed edge of the service map.
 pub struct Edge {
+    /// The calling service (or `user`).
     pub client: String,
+    /// The called service, database or queue.
     pub server: String,
     /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
     pub connection_type: String,
@@ -209,12 +212,16 @@ pub struct EdgeStats {
 /// The edges of some of one window's traces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgePartial {
+    /// The window.
     pub key: MapWindow,
+    /// Relative accuracy of the latency sketches.
     pub alpha: f64,
+    /// Each edge's calls.
     pub edges: std::collections::BTreeMap<Edge, EdgeStats>,
 }
 
 impl EdgePartial {
+    /// An empty partial of `key`.
     pub fn new(key: MapWindow, alpha: f64) -> Self {
         EdgePartial {
             key,
@@ -223,6 +230,7 @@ impl EdgePartial {
         }
     }
 
+    /// Counts one call.
     pub fn add(&mut self, c: &EdgeCall) {
         let alpha = self.alpha;
         let e = self
@@ -238,6 +246,7 @@ impl EdgePartial {
         e.latency.add(c.duration_ms);
     }
 
+    /// Adds another partial of the same window.
     pub fn merge(&mut self, o: &EdgePartial) {
         for (edge, s) in &o.edges {
             match self.edges.get_mut(edge) {
@@ -290,11 +299,14 @@ impl EdgePartial {
 /// merges them over its horizon).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeWindow {
+    /// The edge's record.
     pub edge: apo_schemas::service_map::ServiceMapEdge,
+    /// Its latency sketch's bins.
     pub latency: crate::ops::sketch::SketchBins,
 }
 
 impl EdgeWindow {
+    /// The record alone.
     pub fn into_edge(self) -> apo_schemas::service_map::ServiceMapEdge {
         self.edge
     }

@@ -19,15 +19,26 @@ use apo_schemas::slo::SloState;
 use apo_schemas::{Span, SpanKind, SpanStatus};
 
 #[derive(Debug, Clone, PartialEq)]
+/// What an objective measures.
 pub enum Indicator {
     /// `quantile` of the covered spans must be below `threshold_ms`.
-    Latency { quantile: f64, threshold_ms: f64 },
+    Latency {
+        /// The quantile, in (0, 1).
+        quantile: f64,
+        /// The latency it must stay below, ms.
+        threshold_ms: f64,
+    },
     /// At most `max_ratio` of the covered spans may have status error.
-    ErrorRate { max_ratio: f64 },
+    ErrorRate {
+        /// The highest share of errors allowed, in (0, 1).
+        max_ratio: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A service-level objective: which spans it covers and what they must meet.
 pub struct Objective {
+    /// Its name (unique).
     pub name: String,
     /// Span kinds covered (empty: all).
     pub kinds: Vec<SpanKind>,
@@ -37,6 +48,7 @@ pub struct Objective {
     pub database_only: bool,
     /// Services covered (empty: all).
     pub services: Vec<String>,
+    /// What the covered spans must meet.
     pub indicator: Indicator,
 }
 
@@ -49,6 +61,7 @@ impl Objective {
         }
     }
 
+    /// The objective in words (`p99 < 800 ms`).
     pub fn description(&self) -> String {
         match self.indicator {
             Indicator::Latency {
@@ -59,6 +72,7 @@ impl Objective {
         }
     }
 
+    /// Whether the objective counts span `s`.
     pub fn covers(&self, s: &Span) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&s.kind))
             && (self.services.is_empty() || self.services.contains(&s.service))
@@ -118,14 +132,20 @@ pub fn default_objectives() -> Vec<Objective> {
 /// A pair of trailing windows and the burn rate both must exceed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlertPair {
+    /// The long window, ms.
     pub long_ms: i64,
+    /// The short window, ms.
     pub short_ms: i64,
+    /// The burn rate both windows must exceed.
     pub threshold: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+/// The two burn-rate alerts of the SRE workbook: a fast page and a slow ticket.
 pub struct BurnConfig {
+    /// Pages: high burn over short windows.
     pub fast: AlertPair,
+    /// Tickets: lower burn over long windows.
     pub slow: AlertPair,
 }
 
@@ -159,6 +179,7 @@ pub struct BurnTracker {
 }
 
 impl BurnTracker {
+    /// A tracker of `objective` for `service`'s windows of `window_s` seconds.
     pub fn new(objective: Objective, service: &str, window_s: u32, cfg: BurnConfig) -> Self {
         BurnTracker {
             objective,
