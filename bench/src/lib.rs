@@ -8,8 +8,6 @@
 //! This crate is the body of those commands and prints their reports, so it reports errors
 //! with `anyhow` as the binary does.
 
-#![warn(missing_docs)]
-
 mod args;
 mod metrics;
 mod models;

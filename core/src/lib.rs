@@ -9,8 +9,6 @@
 //!   shares;
 //! - [`IngestError`]: the error of sources and dead-letter sinks.
 
-#![warn(missing_docs)]
-
 pub mod dead_letter;
 pub mod kafka;
 pub mod sink;

@@ -12,8 +12,6 @@
 //! - [`trace_produce`]: generated traces to Kafka as APO JSON, OTLP or Zipkin, spans sent as they end;
 //! - `embedded` (feature `embedded-broker`): an in-process Kafka-protocol broker (tansu).
 
-#![warn(missing_docs)]
-
 pub mod actions;
 pub mod decode;
 pub mod dlq;

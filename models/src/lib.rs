@@ -12,8 +12,6 @@
 //!
 //! Training scripts are in `models/train/`; the committed models in `models/artifacts/`.
 
-#![warn(missing_docs)]
-
 pub mod alerting;
 pub mod context;
 pub mod error;

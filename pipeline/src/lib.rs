@@ -11,8 +11,6 @@
 //! - [`broker`], [`signals`], [`traffic`] (the embedded default's synthetic load),
 //!   [`report`] (progress lines), [`warm`] (the models' warm start).
 
-#![warn(missing_docs)]
-
 pub mod args;
 pub mod broker;
 pub mod config;

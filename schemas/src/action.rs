@@ -43,6 +43,7 @@ pub struct ActionRecord {
     pub executed_at: i64,
     /// Who or what carried it out (an executor, or a person for manual actions).
     pub actor: String,
+    /// What came of it.
     pub outcome: ActionOutcome,
     /// Free text: the executor's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]

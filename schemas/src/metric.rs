@@ -19,14 +19,24 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum SchemaError {
     #[error("empty message")]
+    /// The message is empty.
     Empty,
     #[error("invalid JSON: {0}")]
+    /// The JSON is malformed.
     Json(String),
     #[error("invalid protobuf: {0}")]
+    /// The protobuf is malformed.
     Protobuf(String),
+    /// A record's field has a value that cannot be used.
     #[error("invalid field `{field}`: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error("unsupported: {0}")]
+    /// A well-formed record this build cannot use.
     Unsupported(String),
 }
 
@@ -47,9 +57,13 @@ impl SchemaError {
 /// min and max exactly and its sketch as weighted values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Histogram {
+    /// Observations in the histogram.
     pub count: u64,
+    /// Their sum.
     pub sum: f64,
+    /// The smallest.
     pub min: f64,
+    /// The largest.
     pub max: f64,
     /// (representative value, count) per non-empty bucket.
     pub buckets: Vec<(f64, u64)>,

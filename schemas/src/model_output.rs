@@ -16,11 +16,13 @@ pub struct Driver {
 /// The anomaly score of one closed window of one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AnomalyRecord {
+    /// The service scored.
     pub service: String,
     /// The series: a metric name, or for a RED row of the trace pipeline its dimensions,
     /// `red{span.name="…",span.kind="…",status.code="…"}` (scored on duration p50/p95/p99,
     /// calls per second and the operation's error ratio).
     pub metric: String,
+    /// The window's size, seconds.
     pub window_seconds: u32,
     /// Inclusive start, ms since the Unix epoch.
     pub window_start: i64,
@@ -46,6 +48,7 @@ pub struct AnomalyRecord {
     pub suppressed: bool,
     /// The features furthest from ordinary, largest first (at most three).
     pub drivers: Vec<Driver>,
+    /// The version of the model that scored it.
     pub model_version: String,
     /// Revision of the window stats scored (revisions are not rescored: always 1).
     pub revision: u32,
@@ -64,13 +67,17 @@ impl AnomalyRecord {
 /// A forecast of one series, issued when a window closed, for the horizon after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ForecastRecord {
+    /// The service forecast.
     pub service: String,
+    /// The metric forecast.
     pub metric: String,
     /// The window statistic forecast (`mean`, `p95`, `rate`, …).
     pub signal: String,
+    /// The size of the windows forecast, seconds.
     pub window_seconds: u32,
     /// The window the forecast was issued at (its last input).
     pub window_start: i64,
+    /// End of the last window the forecast was made from, ms since the epoch.
     pub window_end: i64,
     /// How far past `window_end` the forecast looks.
     pub horizon_seconds: u64,
@@ -82,7 +89,9 @@ pub struct ForecastRecord {
     pub lower: f64,
     /// 95 % quantile.
     pub upper: f64,
+    /// The version of the model that forecast it.
     pub model_version: String,
+    /// Revision of the window forecast from (always 1).
     pub revision: u32,
 }
 

@@ -137,11 +137,17 @@ hex_serde!(SpanId, "SpanId");
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     #[default]
+    /// Not given.
     Unspecified,
+    /// Internal work.
     Internal,
+    /// Serving a request.
     Server,
+    /// Making a request.
     Client,
+    /// Sending a message.
     Producer,
+    /// Receiving a message.
     Consumer,
 }
 
@@ -211,8 +217,11 @@ impl<'de> Deserialize<'de> for SpanKind {
 #[serde(rename_all = "snake_case")]
 pub enum SpanStatus {
     #[default]
+    /// Not set.
     Unset,
+    /// Marked ok.
     Ok,
+    /// Failed.
     Error,
 }
 
@@ -226,6 +235,7 @@ impl SpanStatus {
         }
     }
 
+    /// Parses `unset`, `ok`, `error` in any case, or `STATUS_CODE_OK` and so on.
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.to_ascii_lowercase();
         Some(match s.strip_prefix("status_code_").unwrap_or(&s) {
@@ -262,7 +272,9 @@ fn is_false(b: &bool) -> bool {
 /// One span: a timed operation of one service within a trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Span {
+    /// The trace.
     pub trace_id: TraceId,
+    /// The span.
     pub span_id: SpanId,
     /// Absent (or null) for a root span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,12 +284,14 @@ pub struct Span {
     /// The operation (OpenTelemetry span name).
     pub name: String,
     #[serde(default)]
+    /// Its kind.
     pub kind: SpanKind,
     /// Start, nanoseconds since the Unix epoch.
     pub start_ns: i64,
     /// End, nanoseconds since the Unix epoch; not before the start.
     pub end_ns: i64,
     #[serde(default)]
+    /// Its status.
     pub status: SpanStatus,
     /// Span attributes as strings (`peer.service`, `db.system`, `server.address`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -288,6 +302,7 @@ pub struct Span {
 }
 
 impl Span {
+    /// End less start, ns.
     pub fn duration_ns(&self) -> i64 {
         self.end_ns - self.start_ns
     }

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 /// carries no processing time, so a replay after a crash reproduces it byte for byte.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WindowStats {
+    /// The service.
     pub service: String,
+    /// The metric.
     pub metric: String,
+    /// Its unit (as sent; may be empty).
     pub unit: String,
     /// Window length in seconds.
     pub window_seconds: u32,
@@ -19,15 +22,25 @@ pub struct WindowStats {
     pub window_start: i64,
     /// Exclusive end, milliseconds since the Unix epoch.
     pub window_end: i64,
+    /// Points in the window.
     pub count: u64,
+    /// Their sum.
     pub sum: f64,
+    /// The smallest.
     pub min: f64,
+    /// The largest.
     pub max: f64,
+    /// Their mean.
     pub mean: f64,
+    /// The median.
     pub p50: f64,
+    /// The 90th percentile.
     pub p90: f64,
+    /// The 95th percentile.
     pub p95: f64,
+    /// The 99th percentile.
     pub p99: f64,
+    /// The 99.9th percentile.
     pub p999: f64,
     /// The relative-error bound of every percentile above (DDSketch alpha).
     pub relative_accuracy: f64,

@@ -7,8 +7,6 @@
 //! - [`history`]: `window_stats` and `red` rows read back from Parquet (warm start of the models);
 //! - [`sql`]: `apo sql`, DataFusion over every table in the data directory.
 
-#![warn(missing_docs)]
-
 pub mod columns;
 pub mod history;
 pub mod kafka;
