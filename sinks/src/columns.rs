@@ -47,62 +47,58 @@ fn column<'b, A: Array + 'static>(batch: &'b RecordBatch, name: &str) -> Result<
         .ok_or_else(|| ReadError(format!("column `{name}` missing or of another type")))
 }
 
+/// Reads column `name` of `batch` as an `A` and hands each row's value (`read`) to `set`.
+fn fill<'b, R, A: Array + 'static, V>(
+    rows: &mut [R],
+    batch: &'b RecordBatch,
+    name: &str,
+    read: impl Fn(&'b A, usize) -> V,
+    set: impl Fn(&mut R, V),
+) -> Result<(), ReadError> {
+    let a: &'b A = column(batch, name)?;
+    for (i, r) in rows.iter_mut().enumerate() {
+        set(r, read(a, i));
+    }
+    Ok(())
+}
+
 /// The records of `batch`, every column with a setter read back into a default record
 /// (computed columns are not read back).
 pub fn from_batch<R: Table + Default>(batch: &RecordBatch) -> Result<Vec<R>, ReadError> {
     let mut rows: Vec<R> = (0..batch.num_rows()).map(|_| R::default()).collect();
+    let rs = &mut rows[..];
     for c in R::columns() {
         let name = c.name;
         match c.value {
-            Value::Text(_) => {}
             Value::Utf8(_, Some(set)) => {
-                let a: &StringArray = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, StringArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::Int64(_, Some(set)) => {
-                let a: &Int64Array = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, Int64Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::Int32(_, Some(set)) => {
-                let a: &Int32Array = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, Int32Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::Float64(_, Some(set)) => {
-                let a: &Float64Array = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, Float64Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
-            Value::OptFloat64(_, Some(set)) => {
-                let a: &Float64Array = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.is_valid(i).then(|| a.value(i))));
-            }
+            Value::OptFloat64(_, Some(set)) => fill::<_, Float64Array, _>(
+                rs,
+                batch,
+                name,
+                |a, i| a.is_valid(i).then(|| a.value(i)),
+                set,
+            )?,
             Value::Bool(_, Some(set)) => {
-                let a: &BooleanArray = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, BooleanArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::TimestampMs(_, Some(set)) => {
-                let a: &TimestampMillisecondArray = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, TimestampMillisecondArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::TimestampNs(_, Some(set)) => {
-                let a: &TimestampNanosecondArray = column(batch, name)?;
-                rows.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, r)| set(r, a.value(i)));
+                fill::<_, TimestampNanosecondArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
+            // Computed columns (text) and columns without a setter are not read back.
             _ => {}
         }
     }
