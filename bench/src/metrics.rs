@@ -65,9 +65,15 @@ fn full_pipeline(
     let full = run_phase(workers, cfg, move |i, n| {
         let src = KafkaSource::new(&client, &group, &topic, i, n).map_err(|e| e.to_string())?;
         let dlq = KafkaDeadLetters::new(&client, &dlq_topic).map_err(|e| e.to_string())?;
-        let sinks = Outputs::new(&client, &dir, &format!("w{i}"), Duration::from_secs(10))
-            .standard(&stats_topic, Delivery::Prompt)
-            .map_err(|e| e.to_string())?;
+        let sinks = Outputs::new(
+            &client,
+            &dir,
+            &format!("w{i}"),
+            Duration::from_secs(10),
+            &dlq_topic,
+        )
+        .standard(&stats_topic, Delivery::Prompt)
+        .map_err(|e| e.to_string())?;
         Ok((
             Box::new(src) as _,
             Box::new(dlq) as _,

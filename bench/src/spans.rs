@@ -103,7 +103,13 @@ pub fn bench_spans(
         let e = |x: &dyn std::fmt::Display| x.to_string();
         let src = KafkaSource::new(&c2, &group, &t2.spans, i, n).map_err(|x| e(&x))?;
         let dlq = KafkaDeadLetters::new(&c2, &t2.dlq).map_err(|x| e(&x))?;
-        let outputs = Outputs::new(&c2, &dir, &format!("w{i}"), Duration::from_secs(10));
+        let outputs = Outputs::new(
+            &c2,
+            &dir,
+            &format!("w{i}"),
+            Duration::from_secs(10),
+            &t2.dlq,
+        );
         let sinks = span_sinks(&outputs, &t2).map_err(|x| e(&x))?;
         Ok((
             Box::new(src) as _,

@@ -3,12 +3,19 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `apo.dlq.reason` | `empty`, `invalid_json`, `invalid_protobuf`, `invalid_field`, `unsupported`, `late` |
+//! | `apo.dlq.reason` | `empty`, `invalid_json`, `invalid_protobuf`, `invalid_field`, `too_large`, `unsupported`, `late` (and `output_refused` from the output sinks) |
 //! | `apo.dlq.detail` | a human-readable explanation |
 //! | `apo.dlq.topic`, `apo.dlq.partition`, `apo.dlq.offset` | the origin of the message |
 //! | `apo.dlq.points` | for a message only partly unusable: the positions of the unusable points |
+//! | `apo.dlq.truncated` | only when the copy had to be cut to fit the producer's message limit: the original payload's length in bytes |
+//! | `apo.dlq.points_truncated` | only when the list of positions was cut: how many positions there were |
 //!
 //! A message whose points fail for different reasons is written once per reason.
+//!
+//! A dead letter always fits the producer's limit (`message.max.bytes`, librdkafka's default
+//! 1 000 000 bytes): the detail is cut to [`MAX_DETAIL_BYTES`], the list of positions to
+//! [`MAX_POINTS_BYTES`] and the payload to what is left, each cut said in a header. A message
+//! too large to copy is never a reason to stop.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,26 +30,66 @@ use crate::IngestError;
 
 pub use apo_core::{DeadLetter, DeadLetterSink};
 
+/// Longest `apo.dlq.detail` header, bytes.
+pub const MAX_DETAIL_BYTES: usize = 4096;
+/// Longest `apo.dlq.points` header, bytes.
+pub const MAX_POINTS_BYTES: usize = 64 * 1024;
+/// Room kept in a dead letter for the record's framing and the headers' names, bytes.
+const FRAMING_BYTES: usize = 4096;
+
 /// Writes dead letters to a Kafka topic.
 pub struct KafkaDeadLetters {
     producer: BaseProducer<DeliveryTracker>,
     topic: String,
+    /// The producer's message limit.
+    max_bytes: usize,
 }
 
 impl KafkaDeadLetters {
     /// A producer of dead letters to `topic`.
     pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, IngestError> {
+        let max_bytes = match config.get("message.max.bytes") {
+            None => 1_000_000,
+            Some(v) => v.parse().map_err(|_| {
+                IngestError::Config(format!("message.max.bytes `{v}` is not a number"))
+            })?,
+        };
         Ok(KafkaDeadLetters {
             producer: config.create_with_context(DeliveryTracker::default())?,
             topic: topic.to_string(),
+            max_bytes,
         })
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The list of positions cut to at most `max` bytes at a comma, so that each position in it is
+/// whole; and how many positions there were when it was cut.
+fn cut_points(points: &str, max: usize) -> (&str, Option<usize>) {
+    if points.len() <= max {
+        return (points, None);
+    }
+    let head = cut(points, max);
+    let head = head.rfind(',').map_or("", |i| &head[..i]);
+    (head, Some(points.split(',').count()))
 }
 
 impl DeadLetterSink for KafkaDeadLetters {
     fn send(&mut self, d: DeadLetter<'_>) -> Result<(), IngestError> {
         let partition = d.origin.partition.to_string();
         let offset = d.origin.offset.to_string();
+        let detail = cut(d.detail, MAX_DETAIL_BYTES);
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "apo.dlq.reason",
@@ -50,7 +97,7 @@ impl DeadLetterSink for KafkaDeadLetters {
             })
             .insert(Header {
                 key: "apo.dlq.detail",
-                value: Some(d.detail),
+                value: Some(detail),
             })
             .insert(Header {
                 key: "apo.dlq.topic",
@@ -64,17 +111,46 @@ impl DeadLetterSink for KafkaDeadLetters {
                 key: "apo.dlq.offset",
                 value: Some(&offset),
             });
+        let mut used = FRAMING_BYTES + d.reason.len() + detail.len() + d.origin.topic.len();
         if let Some(points) = d.points {
+            let (listed, all) = cut_points(points, MAX_POINTS_BYTES);
+            used += listed.len();
             headers = headers.insert(Header {
                 key: "apo.dlq.points",
-                value: Some(points),
+                value: Some(listed),
             });
+            if let Some(all) = all {
+                headers = headers.insert(Header {
+                    key: "apo.dlq.points_truncated",
+                    value: Some(&all.to_string()),
+                });
+            }
         }
+        let key = d.origin.key.map(|k| &k[..k.len().min(MAX_POINTS_BYTES)]);
+        used += key.map_or(0, <[u8]>::len);
         let payload = d.origin.payload.unwrap_or_default();
+        let room = self.max_bytes.saturating_sub(used);
+        let payload = if payload.len() > room {
+            tracing::warn!(
+                topic = d.origin.topic,
+                partition = d.origin.partition,
+                offset = d.origin.offset,
+                bytes = payload.len(),
+                kept = room,
+                "dead letter cut to fit the producer's message limit"
+            );
+            headers = headers.insert(Header {
+                key: "apo.dlq.truncated",
+                value: Some(&payload.len().to_string()),
+            });
+            &payload[..room]
+        } else {
+            payload
+        };
         let mut record = BaseRecord::to(&self.topic)
             .payload(payload)
             .headers(headers);
-        if let Some(k) = d.origin.key {
+        if let Some(k) = key {
             record = record.key(k);
         }
         crate::kafka::send_with_backpressure(&self.producer, record)
@@ -130,5 +206,20 @@ impl DeadLetterSink for MemoryDeadLetters {
 
     fn flush(&mut self) -> Result<(), IngestError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_keep_whole_characters_and_whole_positions() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abcé", 4), "abc");
+        assert_eq!(cut("abcé", 5), "abcé");
+        assert_eq!(cut_points("1,2,3", 5), ("1,2,3", None));
+        assert_eq!(cut_points("1,22,333", 6), ("1,22", Some(3)));
+        assert_eq!(cut_points("12345", 3), ("", Some(1)));
     }
 }

@@ -22,27 +22,14 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts a broker on `127.0.0.1:port` (0 picks a free port) storing its log in
-    /// `<data_dir>/broker.db`. The data directory must lie under the working directory (tansu
-    /// resolves `sqlite://` paths against it). Returns once the port accepts connections.
+    /// `<data_dir>/broker.db` (any directory). Returns once the port accepts connections.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, IngestError> {
         let err = |m: String| IngestError::Embedded(m);
         std::fs::create_dir_all(data_dir)
             .map_err(|e| err(format!("creating {}: {e}", data_dir.display())))?;
         let cwd = std::env::current_dir().map_err(|e| err(e.to_string()))?;
         let abs = std::fs::canonicalize(data_dir).map_err(|e| err(e.to_string()))?;
-        let rel = abs.strip_prefix(&cwd).map_err(|_| {
-            err(format!(
-                "the data directory {} must be under the working directory {} for the embedded broker's storage",
-                abs.display(),
-                cwd.display()
-            ))
-        })?;
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        let storage = if rel.is_empty() {
-            "sqlite://./broker.db".to_string()
-        } else {
-            format!("sqlite://./{rel}/broker.db")
-        };
+        let storage = storage_url(&cwd, &abs);
         let port = if port == 0 {
             TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -124,5 +111,59 @@ impl Drop for EmbeddedBroker {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
+    }
+}
+
+/// tansu's `sqlite://` storage URL for the database in `dir` (absolute). tansu joins the URL's
+/// host and path to the working directory `cwd` after dropping the path's first `/`: a
+/// directory under `cwd` is given relative to it, any other as a path that stays absolute
+/// after that (`sqlite:////abs/dir/broker.db`).
+fn storage_url(cwd: &Path, dir: &Path) -> String {
+    match dir.strip_prefix(cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => "sqlite://./broker.db".to_string(),
+        Ok(rel) => format!(
+            "sqlite://./{}/broker.db",
+            rel.to_string_lossy().replace('\\', "/")
+        ),
+        Err(_) => format!("sqlite:///{}/broker.db", dir.to_string_lossy()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_keep_the_directory_wherever_it_is() {
+        let cwd = Path::new("/work/apo");
+        assert_eq!(storage_url(cwd, cwd), "sqlite://./broker.db");
+        assert_eq!(
+            storage_url(cwd, Path::new("/work/apo/apo-data")),
+            "sqlite://./apo-data/broker.db"
+        );
+        assert_eq!(
+            storage_url(cwd, Path::new("/tmp/apo-data")),
+            "sqlite:////tmp/apo-data/broker.db"
+        );
+    }
+
+    #[test]
+    fn a_data_directory_outside_the_working_directory_holds_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let data = std::fs::canonicalize(dir.path()).unwrap();
+        assert!(
+            !data.starts_with(&cwd),
+            "the test needs a directory outside {cwd:?}"
+        );
+        let broker = EmbeddedBroker::start(&data, 0).unwrap();
+        let client = crate::kafka::client_config(broker.address(), &[]);
+        crate::kafka::ensure_topics(&client, &["outside"], 1).unwrap();
+        drop(broker);
+        assert!(
+            data.join("broker.db").exists(),
+            "{:?}",
+            std::fs::read_dir(&data).unwrap().collect::<Vec<_>>()
+        );
     }
 }

@@ -3,8 +3,11 @@
 //! command needs, created or checked.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use apo_ingest::kafka::{client_config, ensure_topics, partition_count};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use crate::args::KafkaArgs;
@@ -85,6 +88,57 @@ impl Broker {
         }
         #[cfg(not(feature = "embedded-broker"))]
         false
+    }
+
+    /// Returns once the broker answers a metadata request. While it does not, says so within
+    /// `every` (naming the address) and keeps asking, until it answers or `stop` is set (then
+    /// an error saying nothing answered).
+    pub fn wait_until_reachable(&self, stop: &AtomicBool, every: Duration) -> Result<(), RunError> {
+        let probe: BaseConsumer = self.client.create().map_err(|e| {
+            RunError::kafka(
+                format!("a client for {}", self.address),
+                apo_ingest::IngestError::Kafka(e),
+            )
+        })?;
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            let answer = probe.fetch_metadata(None, every);
+            match answer {
+                Ok(md) if !md.brokers().is_empty() => {
+                    if attempts > 0 {
+                        tracing::info!(
+                            brokers = %self.address,
+                            "the broker answers, after {:.0?}",
+                            started.elapsed()
+                        );
+                    }
+                    return Ok(());
+                }
+                Ok(_) => attempts += 1,
+                Err(e) => {
+                    attempts += 1;
+                    tracing::warn!(
+                        brokers = %self.address,
+                        error = %e,
+                        "no Kafka broker answers at {} (asked for {:.0?}); still trying, Ctrl-C stops",
+                        self.address,
+                        started.elapsed()
+                    );
+                }
+            }
+            let pause = Instant::now();
+            while pause.elapsed() < Duration::from_secs(1) {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(RunError::Config(format!(
+                        "stopped: no Kafka broker answered at {} in {:.0?} (is --brokers right, and the broker up?)",
+                        self.address,
+                        started.elapsed()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     /// Creates the `topics` that are missing (`partitions` each) when `create`; otherwise

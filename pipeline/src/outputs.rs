@@ -1,5 +1,7 @@
 //! A worker's outputs: every table is written to a Kafka topic and a Parquet table, and
-//! [`Outputs::standard`] gives that pair for any row type. Adding a table is one call.
+//! [`Outputs::standard`] gives that pair for any row type. Adding a table is one call. A row the
+//! broker refuses for good (too large, invalid) goes to the dead-letter topic instead of
+//! stopping the pipeline ([`KafkaStatsSink::with_dead_letters`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,18 +34,27 @@ pub struct Outputs {
     data_dir: PathBuf,
     prefix: String,
     roll: Duration,
+    dead_letters: String,
 }
 
 impl Outputs {
     /// Outputs through `client`, Parquet files under `data_dir` named from `prefix` (unique per
-    /// writer: process and worker, e.g. `p0-w1`), written at least every `roll`.
-    pub fn new(client: &ClientConfig, data_dir: &Path, prefix: &str, roll: Duration) -> Self {
+    /// writer: process and worker, e.g. `p0-w1`), written at least every `roll`; rows the
+    /// broker refuses go to `dead_letters` (the dead-letter topic).
+    pub fn new(
+        client: &ClientConfig,
+        data_dir: &Path,
+        prefix: &str,
+        roll: Duration,
+        dead_letters: &str,
+    ) -> Self {
         Outputs {
             prompt: client.clone(),
             batched: batched(client),
             data_dir: data_dir.to_path_buf(),
             prefix: prefix.to_string(),
             roll,
+            dead_letters: dead_letters.to_string(),
         }
     }
 
@@ -57,7 +68,8 @@ impl Outputs {
     }
 
     /// The standard output of a table: its rows to `topic` (JSON, keyed by the row's
-    /// dimensions and window) and to the row type's Parquet table.
+    /// dimensions and window; a row the broker refuses to the dead-letter topic) and to the
+    /// row type's Parquet table.
     pub fn standard<R>(
         &self,
         topic: &str,
@@ -71,7 +83,11 @@ impl Outputs {
             Delivery::Batched => &self.batched,
         };
         Ok(vec![
-            Box::new(KafkaStatsSink::new(client, topic)?),
+            Box::new(KafkaStatsSink::with_dead_letters(
+                client,
+                topic,
+                &self.dead_letters,
+            )?),
             Box::new(ParquetStatsSink::<R>::new(
                 &self.data_dir,
                 &self.prefix,

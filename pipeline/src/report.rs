@@ -51,8 +51,12 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
         let p50 = percentile(&mut lat, 0.5);
         format!("{p50:.0}/{:.0} ms", percentile(&mut lat, 0.99))
     };
+    let refused = match Progress::get(&p.rows_dead_lettered) {
+        0 => String::new(),
+        n => format!(", {n} refused by the broker"),
+    };
     format!(
-        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}",
+        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}",
         started.elapsed().as_secs_f64(),
         l.lane,
         l.records,

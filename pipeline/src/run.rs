@@ -37,6 +37,9 @@ pub fn run(a: RunArgs) -> Result<(), RunError> {
         );
         eprintln!("  other processes can use it: apo produce --brokers {addr}   |   apo sql --data-dir {} \"SELECT …\"", a.data_dir.display());
     }
+    if !broker.is_embedded() {
+        broker.wait_until_reachable(&stop, Duration::from_secs(3))?;
+    }
     let client = broker.client().clone();
     broker.prepare_topics(
         &cfg.used_topics(),

@@ -129,7 +129,13 @@ pub fn worker_lanes(
     shared: &Shared,
 ) -> Result<Vec<Box<dyn Lane>>, RunError> {
     let prefix = format!("p{}-w{}", cfg.process, worker.index());
-    let outputs = Outputs::new(&shared.client, &cfg.data_dir, &prefix, cfg.parquet_roll);
+    let outputs = Outputs::new(
+        &shared.client,
+        &cfg.data_dir,
+        &prefix,
+        cfg.parquet_roll,
+        &cfg.topics.dlq,
+    );
     let metrics = JobLane::new(
         worker,
         &cfg.lanes,

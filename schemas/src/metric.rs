@@ -38,6 +38,18 @@ pub enum SchemaError {
     #[error("unsupported: {0}")]
     /// A well-formed record this build cannot use.
     Unsupported(String),
+    /// A record's field is larger than the configured limit (its value is not repeated here).
+    #[error("field `{field}` is {size} {unit}, more than the limit of {limit}")]
+    TooLarge {
+        /// The field (`service`, `name`, `tags`, an attribute's key or value, …).
+        field: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit it breaks.
+        limit: usize,
+        /// What is counted: `bytes` or `entries`.
+        unit: &'static str,
+    },
 }
 
 impl SchemaError {
@@ -49,6 +61,7 @@ impl SchemaError {
             SchemaError::Protobuf(_) => "invalid_protobuf",
             SchemaError::Invalid { .. } => "invalid_field",
             SchemaError::Unsupported(_) => "unsupported",
+            SchemaError::TooLarge { .. } => "too_large",
         }
     }
 }

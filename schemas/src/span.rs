@@ -326,7 +326,7 @@ impl Span {
                 field: "end_ns",
                 reason: format!(
                     "the span ends {} ns before it starts",
-                    self.start_ns - self.end_ns
+                    i128::from(self.start_ns) - i128::from(self.end_ns)
                 ),
             });
         }

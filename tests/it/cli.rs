@@ -83,3 +83,64 @@ fn bad_configuration_and_arguments_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
 }
+
+#[test]
+fn a_broker_that_does_not_answer_is_reported_within_seconds_naming_its_address() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = apo(&[
+        "run".into(),
+        "--brokers".into(),
+        address.clone(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--models".into(),
+        "false".into(),
+    ])
+    .env("APO_LOG", "warn")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut reports = 0;
+    while reports < 2 {
+        let line = lines
+            .next()
+            .expect("apo run exited before reporting the broker")
+            .unwrap();
+        if line.contains(&format!("no Kafka broker answers at {address}")) {
+            reports += 1;
+        }
+    }
+    // Reported, and reported again: it keeps trying, visibly.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still trying");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(!exit.success());
+    assert!(
+        rest.iter()
+            .any(|l| l.contains(&format!("no Kafka broker answered at {address}"))),
+        "{rest:?}"
+    );
+}

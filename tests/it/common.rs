@@ -422,3 +422,40 @@ pub fn kill_after_output(
     child.wait().unwrap();
     seen
 }
+
+/// Waits until `outputs()` reaches `at_least`, then stops `child` with SIGTERM and waits for it
+/// to exit (asserting a clean exit within 60 s); returns the last count seen.
+pub fn stop_after_output(
+    child: &mut Child,
+    at_least: usize,
+    mut outputs: impl FnMut() -> usize,
+) -> usize {
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < at_least {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no output from the run"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run stopped by itself"
+        );
+        seen = outputs();
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "apo run did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "a clean exit on SIGTERM");
+    seen
+}

@@ -106,3 +106,59 @@ fn embedded_broker_with_synthetic_traffic_produces_windows_and_stops_on_sigterm(
         "any,services\ntrue,6\n"
     );
 }
+
+#[test]
+fn a_normal_start_and_restart_log_nothing_at_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    for run in 0..2 {
+        let args: Vec<String> = [
+            "run",
+            "--embedded-port",
+            "0",
+            "--data-dir",
+            &data,
+            "--models",
+            "false",
+            "--progress-interval",
+            "1s",
+            "--generate-rate",
+            "200",
+            "--generate-traces",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = apo(&args)
+            .env("APO_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let started = Instant::now();
+        // Until two progress lines of the trace lane: the start is over.
+        let mut progress = 0;
+        while progress < 2 {
+            assert!(started.elapsed() < Duration::from_secs(120), "{seen:#?}");
+            let line = lines.next().expect("apo run exited").unwrap();
+            if line.contains("] traces ") {
+                progress += 1;
+            }
+            seen.push(line);
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        seen.extend(lines.map_while(Result::ok));
+        assert!(child.wait().unwrap().success());
+        let errors: Vec<&String> = seen.iter().filter(|l| l.contains("ERROR")).collect();
+        assert!(
+            errors.is_empty(),
+            "run {run} (data directory {} the first time): {errors:#?}",
+            if run == 0 { "new" } else { "used" }
+        );
+    }
+}

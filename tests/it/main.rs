@@ -9,4 +9,5 @@ mod kafka_source;
 mod models_kafka;
 mod offline;
 mod pipeline_kafka;
+mod poison;
 mod traces_kafka;

@@ -359,3 +359,48 @@ fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
         "the restart resumed from committed offsets, not from the start"
     );
 }
+
+#[test]
+fn a_graceful_stop_retracts_nothing_from_the_current_service_map() {
+    let traces = traces(2_000);
+    let last_end_ms = traces
+        .iter()
+        .flatten()
+        .map(|s| s.end_ns / 1_000_000)
+        .max()
+        .unwrap();
+    let payloads: Vec<(i32, Vec<u8>)> = messages(&traces, SpanFormat::Json)
+        .into_iter()
+        .map(|(_, m)| (0, m))
+        .collect();
+    let t = trace_topics("tr-stop", 1);
+    let tt = t.traces.as_ref().unwrap();
+    produce(&tt.spans, &payloads);
+    let dir = tempfile::tempdir().unwrap();
+    // throttled (2 000 messages at 40/s: 50 s) so that both stops land mid-stream
+    let flags = [&TRACE_FLAGS[..], &["--max-messages-per-sec", "40"][..]].concat();
+    let mut seen = 0;
+    for _ in 0..2 {
+        let mut child = apo(&apo_run_args(&t, dir.path(), &flags))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seen = stop_after_output(&mut child, seen + 1, || {
+            consume(&tt.current, usize::MAX, Duration::from_millis(500)).len()
+        });
+    }
+    let current: Vec<Value> = consume(&tt.current, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert!(!current.is_empty());
+    for row in &current {
+        // Every edge stays well inside the 15-minute horizon: nothing leaves the map in event
+        // time, so no row may retract one, and none may be stamped after the input's end.
+        assert_eq!(row["change"], "upsert", "{row}");
+        assert!(
+            row["as_of"].as_i64().unwrap() <= last_end_ms + 10_000,
+            "{row} is stamped after the input's last span ({last_end_ms})"
+        );
+    }
+}

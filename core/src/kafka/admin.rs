@@ -16,11 +16,26 @@ pub fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), IngestError> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    // Ask only for the missing ones: asking for one that exists is harmless to the client,
+    // but some brokers (the embedded one) log every such request as an error.
+    let existing: std::collections::HashSet<String> = {
+        let consumer: BaseConsumer = config.create()?;
+        let md = consumer.fetch_metadata(None, Duration::from_secs(30))?;
+        md.topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name().to_string())
+            .collect()
+    };
     let new: Vec<NewTopic<'_>> = topics
         .iter()
+        .filter(|t| !existing.contains(**t))
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(admin.create_topics(new.iter(), &opts))?;
     for r in results {

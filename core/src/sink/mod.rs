@@ -40,6 +40,12 @@ pub trait RowSink<R = WindowStats> {
     fn durable_at(&self) -> Option<Instant> {
         None
     }
+    /// Rows this sink could never store (a Kafka record the broker refuses for its size or
+    /// content) and sent to the dead-letter topic instead, so far. Such a row counts as
+    /// durable once its dead letter is; it does not stop the pipeline.
+    fn dead_lettered(&self) -> u64 {
+        0
+    }
 }
 
 /// How long a write to a network sink (Kafka) may wait for its acknowledgement before the sinks

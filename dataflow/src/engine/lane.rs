@@ -125,6 +125,8 @@ pub struct JobLane<J: Job> {
     /// Last time a message was read or the durability frontier moved (drain stall check).
     last_progress: Instant,
     last_durable: i64,
+    /// Output rows dead-lettered by the sinks, as last added to the progress counter.
+    dead_lettered: u64,
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
@@ -186,6 +188,7 @@ impl<J: Job> JobLane<J> {
             idle_polls: 0,
             last_progress: Instant::now(),
             last_durable: i64::MIN,
+            dead_lettered: 0,
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
         })
@@ -344,6 +347,14 @@ impl<J: Job> Lane for JobLane<J> {
         }
         if self.cfg.drain && !finished {
             self.check_stall(durable)?;
+        }
+        let dead_lettered: u64 = self.sink_states.iter().map(|s| s.dead_lettered.get()).sum();
+        if dead_lettered > self.dead_lettered {
+            Progress::add(
+                &self.progress.rows_dead_lettered,
+                dead_lettered - self.dead_lettered,
+            );
+            self.dead_lettered = dead_lettered;
         }
         if self.last_stats.elapsed() >= Duration::from_secs(1) {
             if let Some(lag) = self.source.lag() {

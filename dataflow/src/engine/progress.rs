@@ -23,6 +23,9 @@ pub struct Progress {
     pub rows_out: AtomicU64,
     /// Revisions (> 1) among them.
     pub revisions_out: AtomicU64,
+    /// Output rows a sink could never store (the broker refused them for their size or
+    /// content), sent to the dead-letter topic instead.
+    pub rows_dead_lettered: AtomicU64,
     /// Per-worker gauges; read with [`Progress::watermark_ms`], [`Progress::lag`] and
     /// [`Progress::held`].
     gauges: Vec<WorkerGauges>,
@@ -267,6 +270,7 @@ impl Default for Progress {
             dlq_messages: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             revisions_out: AtomicU64::new(0),
+            rows_dead_lettered: AtomicU64::new(0),
             gauges: vec![WorkerGauges::default()],
             close_to_output: Mutex::default(),
             close_clock: CloseClock::default(),

@@ -9,6 +9,8 @@
 //! released once every sink has it durable; its rows are reported (counters, latency) as soon
 //! as the first sink does, which is when a reader can first see them. A sink error stops
 //! commits and is reported to the worker, which exits without committing: a restart replays.
+//! A row a sink can never store is the sink's to dead-letter ([`RowSink::dead_lettered`]); it
+//! is counted here and is no error.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -40,6 +42,9 @@ pub struct SinkState {
     /// the worker stops reading until it is (backpressure that keeps close-to-output latency
     /// low when the broker is the bottleneck; throughput is bounded by the broker anyway).
     pub behind: Cell<bool>,
+    /// Rows the sinks sent to the dead-letter topic because they could never store them
+    /// ([`RowSink::dead_lettered`], summed over the sinks), so far.
+    pub dead_lettered: Cell<u64>,
 }
 
 /// Writes the stream to every sink. The returned stream carries no data; its frontier is the
@@ -171,6 +176,9 @@ pub fn sink_operator<'scope, R: Clone + 'static>(
                         }
                     }
                 }
+                state
+                    .dead_lettered
+                    .set(sinks.iter().map(|s| s.dead_lettered()).sum());
                 while caps.front().is_some_and(|(n, _)| *n <= least) {
                     caps.pop_front();
                 }

@@ -98,11 +98,23 @@ pub fn run_lanes(
         tracing::error!(worker = worker.index(), error = %e, "stopping without committing further");
         // Operators still hold capabilities (output waiting for a broker that is gone, windows
         // never closed): timely would step them forever after this returns. Drop them.
-        drop(lanes);
-        for id in worker.installed_dataflows() {
-            worker.drop_dataflow(id);
-        }
+        drop_dataflows(worker, lanes);
         return Err(e);
     }
-    lanes.iter_mut().map(|l| l.finish()).collect()
+    let reports = lanes.iter_mut().map(|l| l.finish()).collect();
+    if stop.load(Ordering::Relaxed) {
+        // A stop is not the end of the input: dropping the inputs would close every open
+        // window and retract the whole current service map, in an event time that never
+        // came. What is durable is committed; the rest is replayed after a restart.
+        drop_dataflows(worker, lanes);
+    }
+    reports
+}
+
+/// Drops the lanes and every dataflow of `worker` without letting their inputs close.
+fn drop_dataflows(worker: &mut Worker, lanes: Vec<Box<dyn Lane>>) {
+    drop(lanes);
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
 }

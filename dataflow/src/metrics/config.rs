@@ -1,7 +1,7 @@
 //! The metrics job's settings: its window sizes, the sketches' accuracy, the input encoding and
-//! the validity bounds of a point's timestamp.
+//! the validity bounds of a point's timestamp and fields.
 
-use apo_ingest::decode::{Encoding, TimeBounds};
+use apo_ingest::decode::{Encoding, FieldLimits, TimeBounds};
 
 use crate::engine::error::PipelineError;
 
@@ -18,6 +18,8 @@ pub struct MetricsConfig {
     pub encoding: Encoding,
     /// How old or how far in the future a point may be.
     pub time_bounds: TimeBounds,
+    /// How long a point's names and how many and how long its tags may be.
+    pub field_limits: FieldLimits,
 }
 
 impl Default for MetricsConfig {
@@ -27,6 +29,7 @@ impl Default for MetricsConfig {
             relative_accuracy: 0.01,
             encoding: Encoding::Auto,
             time_bounds: TimeBounds::default(),
+            field_limits: FieldLimits::default(),
         }
     }
 }

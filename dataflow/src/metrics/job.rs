@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use apo_ingest::decode::{decode_metric_message, Encoding, TimeBounds};
+use apo_ingest::decode::{decode_metric_message, Encoding, FieldLimits, TimeBounds};
 use apo_models::watch::Watched;
 use apo_models::Forecaster;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
@@ -46,6 +46,7 @@ pub struct ModelStage {
 pub struct MetricsJob {
     encoding: Encoding,
     bounds: TimeBounds,
+    limits: FieldLimits,
     largest_ms: i64,
     /// The window sizes, ms.
     window_ms: Vec<u64>,
@@ -68,7 +69,8 @@ impl MetricsJob {
             cfg.encoding,
             cfg.time_bounds,
             sinks,
-        ))
+        )
+        .with_field_limits(cfg.field_limits))
     }
 
     /// The metrics job with windows of `window_seconds`, sketches of `relative_accuracy`,
@@ -83,6 +85,7 @@ impl MetricsJob {
         MetricsJob {
             encoding,
             bounds,
+            limits: FieldLimits::default(),
             largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
             window_ms: window_seconds
                 .iter()
@@ -92,6 +95,13 @@ impl MetricsJob {
             sinks,
             models: None,
         }
+    }
+
+    /// Points whose names or tags break `limits` go to the dead letters (the defaults
+    /// otherwise).
+    pub fn with_field_limits(mut self, limits: FieldLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Adds anomaly scores and forecasts of every closed window.
@@ -110,7 +120,7 @@ impl Job for MetricsJob {
         payload: Option<&[u8]>,
         clock_ms: i64,
     ) -> Result<Decoded<MetricPoint>, SchemaError> {
-        decode_metric_message(payload, self.encoding, &self.bounds, clock_ms)
+        decode_metric_message(payload, self.encoding, &self.bounds, &self.limits, clock_ms)
     }
 
     fn event_time(&self, p: &MetricPoint) -> i64 {

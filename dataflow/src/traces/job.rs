@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use apo_ingest::decode::{decode_span_message, TimeBounds};
+use apo_ingest::decode::{decode_span_message, FieldLimits, TimeBounds};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
 use apo_schemas::model_output::AnomalyRecord;
 use apo_schemas::red::RedStats;
@@ -89,8 +89,10 @@ pub struct SpanConfig {
     pub max_share_rows: usize,
     /// Bounds of trace assembly.
     pub assembly: AssemblyConfig,
-    /// How old or how far in the future a span's end may be.
+    /// How old or how far in the future a span's start and end may be.
     pub time_bounds: TimeBounds,
+    /// How long a span's service and name and how many and how long its attributes may be.
+    pub field_limits: FieldLimits,
     /// SLOs evaluated per service and window (none: no SLO output).
     #[serde(skip, default = "default_objectives")]
     pub objectives: Vec<Objective>,
@@ -110,6 +112,7 @@ impl Default for SpanConfig {
             max_share_rows: 50,
             assembly: AssemblyConfig::default(),
             time_bounds: TimeBounds::default(),
+            field_limits: FieldLimits::default(),
             objectives: default_objectives(),
             burn: BurnConfig::default(),
             map_horizon_ms: 15 * 60_000,
@@ -277,7 +280,12 @@ impl Job for SpanJob {
     type Input = SpanInput;
 
     fn decode(&self, payload: Option<&[u8]>, clock_ms: i64) -> Result<Decoded<Span>, SchemaError> {
-        decode_span_message(payload, &self.cfg.time_bounds, clock_ms)
+        decode_span_message(
+            payload,
+            &self.cfg.time_bounds,
+            &self.cfg.field_limits,
+            clock_ms,
+        )
     }
 
     fn event_time(&self, s: &Span) -> i64 {

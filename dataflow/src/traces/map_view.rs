@@ -212,7 +212,12 @@ fn row(
     let ms = |v: u64| v as f64 / 1000.0;
     let mut sketch = DDSketch::new(alpha);
     sketch.add_bins(&x.latency);
-    let q = |q: f64| sketch.quantile(q).unwrap_or(0.0);
+    // Clamped to what was observed: a sketch's bin value may lie above the largest latency.
+    let q = |q: f64| {
+        sketch
+            .quantile(q)
+            .map_or(0.0, |v| v.clamp(0.0, ms(x.max_us)))
+    };
     ServiceMapCurrent {
         latency_p50_ms: q(0.5),
         latency_p95_ms: q(0.95),
@@ -240,5 +245,34 @@ fn row(
         latency_max_ms: ms(x.max_us),
         worst_window_p95_ms: ms(x.worst_p95_us),
         revision: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_clamped_to_the_largest_latency_observed() {
+        // DDSketch at 1 % keeps 100 ms in a bin whose value is about 100.49 ms.
+        let mut sketch = DDSketch::new(0.01);
+        for _ in 0..10 {
+            sketch.add(100.0);
+        }
+        assert!(sketch.quantile(0.99).unwrap() > 100.0);
+        let totals = EdgeTotals {
+            windows: 1,
+            calls: 10,
+            failed: 0,
+            sum_us: 1_000_000,
+            max_us: 100_000,
+            worst_p95_us: 100_000,
+            latency: sketch.bins(),
+        };
+        let edge = ("a".to_string(), "b".to_string(), String::new());
+        let r = row(edge, Some(totals), 60_000, 900_000, 0.01);
+        assert_eq!(r.latency_p50_ms, 100.0);
+        assert_eq!(r.latency_p99_ms, 100.0);
+        assert_eq!(r.latency_max_ms, 100.0);
     }
 }

@@ -5,7 +5,7 @@ use apo_schemas::metric::decode_json;
 use apo_schemas::otlp::decode_metrics;
 use apo_schemas::{MetricPoint, SchemaError};
 
-use super::{decode_message, Decoded, Encoding, Kind, TimeBounds};
+use super::{decode_message, Decoded, Encoding, FieldLimits, Kind, TimeBounds};
 
 const METRICS: Kind<MetricPoint> = Kind {
     json: decode_json,
@@ -13,16 +13,21 @@ const METRICS: Kind<MetricPoint> = Kind {
     none: ("points", "the message holds no data points"),
 };
 
-/// Decodes one message of metric points and validates each (its timestamp against `now_ms`).
-/// `Err` means nothing in it is usable.
+/// Decodes one message of metric points and validates each: its timestamp against `now_ms`,
+/// its names and tags against `limits`. `Err` means nothing in it is usable.
 pub fn decode_metric_message(
     payload: Option<&[u8]>,
     encoding: Encoding,
     bounds: &TimeBounds,
+    limits: &FieldLimits,
     now_ms: i64,
 ) -> Result<Decoded<MetricPoint>, SchemaError> {
     decode_message(payload, encoding, &METRICS, |p| {
         bounds.check(p.timestamp, now_ms, "timestamp")?;
+        limits.check_name("service", &p.service)?;
+        limits.check_name("name", &p.name)?;
+        limits.check_name("unit", &p.unit)?;
+        limits.check_attributes("tags", &p.tags)?;
         p.validate()
     })
 }
@@ -46,6 +51,7 @@ mod tests {
             Some(msg.as_bytes()),
             Encoding::Auto,
             &TimeBounds::default(),
+            &FieldLimits::default(),
             NOW,
         )
         .unwrap();
@@ -55,13 +61,68 @@ mod tests {
     }
 
     #[test]
+    fn oversize_names_and_tags_are_unusable_and_the_rest_kept() {
+        let long = "x".repeat(1 << 20);
+        let msg = format!(
+            r#"[{{"timestamp":{NOW},"service":"{long}","name":"m","value":1}},
+                {{"timestamp":{NOW},"service":"a","name":"{long}","value":1}},
+                {{"timestamp":{NOW},"service":"a","name":"m","value":1,"tags":{{"{long}":"v"}}}},
+                {{"timestamp":{NOW},"service":"a","name":"m","value":3}}]"#
+        );
+        let d = decode_metric_message(
+            Some(msg.as_bytes()),
+            Encoding::Auto,
+            &TimeBounds::default(),
+            &FieldLimits::default(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(d.items.len(), 1);
+        assert_eq!(d.items[0].value, 3.0);
+        let got: Vec<(usize, String)> = d.errors.iter().map(|(i, e)| (*i, e.to_string())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    0,
+                    "field `service` is 1048576 bytes, more than the limit of 255".to_string()
+                ),
+                (
+                    1,
+                    "field `name` is 1048576 bytes, more than the limit of 255".to_string()
+                ),
+                (
+                    2,
+                    "field `attribute key` is 1048576 bytes, more than the limit of 255"
+                        .to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn empty_and_pointless_messages_are_errors() {
         let b = TimeBounds::default();
         assert_eq!(
-            decode_metric_message(None, Encoding::Auto, &b, NOW).unwrap_err(),
+            decode_metric_message(None, Encoding::Auto, &b, &FieldLimits::default(), NOW)
+                .unwrap_err(),
             SchemaError::Empty
         );
-        assert!(decode_metric_message(Some(b"[]"), Encoding::Auto, &b, NOW).is_err());
-        assert!(decode_metric_message(Some(b"\x01\x02garbage"), Encoding::Auto, &b, NOW).is_err());
+        assert!(decode_metric_message(
+            Some(b"[]"),
+            Encoding::Auto,
+            &b,
+            &FieldLimits::default(),
+            NOW
+        )
+        .is_err());
+        assert!(decode_metric_message(
+            Some(b"\x01\x02garbage"),
+            Encoding::Auto,
+            &b,
+            &FieldLimits::default(),
+            NOW
+        )
+        .is_err());
     }
 }

@@ -5,8 +5,12 @@
 //! others are kept; a message with nothing usable in it is an error as a whole.
 //!
 //! - [`metrics`]: metric points (APO JSON, OTLP protobuf `ExportMetricsServiceRequest`);
-//! - [`spans`]: spans (APO JSON, Zipkin v2 JSON, OTLP protobuf `ExportTraceServiceRequest`).
+//! - [`spans`]: spans (APO JSON, Zipkin v2 JSON, OTLP protobuf `ExportTraceServiceRequest`);
+//! - [`limits`]: the bounds on names and attributes every kind checks.
 
+#[cfg(test)]
+mod fuzz;
+pub mod limits;
 pub mod metrics;
 pub mod spans;
 
@@ -15,6 +19,7 @@ use std::str::FromStr;
 pub use apo_schemas::Decoded;
 use apo_schemas::SchemaError;
 
+pub use limits::FieldLimits;
 pub use metrics::decode_metric_message;
 pub use spans::decode_span_message;
 

@@ -4,7 +4,7 @@
 use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp};
 use apo_schemas::{SchemaError, Span};
 
-use super::{decode_message, Decoded, Encoding, Kind, TimeBounds};
+use super::{decode_message, Decoded, Encoding, FieldLimits, Kind, TimeBounds};
 
 const SPANS: Kind<Span> = Kind {
     json: decode_spans_json,
@@ -12,15 +12,21 @@ const SPANS: Kind<Span> = Kind {
     none: ("spans", "the message holds no spans"),
 };
 
-/// Decodes one message of spans, the format detected per message, and checks each span's end
-/// against `now_ms`. `Err` means nothing in it is usable.
+/// Decodes one message of spans, the format detected per message, and checks each span: its
+/// start and end against `now_ms`, its service, name and attributes against `limits`. `Err`
+/// means nothing in it is usable.
 pub fn decode_span_message(
     payload: Option<&[u8]>,
     bounds: &TimeBounds,
+    limits: &FieldLimits,
     now_ms: i64,
 ) -> Result<Decoded<Span>, SchemaError> {
     decode_message(payload, Encoding::Auto, &SPANS, |s| {
-        bounds.check(s.event_time_ms(), now_ms, "end_ns")
+        bounds.check(s.event_time_ms(), now_ms, "end_ns")?;
+        bounds.check(s.start_ns.div_euclid(1_000_000), now_ms, "start_ns")?;
+        limits.check_name("service", &s.service)?;
+        limits.check_name("name", &s.name)?;
+        limits.check_attributes("attributes", &s.attributes)
     })
 }
 
@@ -48,7 +54,13 @@ mod tests {
             span(1, 1),
             span(3, NOW)
         );
-        let d = decode_span_message(Some(msg.as_bytes()), &TimeBounds::default(), NOW).unwrap();
+        let d = decode_span_message(
+            Some(msg.as_bytes()),
+            &TimeBounds::default(),
+            &FieldLimits::default(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(d.items.len(), 2);
         let idx: Vec<usize> = d.errors.iter().map(|(i, _)| *i).collect();
         assert_eq!(idx, vec![1, 2]);
@@ -62,14 +74,66 @@ mod tests {
     }
 
     #[test]
+    fn a_start_outside_the_bounds_and_oversize_names_are_unusable() {
+        let end = NOW * 1_000_000;
+        let from_min = format!(
+            r#"{{"trace_id":"{:032x}","span_id":"{:016x}","service":"a","name":"op","kind":"server","start_ns":{},"end_ns":{end}}}"#,
+            1,
+            1,
+            i64::MIN
+        );
+        let long = format!(
+            r#"{{"trace_id":"{:032x}","span_id":"{:016x}","service":"{}","name":"op","kind":"server","start_ns":{end},"end_ns":{end}}}"#,
+            2,
+            2,
+            "s".repeat(1 << 20)
+        );
+        let attrs = format!(
+            r#"{{"trace_id":"{:032x}","span_id":"{:016x}","service":"a","name":"op","start_ns":{end},"end_ns":{end},"attributes":{{"k":"{}"}}}}"#,
+            3,
+            3,
+            "v".repeat(5000)
+        );
+        let msg = format!("[{from_min},{long},{},{attrs}]", span(3, NOW));
+        let d = decode_span_message(
+            Some(msg.as_bytes()),
+            &TimeBounds::default(),
+            &FieldLimits::default(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(d.items.len(), 1);
+        let got: Vec<(usize, &'static str, &'static str)> =
+            d.errors
+                .iter()
+                .map(|(i, e)| {
+                    let field = match e {
+                        SchemaError::Invalid { field, .. }
+                        | SchemaError::TooLarge { field, .. } => *field,
+                        _ => "other",
+                    };
+                    (*i, field, e.reason())
+                })
+                .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, "start_ns", "invalid_field"),
+                (1, "service", "too_large"),
+                (3, "attribute value", "too_large"),
+            ]
+        );
+    }
+
+    #[test]
     fn empty_and_spanless_messages_are_errors() {
         let b = TimeBounds::default();
         assert_eq!(
-            decode_span_message(Some(b"  "), &b, NOW).unwrap_err(),
+            decode_span_message(Some(b"  "), &b, &FieldLimits::default(), NOW).unwrap_err(),
             SchemaError::Empty
         );
         assert!(matches!(
-            decode_span_message(Some(b"[]"), &b, NOW).unwrap_err(),
+            decode_span_message(Some(b"[]"), &b, &FieldLimits::default(), NOW).unwrap_err(),
             SchemaError::Invalid { field: "spans", .. }
         ));
     }

@@ -56,6 +56,18 @@ pub struct RunArgs {
     /// Points further in the future than this are invalid.
     #[arg(long, env = "APO_MAX_EVENT_FUTURE", default_value = "1h", value_parser = duration)]
     pub max_event_future: Duration,
+    /// Longest service, metric or operation name (and unit) accepted, bytes; a record with a
+    /// longer one goes to the dead-letter topic as `too_large` (OpenTelemetry's own limit for
+    /// an instrument name is 255 characters).
+    #[arg(long, env = "APO_MAX_NAME_BYTES", default_value_t = 255)]
+    pub max_name_bytes: usize,
+    /// Most tags (metrics) or attributes (spans) on one record, and the longest attribute
+    /// value, bytes (keys are names); records beyond them go to the dead-letter topic.
+    #[arg(long, env = "APO_MAX_ATTRIBUTES", default_value_t = 128)]
+    pub max_attributes: usize,
+    /// Longest tag or attribute value accepted, bytes.
+    #[arg(long, env = "APO_MAX_ATTRIBUTE_BYTES", default_value_t = 4096)]
+    pub max_attribute_bytes: usize,
     /// Where Parquet tables (and the embedded broker's log) are written.
     #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
     pub data_dir: PathBuf,

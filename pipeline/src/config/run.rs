@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apo_dataflow::{AssemblyConfig, LaneConfig, MetricsConfig, ModelConfig, SpanConfig};
-use apo_ingest::decode::TimeBounds;
+use apo_ingest::decode::{FieldLimits, TimeBounds};
 
 use crate::args::RunArgs;
 use crate::RunError;
@@ -182,6 +182,12 @@ fn metrics_config(a: &RunArgs) -> Result<MetricsConfig, RunError> {
             max_age_ms: a.max_event_age.as_millis() as i64,
             max_future_ms: a.max_event_future.as_millis() as i64,
         },
+        field_limits: FieldLimits {
+            max_name_bytes: a.max_name_bytes,
+            max_attributes: a.max_attributes,
+            max_attribute_key_bytes: a.max_name_bytes,
+            max_attribute_value_bytes: a.max_attribute_bytes,
+        },
     };
     cfg.validate()?;
     Ok(cfg)
@@ -259,6 +265,7 @@ fn span_config(
             horizon_ms: lanes.horizon.as_millis() as i64,
         },
         time_bounds: metrics.time_bounds,
+        field_limits: metrics.field_limits,
         objectives,
         burn,
         map_horizon_ms: t.map_horizon.as_millis().max(1) as i64,
