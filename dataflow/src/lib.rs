@@ -22,7 +22,7 @@ pub mod testing;
 mod traces;
 
 pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
-pub use engine::config::{LaneConfig, TICK_MS};
+pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;
 pub use engine::job::{crosses, Decoded, Job};

@@ -48,12 +48,7 @@ pub struct KafkaDeadLetters {
 impl KafkaDeadLetters {
     /// A producer of dead letters to `topic`.
     pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, IngestError> {
-        let max_bytes = match config.get("message.max.bytes") {
-            None => 1_000_000,
-            Some(v) => v.parse().map_err(|_| {
-                IngestError::Config(format!("message.max.bytes `{v}` is not a number"))
-            })?,
-        };
+        let max_bytes = apo_core::kafka::max_message_bytes(config)?;
         Ok(KafkaDeadLetters {
             producer: config.create_with_context(DeliveryTracker::default())?,
             topic: topic.to_string(),

@@ -1,14 +1,38 @@
 //! Event-time watermarks (DESIGN.md §3).
 //!
-//! The watermark of a worker is the minimum, over the partitions it reads, of the highest event
-//! time seen minus the allowed lateness. A partition that is caught up with its log end and
-//! delivered nothing for longer than the idle timeout stops holding it back (one still fetching a
-//! backlog is never idle); when every partition is idle, the watermark follows the
-//! wall clock (minus lateness and the idle timeout), so the last windows of a quiet stream close.
-//! The watermark never goes backwards.
+//! Each partition has its own watermark: the highest event time seen on it less the allowed
+//! lateness. A worker's watermark is the least of its partitions' and never goes backwards.
+//!
+//! What a silent partition does is the [`IdlePolicy`]:
+//!
+//! - [`IdlePolicy::Hold`] (the default): a partition holds the watermark until it delivers, however
+//!   long it is silent, and one that has delivered nothing yet holds it at the beginning of time.
+//!   The watermark then only moves on the input itself, so a partition's backlog that arrives
+//!   late (an empty partition at start, a producer catching up on an hour of data) lands in its
+//!   windows, and whether a record is late depends on its partition's earlier records alone
+//!   ([`WatermarkTracker::partition_watermark`]), so a replay decides as the first run did.
+//! - [`IdlePolicy::Advance`] (for live dashboards): a partition that is caught up with its log end
+//!   and delivered nothing for the idle timeout stops holding the watermark back (one still
+//!   fetching a backlog is never idle); when every partition is idle, the watermark follows the
+//!   wall clock (less lateness and the idle timeout), so the last windows of a quiet stream
+//!   close. Records that arrive behind such a watermark can be late, and that depends on timing.
+//!
+//! Either way, [`WatermarkTracker::silent`] names the partitions that have been silent for the
+//! idle timeout, so the lane can say which partition holds things up.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// What a partition that delivers nothing does to the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdlePolicy {
+    /// A silent partition holds the watermark: it moves on event times only.
+    #[default]
+    Hold,
+    /// A partition silent for the idle timeout stops holding it; all silent: the wall clock.
+    Advance,
+}
 
 #[derive(Debug, Clone)]
 struct Partition {
@@ -19,10 +43,12 @@ struct Partition {
 }
 
 #[derive(Debug, Clone)]
-/// The event-time watermark of a worker's partitions: the least, over partitions that are not idle, of the highest event time seen less the allowed lateness; it never goes back.
+/// The event-time watermark of a worker's partitions: the least of the partitions' (highest
+/// event time less lateness), silent ones counted as the [`IdlePolicy`] says; it never goes back.
 pub struct WatermarkTracker {
     lateness_ms: i64,
     idle_timeout: Duration,
+    policy: IdlePolicy,
     parts: BTreeMap<i32, Partition>,
     current: i64,
 }
@@ -33,11 +59,13 @@ impl WatermarkTracker {
         partitions: &[i32],
         lateness: Duration,
         idle_timeout: Duration,
+        policy: IdlePolicy,
         now: Instant,
     ) -> Self {
         WatermarkTracker {
             lateness_ms: lateness.as_millis() as i64,
             idle_timeout,
+            policy,
             parts: partitions
                 .iter()
                 .map(|&p| {
@@ -59,6 +87,20 @@ impl WatermarkTracker {
     /// The current watermark (`i64::MIN` before any progress).
     pub fn watermark(&self) -> i64 {
         self.current
+    }
+
+    /// What silent partitions do.
+    pub fn policy(&self) -> IdlePolicy {
+        self.policy
+    }
+
+    /// The watermark of `partition` alone: its highest event time so far less lateness
+    /// (`i64::MIN` before its first record). It depends only on what the partition delivered.
+    pub fn partition_watermark(&self, partition: i32) -> i64 {
+        self.parts
+            .get(&partition)
+            .and_then(|p| p.max_ts)
+            .map_or(i64::MIN, |m| m.saturating_sub(self.lateness_ms))
     }
 
     /// Notes activity on a partition (any message, usable or not).
@@ -89,13 +131,24 @@ impl WatermarkTracker {
         self.current
     }
 
-    /// Re-evaluates idleness at `now` (and the wall clock `wall_ms`, used when all are idle).
+    /// Re-evaluates idleness at `now` (and, under [`IdlePolicy::Advance`], the wall clock
+    /// `wall_ms`, used when all are idle).
     pub fn refresh(&mut self, now: Instant, wall_ms: i64) -> i64 {
         for p in self.parts.values_mut() {
             p.idle = p.caught_up && now.duration_since(p.last_active) >= self.idle_timeout;
         }
         self.recompute(Some(wall_ms));
         self.current
+    }
+
+    /// Partitions that delivered nothing for the idle timeout as of `now`, each with whether it
+    /// is at its log end (`false`: it is behind yet delivers nothing) and its watermark.
+    pub fn silent(&self, now: Instant) -> Vec<(i32, bool, i64)> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_active) >= self.idle_timeout)
+            .map(|(&i, p)| (i, p.caught_up, self.partition_watermark(i)))
+            .collect()
     }
 
     /// True when every partition has reached its log end since its last message.
@@ -109,10 +162,11 @@ impl WatermarkTracker {
     }
 
     fn recompute(&mut self, wall_ms: Option<i64>) {
-        let active = self.parts.values().filter(|p| !p.idle);
+        let advance = self.policy == IdlePolicy::Advance;
+        let holding = self.parts.values().filter(|p| !(advance && p.idle));
         let mut any = false;
         let mut min = i64::MAX;
-        for p in active {
+        for p in holding {
             any = true;
             min = min.min(
                 p.max_ts
@@ -121,7 +175,7 @@ impl WatermarkTracker {
         }
         let candidate = if any {
             min
-        } else if let Some(wall) = wall_ms {
+        } else if let (true, Some(wall)) = (advance, wall_ms) {
             wall - self.lateness_ms - self.idle_timeout.as_millis() as i64
         } else {
             i64::MIN
@@ -137,8 +191,13 @@ mod tests {
     #[test]
     fn minimum_over_partitions_minus_lateness() {
         let t0 = Instant::now();
-        let mut w =
-            WatermarkTracker::new(&[0, 1], Duration::from_secs(2), Duration::from_secs(10), t0);
+        let mut w = WatermarkTracker::new(
+            &[0, 1],
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+            IdlePolicy::Hold,
+            t0,
+        );
         w.touch(0, t0);
         assert_eq!(
             w.observe(0, 10_000),
@@ -153,13 +212,50 @@ mod tests {
             8_000,
             "old records do not move it back"
         );
+        assert_eq!(w.partition_watermark(1), 18_000);
+        assert_eq!(w.partition_watermark(0), 8_000);
     }
 
     #[test]
-    fn idle_partition_stops_holding_back_and_all_idle_follows_the_clock() {
+    fn under_hold_a_silent_or_empty_partition_holds_the_watermark_however_long() {
         let t0 = Instant::now();
-        let mut w =
-            WatermarkTracker::new(&[0, 1], Duration::from_secs(1), Duration::from_secs(5), t0);
+        let mut w = WatermarkTracker::new(
+            &[0, 1],
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            IdlePolicy::Hold,
+            t0,
+        );
+        w.touch(0, t0);
+        w.observe(0, 50_000);
+        w.caught_up(0);
+        w.caught_up(1);
+        let much_later = t0 + Duration::from_secs(3600);
+        assert_eq!(
+            w.refresh(much_later, 10_000_000),
+            i64::MIN,
+            "partition 1 never delivered: the watermark waits for it, not for the clock"
+        );
+        assert!(w.all_idle());
+        assert_eq!(
+            w.silent(much_later),
+            vec![(0, true, 49_000), (1, true, i64::MIN)]
+        );
+        w.touch(1, much_later);
+        assert_eq!(w.observe(1, 30_000), 29_000);
+        assert_eq!(w.silent(much_later), vec![(0, true, 49_000)]);
+    }
+
+    #[test]
+    fn under_advance_an_idle_partition_stops_holding_back_and_all_idle_follows_the_clock() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(
+            &[0, 1],
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            IdlePolicy::Advance,
+            t0,
+        );
         w.touch(0, t0);
         w.observe(0, 50_000);
         let later = t0 + Duration::from_secs(6);
@@ -167,6 +263,11 @@ mod tests {
             w.refresh(later, 0),
             i64::MIN,
             "partition 1 is still fetching: not idle"
+        );
+        assert_eq!(
+            w.silent(later),
+            vec![(0, false, 49_000), (1, false, i64::MIN)],
+            "both behind their log ends and silent for the timeout"
         );
         w.caught_up(1);
         w.touch(0, later);

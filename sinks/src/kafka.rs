@@ -210,12 +210,8 @@ impl KafkaStatsSink {
             c.set("linger.ms", "0");
         }
         // The dead letter's key and payload together stay far below the producer's limit.
-        let max_bytes: usize = match c.get("message.max.bytes") {
-            None => 1_000_000,
-            Some(v) => v
-                .parse()
-                .map_err(|_| SinkError(format!("message.max.bytes `{v}` is not a number")))?,
-        };
+        let max_bytes =
+            apo_core::kafka::max_message_bytes(&c).map_err(|e| SinkError(e.to_string()))?;
         let context = AckTracker {
             dead_letters: dead_letters.is_some(),
             copy_cap: DEAD_LETTER_PAYLOAD_BYTES.min(max_bytes.saturating_sub(4096) / 4),

@@ -102,6 +102,38 @@ pub fn topics(name: &str, partitions: i32) -> Topics {
     t
 }
 
+/// A point of metric `latency` (ms) of `service`.
+pub fn point(ts: i64, service: &str, value: f64) -> MetricPoint {
+    MetricPoint {
+        timestamp: ts,
+        service: service.into(),
+        name: "latency".into(),
+        value,
+        unit: "ms".into(),
+        tags: Default::default(),
+        histogram: None,
+    }
+}
+
+/// A minute boundary an hour ago: old enough for any window, young enough for the time bounds.
+pub fn base() -> i64 {
+    (now_ms() - 3_600_000) / 60_000 * 60_000
+}
+
+/// The latest revision of each window.
+pub fn latest(stats: &[WindowStats]) -> BTreeMap<String, WindowStats> {
+    let mut m: BTreeMap<String, WindowStats> = BTreeMap::new();
+    for s in stats {
+        match m.get(&s.key()) {
+            Some(x) if x.revision >= s.revision => {}
+            _ => {
+                m.insert(s.key(), s.clone());
+            }
+        }
+    }
+    m
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -397,6 +429,31 @@ pub fn messages(points: &[MetricPoint], partitions: i32, batch: usize) -> Vec<(i
     out
 }
 
+/// Polls `outputs()` until it counts at least `at_least` while `child` runs; returns the count.
+/// Panics when the child stops by itself or the count is not reached within five minutes,
+/// killing the child first so that no `apo run` outlives its test.
+fn wait_for_output(
+    child: &mut Child,
+    at_least: usize,
+    outputs: &mut impl FnMut() -> usize,
+    what: &str,
+) -> usize {
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < at_least {
+        if child.try_wait().unwrap().is_some() {
+            panic!("{what} stopped by itself with {seen} of {at_least} outputs");
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} gave {seen} of {at_least} outputs in five minutes");
+        }
+        seen = outputs();
+    }
+    seen
+}
+
 /// Waits until `outputs()` counts at least `at_least` records while `child` is still running,
 /// then kills it (SIGKILL); returns the last count. Panics when the child stops by itself or
 /// nothing comes within five minutes.
@@ -405,19 +462,7 @@ pub fn kill_after_output(
     at_least: usize,
     mut outputs: impl FnMut() -> usize,
 ) -> usize {
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < at_least {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no output from the first run"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the first run stopped by itself"
-        );
-        seen = outputs();
-    }
+    let seen = wait_for_output(child, at_least, &mut outputs, "the first run");
     child.kill().unwrap();
     child.wait().unwrap();
     seen
@@ -430,19 +475,7 @@ pub fn stop_after_output(
     at_least: usize,
     mut outputs: impl FnMut() -> usize,
 ) -> usize {
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < at_least {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no output from the run"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run stopped by itself"
-        );
-        seen = outputs();
-    }
+    let seen = wait_for_output(child, at_least, &mut outputs, "the run");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -11,3 +11,4 @@ mod offline;
 mod pipeline_kafka;
 mod poison;
 mod traces_kafka;
+mod watermarks;

@@ -7,36 +7,6 @@ use std::time::Duration;
 use crate::common::*;
 use apo_schemas::{MetricPoint, WindowStats};
 
-fn point(ts: i64, service: &str, value: f64) -> MetricPoint {
-    MetricPoint {
-        timestamp: ts,
-        service: service.into(),
-        name: "latency".into(),
-        value,
-        unit: "ms".into(),
-        tags: Default::default(),
-        histogram: None,
-    }
-}
-
-fn base() -> i64 {
-    (now_ms() - 3_600_000) / 60_000 * 60_000
-}
-
-/// The latest revision of each window.
-fn latest(stats: &[WindowStats]) -> BTreeMap<String, WindowStats> {
-    let mut m: BTreeMap<String, WindowStats> = BTreeMap::new();
-    for s in stats {
-        match m.get(&s.key()) {
-            Some(x) if x.revision >= s.revision => {}
-            _ => {
-                m.insert(s.key(), s.clone());
-            }
-        }
-    }
-    m
-}
-
 #[test]
 fn percentiles_are_within_the_stated_error_and_totals_exact_and_sql_answers() {
     let t = topics("pct", 4);

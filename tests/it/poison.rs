@@ -10,22 +10,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::common::*;
 use apo_schemas::MetricPoint;
 
-fn point(ts: i64, service: &str, value: f64) -> MetricPoint {
-    MetricPoint {
-        timestamp: ts,
-        service: service.into(),
-        name: "latency".into(),
-        value,
-        unit: "ms".into(),
-        tags: Default::default(),
-        histogram: None,
-    }
-}
-
-fn base() -> i64 {
-    (now_ms() - 3_600_000) / 60_000 * 60_000
-}
-
 /// Produces messages to partition 0 in order, up to 8 MB each, and waits for every
 /// acknowledgement.
 fn produce_large(topic: &str, messages: &[Vec<u8>]) {

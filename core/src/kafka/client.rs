@@ -1,7 +1,25 @@
 //! librdkafka client settings: the brokers, then every property passed through as `kcat -X`
-//! does (SASL, TLS, timeouts), and the parser of one such `key=value`.
+//! does (SASL, TLS, timeouts), the parser of one such `key=value`, and the producer's message
+//! limit they set.
 
 use rdkafka::ClientConfig;
+
+use crate::IngestError;
+
+/// librdkafka's default `message.max.bytes`.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// The largest message a producer made from `config` sends: its `message.max.bytes`, else
+/// librdkafka's default.
+pub fn max_message_bytes(config: &ClientConfig) -> Result<usize, IngestError> {
+    match config.get("message.max.bytes") {
+        None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| IngestError::Config(format!("message.max.bytes `{v}` is not a number"))),
+    }
+}
 
 /// Base client configuration: brokers, then every `key=value` override in order.
 pub fn client_config(brokers: &str, overrides: &[(String, String)]) -> ClientConfig {

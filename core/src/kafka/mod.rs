@@ -7,7 +7,7 @@ mod client;
 mod produce;
 
 pub use admin::{ensure_topics, partition_count};
-pub use client::{client_config, parse_override};
+pub use client::{client_config, max_message_bytes, parse_override, DEFAULT_MESSAGE_MAX_BYTES};
 pub use produce::{
     flush_promptly, send_threaded_with_backpressure, send_with_backpressure, DeliveryTracker,
 };

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use apo_ingest::watermark::IdlePolicy;
+
 use crate::engine::error::PipelineError;
 
 /// Granularity of timely time: the watermark is rounded down to whole seconds.
@@ -20,7 +22,13 @@ pub struct LaneConfig {
     /// How far behind the watermark a record may still revise a closed window.
     #[serde(with = "humantime_serde")]
     pub horizon: Duration,
-    /// A partition silent this long stops holding the watermark back.
+    /// What a partition that delivers nothing does to the watermark: `hold` it (the default:
+    /// the watermark moves on event times only, so backlogs and backfills land in their
+    /// windows and replays decide lateness as the first run did) or `advance` without it once
+    /// it has been silent for `idle_timeout` (live dashboards).
+    pub idle_policy: IdlePolicy,
+    /// Under `advance`, a partition silent this long stops holding the watermark back; under
+    /// either policy, a partition silent this long while others deliver is reported.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Stop once every partition is caught up, closing all windows (batch / test mode).
@@ -43,6 +51,7 @@ impl Default for LaneConfig {
         LaneConfig {
             lateness: Duration::from_secs(5),
             horizon: Duration::from_secs(300),
+            idle_policy: IdlePolicy::Hold,
             idle_timeout: Duration::from_secs(30),
             drain: false,
             drain_stall: Duration::from_secs(60),

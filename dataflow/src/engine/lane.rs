@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use apo_ingest::dlq::{DeadLetter, DeadLetterSink};
 use apo_ingest::source::{MessageSource, RawMessage, SourceEvent};
-use apo_ingest::watermark::WatermarkTracker;
+use apo_ingest::watermark::{IdlePolicy, WatermarkTracker};
 use apo_ingest::IngestError;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
-use crate::engine::commit::PartitionCommits;
+use crate::engine::commit::{MessageTimes, PartitionCommits};
 use crate::engine::config::{LaneConfig, TICK_MS};
 use crate::engine::context::BuildContext;
 use crate::engine::error::PipelineError;
@@ -127,6 +127,8 @@ pub struct JobLane<J: Job> {
     last_durable: i64,
     /// Output rows dead-lettered by the sinks, as last added to the progress counter.
     dead_lettered: u64,
+    /// Partitions reported silent, until they deliver again.
+    reported_silent: BTreeMap<i32, bool>,
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
@@ -153,8 +155,13 @@ impl<J: Job> JobLane<J> {
             states
         });
         let partitions: Vec<i32> = source.partitions().to_vec();
-        let tracker =
-            WatermarkTracker::new(&partitions, cfg.lateness, cfg.idle_timeout, Instant::now());
+        let tracker = WatermarkTracker::new(
+            &partitions,
+            cfg.lateness,
+            cfg.idle_timeout,
+            cfg.idle_policy,
+            Instant::now(),
+        );
         let commits = partitions
             .iter()
             .map(|&p| (p, PartitionCommits::default()))
@@ -189,6 +196,7 @@ impl<J: Job> JobLane<J> {
             last_progress: Instant::now(),
             last_durable: i64::MIN,
             dead_lettered: 0,
+            reported_silent: BTreeMap::new(),
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
         })
@@ -249,9 +257,9 @@ impl<J: Job> Lane for JobLane<J> {
                         report,
                     );
                     match r {
-                        Ok((release, end)) => {
+                        Ok((release, end, times)) => {
                             if let Some(c) = commits.get_mut(&m.partition) {
-                                c.push(m.offset, release, end, closed_upto);
+                                c.push(m.offset, release, end, closed_upto, times);
                             }
                         }
                         Err(e) => batch_err = Some(e),
@@ -360,6 +368,7 @@ impl<J: Job> Lane for JobLane<J> {
             if let Some(lag) = self.source.lag() {
                 self.progress.set_lag(self.worker, lag);
             }
+            self.report_silent();
             self.progress.set_held(self.worker, self.ctx.held_total());
             self.last_stats = Instant::now();
         }
@@ -373,6 +382,57 @@ impl<J: Job> Lane for JobLane<J> {
 }
 
 impl<J: Job> JobLane<J> {
+    /// Says, once per silence, which partition has delivered nothing for the idle timeout while
+    /// it matters: one behind its log end (its fetch is stuck), or one holding the watermark
+    /// with the others' data well past it (more than the lateness, at least 1 s). A topic that is
+    /// quiet as a whole, its partitions level, is not reported.
+    fn report_silent(&mut self) {
+        let now = Instant::now();
+        let silent = self.tracker.silent(now);
+        let wm = self.tracker.watermark();
+        let hold = self.tracker.policy() == IdlePolicy::Hold;
+        // The furthest any partition has got: a silent one well behind it keeps windows open
+        // that the others' data would close.
+        let ahead = self
+            .source
+            .partitions()
+            .iter()
+            .map(|&p| self.tracker.partition_watermark(p))
+            .max()
+            .unwrap_or(i64::MIN);
+        let gap = (self.cfg.lateness.as_millis() as i64).max(1_000);
+        self.reported_silent
+            .retain(|p, _| silent.iter().any(|(q, _, _)| q == p));
+        for &(p, at_end, pwm) in &silent {
+            if self.reported_silent.contains_key(&p) {
+                continue;
+            }
+            let secs = self.cfg.idle_timeout.as_secs_f64();
+            let topic = self.source.topic();
+            if !at_end {
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    "partition has delivered nothing for {secs:.0} s though it has not reached \
+                     its log end: its fetch is stuck (a record larger than the fetch limit, a \
+                     broker problem); its lag grows"
+                );
+            } else if hold && pwm <= wm && ahead.saturating_sub(pwm) > gap {
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    watermark_ms = wm,
+                    "partition has delivered nothing for {secs:.0} s and holds the watermark: \
+                     windows past it close when it delivers (--idle-advance lets a silent \
+                     partition stop holding it, at the cost of late records when it resumes)"
+                );
+            } else {
+                continue;
+            }
+            self.reported_silent.insert(p, at_end);
+        }
+    }
+
     /// Drain mode: an error once neither input nor output (the `durable` frontier) has moved
     /// for `drain_stall`.
     fn check_stall(&mut self, durable: i64) -> Result<(), PipelineError> {
@@ -409,7 +469,7 @@ fn process_message<J: Job>(
     dlq: &mut dyn DeadLetterSink,
     progress: &Progress,
     report: &mut WorkerReport,
-) -> Result<(i64, i64), IngestError> {
+) -> Result<(i64, i64, MessageTimes), IngestError> {
     let decoded = match feed.job.decode(m.payload, clock_ms) {
         Ok(d) => d,
         Err(e) => {
@@ -421,13 +481,14 @@ fn process_message<J: Job>(
             })?;
             Progress::add(&progress.dlq_messages, 1);
             Progress::add(&progress.records_dlq, 1);
-            return Ok((i64::MIN, i64::MIN));
+            return Ok((i64::MIN, i64::MIN, MessageTimes::default()));
         }
     };
     let total = decoded.items.len() + decoded.errors.len();
     let mut release = i64::MIN;
     let mut last_end = i64::MIN;
     let mut late: Vec<usize> = Vec::new();
+    let mut times = MessageTimes::default();
     let mut late_detail = String::new();
     // Positions of the points in the message (valid points fill the gaps between errors).
     let mut error_pos = decoded.errors.iter().map(|(i, _)| *i).peekable();
@@ -439,17 +500,28 @@ fn process_message<J: Job>(
             pos += 1;
         }
         let ts = feed.job.event_time(&p);
+        times.max = Some(times.max.map_or(ts, |m| m.max(ts)));
+        // Late by the partition's own records before this one: what a replay decides too.
+        // Under `advance` the worker's watermark can be ahead of it (partitions that went
+        // idle) and then decides.
+        let own = quantise(tracker.partition_watermark(m.partition));
         let wm = tracker.observe(m.partition, ts);
         let t = quantise(wm);
         // The watermark moved: what was buffered so far belongs to the old time.
         feed.advance_to(t);
-        if ts < t as i64 - horizon_ms {
+        let bound = own.max(t) as i64;
+        if ts < bound - horizon_ms {
             if late.is_empty() {
+                let whose = if own >= t {
+                    "its partition's watermark"
+                } else {
+                    "the watermark"
+                };
                 late_detail = format!(
-                    "event time {} ms is more than the {} s horizon behind the watermark {} ms",
+                    "event time {} ms is more than the {} s horizon behind {whose} {} ms",
                     ts,
                     horizon_ms / 1000,
-                    t
+                    bound
                 );
             }
             late.push(pos);
@@ -479,7 +551,8 @@ fn process_message<J: Job>(
             .or_insert_with(|| (Vec::new(), e.to_string()));
         entry.0.push(*i);
     }
-    if !late.is_empty() {
+    times.late = !late.is_empty();
+    if times.late {
         by_reason.insert("late", (late, late_detail));
     }
     for (reason, (points, detail)) in &by_reason {
@@ -502,7 +575,7 @@ fn process_message<J: Job>(
         Progress::add(&progress.dlq_messages, 1);
         Progress::add(&progress.records_dlq, points.len() as u64);
     }
-    Ok((release, last_end))
+    Ok((release, last_end, times))
 }
 
 /// What a worker did, returned when it stops.

@@ -47,7 +47,16 @@ pub struct RunArgs {
     /// How far behind the watermark a record may still revise a closed window; older records go to the dead-letter topic with reason `late`.
     #[arg(long, env = "APO_HORIZON", default_value = "5m", value_parser = duration)]
     pub horizon: Duration,
-    /// A partition silent this long stops holding the watermark back.
+    /// Let a partition that is silent for --idle-timeout stop holding the watermark back, and
+    /// the watermark follow the wall clock once every partition is silent: the last windows of
+    /// a quiet stream close, as a live dashboard wants. Off by default: a silent partition
+    /// holds the watermark, so a partition's backlog or an hour of old data arriving later
+    /// lands in its windows instead of the dead-letter topic, and a replay decides lateness as
+    /// the first run did (with this on, that depends on timing).
+    #[arg(long, env = "APO_IDLE_ADVANCE")]
+    pub idle_advance: bool,
+    /// With --idle-advance, a partition silent this long stops holding the watermark back;
+    /// either way, a partition silent this long while others deliver is reported.
     #[arg(long, env = "APO_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub idle_timeout: Duration,
     /// Points older than this (by the clock) are invalid.

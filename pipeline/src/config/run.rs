@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apo_dataflow::{AssemblyConfig, LaneConfig, MetricsConfig, ModelConfig, SpanConfig};
+use apo_dataflow::{
+    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, SpanConfig,
+};
 use apo_ingest::decode::{FieldLimits, TimeBounds};
 
 use crate::args::RunArgs;
@@ -198,6 +200,11 @@ fn lane_config(a: &RunArgs) -> Result<LaneConfig, RunError> {
         lateness: a.lateness,
         horizon: a.horizon,
         idle_timeout: a.idle_timeout,
+        idle_policy: if a.idle_advance {
+            IdlePolicy::Advance
+        } else {
+            IdlePolicy::Hold
+        },
         drain: a.drain,
         drain_stall: a.drain_stall_timeout,
         max_messages_per_sec: a.max_messages_per_sec,

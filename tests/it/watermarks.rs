@@ -1,0 +1,128 @@
+//! Watermarks against the real broker, as `apo run` holds them by default: a partition that is
+//! empty at start holds the watermark until its backlog arrives, and an hour of old data sent
+//! after an idle period lands in its windows. In both, nothing goes to the dead-letter topic
+//! and every window equals the exact computation.
+
+use std::time::Duration;
+
+use apo_schemas::MetricPoint;
+
+use crate::common::*;
+
+/// One point of series `closer` per partition, `at` ms: it moves every partition's watermark
+/// past the data's last window (its own window stays open).
+fn closers(at: i64, partitions: i32) -> Vec<(i32, Vec<u8>)> {
+    (0..partitions)
+        .map(|p| (p, serde_json::to_vec(&[point(at, "closer", 1.0)]).unwrap()))
+        .collect()
+}
+
+/// Runs `apo run` live on `t` with `extra`, calls `middle` once it is up, waits for `want`
+/// window records and stops it with SIGTERM; returns its stderr.
+fn live_run(
+    t: &Topics,
+    extra: &[&str],
+    want: usize,
+    middle: impl FnOnce(),
+) -> (Vec<apo_schemas::WindowStats>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = apo(&apo_run_args(t, dir.path(), extra))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // A failed check in `middle` must not leave `apo run` running after the test.
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(middle)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        std::panic::resume_unwind(e);
+    }
+    stop_after_output(&mut child, want, || {
+        consume(&t.stats, usize::MAX, Duration::from_millis(500)).len()
+    });
+    let stats = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(3)));
+    (stats, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+fn check_all(stats: &[apo_schemas::WindowStats], want: &Exact, t: &Topics) {
+    let dlq = consume(&t.dlq, usize::MAX, Duration::from_secs(3));
+    assert!(
+        dlq.is_empty(),
+        "{} dead letters, the first: {:?}",
+        dlq.len(),
+        dlq.first().map(|d| &d.headers)
+    );
+    assert_eq!(
+        stats.len(),
+        want.len(),
+        "one record per window, every window"
+    );
+    for w in stats {
+        assert_eq!(w.revision, 1, "{}", w.key());
+        check_exact(w, want);
+    }
+}
+
+#[test]
+fn a_backlog_on_a_partition_empty_at_start_lands_in_its_windows() {
+    let t = topics("backlog", 4);
+    // 400 s of points over 20 series, shuffled within 3 s (less than the lateness).
+    let pts = dataset(40_000, 20, base(), 10, 3_000, 11);
+    let want = exact(&pts, &[10]);
+    let last = pts.iter().map(|p| p.timestamp).max().unwrap();
+    let (backlog, early): (Vec<_>, Vec<_>) = messages(&pts, 4, 100)
+        .into_iter()
+        .partition(|(p, _)| *p == 3);
+    assert!(!backlog.is_empty() && !early.is_empty());
+    produce(&t.metrics, &early);
+    let (stats, log) = live_run(
+        &t,
+        &["--windows", "10s", "--lateness", "5s"],
+        want.len(),
+        || {
+            // Longer than the idle timeout (2 s): under the old rule partition 3 was idle by now
+            // and the watermark ran ahead of everything it would deliver.
+            std::thread::sleep(Duration::from_secs(8));
+            assert!(
+                consume(&t.stats, 1, Duration::from_secs(1)).is_empty(),
+                "no window closes while partition 3 has delivered nothing"
+            );
+            produce(&t.metrics, &backlog);
+            produce(&t.metrics, &closers(last + 60_000, 4));
+        },
+    );
+    check_all(&stats, &want, &t);
+    assert!(
+        log.contains("holds the watermark") && log.contains("partition=3"),
+        "the silent partition was reported: {log}"
+    );
+}
+
+#[test]
+fn an_hour_of_old_data_after_an_idle_period_lands_in_its_windows() {
+    let t = topics("backfill", 2);
+    let start = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
+    // 100 s of data, then (after the pipeline was idle) the hour that follows it.
+    let first = dataset(2_000, 4, start, 50, 0, 3);
+    let hour = dataset(36_000, 4, start + 100_000, 100, 0, 5);
+    let all: Vec<MetricPoint> = first.iter().chain(&hour).cloned().collect();
+    let want = exact(&all, &[60]);
+    let last = all.iter().map(|p| p.timestamp).max().unwrap();
+    produce(&t.metrics, &messages(&first, 2, 50));
+    let extra = ["--windows", "60s", "--lateness", "5s"];
+    let (stats, _) = live_run(&t, &extra, want.len(), || {
+        // The first windows close, then nothing arrives for longer than the idle timeout:
+        // under the old rule the watermark then followed the wall clock, two hours ahead.
+        let started = std::time::Instant::now();
+        while consume(&t.stats, 1, Duration::from_millis(500)).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no first windows"
+            );
+        }
+        std::thread::sleep(Duration::from_secs(6));
+        produce(&t.metrics, &messages(&hour, 2, 100));
+        produce(&t.metrics, &closers(last + 120_000, 2));
+    });
+    check_all(&stats, &want, &t);
+}
