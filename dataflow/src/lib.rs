@@ -32,6 +32,7 @@ pub use engine::sink::{sink_operator, tracked_sink, RowsCallback, SinkState};
 pub use engine::worker::{run_job, run_lanes};
 pub use metrics::config::MetricsConfig;
 pub use metrics::job::{MetricsJob, ModelStage};
+pub use metrics::series_limit::{SeriesLimits, OVERFLOW};
 pub use models::anomaly::{anomaly_warm_windows, StateInputs};
 pub use models::config::{ModelConfig, Signal};
 pub use models::series::{red_series_name, Scorable, SeriesKey};

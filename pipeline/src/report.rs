@@ -55,8 +55,15 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
         0 => String::new(),
         n => format!(", {n} refused by the broker"),
     };
+    let series = match p.series() {
+        (0, 0, _) => String::new(),
+        (live, 0, _) => format!(" | series {live} live"),
+        (live, folded, points) => {
+            format!(" | series {live} live, {folded} over the limit ({points} points to overflow)")
+        }
+    };
     format!(
-        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}",
+        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}{series}",
         started.elapsed().as_secs_f64(),
         l.lane,
         l.records,

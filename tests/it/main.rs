@@ -10,5 +10,6 @@ mod models_kafka;
 mod offline;
 mod pipeline_kafka;
 mod poison;
+mod series_limits;
 mod traces_kafka;
 mod watermarks;

@@ -43,6 +43,8 @@ struct WorkerGauges {
     /// `-1` while unknown.
     lag: AtomicI64,
     held: AtomicI64,
+    /// Live metric series, folded ones among them, points folded so far (metrics lane).
+    series: [AtomicU64; 3],
 }
 
 impl Default for WorkerGauges {
@@ -51,6 +53,7 @@ impl Default for WorkerGauges {
             watermark_ms: AtomicI64::new(i64::MIN),
             lag: AtomicI64::new(-1),
             held: AtomicI64::new(0),
+            series: Default::default(),
         }
     }
 }
@@ -200,6 +203,27 @@ impl Progress {
         if let Some(g) = self.slot(index) {
             g.held.store(n as i64, Ordering::Relaxed);
         }
+    }
+
+    /// Worker `index`'s series limiter counts now `c` (live series, folded ones, points folded).
+    pub fn set_series(&self, index: usize, live: usize, folded: usize, points_folded: u64) {
+        if let Some(g) = self.slot(index) {
+            g.series[0].store(live as u64, Ordering::Relaxed);
+            g.series[1].store(folded as u64, Ordering::Relaxed);
+            g.series[2].store(points_folded, Ordering::Relaxed);
+        }
+    }
+
+    /// Live metric series, distinct series folded into overflow series, and points folded,
+    /// summed over this process's workers.
+    pub fn series(&self) -> (u64, u64, u64) {
+        let sum = |i: usize| {
+            self.gauges
+                .iter()
+                .map(|g| g.series[i].load(Ordering::Relaxed))
+                .sum()
+        };
+        (sum(0), sum(1), sum(2))
     }
 
     /// The least watermark over this process's workers (ms); `None` until every worker has one.

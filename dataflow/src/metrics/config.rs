@@ -4,6 +4,7 @@
 use apo_ingest::decode::{Encoding, FieldLimits, TimeBounds};
 
 use crate::engine::error::PipelineError;
+use crate::metrics::series_limit::SeriesLimits;
 
 /// Settings of the metrics job (see `apo run --help` for their meaning and defaults); unknown
 /// keys in a file are errors, missing ones default.
@@ -20,6 +21,8 @@ pub struct MetricsConfig {
     pub time_bounds: TimeBounds,
     /// How long a point's names and how many and how long its tags may be.
     pub field_limits: FieldLimits,
+    /// How many series may be live at once.
+    pub series_limits: SeriesLimits,
 }
 
 impl Default for MetricsConfig {
@@ -30,6 +33,7 @@ impl Default for MetricsConfig {
             encoding: Encoding::Auto,
             time_bounds: TimeBounds::default(),
             field_limits: FieldLimits::default(),
+            series_limits: SeriesLimits::default(),
         }
     }
 }
@@ -45,6 +49,14 @@ impl MetricsConfig {
             return bad(format!(
                 "relative accuracy must be in (0, 1), got {}",
                 self.relative_accuracy
+            ));
+        }
+        let s = &self.series_limits;
+        if s.max_series == 0 || s.max_series_per_service == 0 {
+            return bad(format!(
+                "series limits must be at least 1 (got --max-series {} and \
+                 --max-series-per-service {}): 0 would fold every series into the overflow",
+                s.max_series, s.max_series_per_service
             ));
         }
         Ok(())

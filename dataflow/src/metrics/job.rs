@@ -21,6 +21,7 @@ use crate::engine::error::PipelineError;
 use crate::engine::sink::{tracked_sink, SinkState};
 use crate::metrics::config::MetricsConfig;
 use crate::metrics::preaggregate::PreAggregator;
+use crate::metrics::series_limit::{series_limit_operator, SeriesLimits};
 use crate::models::anomaly::{anomaly_stage, StateInputs};
 use crate::models::config::ModelConfig;
 use crate::models::forecast::forecast_operator;
@@ -47,6 +48,7 @@ pub struct MetricsJob {
     encoding: Encoding,
     bounds: TimeBounds,
     limits: FieldLimits,
+    series_limits: SeriesLimits,
     largest_ms: i64,
     /// The window sizes, ms.
     window_ms: Vec<u64>,
@@ -70,7 +72,8 @@ impl MetricsJob {
             cfg.time_bounds,
             sinks,
         )
-        .with_field_limits(cfg.field_limits))
+        .with_field_limits(cfg.field_limits)
+        .with_series_limits(cfg.series_limits))
     }
 
     /// The metrics job with windows of `window_seconds`, sketches of `relative_accuracy`,
@@ -86,6 +89,7 @@ impl MetricsJob {
             encoding,
             bounds,
             limits: FieldLimits::default(),
+            series_limits: SeriesLimits::default(),
             largest_ms: window_seconds.iter().copied().max().unwrap_or(1) as i64 * 1000,
             window_ms: window_seconds
                 .iter()
@@ -101,6 +105,12 @@ impl MetricsJob {
     /// otherwise).
     pub fn with_field_limits(mut self, limits: FieldLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How many series may be live at once (the defaults otherwise).
+    pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
+        self.series_limits = limits;
         self
     }
 
@@ -157,7 +167,13 @@ impl Job for MetricsJob {
         input: StreamVec<'scope, u64, Partial>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
-        let stats = window_operator(input, ctx.horizon_ms, ctx.held());
+        let limited = series_limit_operator(
+            input,
+            self.series_limits,
+            ctx.horizon_ms,
+            ctx.progress.clone(),
+        );
+        let stats = window_operator(limited, ctx.horizon_ms, ctx.held());
         let mut states = Vec::new();
         let sinks = std::mem::take(&mut self.sinks);
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);

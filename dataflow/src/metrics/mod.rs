@@ -4,3 +4,4 @@
 pub(crate) mod config;
 pub(crate) mod job;
 pub(crate) mod preaggregate;
+pub(crate) mod series_limit;

@@ -77,6 +77,17 @@ pub struct RunArgs {
     /// Longest tag or attribute value accepted, bytes.
     #[arg(long, env = "APO_MAX_ATTRIBUTE_BYTES", default_value_t = 4096)]
     pub max_attribute_bytes: usize,
+    /// Most metric series (service, metric) live at once, in total: a new series past it is
+    /// folded into the series `otel.metric.overflow` / `otel.metric.overflow` (its counts and
+    /// sums stay exact totals). A series is live while one of its windows can still change
+    /// (its latest window's end plus --horizon). Each worker takes an equal share.
+    #[arg(long, env = "APO_MAX_SERIES", default_value_t = 20_000)]
+    pub max_series: usize,
+    /// Most live series (metrics) of one service: a new one past it is folded into the
+    /// service's series `otel.metric.overflow`, as OpenTelemetry SDKs mark attribute sets past
+    /// their cardinality limit (2 000 there too).
+    #[arg(long, env = "APO_MAX_SERIES_PER_SERVICE", default_value_t = 2_000)]
+    pub max_series_per_service: usize,
     /// Where Parquet tables (and the embedded broker's log) are written.
     #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
     pub data_dir: PathBuf,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apo_dataflow::{
-    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, SpanConfig,
+    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, SeriesLimits, SpanConfig,
 };
 use apo_ingest::decode::{FieldLimits, TimeBounds};
 
@@ -189,6 +189,10 @@ fn metrics_config(a: &RunArgs) -> Result<MetricsConfig, RunError> {
             max_attributes: a.max_attributes,
             max_attribute_key_bytes: a.max_name_bytes,
             max_attribute_value_bytes: a.max_attribute_bytes,
+        },
+        series_limits: SeriesLimits {
+            max_series: a.max_series,
+            max_series_per_service: a.max_series_per_service,
         },
     };
     cfg.validate()?;

@@ -1,0 +1,448 @@
+//! The ceiling on live metric series (issue 14, part 2).
+//!
+//! A series is one (service, metric). It is *live* while one of its windows can still change:
+//! until the end of its latest window plus the horizon has passed. Each worker decides for the
+//! series it owns (partials are exchanged by series before this stage, as the windows are), with
+//! an equal share of each limit (`ceil(limit / workers)`): with one worker the limits are exact.
+//!
+//! A new series over a limit is not dropped: its data are folded into an overflow series, as
+//! OpenTelemetry SDKs fold attribute sets past their cardinality limit into one marked
+//! `otel.metric.overflow`:
+//!
+//! - past the per-service limit, into `(service, otel.metric.overflow)`;
+//! - past the total (the per-service overflow series count towards it), into
+//!   `(otel.metric.overflow, otel.metric.overflow)`, which is always kept.
+//!
+//! Counts and sums of an overflow series are exact totals of what was folded into it; its
+//! quantiles mix metrics and mean little. A series' fate is decided when it first arrives (or
+//! arrives again after it was forgotten) and kept while it is live; the new series of one
+//! event-time batch are decided in key order. Which batch a series first arrives in can depend
+//! on how partitions interleave, so near the limits two runs may keep different series.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::engine::progress::Progress;
+use crate::ops::aggregate::Partial;
+use crate::ops::route::route_strs;
+use crate::ops::stash::{stash_input, Stash};
+
+/// The service and metric name of overflow series.
+pub const OVERFLOW: &str = "otel.metric.overflow";
+
+/// How many series may be live at once (see `apo run --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeriesLimits {
+    /// Live series in total (every service, overflow series of services included).
+    pub max_series: usize,
+    /// Live series (metrics) of one service.
+    pub max_series_per_service: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_series: 20_000,
+            max_series_per_service: 2_000,
+        }
+    }
+}
+
+impl SeriesLimits {
+    /// This worker's share of each limit when `workers` share the series.
+    pub fn share(&self, workers: usize) -> SeriesLimits {
+        let w = workers.max(1);
+        SeriesLimits {
+            max_series: self.max_series.div_ceil(w),
+            max_series_per_service: self.max_series_per_service.div_ceil(w),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    /// End of the latest window + horizon: live until the watermark reaches it.
+    expires: i64,
+    /// Hash of the service, for its count.
+    service: u64,
+    /// What the series is: kept, a service's overflow series, or folded away.
+    fate: Fate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    ServiceOverflow,
+    Folded { into_global: bool },
+}
+
+/// Counts of a limiter, for the progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesCounts {
+    /// Series live now (kept ones and overflow series).
+    pub live: usize,
+    /// Distinct series live now whose data go to an overflow series.
+    pub folded: usize,
+    /// Points folded into overflow series so far.
+    pub points_folded: u64,
+}
+
+/// One worker's live series and the decision for each.
+#[derive(Debug)]
+pub struct SeriesLimiter {
+    limits: SeriesLimits,
+    horizon_ms: i64,
+    series: HashMap<u64, Live>,
+    per_service: HashMap<u64, usize>,
+    /// Candidate expiries (a series is checked against its latest when popped).
+    expiry: BTreeMap<i64, Vec<u64>>,
+    /// Series counting towards the total (kept and service overflow).
+    total: usize,
+    folded: usize,
+    /// Folded series whose data go to the global overflow series.
+    folded_global: usize,
+    points_folded: u64,
+}
+
+impl SeriesLimiter {
+    /// A limiter with `limits` (this worker's share) for windows revisable `horizon_ms` after
+    /// their end.
+    pub fn new(limits: SeriesLimits, horizon_ms: i64) -> Self {
+        SeriesLimiter {
+            limits,
+            horizon_ms,
+            series: HashMap::new(),
+            per_service: HashMap::new(),
+            expiry: BTreeMap::new(),
+            total: 0,
+            folded: 0,
+            folded_global: 0,
+            points_folded: 0,
+        }
+    }
+
+    /// Counts now.
+    pub fn counts(&self) -> SeriesCounts {
+        SeriesCounts {
+            live: self.total + usize::from(self.folded_global > 0),
+            folded: self.folded,
+            points_folded: self.points_folded,
+        }
+    }
+
+    /// Forgets series whose windows can no longer change at watermark `t`.
+    pub fn evict_until(&mut self, t: i64) {
+        while let Some((&at, _)) = self.expiry.first_key_value() {
+            if at > t {
+                break;
+            }
+            let Some((_, ids)) = self.expiry.pop_first() else {
+                break;
+            };
+            for id in ids {
+                let Some(l) = self.series.get(&id).copied() else {
+                    continue;
+                };
+                if l.expires > t {
+                    continue; // renewed since: a later entry stands for it
+                }
+                self.series.remove(&id);
+                match l.fate {
+                    Fate::Kept => {
+                        self.total -= 1;
+                        if let Some(n) = self.per_service.get_mut(&l.service) {
+                            *n -= 1;
+                            if *n == 0 {
+                                self.per_service.remove(&l.service);
+                            }
+                        }
+                    }
+                    Fate::ServiceOverflow => self.total -= 1,
+                    Fate::Folded { into_global } => {
+                        self.folded -= 1;
+                        if into_global {
+                            self.folded_global -= 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides for `p` (re-keying it to its overflow series when its series is over a limit);
+    /// true when it was folded.
+    pub fn admit(&mut self, p: &mut Partial) -> bool {
+        let expires = p.key.window_end().saturating_add(self.horizon_ms);
+        if p.key.service == OVERFLOW && p.key.metric == OVERFLOW {
+            self.points_folded += p.count;
+            return true;
+        }
+        let id = route_strs(&[&p.key.service, &p.key.metric]);
+        let fate = match self.series.get(&id).map(|l| l.fate) {
+            Some(f) => f,
+            None => {
+                let service = route_strs(&[&p.key.service]);
+                let f = self.decide_new(service, &p.key.service);
+                self.series.insert(
+                    id,
+                    Live {
+                        expires: i64::MIN,
+                        service,
+                        fate: f,
+                    },
+                );
+                f
+            }
+        };
+        self.renew(id, expires);
+        match fate {
+            Fate::Kept | Fate::ServiceOverflow => false,
+            Fate::Folded { into_global } => {
+                self.points_folded += p.count;
+                if into_global {
+                    p.key.service = OVERFLOW.to_string();
+                } else {
+                    // The service's overflow series is live as long as what it holds.
+                    let service = route_strs(&[&p.key.service]);
+                    let oid = route_strs(&[&p.key.service, OVERFLOW]);
+                    if !self.series.contains_key(&oid) {
+                        // Forgotten before the series folded into it: it counts again.
+                        self.total += 1;
+                        self.series.insert(
+                            oid,
+                            Live {
+                                expires: i64::MIN,
+                                service,
+                                fate: Fate::ServiceOverflow,
+                            },
+                        );
+                    }
+                    self.renew(oid, expires);
+                }
+                p.key.metric = OVERFLOW.to_string();
+                true
+            }
+        }
+    }
+
+    /// What a series not seen (or forgotten) becomes, counting it.
+    fn decide_new(&mut self, service: u64, name: &str) -> Fate {
+        let of_service = self.per_service.get(&service).copied().unwrap_or(0);
+        if of_service < self.limits.max_series_per_service && self.total < self.limits.max_series {
+            *self.per_service.entry(service).or_default() += 1;
+            self.total += 1;
+            return Fate::Kept;
+        }
+        self.folded += 1;
+        // Past the service's limit its overflow series takes it, if that series exists or
+        // fits in the total; past the total everything goes to the global one.
+        let oid = route_strs(&[name, OVERFLOW]);
+        let service_overflow_fits = self.series.contains_key(&oid) || {
+            let fits = self.total < self.limits.max_series;
+            if fits {
+                self.total += 1;
+                self.series.insert(
+                    oid,
+                    Live {
+                        expires: i64::MIN,
+                        service,
+                        fate: Fate::ServiceOverflow,
+                    },
+                );
+            }
+            fits
+        };
+        let into_global =
+            !(of_service >= self.limits.max_series_per_service && service_overflow_fits);
+        self.folded_global += usize::from(into_global);
+        Fate::Folded { into_global }
+    }
+
+    fn renew(&mut self, id: u64, expires: i64) {
+        if let Some(l) = self.series.get_mut(&id) {
+            if expires > l.expires {
+                l.expires = expires;
+                self.expiry.entry(expires).or_default().push(id);
+            }
+        }
+    }
+}
+
+/// The series limit as a dataflow stage: exchanges partials by series, applies each event-time
+/// batch in time order once the frontier has passed it (forgetting series whose windows can no
+/// longer change first), and passes the partials on, those of series over a limit re-keyed to
+/// their overflow series. The counts go to `progress` (worker `index`'s slot).
+pub fn series_limit_operator<'scope>(
+    partials: StreamVec<'scope, u64, Partial>,
+    limits: SeriesLimits,
+    horizon_ms: i64,
+    progress: Arc<Progress>,
+) -> StreamVec<'scope, u64, Partial> {
+    let index = partials.scope().index();
+    let share = limits.share(partials.scope().peers());
+    let pact = Exchange::new(|p: &Partial| p.key.route());
+    partials.unary_frontier(pact, "SeriesLimit", move |_cap, _info| {
+        let mut limiter = SeriesLimiter::new(share, horizon_ms);
+        let mut stash: Stash<Partial> = BTreeMap::new();
+        move |(input, frontier), output| {
+            stash_input(input, &mut stash);
+            let f = frontier.frontier();
+            while let Some((&t, _)) = stash.first_key_value() {
+                if f.less_equal(&t) {
+                    break;
+                }
+                let Some((_, (cap, mut batch))) = stash.pop_first() else {
+                    break;
+                };
+                limiter.evict_until(t as i64);
+                // New series of one batch are decided in key order, not in the order the
+                // exchange delivered them: the same input decides the same way.
+                batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                for p in batch.iter_mut() {
+                    limiter.admit(p);
+                }
+                output.session(&cap).give_iterator(batch.into_iter());
+                let c = limiter.counts();
+                progress.set_series(index, c.live, c.folded, c.points_folded);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::aggregate::WindowKey;
+
+    fn partial(service: &str, metric: &str, start: i64, count: u64) -> Partial {
+        let mut p = Partial::new(
+            WindowKey {
+                service: service.into(),
+                metric: metric.into(),
+                window_seconds: 10,
+                window_start: start,
+            },
+            String::new(),
+            0.01,
+        );
+        p.count = count;
+        p
+    }
+
+    fn name(p: &Partial) -> (String, String) {
+        (p.key.service.clone(), p.key.metric.clone())
+    }
+
+    #[test]
+    fn series_past_the_service_limit_fold_into_its_overflow_series() {
+        let limits = SeriesLimits {
+            max_series: 100,
+            max_series_per_service: 2,
+        };
+        let mut l = SeriesLimiter::new(limits, 0);
+        let mut out = Vec::new();
+        for m in ["a", "b", "c", "d", "a"] {
+            let mut p = partial("svc", m, 0, 3);
+            let folded = l.admit(&mut p);
+            out.push((name(&p), folded));
+        }
+        let o = OVERFLOW.to_string();
+        let s = "svc".to_string();
+        assert_eq!(
+            out,
+            vec![
+                ((s.clone(), "a".into()), false),
+                ((s.clone(), "b".into()), false),
+                ((s.clone(), o.clone()), true),
+                ((s.clone(), o.clone()), true),
+                ((s.clone(), "a".into()), false),
+            ]
+        );
+        // a, b and svc's overflow series count; c and d are folded.
+        assert_eq!(
+            l.counts(),
+            SeriesCounts {
+                live: 3,
+                folded: 2,
+                points_folded: 6
+            }
+        );
+    }
+
+    #[test]
+    fn past_the_total_everything_new_goes_to_the_global_overflow_series() {
+        let limits = SeriesLimits {
+            max_series: 3,
+            max_series_per_service: 10,
+        };
+        let mut l = SeriesLimiter::new(limits, 0);
+        let mut names = Vec::new();
+        for (s, m) in [("x", "1"), ("y", "1"), ("z", "1"), ("w", "1"), ("x", "2")] {
+            let mut p = partial(s, m, 0, 1);
+            l.admit(&mut p);
+            names.push(name(&p));
+        }
+        let g = (OVERFLOW.to_string(), OVERFLOW.to_string());
+        assert_eq!(names[3], g);
+        assert_eq!(names[4], g);
+        assert_eq!(l.counts().folded, 2);
+        assert_eq!(
+            l.counts().live,
+            4,
+            "three kept and the global overflow series"
+        );
+    }
+
+    #[test]
+    fn a_series_whose_windows_are_past_the_horizon_frees_its_place() {
+        let limits = SeriesLimits {
+            max_series: 1,
+            max_series_per_service: 1,
+        };
+        // Windows of 10 s, horizon 5 s: a series with a window [0, 10 s) is live until 15 s.
+        let mut l = SeriesLimiter::new(limits, 5_000);
+        assert!(!l.admit(&mut partial("s", "a", 0, 1)));
+        assert!(l.admit(&mut partial("s", "b", 0, 1)), "over the limit");
+        l.evict_until(14_999);
+        assert!(
+            l.admit(&mut partial("s", "b", 0, 1)),
+            "still decided folded"
+        );
+        // a renews itself with a later window: live until 25 s.
+        assert!(!l.admit(&mut partial("s", "a", 10_000, 1)));
+        l.evict_until(15_000);
+        assert_eq!(l.counts().folded, 0, "b's windows are past the horizon");
+        assert!(
+            l.admit(&mut partial("s", "b", 20_000, 1)),
+            "a still holds the place"
+        );
+        l.evict_until(35_000);
+        assert_eq!(
+            l.counts(),
+            SeriesCounts {
+                live: 0,
+                folded: 0,
+                points_folded: 3
+            }
+        );
+        assert!(
+            !l.admit(&mut partial("s", "b", 40_000, 1)),
+            "the place is free"
+        );
+    }
+
+    #[test]
+    fn shares_round_up() {
+        let s = SeriesLimits {
+            max_series: 5,
+            max_series_per_service: 1,
+        }
+        .share(2);
+        assert_eq!((s.max_series, s.max_series_per_service), (3, 1));
+    }
+}

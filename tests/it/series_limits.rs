@@ -1,0 +1,108 @@
+//! The ceiling on live series against the real broker: `apo run --drain` over 900 series of
+//! three services with limits of 100 per service and 250 in total. Series past a limit are
+//! folded into overflow series (nothing is lost: every window's counts add up to its points),
+//! kept series are exact, and with the default limits nothing overflows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use apo_schemas::{MetricPoint, WindowStats};
+
+use crate::common::*;
+
+const OVERFLOW: &str = "otel.metric.overflow";
+
+/// Two points of each of `metrics` metrics of three services, all in one 60 s window,
+/// interleaved so that every message mixes series.
+fn points(metrics: usize) -> Vec<MetricPoint> {
+    let start = base();
+    let mut out = Vec::new();
+    for round in 0..2 {
+        for m in 0..metrics {
+            for s in ["alpha", "beta", "gamma"] {
+                let mut p = point(start + (out.len() % 50_000) as i64, s, (m + round) as f64);
+                p.name = format!("m{m:04}");
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn drain(t: &Topics, extra: &[&str]) -> (Vec<WindowStats>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--drain", "--windows", "60s", "-w", "2"];
+    args.extend_from_slice(extra);
+    let out = run_to_end(
+        &apo_run_args(t, dir.path(), &args),
+        Duration::from_secs(300),
+    );
+    let stats = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(3)));
+    (
+        latest(&stats).into_values().collect(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn series_past_the_limits_fold_into_overflow_series_and_nothing_is_lost() {
+    let pts = points(300);
+    let t = topics("series", 2);
+    produce(&t.metrics, &messages(&pts, 2, 100));
+    // Two workers: each takes half of each limit (50 per service, 125 in total).
+    let (rows, _) = drain(
+        &t,
+        &["--max-series", "250", "--max-series-per-service", "100"],
+    );
+    let total: u64 = rows.iter().map(|r| r.count).sum();
+    assert_eq!(total, pts.len() as u64, "every point is in some window");
+    let kept: Vec<&WindowStats> = rows.iter().filter(|r| r.metric != OVERFLOW).collect();
+    let overflow: Vec<&WindowStats> = rows.iter().filter(|r| r.metric == OVERFLOW).collect();
+    assert!(
+        !overflow.is_empty(),
+        "900 series against 250: some overflow"
+    );
+    let mut per_service: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &kept {
+        assert_eq!(r.count, 2, "a kept series is exact: {}", r.key());
+        *per_service.entry(r.service.as_str()).or_default() += 1;
+    }
+    for (s, n) in &per_service {
+        assert!(*n <= 100, "{s} kept {n} series, more than its limit");
+    }
+    let series: BTreeSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.service.as_str(), r.metric.as_str()))
+        .collect();
+    // Each worker's share of the total can be reached, plus its global overflow series.
+    assert!(
+        series.len() <= 250 + 2,
+        "{} series live at once",
+        series.len()
+    );
+    let folded: u64 = overflow.iter().map(|r| r.count).sum();
+    assert_eq!(folded, pts.len() as u64 - 2 * kept.len() as u64);
+
+    // The default limits keep all 900.
+    let t2 = topics("series-default", 2);
+    produce(&t2.metrics, &messages(&pts, 2, 100));
+    let (rows, _) = drain(&t2, &[]);
+    assert_eq!(rows.len(), 900);
+    assert!(rows.iter().all(|r| r.metric != OVERFLOW && r.count == 2));
+}
+
+#[test]
+fn zero_series_limits_are_refused() {
+    let t = topics("series-zero", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = apo(&apo_run_args(
+        &t,
+        dir.path(),
+        &["--drain", "--max-series", "0"],
+    ))
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("series limits must be at least 1"), "{err}");
+}
