@@ -115,7 +115,16 @@ impl Broker {
                     }
                     return Ok(());
                 }
-                Ok(_) => attempts += 1,
+                Ok(_) => {
+                    attempts += 1;
+                    tracing::warn!(
+                        brokers = %self.address,
+                        "something answers at {} but names no broker in its metadata (asked for \
+                         {:.0?}); still trying, Ctrl-C stops",
+                        self.address,
+                        started.elapsed()
+                    );
+                }
                 Err(e) => {
                     attempts += 1;
                     tracing::warn!(

@@ -92,17 +92,26 @@ fn series_past_the_limits_fold_into_overflow_series_and_nothing_is_lost() {
 }
 
 #[test]
-fn zero_series_limits_are_refused() {
+fn zero_limits_are_refused_with_a_clear_error() {
     let t = topics("series-zero", 1);
     let dir = tempfile::tempdir().unwrap();
-    let out = apo(&apo_run_args(
-        &t,
-        dir.path(),
-        &["--drain", "--max-series", "0"],
-    ))
-    .output()
-    .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("series limits must be at least 1"), "{err}");
+    for (flag, says) in [
+        ("--max-series", "series limits must be at least 1"),
+        (
+            "--max-series-per-service",
+            "series limits must be at least 1",
+        ),
+        ("--max-name-bytes", "length limits must be at least 1 byte"),
+        (
+            "--max-attribute-bytes",
+            "length limits must be at least 1 byte",
+        ),
+    ] {
+        let out = apo(&apo_run_args(&t, dir.path(), &["--drain", flag, "0"]))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} 0 was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{flag} 0: {err}");
+    }
 }

@@ -51,6 +51,18 @@ impl MetricsConfig {
                 self.relative_accuracy
             ));
         }
+        let f = &self.field_limits;
+        if f.max_name_bytes == 0
+            || f.max_attribute_key_bytes == 0
+            || f.max_attribute_value_bytes == 0
+        {
+            return bad(format!(
+                "name and attribute length limits must be at least 1 byte (got --max-name-bytes \
+                 {} and --max-attribute-bytes {}): 0 would send every record to the dead-letter \
+                 topic",
+                f.max_name_bytes, f.max_attribute_value_bytes
+            ));
+        }
         let s = &self.series_limits;
         if s.max_series == 0 || s.max_series_per_service == 0 {
             return bad(format!(
