@@ -34,7 +34,7 @@ pub mod table;
 pub mod window_stats;
 
 pub use decoded::Decoded;
-pub use metric::{Histogram, MetricPoint, SchemaError};
+pub use metric::{bucket_bound, Histogram, MetricPoint, SchemaError};
 pub use row::OutputRow;
 pub use span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 pub use window_stats::WindowStats;

@@ -80,6 +80,24 @@ pub struct Histogram {
     pub max: f64,
     /// (representative value, count) per non-empty bucket.
     pub buckets: Vec<(f64, u64)>,
+    /// The largest relative error of a bucket's representative value against any value its
+    /// bucket can hold ([`bucket_bound`]); 0 (the default) when the values are exact.
+    /// `f64::MAX` when a bucket spans zero: then there is no relative bound.
+    #[serde(default)]
+    pub bucket_bound: f64,
+}
+
+/// The largest relative error of `v` standing for any value in `[lo, hi]`: the larger of its
+/// distances to the ends relative to them, since |v − x| / |x| is largest at an end when the
+/// bucket does not hold zero; `f64::MAX` when it does (no relative bound); 0 for a point.
+pub fn bucket_bound(lo: f64, v: f64, hi: f64) -> f64 {
+    if lo >= hi {
+        return 0.0;
+    }
+    if lo <= 0.0 && hi >= 0.0 {
+        return f64::MAX;
+    }
+    ((v - lo).abs() / lo.abs()).max((hi - v).abs() / hi.abs())
 }
 
 /// One observation of one metric of one service.

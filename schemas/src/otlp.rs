@@ -196,6 +196,7 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
         .or_else(|| upper(last))
         .or_else(|| lower(last))
         .unwrap_or(sum / dp.count as f64);
+    let mut bound = 0.0f64;
     let buckets = dp
         .bucket_counts
         .iter()
@@ -205,6 +206,7 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
             let lo = lower(i).unwrap_or(min).max(min);
             let hi = upper(i).unwrap_or(max).min(max);
             let v = if lo <= hi { (lo + hi) / 2.0 } else { hi };
+            bound = bound.max(crate::metric::bucket_bound(lo, v, hi));
             (v, c)
         })
         .collect();
@@ -214,6 +216,7 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
         min,
         max,
         buckets,
+        bucket_bound: bound,
     }))
 }
 
@@ -331,6 +334,8 @@ mod tests {
         let h = d.items[1].histogram.as_ref().unwrap();
         assert_eq!((h.count, h.sum, h.min, h.max), (6, 61.0, 1.0, 30.0));
         assert_eq!(h.buckets, vec![(3.0, 2), (7.5, 3), (20.0, 1)]);
+        // [1, 5] by 3: 3 is 200 % above 1; [5, 10] by 7.5: 50 %; [10, 30] by 20: 100 %.
+        assert_eq!(h.bucket_bound, 2.0);
     }
 
     #[test]

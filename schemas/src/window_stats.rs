@@ -42,7 +42,10 @@ pub struct WindowStats {
     pub p99: f64,
     /// The 99.9th percentile.
     pub p999: f64,
-    /// The relative-error bound of every percentile above (DDSketch alpha).
+    /// The relative-error bound of every percentile above: the sketch's (DDSketch alpha) for
+    /// exact values; for a window fed by explicit-bucket histograms, the bound its buckets allow
+    /// as well, `(1 + b)(1 + alpha) − 1` with `b` the widest bucket's relative half-width, and
+    /// `1.7976931348623157e308` (`f64::MAX`) when a bucket spans zero: no relative bound.
     pub relative_accuracy: f64,
     /// 1 for the first emission, n + 1 for each revision caused by late data.
     pub revision: u32,

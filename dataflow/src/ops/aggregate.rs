@@ -68,6 +68,8 @@ pub struct Partial {
     pub min: f64,
     pub max: f64,
     pub sketch: DDSketch,
+    /// The largest bucket bound of the histograms added (0: only exact values).
+    pub bucket_bound: f64,
 }
 
 impl Partial {
@@ -80,6 +82,7 @@ impl Partial {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             sketch: DDSketch::new(alpha),
+            bucket_bound: 0.0,
         }
     }
 
@@ -101,6 +104,7 @@ impl Partial {
                 for &(v, n) in &h.buckets {
                     self.sketch.add_n(v, n);
                 }
+                self.bucket_bound = self.bucket_bound.max(h.bucket_bound);
             }
         }
         if self.unit.is_empty() && !p.unit.is_empty() {
@@ -114,6 +118,7 @@ impl Partial {
         self.sum += o.sum;
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
+        self.bucket_bound = self.bucket_bound.max(o.bucket_bound);
         if self.unit.is_empty() {
             self.unit.clone_from(&o.unit);
         }
@@ -121,6 +126,19 @@ impl Partial {
         // that would otherwise corrupt percentiles, so it is logged and the other sketch skipped.
         if let Err(e) = self.sketch.merge(&o.sketch) {
             tracing::error!(error = %e, "sketch merge skipped");
+        }
+    }
+
+    /// The bound on the quantiles' relative error: the sketch's alone for exact values; with
+    /// histograms, a quantile falls in the bucket of the true one (buckets keep ranks), whose
+    /// representative is within `b` of it and is estimated within `alpha`:
+    /// `(1 + b)(1 + alpha) − 1`. `f64::MAX` when a bucket spans zero (no relative bound).
+    pub fn relative_accuracy(&self) -> f64 {
+        let alpha = self.sketch.relative_accuracy();
+        match self.bucket_bound {
+            b if b <= 0.0 => alpha,
+            f64::MAX => f64::MAX,
+            b => (1.0 + b) * (1.0 + alpha) - 1.0,
         }
     }
 
@@ -153,8 +171,118 @@ impl Partial {
             p95: q(0.95),
             p99: q(0.99),
             p999: q(0.999),
-            relative_accuracy: self.sketch.relative_accuracy(),
+            relative_accuracy: self.relative_accuracy(),
             revision,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apo_schemas::{bucket_bound, Histogram, MetricPoint};
+
+    use super::{Partial, WindowKey};
+
+    /// `values` as an OTLP explicit-bucket histogram with `bounds` (representatives and clamps
+    /// as apo-schemas' OTLP decoder makes them).
+    fn histogram(values: &[f64], bounds: &[f64]) -> Histogram {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut counts = vec![0u64; bounds.len() + 1];
+        for &x in values {
+            counts[bounds.iter().take_while(|&&b| x > b).count()] += 1;
+        }
+        let (mut buckets, mut bound) = (Vec::new(), 0.0f64);
+        for (i, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
+            let lo = if i == 0 { min } else { bounds[i - 1].max(min) };
+            let hi = bounds.get(i).copied().unwrap_or(max).min(max);
+            let v = (lo + hi) / 2.0;
+            bound = bound.max(bucket_bound(lo, v, hi));
+            buckets.push((v, c));
+        }
+        Histogram {
+            count: values.len() as u64,
+            sum: values.iter().sum(),
+            min,
+            max,
+            buckets,
+            bucket_bound: bound,
+        }
+    }
+
+    fn partial_of(h: Histogram) -> Partial {
+        let key = WindowKey {
+            service: "s".into(),
+            metric: "m".into(),
+            window_seconds: 10,
+            window_start: 0,
+        };
+        let mut p = Partial::new(key, "ms".into(), 0.01);
+        p.add(&MetricPoint {
+            timestamp: 0,
+            service: "s".into(),
+            name: "m".into(),
+            value: 0.0,
+            unit: "ms".into(),
+            tags: Default::default(),
+            histogram: Some(h),
+        });
+        p
+    }
+
+    /// The exact quantile by the sketch's rank rule (floor(q (n − 1)) of the sorted values).
+    fn exact(values: &[f64], q: f64) -> f64 {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[(q * (v.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn a_histogram_fed_window_states_a_bound_its_quantiles_keep() {
+        // 1..=1000 ms over the SDKs' default latency bounds (a part of them): wide buckets.
+        let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let bounds = [5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0];
+        let p = partial_of(histogram(&values, &bounds));
+        let acc = p.finish(1).relative_accuracy;
+        // [1, 5] by 3 is the widest relatively: 200 %, with the sketch's 1 % on top.
+        assert!((acc - (3.0 * 1.01 - 1.0)).abs() < 1e-12, "{acc}");
+        let w = p.finish(1);
+        for (q, got) in [
+            (0.5, w.p50),
+            (0.9, w.p90),
+            (0.95, w.p95),
+            (0.99, w.p99),
+            (0.999, w.p999),
+        ] {
+            let want = exact(&values, q);
+            let err = (got - want).abs() / want;
+            assert!(
+                err <= acc,
+                "p{q}: {got} against {want}, error {err} > {acc}"
+            );
+        }
+        // p50 is 500: in (250, 500], stood for by 375, 25 % off; far above the sketch's 1 %.
+        assert!((w.p50 - 500.0).abs() / 500.0 > 0.2);
+    }
+
+    #[test]
+    fn exact_values_keep_the_sketch_accuracy_and_a_bucket_over_zero_has_no_bound() {
+        let key = WindowKey {
+            service: "s".into(),
+            metric: "m".into(),
+            window_seconds: 10,
+            window_start: 0,
+        };
+        let p = Partial::new(key, String::new(), 0.01);
+        assert_eq!(p.relative_accuracy(), 0.01);
+        let q = partial_of(histogram(&[-2.0, 1.0, 3.0], &[2.0]));
+        assert_eq!(q.relative_accuracy(), f64::MAX);
+        let mut merged = p.clone();
+        merged.merge(&q);
+        assert_eq!(
+            merged.relative_accuracy(),
+            f64::MAX,
+            "merging keeps the bound"
+        );
     }
 }
