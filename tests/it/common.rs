@@ -13,10 +13,102 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
+thread_local! {
+    /// A broker of the test's own ([`OwnBroker`]) for every helper called on this thread.
+    static OWN_BROKER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The broker the helpers talk to: the test's own when it started one on this thread, the
+/// shared test broker otherwise.
 pub fn brokers() -> String {
+    if let Some(b) = OWN_BROKER.with(|b| b.borrow().clone()) {
+        return b;
+    }
     std::env::var("APO_TEST_BROKERS").expect(
         "APO_TEST_BROKERS is not set: run the tests with scripts/test.sh, which starts the broker",
     )
+}
+
+/// A `tansu` broker of a test's own, for tests that stop or restart it (the shared one must
+/// stay up for the others); `scripts/test.sh` installs tansu on the PATH. Killed on drop.
+pub struct OwnBroker {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+}
+
+impl OwnBroker {
+    /// Starts one on a free port with its storage in `dir`.
+    pub fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut b = OwnBroker {
+            child: None,
+            dir: dir.to_path_buf(),
+            addr: format!("127.0.0.1:{port}"),
+        };
+        b.spawn();
+        b
+    }
+
+    /// Makes every helper called on this thread use this broker.
+    pub fn use_on_this_thread(&self) {
+        OWN_BROKER.with(|b| *b.borrow_mut() = Some(self.addr.clone()));
+    }
+
+    /// Kills it (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills it and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://{}", self.addr);
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+                "--silent",
+            ])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu on the PATH (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&self.addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not listen on {}",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+        OWN_BROKER.with(|b| *b.borrow_mut() = None);
+    }
 }
 
 pub fn client() -> ClientConfig {

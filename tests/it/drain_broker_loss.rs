@@ -4,61 +4,16 @@
 //! Runs a `tansu` broker of its own (the shared test broker must stay up for the other tests):
 //! `scripts/test.sh` installs it on the PATH.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::apo;
-
-/// Kills the broker when the test ends, however it ends.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker(dir: &std::path::Path) -> (Broker, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new("tansu")
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "sqlite://tansu.db",
-            "--silent",
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tansu on the PATH (scripts/test.sh installs it)");
-    let broker = Broker(child);
-    let addr = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tansu did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (broker, addr)
-}
+use crate::common::{apo, OwnBroker};
 
 #[test]
 fn drain_ends_with_an_error_when_the_broker_goes_away() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut broker, addr) = start_broker(dir.path());
+    let mut broker = OwnBroker::start(dir.path());
+    let addr = broker.addr.clone();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     // 100 messages of 200 points
     let produced = apo(&s(&[
@@ -108,8 +63,7 @@ fn drain_ends_with_an_error_when_the_broker_goes_away() {
         run.try_wait().expect("apo run status").is_none(),
         "apo run ended before the broker went away"
     );
-    let _ = broker.0.kill();
-    let _ = broker.0.wait();
+    broker.kill();
     let killed = Instant::now();
     // what librdkafka prefetched is still read (at most the 20 s of the whole topic), then
     // the stall limit applies
