@@ -110,13 +110,7 @@ fn chaos(name: &str, extra: &[&str], processes: usize, seed: u64) {
         assert!(out.status.success(), "the last drain failed");
     }
 
-    let dlq = consume(&t.dlq, usize::MAX, Duration::from_secs(3));
-    assert!(
-        dlq.is_empty(),
-        "{} dead letters, the first: {:?}",
-        dlq.len(),
-        dlq.first().map(|d| &d.headers)
-    );
+    assert_no_dead_letters(&t);
     let records = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(5)));
     let mut by_key: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
     for r in records {

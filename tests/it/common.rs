@@ -212,6 +212,17 @@ pub fn base() -> i64 {
     (now_ms() - 3_600_000) / 60_000 * 60_000
 }
 
+/// Asserts that nothing reached `t`'s dead-letter topic, naming the first dead letter's headers.
+pub fn assert_no_dead_letters(t: &Topics) {
+    let dlq = consume(&t.dlq, usize::MAX, Duration::from_secs(3));
+    assert!(
+        dlq.is_empty(),
+        "{} dead letters, the first: {:?}",
+        dlq.len(),
+        dlq.first().map(|d| &d.headers)
+    );
+}
+
 /// The latest revision of each window.
 pub fn latest(stats: &[WindowStats]) -> BTreeMap<String, WindowStats> {
     let mut m: BTreeMap<String, WindowStats> = BTreeMap::new();

@@ -45,13 +45,7 @@ fn live_run(
 }
 
 fn check_all(stats: &[apo_schemas::WindowStats], want: &Exact, t: &Topics) {
-    let dlq = consume(&t.dlq, usize::MAX, Duration::from_secs(3));
-    assert!(
-        dlq.is_empty(),
-        "{} dead letters, the first: {:?}",
-        dlq.len(),
-        dlq.first().map(|d| &d.headers)
-    );
+    assert_no_dead_letters(t);
     assert_eq!(
         stats.len(),
         want.len(),
