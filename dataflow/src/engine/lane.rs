@@ -5,7 +5,7 @@
 //! ([`crate::engine::worker::run_lanes`]) steps one timely worker over several lanes, so the metrics
 //! and trace pipelines share one cluster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -128,7 +128,7 @@ pub struct JobLane<J: Job> {
     /// Output rows dead-lettered by the sinks, as last added to the progress counter.
     dead_lettered: u64,
     /// Partitions reported silent, until they deliver again.
-    reported_silent: BTreeMap<i32, bool>,
+    reported_silent: BTreeSet<i32>,
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
@@ -196,7 +196,7 @@ impl<J: Job> JobLane<J> {
             last_progress: Instant::now(),
             last_durable: i64::MIN,
             dead_lettered: 0,
-            reported_silent: BTreeMap::new(),
+            reported_silent: BTreeSet::new(),
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
         })
@@ -402,9 +402,9 @@ impl<J: Job> JobLane<J> {
             .unwrap_or(i64::MIN);
         let gap = (self.cfg.lateness.as_millis() as i64).max(1_000);
         self.reported_silent
-            .retain(|p, _| silent.iter().any(|(q, _, _)| q == p));
+            .retain(|p| silent.iter().any(|(q, _, _)| q == p));
         for &(p, at_end, pwm) in &silent {
-            if self.reported_silent.contains_key(&p) {
+            if self.reported_silent.contains(&p) {
                 continue;
             }
             let secs = self.cfg.idle_timeout.as_secs_f64();
@@ -429,7 +429,7 @@ impl<J: Job> JobLane<J> {
             } else {
                 continue;
             }
-            self.reported_silent.insert(p, at_end);
+            self.reported_silent.insert(p);
         }
     }
 

@@ -182,9 +182,10 @@ impl SeriesLimiter {
             self.points_folded += p.count;
             return true;
         }
-        let id = route_strs(&[&p.key.service, &p.key.metric]);
-        let fate = match self.series.get(&id).map(|l| l.fate) {
-            Some(f) => f,
+        // The series' id is its route (the hash the exchange routes it by).
+        let id = p.key.route();
+        let (fate, service) = match self.series.get(&id) {
+            Some(l) => (l.fate, l.service),
             None => {
                 let service = route_strs(&[&p.key.service]);
                 let f = self.decide_new(service, &p.key.service);
@@ -196,7 +197,7 @@ impl SeriesLimiter {
                         fate: f,
                     },
                 );
-                f
+                (f, service)
             }
         };
         self.renew(id, expires);
@@ -208,19 +209,10 @@ impl SeriesLimiter {
                     p.key.service = OVERFLOW.to_string();
                 } else {
                     // The service's overflow series is live as long as what it holds.
-                    let service = route_strs(&[&p.key.service]);
                     let oid = route_strs(&[&p.key.service, OVERFLOW]);
                     if !self.series.contains_key(&oid) {
                         // Forgotten before the series folded into it: it counts again.
-                        self.total += 1;
-                        self.series.insert(
-                            oid,
-                            Live {
-                                expires: i64::MIN,
-                                service,
-                                fate: Fate::ServiceOverflow,
-                            },
-                        );
+                        self.add_service_overflow(oid, service);
                     }
                     self.renew(oid, expires);
                 }
@@ -245,15 +237,7 @@ impl SeriesLimiter {
         let service_overflow_fits = self.series.contains_key(&oid) || {
             let fits = self.total < self.limits.max_series;
             if fits {
-                self.total += 1;
-                self.series.insert(
-                    oid,
-                    Live {
-                        expires: i64::MIN,
-                        service,
-                        fate: Fate::ServiceOverflow,
-                    },
-                );
+                self.add_service_overflow(oid, service);
             }
             fits
         };
@@ -261,6 +245,19 @@ impl SeriesLimiter {
             !(of_service >= self.limits.max_series_per_service && service_overflow_fits);
         self.folded_global += usize::from(into_global);
         Fate::Folded { into_global }
+    }
+
+    /// Starts the overflow series `oid` of `service`, counting it towards the total.
+    fn add_service_overflow(&mut self, oid: u64, service: u64) {
+        self.total += 1;
+        self.series.insert(
+            oid,
+            Live {
+                expires: i64::MIN,
+                service,
+                fate: Fate::ServiceOverflow,
+            },
+        );
     }
 
     fn renew(&mut self, id: u64, expires: i64) {
