@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use apo_pipeline::args::{AlertArgs, KafkaArgs};
+use apo_pipeline::args::{memory_size, AlertArgs, KafkaArgs, MemoryLimit};
 use clap::Args;
 
 #[derive(Args, Debug, Clone)]
@@ -35,6 +35,20 @@ pub struct BenchArgs {
     /// Measure only the models (quick).
     #[arg(long)]
     pub models_only: bool,
+    /// Live series at which memory is measured with the memory budget off and on (empty: skip).
+    #[arg(
+        long,
+        env = "APO_SERIES_SIZES",
+        value_delimiter = ',',
+        default_value = "1000,10000,100000,1000000"
+    )]
+    pub series_sizes: Vec<usize>,
+    /// The memory budget of the series measurement (as `apo run --memory-budget`).
+    #[arg(long, env = "APO_SERIES_BUDGET", default_value = "512MiB", value_parser = memory_size)]
+    pub series_budget: MemoryLimit,
+    /// Measure only memory against live series.
+    #[arg(long)]
+    pub series_only: bool,
     /// Write the results as Markdown to this file (e.g. BENCHMARKS.md); from a heading
     /// `## Model quality` on, the old file is kept (the NAB evaluation writes that part).
     #[arg(long, env = "APO_WRITE")]

@@ -14,6 +14,7 @@ mod models;
 mod offline;
 mod phase;
 mod raw;
+mod series;
 mod spans;
 
 pub use args::{BenchArgs, ForecastArgs, ScoreArgs, SeriesIo};

@@ -142,6 +142,26 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         ..Default::default()
     };
 
+    // Memory against live series first, while the process holds least.
+    let series_section = match (a.series_sizes.is_empty(), a.series_budget.0) {
+        (false, Some(budget)) => Some(crate::series::series_section(
+            &cfg,
+            &a.series_sizes,
+            budget,
+            stamp,
+        )?),
+        (false, None) => {
+            bail!("--series-budget needs a size: the measurement compares it with none")
+        }
+        (true, _) => None,
+    };
+    if a.series_only {
+        if let Some(s) = &series_section {
+            println!("{s}");
+        }
+        return Ok(());
+    }
+
     // 5 first. Memory at two sizes, points generated lazily; before the broker and the other
     // phases hold memory of their own.
     let mut rss_sizes = Vec::new();
@@ -392,6 +412,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let _ = writeln!(out, "|---:|---:|---:|");
     for (n, r, pps) in &rss_sizes {
         let _ = writeln!(out, "| {n} | {} | {pps:.0} |", fmt_rss(*r));
+    }
+    if let Some(section) = &series_section {
+        let _ = write!(
+            out,
+            "\n## Memory against live series (issue 14)\n\n{section}"
+        );
     }
     if let Some(section) = &spans_section {
         let _ = write!(out, "\n## Trace pipeline (issue 3)\n\n{section}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use apo_dataflow::{run_job, Job, LaneConfig, Latency, Progress};
+use apo_dataflow::{run_job, Job, LaneConfig, Latency, MemoryBudget, Progress};
 use apo_ingest::dlq::DeadLetterSink;
 use apo_ingest::source::MessageSource;
 use apo_schemas::WindowStats;
@@ -41,6 +41,11 @@ pub struct PhaseResult {
     pub latencies: Vec<Latency>,
     /// Rows collected, where the phase keeps them.
     pub rows: Vec<WindowStats>,
+    /// Metric series live at the last batch, distinct series folded into overflow series then,
+    /// and points folded in all.
+    pub series: (u64, u64, u64),
+    /// Times the memory budget went over.
+    pub over_budget: u64,
 }
 
 /// What one worker of a phase runs: its source, dead letters and job (with the job's sinks).
@@ -52,7 +57,17 @@ pub fn run_phase<J: Job>(
     cfg: LaneConfig,
     make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
 ) -> Result<PhaseResult> {
-    let progress = Arc::new(Progress::new(workers));
+    run_phase_under(workers, cfg, MemoryBudget::unlimited(), make)
+}
+
+/// [`run_phase`] under a memory `budget`.
+pub fn run_phase_under<J: Job>(
+    workers: usize,
+    cfg: LaneConfig,
+    budget: Arc<MemoryBudget>,
+    make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
+) -> Result<PhaseResult> {
+    let progress = Arc::new(Progress::new(workers).with_budget(budget));
     let p = progress.clone();
     reset_peak_rss();
     let started = Instant::now();
@@ -86,5 +101,7 @@ pub fn run_phase<J: Job>(
         rss_mib: peak_rss_mib(),
         latencies: progress.take_latencies(),
         rows: Vec::new(),
+        series: progress.series(),
+        over_budget: progress.budget.usage().episodes,
     })
 }

@@ -22,6 +22,7 @@ pub mod testing;
 mod traces;
 
 pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;
@@ -37,6 +38,7 @@ pub use models::anomaly::{anomaly_warm_windows, StateInputs};
 pub use models::config::{ModelConfig, Signal};
 pub use models::series::{red_series_name, Scorable, SeriesKey};
 pub use models::warm::{Loader, PastWindows};
+pub use ops::held::Held;
 pub use ops::sketch::DDSketch;
 pub use ops::window::window_operator;
 pub use traces::assembly::{AssembledTrace, AssemblyConfig, Emitted, TraceAssembler};

@@ -138,6 +138,12 @@ impl KafkaSource {
             // The consumer lag shown in progress comes from these statistics.
             c.set("statistics.interval.ms", "2000");
         }
+        if c.get("queued.max.messages.kbytes").is_none() {
+            // librdkafka prefetches up to 64 MiB per consumer by default: memory outside the
+            // memory budget's view, and more than a worker reads in a second. 16 MiB keeps
+            // the fetches ahead of the worker.
+            c.set("queued.max.messages.kbytes", "16384");
+        }
         let partitions: Vec<i32> = (0..count)
             .filter(|p| *p as usize % peers == index)
             .collect();

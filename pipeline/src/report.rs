@@ -1,13 +1,13 @@
 //! The progress lines `apo run` prints to stderr every `--progress-interval`: per lane, records
 //! in and their rate, rows out and revisions, close-to-output latency, dead letters, consumer
-//! lag, watermark delay and windows held.
+//! lag, watermark delay and windows held; and the process's memory against its budget.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use apo_dataflow::{percentile, Progress};
+use apo_dataflow::{percentile, resident_bytes, BudgetUse, Progress};
 
 /// What a progress line calls the records and outputs of a lane.
 pub struct Labels {
@@ -62,8 +62,10 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
             format!(" | series {live} live, {folded} over the limit ({points} points to overflow)")
         }
     };
+    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
+    let state = mb(p.held_bytes());
     format!(
-        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {}{series}",
+        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",
         started.elapsed().as_secs_f64(),
         l.lane,
         l.records,
@@ -73,6 +75,33 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
         Progress::get(&p.dlq_messages),
         p.held(),
     )
+}
+
+/// The process's memory line: state held against its allowance, the budget, resident memory.
+fn memory_line(u: &BudgetUse, rss: Option<u64>) -> String {
+    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
+    let rss = rss.map_or("–".to_string(), mb);
+    match (u.allowed, u.limit) {
+        (Some(allowed), Some(limit)) => {
+            let pct = u.used as f64 * 100.0 / allowed.max(1) as f64;
+            let state = if u.over {
+                " | OVER BUDGET: reading slowly, new series fold into overflow"
+            } else {
+                ""
+            };
+            format!(
+                "[memory] state {} of {} ({pct:.0} %) | budget {} | resident {rss} | over budget {} times{state}",
+                mb(u.used),
+                mb(allowed),
+                mb(limit),
+                u.episodes
+            )
+        }
+        _ => format!(
+            "[memory] state {} | no budget (--memory-budget) | resident {rss}",
+            mb(u.used)
+        ),
+    }
 }
 
 /// A thread printing the lanes' progress every interval, and once more when stopped.
@@ -95,6 +124,9 @@ impl Reporter {
             let print = |last: &mut [(Instant, u64)]| {
                 for ((labels, p), last) in lanes.iter().zip(last.iter_mut()) {
                     eprintln!("{}", line(labels, p, started, last));
+                }
+                if let Some((_, p)) = lanes.first() {
+                    eprintln!("{}", memory_line(&p.budget.usage(), resident_bytes()));
                 }
             };
             let mut next = Instant::now() + every;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apo_dataflow::{run_lanes, Progress};
+use apo_dataflow::{run_lanes, MemoryBudget, Progress};
 use apo_ingest::actions::follow_actions;
 
 use crate::args::RunArgs;
@@ -93,12 +93,13 @@ pub fn run(a: RunArgs) -> Result<(), RunError> {
         None => None,
     };
 
+    let budget = Arc::new(MemoryBudget::new(a.memory_budget.0));
     let shared = Shared {
         client,
         actions,
         past: WarmStart::for_run(&cfg)?,
-        metrics_progress: Arc::new(Progress::new(a.workers.max(1))),
-        traces_progress: Arc::new(Progress::new(a.workers.max(1))),
+        metrics_progress: Arc::new(Progress::new(a.workers.max(1)).with_budget(budget.clone())),
+        traces_progress: Arc::new(Progress::new(a.workers.max(1)).with_budget(budget)),
     };
     let mut lanes = vec![(&METRICS, shared.metrics_progress.clone())];
     if cfg.spans.is_some() {

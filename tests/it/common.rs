@@ -339,8 +339,6 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
         data_dir.display().to_string(),
         "--idle-timeout".into(),
         "2s".into(),
-        "--progress-interval".into(),
-        "0s".into(),
         "--create-topics".into(),
         "false".into(),
     ];
@@ -360,6 +358,9 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
             }
         }
     }
+    if !extra.contains(&"--progress-interval") {
+        args.extend(["--progress-interval".into(), "0s".into()]);
+    }
     if !extra.contains(&"--models") {
         args.extend(["--models".into(), "false".into()]);
     }
@@ -374,27 +375,60 @@ pub fn apo(args: &[String]) -> Command {
 }
 
 pub fn run_to_end(args: &[String], limit: Duration) -> Output {
+    run_to_end_watching(args, limit, |_| {})
+}
+
+/// [`run_to_end`], returning the highest resident memory the process had (`VmRSS`, bytes,
+/// sampled every 50 ms).
+pub fn run_to_end_peak_rss(args: &[String], limit: Duration) -> (Output, u64) {
+    let mut peak = 0u64;
+    let out = run_to_end_watching(args, limit, |pid| {
+        if let Some(rss) = resident_bytes_of(pid) {
+            peak = peak.max(rss);
+        }
+    });
+    (out, peak)
+}
+
+/// `VmRSS` of process `pid`, bytes (`None` once it has gone).
+pub fn resident_bytes_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+fn run_to_end_watching(args: &[String], limit: Duration, mut watch: impl FnMut(u32)) -> Output {
     let mut child: Child = apo(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read stderr as it comes: a chatty run must not block on a full pipe.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
+        buf
+    });
     let started = Instant::now();
     loop {
+        watch(child.id());
         if child.try_wait().unwrap().is_some() {
             break;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            let err = reader.join().unwrap_or_default();
             panic!(
                 "apo did not finish within {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&err)
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = reader.join().unwrap_or_default();
     assert!(
         out.status.success(),
         "apo failed: {}",

@@ -7,6 +7,7 @@ mod common;
 mod drain_broker_loss;
 mod embedded;
 mod kafka_source;
+mod memory_budget;
 mod models_kafka;
 mod offline;
 mod pipeline_kafka;

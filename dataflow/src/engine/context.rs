@@ -1,10 +1,11 @@
 //! What a job's dataflow gets from the worker loop when it is built.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::engine::progress::Progress;
+use crate::ops::held::Held;
 
 /// What a job's dataflow gets from the loop.
 pub struct BuildContext {
@@ -13,7 +14,7 @@ pub struct BuildContext {
     /// The lane's live counters and gauges.
     pub progress: Arc<Progress>,
     /// One cell per stateful operator on this worker (see [`BuildContext::held`]).
-    held: RefCell<Vec<Rc<Cell<usize>>>>,
+    held: RefCell<Vec<Rc<Held>>>,
 }
 
 impl BuildContext {
@@ -26,17 +27,21 @@ impl BuildContext {
         }
     }
 
-    /// A new cell for one operator to report the windows (or other state) it holds; the
-    /// worker's total is the sum over every cell handed out ([`BuildContext::held_total`]).
-    pub fn held(&self) -> Rc<Cell<usize>> {
-        let cell = Rc::new(Cell::new(0));
+    /// A new cell for one operator to report the windows (or other state) it holds and their
+    /// bytes; the worker's total is the sum over every cell handed out
+    /// ([`BuildContext::held_total`]).
+    pub fn held(&self) -> Rc<Held> {
+        let cell = Rc::new(Held::default());
         self.held.borrow_mut().push(cell.clone());
         cell
     }
 
-    /// What every operator built with this context holds now.
-    pub fn held_total(&self) -> usize {
-        self.held.borrow().iter().map(|c| c.get()).sum()
+    /// What every operator built with this context holds now: items and estimated bytes.
+    pub fn held_total(&self) -> (usize, usize) {
+        self.held
+            .borrow()
+            .iter()
+            .fold((0, 0), |(n, b), c| (n + c.items(), b + c.bytes()))
     }
 }
 
@@ -51,9 +56,13 @@ mod tests {
     fn each_operator_has_its_own_held_cell() {
         let ctx = BuildContext::new(0, Arc::new(Progress::default()));
         let (a, b) = (ctx.held(), ctx.held());
-        a.set(3);
-        b.set(4);
-        a.set(5);
-        assert_eq!(ctx.held_total(), 9, "cells are summed, not overwritten");
+        a.set(3, 30);
+        b.set(4, 40);
+        a.set(5, 50);
+        assert_eq!(
+            ctx.held_total(),
+            (9, 90),
+            "cells are summed, not overwritten"
+        );
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,12 @@ impl<J: Job> Feed<J> {
 /// The longest a worker reads before it steps the dataflow again.
 const READ_BUDGET: Duration = Duration::from_millis(5);
 
+/// How often a lane publishes the bytes it holds and re-evaluates the memory budget.
+const BUDGET_EVERY: Duration = Duration::from_millis(100);
+
+/// Over the memory budget, a lane reads a tenth of a poll batch at most this often.
+const OVER_BUDGET_PAUSE: Duration = Duration::from_millis(10);
+
 fn quantise(wm: i64) -> u64 {
     if wm <= 0 {
         0
@@ -132,6 +139,11 @@ pub struct JobLane<J: Job> {
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
+    /// Where this lane publishes the bytes its operators hold on this worker.
+    budget_slot: Arc<AtomicU64>,
+    last_budget: Instant,
+    /// Last read while over the memory budget.
+    over_read: Instant,
 }
 
 impl<J: Job> JobLane<J> {
@@ -184,7 +196,6 @@ impl<J: Job> JobLane<J> {
             probe,
             sink_states,
             ctx,
-            progress,
             report: WorkerReport::default(),
             worker: worker.index(),
             horizon_ms,
@@ -199,6 +210,10 @@ impl<J: Job> JobLane<J> {
             reported_silent: BTreeSet::new(),
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
+            budget_slot: progress.budget.slot(),
+            last_budget: Instant::now(),
+            over_read: Instant::now(),
+            progress,
         })
     }
 }
@@ -281,6 +296,15 @@ impl<J: Job> Lane for JobLane<J> {
                 (self.tokens + self.refilled.elapsed().as_secs_f64() * rate).min(rate.max(1.0));
             self.refilled = Instant::now();
             max = max.min(self.tokens.floor() as usize);
+        }
+        // Over the memory budget: read a little at a time, letting the dataflow catch up.
+        if self.progress.budget.over() {
+            if self.over_read.elapsed() < OVER_BUDGET_PAUSE {
+                max = 0;
+            } else {
+                max = max.div_ceil(10);
+                self.over_read = Instant::now();
+            }
         }
         let n = if max == 0 {
             std::thread::sleep(Duration::from_millis(5));
@@ -369,8 +393,15 @@ impl<J: Job> Lane for JobLane<J> {
                 self.progress.set_lag(self.worker, lag);
             }
             self.report_silent();
-            self.progress.set_held(self.worker, self.ctx.held_total());
+            let (n, bytes) = self.ctx.held_total();
+            self.progress.set_held(self.worker, n, bytes);
             self.last_stats = Instant::now();
+        }
+        if self.last_budget.elapsed() >= BUDGET_EVERY {
+            let (_, bytes) = self.ctx.held_total();
+            self.budget_slot.store(bytes as u64, Ordering::Relaxed);
+            self.progress.budget.evaluate();
+            self.last_budget = Instant::now();
         }
         Ok(finished)
     }

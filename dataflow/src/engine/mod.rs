@@ -3,6 +3,7 @@
 //! operator, offsets safe to commit, live progress, and their settings and errors. Nothing here
 //! knows metrics, traces or models.
 
+pub(crate) mod budget;
 pub(crate) mod commit;
 pub(crate) mod config;
 pub(crate) mod context;

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use crate::engine::budget::MemoryBudget;
 
 /// Counters and gauges of one lane in one process. `Progress::default()` has one worker slot.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Progress {
     pub close_to_output: Mutex<Vec<Latency>>,
     /// When the windows closed.
     pub close_clock: CloseClock,
+    /// The process's memory budget, shared with its other lanes.
+    pub budget: Arc<MemoryBudget>,
 }
 
 /// One worker's gauges.
@@ -43,6 +47,7 @@ struct WorkerGauges {
     /// `-1` while unknown.
     lag: AtomicI64,
     held: AtomicI64,
+    held_bytes: AtomicU64,
     /// Live metric series, folded ones among them, points folded so far (metrics lane).
     series: [AtomicU64; 3],
 }
@@ -53,6 +58,7 @@ impl Default for WorkerGauges {
             watermark_ms: AtomicI64::new(i64::MIN),
             lag: AtomicI64::new(-1),
             held: AtomicI64::new(0),
+            held_bytes: AtomicU64::new(0),
             series: Default::default(),
         }
     }
@@ -198,11 +204,27 @@ impl Progress {
         }
     }
 
-    /// Worker `index` now holds `n` windows (or spans, for trace assembly) in memory.
-    pub fn set_held(&self, index: usize, n: usize) {
+    /// Worker `index` now holds `n` windows (or spans, for trace assembly) in memory, taking
+    /// about `bytes`.
+    pub fn set_held(&self, index: usize, n: usize, bytes: usize) {
         if let Some(g) = self.slot(index) {
             g.held.store(n as i64, Ordering::Relaxed);
+            g.held_bytes.store(bytes as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Estimated bytes held, summed over this process's workers.
+    pub fn held_bytes(&self) -> u64 {
+        self.gauges
+            .iter()
+            .map(|g| g.held_bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The same counters under the process's memory `budget`.
+    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Worker `index`'s series limiter counts now `c` (live series, folded ones, points folded).
@@ -298,6 +320,7 @@ impl Default for Progress {
             gauges: vec![WorkerGauges::default()],
             close_to_output: Mutex::default(),
             close_clock: CloseClock::default(),
+            budget: MemoryBudget::unlimited(),
         }
     }
 }
@@ -329,16 +352,17 @@ mod tests {
         );
         p.set_lag(0, 5);
         assert_eq!(p.lag(), Some(12), "lag sums over the workers");
-        p.set_held(0, 10);
-        p.set_held(1, 4);
-        p.set_held(1, 6);
+        p.set_held(0, 10, 100);
+        p.set_held(1, 4, 40);
+        p.set_held(1, 6, 60);
         assert_eq!(
             p.held(),
             16,
             "held sums over the workers, each its latest value"
         );
         // Global worker indices of a second process map onto the local slots.
-        p.set_held(3, 1);
+        assert_eq!(p.held_bytes(), 160);
+        p.set_held(3, 1, 10);
         assert_eq!(p.held(), 11);
     }
 }

@@ -18,6 +18,15 @@
 //! arrives again after it was forgotten) and kept while it is live; the new series of one
 //! event-time batch are decided in key order. Which batch a series first arrives in can depend
 //! on how partitions interleave, so near the limits two runs may keep different series.
+//!
+//! While the process is over its memory budget ([`crate::engine::budget`]) every new series is
+//! folded as if it were past the limits: into its service's overflow series when that one is
+//! live already, else into the global one. Series already live keep their own windows. Between
+//! the budget's evaluations (ten a second) the limiter also spends the budget's room itself:
+//! each window a series admitted since then opens is charged what it will take
+//! ([`new_window_bytes`]), and once this worker's share of the room is spent, new series fold
+//! as if the budget were over. A batch of 100 000 new series cannot overshoot the budget
+//! before it is next evaluated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,6 +39,7 @@ use crate::engine::progress::Progress;
 use crate::ops::aggregate::Partial;
 use crate::ops::route::route_strs;
 use crate::ops::stash::{stash_input, Stash};
+use crate::ops::window::new_window_bytes;
 
 /// The service and metric name of overflow series.
 pub const OVERFLOW: &str = "otel.metric.overflow";
@@ -90,6 +100,8 @@ pub struct SeriesCounts {
     pub folded: usize,
     /// Points folded into overflow series so far.
     pub points_folded: u64,
+    /// New series folded because the memory budget was over, so far.
+    pub budget_folds: u64,
 }
 
 /// One worker's live series and the decision for each.
@@ -107,6 +119,15 @@ pub struct SeriesLimiter {
     /// Folded series whose data go to the global overflow series.
     folded_global: usize,
     points_folded: u64,
+    /// The memory budget is over: new series fold.
+    over_budget: bool,
+    budget_folds: u64,
+    /// Bytes this worker may still take before the budget's next evaluation (`None`: no
+    /// budget).
+    room: Option<i64>,
+    /// Series admitted since the room was set: their windows are new (a series admitted
+    /// earlier is in what the budget counted).
+    fresh: std::collections::HashSet<u64>,
 }
 
 impl SeriesLimiter {
@@ -123,7 +144,23 @@ impl SeriesLimiter {
             folded: 0,
             folded_global: 0,
             points_folded: 0,
+            over_budget: false,
+            budget_folds: 0,
+            room: None,
+            fresh: std::collections::HashSet::new(),
         }
+    }
+
+    /// The bytes this worker may take until the budget is next evaluated (`None`: no budget);
+    /// series admitted from now on are charged against it.
+    pub fn set_room(&mut self, room: Option<i64>) {
+        self.room = room;
+        self.fresh.clear();
+    }
+
+    /// Whether the process is over its memory budget now (new series fold while it is).
+    pub fn set_over_budget(&mut self, over: bool) {
+        self.over_budget = over;
     }
 
     /// Counts now.
@@ -132,6 +169,7 @@ impl SeriesLimiter {
             live: self.total + usize::from(self.folded_global > 0),
             folded: self.folded,
             points_folded: self.points_folded,
+            budget_folds: self.budget_folds,
         }
     }
 
@@ -188,7 +226,7 @@ impl SeriesLimiter {
             Some(l) => (l.fate, l.service),
             None => {
                 let service = route_strs(&[&p.key.service]);
-                let f = self.decide_new(service, &p.key.service);
+                let f = self.decide_new(id, service, &p.key.service);
                 self.series.insert(
                     id,
                     Live {
@@ -201,6 +239,11 @@ impl SeriesLimiter {
             }
         };
         self.renew(id, expires);
+        if let Some(room) = self.room.as_mut() {
+            if self.fresh.contains(&id) {
+                *room -= new_window_bytes(p) as i64;
+            }
+        }
         match fate {
             Fate::Kept | Fate::ServiceOverflow => false,
             Fate::Folded { into_global } => {
@@ -223,17 +266,29 @@ impl SeriesLimiter {
     }
 
     /// What a series not seen (or forgotten) becomes, counting it.
-    fn decide_new(&mut self, service: u64, name: &str) -> Fate {
+    fn decide_new(&mut self, id: u64, service: u64, name: &str) -> Fate {
         let of_service = self.per_service.get(&service).copied().unwrap_or(0);
+        let oid = route_strs(&[name, OVERFLOW]);
+        if self.over_budget || self.room.is_some_and(|r| r <= 0) {
+            // No new series at all: the service's overflow series if it is live, else the
+            // global one.
+            self.folded += 1;
+            self.budget_folds += 1;
+            let into_global = !self.series.contains_key(&oid);
+            self.folded_global += usize::from(into_global);
+            return Fate::Folded { into_global };
+        }
         if of_service < self.limits.max_series_per_service && self.total < self.limits.max_series {
             *self.per_service.entry(service).or_default() += 1;
             self.total += 1;
+            if self.room.is_some() {
+                self.fresh.insert(id);
+            }
             return Fate::Kept;
         }
         self.folded += 1;
         // Past the service's limit its overflow series takes it, if that series exists or
         // fits in the total; past the total everything goes to the global one.
-        let oid = route_strs(&[name, OVERFLOW]);
         let service_overflow_fits = self.series.contains_key(&oid) || {
             let fits = self.total < self.limits.max_series;
             if fits {
@@ -281,11 +336,13 @@ pub fn series_limit_operator<'scope>(
     progress: Arc<Progress>,
 ) -> StreamVec<'scope, u64, Partial> {
     let index = partials.scope().index();
-    let share = limits.share(partials.scope().peers());
+    let peers = partials.scope().peers().max(1);
+    let share = limits.share(peers);
     let pact = Exchange::new(|p: &Partial| p.key.route());
     partials.unary_frontier(pact, "SeriesLimit", move |_cap, _info| {
         let mut limiter = SeriesLimiter::new(share, horizon_ms);
         let mut stash: Stash<Partial> = BTreeMap::new();
+        let mut evaluated = u64::MAX;
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             let f = frontier.frontier();
@@ -297,6 +354,12 @@ pub fn series_limit_operator<'scope>(
                     break;
                 };
                 limiter.evict_until(t as i64);
+                limiter.set_over_budget(progress.budget.over());
+                // The room is what the last evaluation left; spent until the next one.
+                if progress.budget.evaluations() != evaluated {
+                    evaluated = progress.budget.evaluations();
+                    limiter.set_room(progress.budget.room().map(|r| r / peers as i64));
+                }
                 // New series of one batch are decided in key order, not in the order the
                 // exchange delivered them: the same input decides the same way.
                 batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -366,7 +429,8 @@ mod tests {
             SeriesCounts {
                 live: 3,
                 folded: 2,
-                points_folded: 6
+                points_folded: 6,
+                budget_folds: 0
             }
         );
     }
@@ -424,13 +488,66 @@ mod tests {
             SeriesCounts {
                 live: 0,
                 folded: 0,
-                points_folded: 3
+                points_folded: 3,
+                budget_folds: 0
             }
         );
         assert!(
             !l.admit(&mut partial("s", "b", 40_000, 1)),
             "the place is free"
         );
+    }
+
+    #[test]
+    fn over_the_memory_budget_new_series_fold_and_live_ones_keep_their_windows() {
+        let mut l = SeriesLimiter::new(SeriesLimits::default(), 0);
+        assert!(!l.admit(&mut partial("svc", "a", 0, 1)));
+        l.set_over_budget(true);
+        assert!(!l.admit(&mut partial("svc", "a", 10_000, 1)), "a is live");
+        let mut b = partial("svc", "b", 10_000, 2);
+        assert!(l.admit(&mut b), "b is new: folded");
+        assert_eq!(
+            name(&b),
+            (OVERFLOW.to_string(), OVERFLOW.to_string()),
+            "svc has no overflow series yet: the global one takes it"
+        );
+        l.set_over_budget(false);
+        let mut c = partial("svc", "c", 10_000, 1);
+        assert!(!l.admit(&mut c), "under the budget again: c is kept");
+        assert!(
+            l.admit(&mut partial("svc", "b", 20_000, 1)),
+            "b stays folded while live"
+        );
+        assert_eq!(
+            l.counts(),
+            SeriesCounts {
+                live: 3,
+                folded: 1,
+                points_folded: 3,
+                budget_folds: 1
+            }
+        );
+    }
+
+    #[test]
+    fn the_room_left_in_the_budget_is_spent_by_the_series_of_one_batch() {
+        let mut l = SeriesLimiter::new(SeriesLimits::default(), 0);
+        let cost = new_window_bytes(&partial("svc", "a", 0, 1)) as i64;
+        // Room for two windows and a half: the third new series folds.
+        l.set_room(Some(cost * 5 / 2));
+        let folded: Vec<bool> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| l.admit(&mut partial("svc", m, 0, 1)))
+            .collect();
+        assert_eq!(folded, [false, false, false, true]);
+        // A kept series' further windows are not new series: never refused for room.
+        l.set_room(Some(0));
+        assert!(!l.admit(&mut partial("svc", "a", 10_000, 1)));
+        assert!(l.admit(&mut partial("svc", "e", 10_000, 1)));
+        assert_eq!(l.counts().budget_folds, 2);
+        // No budget: no room to spend.
+        l.set_room(None);
+        assert!(!l.admit(&mut partial("svc", "f", 10_000, 1)));
     }
 
     #[test]

@@ -112,6 +112,15 @@ impl Partial {
         }
     }
 
+    /// Bytes the partial holds on the heap: its names and unit, its sketch's bins.
+    pub fn heap_bytes(&self) -> usize {
+        use crate::ops::held::block_bytes;
+        block_bytes(self.key.service.capacity())
+            + block_bytes(self.key.metric.capacity())
+            + block_bytes(self.unit.capacity())
+            + self.sketch.heap_bytes()
+    }
+
     /// Folds another partial of the same window into this one.
     pub fn merge(&mut self, o: &Partial) {
         self.count += o.count;

@@ -158,6 +158,12 @@ impl DDSketch {
         }
     }
 
+    /// Bytes the sketch's bins take on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let store = |s: &Store| crate::ops::held::block_bytes(s.bins.capacity() * 8);
+        store(&self.positive) + store(&self.negative)
+    }
+
     /// The relative accuracy the sketch was made with.
     pub fn relative_accuracy(&self) -> f64 {
         self.alpha

@@ -107,6 +107,23 @@ pub struct TraceAssembler {
     emitted: HashMap<TraceId, (u32, bool, i64)>,
     expiry: BTreeMap<(i64, TraceId), ()>,
     held: usize,
+    /// Estimated bytes of the spans held.
+    bytes: usize,
+}
+
+/// What one held span takes: the span, its slot in its trace's vector, its names' and
+/// attributes' heap blocks (a B-tree node's share per attribute).
+pub fn span_bytes(s: &Span) -> usize {
+    use crate::ops::held::block_bytes;
+    let attributes: usize = s
+        .attributes
+        .iter()
+        .map(|(k, v)| block_bytes(k.capacity()) + block_bytes(v.capacity()) + 64)
+        .sum();
+    std::mem::size_of::<Span>()
+        + block_bytes(s.service.capacity())
+        + block_bytes(s.name.capacity())
+        + attributes
 }
 
 impl TraceAssembler {
@@ -119,6 +136,29 @@ impl TraceAssembler {
             emitted: HashMap::new(),
             expiry: BTreeMap::new(),
             held: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Estimated bytes of the spans held ([`span_bytes`]), and the open traces' entries.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes + self.open.len() * (std::mem::size_of::<(TraceId, Open)>() + 64)
+    }
+
+    /// Emits (as [`Emitted::MemoryBound`]) the traces nearest their deadline until a tenth of
+    /// the spans held are gone (at least one trace): what trace assembly gives up when the
+    /// memory budget is over.
+    pub fn shed(&mut self, now_ms: i64, out: &mut Vec<AssembledTrace>) {
+        let target = self.held - self.held / 10;
+        let mut first = true;
+        while first || self.held > target {
+            first = false;
+            let Some((&(_, victim), _)) = self.deadlines.first_key_value() else {
+                break;
+            };
+            if let Some(o) = self.close(victim) {
+                out.push(self.emit(victim, o, Emitted::MemoryBound, now_ms));
+            }
         }
     }
 
@@ -160,6 +200,7 @@ impl TraceAssembler {
                 })
             }
         };
+        self.bytes += span_bytes(&span);
         open.spans.push(span);
         self.held += 1;
         if open.spans.len() >= self.cfg.max_spans_per_trace {
@@ -212,6 +253,8 @@ impl TraceAssembler {
         let o = self.open.remove(&id)?;
         self.deadlines.remove(&(o.last_ms + self.cfg.idle_ms, id));
         self.held -= o.spans.len();
+        let freed: usize = o.spans.iter().map(span_bytes).sum();
+        self.bytes = self.bytes.saturating_sub(freed);
         Some(o)
     }
 

@@ -392,7 +392,7 @@ impl Job for SpanJob {
         );
         let slo_done = sink(slo, sinks.slo, 0, ctx, &mut states);
 
-        let traces = assemble_traces(spans, cfg.assembly, ctx.held());
+        let traces = assemble_traces(spans, cfg.assembly, ctx.held(), ctx.progress.budget.clone());
         let mut outs = trace_outputs(traces, size, alpha, cfg.max_share_rows).partition(3, |x| {
             let part = match &x {
                 TraceOut::Path(_) => 0,

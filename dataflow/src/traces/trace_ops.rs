@@ -7,6 +7,8 @@
 //! how batches were cut across workers.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use apo_schemas::Span;
 use timely::dataflow::channels::pact::Exchange;
@@ -14,6 +16,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
+use crate::engine::budget::MemoryBudget;
+use crate::ops::held::Held;
 use crate::traces::assembly::{AssembledTrace, AssemblyConfig, TraceAssembler};
 
 fn route(s: &Span) -> u64 {
@@ -22,17 +26,22 @@ fn route(s: &Span) -> u64 {
 }
 
 /// Assembles the spans into traces; emitted traces carry the time of the watermark that
-/// emitted them. `held_spans` reports the spans held on this worker.
+/// emitted them. `held_spans` reports the spans held on this worker; while `budget` is over,
+/// each evaluation that finds it so makes the assembler emit a tenth of what it holds early.
 pub fn assemble_traces<'scope>(
     spans: StreamVec<'scope, u64, Span>,
     cfg: AssemblyConfig,
-    held_spans: std::rc::Rc<std::cell::Cell<usize>>,
+    held_spans: Rc<Held>,
+    budget: Arc<MemoryBudget>,
 ) -> StreamVec<'scope, u64, AssembledTrace> {
+    let peers = spans.scope().peers();
     spans.unary_frontier(Exchange::new(route), "AssembleTraces", move |cap, _info| {
         let mut held: Option<Capability<u64>> = Some(cap);
         let mut asm = TraceAssembler::new(cfg);
         let mut stash: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
         let mut out: Vec<AssembledTrace> = Vec::new();
+        let mut shed_at = budget.over_count();
+        let peers = peers.max(1) as u64;
         move |(input, frontier), output| {
             input.for_each_stamp(|cap, data| {
                 let Some(&t) = cap.least() else {
@@ -72,6 +81,16 @@ pub fn assemble_traces<'scope>(
             match f.first() {
                 Some(&ft) => {
                     asm.advance(ft as i64, &mut out);
+                    // Only while assembly holds a fair part of the state (a tenth of this
+                    // worker's share): the windows may be what is over, not the traces.
+                    let share = budget.usage().used / peers;
+                    if budget.over()
+                        && budget.over_count() != shed_at
+                        && asm.held_bytes() as u64 * 10 >= share
+                    {
+                        shed_at = budget.over_count();
+                        asm.shed(ft as i64, &mut out);
+                    }
                     if let Some(h) = held.as_mut() {
                         if !out.is_empty() {
                             output.session(h).give_iterator(out.drain(..));
@@ -88,7 +107,7 @@ pub fn assemble_traces<'scope>(
                     }
                 }
             }
-            held_spans.set(asm.held_spans());
+            held_spans.set(asm.held_spans(), asm.held_bytes());
         }
     })
 }

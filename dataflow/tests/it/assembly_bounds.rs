@@ -127,3 +127,39 @@ fn the_same_calls_assemble_the_same_traces() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn shedding_emits_the_traces_nearest_their_deadline_until_a_tenth_is_gone() {
+    let mut a = TraceAssembler::new(cfg(100, 1000));
+    let mut out = Vec::new();
+    // 20 traces of 5 spans; trace t's spans end at t ms, so its deadline is t + 1 000.
+    for t in 1..=20u128 {
+        for i in 0..5 {
+            a.add(span(t, (t * 10 + i) as u64, t as i64), &mut out);
+        }
+    }
+    assert!(out.is_empty());
+    let before = a.held_bytes();
+    assert!(
+        before >= 100 * std::mem::size_of::<Span>(),
+        "every span is counted: {before}"
+    );
+    a.shed(50, &mut out);
+    // 100 spans held: a tenth is 10, two traces of 5.
+    assert_eq!(
+        summary(&out),
+        [
+            (1, 5, false, Emitted::MemoryBound, 0),
+            (2, 5, false, Emitted::MemoryBound, 0)
+        ]
+    );
+    assert_eq!(a.held_spans(), 90);
+    assert!(a.held_bytes() < before);
+    // Shedding always frees something, however little is held.
+    out.clear();
+    let mut small = TraceAssembler::new(cfg(100, 1000));
+    small.add(span(7, 1, 10), &mut out);
+    small.shed(20, &mut out);
+    assert_eq!(summary(&out), [(7, 1, false, Emitted::MemoryBound, 0)]);
+    assert_eq!((small.held_spans(), small.held_bytes()), (0, 0));
+}

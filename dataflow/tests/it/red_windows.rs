@@ -53,7 +53,7 @@ fn run(workers: usize, spans: Vec<Span>, late: Vec<Span>) -> Vec<RedStats> {
         let probe = ProbeHandle::new();
         let sink = sink.clone();
         worker.dataflow::<u64, _, _>(|scope| {
-            let held = std::rc::Rc::new(std::cell::Cell::new(0));
+            let held = std::rc::Rc::new(apo_dataflow::Held::default());
             window_operator(input.to_stream(scope), 300_000, held)
                 .inspect(move |r: &RedStats| sink.lock().unwrap().push(r.clone()))
                 .probe_with(&probe);

@@ -59,8 +59,9 @@ fn run(workers: usize, spans: Vec<Span>) -> Vec<AssembledTrace> {
                 idle_ms: 1_000,
                 ..Default::default()
             };
-            let held = std::rc::Rc::new(std::cell::Cell::new(0));
-            assemble_traces(input.to_stream(scope), cfg, held)
+            let held = std::rc::Rc::new(apo_dataflow::Held::default());
+            let budget = apo_dataflow::MemoryBudget::unlimited();
+            assemble_traces(input.to_stream(scope), cfg, held, budget)
                 .inspect(move |t: &AssembledTrace| sink.lock().unwrap().push(t.clone()))
                 .probe_with(&probe);
         });

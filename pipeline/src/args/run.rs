@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::duration;
+use super::{duration, memory_size, MemoryLimit};
 
 use super::{AlertArgs, KafkaArgs};
 
@@ -88,6 +88,14 @@ pub struct RunArgs {
     /// their cardinality limit (2 000 there too).
     #[arg(long, env = "APO_MAX_SERIES_PER_SERVICE", default_value_t = 2_000)]
     pub max_series_per_service: usize,
+    /// Memory ceiling of this process (`512MiB`, `2GiB`, `1.5GB`, `800Mi`; `none`: no
+    /// ceiling). What the process holds with no state (measured when it starts) is taken off;
+    /// the rest is for windows and traces being assembled. Past it the pipeline reads slowly,
+    /// folds every new metric series into its overflow series and emits the oldest traces
+    /// early, until the state is under 90 % of its share; the progress line shows its use.
+    /// Set it somewhat below the container's memory limit.
+    #[arg(long, env = "APO_MEMORY_BUDGET", default_value = "1GiB", value_parser = memory_size)]
+    pub memory_budget: MemoryLimit,
     /// Where Parquet tables (and the embedded broker's log) are written.
     #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
     pub data_dir: PathBuf,
