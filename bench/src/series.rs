@@ -103,7 +103,7 @@ pub fn series_section(
     );
     let _ = writeln!(
         out,
-        "| series | budget | peak RSS | points/s | series folded into overflow | points folded (once per window size) | went over |"
+        "| series | budget | peak RSS | points/s | series folded into overflow | points folded | went over |"
     );
     let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|");
     for &n in sizes {

@@ -167,9 +167,11 @@ impl Job for MetricsJob {
         input: StreamVec<'scope, u64, Partial>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
+        let smallest = self.window_ms.iter().copied().min().unwrap_or(1000) / 1000;
         let limited = series_limit_operator(
             input,
             self.series_limits,
+            smallest as u32,
             ctx.horizon_ms,
             ctx.progress.clone(),
         );

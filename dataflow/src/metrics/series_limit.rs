@@ -125,6 +125,9 @@ pub struct SeriesLimiter {
     /// Bytes this worker may still take before the budget's next evaluation (`None`: no
     /// budget).
     room: Option<i64>,
+    /// Points are counted from the partials of this window size only (every point is in one
+    /// window of each size); `None`: from every partial.
+    points_of: Option<u32>,
     /// Series admitted since the room was set: their windows are new (a series admitted
     /// earlier is in what the budget counted).
     fresh: std::collections::HashSet<u64>,
@@ -148,6 +151,20 @@ impl SeriesLimiter {
             budget_folds: 0,
             room: None,
             fresh: std::collections::HashSet::new(),
+            points_of: None,
+        }
+    }
+
+    /// Counts folded points from the partials of windows of `window_seconds` only: each point
+    /// is in one window of every size, and would otherwise count once per size.
+    pub fn counting_points_of(mut self, window_seconds: u32) -> Self {
+        self.points_of = Some(window_seconds);
+        self
+    }
+
+    fn count_points(&mut self, p: &Partial) {
+        if self.points_of.is_none_or(|s| s == p.key.window_seconds) {
+            self.points_folded += p.count;
         }
     }
 
@@ -217,7 +234,7 @@ impl SeriesLimiter {
     pub fn admit(&mut self, p: &mut Partial) -> bool {
         let expires = p.key.window_end().saturating_add(self.horizon_ms);
         if p.key.service == OVERFLOW && p.key.metric == OVERFLOW {
-            self.points_folded += p.count;
+            self.count_points(p);
             return true;
         }
         // The series' id is its route (the hash the exchange routes it by).
@@ -247,7 +264,7 @@ impl SeriesLimiter {
         match fate {
             Fate::Kept | Fate::ServiceOverflow => false,
             Fate::Folded { into_global } => {
-                self.points_folded += p.count;
+                self.count_points(p);
                 if into_global {
                     p.key.service = OVERFLOW.to_string();
                 } else {
@@ -332,6 +349,7 @@ impl SeriesLimiter {
 pub fn series_limit_operator<'scope>(
     partials: StreamVec<'scope, u64, Partial>,
     limits: SeriesLimits,
+    smallest_window_seconds: u32,
     horizon_ms: i64,
     progress: Arc<Progress>,
 ) -> StreamVec<'scope, u64, Partial> {
@@ -340,7 +358,8 @@ pub fn series_limit_operator<'scope>(
     let share = limits.share(peers);
     let pact = Exchange::new(|p: &Partial| p.key.route());
     partials.unary_frontier(pact, "SeriesLimit", move |_cap, _info| {
-        let mut limiter = SeriesLimiter::new(share, horizon_ms);
+        let mut limiter =
+            SeriesLimiter::new(share, horizon_ms).counting_points_of(smallest_window_seconds);
         let mut stash: Stash<Partial> = BTreeMap::new();
         let mut evaluated = u64::MAX;
         move |(input, frontier), output| {
@@ -548,6 +567,22 @@ mod tests {
         // No budget: no room to spend.
         l.set_room(None);
         assert!(!l.admit(&mut partial("svc", "f", 10_000, 1)));
+    }
+
+    #[test]
+    fn folded_points_are_counted_once_whatever_the_window_sizes() {
+        let limits = SeriesLimits {
+            max_series: 1,
+            max_series_per_service: 1,
+        };
+        let mut l = SeriesLimiter::new(limits, 0).counting_points_of(10);
+        assert!(!l.admit(&mut partial("s", "a", 0, 4)));
+        // b's 5 points, in a 10 s and a 60 s window.
+        let mut sixty = partial("s", "b", 0, 5);
+        sixty.key.window_seconds = 60;
+        assert!(l.admit(&mut partial("s", "b", 0, 5)));
+        assert!(l.admit(&mut sixty));
+        assert_eq!(l.counts().points_folded, 5);
     }
 
     #[test]
