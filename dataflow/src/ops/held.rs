@@ -4,8 +4,10 @@
 
 use std::cell::Cell;
 
-/// The smallest heap block the allocator hands out (glibc: 32 bytes on 64-bit), and the
-/// header and rounding of larger ones.
+/// The smallest heap block counted. Blocks are counted as a general-purpose allocator rounds
+/// them (16-byte steps after an 8-byte header, 32 bytes at least); mimalloc, the binary's
+/// allocator, has no header but size classes up to an eighth apart, which comes to about the
+/// same for the small blocks (names, a sketch's few bins) that state is made of.
 const MIN_BLOCK: usize = 32;
 
 /// One operator's latest report.
