@@ -106,6 +106,10 @@ fn zero_limits_are_refused_with_a_clear_error() {
             "--max-attribute-bytes",
             "length limits must be at least 1 byte",
         ),
+        (
+            "--memory-budget",
+            "a memory budget must be at least 1 byte (or `none` for no budget)",
+        ),
     ] {
         let out = apo(&apo_run_args(&t, dir.path(), &["--drain", flag, "0"]))
             .output()

@@ -90,10 +90,11 @@ pub struct RunArgs {
     pub max_series_per_service: usize,
     /// Memory ceiling of this process (`512MiB`, `2GiB`, `1.5GB`, `800Mi`; `none`: no
     /// ceiling). What the process holds with no state (measured when it starts) is taken off;
-    /// the rest is for windows and traces being assembled. Past it the pipeline reads slowly,
-    /// folds every new metric series into its overflow series and emits the oldest traces
-    /// early, until the state is under 90 % of its share; the progress line shows its use.
-    /// Set it somewhat below the container's memory limit.
+    /// the rest is for windows and traces being assembled. Past 80 % of that (or with resident
+    /// memory past 90 % of the ceiling) the pipeline reads slowly, folds every new metric
+    /// series into its overflow series and emits the oldest traces early, until both are under
+    /// 70 % and 80 % for 5 s; a `[memory]` progress line shows its use. Bursts of closing
+    /// windows' output can briefly pass it: set it a quarter below the container's limit.
     #[arg(long, env = "APO_MEMORY_BUDGET", default_value = "1GiB", value_parser = memory_size)]
     pub memory_budget: MemoryLimit,
     /// Where Parquet tables (and the embedded broker's log) are written.
