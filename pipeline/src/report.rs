@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use apo_dataflow::{percentile, resident_bytes, BudgetUse, Progress};
+use apo_dataflow::{percentile, BudgetUse, Progress};
 
 /// What a progress line calls the records and outputs of a lane.
 pub struct Labels {
@@ -62,7 +62,6 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
             format!(" | series {live} live, {folded} over the limit ({points} points to overflow)")
         }
     };
-    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     let state = mb(p.held_bytes());
     format!(
         "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",
@@ -77,10 +76,19 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
     )
 }
 
+/// `b` bytes in MB, for a progress line.
+fn mb(b: u64) -> String {
+    format!("{:.0} MB", b as f64 / 1e6)
+}
+
 /// The process's memory line: state held against its allowance, the budget, resident memory.
-fn memory_line(u: &BudgetUse, rss: Option<u64>) -> String {
-    let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
-    let rss = rss.map_or("–".to_string(), mb);
+fn memory_line(u: &BudgetUse) -> String {
+    // As the budget's last evaluation read it (0: not known).
+    let rss = if u.resident == 0 {
+        "–".to_string()
+    } else {
+        mb(u.resident)
+    };
     match (u.allowed, u.limit) {
         (Some(allowed), Some(limit)) => {
             let pct = u.used as f64 * 100.0 / allowed.max(1) as f64;
@@ -126,7 +134,7 @@ impl Reporter {
                     eprintln!("{}", line(labels, p, started, last));
                 }
                 if let Some((_, p)) = lanes.first() {
-                    eprintln!("{}", memory_line(&p.budget.usage(), resident_bytes()));
+                    eprintln!("{}", memory_line(&p.budget.usage()));
                 }
             };
             let mut next = Instant::now() + every;

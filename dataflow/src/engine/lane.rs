@@ -393,12 +393,11 @@ impl<J: Job> Lane for JobLane<J> {
                 self.progress.set_lag(self.worker, lag);
             }
             self.report_silent();
-            let (n, bytes) = self.ctx.held_total();
-            self.progress.set_held(self.worker, n, bytes);
             self.last_stats = Instant::now();
         }
         if self.last_budget.elapsed() >= BUDGET_EVERY {
-            let (_, bytes) = self.ctx.held_total();
+            let (n, bytes) = self.ctx.held_total();
+            self.progress.set_held(self.worker, n, bytes);
             self.budget_slot.store(bytes as u64, Ordering::Relaxed);
             self.progress.budget.evaluate();
             self.last_budget = Instant::now();
