@@ -25,7 +25,7 @@ fn drain_ends_with_an_error_when_the_broker_goes_away() {
         "--pace",
         "flat",
         "--start",
-        "2026-11-27T00:00:00Z",
+        "now",
     ]))
     .output()
     .expect("apo produce");
