@@ -7,8 +7,10 @@
 //! - [`dead_letter`]: [`DeadLetterSink`], where unusable input goes;
 //! - [`kafka`]: the Kafka client settings, topic and producer helpers every reader and writer
 //!   shares;
+//! - [`clock`]: the wall clock event times are judged against, and its `APO_NOW` override;
 //! - [`IngestError`]: the error of sources and dead-letter sinks.
 
+pub mod clock;
 pub mod dead_letter;
 pub mod kafka;
 pub mod sink;

@@ -15,6 +15,7 @@ use crate::RunError;
 
 /// Produces what `a` asks for until its count or duration is reached, or until interrupted.
 pub fn produce(a: ProduceArgs) -> Result<(), RunError> {
+    crate::clock_moved()?;
     let broker = Broker::required(
         &a.kafka,
         "(the address `apo run` prints for its embedded broker works too)",
@@ -27,7 +28,7 @@ pub fn produce(a: ProduceArgs) -> Result<(), RunError> {
         return bad("--batch must be at least 1");
     }
     let start_ms = if a.start == "now" {
-        chrono::Utc::now().timestamp_millis()
+        apo_core::clock::now_ms()
     } else {
         chrono::DateTime::parse_from_rfc3339(&a.start)
             .map_err(|e| {

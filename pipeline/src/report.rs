@@ -38,7 +38,7 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
     let points = Progress::get(&p.records_in);
     let rate = (points - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
     *last = (Instant::now(), points);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = apo_core::clock::now_ms();
     let delay = match p.watermark_ms() {
         None => "–".to_string(),
         Some(wm) => format!("{:.1} s", (now - wm) as f64 / 1000.0),

@@ -20,6 +20,7 @@ use crate::{traffic, RunConfig, RunError};
 
 /// Runs the pipelines of `a` until stopped.
 pub fn run(a: RunArgs) -> Result<(), RunError> {
+    crate::clock_moved()?;
     let cfg = RunConfig::from_args(&a)?;
     let timely_cfg = timely_config(a.workers, a.processes, a.process, a.hostfile.as_deref())?;
     if a.kafka.brokers.is_none() && a.processes > 1 {

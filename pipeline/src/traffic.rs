@@ -34,7 +34,7 @@ pub fn points(
     spawn("synthetic generator", move || {
         let mut g = Generator::new(&GeneratorConfig {
             rate,
-            start_ms: chrono::Utc::now().timestamp_millis(),
+            start_ms: apo_core::clock::now_ms(),
             ..Default::default()
         });
         apo_ingest::generator::produce(
@@ -62,7 +62,7 @@ pub fn traces(
     spawn("synthetic trace generator", move || {
         let mut g = TraceGenerator::new(&TraceGeneratorConfig {
             rate,
-            start_ms: chrono::Utc::now().timestamp_millis(),
+            start_ms: apo_core::clock::now_ms(),
             ..Default::default()
         });
         produce_traces(

@@ -41,10 +41,7 @@ fn iforest() -> std::path::PathBuf {
 }
 
 fn traces() -> Vec<Vec<Span>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = apo_core::clock::now_ms();
     let mut g = TraceGenerator::new(&TraceGeneratorConfig {
         start_ms: (now - 3_600_000) / 60_000 * 60_000,
         rate: 20.0,

@@ -9,11 +9,9 @@ use apo_schemas::{MetricPoint, WindowStats};
 use apo_dataflow::testing::run_from_memory;
 use apo_dataflow::MemorySink;
 
+/// The clock the lane judges event times against (`APO_NOW` moves both).
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    apo_core::clock::now_ms()
 }
 
 /// Integer-valued points so sums are exact in any order.

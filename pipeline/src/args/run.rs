@@ -59,7 +59,9 @@ pub struct RunArgs {
     /// either way, a partition silent this long while others deliver is reported.
     #[arg(long, env = "APO_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub idle_timeout: Duration,
-    /// Points older than this (by the clock) are invalid.
+    /// Points older than this (by the clock) are invalid. The clock is the system's, moved by
+    /// the APO_NOW environment variable when set (`+30d`, `-2h`, or an RFC 3339 time to start
+    /// from), e.g. to process an archive of another day's data.
     #[arg(long, env = "APO_MAX_EVENT_AGE", default_value = "7d", value_parser = duration)]
     pub max_event_age: Duration,
     /// Points further in the future than this are invalid.
