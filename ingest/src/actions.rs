@@ -136,7 +136,7 @@ pub fn follow_actions(
                         reader.take(&m);
                         reader.flush();
                     }
-                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => reader.flush(),
                     Some(Err(e)) => tracing::warn!(error = %e, topic, "reading actions"),
                 }
             }
@@ -188,10 +188,19 @@ impl Reader {
         }
     }
 
+    /// Waits a moment for the dead letters sent so far; while the broker does not answer they
+    /// stay queued and the next call waits again (this reader commits no offsets, so waiting
+    /// longer would only stop it from reading).
     fn flush(&mut self) {
-        if std::mem::take(&mut self.pending) {
-            if let Err(e) = self.dlq.flush() {
-                tracing::error!(error = %e, "dead letters of apo.actions not flushed");
+        if !self.pending {
+            return;
+        }
+        match self.dlq.flush(Duration::from_millis(100)) {
+            Ok(true) => self.pending = false,
+            Ok(false) => {}
+            Err(e) => {
+                self.pending = false;
+                tracing::error!(error = %e, "dead letters of apo.actions not delivered");
             }
         }
     }

@@ -41,17 +41,30 @@ const FRAMING_BYTES: usize = 4096;
 pub struct KafkaDeadLetters {
     producer: BaseProducer<DeliveryTracker>,
     topic: String,
+    /// `topic at bootstrap.servers`.
+    destination: String,
     /// The producer's message limit.
     max_bytes: usize,
 }
 
 impl KafkaDeadLetters {
-    /// A producer of dead letters to `topic`.
+    /// A producer of dead letters to `topic`. Unless `config` sets `message.timeout.ms`, a
+    /// letter waits for the broker as long as it takes (`0`, librdkafka's "infinite"): during
+    /// an outage letters stay queued and the offsets they came from uncommitted, and a drain
+    /// is bounded by its stall timeout instead.
     pub fn new(config: &ClientConfig, topic: &str) -> Result<Self, IngestError> {
         let max_bytes = apo_core::kafka::max_message_bytes(config)?;
+        let mut c = config.clone();
+        if c.get("message.timeout.ms").is_none() {
+            c.set("message.timeout.ms", "0");
+        }
         Ok(KafkaDeadLetters {
-            producer: config.create_with_context(DeliveryTracker::default())?,
+            producer: c.create_with_context(DeliveryTracker::default())?,
             topic: topic.to_string(),
+            destination: format!(
+                "{topic} at {}",
+                config.get("bootstrap.servers").unwrap_or("?")
+            ),
             max_bytes,
         })
     }
@@ -151,9 +164,18 @@ impl DeadLetterSink for KafkaDeadLetters {
         crate::kafka::send_with_backpressure(&self.producer, record)
     }
 
-    fn flush(&mut self) -> Result<(), IngestError> {
-        crate::kafka::flush_promptly(&self.producer, Duration::from_secs(60))?;
-        self.producer.context().check(&self.topic)
+    fn flush(&mut self, wait: Duration) -> Result<bool, IngestError> {
+        let flushed = crate::kafka::flush_within(&self.producer, wait);
+        self.producer.context().check(&self.topic)?;
+        Ok(flushed)
+    }
+
+    fn waiting(&self) -> usize {
+        self.producer.in_flight_count().max(0) as usize
+    }
+
+    fn destination(&self) -> String {
+        self.destination.clone()
     }
 }
 
@@ -199,8 +221,12 @@ impl DeadLetterSink for MemoryDeadLetters {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), IngestError> {
-        Ok(())
+    fn flush(&mut self, _wait: Duration) -> Result<bool, IngestError> {
+        Ok(true)
+    }
+
+    fn destination(&self) -> String {
+        "memory".into()
     }
 }
 

@@ -17,7 +17,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 pub use apo_core::kafka::{
-    client_config, ensure_topics, flush_promptly, parse_override, partition_count,
+    client_config, ensure_topics, flush_promptly, flush_within, parse_override, partition_count,
     send_threaded_with_backpressure, send_with_backpressure, DeliveryTracker,
 };
 
@@ -113,6 +113,8 @@ pub struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     topic: String,
     partitions: Vec<i32>,
+    /// `bootstrap.servers`.
+    brokers: String,
 }
 
 impl KafkaSource {
@@ -158,6 +160,10 @@ impl KafkaSource {
             consumer,
             topic: topic.to_string(),
             partitions,
+            brokers: config
+                .get("bootstrap.servers")
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 }
@@ -236,5 +242,9 @@ impl MessageSource for KafkaSource {
             return Some(0);
         }
         self.consumer.context().lag()
+    }
+
+    fn brokers(&self) -> Option<&str> {
+        Some(&self.brokers)
     }
 }

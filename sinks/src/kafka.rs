@@ -7,9 +7,12 @@
 //! A row the broker will never take (larger than its message limit, or refused as invalid) is not
 //! an outage: with a dead-letter topic set, the row goes there instead (headers below; its JSON
 //! cut to [`DEAD_LETTER_PAYLOAD_BYTES`] with `apo.dlq.truncated` saying so), the write is durable
-//! once that copy is, and the sink counts it ([`RowSink::dead_lettered`]). Any other delivery
-//! failure (the broker away past the client's `message.timeout.ms`) still stops the pipeline
-//! without committing, so that a restart replays: nothing is lost.
+//! once that copy is, and the sink counts it ([`RowSink::dead_lettered`]). A broker that is
+//! away is an outage, not a failure: unless the settings give a `message.timeout.ms`, records
+//! wait for it as long as it takes (`0`, librdkafka's "infinite"), the writes stay not durable,
+//! the worker stops reading (backpressure) and commits nothing, and a drain is bounded by its
+//! stall timeout. Any other delivery failure (one the settings' own `message.timeout.ms` ends)
+//! stops the pipeline without committing, so that a restart replays: nothing is lost.
 //!
 //! Such a dead letter has the row's key (its dimensions and window, cut like the payload) and
 //! the headers `apo.dlq.reason` = `output_refused`, `apo.dlq.detail` (the broker's or the
@@ -208,6 +211,9 @@ impl KafkaStatsSink {
         let mut c = config.clone();
         if c.get("linger.ms").is_none() {
             c.set("linger.ms", "0");
+        }
+        if c.get("message.timeout.ms").is_none() {
+            c.set("message.timeout.ms", "0");
         }
         // The dead letter's key and payload together stay far below the producer's limit.
         let max_bytes =

@@ -2,6 +2,8 @@
 //! reason and its origin ([`DeadLetter`]); `apo-ingest` writes them to `apo.dlq` (headers
 //! documented there) or keeps them in memory.
 
+use std::time::Duration;
+
 use crate::source::RawMessage;
 use crate::IngestError;
 
@@ -20,8 +22,17 @@ pub struct DeadLetter<'a> {
 
 /// Where unusable input goes (the dead-letter topic), each message unchanged with its reason.
 pub trait DeadLetterSink {
-    /// Sends one dead letter; it must be durable before the next `flush` returns.
+    /// Sends one dead letter; it is durable once a later `flush` returns `Ok(true)`.
     fn send(&mut self, letter: DeadLetter<'_>) -> Result<(), IngestError>;
-    /// Returns once everything sent so far is durable.
-    fn flush(&mut self) -> Result<(), IngestError>;
+    /// Waits at most `wait` for everything sent so far to be durable: `Ok(true)` once it is,
+    /// `Ok(false)` while some letters still wait for the broker (they stay queued and are
+    /// delivered when it answers: nothing is lost, but the offsets of the messages they came
+    /// from must not be committed yet), an error when some were refused for good.
+    fn flush(&mut self, wait: Duration) -> Result<bool, IngestError>;
+    /// Letters sent and not acknowledged yet.
+    fn waiting(&self) -> usize {
+        0
+    }
+    /// Where the letters go, for messages about waiting on it (`apo.dlq at 127.0.0.1:9092`).
+    fn destination(&self) -> String;
 }

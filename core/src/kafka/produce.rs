@@ -78,6 +78,23 @@ pub fn flush_promptly<C: ProducerContext>(
     }
 }
 
+/// Waits at most `wait` for every record produced so far to be acknowledged (or failed), like
+/// [`flush_promptly`]; `true` when none is left in flight, `false` when some still wait for
+/// the broker (they stay queued).
+pub fn flush_within<C: ProducerContext>(producer: &BaseProducer<C>, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
 /// Sends a record, waiting for room when the producer queue is full (backpressure instead of
 /// unbounded memory or an error).
 // The closure has the shape of rdkafka's `send`, which returns the record back on error.

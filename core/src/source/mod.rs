@@ -51,4 +51,9 @@ pub trait MessageSource {
     fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError>;
     /// Messages behind the log end over this worker's partitions, when known.
     fn lag(&mut self) -> Option<i64>;
+    /// The broker addresses it reads from, for messages about waiting on them (`None`: not a
+    /// broker).
+    fn brokers(&self) -> Option<&str> {
+        None
+    }
 }

@@ -102,10 +102,9 @@ fn quantise(wm: i64) -> u64 {
     }
 }
 
+/// The clock event times are judged against (`APO_NOW` moves it).
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    apo_core::clock::now_ms()
 }
 
 /// A job with its source, dead letters, watermark and commits.
@@ -144,7 +143,33 @@ pub struct JobLane<J: Job> {
     last_budget: Instant,
     /// Last read while over the memory budget.
     over_read: Instant,
+    /// Offsets due for commit whose messages' dead letters the broker has not acknowledged
+    /// yet, per partition: committed once it has.
+    uncommitted: BTreeMap<i32, i64>,
+    /// Dead letters waiting for the broker when last looked (the drain stall check counts
+    /// fewer as progress).
+    letters_waiting: usize,
+    /// Since when commits have waited for dead letters.
+    letters_stuck: Option<Instant>,
+    /// A live run's outage watch: the durability frontier and the dead letters waiting when
+    /// last looked, and since when the broker has acknowledged nothing while something waits
+    /// for it (and when that was last reported).
+    outage_seen: (i64, usize),
+    outage: Option<(Instant, Instant)>,
 }
+
+/// How long one commit round waits for the dead letters its offsets depend on before it leaves
+/// them for the next round: the broker answers in milliseconds when it is there, and a worker
+/// must not stop reading and stepping for long when it is not.
+const LETTERS_WAIT: Duration = Duration::from_millis(100);
+
+/// How long the broker may acknowledge nothing, while output rows or dead letters wait for it,
+/// before a live run says so, and how often it says it again.
+const OUTAGE_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a stop (SIGINT / SIGTERM) waits for dead letters before leaving their messages to
+/// the replay after the restart.
+const STOP_LETTERS_WAIT: Duration = Duration::from_secs(5);
 
 impl<J: Job> JobLane<J> {
     /// Builds `job`'s dataflow on `worker`, reading from `source`.
@@ -213,6 +238,11 @@ impl<J: Job> JobLane<J> {
             budget_slot: progress.budget.slot(),
             last_budget: Instant::now(),
             over_read: Instant::now(),
+            uncommitted: BTreeMap::new(),
+            letters_waiting: 0,
+            letters_stuck: None,
+            outage_seen: (i64::MIN, 0),
+            outage: None,
             progress,
         })
     }
@@ -356,29 +386,31 @@ impl<J: Job> Lane for JobLane<J> {
     }
 
     fn settle(&mut self, stopping: bool) -> Result<bool, PipelineError> {
-        let finished = self.probe.done() || stopping;
+        let done = self.probe.done();
+        let last_round = done || stopping;
         let durable = self
             .probe
             .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
-        if finished || self.last_commit.elapsed() >= self.cfg.commit_interval {
-            let mut offsets = Vec::new();
+        if last_round || self.last_commit.elapsed() >= self.cfg.commit_interval {
             for (&p, c) in self.commits.iter_mut() {
                 if let Some(o) = c.take_committable(durable) {
-                    offsets.push((p, o));
+                    self.uncommitted.insert(p, o);
                 }
             }
-            if !offsets.is_empty() {
-                self.dlq.flush()?;
-                self.source.commit(&offsets, finished)?;
-            }
+            self.commit_after_letters(stopping)?;
             self.last_commit = Instant::now();
             // Outputs not reported durable yet end after `durable` less the job's delay.
             self.progress.close_clock.forget_before(
                 (durable.max(0) as u64).saturating_sub(self.close_delay_ms.max(0) as u64),
             );
         }
+        // A drain is over once its last offsets are committed, which waits for their dead
+        // letters; a stop leaves what is not committed to the replay.
+        let finished = stopping || (done && self.uncommitted.is_empty());
         if self.cfg.drain && !finished {
             self.check_stall(durable)?;
+        } else if !self.cfg.drain && !stopping {
+            self.report_outage(durable);
         }
         let dead_lettered: u64 = self.sink_states.iter().map(|s| s.dead_lettered.get()).sum();
         if dead_lettered > self.dead_lettered {
@@ -406,12 +438,104 @@ impl<J: Job> Lane for JobLane<J> {
     }
 
     fn finish(&mut self) -> Result<WorkerReport, PipelineError> {
-        self.dlq.flush()?;
+        // Letters of messages whose offsets are not committed are written again by the
+        // replay; these are only given their chance to arrive once.
+        let wait = if self.letters_stuck.is_some() {
+            Duration::ZERO
+        } else {
+            STOP_LETTERS_WAIT
+        };
+        if !self.dlq.flush(wait)? {
+            tracing::warn!(
+                worker = self.worker,
+                letters = self.dlq.waiting(),
+                destination = %self.dlq.destination(),
+                "stopping with dead letters the broker has not acknowledged; the messages they \
+                 came from are not committed and are read again after a restart"
+            );
+        }
         Ok(self.report.clone())
     }
 }
 
 impl<J: Job> JobLane<J> {
+    /// Commits the offsets due once the dead letters of their messages are durable. While the
+    /// broker does not acknowledge them, nothing is committed (the letters stay queued, so
+    /// nothing is lost), the worker goes on, and a live run says so every few seconds; a drain
+    /// is bounded by its stall timeout. At a stop, it waits a few seconds at most.
+    fn commit_after_letters(&mut self, stopping: bool) -> Result<(), PipelineError> {
+        if self.uncommitted.is_empty() {
+            self.letters_stuck = None;
+            return Ok(());
+        }
+        let wait = if stopping {
+            STOP_LETTERS_WAIT
+        } else {
+            LETTERS_WAIT
+        };
+        if self.dlq.flush(wait)? {
+            let offsets: Vec<(i32, i64)> =
+                std::mem::take(&mut self.uncommitted).into_iter().collect();
+            self.source
+                .commit(&offsets, stopping || self.probe.done())?;
+            if let Some(since) = self.letters_stuck.take() {
+                tracing::info!(
+                    worker = self.worker,
+                    destination = %self.dlq.destination(),
+                    "the broker acknowledged the dead letters after {:.0} s; committing again",
+                    since.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(());
+        }
+        self.letters_stuck.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// A live run: says every few seconds that the broker at the source's address has
+    /// acknowledged nothing (no output became durable, no dead letter was acknowledged) while
+    /// output rows or dead letters wait for it, and once it acknowledges again.
+    fn report_outage(&mut self, durable: i64) {
+        let letters = self.dlq.waiting();
+        let behind = self.behind();
+        let acknowledged = durable != self.outage_seen.0 || letters < self.outage_seen.1;
+        self.outage_seen = (durable, letters);
+        let now = Instant::now();
+        if acknowledged || (letters == 0 && !behind) {
+            if let Some((since, reported)) = self.outage.take() {
+                if reported != since {
+                    tracing::info!(
+                        worker = self.worker,
+                        brokers = self.source.brokers().unwrap_or("?"),
+                        "the broker acknowledges again, after {:.0} s",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            if letters > 0 || behind {
+                self.outage = Some((now, now));
+            }
+            return;
+        }
+        let (since, reported) = self.outage.get_or_insert((now, now));
+        if reported.elapsed() >= OUTAGE_REPORT_EVERY {
+            *reported = now;
+            let brokers = self.source.brokers().unwrap_or("?");
+            tracing::warn!(
+                worker = self.worker,
+                topic = self.source.topic(),
+                brokers,
+                letters,
+                outputs_waiting = behind,
+                "the broker at {brokers} has acknowledged nothing for {:.0} s while output rows \
+                 or dead letters (to {}) wait for it: is it reachable? Nothing is committed \
+                 until it answers; what waits stays queued and is sent then",
+                since.elapsed().as_secs_f64(),
+                self.dlq.destination()
+            );
+        }
+    }
+
     /// Says, once per silence, which partition has delivered nothing for the idle timeout while
     /// it matters: one behind its log end (its fetch is stuck), or one holding the watermark
     /// with the others' data well past it (more than the lateness, at least 1 s). A topic that is
@@ -466,23 +590,31 @@ impl<J: Job> JobLane<J> {
     /// Drain mode: an error once neither input nor output (the `durable` frontier) has moved
     /// for `drain_stall`.
     fn check_stall(&mut self, durable: i64) -> Result<(), PipelineError> {
-        if durable != self.last_durable {
+        let letters = self.dlq.waiting();
+        if durable != self.last_durable || letters < self.letters_waiting {
             self.last_durable = durable;
             self.last_progress = Instant::now();
         }
+        self.letters_waiting = letters;
         if self.last_progress.elapsed() < self.cfg.drain_stall {
             return Ok(());
         }
-        let waiting = if self.feed.is_some() {
-            "the rest of the topic"
+        let brokers = self.source.brokers().unwrap_or("?");
+        let topic = self.source.topic();
+        let waiting = if letters > 0 {
+            format!(
+                "the broker at {brokers} to acknowledge {letters} dead letter(s) to {}",
+                self.dlq.destination()
+            )
+        } else if self.feed.is_some() {
+            format!("the rest of {topic} from the broker at {brokers}")
         } else {
-            "the broker to acknowledge the output"
+            format!("the broker at {brokers} to acknowledge the output")
         };
         Err(PipelineError::Stalled(format!(
-            "--drain made no progress on {} for {:?}: nothing read and no output acknowledged while \
-             waiting for {waiting}; is the broker still reachable? (--drain-stall-timeout sets \
-             this limit)",
-            self.source.topic(),
+            "--drain made no progress on {topic} for {:?}: nothing read and nothing acknowledged \
+             while waiting for {waiting}; is the broker still reachable? (--drain-stall-timeout \
+             sets this limit)",
             self.cfg.drain_stall
         )))
     }
