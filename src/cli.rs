@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use apo_actuators::ActuateArgs;
 use apo_bench::{BenchArgs, ForecastArgs, ScoreArgs};
 use apo_pipeline::args::{ProduceArgs, RunArgs};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipelines, metrics and traces (embedded broker and synthetic traffic when no --brokers).
     Run(Box<RunArgs>),
+    /// Carry out the planner's decisions: verify, check the policy, execute once, audit on apo.actions.
+    Actuate(Box<ActuateArgs>),
     /// Produce synthetic telemetry to a Kafka topic (a load source for any broker).
     Produce(ProduceArgs),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).

@@ -40,6 +40,24 @@ fn main() {
             config::with_file_kafka_props(&mut a.kafka);
             apo_pipeline::produce(a).map_err(anyhow::Error::from)
         }
+        cli::Command::Actuate(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_actuators::actuate(*a)
+                .map(|r| {
+                    let outcomes: Vec<String> =
+                        r.outcomes.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                    println!(
+                        "{} decisions received; audited: {}",
+                        r.received,
+                        if outcomes.is_empty() {
+                            "none".into()
+                        } else {
+                            outcomes.join(", ")
+                        }
+                    );
+                })
+                .map_err(anyhow::Error::from)
+        }
         cli::Command::Sql(a) => sql::sql(a),
         cli::Command::Bench(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);

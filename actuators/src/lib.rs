@@ -1,2 +1,24 @@
-//! `apo-actuators`: consumers of `apo.decisions`, their safety policy, executors (Kubernetes,
-//! webhook, log) and the `apo.actions` audit trail (DESIGN.md §1–§2). Nothing here yet.
+//! `apo-actuators`: `apo actuate`, the consumer of `apo.decisions` that carries decisions out
+//! safely and audits every one on `apo.actions` (DESIGN.md §1–§2).
+//!
+//! - [`args`]: the command's flags;
+//! - [`verify`]: signature, key id and expiry;
+//! - [`claims`]: the durable record of which decisions were started, done and audited, so a
+//!   decision is executed at most once across restarts and a replayed one is refused;
+//! - [`policy`]: the per-target policy file (executor, dry run, allowed actions, bounds);
+//! - [`executors`]: what carries a decision out, one module per executor (`log` so far);
+//! - [`audit`]: the `apo.actions` writer (one record per decision received);
+//! - [`consume`]: the loop that ties them together.
+
+pub mod args;
+pub mod audit;
+pub mod claims;
+pub mod consume;
+pub mod error;
+pub mod executors;
+pub mod policy;
+pub mod verify;
+
+pub use args::ActuateArgs;
+pub use consume::{actuate, ActuateReport};
+pub use error::ActuateError;

@@ -8,11 +8,14 @@
 //! - `metrics`: the metrics pipeline ([`MetricsJob`], [`MetricsConfig`]);
 //! - `traces`: the trace pipeline ([`SpanJob`]): RED, SLOs, assembly, critical paths, shares,
 //!   the service map and its current view;
+//! - `decisions`: the planner ([`PlannerStage`]) and its rules: the HPA's arithmetic
+//!   ([`desired_replicas`], [`Autoscaler`]);
 //! - `models`: anomaly scores and forecasts of closed windows, per-series state, warm start.
 //!
 //! Modules are private to the crate; what the binary, the sinks and the tests use is
 //! re-exported here. `docs/ARCHITECTURE.md` describes how the parts fit.
 
+mod decisions;
 mod engine;
 mod metrics;
 mod models;
@@ -22,6 +25,14 @@ pub mod testing;
 mod traces;
 
 pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use decisions::config::{MetricTarget, PlannerConfig, ScaleTarget, DEFAULT_REPLICAS_METRIC};
+pub use decisions::hpa::behavior::{
+    Autoscaler, Behavior, Limit, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy,
+};
+pub use decisions::hpa::calculator::{
+    desired_from_average, desired_replicas, largest_proposal, CalculatorError, PodSample,
+};
+pub use decisions::planner::{PlannerStage, HPA_RULE};
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;

@@ -67,6 +67,11 @@ impl Outputs {
         }
     }
 
+    /// The client settings of prompt outputs (for a topic without a Parquet table).
+    pub fn client(&self) -> &ClientConfig {
+        &self.prompt
+    }
+
     /// The standard output of a table: its rows to `topic` (JSON, keyed by the row's
     /// dimensions and window; a row the broker refuses to the dead-letter topic) and to the
     /// row type's Parquet table.

@@ -9,12 +9,14 @@
 
 use std::sync::Arc;
 
-use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, Progress};
+use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress, RowSink};
 use apo_dataflow::{RedAnomalies, SpanJob, SpanSinks, StateInputs};
 use apo_ingest::actions::ActionLog;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::KafkaSource;
 use apo_ingest::source::MessageSource;
+use apo_schemas::decision::Decision;
+use apo_sinks::kafka::KafkaStatsSink;
 use rdkafka::ClientConfig;
 use timely::worker::Worker;
 
@@ -70,6 +72,18 @@ pub fn metrics_job(
                 past: shared.past.metrics.clone(),
             },
             forecast_past: shared.past.forecasts.clone(),
+        });
+    }
+    if let Some((config, key)) = &cfg.planner {
+        // Decisions go to their topic only (no Parquet table yet): prompt, as the actuators
+        // wait for them.
+        let sinks: Vec<Box<dyn RowSink<Decision>>> = vec![Box::new(
+            KafkaStatsSink::with_dead_letters(outputs.client(), &t.decisions, &t.dlq)?,
+        )];
+        job = job.with_planner(PlannerStage {
+            config: config.clone(),
+            key: key.clone(),
+            sinks,
         });
     }
     Ok(job)

@@ -5,6 +5,7 @@
 
 use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -26,6 +27,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "anomaly.schema.json",
             render(schemars::schema_for!(AnomalyRecord)),
+        ),
+        (
+            "decision.schema.json",
+            render(schemars::schema_for!(Decision)),
         ),
         (
             "forecast.schema.json",

@@ -1,6 +1,8 @@
 //! `apo-schemas`: every record type that crosses a Kafka topic or a file.
 //!
 //! - [`action`]: the audit record of `apo.actions` (what an actuator did, and how it went).
+//! - [`decision`]: the signed decision record of `apo.decisions`, its deterministic id and
+//!   its HMAC-SHA256 signature.
 //! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
@@ -18,6 +20,7 @@
 
 pub mod action;
 pub mod critical_path;
+pub mod decision;
 pub mod decoded;
 pub mod json_schema;
 pub mod metric;

@@ -1,6 +1,7 @@
 //! What every windowed output record has in common, for the sinks and the progress counters.
 
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -48,7 +49,8 @@ output_row!(
     ServiceMapEdge,
     SloState,
     AnomalyRecord,
-    ForecastRecord
+    ForecastRecord,
+    Decision
 );
 
 /// A trace's record: its "window" is the trace itself (start to end).

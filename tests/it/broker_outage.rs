@@ -6,7 +6,7 @@
 //!
 //! Runs a `tansu` broker of its own, which it stops and starts again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -112,19 +112,7 @@ fn a_live_run_rides_out_a_90_s_broker_outage_with_outputs_and_dead_letters_waiti
         during.contains("has acknowledged nothing") && during.contains(&broker.addr),
         "the outage is reported, naming the broker: {during}"
     );
-    let records = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(5)));
-    let mut by_key: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
-    for r in records {
-        by_key.entry(r.key()).or_default().push(r);
-    }
-    assert_eq!(by_key.len(), want.len(), "every window, and only those");
-    for (k, v) in &by_key {
-        assert!(
-            v.iter().all(|x| x == &v[0]),
-            "{k}: two different records under one key: {v:?}"
-        );
-        check_exact(&v[0], &want);
-    }
+    assert_uninterrupted_output(&t, &want);
     let letters = consume(&t.dlq, usize::MAX, Duration::from_secs(3));
     let origins: BTreeSet<(String, String)> = letters
         .iter()

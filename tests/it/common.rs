@@ -628,3 +628,23 @@ pub fn stop_after_output(
     assert!(exit.success(), "a clean exit on SIGTERM");
     seen
 }
+
+/// Asserts that `t`'s window statistics, de-duplicated by key, are an uninterrupted run's over
+/// in-order data: every window of `want` and only those, each exact, revision 1, and no two
+/// different records under one key.
+pub fn assert_uninterrupted_output(t: &Topics, want: &Exact) {
+    let records = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(5)));
+    let mut by_key: BTreeMap<String, Vec<WindowStats>> = BTreeMap::new();
+    for r in records {
+        by_key.entry(r.key()).or_default().push(r);
+    }
+    assert_eq!(by_key.len(), want.len(), "every window, and only those");
+    for (k, v) in &by_key {
+        assert!(
+            v.iter().all(|x| x == &v[0]),
+            "{k}: two different records under one key: {v:?}"
+        );
+        assert_eq!(v[0].revision, 1, "{k}: in-order data never revise");
+        check_exact(&v[0], want);
+    }
+}

@@ -5,6 +5,7 @@ mod broker_outage;
 mod chaos;
 mod cli;
 mod common;
+mod decisions;
 mod drain_broker_loss;
 mod embedded;
 mod kafka_source;

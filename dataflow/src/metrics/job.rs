@@ -13,6 +13,7 @@ use apo_schemas::{MetricPoint, SchemaError, WindowStats};
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
+use crate::decisions::planner::{planner_operator, PlannerStage};
 use crate::engine::context::BuildContext;
 use crate::engine::job::{crosses, Decoded, Job};
 use apo_core::RowSink;
@@ -55,6 +56,7 @@ pub struct MetricsJob {
     pre: PreAggregator,
     sinks: Vec<Box<dyn RowSink>>,
     models: Option<ModelStage>,
+    planner: Option<PlannerStage>,
 }
 
 impl MetricsJob {
@@ -98,6 +100,7 @@ impl MetricsJob {
             pre: PreAggregator::new(window_seconds, relative_accuracy),
             sinks,
             models: None,
+            planner: None,
         }
     }
 
@@ -111,6 +114,12 @@ impl MetricsJob {
     /// How many series may be live at once (the defaults otherwise).
     pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
         self.series_limits = limits;
+        self
+    }
+
+    /// Adds the planner: decisions from closed windows.
+    pub fn with_planner(mut self, stage: PlannerStage) -> Self {
+        self.planner = Some(stage);
         self
     }
 
@@ -179,6 +188,10 @@ impl Job for MetricsJob {
         let mut states = Vec::new();
         let sinks = std::mem::take(&mut self.sinks);
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
+        if let Some(stage) = self.planner.take() {
+            let decisions = planner_operator(stats.clone(), Arc::new(stage.config), stage.key);
+            done = done.concat(tracked_sink(decisions, stage.sinks, 0, ctx, &mut states));
+        }
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
             if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.anomaly_inputs) {

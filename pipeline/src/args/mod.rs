@@ -5,6 +5,7 @@
 
 mod alert;
 mod kafka;
+mod planner;
 mod produce;
 mod run;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use alert::AlertArgs;
 pub use kafka::KafkaArgs;
+pub use planner::PlannerArgs;
 pub use produce::ProduceArgs;
 pub use run::{ModelArgs, RunArgs, TraceArgs};
 

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{duration, memory_size, MemoryLimit};
 
-use super::{AlertArgs, KafkaArgs};
+use super::{AlertArgs, KafkaArgs, PlannerArgs};
 
 #[derive(Args, Debug, Clone)]
 /// The flags of `apo run`.
@@ -142,6 +142,9 @@ pub struct RunArgs {
     #[command(flatten)]
     /// The models' flags.
     pub models: ModelArgs,
+    #[command(flatten)]
+    /// The planner's flags.
+    pub planner: PlannerArgs,
     /// How often progress is printed (0s: never).
     #[arg(long, env = "APO_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,

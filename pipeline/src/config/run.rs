@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apo_dataflow::{
-    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, SeriesLimits, SpanConfig,
+    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, PlannerConfig,
+    SeriesLimits, SpanConfig,
 };
 use apo_ingest::decode::{FieldLimits, TimeBounds};
+use apo_schemas::decision::SigningKey;
 
 use crate::args::RunArgs;
 use crate::RunError;
@@ -41,6 +43,8 @@ pub struct Topics {
     pub forecasts: String,
     /// Input: actions carried out, for alert suppression (`None`: no suppression).
     pub actions: Option<String>,
+    /// Output: the planner's decisions.
+    pub decisions: String,
 }
 
 impl Topics {
@@ -62,6 +66,7 @@ impl Topics {
             anomalies: t("anomalies"),
             forecasts: t("forecasts"),
             actions: Some(t("actions")),
+            decisions: t("decisions"),
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct RunConfig {
     pub process: usize,
     /// Rebuild the models' per-series state from the Parquet tables at start.
     pub warm_start: bool,
+    /// The planner, when a rules file is given: its rules and its signing key.
+    pub planner: Option<(PlannerConfig, SigningKey)>,
 }
 
 impl RunConfig {
@@ -104,6 +111,7 @@ impl RunConfig {
             .then(|| span_config(a, &lanes, &metrics))
             .transpose()?;
         let models = model_config(a)?;
+        let planner = planner_config(a, &metrics)?;
         let t = &a.traces;
         let suppressing = models.as_ref().is_some_and(|m| m.anomaly_model.is_some())
             && !a.models.actions_topic.is_empty();
@@ -126,7 +134,9 @@ impl RunConfig {
                 anomalies: a.models.anomalies_topic.clone(),
                 forecasts: a.models.forecasts_topic.clone(),
                 actions: suppressing.then(|| a.models.actions_topic.clone()),
+                decisions: a.planner.decisions_topic.clone(),
             },
+            planner,
             group: a.group.clone(),
             data_dir: a.data_dir.clone(),
             parquet_roll: a.parquet_roll,
@@ -155,8 +165,43 @@ impl RunConfig {
             topics.extend([&t.anomalies, &t.forecasts]);
         }
         topics.extend(&t.actions);
+        if self.planner.is_some() {
+            topics.push(&t.decisions);
+        }
         topics.into_iter().map(String::as_str).collect()
     }
+}
+
+/// The planner's rules file, checked against the run's windows, and its key.
+fn planner_config(
+    a: &RunArgs,
+    metrics: &MetricsConfig,
+) -> Result<Option<(PlannerConfig, SigningKey)>, RunError> {
+    let Some(path) = &a.planner.file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::Config(format!("--planner {}: {e}", path.display())))?;
+    let cfg = PlannerConfig::from_toml(&text)
+        .map_err(|e| RunError::Config(format!("--planner {}: {e}", path.display())))?;
+    if !metrics.window_seconds.contains(&cfg.window_seconds) {
+        return Err(RunError::Config(format!(
+            "--planner {}: window_seconds = {} is not one of --windows ({:?} s)",
+            path.display(),
+            cfg.window_seconds,
+            metrics.window_seconds
+        )));
+    }
+    let key = SigningKey::load(
+        a.planner.decision_key_file.as_deref(),
+        a.planner.decision_key_id.as_deref(),
+    )
+    .map_err(|e| {
+        RunError::Config(format!(
+            "the planner signs its decisions: {e} (--decision-key-file, or APO_DECISION_KEY)"
+        ))
+    })?;
+    Ok(Some((cfg, key)))
 }
 
 fn whole_seconds(d: Duration, what: &str) -> Result<u32, RunError> {

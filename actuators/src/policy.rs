@@ -1,0 +1,284 @@
+//! The policy file: what the actuator may do to each target.
+//!
+//! ```toml
+//! [default]                  # targets not named below (this is the built-in default)
+//! dry_run = true
+//!
+//! [targets.checkout]
+//! executor = "log"           # log (so far)
+//! dry_run = false
+//! actions = ["scale"]        # allowed actions (default: all)
+//! min_replicas = 2
+//! max_replicas = 20
+//! max_step = 10              # largest change of replicas at once
+//! out_of_bounds = "clamp"    # or "reject" (the default): a scale outside the bounds
+//! ```
+//!
+//! Fail safe: without a file, or for a target the file does not name and no `[default]`
+//! makes otherwise, a decision is a dry run; an unknown key or executor is an error at start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use apo_schemas::decision::{Decision, DecisionAction};
+use serde::Deserialize;
+
+use crate::executors::KNOWN;
+use crate::ActuateError;
+
+/// What to do with a scale outside a target's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutOfBounds {
+    /// Refuse the decision.
+    #[default]
+    Reject,
+    /// Carry it out within the bounds.
+    Clamp,
+}
+
+/// One target's policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPolicy {
+    /// The executor that carries decisions out.
+    #[serde(default = "log")]
+    pub executor: String,
+    /// Record what would be done, do nothing.
+    #[serde(default = "yes")]
+    pub dry_run: bool,
+    /// The actions allowed.
+    #[serde(default = "all_actions")]
+    pub actions: Vec<DecisionAction>,
+    /// Fewest replicas a scale may leave.
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    /// Most replicas a scale may ask for.
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    /// Largest change of replicas at once.
+    #[serde(default)]
+    pub max_step: Option<u32>,
+    /// Clamp or reject a scale outside the bounds.
+    #[serde(default)]
+    pub out_of_bounds: OutOfBounds,
+}
+
+fn log() -> String {
+    "log".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn all_actions() -> Vec<DecisionAction> {
+    vec![
+        DecisionAction::Scale,
+        DecisionAction::Tune,
+        DecisionAction::Circuit,
+        DecisionAction::Rollback,
+    ]
+}
+
+impl Default for TargetPolicy {
+    fn default() -> Self {
+        TargetPolicy {
+            executor: log(),
+            dry_run: true,
+            actions: all_actions(),
+            min_replicas: None,
+            max_replicas: None,
+            max_step: None,
+            out_of_bounds: OutOfBounds::Reject,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Targets not named.
+    #[serde(default)]
+    pub default: TargetPolicy,
+    /// Per target (the decisions' `target`).
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetPolicy>,
+}
+
+/// What the policy allows of one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    /// The replicas to scale to (after clamping), for a scale.
+    pub replicas_to: Option<u32>,
+    /// Dry run: record, do nothing.
+    pub dry_run: bool,
+    /// The executor.
+    pub executor: String,
+    /// What the policy changed (a clamp), for the audit record.
+    pub note: Option<String>,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> Result<Self, ActuateError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ActuateError::Config(format!("--policy {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+            .map_err(|e| ActuateError::Config(format!("--policy {}: {e}", path.display())))
+    }
+
+    /// Parses and checks a policy's text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, t) in std::iter::once(("[default]", &p.default))
+            .chain(p.targets.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if !KNOWN.contains(&t.executor.as_str()) {
+                return Err(format!(
+                    "{name}: unknown executor `{}` (known: {})",
+                    t.executor,
+                    KNOWN.join(", ")
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (t.min_replicas, t.max_replicas) {
+                if lo > hi {
+                    return Err(format!("{name}: min_replicas {lo} > max_replicas {hi}"));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The policy of `target`.
+    pub fn of(&self, target: &str) -> &TargetPolicy {
+        self.targets.get(target).unwrap_or(&self.default)
+    }
+
+    /// What may be done of `d`, or why nothing may.
+    pub fn judge(&self, d: &Decision) -> Result<Allowed, String> {
+        let p = self.of(&d.target);
+        if !p.actions.contains(&d.action) {
+            return Err(format!(
+                "action `{}` is not allowed on `{}`",
+                d.action.as_str(),
+                d.target
+            ));
+        }
+        let mut allowed = Allowed {
+            replicas_to: d.replicas_to,
+            dry_run: p.dry_run,
+            executor: p.executor.clone(),
+            note: None,
+        };
+        if d.action != DecisionAction::Scale {
+            return Ok(allowed);
+        }
+        let (Some(from), Some(to)) = (d.replicas_from, d.replicas_to) else {
+            return Err("a scale decision without replicas_from and replicas_to".into());
+        };
+        let mut lo = p.min_replicas.unwrap_or(0);
+        let mut hi = p.max_replicas.unwrap_or(u32::MAX);
+        if let Some(step) = p.max_step {
+            lo = lo.max(from.saturating_sub(step));
+            hi = hi.min(from.saturating_add(step));
+        }
+        if (lo..=hi).contains(&to) {
+            return Ok(allowed);
+        }
+        let bounds = format!(
+            "{to} replicas is outside {lo}..={hi} (min_replicas {:?}, max_replicas {:?}, max_step {:?} from {from})",
+            p.min_replicas, p.max_replicas, p.max_step
+        );
+        match p.out_of_bounds {
+            OutOfBounds::Reject => Err(bounds),
+            OutOfBounds::Clamp => {
+                let clamped = to.clamp(lo, hi.max(lo));
+                allowed.replicas_to = Some(clamped);
+                allowed.note = Some(format!("clamped to {clamped}: {bounds}"));
+                Ok(allowed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scale(target: &str, from: u32, to: u32) -> Decision {
+        Decision {
+            id: "d".into(),
+            target: target.into(),
+            action: DecisionAction::Scale,
+            rule: "hpa".into(),
+            replicas_from: Some(from),
+            replicas_to: Some(to),
+            reason: String::new(),
+            evidence: vec![],
+            window_seconds: 60,
+            window_start: 0,
+            window_end: 60_000,
+            issued_at: 60_000,
+            expires_at: 120_000,
+            revision: 1,
+            key_id: String::new(),
+            signature: String::new(),
+        }
+    }
+
+    #[test]
+    fn unnamed_targets_are_dry_runs_and_bounds_clamp_or_reject() {
+        let p = Policy::from_toml(
+            r#"
+            [targets.checkout]
+            dry_run = false
+            min_replicas = 2
+            max_replicas = 20
+            max_step = 10
+            out_of_bounds = "clamp"
+            [targets.cart]
+            dry_run = false
+            max_replicas = 5
+            actions = ["scale"]
+            "#,
+        )
+        .unwrap();
+        let a = p.judge(&scale("other", 1, 50)).unwrap();
+        assert!(a.dry_run, "not named: dry run");
+        let a = p.judge(&scale("checkout", 4, 8)).unwrap();
+        assert_eq!(
+            (a.dry_run, a.replicas_to, a.note.is_none()),
+            (false, Some(8), true)
+        );
+        let a = p.judge(&scale("checkout", 4, 30)).unwrap();
+        assert_eq!(a.replicas_to, Some(14), "max_step 10 from 4");
+        assert!(a.note.unwrap().starts_with("clamped to 14"));
+        assert_eq!(
+            p.judge(&scale("checkout", 4, 1)).unwrap().replicas_to,
+            Some(2)
+        );
+        let e = p.judge(&scale("cart", 4, 6)).unwrap_err();
+        assert!(e.contains("outside 0..=5"), "{e}");
+        let mut rollback = scale("cart", 1, 1);
+        rollback.action = DecisionAction::Rollback;
+        assert!(p.judge(&rollback).unwrap_err().contains("not allowed"));
+        assert!(Policy::default().judge(&scale("x", 1, 2)).unwrap().dry_run);
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        for (text, says) in [
+            ("[targets.a]\nexecutor = \"ssh\"", "unknown executor"),
+            (
+                "[targets.a]\nmin_replicas = 5\nmax_replicas = 2",
+                "min_replicas",
+            ),
+            ("[targets.a]\ndryrun = false", "unknown field"),
+        ] {
+            let e = Policy::from_toml(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! What the planner decides about, from a TOML file (`apo run --planner FILE`):
+//!
+//! ```toml
+//! window_seconds = 60        # the windows it decides on (one of --windows)
+//! decision_ttl = "5m"        # a decision expires this long after its window's end
+//!
+//! [[scale]]
+//! target = "checkout"        # the service (of its metrics) and the scale target's name
+//! min_replicas = 2
+//! max_replicas = 20
+//! metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
+//! # replicas_metric = "k8s.deployment.available_pods"   # its window mean: the ready replicas
+//! # tolerance = 0.1
+//! # legacy = true            # the HPA without `behavior` (max(2 × current, 4) up, 300 s down)
+//! # [scale.behavior.scale_down]
+//! # stabilization_window_seconds = 300
+//! # policies = [{ type = "Pods", value = 4, period_seconds = 60 }]
+//! ```
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::decisions::hpa::behavior::Behavior;
+use crate::engine::error::PipelineError;
+
+/// The replicas metric unless a target names another: the OpenTelemetry Collector's
+/// `k8sclusterreceiver` reports a Deployment's available (ready) pods under this name.
+pub const DEFAULT_REPLICAS_METRIC: &str = "k8s.deployment.available_pods";
+
+/// The HPA controller's default tolerance.
+pub const DEFAULT_TOLERANCE: f64 = 0.1;
+
+/// One metric an HPA scales on: the pods' average against `average_value`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricTarget {
+    /// The metric's name (of the target's service); its window mean is the pods' average.
+    pub name: String,
+    /// The average per pod to keep (the HPA's `target.averageValue`).
+    pub average_value: f64,
+}
+
+/// One target the HPA rule scales.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleTarget {
+    /// The service, as its telemetry names it; decisions name it as their target.
+    pub target: String,
+    /// The metrics it scales on: the largest proposal wins.
+    pub metrics: Vec<MetricTarget>,
+    /// The metric whose window mean is the number of ready replicas.
+    #[serde(default = "default_replicas_metric")]
+    pub replicas_metric: String,
+    /// Fewest replicas.
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    /// Most replicas.
+    pub max_replicas: u32,
+    /// No change while the usage ratio is within this of 1 (inclusive).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// The HPA's `behavior` (absent: Kubernetes' defaults).
+    #[serde(default)]
+    pub behavior: Option<Behavior>,
+    /// The HPA without `behavior` (the legacy rule); `behavior` must then be absent.
+    #[serde(default)]
+    pub legacy: bool,
+}
+
+fn default_replicas_metric() -> String {
+    DEFAULT_REPLICAS_METRIC.to_string()
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_tolerance() -> f64 {
+    DEFAULT_TOLERANCE
+}
+
+fn default_window() -> u32 {
+    60
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The planner's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// The size of the windows it decides on, seconds.
+    #[serde(default = "default_window")]
+    pub window_seconds: u32,
+    /// How long after its window's end a decision may be executed.
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub decision_ttl: Duration,
+    /// The targets the HPA rule scales.
+    #[serde(default)]
+    pub scale: Vec<ScaleTarget>,
+}
+
+impl PlannerConfig {
+    /// Reads and checks a planner file's text.
+    pub fn from_toml(text: &str) -> Result<Self, PipelineError> {
+        let cfg: PlannerConfig = toml::from_str(text)
+            .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Errors on settings no rule can run with.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad = |m: String| Err(PipelineError::Config(format!("planner file: {m}")));
+        if self.window_seconds == 0 {
+            return bad("window_seconds must be at least 1".into());
+        }
+        if self.decision_ttl.is_zero() {
+            return bad("decision_ttl must be more than 0 s".into());
+        }
+        let mut seen = BTreeSet::new();
+        for t in &self.scale {
+            let name = &t.target;
+            if name.trim().is_empty() {
+                return bad("a [[scale]] entry has an empty target".into());
+            }
+            if !seen.insert(name.as_str()) {
+                return bad(format!("target `{name}` is scaled twice"));
+            }
+            if t.metrics.is_empty() {
+                return bad(format!("target `{name}` has no metrics to scale on"));
+            }
+            for m in &t.metrics {
+                if !(m.average_value.is_finite() && m.average_value > 0.0) {
+                    return bad(format!(
+                        "target `{name}`: metric `{}` needs a positive average_value",
+                        m.name
+                    ));
+                }
+            }
+            if t.min_replicas == 0 || t.min_replicas > t.max_replicas {
+                return bad(format!(
+                    "target `{name}`: need 1 <= min_replicas ({}) <= max_replicas ({})",
+                    t.min_replicas, t.max_replicas
+                ));
+            }
+            if !(t.tolerance.is_finite() && (0.0..1.0).contains(&t.tolerance)) {
+                return bad(format!("target `{name}`: tolerance must be in [0, 1)"));
+            }
+            if t.legacy && t.behavior.is_some() {
+                return bad(format!(
+                    "target `{name}`: legacy = true is the HPA without behavior; drop one"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a rule reads this series.
+    pub fn reads(&self, service: &str, metric: &str) -> bool {
+        self.scale.iter().any(|t| {
+            t.target == service
+                && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decisions::hpa::behavior::{PolicyKind, SelectPolicy};
+
+    #[test]
+    fn a_file_with_defaults_and_a_behavior() {
+        let cfg = PlannerConfig::from_toml(
+            r#"
+            [[scale]]
+            target = "checkout"
+            max_replicas = 20
+            metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
+            [scale.behavior.scale_down]
+            stabilization_window_seconds = 60
+            select_policy = "Min"
+            policies = [{ type = "Pods", value = 4, period_seconds = 60 }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.window_seconds, 60);
+        assert_eq!(cfg.decision_ttl, Duration::from_secs(300));
+        let t = &cfg.scale[0];
+        assert_eq!((t.min_replicas, t.tolerance), (1, 0.1));
+        assert_eq!(t.replicas_metric, DEFAULT_REPLICAS_METRIC);
+        let b = t.behavior.as_ref().unwrap();
+        assert_eq!(b.scale_down.select_policy, SelectPolicy::Min);
+        assert_eq!(b.scale_down.policies[0].kind, PolicyKind::Pods);
+        // the direction not given keeps Kubernetes' default
+        assert_eq!(b.scale_up, Behavior::default().scale_up);
+        assert!(cfg.reads("checkout", "cpu.utilization"));
+        assert!(cfg.reads("checkout", DEFAULT_REPLICAS_METRIC));
+        assert!(!cfg.reads("cart", "cpu.utilization"));
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        for (text, says) in [
+            ("[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = []", "no metrics"),
+            (
+                "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmin_replicas = 3\nmetrics = [{ name = \"m\", average_value = 1 }]",
+                "min_replicas",
+            ),
+            (
+                "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 0 }]",
+                "positive",
+            ),
+            ("window_seconds = 0", "window_seconds"),
+            ("unknown = 1", "unknown field"),
+            (
+                "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]\n[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]",
+                "twice",
+            ),
+        ] {
+            let e = PlannerConfig::from_toml(text).expect_err(text).to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+}

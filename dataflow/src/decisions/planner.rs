@@ -1,0 +1,330 @@
+//! The planner operator: closed windows in, signed decisions out, in event time.
+//!
+//! Window statistics of the series a rule reads (first revisions of the planner's window size
+//! only: a decision is made once, on a closed window) are exchanged by service, so one worker
+//! holds each target's state, and stashed until the frontier passes their time; then each
+//! target's windows are taken in window order. For the HPA rule a window gives the ready
+//! replicas (the replicas metric's mean, rounded; the last one seen when this window has
+//! none) and each scaling metric's mean as the pods' average; the calculator's proposals
+//! (largest wins) go through the target's stabilisation and policies at the window's end; a
+//! count different from the current one is a decision, with a deterministic id, the numbers
+//! it came from, issued at the window's end and signed. The same windows give the same
+//! decisions, in a replay or on any number of workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use apo_schemas::decision::{Decision, DecisionAction, Evidence, SigningKey};
+use apo_schemas::WindowStats;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::StreamVec;
+
+use crate::decisions::config::{PlannerConfig, ScaleTarget};
+use crate::decisions::hpa::behavior::Autoscaler;
+use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
+use crate::ops::route::route_strs;
+use crate::ops::stash::{stash_input, Stash};
+
+/// The planner of the metrics pipeline and where its decisions go.
+pub struct PlannerStage {
+    /// What it decides about.
+    pub config: PlannerConfig,
+    /// The key that signs its decisions.
+    pub key: SigningKey,
+    /// Where decisions go (the `apo.decisions` topic).
+    pub sinks: Vec<Box<dyn apo_core::RowSink<Decision>>>,
+}
+
+/// The rule's name in decisions.
+pub const HPA_RULE: &str = "hpa";
+
+/// One scale target's state on its worker.
+struct TargetState {
+    scaler: Autoscaler,
+    /// The ready replicas last seen.
+    replicas: Option<u32>,
+}
+
+/// The decisions of the rules in `config` on the window statistics `stats`, signed with `key`.
+pub fn planner_operator<'s>(
+    stats: StreamVec<'s, u64, WindowStats>,
+    config: Arc<PlannerConfig>,
+    key: SigningKey,
+) -> StreamVec<'s, u64, Decision> {
+    let wanted = {
+        let cfg = config.clone();
+        stats.filter(move |w| {
+            w.revision == 1
+                && w.window_seconds == cfg.window_seconds
+                && cfg.reads(&w.service, &w.metric)
+        })
+    };
+    let pact = Exchange::new(|w: &WindowStats| route_strs(&[&w.service]));
+    wanted.unary_frontier(pact, "Planner", move |_, _| {
+        let mut stash: Stash<WindowStats> = Default::default();
+        let mut states: BTreeMap<String, TargetState> = BTreeMap::new();
+        move |(input, frontier), output| {
+            stash_input(input, &mut stash);
+            while let Some(entry) = stash.first_entry() {
+                if frontier.frontier().less_equal(entry.key()) {
+                    break;
+                }
+                let (cap, rows) = entry.remove();
+                let decisions = plan(&config, &key, &mut states, rows);
+                if !decisions.is_empty() {
+                    output.session(&cap).give_iterator(decisions.into_iter());
+                }
+            }
+        }
+    })
+}
+
+/// The decisions of one batch of closed windows.
+fn plan(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    states: &mut BTreeMap<String, TargetState>,
+    rows: Vec<WindowStats>,
+) -> Vec<Decision> {
+    // target → window start → its rows
+    let mut by_target: BTreeMap<&str, BTreeMap<i64, Vec<&WindowStats>>> = BTreeMap::new();
+    for w in &rows {
+        by_target
+            .entry(w.service.as_str())
+            .or_default()
+            .entry(w.window_start)
+            .or_default()
+            .push(w);
+    }
+    let mut out = Vec::new();
+    for t in &config.scale {
+        let Some(windows) = by_target.get(t.target.as_str()) else {
+            continue;
+        };
+        let state = states
+            .entry(t.target.clone())
+            .or_insert_with(|| TargetState {
+                scaler: Autoscaler::new(if t.legacy {
+                    None
+                } else {
+                    Some(t.behavior.clone().unwrap_or_default())
+                }),
+                replicas: None,
+            });
+        for ws in windows.values() {
+            if let Some(d) = scale(config, key, t, state, ws) {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// The HPA rule on one window of one target.
+fn scale(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    t: &ScaleTarget,
+    state: &mut TargetState,
+    ws: &[&WindowStats],
+) -> Option<Decision> {
+    let first = ws.first()?;
+    let (window_start, window_end) = (first.window_start, first.window_end);
+    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let replicas_row = find(&t.replicas_metric);
+    if let Some(r) = replicas_row.filter(|r| r.mean.is_finite() && r.mean >= 0.0) {
+        state.replicas = Some(r.mean.round().min(u32::MAX as f64) as u32);
+    }
+    let used: Vec<(&WindowStats, f64)> = t
+        .metrics
+        .iter()
+        .filter_map(|m| find(&m.name).map(|w| (w, m.average_value)))
+        .filter(|(w, _)| w.mean.is_finite())
+        .collect();
+    if used.is_empty() {
+        return None;
+    }
+    let Some(current) = state.replicas.filter(|&r| r > 0) else {
+        tracing::debug!(
+            target = %t.target,
+            replicas_metric = %t.replicas_metric,
+            "no ready replicas known yet: the HPA rule waits for the replicas metric"
+        );
+        return None;
+    };
+    let proposals: Vec<_> = used
+        .iter()
+        .map(|(w, target)| desired_from_average(current, current, w.mean, *target, t.tolerance))
+        .collect();
+    let recommended = largest_proposal(&proposals)?;
+    let (desired, limit) = state.scaler.normalize(
+        window_end,
+        current,
+        recommended,
+        t.min_replicas,
+        t.max_replicas,
+    );
+    if desired == current {
+        return None;
+    }
+    let mut evidence: Vec<Evidence> = used
+        .iter()
+        .map(|(w, target)| Evidence {
+            metric: w.metric.clone(),
+            statistic: "mean".into(),
+            window_seconds: w.window_seconds,
+            window_start: w.window_start,
+            value: w.mean,
+            target: Some(*target),
+        })
+        .collect();
+    if let Some(r) = replicas_row {
+        evidence.push(Evidence {
+            metric: r.metric.clone(),
+            statistic: "mean".into(),
+            window_seconds: r.window_seconds,
+            window_start: r.window_start,
+            value: r.mean,
+            target: None,
+        });
+    }
+    let usage: Vec<String> = used
+        .iter()
+        .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
+        .collect();
+    let params = format!("{current}->{desired}");
+    let mut d = Decision {
+        id: Decision::derive_id(
+            HPA_RULE,
+            &t.target,
+            config.window_seconds,
+            window_start,
+            DecisionAction::Scale,
+            &params,
+        ),
+        target: t.target.clone(),
+        action: DecisionAction::Scale,
+        rule: HPA_RULE.into(),
+        replicas_from: Some(current),
+        replicas_to: Some(desired),
+        reason: format!(
+            "{}: {} over {current} ready replicas recommend {recommended}; {current} -> {desired} \
+             (bounds {}..={})",
+            limit.as_str(),
+            usage.join(", "),
+            t.min_replicas,
+            t.max_replicas
+        ),
+        evidence,
+        window_seconds: config.window_seconds,
+        window_start,
+        window_end,
+        issued_at: window_end,
+        expires_at: window_end.saturating_add(config.decision_ttl.as_millis() as i64),
+        revision: 1,
+        key_id: String::new(),
+        signature: String::new(),
+    };
+    d.sign(key);
+    Some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decisions::config::{MetricTarget, DEFAULT_REPLICAS_METRIC};
+
+    fn row(metric: &str, start: i64, mean: f64) -> WindowStats {
+        WindowStats {
+            service: "checkout".into(),
+            metric: metric.into(),
+            unit: String::new(),
+            window_seconds: 60,
+            window_start: start,
+            window_end: start + 60_000,
+            count: 1,
+            sum: mean,
+            min: mean,
+            max: mean,
+            mean,
+            p50: mean,
+            p90: mean,
+            p95: mean,
+            p99: mean,
+            p999: mean,
+            relative_accuracy: 0.01,
+            revision: 1,
+        }
+    }
+
+    fn config() -> PlannerConfig {
+        PlannerConfig {
+            window_seconds: 60,
+            decision_ttl: std::time::Duration::from_secs(300),
+            scale: vec![ScaleTarget {
+                target: "checkout".into(),
+                metrics: vec![MetricTarget {
+                    name: "cpu.utilization".into(),
+                    average_value: 0.75,
+                }],
+                replicas_metric: DEFAULT_REPLICAS_METRIC.into(),
+                min_replicas: 1,
+                max_replicas: 100,
+                tolerance: 0.1,
+                behavior: None,
+                legacy: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn fifty_replicas_at_90_percent_against_75_scale_to_60_signed() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let mut states = BTreeMap::new();
+        let t0 = 1_800_000_000_000;
+        let rows = vec![
+            row("cpu.utilization", t0, 0.9),
+            row(DEFAULT_REPLICAS_METRIC, t0, 50.0),
+        ];
+        let out = plan(&config(), &key, &mut states, rows.clone());
+        assert_eq!(out.len(), 1);
+        let d = &out[0];
+        assert_eq!((d.replicas_from, d.replicas_to), (Some(50), Some(60)));
+        assert_eq!((d.issued_at, d.expires_at), (t0 + 60_000, t0 + 360_000));
+        assert_eq!(d.evidence.len(), 2);
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+        assert!(d.reason.starts_with("DesiredWithinRange"), "{}", d.reason);
+        // the same windows on fresh state: the same decision, id and signature
+        let again = plan(&config(), &key, &mut BTreeMap::new(), rows);
+        assert_eq!(again, out);
+    }
+
+    #[test]
+    fn no_decision_without_replicas_or_within_tolerance() {
+        let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        let mut states = BTreeMap::new();
+        let t0 = 1_800_000_000_000;
+        assert!(plan(
+            &config(),
+            &key,
+            &mut states,
+            vec![row("cpu.utilization", t0, 0.9)]
+        )
+        .is_empty());
+        let rows = vec![
+            row("cpu.utilization", t0 + 60_000, 0.78),
+            row(DEFAULT_REPLICAS_METRIC, t0 + 60_000, 10.0),
+        ];
+        assert!(plan(&config(), &key, &mut states, rows).is_empty());
+        // the replicas seen last carry over to a window without them
+        let out = plan(
+            &config(),
+            &key,
+            &mut states,
+            vec![row("cpu.utilization", t0 + 120_000, 1.5)],
+        );
+        assert_eq!(out[0].replicas_to, Some(20));
+    }
+}
