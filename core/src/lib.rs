@@ -34,6 +34,21 @@ pub enum IngestError {
         /// The brokers asked.
         brokers: String,
     },
+    #[error(
+        "the broker at {brokers} did not acknowledge the offset commit of `{topic}` within \
+         {waited:?}: {detail}"
+    )]
+    /// A commit waited for was not stored in time (or failed).
+    CommitNotAcknowledged {
+        /// The topic whose offsets were committed.
+        topic: String,
+        /// The broker addresses.
+        brokers: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// What the client said, or that it said nothing.
+        detail: String,
+    },
     #[error("{0}")]
     /// A setting or argument is unusable.
     Config(String),

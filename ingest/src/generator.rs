@@ -412,7 +412,11 @@ impl crate::source::MessageSource for GeneratorSource {
         Ok(n)
     }
 
-    fn commit(&mut self, _offsets: &[(i32, i64)], _wait: bool) -> Result<(), IngestError> {
+    fn commit(
+        &mut self,
+        _offsets: &[(i32, i64)],
+        _wait: Option<Duration>,
+    ) -> Result<(), IngestError> {
         Ok(())
     }
 

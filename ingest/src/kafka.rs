@@ -220,7 +220,11 @@ impl MessageSource for KafkaSource {
         Ok(n)
     }
 
-    fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError> {
+    fn commit(
+        &mut self,
+        offsets: &[(i32, i64)],
+        wait: Option<Duration>,
+    ) -> Result<(), IngestError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -228,13 +232,42 @@ impl MessageSource for KafkaSource {
         for &(p, o) in offsets {
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(o + 1))?;
         }
-        let mode = if wait {
-            CommitMode::Sync
-        } else {
-            CommitMode::Async
+        // Always asynchronous: librdkafka's synchronous commit waits as long as it likes for
+        // a coordinator that is gone. Waiting is asking the broker for the committed offsets,
+        // each question bounded, until they are there or the limit has passed.
+        self.consumer.commit(&tpl, CommitMode::Async)?;
+        let Some(limit) = wait else {
+            return Ok(());
         };
-        self.consumer.commit(&tpl, mode)?;
-        Ok(())
+        let started = std::time::Instant::now();
+        let mut detail = "no answer".to_string();
+        while started.elapsed() < limit {
+            let ask = limit
+                .saturating_sub(started.elapsed())
+                .clamp(Duration::from_millis(100), Duration::from_secs(1));
+            match self.consumer.committed_offsets(tpl.clone(), ask) {
+                Ok(stored) => {
+                    let all = offsets.iter().all(|&(p, o)| {
+                        matches!(
+                            stored.find_partition(&self.topic, p).map(|e| e.offset()),
+                            Some(Offset::Offset(s)) if s > o
+                        )
+                    });
+                    if all {
+                        return Ok(());
+                    }
+                    detail = "not stored yet".into();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => detail = e.to_string(),
+            }
+        }
+        Err(IngestError::CommitNotAcknowledged {
+            topic: self.topic.clone(),
+            brokers: self.brokers.clone(),
+            waited: limit,
+            detail,
+        })
     }
 
     fn lag(&mut self) -> Option<i64> {

@@ -71,7 +71,11 @@ impl MessageSource for MemorySource {
         Ok(n)
     }
 
-    fn commit(&mut self, offsets: &[(i32, i64)], _wait: bool) -> Result<(), IngestError> {
+    fn commit(
+        &mut self,
+        offsets: &[(i32, i64)],
+        _wait: Option<Duration>,
+    ) -> Result<(), IngestError> {
         if let Some(&(_, o)) = offsets.iter().find(|(p, _)| *p == 0) {
             self.committed = Some(o);
         }

@@ -48,7 +48,8 @@ fn restart_resumes_after_the_committed_offsets_of_each_partition() {
     let first = read_all(&mut w0);
     assert_eq!(first.len(), 60);
     assert_eq!(read_all(&mut w1).len(), 30);
-    w0.commit(&[(0, 9), (2, 19)], true).unwrap();
+    w0.commit(&[(0, 9), (2, 19)], Some(Duration::from_secs(30)))
+        .unwrap();
     drop(w0);
     drop(w1);
 
@@ -120,4 +121,33 @@ fn a_poll_stopped_by_the_reader_loses_nothing() {
     }
     let want: Vec<Vec<u8>> = msgs.into_iter().map(|(_, m)| m).collect();
     assert_eq!(seen, want, "every message once, in order");
+}
+
+/// A commit that waits (the last of a drain, a stop's) is bounded: with the broker gone it
+/// ends within its limit with an error naming the broker and the topic, instead of waiting
+/// as long as librdkafka's synchronous commit would.
+#[test]
+fn a_waited_commit_to_a_broker_that_is_gone_ends_within_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = OwnBroker::start(dir.path());
+    broker.use_on_this_thread();
+    let t = topics("commit-gone", 1);
+    let msgs: Vec<(i32, Vec<u8>)> = (0..10).map(|i| (0, format!("m{i}").into_bytes())).collect();
+    produce(&t.metrics, &msgs);
+    let mut src = KafkaSource::new(&client(), &t.group, &t.metrics, 0, 1).unwrap();
+    assert_eq!(read_all(&mut src).len(), 10);
+    src.commit(&[(0, 4)], Some(Duration::from_secs(30)))
+        .expect("the broker stores a commit while it is there");
+    broker.kill();
+    let started = std::time::Instant::now();
+    let e = src
+        .commit(&[(0, 9)], Some(Duration::from_secs(3)))
+        .expect_err("no broker, no commit");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&broker.addr) && text.contains(&t.metrics),
+        "names the broker and the topic: {text}"
+    );
 }

@@ -46,9 +46,12 @@ pub trait MessageSource {
         f: &mut dyn FnMut(SourceEvent<'_>) -> ControlFlow<()>,
     ) -> Result<usize, IngestError>;
     /// Records that every message up to and including `offset` of `partition` is fully processed.
-    /// `wait`: return only once the commit is stored (at shutdown); otherwise it may complete
-    /// in the background (a lost commit only means a longer replay after a crash).
-    fn commit(&mut self, offsets: &[(i32, i64)], wait: bool) -> Result<(), IngestError>;
+    /// `wait`: `None` lets it complete in the background (a lost commit only means a longer
+    /// replay after a crash); `Some(limit)` (at the end of a drain, at a stop) waits at most
+    /// that long for the broker to store it, and is [`IngestError::CommitNotAcknowledged`] when
+    /// it did not.
+    fn commit(&mut self, offsets: &[(i32, i64)], wait: Option<Duration>)
+        -> Result<(), IngestError>;
     /// Messages behind the log end over this worker's partitions, when known.
     fn lag(&mut self) -> Option<i64>;
     /// The broker addresses it reads from, for messages about waiting on them (`None`: not a

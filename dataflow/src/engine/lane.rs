@@ -476,8 +476,32 @@ impl<J: Job> JobLane<J> {
         if self.dlq.flush(wait)? {
             let offsets: Vec<(i32, i64)> =
                 std::mem::take(&mut self.uncommitted).into_iter().collect();
-            self.source
-                .commit(&offsets, stopping || self.probe.done())?;
+            // The last commit of a drain waits for the broker within the stall limit; a stop's
+            // a few seconds, and a stop whose commit is not stored only replays more.
+            let wait = if stopping {
+                Some(STOP_LETTERS_WAIT)
+            } else if self.probe.done() {
+                Some(self.cfg.drain_stall)
+            } else {
+                None
+            };
+            match self.source.commit(&offsets, wait) {
+                Ok(()) => {}
+                Err(e @ IngestError::CommitNotAcknowledged { .. }) if stopping => {
+                    tracing::warn!(
+                        worker = self.worker,
+                        error = %e,
+                        "stopping without the last commit: the next run reads a little more again"
+                    );
+                }
+                Err(e @ IngestError::CommitNotAcknowledged { .. }) => {
+                    return Err(PipelineError::Stalled(format!(
+                        "--drain made no progress: {e}; is the broker still reachable? \
+                         (--drain-stall-timeout sets this limit)"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
             if let Some(since) = self.letters_stuck.take() {
                 tracing::info!(
                     worker = self.worker,
