@@ -64,17 +64,10 @@ pub fn flush_promptly<C: ProducerContext>(
     producer: &BaseProducer<C>,
     timeout: Duration,
 ) -> Result<(), IngestError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        // Serves delivery reports that are ready, without waiting.
-        producer.poll(Duration::ZERO);
-        if producer.in_flight_count() == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut).into());
-        }
-        producer.poll(Duration::from_millis(1));
+    if flush_within(producer, timeout) {
+        Ok(())
+    } else {
+        Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut).into())
     }
 }
 

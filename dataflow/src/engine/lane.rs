@@ -128,8 +128,9 @@ pub struct JobLane<J: Job> {
     last_commit: Instant,
     last_stats: Instant,
     idle_polls: u32,
-    /// Last time a message was read or the durability frontier moved (drain stall check).
+    /// Last time a message was read or the broker acknowledged something (drain stall check).
     last_progress: Instant,
+    /// The durability frontier when last looked (see `acknowledged`).
     last_durable: i64,
     /// Output rows dead-lettered by the sinks, as last added to the progress counter.
     dead_lettered: u64,
@@ -146,15 +147,12 @@ pub struct JobLane<J: Job> {
     /// Offsets due for commit whose messages' dead letters the broker has not acknowledged
     /// yet, per partition: committed once it has.
     uncommitted: BTreeMap<i32, i64>,
-    /// Dead letters waiting for the broker when last looked (the drain stall check counts
-    /// fewer as progress).
+    /// Dead letters waiting for the broker when last looked (fewer is an acknowledgement).
     letters_waiting: usize,
     /// Since when commits have waited for dead letters.
     letters_stuck: Option<Instant>,
-    /// A live run's outage watch: the durability frontier and the dead letters waiting when
-    /// last looked, and since when the broker has acknowledged nothing while something waits
-    /// for it (and when that was last reported).
-    outage_seen: (i64, usize),
+    /// A live run's outage watch: since when the broker has acknowledged nothing while
+    /// something waits for it, and when that was last reported.
     outage: Option<(Instant, Instant)>,
 }
 
@@ -241,7 +239,6 @@ impl<J: Job> JobLane<J> {
             uncommitted: BTreeMap::new(),
             letters_waiting: 0,
             letters_stuck: None,
-            outage_seen: (i64::MIN, 0),
             outage: None,
             progress,
         })
@@ -516,14 +513,22 @@ impl<J: Job> JobLane<J> {
         Ok(())
     }
 
+    /// Whether the broker acknowledged something since the last look (the durability frontier
+    /// moved, or fewer dead letters wait), and how many dead letters wait now.
+    fn acknowledged(&mut self, durable: i64) -> (bool, usize) {
+        let letters = self.dlq.waiting();
+        let moved = durable != self.last_durable || letters < self.letters_waiting;
+        self.last_durable = durable;
+        self.letters_waiting = letters;
+        (moved, letters)
+    }
+
     /// A live run: says every few seconds that the broker at the source's address has
     /// acknowledged nothing (no output became durable, no dead letter was acknowledged) while
     /// output rows or dead letters wait for it, and once it acknowledges again.
     fn report_outage(&mut self, durable: i64) {
-        let letters = self.dlq.waiting();
+        let (acknowledged, letters) = self.acknowledged(durable);
         let behind = self.behind();
-        let acknowledged = durable != self.outage_seen.0 || letters < self.outage_seen.1;
-        self.outage_seen = (durable, letters);
         let now = Instant::now();
         if acknowledged || (letters == 0 && !behind) {
             if let Some((since, reported)) = self.outage.take() {
@@ -614,12 +619,10 @@ impl<J: Job> JobLane<J> {
     /// Drain mode: an error once neither input nor output (the `durable` frontier) has moved
     /// for `drain_stall`.
     fn check_stall(&mut self, durable: i64) -> Result<(), PipelineError> {
-        let letters = self.dlq.waiting();
-        if durable != self.last_durable || letters < self.letters_waiting {
-            self.last_durable = durable;
+        let (acknowledged, letters) = self.acknowledged(durable);
+        if acknowledged {
             self.last_progress = Instant::now();
         }
-        self.letters_waiting = letters;
         if self.last_progress.elapsed() < self.cfg.drain_stall {
             return Ok(());
         }
