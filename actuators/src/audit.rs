@@ -1,12 +1,19 @@
 //! The audit trail: one [`ActionRecord`] on `apo.actions` (key = target) per decision
 //! received, acknowledged by the broker before the decision's offset is committed.
+//!
+//! A crash between the broker's acknowledgement and the claim that records it leaves a
+//! decision `done` but not `audited`; the restart asks the topic ([`AuditWriter::already_written`])
+//! before writing its record again, so it is written once.
 
 use std::time::{Duration, Instant};
 
 use apo_core::kafka::{flush_within, send_with_backpressure, DeliveryTracker};
 use apo_schemas::action::ActionRecord;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::ActuateError;
 
@@ -14,11 +21,20 @@ use crate::ActuateError;
 /// nothing meanwhile, so a restart writes it again).
 pub const AUDIT_WAIT: Duration = Duration::from_secs(60);
 
+/// How many of the latest records of each partition [`AuditWriter::already_written`] reads.
+/// One actuator audits one decision at a time, so the record it looks for, if written, is
+/// among the very last ones.
+pub const LOOKBACK: i64 = 1_000;
+
+/// How long [`AuditWriter::already_written`] may take.
+const LOOKBACK_WAIT: Duration = Duration::from_secs(20);
+
 /// Writes audit records.
 pub struct AuditWriter {
     producer: BaseProducer<DeliveryTracker>,
     topic: String,
     brokers: String,
+    client: ClientConfig,
 }
 
 impl AuditWriter {
@@ -33,6 +49,7 @@ impl AuditWriter {
             producer,
             topic: topic.to_string(),
             brokers: client.get("bootstrap.servers").unwrap_or("?").to_string(),
+            client: client.clone(),
         })
     }
 
@@ -73,5 +90,69 @@ impl AuditWriter {
             .check(&self.topic)
             .map_err(|e| ActuateError::kafka(format!("writing to {}", self.topic), e))?;
         Ok(())
+    }
+
+    /// Whether the latest [`LOOKBACK`] records of each partition of the topic hold a record of
+    /// `decision_id` (read without a consumer group, committing nothing).
+    pub fn already_written(&self, decision_id: &str) -> Result<bool, ActuateError> {
+        let ctx = || {
+            format!(
+                "looking for the audit record of {decision_id} in {}",
+                self.topic
+            )
+        };
+        let mut c = self.client.clone();
+        c.set("group.id", "apo-actuate-lookback")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true");
+        let consumer: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let count = apo_core::kafka::partition_count(&self.client, &self.topic)
+            .map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let mut tpl = TopicPartitionList::new();
+        let mut open = 0usize;
+        for p in 0..count {
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, p, Duration::from_secs(5))
+                .map_err(|e| ActuateError::kafka(ctx(), e))?;
+            if high > low {
+                tpl.add_partition_offset(&self.topic, p, Offset::Offset(low.max(high - LOOKBACK)))
+                    .map_err(|e| ActuateError::kafka(ctx(), e))?;
+                open += 1;
+            }
+        }
+        if open == 0 {
+            return Ok(false);
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let started = Instant::now();
+        let mut ended = std::collections::HashSet::new();
+        while ended.len() < open {
+            if started.elapsed() > LOOKBACK_WAIT {
+                return Err(ActuateError::kafka(
+                    ctx(),
+                    format!(
+                        "the broker at {} did not serve it in {LOOKBACK_WAIT:?}",
+                        self.brokers
+                    ),
+                ));
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    ended.insert(p);
+                }
+                Some(Err(e)) => return Err(ActuateError::kafka(ctx(), e)),
+                Some(Ok(m)) => {
+                    if let Ok(r) = ActionRecord::decode(m.payload()) {
+                        if r.decision_id == decision_id {
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
     }
 }

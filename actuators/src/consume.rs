@@ -21,7 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::args::ActuateArgs;
 use crate::audit::AuditWriter;
 use crate::claims::{Claims, Step};
-use crate::executors::{build, Executor};
+use crate::executors::Executors;
 use crate::policy::Policy;
 use crate::verify::{self, Rejection};
 use crate::ActuateError;
@@ -44,7 +44,7 @@ struct Actuator {
     policy: Policy,
     claims: Claims,
     audit: AuditWriter,
-    executors: BTreeMap<String, Box<dyn Executor>>,
+    executors: Executors,
     topic: String,
     report: ActuateReport,
 }
@@ -67,12 +67,14 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
             Policy::default()
         }
     };
+    let executors = Executors::for_policy(&policy)
+        .map_err(|e| ActuateError::Config(format!("--policy: {e}")))?;
     let mut act = Actuator {
         keys,
         policy,
         claims: Claims::open(&a.state_dir)?,
         audit: AuditWriter::new(broker.client(), &a.actions_topic)?,
-        executors: BTreeMap::new(),
+        executors,
         topic: a.decisions_topic.clone(),
         report: ActuateReport::default(),
     };
@@ -211,7 +213,14 @@ impl Actuator {
                 Step::Audited => return Ok(()),
                 Step::Done => {
                     if let Some(r) = c.record {
-                        self.write(&r)?;
+                        if self.audit.already_written(&d.id)? {
+                            tracing::info!(
+                                decision = %d.id,
+                                "its audit record was acknowledged before the restart"
+                            );
+                        } else {
+                            self.write(&r)?;
+                        }
                         return self.claims.mark(&d.id, p, o, Step::Audited, None);
                     }
                 }
@@ -259,35 +268,14 @@ impl Actuator {
                 }
                 Ok(allowed) => {
                     self.claims.mark(&d.id, p, o, Step::Started, None)?;
-                    let executor = match self.executors.entry(allowed.executor.clone()) {
-                        std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            build(&allowed.executor).map(|ex| v.insert(ex))
+                    let ex = self.executors.of(&d.target);
+                    let name = ex.name();
+                    match ex.execute(&d, &allowed) {
+                        Ok(msg) => {
+                            let note = allowed.note.map(|n| format!("; {n}")).unwrap_or_default();
+                            record(&d, name, ActionOutcome::Succeeded, format!("{msg}{note}"))
                         }
-                    };
-                    match executor {
-                        None => record(
-                            &d,
-                            ACTOR,
-                            ActionOutcome::Failed,
-                            format!("no executor `{}`", allowed.executor),
-                        ),
-                        Some(ex) => {
-                            let name = ex.name();
-                            match ex.execute(&d, &allowed) {
-                                Ok(msg) => {
-                                    let note =
-                                        allowed.note.map(|n| format!("; {n}")).unwrap_or_default();
-                                    record(
-                                        &d,
-                                        name,
-                                        ActionOutcome::Succeeded,
-                                        format!("{msg}{note}"),
-                                    )
-                                }
-                                Err(e) => record(&d, name, ActionOutcome::Failed, e.to_string()),
-                            }
-                        }
+                        Err(e) => record(&d, name, ActionOutcome::Failed, e.to_string()),
                     }
                 }
             },

@@ -5,7 +5,7 @@
 //! dry_run = true
 //!
 //! [targets.checkout]
-//! executor = "log"           # log (so far)
+//! executor = "log"           # log, or webhook with a [targets.checkout.webhook] table
 //! dry_run = false
 //! actions = ["scale"]        # allowed actions (default: all)
 //! min_replicas = 2
@@ -23,6 +23,7 @@ use std::path::Path;
 use apo_schemas::decision::{Decision, DecisionAction};
 use serde::Deserialize;
 
+use crate::executors::webhook::WebhookConfig;
 use crate::executors::KNOWN;
 use crate::ActuateError;
 
@@ -62,6 +63,9 @@ pub struct TargetPolicy {
     /// Clamp or reject a scale outside the bounds.
     #[serde(default)]
     pub out_of_bounds: OutOfBounds,
+    /// The `webhook` executor's receiver (`[targets.NAME.webhook]`).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
 }
 
 fn log() -> String {
@@ -91,6 +95,7 @@ impl Default for TargetPolicy {
             max_replicas: None,
             max_step: None,
             out_of_bounds: OutOfBounds::Reject,
+            webhook: None,
         }
     }
 }
@@ -140,6 +145,11 @@ impl Policy {
                     "{name}: unknown executor `{}` (known: {})",
                     t.executor,
                     KNOWN.join(", ")
+                ));
+            }
+            if t.executor == "webhook" && t.webhook.is_none() {
+                return Err(format!(
+                    "{name}: executor `webhook` needs a webhook table (url, secret_file)"
                 ));
             }
             if let (Some(lo), Some(hi)) = (t.min_replicas, t.max_replicas) {
@@ -208,24 +218,7 @@ mod tests {
     use super::*;
 
     fn scale(target: &str, from: u32, to: u32) -> Decision {
-        Decision {
-            id: "d".into(),
-            target: target.into(),
-            action: DecisionAction::Scale,
-            rule: "hpa".into(),
-            replicas_from: Some(from),
-            replicas_to: Some(to),
-            reason: String::new(),
-            evidence: vec![],
-            window_seconds: 60,
-            window_start: 0,
-            window_end: 60_000,
-            issued_at: 60_000,
-            expires_at: 120_000,
-            revision: 1,
-            key_id: String::new(),
-            signature: String::new(),
-        }
+        crate::testing::scale("d", target, from, to)
     }
 
     #[test]

@@ -74,27 +74,10 @@ pub fn check(d: &Decision, keys: &[SigningKey], now_ms: i64) -> Result<(), Rejec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apo_schemas::decision::DecisionAction;
 
     fn signed(key: &SigningKey, expires_at: i64) -> Decision {
-        let mut d = Decision {
-            id: "d1".into(),
-            target: "checkout".into(),
-            action: DecisionAction::Scale,
-            rule: "hpa".into(),
-            replicas_from: Some(2),
-            replicas_to: Some(4),
-            reason: "r".into(),
-            evidence: vec![],
-            window_seconds: 60,
-            window_start: 0,
-            window_end: 60_000,
-            issued_at: 60_000,
-            expires_at,
-            revision: 1,
-            key_id: String::new(),
-            signature: String::new(),
-        };
+        let mut d = crate::testing::scale("d1", "checkout", 2, 4);
+        d.expires_at = expires_at;
         d.sign(key);
         d
     }

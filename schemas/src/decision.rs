@@ -217,6 +217,11 @@ impl SigningKey {
         }
     }
 
+    /// HMAC-SHA256 of `bytes` with this key, hex (what a webhook's signature header carries).
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        hex(&self.mac(bytes).finalize().into_bytes())
+    }
+
     fn mac(&self, bytes: &[u8]) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
@@ -381,6 +386,10 @@ mod tests {
             .into_bytes();
         assert_eq!(
             hex(&tag),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            key.sign_bytes(b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

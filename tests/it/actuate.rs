@@ -1,0 +1,493 @@
+//! `apo actuate` against the real broker and a real HTTP receiver (the `webhook` executor):
+//! what it refuses and how it records that, and that a decision is executed at most once and
+//! audited exactly once when the actuator is SIGKILLed at random points.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apo_schemas::action::{ActionOutcome, ActionRecord};
+use apo_schemas::decision::{Decision, DecisionAction, SigningKey};
+
+use crate::common::*;
+
+const PLANNER_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// A real HTTP server on loopback standing for the system a webhook acts on: it answers 200
+/// after `delay_ms` (from a seeded sequence) and counts the requests per `Idempotency-Key`,
+/// keeping each body.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<BTreeMap<String, Vec<serde_json::Value>>>>,
+}
+
+impl Receiver {
+    fn start(max_delay_ms: u64, seed: u64) -> Receiver {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let seen = Arc::new(Mutex::new(BTreeMap::<String, Vec<serde_json::Value>>::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut rng = Rng(seed);
+            for mut req in server.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = req.as_reader().read_to_end(&mut body);
+                let key = req
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Idempotency-Key"))
+                    .map(|h| h.value.to_string())
+                    .unwrap_or_default();
+                let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                log.lock().unwrap().entry(key).or_default().push(value);
+                if max_delay_ms > 0 {
+                    std::thread::sleep(Duration::from_millis(rng.below(max_delay_ms)));
+                }
+                let _ = req.respond(tiny_http::Response::from_string("done"));
+            }
+        });
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/hooks/apo"),
+            seen,
+        }
+    }
+
+    fn requests(&self) -> BTreeMap<String, Vec<serde_json::Value>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A scale decision of `target` from `from` to `to`, valid for an hour from now, unsigned.
+fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
+    let now = now_ms();
+    Decision {
+        id: id.into(),
+        target: target.into(),
+        action: DecisionAction::Scale,
+        rule: "hpa".into(),
+        replicas_from: Some(from),
+        replicas_to: Some(to),
+        reason: "test".into(),
+        evidence: vec![],
+        window_seconds: 10,
+        window_start: now - 10_000,
+        window_end: now,
+        issued_at: now,
+        expires_at: now + 3_600_000,
+        revision: 1,
+        key_id: String::new(),
+        signature: String::new(),
+    }
+}
+
+fn planner_key() -> SigningKey {
+    SigningKey::new(Some("planner-1"), PLANNER_SECRET).unwrap()
+}
+
+fn signed(mut d: Decision) -> Decision {
+    d.sign(&planner_key());
+    d
+}
+
+fn bytes(d: &Decision) -> Vec<u8> {
+    serde_json::to_vec(d).unwrap()
+}
+
+/// The policy, key and webhook secret files of a test in `dir`.
+fn setup(dir: &Path, receiver: &Receiver, extra_policy: &str) -> (String, String) {
+    let key = dir.join("planner.key");
+    std::fs::write(&key, PLANNER_SECRET).unwrap();
+    let secret = dir.join("webhook.key");
+    std::fs::write(&secret, "webhook-secret-0123456789abcdef").unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"
+[targets.checkout]
+executor = "webhook"
+dry_run = false
+max_replicas = 8
+out_of_bounds = "clamp"
+[targets.checkout.webhook]
+url = "{url}"
+secret_file = "{secret}"
+timeout = "5s"
+retries = 0
+{extra_policy}
+"#,
+            url = receiver.url,
+            secret = secret.display()
+        ),
+    )
+    .unwrap();
+    (
+        format!("planner-1={}", key.display()),
+        policy.display().to_string(),
+    )
+}
+
+fn actuate_args(
+    decisions: &str,
+    actions: &str,
+    key: &str,
+    policy: &str,
+    state: &Path,
+    drain: bool,
+) -> Vec<String> {
+    actuate_args_in(decisions, actions, key, policy, state, drain, "actuators")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn actuate_args_in(
+    decisions: &str,
+    actions: &str,
+    key: &str,
+    policy: &str,
+    state: &Path,
+    drain: bool,
+    group: &str,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "actuate",
+        "--brokers",
+        &brokers(),
+        "--decisions-topic",
+        decisions,
+        "--actions-topic",
+        actions,
+        "--group",
+        group,
+        "--policy",
+        policy,
+        "--decision-key-file",
+        key,
+        "--state-dir",
+        &state.display().to_string(),
+        "--create-topics",
+        "false",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if drain {
+        args.push("--drain".into());
+    }
+    args
+}
+
+fn audit_records(actions: &str, want: usize) -> Vec<ActionRecord> {
+    consume(actions, want, Duration::from_secs(5))
+        .iter()
+        .map(|r| ActionRecord::decode(Some(&r.payload)).expect("an action record"))
+        .collect()
+}
+
+#[test]
+fn untrusted_and_out_of_policy_decisions_are_rejected_and_each_is_audited_once() {
+    let decisions = unique("act.decisions");
+    let actions = unique("act.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 1).unwrap();
+    apo_ingest::kafka::ensure_topics(&client(), &[&actions], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let (key, policy) = setup(
+        dir.path(),
+        &receiver,
+        "[targets.cart]\nexecutor = \"log\"\ndry_run = false\nmax_replicas = 5\n",
+    );
+
+    let good = signed(scale("good", "checkout", 2, 4));
+    let mut forged = signed(scale("forged", "checkout", 2, 4));
+    forged.replicas_to = Some(7);
+    let unsigned = scale("unsigned", "checkout", 2, 4);
+    let other = SigningKey::new(Some("someone-else"), b"ffffffffffffffffffffffffffffffff").unwrap();
+    let mut unknown_key = scale("unknown-key", "checkout", 2, 4);
+    unknown_key.sign(&other);
+    let wrong_secret =
+        SigningKey::new(Some("planner-1"), b"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee").unwrap();
+    let mut wrongly_keyed = scale("wrongly-keyed", "checkout", 2, 4);
+    wrongly_keyed.sign(&wrong_secret);
+    let mut expired = scale("expired", "checkout", 2, 4);
+    expired.expires_at = now_ms() - 60_000;
+    let expired = signed(expired);
+    let too_big = signed(scale("too-big", "cart", 2, 9));
+    let clamped = signed(scale("clamped", "checkout", 4, 20));
+    let dry = signed(scale("dry", "search", 2, 3));
+    let messages: Vec<(i32, Vec<u8>)> = vec![
+        (0, bytes(&good)),
+        (0, bytes(&forged)),
+        (0, bytes(&unsigned)),
+        (0, bytes(&unknown_key)),
+        (0, bytes(&wrongly_keyed)),
+        (0, bytes(&expired)),
+        (0, bytes(&good)), // replayed
+        (0, bytes(&too_big)),
+        (0, bytes(&clamped)),
+        (0, bytes(&dry)),
+        (0, b"{not a decision".to_vec()),
+    ];
+    produce(&decisions, &messages);
+
+    let out = run_to_end(
+        &actuate_args(
+            &decisions,
+            &actions,
+            &key,
+            &policy,
+            &dir.path().join("state"),
+            true,
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "apo actuate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = audit_records(&actions, usize::MAX);
+    assert_eq!(
+        audit.len(),
+        messages.len(),
+        "one record per message: {audit:#?}"
+    );
+    let by_id: BTreeMap<&str, Vec<&ActionRecord>> =
+        audit.iter().fold(BTreeMap::new(), |mut m, r| {
+            m.entry(r.decision_id.as_str()).or_default().push(r);
+            m
+        });
+    let one = |id: &str, outcome: ActionOutcome, says: &str| {
+        let rs = &by_id[id];
+        let r = rs
+            .iter()
+            .find(|r| r.outcome == outcome && r.detail.as_deref().unwrap_or("").contains(says))
+            .unwrap_or_else(|| panic!("{id}: no {outcome:?} record saying `{says}`: {rs:#?}"));
+        r.actor.clone()
+    };
+    assert_eq!(
+        one("good", ActionOutcome::Succeeded, "200 on attempt 1"),
+        "webhook"
+    );
+    one(
+        "good",
+        ActionOutcome::Rejected,
+        "replayed (decision already received at partition 0 offset 0)",
+    );
+    one(
+        "forged",
+        ActionOutcome::Rejected,
+        "bad signature (forged or altered) for key `planner-1`",
+    );
+    one("unsigned", ActionOutcome::Rejected, "rejected: unsigned");
+    one(
+        "unknown-key",
+        ActionOutcome::Rejected,
+        "key `someone-else`, which this actuator does not hold",
+    );
+    one("wrongly-keyed", ActionOutcome::Rejected, "bad signature");
+    one("expired", ActionOutcome::Rejected, "rejected: expired at");
+    one(
+        "too-big",
+        ActionOutcome::Rejected,
+        "out of policy: 9 replicas is outside 0..=5",
+    );
+    one("clamped", ActionOutcome::Succeeded, "clamped to 8");
+    one(
+        "dry",
+        ActionOutcome::DryRun,
+        "dry run: would scale search 2 -> 3",
+    );
+    one(
+        &format!("{decisions}/0/10"),
+        ActionOutcome::Rejected,
+        "unreadable",
+    );
+
+    // The receiver saw exactly the two decisions carried out, once each, with the replicas
+    // the policy allowed.
+    let seen = receiver.requests();
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["clamped", "good"],
+        "{seen:#?}"
+    );
+    assert_eq!(seen["good"].len(), 1);
+    assert_eq!(seen["good"][0]["replicas_to"], 4);
+    assert_eq!(seen["clamped"][0]["replicas_to"], 8);
+}
+
+#[test]
+fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_once() {
+    let seed = now_ms() as u64;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let decisions = unique("kill.decisions");
+    let actions = unique("kill.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(40, seed);
+    let (key, policy) = setup(dir.path(), &receiver, "");
+    let n = 90usize;
+    let issued: Vec<Decision> = (0..n)
+        .map(|i| {
+            signed(scale(
+                &format!("d-{i:03}"),
+                "checkout",
+                2,
+                2 + (i % 6) as u32,
+            ))
+        })
+        .collect();
+    produce(
+        &decisions,
+        &issued
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ((i % 3) as i32, bytes(d)))
+            .collect::<Vec<_>>(),
+    );
+
+    let state = dir.path().join("state");
+    let log = dir.path().join("actuate.log");
+    let mut kills = 0;
+    for round in 0..6 {
+        let before = receiver.requests().len();
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = apo(&actuate_args(
+            &decisions, &actions, &key, &policy, &state, false,
+        ))
+        .env("APO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+        // Wait until this run has executed something, then kill it a random moment later.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while receiver.requests().len() == before && receiver.requests().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: nothing executed"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the actuator exited"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        if receiver.requests().len() >= n {
+            break;
+        }
+    }
+    let out = run_to_end(
+        &actuate_args(&decisions, &actions, &key, &policy, &state, true),
+        Duration::from_secs(180),
+    );
+    assert!(
+        out.status.success(),
+        "the last apo actuate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let seen = receiver.requests();
+    let audit = audit_records(&actions, usize::MAX);
+    let mut by_id: BTreeMap<&str, Vec<&ActionRecord>> = BTreeMap::new();
+    for r in &audit {
+        by_id.entry(r.decision_id.as_str()).or_default().push(r);
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut interrupted = 0;
+    for d in &issued {
+        let executions = seen.get(&d.id).map_or(0, Vec::len);
+        assert!(
+            executions <= 1,
+            "{} executed {executions} times (seed {seed})",
+            d.id
+        );
+        let records = by_id.get(d.id.as_str()).cloned().unwrap_or_default();
+        assert_eq!(
+            records.len(),
+            1,
+            "{}: {} audit records (seed {seed}): {records:#?}\n{logged}",
+            d.id,
+            records.len()
+        );
+        match records[0].outcome {
+            ActionOutcome::Succeeded => assert_eq!(executions, 1, "{} (seed {seed})", d.id),
+            ActionOutcome::Failed => {
+                assert!(
+                    records[0]
+                        .detail
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("interrupted"),
+                    "{records:#?}"
+                );
+                interrupted += 1;
+            }
+            other => panic!("{}: {other:?} (seed {seed}): {records:#?}", d.id),
+        }
+    }
+    assert_eq!(audit.len(), n, "no other records");
+    eprintln!(
+        "{kills} kills, {} executed, {interrupted} interrupted (audited failed), seed {seed}",
+        seen.len()
+    );
+    assert!(kills >= 2, "the actuator was killed more than once");
+}
+
+#[test]
+fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
+    let decisions = unique("ack.decisions");
+    let actions = unique("ack.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let (key, policy) = setup(dir.path(), &receiver, "");
+    let d = signed(scale("only", "checkout", 2, 3));
+    produce(&decisions, &[(1, bytes(&d))]);
+    let state = dir.path().join("state");
+    let run = |group: &str| {
+        let out = run_to_end(
+            &actuate_args_in(&decisions, &actions, &key, &policy, &state, true, group),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("first");
+    assert_eq!(audit_records(&actions, usize::MAX).len(), 1);
+    // The crash: the broker had acknowledged the audit record, the claims file had not yet
+    // recorded that (its last line, `audited`, is lost) and the offset was not committed.
+    let claims = state.join("claims.jsonl");
+    let text = std::fs::read_to_string(&claims).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.last().unwrap().contains("\"audited\""), "{text}");
+    std::fs::write(
+        &claims,
+        format!("{}\n", lines[..lines.len() - 1].join("\n")),
+    )
+    .unwrap();
+    run("second");
+    let audit = audit_records(&actions, usize::MAX);
+    assert_eq!(audit.len(), 1, "audited once: {audit:#?}");
+    assert_eq!(audit[0].outcome, ActionOutcome::Succeeded);
+    assert_eq!(receiver.requests()["only"].len(), 1, "executed once");
+    let after = std::fs::read_to_string(&claims).unwrap();
+    assert!(
+        after.lines().last().unwrap().contains("\"audited\""),
+        "{after}"
+    );
+}
