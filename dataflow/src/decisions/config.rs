@@ -15,6 +15,11 @@
 //! # [scale.behavior.scale_down]
 //! # stabilization_window_seconds = 300
 //! # policies = [{ type = "Pods", value = 4, period_seconds = 60 }]
+//!
+//! [[rollback]]               # a canary judged against its baseline (see canary/rule.rs)
+//! canary = "checkout-canary"
+//! baseline = "checkout"
+//! metrics = [{ name = "http.server.request.duration", statistic = "p99", direction = "increase" }]
 //! ```
 
 use std::collections::BTreeSet;
@@ -22,6 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::decisions::canary::rule::RollbackTarget;
 use crate::decisions::hpa::behavior::Behavior;
 use crate::engine::error::PipelineError;
 
@@ -102,6 +108,9 @@ pub struct PlannerConfig {
     /// The targets the HPA rule scales.
     #[serde(default)]
     pub scale: Vec<ScaleTarget>,
+    /// The canaries the rollback rule judges.
+    #[serde(default)]
+    pub rollback: Vec<RollbackTarget>,
 }
 
 impl PlannerConfig {
@@ -157,6 +166,23 @@ impl PlannerConfig {
                 ));
             }
         }
+        let mut judged = BTreeSet::new();
+        let mut rollback_targets = BTreeSet::new();
+        for r in &self.rollback {
+            r.check()
+                .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+            if !rollback_targets.insert(r.target()) {
+                return bad(format!("rollback target `{}` is judged twice", r.target()));
+            }
+            for service in [&r.canary, &r.baseline] {
+                if !judged.insert(service.as_str()) {
+                    return bad(format!(
+                        "service `{service}` is in two [[rollback]] entries (a service is the \
+                         canary or the baseline of one)"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -165,7 +191,16 @@ impl PlannerConfig {
         self.scale.iter().any(|t| {
             t.target == service
                 && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
-        })
+        }) || self.rollback.iter().any(|r| r.reads(service, metric))
+    }
+
+    /// The key that sends a service's windows to a worker: a canary's and its baseline's
+    /// windows go to one worker (that of the rollback's target); any other service's to its own.
+    pub fn route_key<'a>(&'a self, service: &'a str) -> &'a str {
+        self.rollback
+            .iter()
+            .find(|r| r.canary == service || r.baseline == service)
+            .map_or(service, |r| r.target())
     }
 }
 
@@ -218,6 +253,30 @@ mod tests {
             ),
             ("window_seconds = 0", "window_seconds"),
             ("unknown = 1", "unknown field"),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"a\"\nmetrics = [{ name = \"m\" }]",
+                "the same service",
+            ),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\nmetrics = [{ name = \"m\", statistic = \"p42\" }]",
+                "unknown statistic `p42`",
+            ),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\nmin_windows = 20\nmetrics = [{ name = \"m\" }]",
+                "min_windows",
+            ),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\ngroup_weights = { x = 80, y = 30 }\nmetrics = [{ name = \"m\" }]",
+                "at most 100",
+            ),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\nmetrics = [{ name = \"m\" }]\n[[rollback]]\ncanary = \"c\"\nbaseline = \"b\"\nmetrics = [{ name = \"m\" }]",
+                "service `b` is in two",
+            ),
+            (
+                "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\ncomparison = { confidence = 2 }\nmetrics = [{ name = \"m\" }]",
+                "confidence 2",
+            ),
             (
                 "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]\n[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]",
                 "twice",

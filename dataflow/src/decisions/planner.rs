@@ -8,8 +8,11 @@
 //! none) and each scaling metric's mean as the pods' average; the calculator's proposals
 //! (largest wins) go through the target's stabilisation and policies at the window's end; a
 //! count different from the current one is a decision, with a deterministic id, the numbers
-//! it came from, issued at the window's end and signed. The same windows give the same
-//! decisions, in a replay or on any number of workers.
+//! it came from, issued at the window's end and signed. The rollback rule takes a canary's
+//! and its baseline's windows together (both are routed to the worker of the rollback's
+//! target) and judges the last `lookback` of them at each closed window; a failed canary is a
+//! rollback decision. The same windows give the same decisions, in a replay or on any number
+//! of workers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +24,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::StreamVec;
 
+use crate::decisions::canary::judge::Verdict;
+use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
@@ -37,8 +42,20 @@ pub struct PlannerStage {
     pub sinks: Vec<Box<dyn apo_core::RowSink<Decision>>>,
 }
 
-/// The rule's name in decisions.
+/// The HPA rule's name in decisions.
 pub const HPA_RULE: &str = "hpa";
+
+/// The rollback rule's name in decisions.
+pub const CANARY_RULE: &str = "canary";
+
+/// The planner's state on one worker.
+#[derive(Default)]
+struct PlannerState {
+    /// Per scale target.
+    scale: BTreeMap<String, TargetState>,
+    /// Per rollback target.
+    canary: BTreeMap<String, CanaryState>,
+}
 
 /// One scale target's state on its worker.
 struct TargetState {
@@ -61,10 +78,11 @@ pub fn planner_operator<'s>(
                 && cfg.reads(&w.service, &w.metric)
         })
     };
-    let pact = Exchange::new(|w: &WindowStats| route_strs(&[&w.service]));
+    let routing = config.clone();
+    let pact = Exchange::new(move |w: &WindowStats| route_strs(&[routing.route_key(&w.service)]));
     wanted.unary_frontier(pact, "Planner", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
-        let mut states: BTreeMap<String, TargetState> = BTreeMap::new();
+        let mut states = PlannerState::default();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             while let Some(entry) = stash.first_entry() {
@@ -85,7 +103,7 @@ pub fn planner_operator<'s>(
 fn plan(
     config: &PlannerConfig,
     key: &SigningKey,
-    states: &mut BTreeMap<String, TargetState>,
+    states: &mut PlannerState,
     rows: Vec<WindowStats>,
 ) -> Vec<Decision> {
     // target → window start → its rows
@@ -104,6 +122,7 @@ fn plan(
             continue;
         };
         let state = states
+            .scale
             .entry(t.target.clone())
             .or_insert_with(|| TargetState {
                 scaler: Autoscaler::new(if t.legacy {
@@ -119,7 +138,158 @@ fn plan(
             }
         }
     }
+    for r in &config.rollback {
+        // window start → the canary's and the baseline's rows
+        let mut windows: BTreeMap<i64, Vec<&WindowStats>> = BTreeMap::new();
+        for service in [&r.canary, &r.baseline] {
+            for (start, ws) in by_target.get(service.as_str()).into_iter().flatten() {
+                windows
+                    .entry(*start)
+                    .or_default()
+                    .extend(ws.iter().copied());
+            }
+        }
+        let state = states.canary.entry(r.target().to_string()).or_default();
+        for (start, ws) in windows {
+            let Some(j) = state.step(r, start, &ws) else {
+                continue;
+            };
+            let end = ws.first().map_or(start, |w| w.window_end);
+            tracing::debug!(
+                target = r.target(),
+                canary = %r.canary,
+                score = j.score,
+                verdict = ?j.verdict,
+                "canary judged"
+            );
+            if j.verdict == Verdict::Fail {
+                out.push(rollback(config, key, r, &j, start, end));
+            }
+        }
+    }
     out
+}
+
+/// The rollback decision of a failed canary.
+fn rollback(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    r: &RollbackTarget,
+    j: &Judgement,
+    window_start: i64,
+    window_end: i64,
+) -> Decision {
+    let findings: Vec<String> = j
+        .metrics
+        .iter()
+        .map(|m| {
+            let shift = m
+                .shift
+                .map(|s| {
+                    format!(
+                        ", shift {:.4} in [{:.4}, {:.4}]",
+                        s.estimate, s.lower, s.upper
+                    )
+                })
+                .unwrap_or_default();
+            let p = m
+                .p_value
+                .map(|p| format!(", p {p:.2e}"))
+                .unwrap_or_default();
+            format!(
+                "{} {} {} (canary/baseline {:.3} over {} windows{shift}{p})",
+                m.metric.name,
+                m.metric.statistic,
+                m.class.as_str(),
+                m.ratio,
+                m.samples
+            )
+        })
+        .collect();
+    let evidence = j
+        .metrics
+        .iter()
+        .map(|m| Evidence {
+            metric: m.metric.name.clone(),
+            statistic: format!("{} canary mean, {}", m.metric.statistic, m.class.as_str()),
+            window_seconds: config.window_seconds,
+            window_start: j.first_window,
+            value: m.means.0,
+            target: Some(m.means.1).filter(|v| v.is_finite()),
+        })
+        .collect();
+    issue(
+        config,
+        key,
+        Draft {
+            rule: CANARY_RULE,
+            target: r.target(),
+            action: DecisionAction::Rollback,
+            params: format!("{}->{}", r.canary, r.baseline),
+            replicas: (None, None),
+            reason: format!(
+                "CanaryFailed: {} scored {:.2} against {} (fail below {}){}: {}",
+                r.canary,
+                j.score,
+                r.baseline,
+                r.marginal_threshold,
+                j.reason
+                    .as_ref()
+                    .map(|s| format!(", {s}"))
+                    .unwrap_or_default(),
+                findings.join("; ")
+            ),
+            evidence,
+            window: (window_start, window_end),
+        },
+    )
+}
+
+/// What a rule decided, before its id, times and signature.
+struct Draft<'a> {
+    rule: &'static str,
+    target: &'a str,
+    action: DecisionAction,
+    /// What the id covers besides rule, target, window and action.
+    params: String,
+    replicas: (Option<u32>, Option<u32>),
+    reason: String,
+    evidence: Vec<Evidence>,
+    /// The window decided on: start, end.
+    window: (i64, i64),
+}
+
+/// The decision of `draft`: its deterministic id, issued at its window's end, expiring
+/// `decision_ttl` later, signed with `key`.
+fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) -> Decision {
+    let (window_start, window_end) = draft.window;
+    let mut d = Decision {
+        id: Decision::derive_id(
+            draft.rule,
+            draft.target,
+            config.window_seconds,
+            window_start,
+            draft.action,
+            &draft.params,
+        ),
+        target: draft.target.to_string(),
+        action: draft.action,
+        rule: draft.rule.into(),
+        replicas_from: draft.replicas.0,
+        replicas_to: draft.replicas.1,
+        reason: draft.reason,
+        evidence: draft.evidence,
+        window_seconds: config.window_seconds,
+        window_start,
+        window_end,
+        issued_at: window_end,
+        expires_at: window_end.saturating_add(config.decision_ttl.as_millis() as i64),
+        revision: 1,
+        key_id: String::new(),
+        signature: String::new(),
+    };
+    d.sign(key);
+    d
 }
 
 /// The HPA rule on one window of one target.
@@ -194,22 +364,16 @@ fn scale(
         .iter()
         .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
         .collect();
-    let params = format!("{current}->{desired}");
-    let mut d = Decision {
-        id: Decision::derive_id(
-            HPA_RULE,
-            &t.target,
-            config.window_seconds,
-            window_start,
-            DecisionAction::Scale,
-            &params,
-        ),
-        target: t.target.clone(),
-        action: DecisionAction::Scale,
-        rule: HPA_RULE.into(),
-        replicas_from: Some(current),
-        replicas_to: Some(desired),
-        reason: format!(
+    Some(issue(
+        config,
+        key,
+        Draft {
+            rule: HPA_RULE,
+            target: &t.target,
+            action: DecisionAction::Scale,
+            params: format!("{current}->{desired}"),
+            replicas: (Some(current), Some(desired)),
+            reason: format!(
             "{}: {} over {current} ready replicas recommend {recommended}; {current} -> {desired} \
              (bounds {}..={})",
             limit.as_str(),
@@ -217,18 +381,10 @@ fn scale(
             t.min_replicas,
             t.max_replicas
         ),
-        evidence,
-        window_seconds: config.window_seconds,
-        window_start,
-        window_end,
-        issued_at: window_end,
-        expires_at: window_end.saturating_add(config.decision_ttl.as_millis() as i64),
-        revision: 1,
-        key_id: String::new(),
-        signature: String::new(),
-    };
-    d.sign(key);
-    Some(d)
+            evidence,
+            window: (window_start, window_end),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -276,13 +432,14 @@ mod tests {
                 behavior: None,
                 legacy: false,
             }],
+            rollback: vec![],
         }
     }
 
     #[test]
     fn fifty_replicas_at_90_percent_against_75_scale_to_60_signed() {
         let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
-        let mut states = BTreeMap::new();
+        let mut states = PlannerState::default();
         let t0 = 1_800_000_000_000;
         let rows = vec![
             row("cpu.utilization", t0, 0.9),
@@ -297,14 +454,14 @@ mod tests {
         assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
         assert!(d.reason.starts_with("DesiredWithinRange"), "{}", d.reason);
         // the same windows on fresh state: the same decision, id and signature
-        let again = plan(&config(), &key, &mut BTreeMap::new(), rows);
+        let again = plan(&config(), &key, &mut PlannerState::default(), rows);
         assert_eq!(again, out);
     }
 
     #[test]
     fn no_decision_without_replicas_or_within_tolerance() {
         let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
-        let mut states = BTreeMap::new();
+        let mut states = PlannerState::default();
         let t0 = 1_800_000_000_000;
         assert!(plan(
             &config(),
@@ -326,5 +483,109 @@ mod tests {
             vec![row("cpu.utilization", t0 + 120_000, 1.5)],
         );
         assert_eq!(out[0].replicas_to, Some(20));
+    }
+
+    fn canary_config() -> PlannerConfig {
+        PlannerConfig::from_toml(
+            r#"
+            [[rollback]]
+            target = "checkout"
+            canary = "checkout-canary"
+            baseline = "checkout"
+            group_weights = { latency = 50, errors = 50 }
+            [[rollback.metrics]]
+            name = "http.server.request.duration"
+            statistic = "p99"
+            direction = "increase"
+            group = "latency"
+            [[rollback.metrics]]
+            name = "http.server.errors"
+            group = "errors"
+            "#,
+        )
+        .unwrap()
+    }
+
+    /// `n` windows of a canary whose p99 latency is `slower` times the baseline's (with the
+    /// same pseudo-random spread) and whose errors are the baseline's.
+    fn canary_windows(n: i64, slower: f64) -> Vec<Vec<WindowStats>> {
+        let t0 = 1_800_000_000_000;
+        let mut seed = 7u64;
+        let mut noise = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|i| {
+                let start = t0 + i * 60_000;
+                let mut rows = Vec::new();
+                for (service, factor) in [("checkout", 1.0), ("checkout-canary", slower)] {
+                    let mut lat = row("http.server.request.duration", start, 0.0);
+                    lat.service = service.into();
+                    lat.p99 = factor * (100.0 + 20.0 * noise());
+                    let mut err = row("http.server.errors", start, 2.0 + noise());
+                    err.service = service.into();
+                    rows.push(lat);
+                    rows.push(err);
+                }
+                rows
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_canary_slower_than_its_baseline_is_rolled_back_once_and_a_healthy_one_is_not() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = canary_config();
+        let run = |slower: f64| {
+            let mut states = PlannerState::default();
+            canary_windows(14, slower)
+                .into_iter()
+                .flat_map(|rows| plan(&cfg, &key, &mut states, rows))
+                .collect::<Vec<_>>()
+        };
+        let out = run(1.6);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let d = &out[0];
+        assert_eq!(
+            (d.target.as_str(), d.rule.as_str()),
+            ("checkout", CANARY_RULE)
+        );
+        assert_eq!(d.action, DecisionAction::Rollback);
+        // judged first at the fifth window (min_windows), failed there: latency high (score 50)
+        assert_eq!(d.window_start, 1_800_000_000_000 + 4 * 60_000);
+        assert!(
+            d.reason
+                .starts_with("CanaryFailed: checkout-canary scored 50.00 against checkout"),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason.contains("http.server.request.duration p99 high"),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason.contains("http.server.errors mean pass"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.evidence.len(), 2);
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+        assert_eq!(run(1.6), out, "the same windows, the same decision");
+        assert!(run(1.0).is_empty(), "a canary like its baseline passes");
+        assert!(run(1.02).is_empty(), "2 % slower is within the tolerance");
+    }
+
+    #[test]
+    fn a_canary_and_its_baseline_are_routed_together() {
+        let cfg = canary_config();
+        assert_eq!(cfg.route_key("checkout-canary"), "checkout");
+        assert_eq!(cfg.route_key("checkout"), "checkout");
+        assert_eq!(cfg.route_key("cart"), "cart");
+        assert!(cfg.reads("checkout-canary", "http.server.errors"));
+        assert!(!cfg.reads("checkout-canary", "cpu.utilization"));
     }
 }

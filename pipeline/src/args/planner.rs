@@ -7,8 +7,8 @@ use clap::Args;
 #[derive(Args, Debug, Clone)]
 /// The planner's flags.
 pub struct PlannerArgs {
-    /// The planner's rules and targets (TOML: `[[scale]]` targets for the HPA rule; see the
-    /// README). With it, closed windows become signed decisions on --decisions-topic, which
+    /// The planner's rules and targets (TOML: `[[scale]]` targets for the HPA rule,
+    /// `[[rollback]]` canaries for the rollback rule; see the README). With it, closed windows become signed decisions on --decisions-topic, which
     /// `apo actuate` carries out; without it nothing is decided.
     #[arg(long = "planner", env = "APO_PLANNER")]
     pub file: Option<PathBuf>,

@@ -448,12 +448,14 @@ mod tests {
     fn scale_down_4_pods_or_10_percent_a_minute_under_max() {
         // The Kubernetes docs' example: from 80 replicas, 72, then 64, and 4 a minute once
         // 10 % is fewer than 4 pods (below 40).
-        let mut b = Behavior::default();
-        b.scale_down = rules(
-            0,
-            SelectPolicy::Max,
-            &[(PolicyKind::Pods, 4, 60), (PolicyKind::Percent, 10, 60)],
-        );
+        let b = Behavior {
+            scale_down: rules(
+                0,
+                SelectPolicy::Max,
+                &[(PolicyKind::Pods, 4, 60), (PolicyKind::Percent, 10, 60)],
+            ),
+            ..Behavior::default()
+        };
         let mut a = Autoscaler::new(Some(b));
         let mut current = 80;
         let mut per_minute = Vec::new();
@@ -510,12 +512,14 @@ mod tests {
 
     #[test]
     fn select_min_and_disabled() {
-        let mut b = Behavior::default();
-        b.scale_up = rules(
-            0,
-            SelectPolicy::Min,
-            &[(PolicyKind::Pods, 4, 60), (PolicyKind::Percent, 100, 60)],
-        );
+        let mut b = Behavior {
+            scale_up: rules(
+                0,
+                SelectPolicy::Min,
+                &[(PolicyKind::Pods, 4, 60), (PolicyKind::Percent, 100, 60)],
+            ),
+            ..Behavior::default()
+        };
         let mut a = Autoscaler::new(Some(b.clone()));
         // from 10: min(14, 20) = 14
         assert_eq!(a.normalize(0, 10, 50, 1, 100).0, 14);
