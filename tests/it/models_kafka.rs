@@ -2,7 +2,9 @@
 //! and of RED rows from spans) with the isolation forest and forecasts the 60 s series with the LSTM; the records on
 //! `apo.anomalies` and `apo.forecasts` (and in the Parquet tables) are checked against the
 //! models run here over the window statistics the same run wrote; an action carried out on a
-//! service (`apo.actions`) suppresses the alert it explains.
+//! service (`apo.actions`) suppresses the alert it explains. That action is the whole loop's:
+//! window statistics that call for a scale-up → the planner's decision → `apo actuate`
+//! carries it out → its audit record → the models' alert on that service suppressed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,24 +70,23 @@ fn anomaly_scores_and_forecasts_for_every_closed_window() {
     // and web-shop traces over the same 70 minutes: their RED rows are scored too
     let traces = trace_messages(base, 2, |_| true);
     produce(&t.traces.as_ref().unwrap().spans, &traces);
-    // half a minute before both incidents: a rollback of svc-2 (it explains svc-2's incident),
-    // a dry run on svc-1 (changes nothing: svc-1 still alerts), and a record that is no action
-    let acted_at = base + 39 * 60_000 + 30_000;
-    let action = |target: &str, outcome: &str| {
-        format!(
-            r#"{{"decision_id":"d-{target}","target":"{target}","action":"rollback","executed_at":{acted_at},"actor":"test","outcome":"{outcome}"}}"#
-        )
-        .into_bytes()
-    };
+    // half a minute before both incidents: a scale-up of svc-2, decided by the planner and
+    // carried out by the actuator (it explains svc-2's incident), a dry run on svc-1 (changes
+    // nothing: svc-1 still alerts), and a record that is no action
+    let dir = tempfile::tempdir().unwrap();
+    let decided_at = base + 39 * 60_000 + 30_000;
+    let acted_at = scale_up_through_the_loop(dir.path(), "svc-2", decided_at, &actions);
+    assert!(
+        (decided_at..decided_at + 60_000).contains(&acted_at),
+        "carried out on the decision's clock: {acted_at} vs {decided_at}"
+    );
+    let dry_run = format!(
+        r#"{{"decision_id":"d-svc-1","target":"svc-1","action":"rollback","executed_at":{acted_at},"actor":"test","outcome":"dry_run"}}"#
+    );
     produce(
         &actions,
-        &[
-            (0, action("svc-2", "succeeded")),
-            (1, action("svc-1", "dry_run")),
-            (1, b"{not an action".to_vec()),
-        ],
+        &[(1, dry_run.into_bytes()), (1, b"{not an action".to_vec())],
     );
-    let dir = tempfile::tempdir().unwrap();
     let iforest = artifacts().join("iforest.onnx");
     let lstm = artifacts().join("lstm.onnx");
     drain_with_models(
@@ -373,6 +374,138 @@ fn span_end_ms(s: &Span) -> i64 {
 
 /// One `apo run --drain` of both pipelines with the models (10 s and 60 s windows), writing
 /// scores to `anomalies` and forecasts to `forecasts`; `extra` flags last (they win).
+/// The loop, up to the audit record: window statistics of `service` (CPU at 90 % of 50 ready
+/// replicas against a 75 % target, in the 10 s window ending at `decided_at`) → `apo run
+/// --planner` → one signed scale decision → `apo actuate` (log executor, its clock set to the
+/// decision's time with APO_NOW, as when the data is live) → one `succeeded` record on
+/// `actions`. Returns the record's `executed_at`.
+fn scale_up_through_the_loop(
+    dir: &std::path::Path,
+    service: &str,
+    decided_at: i64,
+    actions: &str,
+) -> i64 {
+    use apo_schemas::action::{ActionOutcome, ActionRecord};
+    use apo_schemas::decision::Decision;
+    let t = topics("loop", 1);
+    let decisions = unique("loop.decisions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 1).unwrap();
+    let start = decided_at - 10_000;
+    let mut pts: Vec<MetricPoint> = Vec::new();
+    for i in 0..10 {
+        for (name, value) in [
+            ("cpu.utilization", 0.9),
+            ("k8s.deployment.available_pods", 50.0),
+        ] {
+            pts.push(MetricPoint {
+                timestamp: start + i * 1_000,
+                service: service.into(),
+                name: name.into(),
+                value,
+                unit: String::new(),
+                tags: Default::default(),
+                histogram: None,
+            });
+        }
+    }
+    produce(&t.metrics, &messages(&pts, 1, 50));
+    let key = dir.join("decisions.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let planner = dir.join("planner.toml");
+    std::fs::write(
+        &planner,
+        format!(
+            "window_seconds = 10\n[[scale]]\ntarget = \"{service}\"\nmax_replicas = 100\n\
+             metrics = [{{ name = \"cpu.utilization\", average_value = 0.75 }}]\n"
+        ),
+    )
+    .unwrap();
+    let key_arg = key.display().to_string();
+    let planner_arg = planner.display().to_string();
+    let run = run_to_end(
+        &apo_run_args(
+            &t,
+            &dir.join("loop-data"),
+            &[
+                "--drain",
+                "--windows",
+                "10s",
+                "--planner",
+                &planner_arg,
+                "--decision-key-file",
+                &key_arg,
+                "--decisions-topic",
+                &decisions,
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| Decision::decode(Some(&r.payload)).unwrap())
+        .collect();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(
+        (issued[0].replicas_from, issued[0].replicas_to),
+        (Some(50), Some(60))
+    );
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[targets.{service}]\nexecutor = \"log\"\ndry_run = false\n"),
+    )
+    .unwrap();
+    let clock = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(decided_at as u64),
+    )
+    .to_string();
+    let args: Vec<String> = [
+        "actuate",
+        "--brokers",
+        &brokers(),
+        "--decisions-topic",
+        &decisions,
+        "--actions-topic",
+        actions,
+        "--group",
+        &unique("loop.actuators"),
+        "--policy",
+        &policy.display().to_string(),
+        "--decision-key-file",
+        &key_arg,
+        "--state-dir",
+        &dir.join("actuator").display().to_string(),
+        "--create-topics",
+        "false",
+        "--drain",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = apo(&args).env("APO_NOW", &clock).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: Vec<ActionRecord> = consume(actions, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| ActionRecord::decode(Some(&r.payload)).unwrap())
+        .collect();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let a = &audit[0];
+    assert_eq!(
+        (a.decision_id.as_str(), a.target.as_str(), a.outcome),
+        (issued[0].id.as_str(), service, ActionOutcome::Succeeded)
+    );
+    a.executed_at
+}
+
 fn drain_with_models(
     t: &Topics,
     dir: &std::path::Path,
