@@ -115,6 +115,11 @@ impl Claims {
         Ok(Claims { path, file, claims })
     }
 
+    /// The audit records of every decision done.
+    pub fn records(&self) -> impl Iterator<Item = &ActionRecord> {
+        self.claims.values().filter_map(|c| c.record.as_ref())
+    }
+
     /// What is known of decision `id`.
     pub fn get(&self, id: &str) -> Option<&Claim> {
         self.claims.get(id)

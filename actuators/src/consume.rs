@@ -47,6 +47,17 @@ struct Actuator {
     executors: Executors,
     topic: String,
     report: ActuateReport,
+    /// Per target, when its actions (and dry runs) were recorded: the pacing's history.
+    history: BTreeMap<String, Vec<i64>>,
+}
+
+/// Whether a record counts for the pacing: carried out (a failure may have changed the
+/// target, an interrupted execution may have happened), or would have been (a dry run).
+fn paced(r: &ActionRecord) -> bool {
+    matches!(
+        r.outcome,
+        ActionOutcome::Succeeded | ActionOutcome::Failed | ActionOutcome::DryRun
+    )
 }
 
 /// Runs `apo actuate` until SIGINT / SIGTERM, or with `--drain` until the topic is read.
@@ -69,10 +80,19 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
     };
     let executors = Executors::for_policy(&policy)
         .map_err(|e| ActuateError::Config(format!("--policy: {e}")))?;
+    let claims = Claims::open(&a.state_dir)?;
+    let mut history: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in claims.records().filter(|r| paced(r)) {
+        history
+            .entry(r.target.clone())
+            .or_default()
+            .push(r.executed_at);
+    }
     let mut act = Actuator {
         keys,
         policy,
-        claims: Claims::open(&a.state_dir)?,
+        claims,
+        history,
         audit: AuditWriter::new(broker.client(), &a.actions_topic)?,
         executors,
         topic: a.decisions_topic.clone(),
@@ -162,6 +182,12 @@ fn outcome_name(o: ActionOutcome) -> &'static str {
 impl Actuator {
     fn write(&mut self, r: &ActionRecord) -> Result<(), ActuateError> {
         self.audit.write(r)?;
+        if paced(r) {
+            self.history
+                .entry(r.target.clone())
+                .or_default()
+                .push(r.executed_at);
+        }
         *self
             .report
             .outcomes
@@ -242,7 +268,10 @@ impl Actuator {
         let now = apo_core::clock::now_ms();
         let r = match verify::check(&d, &self.keys, now) {
             Err(why) => record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()),
-            Ok(()) => match self.policy.judge(&d) {
+            Ok(()) => match self.policy.judge(&d).and_then(|allowed| {
+                let history = self.history.get(&d.target).map_or(&[][..], Vec::as_slice);
+                self.policy.pace(&d.target, history, now).map(|()| allowed)
+            }) {
                 Err(why) => record(
                     &d,
                     ACTOR,

@@ -12,13 +12,21 @@
 //! max_replicas = 20
 //! max_step = 10              # largest change of replicas at once
 //! out_of_bounds = "clamp"    # or "reject" (the default): a scale outside the bounds
+//! cooldown = "5m"            # no action within 5 minutes of the last one on this target
+//! max_actions = 6            # at most 6 actions ...
+//! rate_period = "1h"         # ... in any hour (the default period)
 //! ```
+//!
+//! Cool-down and rate limit count the actions carried out (succeeded or failed) and the dry
+//! runs (what would have been carried out, so a dry run previews the pacing too), from the
+//! actuator's claims: they hold across restarts.
 //!
 //! Fail safe: without a file, or for a target the file does not name and no `[default]`
 //! makes otherwise, a decision is a dry run; an unknown key or executor is an error at start.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use apo_schemas::decision::{Decision, DecisionAction};
 use serde::Deserialize;
@@ -66,6 +74,19 @@ pub struct TargetPolicy {
     /// The `webhook` executor's receiver (`[targets.NAME.webhook]`).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// No action within this long after the last one.
+    #[serde(default, with = "humantime_serde")]
+    pub cooldown: Option<Duration>,
+    /// At most this many actions per `rate_period`.
+    #[serde(default)]
+    pub max_actions: Option<u32>,
+    /// The sliding period of `max_actions`.
+    #[serde(default = "hour", with = "humantime_serde")]
+    pub rate_period: Duration,
+}
+
+fn hour() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn log() -> String {
@@ -96,6 +117,9 @@ impl Default for TargetPolicy {
             max_step: None,
             out_of_bounds: OutOfBounds::Reject,
             webhook: None,
+            cooldown: None,
+            max_actions: None,
+            rate_period: hour(),
         }
     }
 }
@@ -152,6 +176,9 @@ impl Policy {
                     "{name}: executor `webhook` needs a webhook table (url, secret_file)"
                 ));
             }
+            if t.rate_period.is_zero() {
+                return Err(format!("{name}: rate_period must be more than 0 s"));
+            }
             if let (Some(lo), Some(hi)) = (t.min_replicas, t.max_replicas) {
                 if lo > hi {
                     return Err(format!("{name}: min_replicas {lo} > max_replicas {hi}"));
@@ -164,6 +191,33 @@ impl Policy {
     /// The policy of `target`.
     pub fn of(&self, target: &str) -> &TargetPolicy {
         self.targets.get(target).unwrap_or(&self.default)
+    }
+
+    /// Whether another action on `target` may be taken at `now_ms`, given when the earlier
+    /// ones were (`history`, ms), or why not.
+    pub fn pace(&self, target: &str, history: &[i64], now_ms: i64) -> Result<(), String> {
+        let p = self.of(target);
+        if let (Some(cooldown), Some(&last)) = (p.cooldown, history.iter().max()) {
+            let since = now_ms.saturating_sub(last);
+            if since < cooldown.as_millis() as i64 {
+                return Err(format!(
+                    "cooling down: the last action on `{target}` was {:.0?} ago (cooldown {})",
+                    Duration::from_millis(since.max(0) as u64),
+                    humantime::format_duration(cooldown)
+                ));
+            }
+        }
+        if let Some(max) = p.max_actions {
+            let from = now_ms.saturating_sub(p.rate_period.as_millis() as i64);
+            let recent = history.iter().filter(|&&t| t > from).count();
+            if recent >= max as usize {
+                return Err(format!(
+                    "rate limit: {recent} actions on `{target}` in the last {} (max_actions {max})",
+                    humantime::format_duration(p.rate_period)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// What may be done of `d`, or why nothing may.
@@ -261,6 +315,38 @@ mod tests {
     }
 
     #[test]
+    fn cooldown_and_rate_limit() {
+        let p = Policy::from_toml(
+            "[targets.a]\ncooldown = \"5m\"\nmax_actions = 3\nrate_period = \"1h\"\n",
+        )
+        .unwrap();
+        let min = 60_000;
+        assert_eq!(p.pace("a", &[], 0), Ok(()));
+        let e = p.pace("a", &[100 * min], 104 * min).unwrap_err();
+        assert_eq!(
+            e,
+            "cooling down: the last action on `a` was 240s ago (cooldown 5m)"
+        );
+        assert_eq!(p.pace("a", &[100 * min], 105 * min), Ok(()));
+        let three = [10 * min, 30 * min, 50 * min];
+        let e = p.pace("a", &three, 69 * min).unwrap_err();
+        assert_eq!(
+            e,
+            "rate limit: 3 actions on `a` in the last 1h (max_actions 3)"
+        );
+        assert_eq!(
+            p.pace("a", &three, 70 * min),
+            Ok(()),
+            "the first left the hour"
+        );
+        assert_eq!(
+            p.pace("other", &three, 51 * min),
+            Ok(()),
+            "no pacing by default"
+        );
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         for (text, says) in [
             ("[targets.a]\nexecutor = \"ssh\"", "unknown executor"),
@@ -269,6 +355,7 @@ mod tests {
                 "min_replicas",
             ),
             ("[targets.a]\ndryrun = false", "unknown field"),
+            ("[targets.a]\nrate_period = \"0s\"", "rate_period"),
         ] {
             let e = Policy::from_toml(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

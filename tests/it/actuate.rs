@@ -491,3 +491,64 @@ fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
         "{after}"
     );
 }
+
+#[test]
+fn a_cooldown_holds_across_a_restart() {
+    let decisions = unique("pace.decisions");
+    let actions = unique("pace.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let (key, policy) = setup(dir.path(), &receiver, "");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            "[targets.checkout]\n",
+            "[targets.checkout]\ncooldown = \"1h\"\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = || {
+        let out = run_to_end(
+            &actuate_args(&decisions, &actions, &key, &policy, &state, true),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    produce(
+        &decisions,
+        &[
+            (0, bytes(&signed(scale("first", "checkout", 2, 3)))),
+            (0, bytes(&signed(scale("second", "checkout", 3, 4)))),
+        ],
+    );
+    run();
+    produce(
+        &decisions,
+        &[(0, bytes(&signed(scale("third", "checkout", 3, 5))))],
+    );
+    run();
+    let audit = audit_records(&actions, usize::MAX);
+    let outcome = |id: &str| {
+        let r = audit.iter().find(|r| r.decision_id == id).unwrap();
+        (r.outcome, r.detail.clone().unwrap_or_default())
+    };
+    assert_eq!(audit.len(), 3, "{audit:#?}");
+    assert_eq!(outcome("first").0, ActionOutcome::Succeeded);
+    for id in ["second", "third"] {
+        let (o, detail) = outcome(id);
+        assert_eq!(o, ActionOutcome::Rejected, "{id}");
+        assert!(
+            detail.contains("cooling down: the last action on `checkout` was")
+                && detail.contains("(cooldown 1h)"),
+            "{id}: {detail}"
+        );
+    }
+    assert_eq!(receiver.requests().keys().collect::<Vec<_>>(), ["first"]);
+}
