@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use apo_actuators::ActuateArgs;
+use apo_actuators::{ActuateArgs, OverrideArgs};
 use apo_bench::{BenchArgs, ForecastArgs, ScoreArgs};
 use apo_pipeline::args::{ProduceArgs, RunArgs};
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +44,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Carry out the planner's decisions: verify, check the policy, execute once, audit on apo.actions.
     Actuate(Box<ActuateArgs>),
+    /// Pause, resume or pin a target by hand for the actuators; list the overrides in force.
+    Override(Box<OverrideArgs>),
     /// Produce synthetic telemetry to a Kafka topic (a load source for any broker).
     Produce(ProduceArgs),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).

@@ -58,6 +58,12 @@ fn main() {
                 })
                 .map_err(anyhow::Error::from)
         }
+        cli::Command::Override(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_actuators::overrides::command::run(*a)
+                .map(|out| println!("{out}"))
+                .map_err(anyhow::Error::from)
+        }
         cli::Command::Sql(a) => sql::sql(a),
         cli::Command::Bench(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);

@@ -17,6 +17,9 @@ pub struct ActuateArgs {
     /// Topic of the audit records: one per decision received.
     #[arg(long, env = "APO_ACTIONS_TOPIC", default_value = "apo.actions")]
     pub actions_topic: String,
+    /// Topic of the manual overrides (`apo override`), read before every decision.
+    #[arg(long, env = "APO_OVERRIDES_TOPIC", default_value = "apo.overrides")]
+    pub overrides_topic: String,
     /// Consumer group of the decisions' offsets.
     #[arg(long, env = "APO_ACTUATE_GROUP", default_value = "apo-actuators")]
     pub group: String,

@@ -22,6 +22,7 @@ use crate::args::ActuateArgs;
 use crate::audit::AuditWriter;
 use crate::claims::{Claims, Step};
 use crate::executors::Executors;
+use crate::overrides::reader::OverridesReader;
 use crate::policy::Policy;
 use crate::verify::{self, Rejection};
 use crate::ActuateError;
@@ -49,7 +50,13 @@ struct Actuator {
     report: ActuateReport,
     /// Per target, when its actions (and dry runs) were recorded: the pacing's history.
     history: BTreeMap<String, Vec<i64>>,
+    /// The manual overrides.
+    overrides: OverridesReader,
 }
+
+/// How long reading the overrides to their end may take before a decision; past it the
+/// decision is refused.
+const OVERRIDES_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether a record counts for the pacing: carried out (a failure may have changed the
 /// target, an interrupted execution may have happened), or would have been (a dry run).
@@ -70,6 +77,11 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         a.kafka.create_topics,
         a.kafka.partitions,
     )?;
+    crate::overrides::command::prepare(&broker, &a.overrides_topic, a.kafka.create_topics)?;
+    let mut overrides = OverridesReader::open(broker.client(), &a.overrides_topic)?;
+    overrides
+        .catch_up(Duration::from_secs(30))
+        .map_err(|e| ActuateError::kafka(format!("reading {}", a.overrides_topic), e))?;
     let keys = verify::keys_from(&a.decision_keys)?;
     let policy = match &a.policy {
         Some(p) => Policy::load(p)?,
@@ -93,6 +105,7 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         policy,
         claims,
         history,
+        overrides,
         audit: AuditWriter::new(broker.client(), &a.actions_topic)?,
         executors,
         topic: a.decisions_topic.clone(),
@@ -266,7 +279,12 @@ impl Actuator {
             }
         }
         let now = apo_core::clock::now_ms();
-        let r = match verify::check(&d, &self.keys, now) {
+        let overridden = match self.overrides.catch_up(OVERRIDES_WAIT) {
+            Err(e) => Some(format!("the overrides are unknown ({e}): not acting")),
+            Ok(()) => self.overrides.view.stops(&d, now),
+        };
+        let stopped = overridden.map_or(Ok(()), |why| Err(Rejection::Overridden(why)));
+        let r = match verify::check(&d, &self.keys, now).and(stopped) {
             Err(why) => record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()),
             Ok(()) => match self.policy.judge(&d).and_then(|allowed| {
                 let history = self.history.get(&d.target).map_or(&[][..], Vec::as_slice);

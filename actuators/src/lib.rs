@@ -7,6 +7,7 @@
 //!   decision is executed at most once across restarts and a replayed one is refused;
 //! - [`policy`]: the per-target policy file (executor, dry run, allowed actions, bounds);
 //! - [`executors`]: what carries a decision out, one module per executor (`log`, `webhook`);
+//! - [`overrides`]: manual pause / pin / resume from `apo.overrides`, and `apo override`;
 //! - [`audit`]: the `apo.actions` writer (one record per decision received);
 //! - [`consume`]: the loop that ties them together.
 
@@ -16,6 +17,7 @@ pub mod claims;
 pub mod consume;
 pub mod error;
 pub mod executors;
+pub mod overrides;
 pub mod policy;
 #[cfg(test)]
 mod testing;
@@ -24,3 +26,4 @@ pub mod verify;
 pub use args::ActuateArgs;
 pub use consume::{actuate, ActuateReport};
 pub use error::ActuateError;
+pub use overrides::command::OverrideArgs;

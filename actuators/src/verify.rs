@@ -35,6 +35,9 @@ pub enum Rejection {
         /// Its offset there.
         offset: i64,
     },
+    /// A manual override stops it (or the overrides could not be read).
+    #[error("rejected: {0}")]
+    Overridden(String),
     /// The policy does not allow it.
     #[error("rejected: out of policy: {0}")]
     Policy(String),

@@ -7,6 +7,7 @@ use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
+use crate::overrides::Override;
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
 use crate::slo::SloState;
@@ -35,6 +36,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "forecast.schema.json",
             render(schemars::schema_for!(ForecastRecord)),
+        ),
+        (
+            "override.schema.json",
+            render(schemars::schema_for!(Override)),
         ),
         (
             "metric_point.schema.json",

@@ -26,6 +26,7 @@ pub mod json_schema;
 pub mod metric;
 pub mod model_output;
 pub mod otlp;
+pub mod overrides;
 pub mod red;
 pub mod row;
 pub mod service_map;

@@ -168,6 +168,8 @@ fn actuate_args_in(
         &state.display().to_string(),
         "--create-topics",
         "false",
+        "--overrides-topic",
+        &overrides_topic(decisions),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -176,6 +178,26 @@ fn actuate_args_in(
         args.push("--drain".into());
     }
     args
+}
+
+/// `apo override ARGS… --brokers … --overrides-topic TOPIC`: its standard output, asserting
+/// success.
+fn override_cmd(topic: &str, args: &[&str]) -> String {
+    let mut all: Vec<String> = vec!["override".into()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    all.extend([
+        "--brokers".to_string(),
+        brokers(),
+        "--overrides-topic".into(),
+        topic.into(),
+    ]);
+    let out = run_to_end(&all, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "apo {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn audit_records(actions: &str, want: usize) -> Vec<ActionRecord> {
@@ -551,4 +573,146 @@ fn a_cooldown_holds_across_a_restart() {
         );
     }
     assert_eq!(receiver.requests().keys().collect::<Vec<_>>(), ["first"]);
+}
+
+#[test]
+fn overrides_pause_pin_and_resume_targets() {
+    let decisions = unique("ovr.decisions");
+    let actions = unique("ovr.actions");
+    let overrides = unique("ovr.overrides");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let (key, policy) = setup(
+        dir.path(),
+        &receiver,
+        "[targets.cart]\nexecutor = \"log\"\ndry_run = false\n",
+    );
+    let said = override_cmd(
+        &overrides,
+        &[
+            "pause",
+            "checkout",
+            "--reason",
+            "incident 4711",
+            "--by",
+            "ana",
+        ],
+    );
+    assert!(said.starts_with("paused `checkout`"), "{said}");
+    override_cmd(
+        &overrides,
+        &[
+            "pin",
+            "cart",
+            "--replicas",
+            "5",
+            "--reason",
+            "load test",
+            "--for",
+            "2h",
+            "--by",
+            "bo",
+        ],
+    );
+    let list = override_cmd(&overrides, &["list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(lines[0].starts_with("TARGET"), "{list}");
+    assert!(lines[1].starts_with("cart      pin    5"), "{list}");
+    assert!(lines[2].starts_with("checkout  pause  -"), "{list}");
+    assert!(
+        lines[2].contains("resumed by hand") && lines[2].ends_with("incident 4711"),
+        "{list}"
+    );
+
+    let args = |drain| {
+        let mut a = actuate_args(
+            &decisions,
+            &actions,
+            &key,
+            &policy,
+            &dir.path().join("state"),
+            drain,
+        );
+        let at = a.iter().position(|x| x == "--overrides-topic").unwrap();
+        a[at + 1] = overrides.clone();
+        a
+    };
+    let actuate = || {
+        let out = run_to_end(&args(true), Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    produce(
+        &decisions,
+        &[
+            (0, bytes(&signed(scale("paused", "checkout", 2, 3)))),
+            (0, bytes(&signed(scale("pinned", "cart", 5, 7)))),
+        ],
+    );
+    actuate();
+    override_cmd(&overrides, &["resume", "checkout"]);
+    let list = override_cmd(&overrides, &["list", "--format", "json"]);
+    assert_eq!(list.lines().count(), 1, "only the pin is left: {list}");
+    produce(
+        &decisions,
+        &[(0, bytes(&signed(scale("resumed", "checkout", 2, 3))))],
+    );
+    actuate();
+    override_cmd(
+        &overrides,
+        &["pause", "--all", "--reason", "change freeze", "--for", "1h"],
+    );
+    produce(
+        &decisions,
+        &[(0, bytes(&signed(scale("frozen", "checkout", 3, 4))))],
+    );
+    actuate();
+
+    let audit = audit_records(&actions, usize::MAX);
+    assert_eq!(audit.len(), 4, "{audit:#?}");
+    let detail = |id: &str| {
+        let r = audit.iter().find(|r| r.decision_id == id).unwrap();
+        (r.outcome, r.detail.clone().unwrap_or_default())
+    };
+    let (o, d) = detail("paused");
+    assert_eq!(o, ActionOutcome::Rejected);
+    assert!(
+        d.starts_with("rejected: overridden: `checkout` paused by ana at "),
+        "{d}"
+    );
+    assert!(d.ends_with(": incident 4711"), "{d}");
+    let (o, d) = detail("pinned");
+    assert_eq!(o, ActionOutcome::Rejected);
+    assert!(
+        d.starts_with("rejected: overridden: `cart` pinned at 5 replicas by bo"),
+        "{d}"
+    );
+    assert!(d.contains(", until "), "{d}");
+    assert_eq!(detail("resumed").0, ActionOutcome::Succeeded);
+    let (o, d) = detail("frozen");
+    assert_eq!(o, ActionOutcome::Rejected);
+    assert!(
+        d.starts_with("rejected: overridden: every target paused by "),
+        "{d}"
+    );
+    assert_eq!(receiver.requests().keys().collect::<Vec<_>>(), ["resumed"]);
+
+    // a command without a target, or without a reason, is refused
+    for bad in [vec!["pause", "--reason", "x"], vec!["pause", "checkout"]] {
+        let mut all: Vec<String> = vec!["override".into()];
+        all.extend(bad.iter().map(|s| s.to_string()));
+        all.extend(["--brokers".to_string(), brokers()]);
+        let out = apo(&all).output().unwrap();
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("required"),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -243,6 +243,14 @@ pub fn now_ms() -> i64 {
     apo_core::clock::now_ms()
 }
 
+/// The overrides topic of an actuator test reading `decisions` (its own, created empty: the
+/// tests run actuators with `--create-topics false`).
+pub fn overrides_topic(decisions: &str) -> String {
+    let topic = format!("{decisions}.overrides");
+    apo_ingest::kafka::ensure_topics(&client(), &[&topic], 1).unwrap();
+    topic
+}
+
 /// Produces (partition, payload) messages in order and waits for every acknowledgement.
 pub fn produce(topic: &str, messages: &[(i32, Vec<u8>)]) {
     let producer: BaseProducer = client().set("linger.ms", "5").create().unwrap();

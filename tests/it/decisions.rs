@@ -119,6 +119,8 @@ metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
             &state.display().to_string(),
             "--create-topics",
             "false",
+            "--overrides-topic",
+            &overrides_topic(&decisions),
             "--drain",
         ]
         .iter()

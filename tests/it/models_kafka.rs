@@ -482,6 +482,8 @@ fn scale_up_through_the_loop(
         &dir.join("actuator").display().to_string(),
         "--create-topics",
         "false",
+        "--overrides-topic",
+        &overrides_topic(&decisions),
         "--drain",
     ]
     .iter()

@@ -16,6 +16,17 @@ pub fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), IngestError> {
+    ensure_topics_with(config, topics, partitions, &[])
+}
+
+/// [`ensure_topics`], creating them with the topic configs `settings`
+/// (`("cleanup.policy", "compact")`, say); a topic that exists is left as it is.
+pub fn ensure_topics_with(
+    config: &ClientConfig,
+    topics: &[&str],
+    partitions: i32,
+    settings: &[(&str, &str)],
+) -> Result<(), IngestError> {
     // Ask only for the missing ones: asking for one that exists is harmless to the client,
     // but some brokers (the embedded one) log every such request as an error.
     let existing: std::collections::HashSet<String> = {
@@ -30,7 +41,12 @@ pub fn ensure_topics(
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .filter(|t| !existing.contains(**t))
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            settings.iter().fold(
+                NewTopic::new(t, partitions, TopicReplication::Fixed(1)),
+                |n, (k, v)| n.set(k, v),
+            )
+        })
         .collect();
     if new.is_empty() {
         return Ok(());

@@ -6,7 +6,7 @@ mod admin;
 mod client;
 mod produce;
 
-pub use admin::{ensure_topics, partition_count};
+pub use admin::{ensure_topics, ensure_topics_with, partition_count};
 pub use client::{client_config, max_message_bytes, parse_override, DEFAULT_MESSAGE_MAX_BYTES};
 pub use produce::{
     flush_promptly, flush_within, send_threaded_with_backpressure, send_with_backpressure,
