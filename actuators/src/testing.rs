@@ -12,6 +12,7 @@ pub fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         rule: "hpa".into(),
         replicas_from: Some(from),
         replicas_to: Some(to),
+        circuit: None,
         reason: "r".into(),
         evidence: vec![],
         window_seconds: 60,

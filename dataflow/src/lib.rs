@@ -25,6 +25,7 @@ pub mod testing;
 mod traces;
 
 pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
+pub use decisions::circuit::operator::CIRCUIT_RULE;
 pub use decisions::config::{MetricTarget, PlannerConfig, ScaleTarget, DEFAULT_REPLICAS_METRIC};
 pub use decisions::hpa::behavior::{
     Autoscaler, Behavior, Limit, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy,
@@ -32,7 +33,7 @@ pub use decisions::hpa::behavior::{
 pub use decisions::hpa::calculator::{
     desired_from_average, desired_replicas, largest_proposal, CalculatorError, PodSample,
 };
-pub use decisions::planner::{PlannerStage, HPA_RULE};
+pub use decisions::planner::{PlannerStage, CANARY_RULE, HPA_RULE};
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
@@ -54,7 +55,7 @@ pub use ops::sketch::DDSketch;
 pub use ops::window::window_operator;
 pub use traces::assembly::{AssembledTrace, AssemblyConfig, Emitted, TraceAssembler};
 pub use traces::critical_path::{critical_path, Segment};
-pub use traces::job::{RedAnomalies, SpanConfig, SpanJob, SpanSinks};
+pub use traces::job::{CircuitStage, RedAnomalies, SpanConfig, SpanJob, SpanSinks};
 pub use traces::map_view::current_map;
 pub use traces::path_share::{path_record, SharePartial, ShareWindow};
 pub use traces::red::{RedPartial, RedWindow};

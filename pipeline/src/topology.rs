@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use apo_dataflow::{CircuitStage, RedAnomalies, SpanJob, SpanSinks, StateInputs};
 use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress, RowSink};
-use apo_dataflow::{RedAnomalies, SpanJob, SpanSinks, StateInputs};
 use apo_ingest::actions::ActionLog;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::KafkaSource;
@@ -111,6 +111,19 @@ pub fn span_job(
                 actions: shared.actions.clone(),
                 past: shared.past.red.clone(),
             },
+        });
+    }
+    if let Some((config, key)) = cfg.planner.as_ref().filter(|(c, _)| !c.circuit.is_empty()) {
+        let sinks: Vec<Box<dyn RowSink<Decision>>> =
+            vec![Box::new(KafkaStatsSink::with_dead_letters(
+                outputs.client(),
+                &cfg.topics.decisions,
+                &cfg.topics.dlq,
+            )?)];
+        job = job.with_circuits(CircuitStage {
+            config: config.clone(),
+            key: key.clone(),
+            sinks,
         });
     }
     Ok(Some(job))

@@ -43,6 +43,43 @@ impl DecisionAction {
     }
 }
 
+/// A circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls are let through.
+    Closed,
+    /// Calls fail fast, not sent.
+    Open,
+    /// A trial share of calls is let through.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// Its name in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// What a circuit decision changes: the breaker on the target's (the client's) calls to
+/// `peer` (the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitChange {
+    /// The server the calls go to.
+    pub peer: String,
+    /// The state the breaker is to take.
+    pub state: CircuitState,
+    /// Open: how long before it is half-opened, ms (the planner decides that too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_for_ms: Option<i64>,
+}
+
 /// One number a decision came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +117,9 @@ pub struct Decision {
     /// Scale: the replicas asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_to: Option<u32>,
+    /// Circuit: the breaker of the target's calls to `peer` and the state it is to take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitChange>,
     /// Why, in the rule's words (for the HPA rule: its condition reason, then a sentence).
     pub reason: String,
     /// The numbers it came from, each from a closed window.
@@ -352,6 +392,7 @@ mod tests {
             rule: "hpa".into(),
             replicas_from: Some(50),
             replicas_to: Some(60),
+            circuit: None,
             reason: "DesiredWithinRange: 90 % against 75 %".into(),
             evidence: vec![Evidence {
                 metric: "cpu.utilization".into(),

@@ -69,6 +69,7 @@ fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         rule: "hpa".into(),
         replicas_from: Some(from),
         replicas_to: Some(to),
+        circuit: None,
         reason: "test".into(),
         evidence: vec![],
         window_seconds: 10,

@@ -170,3 +170,215 @@ metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
         "one audit record per decision"
     );
 }
+
+/// One trace: frontend's server span, its client span calling `server` and `server`'s server
+/// span, all failed when `failed`; `ms` long, ending at `end_ms`.
+fn call(id: u128, server: &str, end_ms: i64, failed: bool) -> Vec<apo_schemas::Span> {
+    use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+    let status = if failed {
+        SpanStatus::Error
+    } else {
+        SpanStatus::Ok
+    };
+    let ns = |ms: i64| ms * 1_000_000;
+    let span =
+        |n: u64, parent: Option<u64>, service: &str, kind, from: i64, to: i64, status| Span {
+            trace_id: TraceId(id),
+            span_id: SpanId(id as u64 * 10 + n),
+            parent_span_id: parent.map(|p| SpanId(id as u64 * 10 + p)),
+            service: service.into(),
+            name: format!("span {n}"),
+            kind,
+            start_ns: ns(from),
+            end_ns: ns(to),
+            status,
+            attributes: Default::default(),
+            follows_from: false,
+        };
+    vec![
+        span(
+            1,
+            None,
+            "frontend",
+            SpanKind::Server,
+            end_ms - 30,
+            end_ms,
+            status,
+        ),
+        span(
+            2,
+            Some(1),
+            "frontend",
+            SpanKind::Client,
+            end_ms - 25,
+            end_ms - 5,
+            status,
+        ),
+        span(
+            3,
+            Some(2),
+            server,
+            SpanKind::Server,
+            end_ms - 22,
+            end_ms - 8,
+            status,
+        ),
+    ]
+}
+
+#[test]
+fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
+    let t = trace_topics("circuit", 2);
+    let decisions = unique("circuit.decisions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("decisions.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        "window_seconds = 10\ndecision_ttl = \"1h\"\n[[circuit]]\nclient = \"frontend\"\nserver = \"checkout\"\nmin_calls = 20\n",
+    )
+    .unwrap();
+    // 10 s windows from a minute boundary: frontend calls cart and checkout every 200 ms;
+    // in the third window every call to checkout fails; frontend then stops calling it (its
+    // breaker is open) for three windows, and calls it again, healthy, from the seventh on.
+    let w = (now_ms() - 10 * 60_000) / 60_000 * 60_000;
+    let mut traces = Vec::new();
+    let mut id = 1u128;
+    for i in 0..500i64 {
+        let at = w + 100 + i * 200; // 100 s
+        let window = i * 200 / 10_000;
+        traces.push(call(id, "cart", at, false));
+        id += 1;
+        if !(3..6).contains(&window) {
+            traces.push(call(id, "checkout", at, window == 2));
+            id += 1;
+        }
+    }
+    let msgs: Vec<(i32, Vec<u8>)> = traces
+        .iter()
+        .map(|tr| {
+            (
+                (tr[0].trace_id.0 % 2) as i32,
+                serde_json::to_vec(tr).unwrap(),
+            )
+        })
+        .collect();
+    produce(&t.traces.as_ref().unwrap().spans, &msgs);
+    let key = key_file.display().to_string();
+    let run = run_to_end(
+        &apo_run_args(
+            &t,
+            &dir.path().join("data"),
+            &[
+                "--drain",
+                "--windows",
+                "10s",
+                "--trace-window",
+                "10s",
+                "--trace-idle",
+                "1s",
+                "--planner",
+                &planner.display().to_string(),
+                "--decision-key-file",
+                &key,
+                "--decisions-topic",
+                &decisions,
+            ],
+        ),
+        Duration::from_secs(180),
+    );
+    assert!(
+        run.status.success(),
+        "apo run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| Decision::decode(Some(&r.payload)).expect("a decision"))
+        .collect();
+    issued.sort_by_key(|d| d.window_start);
+    let seen: Vec<(i64, &str, Option<i64>)> = issued
+        .iter()
+        .map(|d| {
+            let c = d.circuit.as_ref().expect("a circuit change");
+            assert_eq!(
+                (d.target.as_str(), c.peer.as_str()),
+                ("frontend", "checkout")
+            );
+            ((d.window_start - w) / 1000, c.state.as_str(), c.open_for_ms)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (20, "open", Some(30_000)),
+            (50, "half_open", None),
+            (60, "closed", None)
+        ],
+        "{issued:#?}"
+    );
+    let signer = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+    for d in &issued {
+        assert_eq!(d.verify(std::slice::from_ref(&signer)), Ok(()));
+    }
+    // carried out by the log executor, in order
+    let actions = unique("circuit.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&actions], 1).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[targets.frontend]\nexecutor = \"log\"\ndry_run = false\n",
+    )
+    .unwrap();
+    let args: Vec<String> = [
+        "actuate",
+        "--brokers",
+        &brokers(),
+        "--decisions-topic",
+        &decisions,
+        "--actions-topic",
+        &actions,
+        "--group",
+        &unique("circuit.actuators"),
+        "--policy",
+        &policy.display().to_string(),
+        "--decision-key-file",
+        &key,
+        "--state-dir",
+        &dir.path().join("actuator").display().to_string(),
+        "--create-topics",
+        "false",
+        "--overrides-topic",
+        &overrides_topic(&decisions),
+        "--drain",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_to_end(&args, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut executed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("EXECUTE"))
+        .map(|l| l.split(" decision=").next().unwrap_or(""))
+        .collect();
+    executed.sort();
+    assert_eq!(
+        executed,
+        [
+            "EXECUTE circuit frontend checkout closed",
+            "EXECUTE circuit frontend checkout half_open",
+            "EXECUTE circuit frontend checkout open"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        issued[0]
+            .reason
+            .starts_with("CircuitOpen: frontend -> checkout: 50 failed calls in a row (consecutive_failures 5): open for 30 s"),
+        "{}",
+        issued[0].reason
+    );
+}

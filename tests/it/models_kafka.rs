@@ -372,8 +372,6 @@ fn span_end_ms(s: &Span) -> i64 {
     s.end_ns / 1_000_000
 }
 
-/// One `apo run --drain` of both pipelines with the models (10 s and 60 s windows), writing
-/// scores to `anomalies` and forecasts to `forecasts`; `extra` flags last (they win).
 /// The loop, up to the audit record: window statistics of `service` (CPU at 90 % of 50 ready
 /// replicas against a 75 % target, in the 10 s window ending at `decided_at`) → `apo run
 /// --planner` → one signed scale decision → `apo actuate` (log executor, its clock set to the
@@ -508,6 +506,8 @@ fn scale_up_through_the_loop(
     a.executed_at
 }
 
+/// One `apo run --drain` of both pipelines with the models (10 s and 60 s windows), writing
+/// scores to `anomalies` and forecasts to `forecasts`; `extra` flags last (they win).
 fn drain_with_models(
     t: &Topics,
     dir: &std::path::Path,

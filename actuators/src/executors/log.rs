@@ -1,7 +1,8 @@
 //! The `log` executor: changes nothing, writes one line per execution to its output (stdout
 //! for `apo actuate`), so a team can watch what APO would do with the effect of a real
 //! executor on the audit trail (`succeeded`, unlike a dry run). Each line:
-//! `EXECUTE <action> <target> <from> -> <to> decision=<id>`.
+//! `EXECUTE <action> <target> <from> -> <to> decision=<id>` (a circuit:
+//! `EXECUTE circuit <client> <server> <state> decision=<id>`).
 
 use std::io::Write;
 
@@ -35,8 +36,9 @@ impl Executor for LogExecutor {
     }
 
     fn execute(&mut self, d: &Decision, allowed: &Allowed) -> Result<String, ExecError> {
-        let change = match (d.replicas_from, allowed.replicas_to) {
-            (Some(from), Some(to)) => format!("{from} -> {to}"),
+        let change = match (d.replicas_from, allowed.replicas_to, &d.circuit) {
+            (Some(from), Some(to), _) => format!("{from} -> {to}"),
+            (_, _, Some(c)) => format!("{} {}", c.peer, c.state.as_str()),
             _ => "-".to_string(),
         };
         let line = format!(

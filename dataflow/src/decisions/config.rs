@@ -16,6 +16,10 @@
 //! # stabilization_window_seconds = 300
 //! # policies = [{ type = "Pods", value = 4, period_seconds = 60 }]
 //!
+//! [[circuit]]                # a breaker on frontend's calls to checkout (circuit/breaker.rs)
+//! client = "frontend"
+//! server = "checkout"
+//!
 //! [[rollback]]               # a canary judged against its baseline (see canary/rule.rs)
 //! canary = "checkout-canary"
 //! baseline = "checkout"
@@ -28,6 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::decisions::canary::rule::RollbackTarget;
+use crate::decisions::circuit::breaker::CircuitEdge;
 use crate::decisions::hpa::behavior::Behavior;
 use crate::engine::error::PipelineError;
 
@@ -111,6 +116,10 @@ pub struct PlannerConfig {
     /// The canaries the rollback rule judges.
     #[serde(default)]
     pub rollback: Vec<RollbackTarget>,
+    /// The service-map edges the circuit rule breaks (judged on the trace pipeline's
+    /// windows).
+    #[serde(default)]
+    pub circuit: Vec<CircuitEdge>,
 }
 
 impl PlannerConfig {
@@ -181,6 +190,17 @@ impl PlannerConfig {
                          canary or the baseline of one)"
                     ));
                 }
+            }
+        }
+        let mut edges = BTreeSet::new();
+        for c in &self.circuit {
+            c.check()
+                .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+            if !edges.insert((c.client.as_str(), c.server.as_str())) {
+                return bad(format!(
+                    "circuit `{}` -> `{}` is given twice",
+                    c.client, c.server
+                ));
             }
         }
         Ok(())

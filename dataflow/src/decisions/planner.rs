@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use apo_schemas::decision::{Decision, DecisionAction, Evidence, SigningKey};
+use apo_schemas::decision::{CircuitChange, Decision, DecisionAction, Evidence, SigningKey};
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -30,7 +30,7 @@ use crate::decisions::config::{PlannerConfig, ScaleTarget};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
 use crate::ops::route::route_strs;
-use crate::ops::stash::{stash_input, Stash};
+use crate::ops::stash::{next_passed, stash_input, Stash};
 
 /// The planner of the metrics pipeline and where its decisions go.
 pub struct PlannerStage {
@@ -85,11 +85,7 @@ pub fn planner_operator<'s>(
         let mut states = PlannerState::default();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some(entry) = stash.first_entry() {
-                if frontier.frontier().less_equal(entry.key()) {
-                    break;
-                }
-                let (cap, rows) = entry.remove();
+            while let Some((cap, rows)) = next_passed(&mut stash, frontier.frontier()) {
                 let decisions = plan(&config, &key, &mut states, rows);
                 if !decisions.is_empty() {
                     output.session(&cap).give_iterator(decisions.into_iter());
@@ -227,6 +223,7 @@ fn rollback(
             action: DecisionAction::Rollback,
             params: format!("{}->{}", r.canary, r.baseline),
             replicas: (None, None),
+            circuit: None,
             reason: format!(
                 "CanaryFailed: {} scored {:.2} against {} (fail below {}){}: {}",
                 r.canary,
@@ -241,33 +238,37 @@ fn rollback(
             ),
             evidence,
             window: (window_start, window_end),
+            window_seconds: config.window_seconds,
         },
     )
 }
 
 /// What a rule decided, before its id, times and signature.
-struct Draft<'a> {
-    rule: &'static str,
-    target: &'a str,
-    action: DecisionAction,
+pub(crate) struct Draft<'a> {
+    pub(crate) rule: &'static str,
+    pub(crate) target: &'a str,
+    pub(crate) action: DecisionAction,
     /// What the id covers besides rule, target, window and action.
-    params: String,
-    replicas: (Option<u32>, Option<u32>),
-    reason: String,
-    evidence: Vec<Evidence>,
+    pub(crate) params: String,
+    pub(crate) replicas: (Option<u32>, Option<u32>),
+    pub(crate) circuit: Option<CircuitChange>,
+    pub(crate) reason: String,
+    pub(crate) evidence: Vec<Evidence>,
     /// The window decided on: start, end.
-    window: (i64, i64),
+    pub(crate) window: (i64, i64),
+    /// Its size, seconds.
+    pub(crate) window_seconds: u32,
 }
 
 /// The decision of `draft`: its deterministic id, issued at its window's end, expiring
 /// `decision_ttl` later, signed with `key`.
-fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) -> Decision {
+pub(crate) fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) -> Decision {
     let (window_start, window_end) = draft.window;
     let mut d = Decision {
         id: Decision::derive_id(
             draft.rule,
             draft.target,
-            config.window_seconds,
+            draft.window_seconds,
             window_start,
             draft.action,
             &draft.params,
@@ -277,9 +278,10 @@ fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) -> Decision
         rule: draft.rule.into(),
         replicas_from: draft.replicas.0,
         replicas_to: draft.replicas.1,
+        circuit: draft.circuit,
         reason: draft.reason,
         evidence: draft.evidence,
-        window_seconds: config.window_seconds,
+        window_seconds: draft.window_seconds,
         window_start,
         window_end,
         issued_at: window_end,
@@ -373,6 +375,7 @@ fn scale(
             action: DecisionAction::Scale,
             params: format!("{current}->{desired}"),
             replicas: (Some(current), Some(desired)),
+            circuit: None,
             reason: format!(
             "{}: {} over {current} ready replicas recommend {recommended}; {current} -> {desired} \
              (bounds {}..={})",
@@ -383,6 +386,7 @@ fn scale(
         ),
             evidence,
             window: (window_start, window_end),
+            window_seconds: config.window_seconds,
         },
     ))
 }
@@ -433,6 +437,7 @@ mod tests {
                 legacy: false,
             }],
             rollback: vec![],
+            circuit: vec![],
         }
     }
 

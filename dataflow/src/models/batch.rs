@@ -4,7 +4,7 @@ use timely::dataflow::operators::Capability;
 use timely::progress::frontier::AntichainRef;
 
 use crate::models::series::{Scorable, SeriesKey};
-use crate::ops::stash::Stash;
+use crate::ops::stash::{next_passed, Stash};
 
 /// Closed windows with their series, in window order.
 pub(crate) type Closed<T> = Vec<(SeriesKey, T)>;
@@ -15,11 +15,7 @@ pub(crate) fn next_closed<T: Scorable>(
     stash: &mut Stash<T>,
     frontier: AntichainRef<'_, u64>,
 ) -> Option<(Capability<u64>, Closed<T>)> {
-    let entry = stash.first_entry()?;
-    if frontier.less_equal(entry.key()) {
-        return None;
-    }
-    let (cap, batch) = entry.remove();
+    let (cap, batch) = next_passed(stash, frontier)?;
     let mut batch: Vec<(SeriesKey, T)> = batch
         .into_iter()
         .filter(|w| w.revision() == 1)

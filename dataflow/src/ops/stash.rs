@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use timely::dataflow::operators::generic::InputHandleCore;
 use timely::dataflow::operators::Capability;
+use timely::progress::frontier::AntichainRef;
 
 /// Batches an operator holds until the frontier passes their time, each with a capability.
 pub(crate) type Stash<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
@@ -26,4 +27,16 @@ pub(crate) fn stash_input<D: 'static, P>(
             entry.1.append(batch);
         }
     });
+}
+
+/// The earliest batch whose time `frontier` has passed, taken out of `stash`.
+pub(crate) fn next_passed<D>(
+    stash: &mut Stash<D>,
+    frontier: AntichainRef<'_, u64>,
+) -> Option<(Capability<u64>, Vec<D>)> {
+    let entry = stash.first_entry()?;
+    if frontier.less_equal(entry.key()) {
+        return None;
+    }
+    Some(entry.remove())
 }

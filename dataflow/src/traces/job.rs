@@ -21,9 +21,11 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use apo_ingest::decode::{decode_span_message, FieldLimits, TimeBounds};
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::decision::{Decision, SigningKey};
 use apo_schemas::model_output::AnomalyRecord;
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -37,6 +39,8 @@ use timely::dataflow::operators::vec::partition::Partition;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
+use crate::decisions::circuit::operator::circuit_operator;
+use crate::decisions::config::PlannerConfig;
 use crate::engine::context::BuildContext;
 use crate::engine::job::{Decoded, Job};
 use crate::engine::sink::{tracked_sink as sink, SinkState};
@@ -130,11 +134,22 @@ pub struct RedAnomalies {
     pub inputs: StateInputs<RedStats>,
 }
 
+/// The circuit rule on the closed edge windows (the planner's `[[circuit]]` entries).
+pub struct CircuitStage {
+    /// The planner's settings (its `circuit` edges).
+    pub config: PlannerConfig,
+    /// The key that signs the decisions.
+    pub key: SigningKey,
+    /// Where the decisions go (the `apo.decisions` topic).
+    pub sinks: Vec<Box<dyn RowSink<Decision>>>,
+}
+
 /// The trace pipeline.
 pub struct SpanJob {
     cfg: SpanConfig,
     sinks: SpanSinks,
     anomalies: Option<RedAnomalies>,
+    circuits: Option<CircuitStage>,
     objectives: Rc<Vec<Objective>>,
     /// This tick's spans, and their RED and SLO partials per service window.
     spans: Vec<Span>,
@@ -150,6 +165,7 @@ impl SpanJob {
             cfg,
             sinks,
             anomalies: None,
+            circuits: None,
             spans: Vec::new(),
             red: BTreeMap::new(),
             slo: BTreeMap::new(),
@@ -159,6 +175,12 @@ impl SpanJob {
     /// Adds anomaly scores of every closed RED window.
     pub fn with_anomalies(mut self, stage: RedAnomalies) -> Self {
         self.anomalies = Some(stage);
+        self
+    }
+
+    /// Adds the circuit rule: decisions from closed edge windows.
+    pub fn with_circuits(mut self, stage: CircuitStage) -> Self {
+        self.circuits = Some(stage);
         self
     }
 
@@ -419,7 +441,11 @@ impl Job for SpanJob {
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held());
         let current = current_map(edges.clone(), cfg.map_horizon_ms, alpha);
         let edges = edges.map(EdgeWindow::into_edge);
-        let map_done = sink(edges, sinks.service_map, delay, ctx, &mut states);
+        let mut map_done = sink(edges.clone(), sinks.service_map, delay, ctx, &mut states);
+        if let Some(stage) = self.circuits.take() {
+            let decisions = circuit_operator(edges, Arc::new(stage.config), stage.key);
+            map_done = map_done.concat(sink(decisions, stage.sinks, delay, ctx, &mut states));
+        }
         let current_done = sink(current, sinks.service_map_current, delay, ctx, &mut states);
 
         let done = red_done

@@ -192,6 +192,13 @@ fn planner_config(
             metrics.window_seconds
         )));
     }
+    if !cfg.circuit.is_empty() && !a.traces.enabled {
+        return Err(RunError::Config(format!(
+            "--planner {}: [[circuit]] edges are judged on the trace pipeline's service map, \
+             which `--traces false` turns off",
+            path.display()
+        )));
+    }
     let key = SigningKey::load(
         a.planner.decision_key_file.as_deref(),
         a.planner.decision_key_id.as_deref(),
