@@ -6,7 +6,7 @@
 //! - [`claims`]: the durable record of which decisions were started, done and audited, so a
 //!   decision is executed at most once across restarts and a replayed one is refused;
 //! - [`policy`]: the per-target policy file (executor, dry run, allowed actions, bounds);
-//! - [`executors`]: what carries a decision out, one module per executor (`log`, `webhook`);
+//! - [`executors`]: what carries a decision out, one module per executor (`log`, `webhook`, `kubernetes`);
 //! - [`overrides`]: manual pause / pin / resume from `apo.overrides`, and `apo override`;
 //! - [`audit`]: the `apo.actions` writer (one record per decision received);
 //! - [`consume`]: the loop that ties them together.

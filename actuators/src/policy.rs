@@ -5,7 +5,8 @@
 //! dry_run = true
 //!
 //! [targets.checkout]
-//! executor = "log"           # log, or webhook with a [targets.checkout.webhook] table
+//! executor = "log"           # log, webhook ([targets.checkout.webhook]) or kubernetes
+//!                            # ([targets.checkout.kubernetes])
 //! dry_run = false
 //! actions = ["scale"]        # allowed actions (default: all)
 //! min_replicas = 2
@@ -31,6 +32,7 @@ use std::time::Duration;
 use apo_schemas::decision::{Decision, DecisionAction};
 use serde::Deserialize;
 
+use crate::executors::kubernetes::KubernetesConfig;
 use crate::executors::webhook::WebhookConfig;
 use crate::executors::KNOWN;
 use crate::ActuateError;
@@ -74,6 +76,10 @@ pub struct TargetPolicy {
     /// The `webhook` executor's receiver (`[targets.NAME.webhook]`).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// The `kubernetes` executor's workload (`[targets.NAME.kubernetes]`; defaults: a
+    /// Deployment named as the target, the kubeconfig's cluster and namespace).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
     /// No action within this long after the last one.
     #[serde(default, with = "humantime_serde")]
     pub cooldown: Option<Duration>,
@@ -117,6 +123,7 @@ impl Default for TargetPolicy {
             max_step: None,
             out_of_bounds: OutOfBounds::Reject,
             webhook: None,
+            kubernetes: None,
             cooldown: None,
             max_actions: None,
             rate_period: hour(),

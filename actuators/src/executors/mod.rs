@@ -2,6 +2,7 @@
 //! scalers are one file each behind one interface). Adding one is a module, a name in
 //! [`KNOWN`] and an arm in [`build`].
 
+pub mod kubernetes;
 pub mod log;
 pub mod webhook;
 
@@ -12,7 +13,7 @@ use apo_schemas::decision::Decision;
 use crate::policy::{Allowed, Policy, TargetPolicy};
 
 /// The executors a policy may name.
-pub const KNOWN: &[&str] = &["log", "webhook"];
+pub const KNOWN: &[&str] = &["log", "webhook", "kubernetes"];
 
 /// Why an execution failed (audited as `failed` with this text).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,6 +41,9 @@ pub fn build(p: &TargetPolicy) -> Result<Box<dyn Executor>, String> {
                     .into(),
             ),
         },
+        "kubernetes" => Ok(Box::new(kubernetes::KubernetesExecutor::new(
+            &p.kubernetes.clone().unwrap_or_default(),
+        )?)),
         other => Err(format!(
             "unknown executor `{other}` (known: {})",
             KNOWN.join(", ")
