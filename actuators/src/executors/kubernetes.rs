@@ -82,6 +82,9 @@ pub struct KubernetesExecutor {
 impl KubernetesExecutor {
     /// An executor for `config`, its client built (the kubeconfig read) now.
     pub fn new(config: &KubernetesConfig) -> Result<Self, String> {
+        // Several TLS crypto providers are linked into the binary (kube-rs' ring, others'
+        // aws-lc-rs): rustls then needs one named for the process. Already set: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
