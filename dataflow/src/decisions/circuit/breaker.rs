@@ -179,10 +179,7 @@ impl Breaker {
 
     fn open(&mut self, c: &CircuitEdge, at: i64, why: String) -> Change {
         self.opened = self.opened.saturating_add(1);
-        let base = c.base_open.as_millis() as i64;
-        let ms = base
-            .saturating_mul(i64::from(self.opened))
-            .min(c.max_open.as_millis() as i64);
+        let ms = self.opening_ms(c);
         self.state = CircuitState::Open;
         self.open_until = at.saturating_add(ms);
         self.healthy_ms = 0;
@@ -251,15 +248,21 @@ impl Breaker {
         }
     }
 
+    /// The length of the current (or next) opening: `base_open` × the times opened (at least
+    /// one), at most `max_open`, ms.
+    fn opening_ms(&self, c: &CircuitEdge) -> i64 {
+        (c.base_open.as_millis() as i64)
+            .saturating_mul(i64::from(self.opened.max(1)))
+            .min(c.max_open.as_millis() as i64)
+    }
+
     /// Time passing without a window of the edge (an open breaker's client sends no calls):
     /// an open breaker whose time is up at `now` half-opens.
     pub fn tick(&mut self, c: &CircuitEdge, now: i64) -> Option<Change> {
         if self.state != CircuitState::Open || now < self.open_until {
             return None;
         }
-        let was = (c.base_open.as_millis() as i64)
-            .saturating_mul(i64::from(self.opened.max(1)))
-            .min(c.max_open.as_millis() as i64);
+        let was = self.opening_ms(c);
         self.state = CircuitState::HalfOpen;
         self.in_a_row = 0;
         Some(Change {
