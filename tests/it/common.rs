@@ -251,6 +251,43 @@ pub fn overrides_topic(decisions: &str) -> String {
     topic
 }
 
+/// `apo actuate --drain` of `decisions` to `actions` in consumer group `group`, with `policy`,
+/// the decision key `key` (`PATH` or `ID=PATH`) and its claims in `state`.
+pub fn actuate_drain_args(
+    decisions: &str,
+    actions: &str,
+    group: &str,
+    policy: &std::path::Path,
+    key: &str,
+    state: &std::path::Path,
+) -> Vec<String> {
+    [
+        "actuate",
+        "--brokers",
+        &brokers(),
+        "--decisions-topic",
+        decisions,
+        "--actions-topic",
+        actions,
+        "--group",
+        group,
+        "--policy",
+        &policy.display().to_string(),
+        "--decision-key-file",
+        key,
+        "--state-dir",
+        &state.display().to_string(),
+        "--create-topics",
+        "false",
+        "--overrides-topic",
+        &overrides_topic(decisions),
+        "--drain",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// Produces (partition, payload) messages in order and waits for every acknowledgement.
 pub fn produce(topic: &str, messages: &[(i32, Vec<u8>)]) {
     let producer: BaseProducer = client().set("linger.ms", "5").create().unwrap();

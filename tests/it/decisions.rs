@@ -101,31 +101,7 @@ metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
 
     let state = dir.path().join("actuator");
     let actuate = |group: &str| {
-        let args: Vec<String> = [
-            "actuate",
-            "--brokers",
-            &brokers(),
-            "--decisions-topic",
-            &decisions,
-            "--actions-topic",
-            &actions,
-            "--group",
-            group,
-            "--policy",
-            &policy.display().to_string(),
-            "--decision-key-file",
-            &key,
-            "--state-dir",
-            &state.display().to_string(),
-            "--create-topics",
-            "false",
-            "--overrides-topic",
-            &overrides_topic(&decisions),
-            "--drain",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = actuate_drain_args(&decisions, &actions, group, &policy, &key, &state);
         let out = run_to_end(&args, Duration::from_secs(60));
         assert!(
             out.status.success(),
@@ -332,31 +308,14 @@ fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
         "[targets.frontend]\nexecutor = \"log\"\ndry_run = false\n",
     )
     .unwrap();
-    let args: Vec<String> = [
-        "actuate",
-        "--brokers",
-        &brokers(),
-        "--decisions-topic",
+    let args = actuate_drain_args(
         &decisions,
-        "--actions-topic",
         &actions,
-        "--group",
         &unique("circuit.actuators"),
-        "--policy",
-        &policy.display().to_string(),
-        "--decision-key-file",
+        &policy,
         &key,
-        "--state-dir",
-        &dir.path().join("actuator").display().to_string(),
-        "--create-topics",
-        "false",
-        "--overrides-topic",
-        &overrides_topic(&decisions),
-        "--drain",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &dir.path().join("actuator"),
+    );
     let out = run_to_end(&args, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut executed: Vec<&str> = stdout

@@ -462,31 +462,14 @@ fn scale_up_through_the_loop(
         std::time::UNIX_EPOCH + Duration::from_millis(decided_at as u64),
     )
     .to_string();
-    let args: Vec<String> = [
-        "actuate",
-        "--brokers",
-        &brokers(),
-        "--decisions-topic",
+    let args = actuate_drain_args(
         &decisions,
-        "--actions-topic",
         actions,
-        "--group",
         &unique("loop.actuators"),
-        "--policy",
-        &policy.display().to_string(),
-        "--decision-key-file",
+        &policy,
         &key_arg,
-        "--state-dir",
-        &dir.join("actuator").display().to_string(),
-        "--create-topics",
-        "false",
-        "--overrides-topic",
-        &overrides_topic(&decisions),
-        "--drain",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &dir.join("actuator"),
+    );
     let out = apo(&args).env("APO_NOW", &clock).output().unwrap();
     assert!(
         out.status.success(),
