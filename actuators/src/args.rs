@@ -20,6 +20,13 @@ pub struct ActuateArgs {
     /// Topic of the manual overrides (`apo override`), read before every decision.
     #[arg(long, env = "APO_OVERRIDES_TOPIC", default_value = "apo.overrides")]
     pub overrides_topic: String,
+    /// Topic of the window statistics (`apo run`'s) the verification of a target's scales reads
+    /// its latency from (policy `[targets.NAME.verify]`).
+    #[arg(long, env = "APO_WINDOWS_TOPIC", default_value = "apo.window_stats")]
+    pub windows_topic: String,
+    /// Topic of the SLO states the verification reads (`verify.slo = true`).
+    #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
+    pub slo_topic: String,
     /// Consumer group of the decisions' offsets.
     #[arg(long, env = "APO_ACTUATE_GROUP", default_value = "apo-actuators")]
     pub group: String,
@@ -40,7 +47,8 @@ pub struct ActuateArgs {
     /// so a decision is executed at most once across restarts.
     #[arg(long, env = "APO_ACTUATE_STATE_DIR", default_value = "apo-actuator")]
     pub state_dir: PathBuf,
-    /// Carry out what the topic holds, then exit (otherwise: until SIGINT or SIGTERM).
+    /// Carry out what the topic holds, wait for the verdicts on the actions it verifies (each
+    /// at most its policy's `wait`), then exit (otherwise: until SIGINT or SIGTERM).
     #[arg(long, env = "APO_ACTUATE_DRAIN")]
     pub drain: bool,
 }

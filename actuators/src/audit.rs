@@ -21,6 +21,9 @@ use crate::ActuateError;
 /// nothing meanwhile, so a restart writes it again).
 pub const AUDIT_WAIT: Duration = Duration::from_secs(60);
 
+/// The action of a verification's record.
+pub const VERIFY_ACTION: &str = "verify";
+
 /// How many of the latest records of each partition [`AuditWriter::already_written`] reads.
 /// One actuator audits one decision at a time, so the record it looks for, if written, is
 /// among the very last ones.
@@ -93,8 +96,13 @@ impl AuditWriter {
     }
 
     /// Whether the latest [`LOOKBACK`] records of each partition of the topic hold a record of
-    /// `decision_id` (read without a consumer group, committing nothing).
-    pub fn already_written(&self, decision_id: &str) -> Result<bool, ActuateError> {
+    /// `decision_id` (read without a consumer group, committing nothing): its verification's
+    /// record (action `verify`) when `verification`, else its first.
+    pub fn already_written(
+        &self,
+        decision_id: &str,
+        verification: bool,
+    ) -> Result<bool, ActuateError> {
         let ctx = || {
             format!(
                 "looking for the audit record of {decision_id} in {}",
@@ -146,7 +154,9 @@ impl AuditWriter {
                 Some(Err(e)) => return Err(ActuateError::kafka(ctx(), e)),
                 Some(Ok(m)) => {
                     if let Ok(r) = ActionRecord::decode(m.payload()) {
-                        if r.decision_id == decision_id {
+                        if r.decision_id == decision_id
+                            && (r.action == VERIFY_ACTION) == verification
+                        {
                             return Ok(true);
                         }
                     }

@@ -11,6 +11,10 @@
 //! been carried out, so it is not tried again and is audited `failed` (fail safe). Another
 //! message with an id already claimed is a replay and is refused. A torn last line (a crash
 //! mid-write) is ignored. The file grows with the decisions; nothing prunes it yet.
+//!
+//! The verification of an action's effect is claimed as `ID/verify` with the same steps,
+//! after a first one, `watching`, written once the action succeeded (before its own `done`):
+//! it holds what the verdict and the inverse need, so a restart goes on watching.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -20,12 +24,15 @@ use std::path::{Path, PathBuf};
 use apo_schemas::action::ActionRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::effect::Watching;
 use crate::ActuateError;
 
 /// How far a decision got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// A verification: the action succeeded, its effect is being watched.
+    Watching,
     /// About to be executed.
     Started,
     /// Executed (or refused, or a dry run): its audit record is known.
@@ -43,6 +50,8 @@ struct Line {
     step: Step,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record: Option<ActionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    watching: Option<Watching>,
 }
 
 /// What is known of one decision.
@@ -56,6 +65,13 @@ pub struct Claim {
     pub step: Step,
     /// Its audit record, once done.
     pub record: Option<ActionRecord>,
+    /// A verification: the action watched.
+    pub watching: Option<Watching>,
+}
+
+/// The claim id of `decision_id`'s verification.
+pub fn verify_id(decision_id: &str) -> String {
+    format!("{decision_id}/verify")
 }
 
 /// The claims file, read at start and appended to.
@@ -89,10 +105,14 @@ impl Claims {
                             offset: l.offset,
                             step: l.step,
                             record: None,
+                            watching: None,
                         });
                         c.step = c.step.max(l.step);
                         if l.record.is_some() {
                             c.record = l.record;
+                        }
+                        if l.watching.is_some() {
+                            c.watching = l.watching;
                         }
                     }
                     Err(e) if i + 1 == n => {
@@ -125,6 +145,25 @@ impl Claims {
         self.claims.get(id)
     }
 
+    /// Every claim, by id.
+    pub fn all(&self) -> impl Iterator<Item = (&String, &Claim)> {
+        self.claims.iter()
+    }
+
+    /// Records, durably, that the effect of `w`'s decision (read at `partition`/`offset`) is
+    /// watched.
+    pub fn watch(&mut self, partition: i32, offset: i64, w: &Watching) -> Result<(), ActuateError> {
+        let line = Line {
+            id: verify_id(&w.decision.id),
+            partition,
+            offset,
+            step: Step::Watching,
+            record: None,
+            watching: Some(w.clone()),
+        };
+        self.append(line)
+    }
+
     /// Records that `id` (read at `partition`/`offset`) reached `step`, durably.
     pub fn mark(
         &mut self,
@@ -140,7 +179,12 @@ impl Claims {
             offset,
             step,
             record: record.cloned(),
+            watching: None,
         };
+        self.append(line)
+    }
+
+    fn append(&mut self, line: Line) -> Result<(), ActuateError> {
         let mut text = serde_json::to_string(&line).map_err(|e| ActuateError::Claims {
             path: self.path.display().to_string(),
             error: e.to_string(),
@@ -153,15 +197,19 @@ impl Claims {
                 path: self.path.display().to_string(),
                 error: e.to_string(),
             })?;
-        let c = self.claims.entry(id.to_string()).or_insert(Claim {
-            partition,
-            offset,
-            step,
+        let c = self.claims.entry(line.id).or_insert(Claim {
+            partition: line.partition,
+            offset: line.offset,
+            step: line.step,
             record: None,
+            watching: None,
         });
-        c.step = c.step.max(step);
-        if let Some(r) = record {
-            c.record = Some(r.clone());
+        c.step = c.step.max(line.step);
+        if line.record.is_some() {
+            c.record = line.record;
+        }
+        if line.watching.is_some() {
+            c.watching = line.watching;
         }
         Ok(())
     }
@@ -189,6 +237,13 @@ mod tests {
             c.mark("a", 0, 7, Step::Started, None).unwrap();
             c.mark("a", 0, 7, Step::Done, Some(&record)).unwrap();
             c.mark("b", 1, 3, Step::Started, None).unwrap();
+            let w = Watching {
+                decision: crate::testing::scale("a", "t", 2, 4),
+                applied_replicas: Some(4),
+                executed_at: 5,
+            };
+            c.watch(0, 7, &w).unwrap();
+            c.mark(&verify_id("a"), 0, 7, Step::Started, None).unwrap();
         }
         let path = dir.path().join("claims.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -200,6 +255,9 @@ mod tests {
         assert_eq!(a.record.as_ref(), Some(&record));
         assert_eq!(c.get("b").unwrap().step, Step::Started);
         assert!(c.get("c").is_none());
+        let v = c.get("a/verify").unwrap();
+        assert_eq!(v.step, Step::Started);
+        assert_eq!(v.watching.as_ref().map(|w| w.executed_at), Some(5));
         // a bad line in the middle is an error, not a silent loss
         std::fs::write(
             &path,

@@ -4,6 +4,10 @@
 //!
 //! One actuator reads every partition of the decisions topic (assigned, not subscribed):
 //! run one per decisions topic. Claims live on the actuator's disk.
+//!
+//! Between decisions it follows the windows of the targets whose policy verifies the effect
+//! of their scales (`effect`), and concludes each verification with one more audit record
+//! (reverting the scale through the same executor when it made things worse).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -19,11 +23,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::args::ActuateArgs;
-use crate::audit::AuditWriter;
-use crate::claims::{Claims, Step};
+use crate::audit::{AuditWriter, VERIFY_ACTION};
+use crate::claims::{verify_id, Claim, Claims, Step};
+use crate::effect::judge::{judge, Verdict};
+use crate::effect::watch::{Watch, WatchTopics, RETENTION};
+use crate::effect::{self, Watching};
 use crate::executors::Executors;
 use crate::overrides::reader::OverridesReader;
-use crate::policy::Policy;
+use crate::policy::{Allowed, Policy};
 use crate::verify::{self, Rejection};
 use crate::ActuateError;
 
@@ -52,6 +59,10 @@ struct Actuator {
     history: BTreeMap<String, Vec<i64>>,
     /// The manual overrides.
     overrides: OverridesReader,
+    /// The windows of the verified targets (when the policy verifies any).
+    watch: Option<Watch>,
+    /// The actions whose effect is watched, by decision id, with where their decision was read.
+    watching: BTreeMap<String, (i32, i64, Watching)>,
 }
 
 /// How long reading the overrides to their end may take before a decision; past it the
@@ -63,9 +74,15 @@ const OVERRIDES_WAIT: Duration = Duration::from_secs(5);
 fn paced(r: &ActionRecord) -> bool {
     matches!(
         r.outcome,
-        ActionOutcome::Succeeded | ActionOutcome::Failed | ActionOutcome::DryRun
+        ActionOutcome::Succeeded
+            | ActionOutcome::Failed
+            | ActionOutcome::DryRun
+            | ActionOutcome::Reverted
     )
 }
+
+/// How long each turn of the loop may read windows for the verifications.
+const WATCH_BUDGET: Duration = Duration::from_millis(50);
 
 /// Runs `apo actuate` until SIGINT / SIGTERM, or with `--drain` until the topic is read.
 pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
@@ -92,6 +109,28 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
     };
     let executors = Executors::for_policy(&policy)
         .map_err(|e| ActuateError::Config(format!("--policy: {e}")))?;
+    let verified = policy.verified();
+    let watch = if verified.is_empty() {
+        None
+    } else {
+        let topics = WatchTopics {
+            stats: a.windows_topic.clone(),
+            slo: a.slo_topic.clone(),
+        };
+        broker.prepare_topics(
+            &[&topics.stats, &topics.slo],
+            a.kafka.create_topics,
+            a.kafka.partitions,
+        )?;
+        tracing::info!(
+            targets = ?verified.keys().collect::<Vec<_>>(),
+            windows = %topics.stats,
+            slo = %topics.slo,
+            "verifying the effect of scales"
+        );
+        let from = apo_core::clock::now_ms() - RETENTION.as_millis() as i64;
+        Some(Watch::open(broker.client(), topics, verified, from)?)
+    };
     let claims = Claims::open(&a.state_dir)?;
     let mut history: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for r in claims.records().filter(|r| paced(r)) {
@@ -110,7 +149,18 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         executors,
         topic: a.decisions_topic.clone(),
         report: ActuateReport::default(),
+        watch,
+        watching: BTreeMap::new(),
     };
+    let verifications: Vec<(String, Claim)> = act
+        .claims
+        .all()
+        .filter(|(id, _)| id.ends_with("/verify"))
+        .map(|(id, c)| (id.clone(), c.clone()))
+        .collect();
+    for (id, c) in verifications {
+        act.resume(&id, c)?;
+    }
     let mut c = broker.client().clone();
     c.set("group.id", &a.group)
         .set("enable.auto.commit", "false")
@@ -140,11 +190,23 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         a.actions_topic
     );
     let mut at_end: HashSet<i32> = HashSet::new();
+    let mut told = false;
     while !stop.load(Ordering::Relaxed) {
+        act.check_effects()?;
         match consumer.poll(Duration::from_millis(200)) {
             None => {
                 if a.drain && at_end.len() == count as usize {
-                    break;
+                    if act.watching.is_empty() {
+                        break;
+                    }
+                    if !told {
+                        told = true;
+                        tracing::info!(
+                            actions = act.watching.len(),
+                            "decisions read: waiting for the verdicts on the actions watched \
+                             (each at most its `wait`)"
+                        );
+                    }
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -183,15 +245,6 @@ fn record(d: &Decision, actor: &str, outcome: ActionOutcome, detail: String) -> 
     }
 }
 
-fn outcome_name(o: ActionOutcome) -> &'static str {
-    match o {
-        ActionOutcome::Succeeded => "succeeded",
-        ActionOutcome::Failed => "failed",
-        ActionOutcome::Rejected => "rejected",
-        ActionOutcome::DryRun => "dry_run",
-    }
-}
-
 impl Actuator {
     fn write(&mut self, r: &ActionRecord) -> Result<(), ActuateError> {
         self.audit.write(r)?;
@@ -204,12 +257,12 @@ impl Actuator {
         *self
             .report
             .outcomes
-            .entry(outcome_name(r.outcome).to_string())
+            .entry(r.outcome.as_str().to_string())
             .or_default() += 1;
         tracing::info!(
             decision = %r.decision_id,
             target = %r.target,
-            outcome = outcome_name(r.outcome),
+            outcome = r.outcome.as_str(),
             detail = r.detail.as_deref().unwrap_or(""),
             "audited"
         );
@@ -252,7 +305,7 @@ impl Actuator {
                 Step::Audited => return Ok(()),
                 Step::Done => {
                     if let Some(r) = c.record {
-                        if self.audit.already_written(&d.id)? {
+                        if self.audit.already_written(&d.id, false)? {
                             tracing::info!(
                                 decision = %d.id,
                                 "its audit record was acknowledged before the restart"
@@ -263,7 +316,8 @@ impl Actuator {
                         return self.claims.mark(&d.id, p, o, Step::Audited, None);
                     }
                 }
-                Step::Started => {
+                // (a decision's own claim is never `watching`: only its verification's is)
+                Step::Started | Step::Watching => {
                     let r = record(
                         &d,
                         ACTOR,
@@ -317,18 +371,222 @@ impl Actuator {
                     self.claims.mark(&d.id, p, o, Step::Started, None)?;
                     let ex = self.executors.of(&d.target);
                     let name = ex.name();
-                    match ex.execute(&d, &allowed) {
+                    let r = match ex.execute(&d, &allowed) {
                         Ok(msg) => {
                             let note = allowed.note.map(|n| format!("; {n}")).unwrap_or_default();
                             record(&d, name, ActionOutcome::Succeeded, format!("{msg}{note}"))
                         }
                         Err(e) => record(&d, name, ActionOutcome::Failed, e.to_string()),
+                    };
+                    if r.outcome == ActionOutcome::Succeeded {
+                        self.start_watching(&d, allowed.replicas_to, r.executed_at, p, o)?;
                     }
+                    r
                 }
             },
         };
         self.claims.mark(&d.id, p, o, Step::Done, Some(&r))?;
         self.write(&r)?;
         self.claims.mark(&d.id, p, o, Step::Audited, None)
+    }
+}
+
+impl Actuator {
+    /// Watches the effect of `d`, carried out at `executed_at` with `applied` replicas, when
+    /// its target's policy verifies it (durably first: a restart goes on watching).
+    fn start_watching(
+        &mut self,
+        d: &Decision,
+        applied: Option<u32>,
+        executed_at: i64,
+        p: i32,
+        o: i64,
+    ) -> Result<(), ActuateError> {
+        if self.watch.is_none()
+            || !effect::verifiable(d)
+            || self.policy.of(&d.target).verify.is_none()
+        {
+            return Ok(());
+        }
+        let w = Watching {
+            decision: d.clone(),
+            applied_replicas: applied,
+            executed_at,
+        };
+        self.claims.watch(p, o, &w)?;
+        self.watching.insert(d.id.clone(), (p, o, w));
+        Ok(())
+    }
+
+    /// Takes up a verification found in the claims at start, where it stopped.
+    fn resume(&mut self, vid: &str, c: Claim) -> Result<(), ActuateError> {
+        let Some(w) = c.watching else {
+            tracing::warn!(
+                claim = vid,
+                "a verification claim without its action: skipped"
+            );
+            return Ok(());
+        };
+        let (p, o) = (c.partition, c.offset);
+        match c.step {
+            Step::Watching => {
+                if self.watch.is_some() && self.policy.of(&w.decision.target).verify.is_some() {
+                    self.watching.insert(w.decision.id.clone(), (p, o, w));
+                    Ok(())
+                } else {
+                    let why = "the policy no longer verifies this target".to_string();
+                    self.conclude(p, o, &w, Verdict::Unjudged(why))
+                }
+            }
+            Step::Started => {
+                let r = verify_record(
+                    &w,
+                    ACTOR,
+                    ActionOutcome::Failed,
+                    "worse; interrupted during the revert (the actuator stopped): carried out \
+                     or not, it is not tried again"
+                        .into(),
+                );
+                self.finish(vid, p, o, &r)
+            }
+            Step::Done => {
+                if let Some(r) = c.record {
+                    if !self.audit.already_written(&w.decision.id, true)? {
+                        self.write(&r)?;
+                    }
+                }
+                self.claims.mark(vid, p, o, Step::Audited, None)
+            }
+            Step::Audited => Ok(()),
+        }
+    }
+
+    /// Reads the windows that came in and concludes every verification that has a verdict.
+    fn check_effects(&mut self) -> Result<(), ActuateError> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        watch.poll(WATCH_BUDGET);
+        if self.watching.is_empty() {
+            return Ok(());
+        }
+        let now = apo_core::clock::now_ms();
+        let mut due = Vec::new();
+        for (id, (_, _, w)) in &self.watching {
+            let verdict = match self.policy.of(&w.decision.target).verify.as_ref() {
+                Some(cfg) => judge(cfg, watch.signals(&w.decision.target), w.executed_at, now),
+                None => Verdict::Unjudged("the policy does not verify this target".into()),
+            };
+            if verdict != Verdict::Wait {
+                due.push((id.clone(), verdict));
+            }
+        }
+        for (id, verdict) in due {
+            if let Some((p, o, w)) = self.watching.remove(&id) {
+                self.conclude(p, o, &w, verdict)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The verification's record for `verdict`, reverting first when it says worse.
+    fn conclude(
+        &mut self,
+        p: i32,
+        o: i64,
+        w: &Watching,
+        verdict: Verdict,
+    ) -> Result<(), ActuateError> {
+        let vid = verify_id(&w.decision.id);
+        let r = match verdict {
+            Verdict::Wait => return Ok(()),
+            Verdict::Held(t) => {
+                verify_record(w, ACTOR, ActionOutcome::Verified, format!("held: {t}"))
+            }
+            Verdict::Unjudged(t) => verify_record(
+                w,
+                ACTOR,
+                ActionOutcome::Unverified,
+                format!("nothing undone: {t}"),
+            ),
+            Verdict::Worse(t) => match effect::inverse(w, &t) {
+                None => verify_record(
+                    w,
+                    ACTOR,
+                    ActionOutcome::Unverified,
+                    format!("worse ({t}), but the action has no inverse: nothing undone"),
+                ),
+                Some(back) => {
+                    let now = apo_core::clock::now_ms();
+                    let stopped = match self.overrides.catch_up(OVERRIDES_WAIT) {
+                        Err(e) => Some(format!("the overrides are unknown ({e})")),
+                        Ok(()) => self.overrides.view.stops(&back, now),
+                    };
+                    match stopped {
+                        Some(why) => verify_record(
+                            w,
+                            ACTOR,
+                            ActionOutcome::Failed,
+                            format!("worse ({t}); not reverted: {why}"),
+                        ),
+                        None => {
+                            self.claims.mark(&vid, p, o, Step::Started, None)?;
+                            let allowed = Allowed {
+                                replicas_to: back.replicas_to,
+                                dry_run: false,
+                                executor: self.policy.of(&back.target).executor.clone(),
+                                note: None,
+                            };
+                            let change = match (back.replicas_from, back.replicas_to) {
+                                (Some(f), Some(t)) => format!(" {f} -> {t}"),
+                                _ => String::new(),
+                            };
+                            let ex = self.executors.of(&back.target);
+                            let name = ex.name();
+                            match ex.execute(&back, &allowed) {
+                                Ok(msg) => verify_record(
+                                    w,
+                                    name,
+                                    ActionOutcome::Reverted,
+                                    format!("worse ({t}); reverted{change}: {msg}"),
+                                ),
+                                Err(e) => verify_record(
+                                    w,
+                                    name,
+                                    ActionOutcome::Failed,
+                                    format!("worse ({t}); the revert{change} failed: {e}"),
+                                ),
+                            }
+                        }
+                    }
+                }
+            },
+        };
+        self.finish(&vid, p, o, &r)
+    }
+
+    /// Done, audited, audit-acknowledged: the verification's last three steps.
+    fn finish(&mut self, vid: &str, p: i32, o: i64, r: &ActionRecord) -> Result<(), ActuateError> {
+        self.claims.mark(vid, p, o, Step::Done, Some(r))?;
+        self.write(r)?;
+        self.claims.mark(vid, p, o, Step::Audited, None)
+    }
+}
+
+/// A verification's audit record of `w` by `actor`.
+fn verify_record(
+    w: &Watching,
+    actor: &str,
+    outcome: ActionOutcome,
+    detail: String,
+) -> ActionRecord {
+    ActionRecord {
+        decision_id: w.decision.id.clone(),
+        target: w.decision.target.clone(),
+        action: VERIFY_ACTION.into(),
+        executed_at: apo_core::clock::now_ms(),
+        actor: actor.to_string(),
+        outcome,
+        detail: Some(detail),
     }
 }

@@ -9,12 +9,15 @@
 //! - [`executors`]: what carries a decision out, one module per executor (`log`, `webhook`, `kubernetes`);
 //! - [`overrides`]: manual pause / pin / resume from `apo.overrides`, and `apo override`;
 //! - [`audit`]: the `apo.actions` writer (one record per decision received);
+//! - [`effect`]: the verification of a scale's effect on the target's latency and SLOs, and
+//!   its revert;
 //! - [`consume`]: the loop that ties them together.
 
 pub mod args;
 pub mod audit;
 pub mod claims;
 pub mod consume;
+pub mod effect;
 pub mod error;
 pub mod executors;
 pub mod overrides;

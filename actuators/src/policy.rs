@@ -16,6 +16,10 @@
 //! cooldown = "5m"            # no action within 5 minutes of the last one on this target
 //! max_actions = 6            # at most 6 actions ...
 //! rate_period = "1h"         # ... in any hour (the default period)
+//!
+//! [targets.checkout.verify]  # watch the effect of its scales, undo them when worse
+//! metric = "http.server.request.duration"
+//! windows = 3                # see `effect` for every setting
 //! ```
 //!
 //! Cool-down and rate limit count the actions carried out (succeeded or failed) and the dry
@@ -32,6 +36,7 @@ use std::time::Duration;
 use apo_schemas::decision::{Decision, DecisionAction};
 use serde::Deserialize;
 
+use crate::effect::VerifyConfig;
 use crate::executors::kubernetes::KubernetesConfig;
 use crate::executors::webhook::WebhookConfig;
 use crate::executors::KNOWN;
@@ -89,6 +94,9 @@ pub struct TargetPolicy {
     /// The sliding period of `max_actions`.
     #[serde(default = "hour", with = "humantime_serde")]
     pub rate_period: Duration,
+    /// Verify the effect of its scales (`[targets.NAME.verify]`; named targets only).
+    #[serde(default)]
+    pub verify: Option<VerifyConfig>,
 }
 
 fn hour() -> Duration {
@@ -127,6 +135,7 @@ impl Default for TargetPolicy {
             cooldown: None,
             max_actions: None,
             rate_period: hour(),
+            verify: None,
         }
     }
 }
@@ -191,8 +200,26 @@ impl Policy {
                     return Err(format!("{name}: min_replicas {lo} > max_replicas {hi}"));
                 }
             }
+            if let Some(v) = &t.verify {
+                v.check().map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+        if p.default.verify.is_some() {
+            return Err(
+                "[default]: verify is set per target ([targets.NAME.verify]): it names the \
+                 target's latency series"
+                    .into(),
+            );
         }
         Ok(p)
+    }
+
+    /// The verification settings of every target that has them.
+    pub fn verified(&self) -> BTreeMap<String, VerifyConfig> {
+        self.targets
+            .iter()
+            .filter_map(|(k, t)| t.verify.clone().map(|v| (k.clone(), v)))
+            .collect()
     }
 
     /// The policy of `target`.
@@ -363,6 +390,8 @@ mod tests {
             ),
             ("[targets.a]\ndryrun = false", "unknown field"),
             ("[targets.a]\nrate_period = \"0s\"", "rate_period"),
+            ("[targets.a.verify]\nwindows = 2", "a: verify needs"),
+            ("[default.verify]\nslo = true", "verify is set per target"),
         ] {
             let e = Policy::from_toml(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

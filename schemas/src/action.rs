@@ -19,13 +19,38 @@ pub enum ActionOutcome {
     Rejected,
     /// Logged only (dry run); nothing was done.
     DryRun,
+    /// A later record (action `verify`): the windows after the action were no worse than
+    /// those before it, by the target's `verify` settings.
+    Verified,
+    /// A later record (action `verify`): the windows after the action were worse, and the
+    /// action was undone by its inverse through the same executor.
+    Reverted,
+    /// A later record (action `verify`): the effect could not be judged (no windows before
+    /// or after it in time), so nothing was undone.
+    Unverified,
 }
 
 impl ActionOutcome {
     /// Whether the target was changed (what can explain an anomaly after it). A failed action
     /// may have changed part of it: it counts.
     pub fn changed_target(self) -> bool {
-        matches!(self, ActionOutcome::Succeeded | ActionOutcome::Failed)
+        matches!(
+            self,
+            ActionOutcome::Succeeded | ActionOutcome::Failed | ActionOutcome::Reverted
+        )
+    }
+
+    /// Its name in records (`succeeded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Succeeded => "succeeded",
+            ActionOutcome::Failed => "failed",
+            ActionOutcome::Rejected => "rejected",
+            ActionOutcome::DryRun => "dry_run",
+            ActionOutcome::Verified => "verified",
+            ActionOutcome::Reverted => "reverted",
+            ActionOutcome::Unverified => "unverified",
+        }
     }
 }
 
@@ -37,7 +62,8 @@ pub struct ActionRecord {
     pub decision_id: String,
     /// The service acted on (the `service` of its metrics and spans).
     pub target: String,
-    /// What was done: `scale`, `tune`, `circuit`, `rollback`, or an executor's own name.
+    /// What was done: `scale`, `tune`, `circuit`, `rollback`, or an executor's own name;
+    /// `verify` for the later record of an action's verified effect (and its revert).
     pub action: String,
     /// When it took effect, ms since the Unix epoch.
     pub executed_at: i64,
@@ -86,6 +112,16 @@ mod tests {
         assert_eq!(r.target, "checkout");
         assert!(r.outcome.changed_target());
         assert!(!ActionOutcome::DryRun.changed_target());
+        assert!(ActionOutcome::Reverted.changed_target());
+        assert!(!ActionOutcome::Verified.changed_target());
+        for o in [
+            ActionOutcome::Verified,
+            ActionOutcome::Reverted,
+            ActionOutcome::Unverified,
+        ] {
+            let text = serde_json::to_string(&o).unwrap();
+            assert_eq!(text, format!("\"{}\"", o.as_str()));
+        }
 
         let e = ActionRecord::decode(Some(b"{")).unwrap_err();
         assert_eq!(e.reason(), "invalid_json");

@@ -717,3 +717,295 @@ fn overrides_pause_pin_and_resume_targets() {
         );
     }
 }
+
+/// A window-stats record of `service`'s `metric` on the 10 s window starting at `start` with
+/// p99 `p99`.
+fn latency_window(service: &str, metric: &str, start: i64, p99: f64) -> Vec<u8> {
+    let s = apo_schemas::WindowStats {
+        service: service.into(),
+        metric: metric.into(),
+        unit: "ms".into(),
+        window_seconds: 10,
+        window_start: start,
+        window_end: start + 10_000,
+        count: 100,
+        sum: 100.0 * p99 / 2.0,
+        min: 1.0,
+        max: p99 * 1.5,
+        mean: p99 / 2.0,
+        p50: p99 / 2.0,
+        p90: p99 * 0.8,
+        p95: p99 * 0.9,
+        p99,
+        p999: p99 * 1.2,
+        relative_accuracy: 0.01,
+        revision: 1,
+    };
+    serde_json::to_vec(&s).unwrap()
+}
+
+/// An SLO record of `service`'s availability objective (99.9 %) on the 10 s window starting
+/// at `start`: `bad` of 1000 events failed.
+fn slo_window(service: &str, start: i64, bad: u64) -> Vec<u8> {
+    let s = apo_schemas::slo::SloState {
+        objective: format!("{service}-availability"),
+        service: service.into(),
+        description: "error rate < 0.1 %".into(),
+        target: 0.999,
+        window_seconds: 10,
+        window_start: start,
+        window_end: start + 10_000,
+        events: 1000,
+        bad_events: bad,
+        sli: 1.0 - bad as f64 / 1000.0,
+        compliant: bad <= 1,
+        burn_fast_long: 0.0,
+        burn_fast_short: 0.0,
+        burn_slow_long: 0.0,
+        burn_slow_short: 0.0,
+        alert: "none".into(),
+        revision: 1,
+    };
+    serde_json::to_vec(&s).unwrap()
+}
+
+/// Runs `apo ARGS` with the environment `env` until it exits (at most `limit`), its standard
+/// error in `log`; asserts it succeeded.
+fn run_with_env(args: &[String], env: &[(&str, &str)], log: &Path, limit: Duration) {
+    let stderr = std::fs::File::create(log).unwrap();
+    let mut c = apo(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .env("APO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "apo did not finish in {limit:?}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "apo {args:?}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_scale_that_made_things_worse_is_reverted_and_the_watch_survives_a_restart() {
+    let decisions = unique("eff.decisions");
+    let actions = unique("eff.actions");
+    let stats = unique("eff.stats");
+    let slo = unique("eff.slo");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions, &stats, &slo], 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let verify = |name: &str, extra: &str| {
+        format!(
+            "[targets.{name}.verify]\nmetric = \"http.server.duration\"\nwindows = 3\n\
+             worse_by = 0.2\n{extra}\n"
+        )
+    };
+    let (key, policy) = setup(
+        dir.path(),
+        &receiver,
+        &format!(
+            "{}\n[targets.cart]\nexecutor = \"log\"\ndry_run = false\n{}\n\
+             [targets.search]\nexecutor = \"log\"\ndry_run = false\n{}\n\
+             [targets.orders]\nexecutor = \"log\"\ndry_run = false\n{}",
+            verify("checkout", ""),
+            verify("cart", "slo = true"),
+            verify("search", "slo = true"),
+            verify("orders", "wait = \"3s\""),
+        ),
+    );
+    let mut args = actuate_args(
+        &decisions,
+        &actions,
+        &key,
+        &policy,
+        &dir.path().join("state"),
+        false,
+    );
+    args.extend(["--windows-topic".into(), stats.clone()]);
+    args.extend(["--slo-topic".into(), slo.clone()]);
+    // The actuator's clock runs 20 minutes behind: the windows after its actions are then
+    // already in the past, produced by the test.
+    let clock = [("APO_NOW", "-20m")];
+    let before_end = now_ms() - 21 * 60_000;
+    let after_start = now_ms() - 15 * 60_000;
+    let w = |i: i64| i * 10_000;
+
+    // Windows before: p99 100 ms for all; cart, search: 1 bad event in 1000 (0.1 %)
+    let mut before = Vec::new();
+    for t in ["checkout", "cart", "search", "orders"] {
+        for i in 1..=3 {
+            before.push((
+                0,
+                latency_window(t, "http.server.duration", before_end - w(i), 100.0),
+            ));
+        }
+        before.push((0, latency_window(t, "other.metric", before_end - w(1), 5.0)));
+    }
+    let mut slo_before = Vec::new();
+    for t in ["cart", "search"] {
+        for i in 1..=3 {
+            slo_before.push((0, slo_window(t, before_end - w(i), 1)));
+        }
+    }
+    produce(&stats, &before);
+    produce(&slo, &slo_before);
+    let issued = [
+        signed(scale("checkout-up", "checkout", 2, 4)),
+        signed(scale("cart-up", "cart", 3, 5)),
+        signed(scale("search-up", "search", 2, 3)),
+        signed(scale("orders-up", "orders", 1, 2)),
+    ];
+    produce(
+        &decisions,
+        &issued.iter().map(|d| (0, bytes(d))).collect::<Vec<_>>(),
+    );
+
+    // First run: carries the four out and starts watching; killed before any window after.
+    let log1 = dir.path().join("first.log");
+    let mut child = apo(&args)
+        .env("APO_NOW", "-20m")
+        .env("APO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log1).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = audit_records(&actions, usize::MAX)
+            .iter()
+            .filter(|r| r.outcome == ActionOutcome::Succeeded)
+            .count();
+        if done == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the first run did not carry out the four: {}",
+            std::fs::read_to_string(&log1).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let claims = std::fs::read_to_string(dir.path().join("state/claims.jsonl")).unwrap();
+    assert!(claims.contains("checkout-up/verify"), "{claims}");
+
+    // Windows after: checkout's p99 doubles; cart's latency holds but its bad events go to
+    // 2 %; search holds on both (p99 +10 %, still 0.1 % bad); orders gets no window at all.
+    let mut after = Vec::new();
+    for i in 0..3 {
+        let at = after_start + w(i);
+        after.push((
+            0,
+            latency_window("checkout", "http.server.duration", at, 200.0),
+        ));
+        after.push((0, latency_window("cart", "http.server.duration", at, 100.0)));
+        after.push((
+            0,
+            latency_window("search", "http.server.duration", at, 110.0),
+        ));
+    }
+    produce(&stats, &after);
+    let slo_after: Vec<(i32, Vec<u8>)> = (0..3)
+        .flat_map(|i| {
+            let at = after_start + w(i);
+            [
+                (0, slo_window("cart", at, 20)),
+                (0, slo_window("search", at, 1)),
+            ]
+        })
+        .collect();
+    produce(&slo, &slo_after);
+
+    // Second run, draining: picks the watches up from the claims and concludes them.
+    args.retain(|a| a != "--drain");
+    args.push("--drain".into());
+    run_with_env(
+        &args,
+        &clock,
+        &dir.path().join("second.log"),
+        Duration::from_secs(120),
+    );
+
+    let audit = audit_records(&actions, usize::MAX);
+    assert_eq!(
+        audit.len(),
+        8,
+        "one record per decision and one per verification: {audit:#?}"
+    );
+    let verdict = |id: &str| {
+        let v: Vec<&ActionRecord> = audit
+            .iter()
+            .filter(|r| r.decision_id == id && r.action == "verify")
+            .collect();
+        assert_eq!(v.len(), 1, "{id}: {audit:#?}");
+        (
+            v[0].outcome,
+            v[0].actor.clone(),
+            v[0].detail.clone().unwrap_or_default(),
+        )
+    };
+    let (o, actor, detail) = verdict("checkout-up");
+    assert_eq!(
+        (o, actor.as_str()),
+        (ActionOutcome::Reverted, "webhook"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("p99 of http.server.duration: 100.0000 -> 200.0000 (+100.0 %"),
+        "{detail}"
+    );
+    assert!(detail.contains("reverted 4 -> 2"), "{detail}");
+    let (o, actor, detail) = verdict("cart-up");
+    assert_eq!(
+        (o, actor.as_str()),
+        (ActionOutcome::Reverted, "log"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(
+            "objective cart-availability: bad events 0.100 % -> 2.000 % (the objective allows 0.100 %)"
+        ),
+        "{detail}"
+    );
+    assert!(detail.contains("reverted 5 -> 3"), "{detail}");
+    let (o, _, detail) = verdict("search-up");
+    assert_eq!(o, ActionOutcome::Verified, "{detail}");
+    assert!(detail.contains("100.0000 -> 110.0000 (+10.0 %"), "{detail}");
+    let (o, _, detail) = verdict("orders-up");
+    assert_eq!(o, ActionOutcome::Unverified, "{detail}");
+    assert!(detail.contains("0 of 3 windows after"), "{detail}");
+
+    // The receiver saw the scale and its revert, once each; the revert goes back from the
+    // replicas applied to those the scale started from.
+    let seen = receiver.requests();
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["checkout-up", "checkout-up-revert"],
+        "{seen:#?}"
+    );
+    let back = &seen["checkout-up-revert"][0];
+    assert_eq!(back["replicas_to"], 2, "{back}");
+    assert_eq!(back["decision"]["replicas_from"], 4, "{back}");
+    assert_eq!(back["decision"]["rule"], "verify", "{back}");
+}
