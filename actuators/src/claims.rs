@@ -99,22 +99,7 @@ impl Claims {
             let n = lines.len();
             for (i, text) in lines.into_iter().enumerate() {
                 match serde_json::from_str::<Line>(&text) {
-                    Ok(l) => {
-                        let c = claims.entry(l.id).or_insert(Claim {
-                            partition: l.partition,
-                            offset: l.offset,
-                            step: l.step,
-                            record: None,
-                            watching: None,
-                        });
-                        c.step = c.step.max(l.step);
-                        if l.record.is_some() {
-                            c.record = l.record;
-                        }
-                        if l.watching.is_some() {
-                            c.watching = l.watching;
-                        }
-                    }
+                    Ok(l) => fold(&mut claims, l),
                     Err(e) if i + 1 == n => {
                         tracing::warn!(path = %path.display(), error = %e, "ignoring a torn last line of the claims file");
                     }
@@ -197,21 +182,26 @@ impl Claims {
                 path: self.path.display().to_string(),
                 error: e.to_string(),
             })?;
-        let c = self.claims.entry(line.id).or_insert(Claim {
-            partition: line.partition,
-            offset: line.offset,
-            step: line.step,
-            record: None,
-            watching: None,
-        });
-        c.step = c.step.max(line.step);
-        if line.record.is_some() {
-            c.record = line.record;
-        }
-        if line.watching.is_some() {
-            c.watching = line.watching;
-        }
+        fold(&mut self.claims, line);
         Ok(())
+    }
+}
+
+/// What `line` adds to what is known: the furthest step, the latest record and watch.
+fn fold(claims: &mut HashMap<String, Claim>, line: Line) {
+    let c = claims.entry(line.id).or_insert(Claim {
+        partition: line.partition,
+        offset: line.offset,
+        step: line.step,
+        record: None,
+        watching: None,
+    });
+    c.step = c.step.max(line.step);
+    if line.record.is_some() {
+        c.record = line.record;
+    }
+    if line.watching.is_some() {
+        c.watching = line.watching;
     }
 }
 

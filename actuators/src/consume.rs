@@ -333,11 +333,9 @@ impl Actuator {
             }
         }
         let now = apo_core::clock::now_ms();
-        let overridden = match self.overrides.catch_up(OVERRIDES_WAIT) {
-            Err(e) => Some(format!("the overrides are unknown ({e}): not acting")),
-            Ok(()) => self.overrides.view.stops(&d, now),
-        };
-        let stopped = overridden.map_or(Ok(()), |why| Err(Rejection::Overridden(why)));
+        let stopped = self
+            .overridden(&d, now)
+            .map_or(Ok(()), |why| Err(Rejection::Overridden(why)));
         let r = match verify::check(&d, &self.keys, now).and(stopped) {
             Err(why) => record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()),
             Ok(()) => match self.policy.judge(&d).and_then(|allowed| {
@@ -516,53 +514,63 @@ impl Actuator {
                     ActionOutcome::Unverified,
                     format!("worse ({t}), but the action has no inverse: nothing undone"),
                 ),
-                Some(back) => {
-                    let now = apo_core::clock::now_ms();
-                    let stopped = match self.overrides.catch_up(OVERRIDES_WAIT) {
-                        Err(e) => Some(format!("the overrides are unknown ({e})")),
-                        Ok(()) => self.overrides.view.stops(&back, now),
-                    };
-                    match stopped {
-                        Some(why) => verify_record(
-                            w,
-                            ACTOR,
-                            ActionOutcome::Failed,
-                            format!("worse ({t}); not reverted: {why}"),
-                        ),
-                        None => {
-                            self.claims.mark(&vid, p, o, Step::Started, None)?;
-                            let allowed = Allowed {
-                                replicas_to: back.replicas_to,
-                                dry_run: false,
-                                executor: self.policy.of(&back.target).executor.clone(),
-                                note: None,
-                            };
-                            let change = match (back.replicas_from, back.replicas_to) {
-                                (Some(f), Some(t)) => format!(" {f} -> {t}"),
-                                _ => String::new(),
-                            };
-                            let ex = self.executors.of(&back.target);
-                            let name = ex.name();
-                            match ex.execute(&back, &allowed) {
-                                Ok(msg) => verify_record(
-                                    w,
-                                    name,
-                                    ActionOutcome::Reverted,
-                                    format!("worse ({t}); reverted{change}: {msg}"),
-                                ),
-                                Err(e) => verify_record(
-                                    w,
-                                    name,
-                                    ActionOutcome::Failed,
-                                    format!("worse ({t}); the revert{change} failed: {e}"),
-                                ),
-                            }
-                        }
-                    }
-                }
+                Some(back) => self.revert(&vid, p, o, w, &t, &back)?,
             },
         };
         self.finish(&vid, p, o, &r)
+    }
+
+    /// Carries out `back`, the inverse of `w`'s action that made things worse (`worse` says
+    /// how), unless an override stops it; the verification's record.
+    fn revert(
+        &mut self,
+        vid: &str,
+        p: i32,
+        o: i64,
+        w: &Watching,
+        worse: &str,
+        back: &Decision,
+    ) -> Result<ActionRecord, ActuateError> {
+        if let Some(why) = self.overridden(back, apo_core::clock::now_ms()) {
+            let detail = format!("worse ({worse}); not reverted: {why}");
+            return Ok(verify_record(w, ACTOR, ActionOutcome::Failed, detail));
+        }
+        self.claims.mark(vid, p, o, Step::Started, None)?;
+        let allowed = Allowed {
+            replicas_to: back.replicas_to,
+            dry_run: false,
+            executor: self.policy.of(&back.target).executor.clone(),
+            note: None,
+        };
+        let change = match (back.replicas_from, back.replicas_to) {
+            (Some(f), Some(t)) => format!(" {f} -> {t}"),
+            _ => String::new(),
+        };
+        let ex = self.executors.of(&back.target);
+        let name = ex.name();
+        Ok(match ex.execute(back, &allowed) {
+            Ok(msg) => verify_record(
+                w,
+                name,
+                ActionOutcome::Reverted,
+                format!("worse ({worse}); reverted{change}: {msg}"),
+            ),
+            Err(e) => verify_record(
+                w,
+                name,
+                ActionOutcome::Failed,
+                format!("worse ({worse}); the revert{change} failed: {e}"),
+            ),
+        })
+    }
+
+    /// Why an override stops `d` at `now`, read to the topic's end first (an unreadable topic
+    /// stops it too).
+    fn overridden(&mut self, d: &Decision, now: i64) -> Option<String> {
+        match self.overrides.catch_up(OVERRIDES_WAIT) {
+            Err(e) => Some(format!("the overrides are unknown ({e}): not acting")),
+            Ok(()) => self.overrides.view.stops(d, now),
+        }
     }
 
     /// Done, audited, audit-acknowledged: the verification's last three steps.

@@ -151,32 +151,9 @@ fn actuate_args_in(
     drain: bool,
     group: &str,
 ) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "actuate",
-        "--brokers",
-        &brokers(),
-        "--decisions-topic",
-        decisions,
-        "--actions-topic",
-        actions,
-        "--group",
-        group,
-        "--policy",
-        policy,
-        "--decision-key-file",
-        key,
-        "--state-dir",
-        &state.display().to_string(),
-        "--create-topics",
-        "false",
-        "--overrides-topic",
-        &overrides_topic(decisions),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if drain {
-        args.push("--drain".into());
+    let mut args = actuate_drain_args(decisions, actions, group, Path::new(policy), key, state);
+    if !drain {
+        args.retain(|a| a != "--drain");
     }
     args
 }

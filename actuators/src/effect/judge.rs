@@ -193,47 +193,39 @@ mod tests {
         c
     }
 
-    /// Latency windows of 10 s: `before` ending at the action, `after` starting at it.
-    fn latency(before: &[f64], after: &[f64]) -> BTreeMap<i64, Window> {
-        let mut m = BTreeMap::new();
-        let at = |start: i64, v: f64| Window {
-            start,
-            end: start + W,
-            revision: 1,
-            value: v,
-            events: 100,
-            bad: 0,
+    /// 10 s windows of `(value, events, bad)`: `before` ending at the action, the last one
+    /// last; `after` starting at it.
+    fn around(before: &[(f64, u64, u64)], after: &[(f64, u64, u64)]) -> BTreeMap<i64, Window> {
+        let at = |start: i64, &(value, events, bad): &(f64, u64, u64)| {
+            let w = Window {
+                start,
+                end: start + W,
+                revision: 1,
+                value,
+                events,
+                bad,
+            };
+            (start, w)
         };
-        for (i, v) in before.iter().rev().enumerate() {
-            let s = ACT - W * (i as i64 + 1);
-            m.insert(s, at(s, *v));
-        }
-        for (i, v) in after.iter().enumerate() {
-            let s = ACT + W * i as i64;
-            m.insert(s, at(s, *v));
-        }
-        m
+        let before = before.iter().rev().enumerate();
+        let after = after.iter().enumerate();
+        before
+            .map(|(i, v)| at(ACT - W * (i as i64 + 1), v))
+            .chain(after.map(|(i, v)| at(ACT + W * i as i64, v)))
+            .collect()
     }
 
+    /// Latency windows: the statistic `before` and `after` the action, 100 points each.
+    fn latency(before: &[f64], after: &[f64]) -> BTreeMap<i64, Window> {
+        let points = |vs: &[f64]| vs.iter().map(|&v| (v, 100, 0)).collect::<Vec<_>>();
+        around(&points(before), &points(after))
+    }
+
+    /// An objective's windows of `(events, bad)` with its `target`.
     fn slo(target: f64, before: &[(u64, u64)], after: &[(u64, u64)]) -> BTreeMap<i64, Window> {
-        let mut m = BTreeMap::new();
-        let at = |start: i64, (events, bad): (u64, u64)| Window {
-            start,
-            end: start + W,
-            revision: 1,
-            value: target,
-            events,
-            bad,
-        };
-        for (i, e) in before.iter().rev().enumerate() {
-            let s = ACT - W * (i as i64 + 1);
-            m.insert(s, at(s, *e));
-        }
-        for (i, e) in after.iter().enumerate() {
-            let s = ACT + W * i as i64;
-            m.insert(s, at(s, *e));
-        }
-        m
+        let counts =
+            |es: &[(u64, u64)]| es.iter().map(|&(e, b)| (target, e, b)).collect::<Vec<_>>();
+        around(&counts(before), &counts(after))
     }
 
     fn one(key: &str, windows: BTreeMap<i64, Window>) -> Signals {

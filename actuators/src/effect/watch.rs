@@ -184,15 +184,15 @@ impl Watch {
             (s.service, slo_key(&s.objective), w)
         };
         let oldest = apo_core::clock::now_ms() - RETENTION.as_millis() as i64;
+        if w.end < oldest {
+            return;
+        }
         let windows = self
             .signals
             .entry(target)
             .or_default()
             .entry(key)
             .or_default();
-        if w.end < oldest {
-            return;
-        }
         match windows.get(&w.start) {
             Some(old) if old.revision > w.revision => {}
             _ => {
