@@ -47,6 +47,10 @@ pub struct ActuateArgs {
     /// so a decision is executed at most once across restarts.
     #[arg(long, env = "APO_ACTUATE_STATE_DIR", default_value = "apo-actuator")]
     pub state_dir: PathBuf,
+    /// Where the `actions` Parquet table is written (one file per audit record; `apo sql
+    /// --data-dir` reads it): `apo run`'s data directory when they share a disk.
+    #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
+    pub data_dir: PathBuf,
     /// Carry out what the topic holds, wait for the verdicts on the actions it verifies (each
     /// at most its policy's `wait`), then exit (otherwise: until SIGINT or SIGTERM).
     #[arg(long, env = "APO_ACTUATE_DRAIN")]

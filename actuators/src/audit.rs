@@ -1,10 +1,14 @@
 //! The audit trail: one [`ActionRecord`] on `apo.actions` (key = target) per decision
-//! received, acknowledged by the broker before the decision's offset is committed.
+//! received, acknowledged by the broker before the decision's offset is committed, and the
+//! same record as a row of the `actions` Parquet table.
 //!
 //! A crash between the broker's acknowledgement and the claim that records it leaves a
 //! decision `done` but not `audited`; the restart asks the topic ([`AuditWriter::already_written`])
-//! before writing its record again, so it is written once.
+//! before writing its record again, so it is written once. The table's row is a file of its
+//! own named after the record's bytes ([`AuditWriter::table`]): written again, it replaces
+//! itself, so the restart writes it whether or not the topic had the record.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use apo_core::kafka::{flush_within, send_with_backpressure, DeliveryTracker};
@@ -14,6 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
 
 use crate::ActuateError;
 
@@ -38,11 +43,12 @@ pub struct AuditWriter {
     topic: String,
     brokers: String,
     client: ClientConfig,
+    data_dir: PathBuf,
 }
 
 impl AuditWriter {
-    /// A writer to `topic`.
-    pub fn new(client: &ClientConfig, topic: &str) -> Result<Self, ActuateError> {
+    /// A writer to `topic` and to the `actions` table under `data_dir`.
+    pub fn new(client: &ClientConfig, topic: &str, data_dir: &Path) -> Result<Self, ActuateError> {
         let mut c = client.clone();
         c.set("linger.ms", "0");
         let producer = c
@@ -53,10 +59,12 @@ impl AuditWriter {
             topic: topic.to_string(),
             brokers: client.get("bootstrap.servers").unwrap_or("?").to_string(),
             client: client.clone(),
+            data_dir: data_dir.to_path_buf(),
         })
     }
 
-    /// Writes `r` and waits until the broker has it.
+    /// Writes `r` to the topic, waits until the broker has it, then writes its row to the
+    /// table.
     pub fn write(&mut self, r: &ActionRecord) -> Result<(), ActuateError> {
         let payload = serde_json::to_vec(r)
             .map_err(|e| ActuateError::kafka("encoding an audit record", e))?;
@@ -92,7 +100,20 @@ impl AuditWriter {
             .context()
             .check(&self.topic)
             .map_err(|e| ActuateError::kafka(format!("writing to {}", self.topic), e))?;
-        Ok(())
+        self.table(r)
+    }
+
+    /// Writes `r`'s row to the `actions` table, durably: a file of its own in the day of its
+    /// execution, named after the record's bytes, so the same record written again (after a
+    /// restart) replaces its own file and stays one row.
+    pub fn table(&self, r: &ActionRecord) -> Result<(), ActuateError> {
+        let bytes = serde_json::to_vec(r).map_err(|e| ActuateError::Table(e.to_string()))?;
+        let digest = Sha256::digest(&bytes);
+        let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("audit-{}-{hash}", r.executed_at);
+        apo_sinks::parquet::write_one(&self.data_dir, &name, r)
+            .map(|_| ())
+            .map_err(|e| ActuateError::Table(e.to_string()))
     }
 
     /// Whether the latest [`LOOKBACK`] records of each partition of the topic hold a record of

@@ -145,7 +145,7 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         claims,
         history,
         overrides,
-        audit: AuditWriter::new(broker.client(), &a.actions_topic)?,
+        audit: AuditWriter::new(broker.client(), &a.actions_topic, &a.data_dir)?,
         executors,
         topic: a.decisions_topic.clone(),
         report: ActuateReport::default(),
@@ -310,6 +310,7 @@ impl Actuator {
                                 decision = %d.id,
                                 "its audit record was acknowledged before the restart"
                             );
+                            self.audit.table(&r)?;
                         } else {
                             self.write(&r)?;
                         }
@@ -449,7 +450,9 @@ impl Actuator {
             }
             Step::Done => {
                 if let Some(r) = c.record {
-                    if !self.audit.already_written(&w.decision.id, true)? {
+                    if self.audit.already_written(&w.decision.id, true)? {
+                        self.audit.table(&r)?;
+                    } else {
                         self.write(&r)?;
                     }
                 }

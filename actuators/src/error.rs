@@ -24,6 +24,10 @@ pub enum ActuateError {
         /// What went wrong.
         error: String,
     },
+    /// The audit record's row could not be written to the `actions` table (it is on the
+    /// topic; the restart writes the row again).
+    #[error("the actions table: {0}")]
+    Table(String),
     /// Setting up the broker connection failed.
     #[error(transparent)]
     Run(#[from] apo_pipeline::RunError),

@@ -10,13 +10,11 @@
 use std::sync::Arc;
 
 use apo_dataflow::{CircuitStage, RedAnomalies, SpanJob, SpanSinks, StateInputs};
-use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress, RowSink};
+use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress};
 use apo_ingest::actions::ActionLog;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::KafkaSource;
 use apo_ingest::source::MessageSource;
-use apo_schemas::decision::Decision;
-use apo_sinks::kafka::KafkaStatsSink;
 use rdkafka::ClientConfig;
 use timely::worker::Worker;
 
@@ -75,15 +73,11 @@ pub fn metrics_job(
         });
     }
     if let Some((config, key)) = &cfg.planner {
-        // Decisions go to their topic only (no Parquet table yet): prompt, as the actuators
-        // wait for them.
-        let sinks: Vec<Box<dyn RowSink<Decision>>> = vec![Box::new(
-            KafkaStatsSink::with_dead_letters(outputs.client(), &t.decisions, &t.dlq)?,
-        )];
+        // Prompt: the actuators wait for them.
         job = job.with_planner(PlannerStage {
             config: config.clone(),
             key: key.clone(),
-            sinks,
+            sinks: outputs.standard(&t.decisions, Delivery::Prompt)?,
         });
     }
     Ok(job)
@@ -114,16 +108,13 @@ pub fn span_job(
         });
     }
     if let Some((config, key)) = cfg.planner.as_ref().filter(|(c, _)| !c.circuit.is_empty()) {
-        let sinks: Vec<Box<dyn RowSink<Decision>>> =
-            vec![Box::new(KafkaStatsSink::with_dead_letters(
-                outputs.client(),
-                &cfg.topics.decisions,
-                &cfg.topics.dlq,
-            )?)];
         job = job.with_circuits(CircuitStage {
             config: config.clone(),
             key: key.clone(),
-            sinks,
+            // a file prefix of its own: the metrics lane's planner writes the same table
+            sinks: outputs
+                .suffixed("circuit")
+                .standard(&cfg.topics.decisions, Delivery::Prompt)?,
         });
     }
     Ok(Some(job))

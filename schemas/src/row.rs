@@ -1,5 +1,6 @@
 //! What every windowed output record has in common, for the sinks and the progress counters.
 
+use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
 use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
@@ -82,5 +83,22 @@ impl OutputRow for ServiceMapCurrent {
     }
     fn revision(&self) -> u32 {
         self.revision
+    }
+}
+
+/// An audit record: its "window" is the instant it was executed (its UTC day partitions the
+/// `actions` table); key = target, as on `apo.actions`.
+impl OutputRow for ActionRecord {
+    fn key(&self) -> String {
+        self.target.clone()
+    }
+    fn window_end(&self) -> i64 {
+        self.executed_at
+    }
+    fn window_start(&self) -> i64 {
+        self.executed_at
+    }
+    fn revision(&self) -> u32 {
+        1
     }
 }

@@ -21,8 +21,10 @@ pub fn to_batch<R: Table>(rows: &[R]) -> Result<RecordBatch, SinkError> {
             let it = rows.iter();
             match c.value {
                 Value::Utf8(get, _) => Arc::new(StringArray::from_iter_values(it.map(get))),
+                Value::OptUtf8(get, _) => Arc::new(StringArray::from_iter(it.map(get))),
                 Value::Text(get) => Arc::new(StringArray::from_iter_values(it.map(get))),
                 Value::Int64(get, _) => Arc::new(Int64Array::from_iter_values(it.map(get))),
+                Value::OptInt64(get, _) => Arc::new(Int64Array::from_iter(it.map(get))),
                 Value::Int32(get, _) => Arc::new(Int32Array::from_iter_values(it.map(get))),
                 Value::Float64(get, _) => Arc::new(Float64Array::from_iter_values(it.map(get))),
                 Value::OptFloat64(get, _) => Arc::new(Float64Array::from_iter(it.map(get))),
@@ -62,6 +64,13 @@ fn fill<'b, R, A: Array + 'static, V>(
     Ok(())
 }
 
+/// `read` for a column that may hold nulls: `None` at a null.
+fn nullable<'b, A: Array + 'static, V>(
+    read: impl Fn(&'b A, usize) -> V,
+) -> impl Fn(&'b A, usize) -> Option<V> {
+    move |a, i| a.is_valid(i).then(|| read(a, i))
+}
+
 /// The records of `batch`, every column with a setter read back into a default record
 /// (computed columns are not read back).
 pub fn from_batch<R: Table + Default>(batch: &RecordBatch) -> Result<Vec<R>, ReadError> {
@@ -73,20 +82,34 @@ pub fn from_batch<R: Table + Default>(batch: &RecordBatch) -> Result<Vec<R>, Rea
             Value::Utf8(_, Some(set)) => {
                 fill::<_, StringArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
+            Value::OptUtf8(_, Some(set)) => fill(
+                rs,
+                batch,
+                name,
+                nullable(|a: &StringArray, i| a.value(i)),
+                set,
+            )?,
             Value::Int64(_, Some(set)) => {
                 fill::<_, Int64Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
+            Value::OptInt64(_, Some(set)) => fill(
+                rs,
+                batch,
+                name,
+                nullable(|a: &Int64Array, i| a.value(i)),
+                set,
+            )?,
             Value::Int32(_, Some(set)) => {
                 fill::<_, Int32Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
             Value::Float64(_, Some(set)) => {
                 fill::<_, Float64Array, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
-            Value::OptFloat64(_, Some(set)) => fill::<_, Float64Array, _>(
+            Value::OptFloat64(_, Some(set)) => fill(
                 rs,
                 batch,
                 name,
-                |a, i| a.is_valid(i).then(|| a.value(i)),
+                nullable(|a: &Float64Array, i| a.value(i)),
                 set,
             )?,
             Value::Bool(_, Some(set)) => {
@@ -103,4 +126,45 @@ pub fn from_batch<R: Table + Default>(batch: &RecordBatch) -> Result<Vec<R>, Rea
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record with every nullable kind a field can have.
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Optional {
+        name: String,
+        note: Option<String>,
+        replicas: Option<u32>,
+        score: Option<f64>,
+    }
+
+    apo_schemas::table!(Optional => "optional" {
+        name: Utf8,
+        note: OptUtf8,
+        replicas: OptInt64 as u32,
+        score: OptFloat64,
+    });
+
+    #[test]
+    fn nullable_fields_come_back_as_they_went_in() {
+        let rows = vec![
+            Optional {
+                name: "a".into(),
+                note: Some("n".into()),
+                replicas: Some(7),
+                score: Some(0.5),
+            },
+            Optional {
+                name: "b".into(),
+                ..Default::default()
+            },
+        ];
+        let batch = to_batch(&rows).unwrap();
+        assert_eq!(batch.column(1).null_count(), 1);
+        assert_eq!(batch.column(2).null_count(), 1);
+        assert_eq!(from_batch::<Optional>(&batch).unwrap(), rows);
+    }
 }

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apo_core::{RowSink, SinkError};
+use apo_schemas::action::ActionRecord;
 use apo_schemas::critical_path::{CriticalPathRecord, CriticalPathShare};
+use apo_schemas::decision::Decision;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::red::RedStats;
 use apo_schemas::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -188,38 +190,72 @@ impl FileWriter {
     }
 
     fn write_file<R: ParquetRow>(&mut self, day: &str, rows: &[R]) -> Result<PathBuf, SinkError> {
-        let io = |what: &str, p: &Path, e: std::io::Error| {
-            SinkError(format!("{what} {}: {e}", p.display()))
-        };
-        let batch = R::to_batch(rows)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         self.seq += 1;
         let name = format!("part-{}-{stamp}-{:06}.parquet", self.file_prefix, self.seq);
-        // `.tmp/` is shared by every table's writer thread: the table name keeps them apart.
-        let tmp_path = self.tmp.join(format!("{}-{name}", R::TABLE));
-        let file = File::create(&tmp_path).map_err(|e| io("creating", &tmp_path, e))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .map_err(|e| SinkError(format!("parquet writer: {e}")))?;
-        w.write(&batch)
-            .map_err(|e| SinkError(format!("parquet write: {e}")))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| SinkError(format!("parquet close: {e}")))?;
-        file.sync_all().map_err(|e| io("syncing", &tmp_path, e))?;
-        let part_dir = self.dir.join(format!("date={day}"));
-        fs::create_dir_all(&part_dir).map_err(|e| io("creating", &part_dir, e))?;
-        let final_path = part_dir.join(&name);
-        fs::rename(&tmp_path, &final_path).map_err(|e| io("renaming into", &final_path, e))?;
-        if let Ok(d) = File::open(&part_dir) {
-            let _ = d.sync_all();
-        }
-        Ok(final_path)
+        write_as(&self.dir, &self.tmp, day, &name, rows)
     }
+}
+
+/// Writes `rows` to `<table_dir>/date=<day>/<name>`: first under `tmp` (shared by every
+/// table's writers: the table name keeps them apart), synced, then renamed into place.
+fn write_as<R: ParquetRow>(
+    table_dir: &Path,
+    tmp: &Path,
+    day: &str,
+    name: &str,
+    rows: &[R],
+) -> Result<PathBuf, SinkError> {
+    let io =
+        |what: &str, p: &Path, e: std::io::Error| SinkError(format!("{what} {}: {e}", p.display()));
+    let batch = R::to_batch(rows)?;
+    let tmp_path = tmp.join(format!("{}-{name}", R::TABLE));
+    let file = File::create(&tmp_path).map_err(|e| io("creating", &tmp_path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
+        .map_err(|e| SinkError(format!("parquet writer: {e}")))?;
+    w.write(&batch)
+        .map_err(|e| SinkError(format!("parquet write: {e}")))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| SinkError(format!("parquet close: {e}")))?;
+    file.sync_all().map_err(|e| io("syncing", &tmp_path, e))?;
+    let part_dir = table_dir.join(format!("date={day}"));
+    fs::create_dir_all(&part_dir).map_err(|e| io("creating", &part_dir, e))?;
+    let final_path = part_dir.join(name);
+    fs::rename(&tmp_path, &final_path).map_err(|e| io("renaming into", &final_path, e))?;
+    if let Ok(d) = File::open(&part_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(final_path)
+}
+
+/// Writes `row` at once, alone, to `R`'s table under `data_dir` as `<name>.parquet` in its
+/// day's partition, durable when this returns. Writing the same name again replaces the
+/// file, so a writer that names a row after its identity (the actuator: one file per audit
+/// record) can repeat a write after a crash without the row appearing twice.
+pub fn write_one<R: ParquetRow>(
+    data_dir: &Path,
+    name: &str,
+    row: &R,
+) -> Result<PathBuf, SinkError> {
+    let dir = data_dir.join(R::TABLE);
+    let tmp = data_dir.join(".tmp");
+    for d in [&dir, &tmp] {
+        fs::create_dir_all(d).map_err(|e| SinkError(format!("creating {}: {e}", d.display())))?;
+    }
+    let file = format!("{name}.parquet");
+    write_as(
+        &dir,
+        &tmp,
+        &day_of(row.window_start()),
+        &file,
+        std::slice::from_ref(row),
+    )
 }
 
 impl<R: ParquetRow> Drop for ParquetStatsSink<R> {
@@ -304,3 +340,7 @@ impl ParquetRow for ServiceMapEdge {}
 impl ParquetRow for SloState {}
 
 impl ParquetRow for ServiceMapCurrent {}
+
+impl ParquetRow for Decision {}
+
+impl ParquetRow for ActionRecord {}

@@ -438,6 +438,27 @@ fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_on
         }
     }
     assert_eq!(audit.len(), n, "no other records");
+    // The `actions` table holds the same records, each once, kills or not.
+    let mut want: Vec<Vec<String>> = audit
+        .iter()
+        .map(|r| {
+            vec![
+                r.decision_id.clone(),
+                r.outcome.as_str().to_string(),
+                r.executed_at.to_string(),
+            ]
+        })
+        .collect();
+    want.sort();
+    let rows = sql_csv(
+        &actuate_data_dir(&state),
+        "SELECT decision_id, outcome, CAST(executed_at AS BIGINT) FROM actions \
+         ORDER BY decision_id, outcome",
+    );
+    assert_eq!(
+        rows, want,
+        "the actions table against the topic (seed {seed})"
+    );
     eprintln!(
         "{kills} kills, {} executed, {interrupted} interrupted (audited failed), seed {seed}",
         seen.len()
@@ -469,6 +490,11 @@ fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
     };
     run("first");
     assert_eq!(audit_records(&actions, usize::MAX).len(), 1);
+    let table = actuate_data_dir(&state);
+    let rows = |q: &str| sql_csv(&table, q);
+    let query = "SELECT decision_id, outcome, CAST(executed_at AS BIGINT) FROM actions";
+    let first_rows = rows(query);
+    assert_eq!(first_rows.len(), 1, "{first_rows:?}");
     // The crash: the broker had acknowledged the audit record, the claims file had not yet
     // recorded that (its last line, `audited`, is lost) and the offset was not committed.
     let claims = state.join("claims.jsonl");
@@ -480,9 +506,17 @@ fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
         format!("{}\n", lines[..lines.len() - 1].join("\n")),
     )
     .unwrap();
+    // ... and the table's row had not been written either.
+    std::fs::remove_dir_all(table.join("actions")).unwrap();
+    assert_eq!(rows(query).len(), 0);
     run("second");
     let audit = audit_records(&actions, usize::MAX);
     assert_eq!(audit.len(), 1, "audited once: {audit:#?}");
+    assert_eq!(
+        rows(query),
+        first_rows,
+        "the restart wrote the table's row again, once, as it was"
+    );
     assert_eq!(audit[0].outcome, ActionOutcome::Succeeded);
     assert_eq!(receiver.requests()["only"].len(), 1, "executed once");
     let after = std::fs::read_to_string(&claims).unwrap();

@@ -251,6 +251,38 @@ pub fn overrides_topic(decisions: &str) -> String {
     topic
 }
 
+/// The data directory of the `actions` table `apo actuate` writes with `state` as its claims
+/// directory (by [`actuate_drain_args`]).
+pub fn actuate_data_dir(state: &std::path::Path) -> std::path::PathBuf {
+    state.join("data")
+}
+
+/// `apo sql --data-dir DATA_DIR --format csv QUERY`: its rows (the header left out), asserting
+/// success.
+pub fn sql_csv(data_dir: &std::path::Path, query: &str) -> Vec<Vec<String>> {
+    let args: Vec<String> = [
+        "sql",
+        "--data-dir",
+        &data_dir.display().to_string(),
+        "--format",
+        "csv",
+        query,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_to_end(&args, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "apo sql {query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    csv::Reader::from_reader(out.stdout.as_slice())
+        .records()
+        .map(|r| r.expect("a CSV row").iter().map(str::to_string).collect())
+        .collect()
+}
+
 /// `apo actuate --drain` of `decisions` to `actions` in consumer group `group`, with `policy`,
 /// the decision key `key` (`PATH` or `ID=PATH`) and its claims in `state`.
 pub fn actuate_drain_args(
@@ -277,6 +309,8 @@ pub fn actuate_drain_args(
         key,
         "--state-dir",
         &state.display().to_string(),
+        "--data-dir",
+        &actuate_data_dir(state).display().to_string(),
         "--create-topics",
         "false",
         "--overrides-topic",

@@ -98,6 +98,24 @@ metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
     assert_eq!((d.window_start, d.issued_at), (w, w + 10_000));
     let signer = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
     assert_eq!(d.verify(std::slice::from_ref(&signer)), Ok(()));
+    // The `decisions` table holds it as the topic does.
+    assert_eq!(
+        sql_csv(
+            &data,
+            "SELECT id, target, action, rule, replicas_from, replicas_to, key_id, signature \
+             FROM decisions"
+        ),
+        [[
+            d.id.clone(),
+            "checkout".into(),
+            "scale".into(),
+            "hpa".into(),
+            "50".into(),
+            "60".into(),
+            d.key_id.clone(),
+            d.signature.clone()
+        ]]
+    );
 
     let state = dir.path().join("actuator");
     let actuate = |group: &str| {

@@ -2,8 +2,8 @@
 //! from that one list come the Arrow schema ([`schema`]), the Parquet writer's columns and the
 //! read-back of past rows (both in `apo-sinks`, generic over [`Table`]). A column is a field of
 //! the record (its name, or another), of one of the [`Value`] kinds, with a getter and a
-//! setter generated from the field; a computed column (a JSON text of a nested list) has a
-//! getter only and is not read back.
+//! setter generated from the field; a computed column (a JSON text of a nested list, a field
+//! of a nested record, an enum's name) has a getter only and is not read back.
 //!
 //! The test below checks every record's serde fields against its columns, so a field added to
 //! a record and not to its table fails the build's tests.
@@ -35,10 +35,14 @@ pub struct Column<R> {
 pub enum Value<R> {
     /// UTF-8 text from a `String` field.
     Utf8(fn(&R) -> &str, Option<fn(&mut R, &str)>),
+    /// UTF-8 text that may be absent (a null): an optional `String` field, or a computed one.
+    OptUtf8(fn(&R) -> Option<&str>, Option<fn(&mut R, Option<&str>)>),
     /// UTF-8 text computed from the record (written only).
     Text(fn(&R) -> String),
     /// A 64-bit integer.
     Int64(fn(&R) -> i64, Option<fn(&mut R, i64)>),
+    /// A 64-bit integer that may be absent (a null).
+    OptInt64(fn(&R) -> Option<i64>, Option<fn(&mut R, Option<i64>)>),
     /// A 32-bit integer.
     Int32(fn(&R) -> i32, Option<fn(&mut R, i32)>),
     /// A float.
@@ -58,8 +62,8 @@ impl<R> Value<R> {
     pub fn data_type(&self) -> DataType {
         let utc = || Some("UTC".into());
         match self {
-            Value::Utf8(..) | Value::Text(_) => DataType::Utf8,
-            Value::Int64(..) => DataType::Int64,
+            Value::Utf8(..) | Value::OptUtf8(..) | Value::Text(_) => DataType::Utf8,
+            Value::Int64(..) | Value::OptInt64(..) => DataType::Int64,
             Value::Int32(..) => DataType::Int32,
             Value::Float64(..) | Value::OptFloat64(..) => DataType::Float64,
             Value::Bool(..) => DataType::Boolean,
@@ -70,7 +74,10 @@ impl<R> Value<R> {
 
     /// Whether the column may hold nulls.
     pub fn nullable(&self) -> bool {
-        matches!(self, Value::OptFloat64(..))
+        matches!(
+            self,
+            Value::OptFloat64(..) | Value::OptInt64(..) | Value::OptUtf8(..)
+        )
     }
 }
 
@@ -86,8 +93,10 @@ pub fn schema<R: Table>() -> SchemaRef {
 
 /// Declares the table of a record type: `table!(Type => "name" { columns })`, each column
 /// `field: Kind` (the column named as the field), `column = field: Kind` (named otherwise),
-/// `field: Kind as T` (an integer field of type `T` stored as the kind's integer), or
-/// `name: Text(function)` (computed by `function(&record) -> String`, not read back).
+/// `field: Kind as T` (an integer field of type `T`, or `Option<T>` for `OptInt64`, stored as
+/// the kind's integer), `name: Text(function)` (computed by `function(&record) -> String`), or
+/// `name: Kind(getter)` (computed by the kind's getter, e.g. `fn(&R) -> Option<&str>` for
+/// `OptUtf8`). Computed columns are not read back.
 #[macro_export]
 macro_rules! table {
     ($ty:ty => $name:literal { $( $first:ident $(= $field:ident)? : $kind:ident $(as $cast:ident)? $(($getter:path))? ),* $(,)? }) => {
@@ -139,6 +148,9 @@ macro_rules! __column {
     ($ty:ty, [$name:ident], Text($getter:path)) => {
         $crate::table::Value::Text($getter)
     };
+    ($ty:ty, [$name:ident], $kind:ident($getter:path)) => {
+        $crate::table::Value::$kind($getter, None)
+    };
     ($ty:ty, [$name:ident $field:ident], $($rest:tt)*) => {
         $crate::__column!($ty, [$field], $($rest)*)
     };
@@ -160,6 +172,24 @@ macro_rules! __column {
         }
         $crate::table::Value::OptFloat64(get, Some(set))
     }};
+    ($ty:ty, [$field:ident], OptUtf8) => {{
+        fn get(r: &$ty) -> Option<&str> {
+            r.$field.as_deref()
+        }
+        fn set(r: &mut $ty, v: Option<&str>) {
+            r.$field = v.map(str::to_string);
+        }
+        $crate::table::Value::OptUtf8(get, Some(set))
+    }};
+    ($ty:ty, [$field:ident], OptInt64 as $cast:ty) => {{
+        fn get(r: &$ty) -> Option<i64> {
+            r.$field.map(|v| v as i64)
+        }
+        fn set(r: &mut $ty, v: Option<i64>) {
+            r.$field = v.map(|v| v as $cast);
+        }
+        $crate::table::Value::OptInt64(get, Some(set))
+    }};
     ($ty:ty, [$field:ident], $kind:ident as $cast:ty) => {
         $crate::__column!(@prim $ty, $field, $kind, $cast)
     };
@@ -168,7 +198,10 @@ macro_rules! __column {
     };
 }
 
-pub use tables::{critical_path_segments, drivers_text, every_table};
+pub use tables::{
+    action_outcome, circuit_open_for_ms, circuit_peer, circuit_state, critical_path_segments,
+    decision_action, drivers_text, every_table, evidence_json,
+};
 
 #[cfg(test)]
 mod tests;

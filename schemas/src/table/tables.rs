@@ -3,7 +3,9 @@
 //! (revisions, ranks); event times as UTC timestamps; RED's dotted spanmetrics names become
 //! underscores (`service_name`, …).
 
+use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -197,6 +199,69 @@ table!(ForecastRecord => "forecasts" {
     revision: Int32 as u32,
 });
 
+/// A decision's action by name (`scale`, …).
+pub fn decision_action(d: &Decision) -> &str {
+    d.action.as_str()
+}
+
+/// A circuit decision's peer (null for other actions).
+pub fn circuit_peer(d: &Decision) -> Option<&str> {
+    d.circuit.as_ref().map(|c| c.peer.as_str())
+}
+
+/// A circuit decision's state to take (null for other actions).
+pub fn circuit_state(d: &Decision) -> Option<&str> {
+    d.circuit.as_ref().map(|c| c.state.as_str())
+}
+
+/// How long an opened circuit stays open, ms (null unless a circuit is opened).
+pub fn circuit_open_for_ms(d: &Decision) -> Option<i64> {
+    d.circuit.as_ref().and_then(|c| c.open_for_ms)
+}
+
+/// A decision's evidence as a JSON array (`[{"metric", "statistic", "window_seconds",
+/// "window_start", "value", "target"}, …]`).
+pub fn evidence_json(d: &Decision) -> String {
+    serde_json::to_string(&d.evidence).unwrap_or_default()
+}
+
+table!(Decision => "decisions" {
+    id: Utf8,
+    target: Utf8,
+    action: Utf8(decision_action),
+    rule: Utf8,
+    replicas_from: OptInt64 as u32,
+    replicas_to: OptInt64 as u32,
+    circuit_peer: OptUtf8(circuit_peer),
+    circuit_state: OptUtf8(circuit_state),
+    circuit_open_for_ms: OptInt64(circuit_open_for_ms),
+    reason: Utf8,
+    evidence: Text(evidence_json),
+    window_seconds: Int64 as u32,
+    window_start: TimestampMs,
+    window_end: TimestampMs,
+    issued_at: TimestampMs,
+    expires_at: TimestampMs,
+    revision: Int32 as u32,
+    key_id: Utf8,
+    signature: Utf8,
+});
+
+/// An audit record's outcome by name (`succeeded`, …).
+pub fn action_outcome(r: &ActionRecord) -> &str {
+    r.outcome.as_str()
+}
+
+table!(ActionRecord => "actions" {
+    decision_id: Utf8,
+    target: Utf8,
+    action: Utf8,
+    executed_at: TimestampMs,
+    actor: Utf8,
+    outcome: Utf8(action_outcome),
+    detail: OptUtf8,
+});
+
 /// Every table, with its schema: what `apo sql` registers (even when still empty). A new table
 /// is one line here beside its declaration above.
 pub fn every_table() -> Vec<(&'static str, arrow_schema::SchemaRef)> {
@@ -214,5 +279,7 @@ pub fn every_table() -> Vec<(&'static str, arrow_schema::SchemaRef)> {
         entry::<AnomalyRecord>(),
         entry::<ForecastRecord>(),
         entry::<ServiceMapCurrent>(),
+        entry::<Decision>(),
+        entry::<ActionRecord>(),
     ]
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use arrow_schema::SchemaRef;
 
 use super::{every_table, Table};
+use crate::action::ActionRecord;
 use crate::critical_path::{CriticalPathRecord, CriticalPathShare};
+use crate::decision::Decision;
 use crate::model_output::{AnomalyRecord, ForecastRecord};
 use crate::red::RedStats;
 use crate::service_map::{ServiceMapCurrent, ServiceMapEdge};
@@ -53,13 +55,20 @@ fn serde_fields<T: schemars::JsonSchema>() -> BTreeSet<String> {
 
 fn check<T: Table + schemars::JsonSchema>(renamed: &[(&str, &str)]) {
     let columns: BTreeSet<String> = T::columns().iter().map(|c| c.name.to_string()).collect();
+    // A field renamed is every column it is renamed to (a nested record's fields).
     let fields: BTreeSet<String> = serde_fields::<T>()
         .into_iter()
-        .map(|f| {
-            renamed
+        .flat_map(|f| {
+            let to: Vec<String> = renamed
                 .iter()
-                .find(|(from, _)| *from == f)
-                .map_or(f, |(_, to)| to.to_string())
+                .filter(|(from, _)| *from == f)
+                .map(|(_, to)| to.to_string())
+                .collect();
+            if to.is_empty() {
+                vec![f]
+            } else {
+                to
+            }
         })
         .collect();
     assert_eq!(
@@ -81,4 +90,10 @@ fn every_field_of_every_record_is_a_column() {
     check::<ServiceMapCurrent>(&[]);
     check::<AnomalyRecord>(&[]);
     check::<ForecastRecord>(&[]);
+    check::<Decision>(&[
+        ("circuit", "circuit_peer"),
+        ("circuit", "circuit_state"),
+        ("circuit", "circuit_open_for_ms"),
+    ]);
+    check::<ActionRecord>(&[]);
 }
