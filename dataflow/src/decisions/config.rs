@@ -15,6 +15,9 @@
 //! # [scale.behavior.scale_down]
 //! # stabilization_window_seconds = 300
 //! # policies = [{ type = "Pods", value = 4, period_seconds = 60 }]
+//! # [scale.predictive]       # replicas for the forecast load too (predictive/)
+//! # metric = "http.server.request.duration"   # its forecast (--forecast-signal rate)
+//! # capacity_per_replica = 100                # load one replica carries at 100 %
 //!
 //! [[circuit]]                # a breaker on frontend's calls to checkout (circuit/breaker.rs)
 //! client = "frontend"
@@ -34,6 +37,7 @@ use serde::Deserialize;
 use crate::decisions::canary::rule::RollbackTarget;
 use crate::decisions::circuit::breaker::CircuitEdge;
 use crate::decisions::hpa::behavior::Behavior;
+use crate::decisions::predictive::Predictive;
 use crate::engine::error::PipelineError;
 
 /// The replicas metric unless a target names another: the OpenTelemetry Collector's
@@ -78,6 +82,10 @@ pub struct ScaleTarget {
     /// The HPA without `behavior` (the legacy rule); `behavior` must then be absent.
     #[serde(default)]
     pub legacy: bool,
+    /// Replicas for the load forecast as well (`[scale.predictive]`): the larger of the two
+    /// recommendations is taken.
+    #[serde(default)]
+    pub predictive: Option<Predictive>,
 }
 
 fn default_replicas_metric() -> String {
@@ -174,6 +182,11 @@ impl PlannerConfig {
                     "target `{name}`: legacy = true is the HPA without behavior; drop one"
                 ));
             }
+            if let Some(p) = &t.predictive {
+                p.check().map_err(|e| {
+                    PipelineError::Config(format!("planner file: target `{name}`: {e}"))
+                })?;
+            }
         }
         let mut judged = BTreeSet::new();
         let mut rollback_targets = BTreeSet::new();
@@ -212,6 +225,23 @@ impl PlannerConfig {
             t.target == service
                 && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
         }) || self.rollback.iter().any(|r| r.reads(service, metric))
+    }
+
+    /// Whether a predictive rule reads the forecasts of this series (of the planner's window
+    /// size) and `signal`.
+    pub fn predicts(&self, service: &str, metric: &str, window_seconds: u32, signal: &str) -> bool {
+        window_seconds == self.window_seconds
+            && self.scale.iter().any(|t| {
+                t.target == service
+                    && t.predictive
+                        .as_ref()
+                        .is_some_and(|p| p.metric == metric && p.takes(signal))
+            })
+    }
+
+    /// Whether any target has a predictive rule (which needs the forecasts).
+    pub fn predictive(&self) -> bool {
+        self.scale.iter().any(|t| t.predictive.is_some())
     }
 
     /// The key that sends a service's windows to a worker: a canary's and its baseline's
@@ -260,6 +290,31 @@ mod tests {
     }
 
     #[test]
+    fn a_predictive_rule_with_its_defaults() {
+        let mut cfg = PlannerConfig::from_toml(crate::decisions::PREDICTIVE_EXAMPLE).unwrap();
+        let p = cfg.scale[0].predictive.as_ref().unwrap();
+        assert_eq!(
+            (
+                p.target_utilization,
+                p.burst_utilization,
+                p.burst_for,
+                p.scheduling_buffer
+            ),
+            (0.7, 0.9, Duration::from_secs(300), Duration::from_secs(60))
+        );
+        assert!(cfg.predictive());
+        assert!(cfg.predicts("checkout", "http.server.request.duration", 60, "mean"));
+        if let Some(p) = cfg.scale[0].predictive.as_mut() {
+            p.signal = Some("rate".into());
+        }
+        assert!(cfg.predicts("checkout", "http.server.request.duration", 60, "rate"));
+        assert!(!cfg.predicts("checkout", "http.server.request.duration", 60, "mean"));
+        assert!(!cfg.predicts("checkout", "http.server.request.duration", 10, "rate"));
+        assert!(!cfg.predicts("checkout", "cpu.utilization", 60, "rate"));
+        assert!(!cfg.predicts("cart", "http.server.request.duration", 60, "rate"));
+    }
+
+    #[test]
     fn bad_files_say_what_is_wrong() {
         for (text, says) in [
             ("[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = []", "no metrics"),
@@ -296,6 +351,14 @@ mod tests {
             (
                 "[[rollback]]\ncanary = \"a\"\nbaseline = \"b\"\ncomparison = { confidence = 2 }\nmetrics = [{ name = \"m\" }]",
                 "confidence 2",
+            ),
+            (
+                "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]\n[scale.predictive]\nmetric = \"r\"\ncapacity_per_replica = 10\ntarget_utilization = 0.95",
+                "target_utilization (0.95) <= burst_utilization (0.9)",
+            ),
+            (
+                "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]\n[scale.predictive]\nmetric = \"r\"\ncapacity_per_replica = 0",
+                "capacity_per_replica must be positive",
             ),
             (
                 "[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]\n[[scale]]\ntarget = \"a\"\nmax_replicas = 2\nmetrics = [{ name = \"m\", average_value = 1 }]",

@@ -13,22 +13,34 @@
 //! target) and judges the last `lookback` of them at each closed window; a failed canary is a
 //! rollback decision. The same windows give the same decisions, in a replay or on any number
 //! of workers.
+//!
+//! A scale target with a predictive rule also reads the forecasts of its load metric (the
+//! models' forecasts of the planner's window size, routed as its windows): a second input,
+//! kept per target as a forecast curve (`predictive/curve.rs`). Forecasts carry the time of
+//! the window they were issued at, as its statistics do, so by the time a window is passed
+//! the forecasts issued at it are in; the rule reads only those issued by the window it
+//! decides on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use apo_schemas::decision::{CircuitChange, Decision, DecisionAction, Evidence, SigningKey};
+use apo_schemas::model_output::ForecastRecord;
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::StreamVec;
+use timely::progress::Antichain;
 
 use crate::decisions::canary::judge::Verdict;
 use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
+use crate::decisions::predictive::capacity::{needed, Need, Plan};
+use crate::decisions::predictive::curve::ForecastCurve;
+use crate::decisions::predictive::Predictive;
 use crate::ops::route::route_strs;
 use crate::ops::stash::{next_passed, stash_input, Stash};
 
@@ -44,6 +56,10 @@ pub struct PlannerStage {
 
 /// The HPA rule's name in decisions.
 pub const HPA_RULE: &str = "hpa";
+
+/// The predictive rule's name in decisions (a scale the forecast asked for beyond the HPA
+/// rule's recommendation).
+pub const PREDICTIVE_RULE: &str = "predictive";
 
 /// The rollback rule's name in decisions.
 pub const CANARY_RULE: &str = "canary";
@@ -62,11 +78,42 @@ struct TargetState {
     scaler: Autoscaler,
     /// The ready replicas last seen.
     replicas: Option<u32>,
+    /// The forecasts of its load (with a predictive rule).
+    curve: ForecastCurve,
 }
 
-/// The decisions of the rules in `config` on the window statistics `stats`, signed with `key`.
+impl PlannerState {
+    /// The state of scale target `t`, made on first use.
+    fn target(&mut self, t: &ScaleTarget) -> &mut TargetState {
+        self.scale
+            .entry(t.target.clone())
+            .or_insert_with(|| TargetState {
+                scaler: Autoscaler::new(if t.legacy {
+                    None
+                } else {
+                    Some(t.behavior.clone().unwrap_or_default())
+                }),
+                replicas: None,
+                curve: ForecastCurve::default(),
+            })
+    }
+
+    /// Keeps the forecasts of the predictive rules' load metrics.
+    fn forecasts(&mut self, config: &PlannerConfig, rows: Vec<ForecastRecord>) {
+        for f in rows {
+            if let Some(t) = config.scale.iter().find(|t| t.target == f.service) {
+                let curve = &mut self.target(t).curve;
+                curve.insert(f.window_end, f.target_time, f.upper, &f.signal);
+            }
+        }
+    }
+}
+
+/// The decisions of the rules in `config` on the window statistics `stats` (and, for the
+/// predictive rule, the `forecasts`), signed with `key`.
 pub fn planner_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
+    forecasts: StreamVec<'s, u64, ForecastRecord>,
     config: Arc<PlannerConfig>,
     key: SigningKey,
 ) -> StreamVec<'s, u64, Decision> {
@@ -78,14 +125,35 @@ pub fn planner_operator<'s>(
                 && cfg.reads(&w.service, &w.metric)
         })
     };
+    let predicted = {
+        let cfg = config.clone();
+        forecasts.filter(move |f| cfg.predicts(&f.service, &f.metric, f.window_seconds, &f.signal))
+    };
     let routing = config.clone();
     let pact = Exchange::new(move |w: &WindowStats| route_strs(&[routing.route_key(&w.service)]));
-    wanted.unary_frontier(pact, "Planner", move |_, _| {
+    let routing = config.clone();
+    let forecast_pact =
+        Exchange::new(move |f: &ForecastRecord| route_strs(&[routing.route_key(&f.service)]));
+    wanted.binary_frontier(predicted, pact, forecast_pact, "Planner", move |_, _| {
         let mut stash: Stash<WindowStats> = Default::default();
+        let mut forecast_stash: Stash<ForecastRecord> = Default::default();
         let mut states = PlannerState::default();
-        move |(input, frontier), output| {
+        move |(input, frontier), (forecast_input, forecast_frontier), output| {
             stash_input(input, &mut stash);
-            while let Some((cap, rows)) = next_passed(&mut stash, frontier.frontier()) {
+            stash_input(forecast_input, &mut forecast_stash);
+            let mut passed = Antichain::new();
+            for t in frontier
+                .frontier()
+                .iter()
+                .chain(forecast_frontier.frontier().iter())
+            {
+                passed.insert(*t);
+            }
+            // Every forecast passed first: a window's decision reads those issued by it.
+            while let Some((_, rows)) = next_passed(&mut forecast_stash, passed.borrow()) {
+                states.forecasts(&config, rows);
+            }
+            while let Some((cap, rows)) = next_passed(&mut stash, passed.borrow()) {
                 let decisions = plan(&config, &key, &mut states, rows);
                 if !decisions.is_empty() {
                     output.session(&cap).give_iterator(decisions.into_iter());
@@ -117,17 +185,7 @@ fn plan(
         let Some(windows) = by_target.get(t.target.as_str()) else {
             continue;
         };
-        let state = states
-            .scale
-            .entry(t.target.clone())
-            .or_insert_with(|| TargetState {
-                scaler: Autoscaler::new(if t.legacy {
-                    None
-                } else {
-                    Some(t.behavior.clone().unwrap_or_default())
-                }),
-                replicas: None,
-            });
+        let state = states.target(t);
         for ws in windows.values() {
             if let Some(d) = scale(config, key, t, state, ws) {
                 out.push(d);
@@ -304,6 +362,7 @@ fn scale(
 ) -> Option<Decision> {
     let first = ws.first()?;
     let (window_start, window_end) = (first.window_start, first.window_end);
+    state.curve.forget_through(window_end);
     let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
     let replicas_row = find(&t.replicas_metric);
     if let Some(r) = replicas_row.filter(|r| r.mean.is_finite() && r.mean >= 0.0) {
@@ -330,7 +389,14 @@ fn scale(
         .iter()
         .map(|(w, target)| desired_from_average(current, current, w.mean, *target, t.tolerance))
         .collect();
-    let recommended = largest_proposal(&proposals)?;
+    let reactive = largest_proposal(&proposals)?;
+    // The forecast's recommendation counts where it asks for more.
+    let predicted = t
+        .predictive
+        .as_ref()
+        .and_then(|p| predict(config, p, &state.curve, window_end).map(|n| (p, n)))
+        .filter(|(_, n)| n.replicas > reactive);
+    let recommended = predicted.map_or(reactive, |(_, n)| n.replicas);
     let (desired, limit) = state.scaler.normalize(
         window_end,
         current,
@@ -366,29 +432,106 @@ fn scale(
         .iter()
         .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
         .collect();
+    let bounds = format!("bounds {}..={}", t.min_replicas, t.max_replicas);
+    let (rule, reason) = match predicted {
+        None => (
+            HPA_RULE,
+            format!(
+                "{}: {} over {current} ready replicas recommend {recommended}; \
+                 {current} -> {desired} ({bounds})",
+                limit.as_str(),
+                usage.join(", "),
+            ),
+        ),
+        Some((p, n)) => {
+            let window_ms = i64::from(config.window_seconds) * 1000;
+            let signal = state.curve.signal();
+            evidence.push(Evidence {
+                metric: p.metric.clone(),
+                statistic: format!("forecast upper, {signal}"),
+                window_seconds: config.window_seconds,
+                window_start: n.peak.end - window_ms,
+                value: n.peak.upper,
+                target: Some(f64::from(n.replicas) * p.capacity_per_replica * p.target_utilization),
+            });
+            let at = u64::try_from(n.peak.end).map_or_else(
+                |_| n.peak.end.to_string(),
+                |ms| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                    )
+                    .to_string()
+                },
+            );
+            let burst = if n.burst {
+                format!(
+                    " (above {:.0} %, a burst of at most {} tolerated up to {:.0} %)",
+                    p.target_utilization * 100.0,
+                    humantime::format_duration(p.burst_for),
+                    p.burst_utilization * 100.0
+                )
+            } else {
+                format!(" at {:.0} % or less", p.target_utilization * 100.0)
+            };
+            (
+                PREDICTIVE_RULE,
+                format!(
+                    "{}: {} {signal} forecast up to {:.2} (upper bound) in the window ending {at}, \
+                     {} after this one's end with a scheduling buffer of {}; {} replicas of {} \
+                     carry it{burst}, more than the {reactive} the HPA rule recommends \
+                     ({}); {current} -> {desired} ({bounds})",
+                    limit.as_str(),
+                    p.metric,
+                    n.peak.upper,
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        u64::try_from(n.peak.end - window_end).unwrap_or(0)
+                    )),
+                    humantime::format_duration(p.scheduling_buffer),
+                    n.replicas,
+                    p.capacity_per_replica,
+                    usage.join(", "),
+                ),
+            )
+        }
+    };
     Some(issue(
         config,
         key,
         Draft {
-            rule: HPA_RULE,
+            rule,
             target: &t.target,
             action: DecisionAction::Scale,
             params: format!("{current}->{desired}"),
             replicas: (Some(current), Some(desired)),
             circuit: None,
-            reason: format!(
-            "{}: {} over {current} ready replicas recommend {recommended}; {current} -> {desired} \
-             (bounds {}..={})",
-            limit.as_str(),
-            usage.join(", "),
-            t.min_replicas,
-            t.max_replicas
-        ),
+            reason,
             evidence,
             window: (window_start, window_end),
             window_seconds: config.window_seconds,
         },
     ))
+}
+
+/// The predictive rule's recommendation at `now` (a window's end): the replicas the forecast
+/// load of the windows the new replicas would serve needs (those overlapping the window
+/// starting `scheduling_buffer` after `now`), bursts tolerated as `p` says.
+fn predict(
+    config: &PlannerConfig,
+    p: &Predictive,
+    curve: &ForecastCurve,
+    now: i64,
+) -> Option<Need> {
+    let step_ms = i64::from(config.window_seconds) * 1000;
+    let ready = now.saturating_add(p.scheduling_buffer.as_millis() as i64);
+    let focus = |end: i64| end > ready && end - step_ms < ready + step_ms;
+    let plan = Plan {
+        capacity_per_replica: p.capacity_per_replica,
+        target: p.target_utilization,
+        burst: p.burst_utilization,
+        burst_for_ms: p.burst_for.as_millis() as i64,
+        step_ms,
+    };
+    needed(&curve.ahead_of(now), focus, &plan)
 }
 
 #[cfg(test)]
@@ -435,6 +578,7 @@ mod tests {
                 tolerance: 0.1,
                 behavior: None,
                 legacy: false,
+                predictive: None,
             }],
             rollback: vec![],
             circuit: vec![],
@@ -515,13 +659,7 @@ mod tests {
     /// same pseudo-random spread) and whose errors are the baseline's.
     fn canary_windows(n: i64, slower: f64) -> Vec<Vec<WindowStats>> {
         let t0 = 1_800_000_000_000;
-        let mut seed = 7u64;
-        let mut noise = move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut noise = crate::decisions::uniform(7);
         (0..n)
             .map(|i| {
                 let start = t0 + i * 60_000;
@@ -592,5 +730,210 @@ mod tests {
         assert_eq!(cfg.route_key("cart"), "cart");
         assert!(cfg.reads("checkout-canary", "http.server.errors"));
         assert!(!cfg.reads("checkout-canary", "cpu.utilization"));
+    }
+
+    /// A target on 8 replicas with a predictive rule: 100 per replica, the defaults (70 %,
+    /// a burst to 90 % for 5 min, a scheduling buffer of 60 s).
+    fn predictive_config() -> PlannerConfig {
+        PlannerConfig::from_toml(crate::decisions::PREDICTIVE_EXAMPLE).unwrap()
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+    const MIN: i64 = 60_000;
+
+    /// A forecast issued at the end of window `issued_end` for the window ending at
+    /// `target_end`, with upper bound `upper`.
+    fn forecast(issued_end: i64, target_end: i64, upper: f64) -> ForecastRecord {
+        ForecastRecord {
+            service: "checkout".into(),
+            metric: "http.server.request.duration".into(),
+            signal: "rate".into(),
+            window_seconds: 60,
+            window_start: issued_end - MIN,
+            window_end: issued_end,
+            horizon_seconds: ((target_end - issued_end) / 1000) as u64,
+            target_time: target_end,
+            value: upper * 0.8,
+            lower: upper * 0.6,
+            upper,
+            model_version: "test".into(),
+            revision: 1,
+        }
+    }
+
+    /// Windows 0..7 (ending at T0 + (k+1) min) at the target's CPU target on 8 replicas, and
+    /// the forecasts issued 15 min ahead from 15 min before the first: 560 a minute (what 8
+    /// replicas carry at 70 %) but 840 in the window ending 2 min after window 3's end (the
+    /// one window 3's decision covers, with the 60 s buffer); and a fresher forecast of that
+    /// window issued at window 4, which window 3's decision must not see. Per window: its
+    /// end, its rows, the forecasts issued at it.
+    fn predictive_windows() -> Vec<(i64, Vec<WindowStats>, Vec<ForecastRecord>)> {
+        let spike = T0 + 4 * MIN + 2 * MIN;
+        let upper = |end: i64| if end == spike { 840.0 } else { 560.0 };
+        (-15..7)
+            .map(|k| {
+                let end = T0 + (k + 1) * MIN;
+                let rows = if k >= 0 {
+                    vec![
+                        row("cpu.utilization", end - MIN, 0.75),
+                        row(DEFAULT_REPLICAS_METRIC, end - MIN, 8.0),
+                    ]
+                } else {
+                    vec![]
+                };
+                let mut forecasts = vec![forecast(end, end + 15 * MIN, upper(end + 15 * MIN))];
+                if k == 4 {
+                    forecasts.push(forecast(end, spike, 2_000.0));
+                }
+                (end, rows, forecasts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_forecast_spike_scales_up_ahead_of_it_once() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = predictive_config();
+        let mut states = PlannerState::default();
+        let mut out = Vec::new();
+        for (_, rows, forecasts) in predictive_windows() {
+            states.forecasts(&cfg, forecasts);
+            out.extend(plan(&cfg, &key, &mut states, rows));
+        }
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let d = &out[0];
+        assert_eq!(d.rule, PREDICTIVE_RULE);
+        assert_eq!(
+            d.window_start,
+            T0 + 3 * MIN,
+            "decided at window 3, 2 min ahead"
+        );
+        // One window at 840, then 560 again: a one-minute burst, 10 replicas carry it at 84 %
+        // (9 would at 93 %, over 90 %); the HPA rule alone keeps 8 (0.75 against 0.75).
+        assert_eq!((d.replicas_from, d.replicas_to), (Some(8), Some(10)));
+        let e = d.evidence.last().unwrap();
+        assert_eq!(
+            (
+                e.metric.as_str(),
+                e.statistic.as_str(),
+                e.window_start,
+                e.value
+            ),
+            (
+                "http.server.request.duration",
+                "forecast upper, rate",
+                T0 + 5 * MIN,
+                840.0
+            )
+        );
+        assert_eq!(e.target, Some(10.0 * 100.0 * 0.7));
+        assert!(
+            d.reason.contains("forecast up to 840.00")
+                && d.reason
+                    .contains("a burst of at most 5m tolerated up to 90 %")
+                && d.reason.contains("more than the 8 the HPA rule recommends"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+    }
+
+    #[test]
+    fn the_forecast_never_scales_in_but_holds_a_scale_in_to_what_it_needs() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = predictive_config();
+        let run = |cpu: f64, load: f64| {
+            let mut states = PlannerState::default();
+            let end = T0 + MIN;
+            // forecasts of the window 2 min ahead, issued 15 min before it
+            states.forecasts(&cfg, vec![forecast(end - 13 * MIN, end + 2 * MIN, load)]);
+            let rows = vec![
+                row("cpu.utilization", T0, cpu),
+                row(DEFAULT_REPLICAS_METRIC, T0, 10.0),
+            ];
+            plan(&cfg, &key, &mut states, rows)
+        };
+        // The HPA rule: 10 × 0.375 / 0.75 → 5. A forecast of 350 needs 5 (350 / 500 = 70 %):
+        // the HPA's decision.
+        let d = run(0.375, 350.0);
+        assert_eq!((d[0].rule.as_str(), d[0].replicas_to), (HPA_RULE, Some(5)));
+        // A forecast of 560 needs 8: the scale-in stops there.
+        let d = run(0.375, 560.0);
+        assert_eq!(
+            (d[0].rule.as_str(), d[0].replicas_to),
+            (PREDICTIVE_RULE, Some(8))
+        );
+        // At the CPU target, a forecast under what 10 carry does not scale in.
+        assert!(run(0.75, 100.0).is_empty());
+    }
+
+    /// Runs the planner operator on `workers` workers, each sending its share of every
+    /// window's rows and forecasts; `batched`: all at one time (a replay's batch), else each
+    /// window at its own end.
+    fn through_the_operator(workers: usize, batched: bool) -> Vec<Decision> {
+        use std::sync::Mutex;
+        use timely::dataflow::operators::{Inspect, Probe};
+        use timely::dataflow::{InputHandleVec, ProbeHandle};
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let mut stats: InputHandleVec<u64, WindowStats> = InputHandleVec::new();
+            let mut forecasts: InputHandleVec<u64, ForecastRecord> = InputHandleVec::new();
+            let probe = ProbeHandle::new();
+            let sink = sink.clone();
+            worker.dataflow::<u64, _, _>(|scope| {
+                let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+                planner_operator(
+                    stats.to_stream(scope),
+                    forecasts.to_stream(scope),
+                    Arc::new(predictive_config()),
+                    key,
+                )
+                .inspect(move |d: &Decision| sink.lock().unwrap().push(d.clone()))
+                .probe_with(&probe);
+            });
+            let (me, n) = (worker.index(), worker.peers());
+            let windows = predictive_windows();
+            let last = windows.last().map_or(0, |w| w.0) as u64;
+            for (i, (end, rows, fs)) in windows.into_iter().enumerate() {
+                if i % n != me {
+                    continue;
+                }
+                let at = if batched { last } else { end as u64 };
+                for h in [stats.time(), forecasts.time()] {
+                    assert!(*h <= at);
+                }
+                stats.advance_to(at);
+                forecasts.advance_to(at);
+                // rows before or after forecasts: it makes no difference
+                if i % 2 == 0 {
+                    fs.into_iter().for_each(|f| forecasts.send(f));
+                    rows.into_iter().for_each(|r| stats.send(r));
+                } else {
+                    rows.into_iter().for_each(|r| stats.send(r));
+                    fs.into_iter().for_each(|f| forecasts.send(f));
+                }
+            }
+            stats.advance_to(last + 1);
+            forecasts.advance_to(last + 1);
+            worker.step_while(|| probe.less_than(stats.time()));
+        })
+        .unwrap();
+        let mut d = out.lock().unwrap().clone();
+        d.sort_by(|a, b| a.id.cmp(&b.id));
+        d
+    }
+
+    #[test]
+    fn the_operator_decides_the_same_on_one_or_two_workers_batched_or_not() {
+        let one = through_the_operator(1, false);
+        assert_eq!(one.len(), 1, "{one:#?}");
+        assert_eq!(
+            (one[0].rule.as_str(), one[0].replicas_to),
+            (PREDICTIVE_RULE, Some(10))
+        );
+        assert_eq!(through_the_operator(1, true), one, "one batch");
+        assert_eq!(through_the_operator(2, false), one, "two workers");
+        assert_eq!(through_the_operator(2, true), one, "two workers, one batch");
     }
 }

@@ -10,6 +10,7 @@ use apo_models::watch::Watched;
 use apo_models::Forecaster;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::{MetricPoint, SchemaError, WindowStats};
+use timely::dataflow::operators::generic::operator::empty;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
@@ -188,10 +189,8 @@ impl Job for MetricsJob {
         let mut states = Vec::new();
         let sinks = std::mem::take(&mut self.sinks);
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);
-        if let Some(stage) = self.planner.take() {
-            let decisions = planner_operator(stats.clone(), Arc::new(stage.config), stage.key);
-            done = done.concat(tracked_sink(decisions, stage.sinks, 0, ctx, &mut states));
-        }
+        // The forecasts, when the models make them: their sink, and the predictive rule's input.
+        let mut forecasts = None;
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
             if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.anomaly_inputs) {
@@ -207,26 +206,32 @@ impl Job for MetricsJob {
                 match Watched::<Forecaster>::load(path, cfg.reload_check) {
                     Ok(model) => {
                         let meta_model = model.clone();
-                        let forecasts = forecast_operator(
-                            stats,
+                        let stream = forecast_operator(
+                            stats.clone(),
                             model,
                             meta_model,
                             cfg.forecast_signal,
                             stage.forecast_past,
                         );
                         done = done.concat(tracked_sink(
-                            forecasts,
+                            stream.clone(),
                             stage.forecast_sinks,
                             0,
                             ctx,
                             &mut states,
                         ));
+                        forecasts = Some(stream);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "forecast model did not load on this worker: nothing forecast")
                     }
                 }
             }
+        }
+        if let Some(stage) = self.planner.take() {
+            let forecasts = forecasts.unwrap_or_else(|| empty(stats.scope()));
+            let decisions = planner_operator(stats, forecasts, Arc::new(stage.config), stage.key);
+            done = done.concat(tracked_sink(decisions, stage.sinks, 0, ctx, &mut states));
         }
         (done, states)
     }

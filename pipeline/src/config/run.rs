@@ -111,7 +111,7 @@ impl RunConfig {
             .then(|| span_config(a, &lanes, &metrics))
             .transpose()?;
         let models = model_config(a)?;
-        let planner = planner_config(a, &metrics)?;
+        let planner = planner_config(a, &metrics, models.as_ref())?;
         let t = &a.traces;
         let suppressing = models.as_ref().is_some_and(|m| m.anomaly_model.is_some())
             && !a.models.actions_topic.is_empty();
@@ -176,6 +176,7 @@ impl RunConfig {
 fn planner_config(
     a: &RunArgs,
     metrics: &MetricsConfig,
+    models: Option<&ModelConfig>,
 ) -> Result<Option<(PlannerConfig, SigningKey)>, RunError> {
     let Some(path) = &a.planner.file else {
         return Ok(None);
@@ -196,6 +197,13 @@ fn planner_config(
         return Err(RunError::Config(format!(
             "--planner {}: [[circuit]] edges are judged on the trace pipeline's service map, \
              which `--traces false` turns off",
+            path.display()
+        )));
+    }
+    if cfg.predictive() && models.is_none_or(|m| m.forecast_model.is_none()) {
+        return Err(RunError::Config(format!(
+            "--planner {}: a [scale.predictive] rule reads the forecasts, and this run makes \
+             none (the models are off, or no forecast model: --forecast-model)",
             path.display()
         )));
     }
@@ -400,5 +408,27 @@ mod tests {
         assert!(err(&["--windows", "1500ms"]).contains("whole number of seconds"));
         assert!(err(&["--trace-window", "0s"]).contains("--trace-window"));
         assert!(err(&["--max-trace-spans", "0"]).contains("--max-trace-spans"));
+    }
+
+    #[test]
+    fn a_predictive_rule_needs_the_forecasts() {
+        let dir = tempfile::tempdir().unwrap();
+        let planner = dir.path().join("planner.toml");
+        std::fs::write(
+            &planner,
+            "[[scale]]\ntarget = \"a\"\nmax_replicas = 5\n\
+             metrics = [{ name = \"cpu\", average_value = 0.5 }]\n\
+             [scale.predictive]\nmetric = \"requests\"\ncapacity_per_replica = 10\n",
+        )
+        .unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+        let (p, k) = (planner.display().to_string(), key.display().to_string());
+        let args = ["--planner", p.as_str(), "--decision-key-file", k.as_str()];
+        let e = config(&args).unwrap_err().to_string();
+        assert!(
+            e.contains("[scale.predictive] rule reads the forecasts"),
+            "{e}"
+        );
     }
 }
