@@ -2,7 +2,8 @@
 //! that call for a scale-up → the HPA rule's one signed decision on the decisions topic →
 //! `apo actuate` with the log executor carries it out once → one audit record on the actions
 //! topic. A second actuator run (same group, then a new group over the same claims) executes
-//! nothing and writes nothing.
+//! nothing and writes nothing. The predictive rule on the forecaster's own forecasts, and the
+//! circuit rule on the trace pipeline's edges.
 
 use std::time::Duration;
 
@@ -358,4 +359,145 @@ fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
         "{}",
         issued[0].reason
     );
+}
+
+/// The predictive rule in the pipeline: 75 minutes of a load that ramps from 300 to 750 a
+/// minute, the CPU at its target on 8 replicas (the HPA rule alone keeps 8) → the LSTM's
+/// forecasts (from the 48th window on, 15 minutes ahead) → scale-ups of the rule
+/// `predictive`, each the fewest replicas that carry the forecast it names, that forecast
+/// being the latest the pipeline published by the decision's window for a window after the
+/// scheduling buffer.
+#[test]
+fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
+    use apo_schemas::model_output::ForecastRecord;
+    let t = topics("predict", 2);
+    let decisions = unique("predict.decisions");
+    let forecasts = unique("predict.forecasts");
+    let anomalies = unique("predict.anomalies");
+    let actions = unique("predict.actions");
+    apo_ingest::kafka::ensure_topics(
+        &client(),
+        &[&decisions, &forecasts, &anomalies, &actions],
+        2,
+    )
+    .unwrap();
+    let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
+    let mut pts = Vec::new();
+    for i in 0..75 * 6 {
+        let ts = base + i * 10_000;
+        let minute = i as f64 / 6.0;
+        let wobble = 10.0 * ((i * 7919) % 13) as f64 / 13.0;
+        pts.push(point(ts, "app.load", 300.0 + 6.0 * minute + wobble));
+        pts.push(point(ts + 1, "cpu.utilization", 0.75));
+        pts.push(point(ts + 2, "k8s.deployment.available_pods", 8.0));
+    }
+    produce(&t.metrics, &messages(&pts, 2, 100));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("decisions.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        "decision_ttl = \"3h\"\n[[scale]]\ntarget = \"checkout\"\nmax_replicas = 100\n\
+         metrics = [{ name = \"cpu.utilization\", average_value = 0.75 }]\n\
+         [scale.predictive]\nmetric = \"app.load\"\ncapacity_per_replica = 100\n",
+    )
+    .unwrap();
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
+    let (lstm, iforest) = (
+        artifacts.join("lstm.onnx").display().to_string(),
+        artifacts.join("iforest.onnx").display().to_string(),
+    );
+    let (key_arg, planner_arg) = (key.display().to_string(), planner.display().to_string());
+    let run = run_to_end(
+        &apo_run_args(
+            &t,
+            &dir.path().join("data"),
+            &[
+                "--drain",
+                "--windows",
+                "60s",
+                "--models",
+                "true",
+                "--forecast-model",
+                &lstm,
+                "--anomaly-model",
+                &iforest,
+                "--forecasts-topic",
+                &forecasts,
+                "--anomalies-topic",
+                &anomalies,
+                "--actions-topic",
+                &actions,
+                "--planner",
+                &planner_arg,
+                "--decision-key-file",
+                &key_arg,
+                "--decisions-topic",
+                &decisions,
+                "-w",
+                "2",
+            ],
+        ),
+        Duration::from_secs(300),
+    );
+    assert!(
+        run.status.success(),
+        "apo run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let published: Vec<ForecastRecord> = consume(&forecasts, usize::MAX, Duration::from_secs(5))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("a forecast"))
+        .filter(|f: &ForecastRecord| f.metric == "app.load")
+        .collect();
+    assert!(published.len() > 15, "{} forecasts", published.len());
+    let issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| Decision::decode(Some(&r.payload)).expect("a decision"))
+        .collect();
+    assert!(
+        !issued.is_empty(),
+        "the forecast of a rising load scales up"
+    );
+    eprintln!(
+        "{} forecasts, {} decisions (minute, replicas): {:?}",
+        published.len(),
+        issued.len(),
+        issued
+            .iter()
+            .map(|d| ((d.window_start - base) / 60_000, d.replicas_to))
+            .collect::<Vec<_>>()
+    );
+    for d in &issued {
+        assert_eq!(d.rule, "predictive", "{d:#?}");
+        assert_eq!(d.replicas_from, Some(8), "{d:#?}");
+        let e = d.evidence.last().expect("the forecast in the evidence");
+        assert_eq!(
+            (e.metric.as_str(), e.statistic.as_str()),
+            ("app.load", "forecast upper, mean")
+        );
+        // the forecast it names: the latest published by the decision's window for that
+        // window, which ends after the decision's window plus the 60 s buffer
+        let for_end = e.window_start + 60_000;
+        assert!(for_end > d.window_end + 60_000, "{d:#?}");
+        let latest = published
+            .iter()
+            .filter(|f| f.target_time == for_end && f.window_end <= d.window_end)
+            .max_by_key(|f| f.window_end)
+            .unwrap_or_else(|| panic!("no forecast of {for_end} by {}", d.window_end));
+        assert_eq!(e.value, latest.upper, "{d:#?}");
+        // n replicas at 70 % of 100: the fewest (n - 1 would run the peak over 70 %), at most
+        // 90 % in a burst; the default scale-up policy allows max(+4, x2) from 8
+        let per = e.target.expect("what n replicas carry at the target");
+        let n = (per / 70.0).round();
+        assert!((per - n * 70.0).abs() < 1e-6, "{per}");
+        assert!(
+            e.value <= n * 90.0 + 1e-6 && e.value > (n - 1.0) * 70.0,
+            "{d:#?}"
+        );
+        assert_eq!(d.replicas_to, Some((n as u32).min(16)), "{d:#?}");
+        let signer = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(d.verify(std::slice::from_ref(&signer)), Ok(()));
+    }
 }
