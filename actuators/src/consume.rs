@@ -350,10 +350,10 @@ impl Actuator {
                     Rejection::Policy(why).to_string(),
                 ),
                 Ok(allowed) if allowed.dry_run => {
-                    let change = match (d.replicas_from, allowed.replicas_to) {
-                        (Some(f), Some(t)) => format!(" {f} -> {t}"),
-                        _ => String::new(),
-                    };
+                    let change = allowed
+                        .change(&d)
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default();
                     let note = allowed.note.map(|n| format!("; {n}")).unwrap_or_default();
                     record(
                         &d,
@@ -541,14 +541,15 @@ impl Actuator {
         self.claims.mark(vid, p, o, Step::Started, None)?;
         let allowed = Allowed {
             replicas_to: back.replicas_to,
+            tune_to: back.tune.as_ref().map(|t| t.to),
             dry_run: false,
             executor: self.policy.of(&back.target).executor.clone(),
             note: None,
         };
-        let change = match (back.replicas_from, back.replicas_to) {
-            (Some(f), Some(t)) => format!(" {f} -> {t}"),
-            _ => String::new(),
-        };
+        let change = allowed
+            .change(back)
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
         let ex = self.executors.of(&back.target);
         let name = ex.name();
         Ok(match ex.execute(back, &allowed) {

@@ -17,6 +17,11 @@
 //! max_actions = 6            # at most 6 actions ...
 //! rate_period = "1h"         # ... in any hour (the default period)
 //!
+//! [targets.checkout.settings."db.client.connection.max"]   # bounds of a tuned setting
+//! min = 2
+//! max = 40
+//! max_step = 10              # largest change at once (out_of_bounds applies as to scales)
+//!
 //! [targets.checkout.verify]  # watch the effect of its scales, undo them when worse
 //! metric = "http.server.request.duration"
 //! windows = 3                # see `effect` for every setting
@@ -53,6 +58,21 @@ pub enum OutOfBounds {
     Clamp,
 }
 
+/// The bounds of one setting a tune decision may change.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingBounds {
+    /// The smallest value a tune may set.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The largest.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The largest change at once (from the value the decision saw).
+    #[serde(default)]
+    pub max_step: Option<f64>,
+}
+
 /// One target's policy.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,9 +95,12 @@ pub struct TargetPolicy {
     /// Largest change of replicas at once.
     #[serde(default)]
     pub max_step: Option<u32>,
-    /// Clamp or reject a scale outside the bounds.
+    /// Clamp or reject a scale (or a tune) outside the bounds.
     #[serde(default)]
     pub out_of_bounds: OutOfBounds,
+    /// Bounds of the settings tune decisions change, by setting (`db.client.connection.max`).
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingBounds>,
     /// The `webhook` executor's receiver (`[targets.NAME.webhook]`).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
@@ -130,6 +153,7 @@ impl Default for TargetPolicy {
             max_replicas: None,
             max_step: None,
             out_of_bounds: OutOfBounds::Reject,
+            settings: BTreeMap::new(),
             webhook: None,
             kubernetes: None,
             cooldown: None,
@@ -157,12 +181,32 @@ pub struct Policy {
 pub struct Allowed {
     /// The replicas to scale to (after clamping), for a scale.
     pub replicas_to: Option<u32>,
+    /// The value to set (after clamping), for a tune.
+    pub tune_to: Option<f64>,
     /// Dry run: record, do nothing.
     pub dry_run: bool,
     /// The executor.
     pub executor: String,
     /// What the policy changed (a clamp), for the audit record.
     pub note: Option<String>,
+}
+
+impl Allowed {
+    /// The change `d` makes as allowed, in words: `4 -> 8` (replicas), `payments open` (a
+    /// circuit), `db.client.connection.max 5 -> 10` (a tune); `None` for a rollback.
+    pub fn change(&self, d: &Decision) -> Option<String> {
+        match (d.replicas_from, self.replicas_to, &d.circuit, &d.tune) {
+            (Some(from), Some(to), _, _) => Some(format!("{from} -> {to}")),
+            (_, _, Some(c), _) => Some(format!("{} {}", c.peer, c.state.as_str())),
+            (_, _, _, Some(t)) => Some(format!(
+                "{} {} -> {}",
+                t.setting,
+                t.from.map_or("?".into(), |f| f.to_string()),
+                self.tune_to.unwrap_or(t.to)
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl Policy {
@@ -198,6 +242,21 @@ impl Policy {
             if let (Some(lo), Some(hi)) = (t.min_replicas, t.max_replicas) {
                 if lo > hi {
                     return Err(format!("{name}: min_replicas {lo} > max_replicas {hi}"));
+                }
+            }
+            for (setting, b) in &t.settings {
+                let finite = [b.min, b.max, b.max_step]
+                    .iter()
+                    .flatten()
+                    .all(|v| v.is_finite());
+                let ordered = match (b.min, b.max) {
+                    (Some(lo), Some(hi)) => lo <= hi,
+                    _ => true,
+                };
+                if !finite || !ordered || b.max_step.is_some_and(|s| s < 0.0) {
+                    return Err(format!(
+                        "{name}: settings.\"{setting}\": need finite min <= max and max_step >= 0"
+                    ));
                 }
             }
             if let Some(v) = &t.verify {
@@ -266,10 +325,14 @@ impl Policy {
         }
         let mut allowed = Allowed {
             replicas_to: d.replicas_to,
+            tune_to: d.tune.as_ref().map(|t| t.to),
             dry_run: p.dry_run,
             executor: p.executor.clone(),
             note: None,
         };
+        if d.action == DecisionAction::Tune {
+            return tune(p, d, allowed);
+        }
         if d.action != DecisionAction::Scale {
             return Ok(allowed);
         }
@@ -297,6 +360,41 @@ impl Policy {
                 allowed.note = Some(format!("clamped to {clamped}: {bounds}"));
                 Ok(allowed)
             }
+        }
+    }
+}
+
+/// What may be done of the tune `d` under `p`'s bounds of its setting.
+fn tune(p: &TargetPolicy, d: &Decision, mut allowed: Allowed) -> Result<Allowed, String> {
+    let Some(t) = &d.tune else {
+        return Err("a tune decision without its setting (tune)".into());
+    };
+    if !t.to.is_finite() {
+        return Err(format!("a tune of `{}` to {}", t.setting, t.to));
+    }
+    let Some(b) = p.settings.get(&t.setting) else {
+        return Ok(allowed);
+    };
+    let mut lo = b.min.unwrap_or(f64::NEG_INFINITY);
+    let mut hi = b.max.unwrap_or(f64::INFINITY);
+    if let (Some(step), Some(from)) = (b.max_step, t.from) {
+        lo = lo.max(from - step);
+        hi = hi.min(from + step);
+    }
+    if (lo..=hi).contains(&t.to) {
+        return Ok(allowed);
+    }
+    let bounds = format!(
+        "{} = {} is outside {lo}..={hi} (min {:?}, max {:?}, max_step {:?} from {:?})",
+        t.setting, t.to, b.min, b.max, b.max_step, t.from
+    );
+    match p.out_of_bounds {
+        OutOfBounds::Reject => Err(bounds),
+        OutOfBounds::Clamp => {
+            let clamped = t.to.clamp(lo, hi.max(lo));
+            allowed.tune_to = Some(clamped);
+            allowed.note = Some(format!("clamped to {clamped}: {bounds}"));
+            Ok(allowed)
         }
     }
 }
@@ -349,6 +447,58 @@ mod tests {
     }
 
     #[test]
+    fn a_tune_is_bounded_per_setting() {
+        let p = Policy::from_toml(
+            r#"
+            [targets.checkout]
+            dry_run = false
+            out_of_bounds = "clamp"
+            [targets.checkout.settings."db.client.connection.max"]
+            min = 2
+            max = 40
+            max_step = 10
+            [targets.cart]
+            dry_run = false
+            [targets.cart.settings."db.client.connection.max"]
+            max = 20
+            "#,
+        )
+        .unwrap();
+        let tune = |target: &str, from: f64, to: f64| {
+            let mut d = crate::testing::scale("d", target, 1, 1);
+            d.action = DecisionAction::Tune;
+            (d.replicas_from, d.replicas_to) = (None, None);
+            d.tune = Some(apo_schemas::decision::TuneChange {
+                setting: "db.client.connection.max".into(),
+                from: Some(from),
+                to,
+            });
+            d
+        };
+        let a = p.judge(&tune("checkout", 5.0, 10.0)).unwrap();
+        assert_eq!((a.tune_to, a.note), (Some(10.0), None));
+        let a = p.judge(&tune("checkout", 5.0, 30.0)).unwrap();
+        assert_eq!(a.tune_to, Some(15.0), "max_step 10 from 5");
+        assert!(a.note.unwrap().starts_with("clamped to 15"));
+        assert_eq!(
+            p.judge(&tune("checkout", 5.0, 1.0)).unwrap().tune_to,
+            Some(2.0)
+        );
+        let e = p.judge(&tune("cart", 5.0, 30.0)).unwrap_err();
+        assert!(
+            e.contains("db.client.connection.max = 30 is outside -inf..=20"),
+            "{e}"
+        );
+        // a setting without bounds: as decided
+        let mut other = tune("cart", 5.0, 300.0);
+        other.tune.as_mut().unwrap().setting = "cache.size".into();
+        assert_eq!(p.judge(&other).unwrap().tune_to, Some(300.0));
+        let mut bare = tune("cart", 5.0, 3.0);
+        bare.tune = None;
+        assert!(p.judge(&bare).unwrap_err().contains("without its setting"));
+    }
+
+    #[test]
     fn cooldown_and_rate_limit() {
         let p = Policy::from_toml(
             "[targets.a]\ncooldown = \"5m\"\nmax_actions = 3\nrate_period = \"1h\"\n",
@@ -392,6 +542,10 @@ mod tests {
             ("[targets.a]\nrate_period = \"0s\"", "rate_period"),
             ("[targets.a.verify]\nwindows = 2", "a: verify needs"),
             ("[default.verify]\nslo = true", "verify is set per target"),
+            (
+                "[targets.a.settings.\"x\"]\nmin = 5\nmax = 2",
+                "settings.\"x\": need finite min <= max",
+            ),
         ] {
             let e = Policy::from_toml(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

@@ -13,6 +13,7 @@ pub fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         replicas_from: Some(from),
         replicas_to: Some(to),
         circuit: None,
+        tune: None,
         reason: "r".into(),
         evidence: vec![],
         window_seconds: 60,

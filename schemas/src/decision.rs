@@ -80,6 +80,21 @@ pub struct CircuitChange {
     pub open_for_ms: Option<i64>,
 }
 
+/// What a tune decision changes: one setting of the target, named as the OpenTelemetry
+/// metric that reports it where there is one (`db.client.connection.max`: a connection
+/// pool's size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TuneChange {
+    /// The setting.
+    pub setting: String,
+    /// Its value as the rule saw it (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<f64>,
+    /// The value asked for.
+    pub to: f64,
+}
+
 /// One number a decision came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +135,9 @@ pub struct Decision {
     /// Circuit: the breaker of the target's calls to `peer` and the state it is to take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<CircuitChange>,
+    /// Tune: the setting and the values from and to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneChange>,
     /// Why, in the rule's words (for the HPA rule: its condition reason, then a sentence).
     pub reason: String,
     /// The numbers it came from, each from a closed window.
@@ -393,6 +411,7 @@ mod tests {
             replicas_from: Some(50),
             replicas_to: Some(60),
             circuit: None,
+            tune: None,
             reason: "DesiredWithinRange: 90 % against 75 %".into(),
             evidence: vec![Evidence {
                 metric: "cpu.utilization".into(),

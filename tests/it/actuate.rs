@@ -70,6 +70,7 @@ fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         replicas_from: Some(from),
         replicas_to: Some(to),
         circuit: None,
+        tune: None,
         reason: "test".into(),
         evidence: vec![],
         window_seconds: 10,

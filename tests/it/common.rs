@@ -251,6 +251,43 @@ pub fn overrides_topic(decisions: &str) -> String {
     topic
 }
 
+/// `apo run --drain` over `t` writing Parquet to `data`, with the planner file `planner`
+/// signing with the key file `key`, decisions to `decisions`, and `extra` flags (`--windows`,
+/// …); asserts that it succeeded and returns the decisions on the topic, in window order.
+pub fn run_planner(
+    t: &Topics,
+    data: &std::path::Path,
+    planner: &std::path::Path,
+    key: &str,
+    decisions: &str,
+    extra: &[&str],
+) -> Vec<apo_schemas::decision::Decision> {
+    let planner = planner.display().to_string();
+    let mut flags = vec![
+        "--drain",
+        "--planner",
+        &planner,
+        "--decision-key-file",
+        key,
+        "--decisions-topic",
+        decisions,
+    ];
+    flags.extend_from_slice(extra);
+    let run = run_to_end(&apo_run_args(t, data, &flags), Duration::from_secs(300));
+    assert!(
+        run.status.success(),
+        "apo run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut issued: Vec<apo_schemas::decision::Decision> =
+        consume(decisions, usize::MAX, Duration::from_secs(3))
+            .iter()
+            .map(|r| apo_schemas::decision::Decision::decode(Some(&r.payload)).expect("a decision"))
+            .collect();
+    issued.sort_by_key(|d| d.window_start);
+    issued
+}
+
 /// The data directory of the `actions` table `apo actuate` writes with `state` as its claims
 /// directory (by [`actuate_drain_args`]).
 pub fn actuate_data_dir(state: &std::path::Path) -> std::path::PathBuf {

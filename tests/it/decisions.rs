@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use apo_schemas::action::{ActionOutcome, ActionRecord};
-use apo_schemas::decision::{Decision, SigningKey};
+use apo_schemas::decision::SigningKey;
 use apo_schemas::MetricPoint;
 
 use crate::common::*;
@@ -65,33 +65,7 @@ metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
 
     let data = dir.path().join("data");
     let key = key_file.display().to_string();
-    let run = run_to_end(
-        &apo_run_args(
-            &t,
-            &data,
-            &[
-                "--drain",
-                "--windows",
-                "10s",
-                "--planner",
-                &planner.display().to_string(),
-                "--decision-key-file",
-                &key,
-                "--decisions-topic",
-                &decisions,
-            ],
-        ),
-        Duration::from_secs(120),
-    );
-    assert!(
-        run.status.success(),
-        "apo run: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
-        .iter()
-        .map(|r| Decision::decode(Some(&r.payload)).expect("a decision"))
-        .collect();
+    let issued = run_planner(&t, &data, &planner, &key, &decisions, &["--windows", "10s"]);
     assert_eq!(issued.len(), 1, "one window, one decision: {issued:?}");
     let d = &issued[0];
     assert_eq!((d.target.as_str(), d.rule.as_str()), ("checkout", "hpa"));
@@ -262,37 +236,21 @@ fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
         .collect();
     produce(&t.traces.as_ref().unwrap().spans, &msgs);
     let key = key_file.display().to_string();
-    let run = run_to_end(
-        &apo_run_args(
-            &t,
-            &dir.path().join("data"),
-            &[
-                "--drain",
-                "--windows",
-                "10s",
-                "--trace-window",
-                "10s",
-                "--trace-idle",
-                "1s",
-                "--planner",
-                &planner.display().to_string(),
-                "--decision-key-file",
-                &key,
-                "--decisions-topic",
-                &decisions,
-            ],
-        ),
-        Duration::from_secs(180),
+    let mut issued = run_planner(
+        &t,
+        &dir.path().join("data"),
+        &planner,
+        &key,
+        &decisions,
+        &[
+            "--windows",
+            "10s",
+            "--trace-window",
+            "10s",
+            "--trace-idle",
+            "1s",
+        ],
     );
-    assert!(
-        run.status.success(),
-        "apo run: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let mut issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
-        .iter()
-        .map(|r| Decision::decode(Some(&r.payload)).expect("a decision"))
-        .collect();
     issued.sort_by_key(|d| d.window_start);
     let seen: Vec<(i64, &str, Option<i64>)> = issued
         .iter()
@@ -408,43 +366,31 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
         artifacts.join("lstm.onnx").display().to_string(),
         artifacts.join("iforest.onnx").display().to_string(),
     );
-    let (key_arg, planner_arg) = (key.display().to_string(), planner.display().to_string());
-    let run = run_to_end(
-        &apo_run_args(
-            &t,
-            &dir.path().join("data"),
-            &[
-                "--drain",
-                "--windows",
-                "60s",
-                "--models",
-                "true",
-                "--forecast-model",
-                &lstm,
-                "--anomaly-model",
-                &iforest,
-                "--forecasts-topic",
-                &forecasts,
-                "--anomalies-topic",
-                &anomalies,
-                "--actions-topic",
-                &actions,
-                "--planner",
-                &planner_arg,
-                "--decision-key-file",
-                &key_arg,
-                "--decisions-topic",
-                &decisions,
-                "-w",
-                "2",
-            ],
-        ),
-        Duration::from_secs(300),
-    );
-    assert!(
-        run.status.success(),
-        "apo run: {}",
-        String::from_utf8_lossy(&run.stderr)
+    let key_arg = key.display().to_string();
+    let issued = run_planner(
+        &t,
+        &dir.path().join("data"),
+        &planner,
+        &key_arg,
+        &decisions,
+        &[
+            "--windows",
+            "60s",
+            "--models",
+            "true",
+            "--forecast-model",
+            &lstm,
+            "--anomaly-model",
+            &iforest,
+            "--forecasts-topic",
+            &forecasts,
+            "--anomalies-topic",
+            &anomalies,
+            "--actions-topic",
+            &actions,
+            "-w",
+            "2",
+        ],
     );
     let published: Vec<ForecastRecord> = consume(&forecasts, usize::MAX, Duration::from_secs(5))
         .iter()
@@ -452,10 +398,6 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
         .filter(|f: &ForecastRecord| f.metric == "app.load")
         .collect();
     assert!(published.len() > 15, "{} forecasts", published.len());
-    let issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
-        .iter()
-        .map(|r| Decision::decode(Some(&r.payload)).expect("a decision"))
-        .collect();
     assert!(
         !issued.is_empty(),
         "the forecast of a rising load scales up"
@@ -500,4 +442,120 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
         let signer = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(d.verify(std::slice::from_ref(&signer)), Ok(()));
     }
+}
+
+/// The pool rule end to end: one 10 s window of a pool's OpenTelemetry metrics (200
+/// connection uses held 400 ms each, 20/s x 0.4 s = 8 in use; the pool's size 5) → `apo run
+/// --planner` → one signed tune of `db.client.connection.max` 5 → 10 → `apo actuate` with the
+/// log executor, the setting within the policy's bounds → executed once, audited once, in the
+/// `decisions` and `actions` tables.
+#[test]
+fn a_busy_connection_pool_is_tuned_by_littles_law() {
+    let t = topics("pool", 2);
+    let decisions = unique("pool.decisions");
+    let actions = unique("pool.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("decisions.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        "window_seconds = 10\ndecision_ttl = \"3h\"\n[[pool]]\ntarget = \"checkout\"\ndb_cores = 8\n",
+    )
+    .unwrap();
+    let w = base();
+    let mut pts: Vec<MetricPoint> = (0..200)
+        .map(|i| {
+            let mut p = point(w + i * 50, "db.client.connection.use_time", 400.0);
+            p.unit = "ms".into();
+            p
+        })
+        .collect();
+    pts.extend((0..5).map(|i| point(w + i * 2_000, "db.client.connection.max", 5.0)));
+    produce(&t.metrics, &messages(&pts, 2, 50));
+    let data = dir.path().join("data");
+    let key_arg = key.display().to_string();
+    let issued = run_planner(
+        &t,
+        &data,
+        &planner,
+        &key_arg,
+        &decisions,
+        &["--windows", "10s"],
+    );
+    assert_eq!(issued.len(), 1, "{issued:#?}");
+    let d = &issued[0];
+    assert_eq!((d.rule.as_str(), d.action.as_str()), ("pool", "tune"));
+    let tune = d.tune.as_ref().expect("a tune");
+    assert_eq!(
+        (tune.setting.as_str(), tune.from, tune.to),
+        ("db.client.connection.max", Some(5.0), 10.0)
+    );
+    assert_eq!(
+        sql_csv(
+            &data,
+            "SELECT rule, action, tune_setting, tune_from, tune_to, replicas_to FROM decisions"
+        ),
+        [[
+            "pool",
+            "tune",
+            "db.client.connection.max",
+            "5.0",
+            "10.0",
+            ""
+        ]]
+    );
+
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[targets.checkout]\nexecutor = \"log\"\ndry_run = false\n\
+         [targets.checkout.settings.\"db.client.connection.max\"]\nmin = 2\nmax = 40\n",
+    )
+    .unwrap();
+    let state = dir.path().join("actuator");
+    let args = actuate_drain_args(
+        &decisions,
+        &actions,
+        &unique("pool.actuators"),
+        &policy,
+        &key_arg,
+        &state,
+    );
+    let out = run_to_end(&args, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "apo actuate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let executed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("EXECUTE"))
+        .collect();
+    assert_eq!(
+        executed,
+        [format!(
+            "EXECUTE tune checkout db.client.connection.max 5 -> 10 decision={}",
+            d.id
+        )
+        .as_str()]
+    );
+    let audit: Vec<ActionRecord> = consume(&actions, usize::MAX, Duration::from_secs(3))
+        .iter()
+        .map(|r| ActionRecord::decode(Some(&r.payload)).expect("an action record"))
+        .collect();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].outcome),
+        ("tune", ActionOutcome::Succeeded)
+    );
+    assert_eq!(
+        sql_csv(
+            &actuate_data_dir(&state),
+            "SELECT decision_id, action, outcome FROM actions"
+        ),
+        [[d.id.as_str(), "tune", "succeeded"]]
+    );
 }

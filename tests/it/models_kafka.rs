@@ -384,7 +384,6 @@ fn scale_up_through_the_loop(
     actions: &str,
 ) -> i64 {
     use apo_schemas::action::{ActionOutcome, ActionRecord};
-    use apo_schemas::decision::Decision;
     let t = topics("loop", 1);
     let decisions = unique("loop.decisions");
     apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 1).unwrap();
@@ -419,34 +418,14 @@ fn scale_up_through_the_loop(
     )
     .unwrap();
     let key_arg = key.display().to_string();
-    let planner_arg = planner.display().to_string();
-    let run = run_to_end(
-        &apo_run_args(
-            &t,
-            &dir.join("loop-data"),
-            &[
-                "--drain",
-                "--windows",
-                "10s",
-                "--planner",
-                &planner_arg,
-                "--decision-key-file",
-                &key_arg,
-                "--decisions-topic",
-                &decisions,
-            ],
-        ),
-        Duration::from_secs(120),
+    let issued = run_planner(
+        &t,
+        &dir.join("loop-data"),
+        &planner,
+        &key_arg,
+        &decisions,
+        &["--windows", "10s"],
     );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let issued: Vec<Decision> = consume(&decisions, usize::MAX, Duration::from_secs(3))
-        .iter()
-        .map(|r| Decision::decode(Some(&r.payload)).unwrap())
-        .collect();
     assert_eq!(issued.len(), 1, "{issued:?}");
     assert_eq!(
         (issued[0].replicas_from, issued[0].replicas_to),

@@ -370,6 +370,7 @@ mod tests {
     fn allowed(to: Option<u32>) -> Allowed {
         Allowed {
             replicas_to: to,
+            tune_to: None,
             dry_run: false,
             executor: "kubernetes".into(),
             note: None,

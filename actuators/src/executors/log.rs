@@ -2,7 +2,8 @@
 //! for `apo actuate`), so a team can watch what APO would do with the effect of a real
 //! executor on the audit trail (`succeeded`, unlike a dry run). Each line:
 //! `EXECUTE <action> <target> <from> -> <to> decision=<id>` (a circuit:
-//! `EXECUTE circuit <client> <server> <state> decision=<id>`).
+//! `EXECUTE circuit <client> <server> <state> decision=<id>`; a tune:
+//! `EXECUTE tune <target> <setting> <from> -> <to> decision=<id>`).
 
 use std::io::Write;
 
@@ -36,11 +37,7 @@ impl Executor for LogExecutor {
     }
 
     fn execute(&mut self, d: &Decision, allowed: &Allowed) -> Result<String, ExecError> {
-        let change = match (d.replicas_from, allowed.replicas_to, &d.circuit) {
-            (Some(from), Some(to), _) => format!("{from} -> {to}"),
-            (_, _, Some(c)) => format!("{} {}", c.peer, c.state.as_str()),
-            _ => "-".to_string(),
-        };
+        let change = allowed.change(d).unwrap_or_else(|| "-".into());
         let line = format!(
             "EXECUTE {} {} {change} decision={}",
             d.action.as_str(),

@@ -14,7 +14,8 @@
 //! headers = { Authorization = "Bearer …" }
 //! ```
 //!
-//! The body is `{"decision": <the signed decision>, "replicas_to": <after the policy>}`,
+//! The body is `{"decision": <the signed decision>, "replicas_to": <after the policy>,
+//! "tune_to": <after the policy>}` (null where the action has none),
 //! identical on every attempt. Headers: `Content-Type: application/json`,
 //! `Idempotency-Key` and `X-APO-Decision-Id` (the decision id: a retry after a timeout may
 //! reach a receiver that already acted, and it should act once per key), `X-APO-Attempt`
@@ -185,6 +186,7 @@ impl Executor for WebhookExecutor {
         let body = serde_json::to_vec(&serde_json::json!({
             "decision": d,
             "replicas_to": allowed.replicas_to,
+            "tune_to": allowed.tune_to,
         }))
         .map_err(|e| ExecError(format!("encoding the body: {e}")))?;
         let attempts = self.config.retries.saturating_add(1);
@@ -323,6 +325,7 @@ mod tests {
         d.sign(&key);
         let allowed = Allowed {
             replicas_to: Some(8),
+            tune_to: None,
             dry_run: false,
             executor: "webhook".into(),
             note: None,

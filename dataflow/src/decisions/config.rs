@@ -19,6 +19,10 @@
 //! # metric = "http.server.request.duration"   # its forecast (--forecast-signal rate)
 //! # capacity_per_replica = 100                # load one replica carries at 100 %
 //!
+//! [[pool]]                   # a connection pool sized by Little's law (pool/)
+//! target = "checkout"
+//! max_size = 50
+//!
 //! [[circuit]]                # a breaker on frontend's calls to checkout (circuit/breaker.rs)
 //! client = "frontend"
 //! server = "checkout"
@@ -37,6 +41,7 @@ use serde::Deserialize;
 use crate::decisions::canary::rule::RollbackTarget;
 use crate::decisions::circuit::breaker::CircuitEdge;
 use crate::decisions::hpa::behavior::Behavior;
+use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::Predictive;
 use crate::engine::error::PipelineError;
 
@@ -121,6 +126,9 @@ pub struct PlannerConfig {
     /// The targets the HPA rule scales.
     #[serde(default)]
     pub scale: Vec<ScaleTarget>,
+    /// The connection pools the pool rule sizes.
+    #[serde(default)]
+    pub pool: Vec<PoolTarget>,
     /// The canaries the rollback rule judges.
     #[serde(default)]
     pub rollback: Vec<RollbackTarget>,
@@ -188,6 +196,14 @@ impl PlannerConfig {
                 })?;
             }
         }
+        let mut pools = BTreeSet::new();
+        for p in &self.pool {
+            p.check()
+                .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+            if !pools.insert(p.target.as_str()) {
+                return bad(format!("pool `{}` is sized twice", p.target));
+            }
+        }
         let mut judged = BTreeSet::new();
         let mut rollback_targets = BTreeSet::new();
         for r in &self.rollback {
@@ -224,7 +240,8 @@ impl PlannerConfig {
         self.scale.iter().any(|t| {
             t.target == service
                 && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
-        }) || self.rollback.iter().any(|r| r.reads(service, metric))
+        }) || self.pool.iter().any(|p| p.reads(service, metric))
+            || self.rollback.iter().any(|r| r.reads(service, metric))
     }
 
     /// Whether a predictive rule reads the forecasts of this series (of the planner's window

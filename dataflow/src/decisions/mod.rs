@@ -6,6 +6,7 @@
 //!   the state around it (`behavior.rs`: stabilisation, policies, bounds);
 //! - `predictive/`: the predictive scaling rule, the replicas a forecast load needs
 //!   (`capacity.rs`) and each target's forecasts by the window they are for (`curve.rs`);
+//! - `pool/`: the pool rule, a connection pool's size by Little's law (`littles_law.rs`);
 //! - `canary/`: the rollback rule's judge, after Kayenta's: the Mann-Whitney U test and the
 //!   Hodges-Lehmann shift with its confidence interval (`mann_whitney.rs`), the per-metric
 //!   classification and the weighted score (`judge.rs`);
@@ -21,6 +22,7 @@ pub(crate) mod circuit;
 pub(crate) mod config;
 pub(crate) mod hpa;
 pub(crate) mod planner;
+pub(crate) mod pool;
 pub(crate) mod predictive;
 
 /// A seeded sequence of floats in [0, 1) (Knuth's MMIX LCG, top 53 bits): the tests'

@@ -24,7 +24,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use apo_schemas::decision::{CircuitChange, Decision, DecisionAction, Evidence, SigningKey};
+use apo_schemas::decision::{
+    CircuitChange, Decision, DecisionAction, Evidence, SigningKey, TuneChange,
+};
 use apo_schemas::model_output::ForecastRecord;
 use apo_schemas::WindowStats;
 use timely::dataflow::channels::pact::Exchange;
@@ -38,6 +40,8 @@ use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
+use crate::decisions::pool::littles_law::{busy, seconds_per, size_for};
+use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::capacity::{needed, Need, Plan};
 use crate::decisions::predictive::curve::ForecastCurve;
 use crate::decisions::predictive::Predictive;
@@ -61,6 +65,9 @@ pub const HPA_RULE: &str = "hpa";
 /// rule's recommendation).
 pub const PREDICTIVE_RULE: &str = "predictive";
 
+/// The pool rule's name in decisions.
+pub const POOL_RULE: &str = "pool";
+
 /// The rollback rule's name in decisions.
 pub const CANARY_RULE: &str = "canary";
 
@@ -69,8 +76,19 @@ pub const CANARY_RULE: &str = "canary";
 struct PlannerState {
     /// Per scale target.
     scale: BTreeMap<String, TargetState>,
+    /// Per pool target.
+    pool: BTreeMap<String, PoolState>,
     /// Per rollback target.
     canary: BTreeMap<String, CanaryState>,
+}
+
+/// One pool's state on its worker.
+#[derive(Default)]
+struct PoolState {
+    /// Connections busy in the last windows, the newest last.
+    recent: std::collections::VecDeque<(i64, f64)>,
+    /// The pool's size last seen.
+    size: Option<u32>,
 }
 
 /// One scale target's state on its worker.
@@ -192,6 +210,17 @@ fn plan(
             }
         }
     }
+    for p in &config.pool {
+        let Some(windows) = by_target.get(p.target.as_str()) else {
+            continue;
+        };
+        let state = states.pool.entry(p.target.clone()).or_default();
+        for ws in windows.values() {
+            if let Some(d) = pool(config, key, p, state, ws) {
+                out.push(d);
+            }
+        }
+    }
     for r in &config.rollback {
         // window start → the canary's and the baseline's rows
         let mut windows: BTreeMap<i64, Vec<&WindowStats>> = BTreeMap::new();
@@ -282,6 +311,7 @@ fn rollback(
             params: format!("{}->{}", r.canary, r.baseline),
             replicas: (None, None),
             circuit: None,
+            tune: None,
             reason: format!(
                 "CanaryFailed: {} scored {:.2} against {} (fail below {}){}: {}",
                 r.canary,
@@ -310,6 +340,7 @@ pub(crate) struct Draft<'a> {
     pub(crate) params: String,
     pub(crate) replicas: (Option<u32>, Option<u32>),
     pub(crate) circuit: Option<CircuitChange>,
+    pub(crate) tune: Option<TuneChange>,
     pub(crate) reason: String,
     pub(crate) evidence: Vec<Evidence>,
     /// The window decided on: start, end.
@@ -337,6 +368,7 @@ pub(crate) fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) 
         replicas_from: draft.replicas.0,
         replicas_to: draft.replicas.1,
         circuit: draft.circuit,
+        tune: draft.tune,
         reason: draft.reason,
         evidence: draft.evidence,
         window_seconds: draft.window_seconds,
@@ -352,6 +384,25 @@ pub(crate) fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) 
     d
 }
 
+/// A count a window reports as its mean (ready replicas, a pool's size), rounded; `None`
+/// when it reports none (or not a count).
+fn count_of(row: Option<&WindowStats>) -> Option<u32> {
+    row.filter(|r| r.mean.is_finite() && r.mean >= 0.0)
+        .map(|r| r.mean.round().min(f64::from(u32::MAX)) as u32)
+}
+
+/// The evidence of a window's mean, against `target` when there is one.
+fn mean_evidence(w: &WindowStats, target: Option<f64>) -> Evidence {
+    Evidence {
+        metric: w.metric.clone(),
+        statistic: "mean".into(),
+        window_seconds: w.window_seconds,
+        window_start: w.window_start,
+        value: w.mean,
+        target,
+    }
+}
+
 /// The HPA rule on one window of one target.
 fn scale(
     config: &PlannerConfig,
@@ -365,9 +416,7 @@ fn scale(
     state.curve.forget_through(window_end);
     let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
     let replicas_row = find(&t.replicas_metric);
-    if let Some(r) = replicas_row.filter(|r| r.mean.is_finite() && r.mean >= 0.0) {
-        state.replicas = Some(r.mean.round().min(u32::MAX as f64) as u32);
-    }
+    state.replicas = count_of(replicas_row).or(state.replicas);
     let used: Vec<(&WindowStats, f64)> = t
         .metrics
         .iter()
@@ -409,25 +458,9 @@ fn scale(
     }
     let mut evidence: Vec<Evidence> = used
         .iter()
-        .map(|(w, target)| Evidence {
-            metric: w.metric.clone(),
-            statistic: "mean".into(),
-            window_seconds: w.window_seconds,
-            window_start: w.window_start,
-            value: w.mean,
-            target: Some(*target),
-        })
+        .map(|(w, target)| mean_evidence(w, Some(*target)))
         .collect();
-    if let Some(r) = replicas_row {
-        evidence.push(Evidence {
-            metric: r.metric.clone(),
-            statistic: "mean".into(),
-            window_seconds: r.window_seconds,
-            window_start: r.window_start,
-            value: r.mean,
-            target: None,
-        });
-    }
+    evidence.extend(replicas_row.map(|r| mean_evidence(r, None)));
     let usage: Vec<String> = used
         .iter()
         .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
@@ -504,7 +537,120 @@ fn scale(
             params: format!("{current}->{desired}"),
             replicas: (Some(current), Some(desired)),
             circuit: None,
+            tune: None,
             reason,
+            evidence,
+            window: (window_start, window_end),
+            window_seconds: config.window_seconds,
+        },
+    ))
+}
+
+/// The pool rule on one window of one target.
+fn pool(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    p: &PoolTarget,
+    state: &mut PoolState,
+    ws: &[&WindowStats],
+) -> Option<Decision> {
+    let first = ws.first()?;
+    let (window_start, window_end) = (first.window_start, first.window_end);
+    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let size_row = find(&p.size_metric);
+    state.size = count_of(size_row).or(state.size);
+    let uses = find(&p.use_time_metric)?;
+    let Some(unit) = seconds_per(&uses.unit) else {
+        tracing::warn!(
+            target = %p.target,
+            metric = %uses.metric,
+            unit = %uses.unit,
+            "the pool rule reads hold times in s, ms, us or ns: this window is skipped"
+        );
+        return None;
+    };
+    // A window without uses held nothing: 0 in use.
+    let hold = if uses.count == 0 {
+        0.0
+    } else {
+        uses.mean * unit
+    };
+    if !hold.is_finite() {
+        return None;
+    }
+    let in_use = busy(uses.count, uses.window_seconds, hold);
+    state.recent.push_back((window_start, in_use));
+    while state.recent.len() > p.lookback {
+        state.recent.pop_front();
+    }
+    let current = state.size?;
+    let recent: Vec<f64> = state.recent.iter().map(|(_, b)| *b).collect();
+    let sizing = size_for(p, &recent, current)?;
+    let (peak_start, _) = state
+        .recent
+        .iter()
+        .rev()
+        .find(|(_, b)| *b == sizing.peak)
+        .copied()?;
+    let rate = uses.count as f64 / f64::from(uses.window_seconds.max(1));
+    let mut evidence = vec![
+        Evidence {
+            metric: uses.metric.clone(),
+            statistic: "rate".into(),
+            window_seconds: uses.window_seconds,
+            window_start,
+            value: rate,
+            target: None,
+        },
+        mean_evidence(uses, None),
+        Evidence {
+            metric: uses.metric.clone(),
+            statistic: format!("in use (rate x mean), the peak of {} windows", recent.len()),
+            window_seconds: uses.window_seconds,
+            window_start: peak_start,
+            value: sizing.peak,
+            target: Some(f64::from(sizing.size) * p.max_utilization),
+        },
+    ];
+    evidence.extend(size_row.map(|r| mean_evidence(r, None)));
+    let bound = if u64::from(sizing.size) < sizing.unbounded {
+        format!(
+            ", capped at {} (max_size {:?}, db_cores x 2 + spindles {:?})",
+            p.cap(),
+            p.max_size,
+            p.db_cores.map(|c| c * 2 + p.spindles)
+        )
+    } else if u64::from(sizing.size) > sizing.unbounded {
+        format!(", min_size {}", p.min_size)
+    } else {
+        String::new()
+    };
+    Some(issue(
+        config,
+        key,
+        Draft {
+            rule: POOL_RULE,
+            target: &p.target,
+            action: DecisionAction::Tune,
+            params: format!("{}:{current}->{}", p.size_metric, sizing.size),
+            replicas: (None, None),
+            circuit: None,
+            tune: Some(TuneChange {
+                setting: p.size_metric.clone(),
+                from: Some(f64::from(current)),
+                to: f64::from(sizing.size),
+            }),
+            reason: format!(
+                "PoolSize: by Little's law {rate:.3} uses/s x {:.1} ms held = {in_use:.2} \
+                 connections in use (the most of the last {} windows: {:.2}); {} connections \
+                 keep it at {:.0} % or less{bound}; {current} -> {}",
+                hold * 1000.0,
+                recent.len(),
+                sizing.peak,
+                sizing.size,
+                p.max_utilization * 100.0,
+                sizing.size
+            ),
             evidence,
             window: (window_start, window_end),
             window_seconds: config.window_seconds,
@@ -580,6 +726,7 @@ mod tests {
                 legacy: false,
                 predictive: None,
             }],
+            pool: vec![],
             rollback: vec![],
             circuit: vec![],
         }
@@ -935,5 +1082,87 @@ mod tests {
         assert_eq!(through_the_operator(1, true), one, "one batch");
         assert_eq!(through_the_operator(2, false), one, "two workers");
         assert_eq!(through_the_operator(2, true), one, "two workers, one batch");
+    }
+
+    /// The pool's windows: `uses` connection uses in the window held `hold_ms` on average
+    /// (the histogram in ms), the pool's size `size` (none: not reported this window).
+    fn pool_window(start: i64, uses: u64, hold_ms: f64, size: Option<f64>) -> Vec<WindowStats> {
+        let mut u = row("db.client.connection.use_time", start, hold_ms);
+        u.unit = "ms".into();
+        u.count = uses;
+        let mut rows = vec![u];
+        rows.extend(size.map(|s| row("db.client.connection.max", start, s)));
+        rows
+    }
+
+    #[test]
+    fn a_busy_pool_grows_by_littles_law_and_shrinks_only_when_every_recent_window_allows() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = PlannerConfig::from_toml(
+            "[[pool]]\ntarget = \"checkout\"\nmax_size = 50\nlookback = 3\n",
+        )
+        .unwrap();
+        assert!(cfg.reads("checkout", "db.client.connection.use_time"));
+        let mut states = PlannerState::default();
+        let mut step = |k: i64, uses: u64, hold_ms: f64, size: Option<f64>| {
+            plan(
+                &cfg,
+                &key,
+                &mut states,
+                pool_window(T0 + k * MIN, uses, hold_ms, size),
+            )
+        };
+        // no size seen yet: the rule waits
+        assert!(step(0, 1_200, 400.0, None).is_empty());
+        // 1 200 uses a minute held 400 ms: 20/s x 0.4 s = 8 in use; 8 / 0.8 → 10 (from 5)
+        let d = step(1, 1_200, 400.0, Some(5.0));
+        assert_eq!(d.len(), 1, "{d:#?}");
+        let d = &d[0];
+        assert_eq!(
+            (d.rule.as_str(), d.action),
+            (POOL_RULE, DecisionAction::Tune)
+        );
+        assert_eq!(
+            d.tune,
+            Some(TuneChange {
+                setting: "db.client.connection.max".into(),
+                from: Some(5.0),
+                to: 10.0
+            })
+        );
+        assert_eq!(
+            d.evidence
+                .iter()
+                .map(|e| (e.statistic.as_str(), e.value))
+                .collect::<Vec<_>>(),
+            [
+                ("rate", 20.0),
+                ("mean", 400.0),
+                ("in use (rate x mean), the peak of 2 windows", 8.0),
+                ("mean", 5.0)
+            ]
+        );
+        assert!(
+            d.reason.starts_with(
+                "PoolSize: by Little's law 20.000 uses/s x 400.0 ms held = 8.00 connections in use"
+            ),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+        // the pool now has 10; quiet minutes: 2 in use, but the busy one is within 3 windows
+        assert!(
+            step(2, 1_200, 400.0, Some(10.0)).is_empty(),
+            "8 of 10: on the aim"
+        );
+        assert!(step(3, 300, 400.0, Some(10.0)).is_empty());
+        assert!(step(4, 300, 400.0, Some(10.0)).is_empty());
+        // three quiet windows: 2 in use → 3
+        let d = step(5, 300, 400.0, Some(10.0));
+        assert_eq!(d[0].tune.as_ref().map(|t| t.to), Some(3.0), "{d:#?}");
+        // a unit the rule does not know: skipped, not guessed
+        let mut odd = pool_window(T0 + 6 * MIN, 9_000, 400.0, Some(3.0));
+        odd[0].unit = "By".into();
+        assert!(plan(&cfg, &key, &mut states, odd).is_empty());
     }
 }

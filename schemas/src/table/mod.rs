@@ -200,7 +200,7 @@ macro_rules! __column {
 
 pub use tables::{
     action_outcome, circuit_open_for_ms, circuit_peer, circuit_state, critical_path_segments,
-    decision_action, drivers_text, every_table, evidence_json,
+    decision_action, drivers_text, every_table, evidence_json, tune_from, tune_setting, tune_to,
 };
 
 #[cfg(test)]

@@ -219,6 +219,21 @@ pub fn circuit_open_for_ms(d: &Decision) -> Option<i64> {
     d.circuit.as_ref().and_then(|c| c.open_for_ms)
 }
 
+/// A tune decision's setting (null for other actions).
+pub fn tune_setting(d: &Decision) -> Option<&str> {
+    d.tune.as_ref().map(|t| t.setting.as_str())
+}
+
+/// A tune decision's value as the rule saw it (null for other actions, or unknown).
+pub fn tune_from(d: &Decision) -> Option<f64> {
+    d.tune.as_ref().and_then(|t| t.from)
+}
+
+/// A tune decision's value asked for (null for other actions).
+pub fn tune_to(d: &Decision) -> Option<f64> {
+    d.tune.as_ref().map(|t| t.to)
+}
+
 /// A decision's evidence as a JSON array (`[{"metric", "statistic", "window_seconds",
 /// "window_start", "value", "target"}, …]`).
 pub fn evidence_json(d: &Decision) -> String {
@@ -235,6 +250,9 @@ table!(Decision => "decisions" {
     circuit_peer: OptUtf8(circuit_peer),
     circuit_state: OptUtf8(circuit_state),
     circuit_open_for_ms: OptInt64(circuit_open_for_ms),
+    tune_setting: OptUtf8(tune_setting),
+    tune_from: OptFloat64(tune_from),
+    tune_to: OptFloat64(tune_to),
     reason: Utf8,
     evidence: Text(evidence_json),
     window_seconds: Int64 as u32,

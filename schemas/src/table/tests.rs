@@ -94,6 +94,9 @@ fn every_field_of_every_record_is_a_column() {
         ("circuit", "circuit_peer"),
         ("circuit", "circuit_state"),
         ("circuit", "circuit_open_for_ms"),
+        ("tune", "tune_setting"),
+        ("tune", "tune_from"),
+        ("tune", "tune_to"),
     ]);
     check::<ActionRecord>(&[]);
 }

@@ -28,6 +28,7 @@ fn decision(id: &str, start: i64, action: DecisionAction) -> Decision {
         replicas_from: None,
         replicas_to: None,
         circuit: None,
+        tune: None,
         reason: "why".into(),
         evidence: vec![Evidence {
             metric: "cpu".into(),

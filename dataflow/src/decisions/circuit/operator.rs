@@ -126,6 +126,7 @@ fn decision(
                 state: ch.state,
                 open_for_ms: ch.open_for_ms,
             }),
+            tune: None,
             reason: format!(
                 "Circuit{}: {} -> {}: {}",
                 match ch.state {
