@@ -230,6 +230,7 @@ mod tests {
             let w = Watching {
                 decision: crate::testing::scale("a", "t", 2, 4),
                 applied_replicas: Some(4),
+                applied_value: None,
                 executed_at: 5,
             };
             c.watch(0, 7, &w).unwrap();

@@ -378,7 +378,8 @@ impl Actuator {
                         Err(e) => record(&d, name, ActionOutcome::Failed, e.to_string()),
                     };
                     if r.outcome == ActionOutcome::Succeeded {
-                        self.start_watching(&d, allowed.replicas_to, r.executed_at, p, o)?;
+                        let applied = (allowed.replicas_to, allowed.tune_to);
+                        self.start_watching(&d, applied, r.executed_at, p, o)?;
                     }
                     r
                 }
@@ -396,7 +397,7 @@ impl Actuator {
     fn start_watching(
         &mut self,
         d: &Decision,
-        applied: Option<u32>,
+        applied: (Option<u32>, Option<f64>),
         executed_at: i64,
         p: i32,
         o: i64,
@@ -409,7 +410,8 @@ impl Actuator {
         }
         let w = Watching {
             decision: d.clone(),
-            applied_replicas: applied,
+            applied_replicas: applied.0,
+            applied_value: applied.1,
             executed_at,
         };
         self.claims.watch(p, o, &w)?;

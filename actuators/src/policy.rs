@@ -464,17 +464,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let tune = |target: &str, from: f64, to: f64| {
-            let mut d = crate::testing::scale("d", target, 1, 1);
-            d.action = DecisionAction::Tune;
-            (d.replicas_from, d.replicas_to) = (None, None);
-            d.tune = Some(apo_schemas::decision::TuneChange {
-                setting: "db.client.connection.max".into(),
-                from: Some(from),
-                to,
-            });
-            d
-        };
+        let tune = |target: &str, from: f64, to: f64| crate::testing::tune("d", target, from, to);
         let a = p.judge(&tune("checkout", 5.0, 10.0)).unwrap();
         assert_eq!((a.tune_to, a.note), (Some(10.0), None));
         let a = p.judge(&tune("checkout", 5.0, 30.0)).unwrap();

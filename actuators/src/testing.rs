@@ -1,6 +1,6 @@
 //! Decisions for the crate's unit tests.
 
-use apo_schemas::decision::{Decision, DecisionAction};
+use apo_schemas::decision::{Decision, DecisionAction, TuneChange};
 
 /// An unsigned scale decision `id` of `target` from `from` to `to`, on the window [0, 60 s),
 /// expiring at 120 s.
@@ -25,4 +25,18 @@ pub fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         key_id: String::new(),
         signature: String::new(),
     }
+}
+
+/// An unsigned tune decision `id` of `target`'s pool size (`db.client.connection.max`) from
+/// `from` to `to`, on the window of [`scale`].
+pub fn tune(id: &str, target: &str, from: f64, to: f64) -> Decision {
+    let mut d = scale(id, target, 1, 1);
+    d.action = DecisionAction::Tune;
+    (d.replicas_from, d.replicas_to) = (None, None);
+    d.tune = Some(TuneChange {
+        setting: "db.client.connection.max".into(),
+        from: Some(from),
+        to,
+    });
+    d
 }

@@ -1,4 +1,4 @@
-//! Effect verification: after a scale was carried out, the actuator watches the target's
+//! Effect verification: after a scale or a tune was carried out, the actuator watches the target's
 //! latency (a series of `apo.window_stats`) and its SLOs (`apo.slo`) for a number of closed
 //! windows, compares them with as many windows before the action, and undoes the action (its
 //! inverse through the same executor) when they got worse by more than the policy allows.
@@ -20,8 +20,9 @@
 //! wait = "15m"               # no verdict by then: `unverified`, nothing undone
 //! ```
 //!
-//! Only scale decisions are verified: a rollback returns to the baseline, and a circuit's
-//! breaker already re-checks its edge in half-open.
+//! Scales and tunes (whose value before is known) are verified: a rollback returns to the
+//! baseline, and a circuit's breaker already re-checks its edge in half-open. A tune's
+//! inverse sets the setting back to the value the decision saw.
 
 pub mod judge;
 pub mod watch;
@@ -121,18 +122,26 @@ pub struct Watching {
     pub decision: Decision,
     /// The replicas it was carried out with (after the policy's clamp).
     pub applied_replicas: Option<u32>,
+    /// A tune: the value it was carried out with (after the policy's clamp).
+    #[serde(default)]
+    pub applied_value: Option<f64>,
     /// When it was carried out, ms since the Unix epoch (the actuator's clock).
     pub executed_at: i64,
 }
 
-/// Whether a decision's effect is verified at all (scales only).
+/// Whether a decision's effect is verified at all: scales, and tunes whose value before is
+/// known.
 pub fn verifiable(d: &Decision) -> bool {
-    d.action == DecisionAction::Scale && d.replicas_from.is_some()
+    match d.action {
+        DecisionAction::Scale => d.replicas_from.is_some(),
+        DecisionAction::Tune => d.tune.as_ref().is_some_and(|t| t.from.is_some()),
+        DecisionAction::Circuit | DecisionAction::Rollback => false,
+    }
 }
 
-/// The decision that undoes `w`'s: back from the replicas applied to those it started from,
-/// with id `ID-revert` (an idempotent receiver tells it from the original) and rule `verify`.
-/// Unsigned: it never travels on the decisions topic.
+/// The decision that undoes `w`'s: back from the replicas (or the setting's value) applied to
+/// those it started from, with id `ID-revert` (an idempotent receiver tells it from the
+/// original) and rule `verify`. Unsigned: it never travels on the decisions topic.
 pub fn inverse(w: &Watching, why: &str) -> Option<Decision> {
     let d = &w.decision;
     if !verifiable(d) {
@@ -141,8 +150,15 @@ pub fn inverse(w: &Watching, why: &str) -> Option<Decision> {
     let mut back = d.clone();
     back.id = format!("{}-revert", d.id);
     back.rule = "verify".into();
-    back.replicas_from = w.applied_replicas.or(d.replicas_to);
-    back.replicas_to = d.replicas_from;
+    if d.action == DecisionAction::Scale {
+        back.replicas_from = w.applied_replicas.or(d.replicas_to);
+        back.replicas_to = d.replicas_from;
+    }
+    if let Some(t) = back.tune.as_mut() {
+        let before = t.from?;
+        t.from = Some(w.applied_value.unwrap_or(t.to));
+        t.to = before;
+    }
     back.reason = format!("revert of {}: {why}", d.id);
     back.signature = String::new();
     Some(back)
@@ -158,6 +174,7 @@ mod tests {
         let w = Watching {
             decision: d.clone(),
             applied_replicas: Some(8),
+            applied_value: None,
             executed_at: 1,
         };
         let back = inverse(&w, "p99 worse").unwrap();
@@ -165,13 +182,30 @@ mod tests {
         assert_eq!((back.replicas_from, back.replicas_to), (Some(8), Some(4)));
         assert_eq!(back.rule, "verify");
         assert!(back.reason.contains("p99 worse"));
-        let mut circuit = d;
+        let mut circuit = d.clone();
         circuit.action = DecisionAction::Circuit;
         let w = Watching {
             decision: circuit,
             applied_replicas: None,
+            applied_value: None,
             executed_at: 1,
         };
+        assert!(inverse(&w, "").is_none());
+        // a tune goes back from the value applied (clamped to 15) to the one it saw (5)
+        let tune = crate::testing::tune("d1", "checkout", 5.0, 30.0);
+        let mut w = Watching {
+            decision: tune,
+            applied_replicas: None,
+            applied_value: Some(15.0),
+            executed_at: 1,
+        };
+        let back = inverse(&w, "p99 worse").unwrap();
+        let t = back.tune.unwrap();
+        assert_eq!((t.from, t.to), (Some(15.0), 5.0));
+        assert_eq!((back.replicas_from, back.replicas_to), (None, None));
+        // a tune whose value before is unknown has no inverse and is not watched
+        w.decision.tune.as_mut().unwrap().from = None;
+        assert!(!verifiable(&w.decision));
         assert!(inverse(&w, "").is_none());
     }
 

@@ -1,5 +1,6 @@
 //! The `kubernetes` executor (kube-rs): a Deployment's or StatefulSet's `scale` subresource for
-//! replicas, an annotation for a circuit's state.
+//! replicas, an annotation for a circuit's state, the pod template's env or annotations for a
+//! tuned setting.
 //!
 //! ```toml
 //! [targets.checkout]
@@ -10,6 +11,11 @@
 //! name = "checkout"            # default: the target's name
 //! namespace = "shop"           # default: the kubeconfig's namespace ("default")
 //! # api_server = "https://…"   # default: in-cluster, else $KUBECONFIG / ~/.kube/config
+//! # container = "app"          # the container whose env a tune sets (default: the first)
+//! [targets.checkout.kubernetes.env]          # a tuned setting -> the container's variable
+//! "db.client.connection.max" = "DB_POOL_MAX_SIZE"
+//! # [targets.checkout.kubernetes.annotations] # or -> a pod template annotation
+//! # "db.client.connection.max" = "apo.dev/db-pool-max"
 //! ```
 //!
 //! - **scale**: GET the scale; if the workload does not have the replicas the decision saw
@@ -22,11 +28,18 @@
 //! - **circuit**: a merge patch of the workload's own annotations (not the pod template's: no
 //!   rollout), `apo.dev/circuit.<peer>: open|half_open|closed`, for a mesh controller or the
 //!   client's library to act on.
-//! - **tune**: refused (the tune rule is not built; nothing changes).
+//! - **tune**: GET the workload; if the pod template already sets the setting's variable (or
+//!   annotation) to another value than the decision saw (`from`), nothing changes (stale);
+//!   else a strategic merge patch of the pod template, the container's `env` entry (or the
+//!   template's annotation) set to the value, carrying the `resourceVersion` just read so
+//!   that a change made in between is a 409 Conflict: read again, at most three times. A
+//!   change of the pod template rolls the workload out: the new value takes effect as the
+//!   pods are replaced. A setting the table maps to neither is refused (nothing changes).
 //!
 //! Only tested against an HTTP server standing in for the API server's `apps/v1` paths; it has
 //! not run against a real cluster.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use apo_schemas::decision::{Decision, DecisionAction};
@@ -35,13 +48,30 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ExecError, Executor};
 use crate::policy::Allowed;
 
 /// Writes of a scale tried after a conflict.
 const CONFLICT_TRIES: u32 = 3;
+
+/// ` after N conflict(s)` when there were any.
+fn after_conflicts(conflicts: &[String]) -> String {
+    if conflicts.is_empty() {
+        String::new()
+    } else {
+        format!(" after {} conflict(s)", conflicts.len())
+    }
+}
+
+/// The error when every try of `doing` met a conflict.
+fn gave_up(doing: &str, conflicts: &[String]) -> ExecError {
+    ExecError(format!(
+        "{doing}: {CONFLICT_TRIES} conflicts (resourceVersions {}); nothing changed",
+        conflicts.join(", ")
+    ))
+}
 
 /// The workload kinds with a scale subresource this executor handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -69,6 +99,40 @@ pub struct KubernetesConfig {
     /// The API server (default: in-cluster, else the kubeconfig).
     #[serde(default)]
     pub api_server: Option<String>,
+    /// The container whose environment a tune sets (default: the pod template's first).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Per tuned setting, the container's environment variable that carries it.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Per tuned setting, the pod template's annotation that carries it.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl KubernetesConfig {
+    /// What is wrong with these settings, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(s) = self.env.keys().find(|s| self.annotations.contains_key(*s)) {
+            return Err(format!(
+                "kubernetes: setting `{s}` is in both env and annotations; give one"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a tuned setting lives in the pod template.
+enum Carrier<'a> {
+    /// A container's environment variable.
+    Env(&'a str),
+    /// A template annotation.
+    Annotation(&'a str),
+}
+
+/// A number as a setting's text: `10`, `0.5`.
+fn setting_text(v: f64) -> String {
+    v.to_string()
 }
 
 /// Acts on one cluster.
@@ -82,6 +146,7 @@ pub struct KubernetesExecutor {
 impl KubernetesExecutor {
     /// An executor for `config`, its client built (the kubeconfig read) now.
     pub fn new(config: &KubernetesConfig) -> Result<Self, String> {
+        config.check()?;
         // Several TLS crypto providers are linked into the binary (kube-rs' ring, others'
         // aws-lc-rs): rustls then needs one named for the process. Already set: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -162,11 +227,7 @@ impl KubernetesExecutor {
             {
                 Ok(done) => {
                     let after = done.metadata.resource_version.unwrap_or_default();
-                    let retried = if conflicts.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after {} conflict(s)", conflicts.len())
-                    };
+                    let retried = after_conflicts(&conflicts);
                     return Ok(format!(
                         "scaled {what} {live} -> {to} (resourceVersion {version} -> {after}){retried}"
                     ));
@@ -178,10 +239,132 @@ impl KubernetesExecutor {
                 Err(e) => return Err(ExecError(format!("writing the scale of {what}: {e}"))),
             }
         }
-        Err(ExecError(format!(
-            "writing the scale of {what}: {CONFLICT_TRIES} conflicts (resourceVersions {}); nothing changed",
-            conflicts.join(", ")
-        )))
+        Err(gave_up(&format!("writing the scale of {what}"), &conflicts))
+    }
+
+    /// Sets a tuned setting in the pod template (see the module's doc).
+    fn tune(&self, d: &Decision, to: f64) -> Result<String, ExecError> {
+        let t = d
+            .tune
+            .as_ref()
+            .ok_or_else(|| ExecError("a tune decision without its setting".into()))?;
+        let carrier = match (
+            self.config.env.get(&t.setting),
+            self.config.annotations.get(&t.setting),
+        ) {
+            (Some(var), _) => Carrier::Env(var),
+            (None, Some(key)) => Carrier::Annotation(key),
+            (None, None) => {
+                return Err(ExecError(format!(
+                    "no env variable or annotation for the setting `{}` in \
+                     [targets.{}.kubernetes]; nothing changed",
+                    t.setting, d.target
+                )))
+            }
+        };
+        match self.config.kind {
+            Kind::Deployment => self.tune_of::<Deployment>(d, t.from, to, &carrier),
+            Kind::StatefulSet => self.tune_of::<StatefulSet>(d, t.from, to, &carrier),
+        }
+    }
+
+    fn tune_of<K>(
+        &self,
+        d: &Decision,
+        from: Option<f64>,
+        to: f64,
+        carrier: &Carrier<'_>,
+    ) -> Result<String, ExecError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let (name, what) = (self.name(d), self.what(d));
+        let value = setting_text(to);
+        let mut conflicts = Vec::new();
+        for _ in 0..CONFLICT_TRIES {
+            let live = self
+                .runtime
+                .block_on(api.get(name))
+                .map_err(|e| ExecError(format!("reading {what}: {e}")))?;
+            let live = serde_json::to_value(&live)
+                .map_err(|e| ExecError(format!("reading {what}: {e}")))?;
+            let version = live["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let template = &live["spec"]["template"];
+            let (now, patch, place) = match carrier {
+                Carrier::Env(var) => {
+                    let containers = template["spec"]["containers"].as_array();
+                    let container = containers.and_then(|cs| match &self.config.container {
+                        Some(c) => cs.iter().find(|x| x["name"] == c.as_str()),
+                        None => cs.first(),
+                    });
+                    let Some(container) = container else {
+                        return Err(ExecError(format!(
+                            "{what} has no container {}; nothing changed",
+                            self.config.container.as_deref().unwrap_or("at all")
+                        )));
+                    };
+                    let cname = container["name"].as_str().unwrap_or_default().to_string();
+                    let now = container["env"].as_array().and_then(|env| {
+                        env.iter()
+                            .find(|e| e["name"] == *var)
+                            .and_then(|e| e["value"].as_str().map(str::to_string))
+                    });
+                    let patch = serde_json::json!({
+                        "metadata": { "resourceVersion": version },
+                        "spec": { "template": { "spec": { "containers": [
+                            { "name": cname, "env": [ { "name": var, "value": value } ] }
+                        ] } } }
+                    });
+                    (now, patch, format!("container {cname} env {var}"))
+                }
+                Carrier::Annotation(key) => {
+                    let now = template["metadata"]["annotations"][*key]
+                        .as_str()
+                        .map(str::to_string);
+                    let patch = serde_json::json!({
+                        "metadata": { "resourceVersion": version },
+                        "spec": { "template": { "metadata": { "annotations": { *key: value } } } }
+                    });
+                    (now, patch, format!("pod template annotation {key}"))
+                }
+            };
+            if let (Some(now), Some(from)) = (&now, from) {
+                if now.trim().parse::<f64>().ok() != Some(from) {
+                    return Err(ExecError(format!(
+                        "stale: {what} has {place}={now}, the decision saw {}; nothing changed",
+                        setting_text(from)
+                    )));
+                }
+            }
+            match self.runtime.block_on(api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )) {
+                Ok(_) => {
+                    let retried = after_conflicts(&conflicts);
+                    return Ok(format!(
+                        "set {what} {place} {} -> {value} (resourceVersion {version}; the pods \
+                         roll out){retried}",
+                        now.as_deref().unwrap_or("unset")
+                    ));
+                }
+                Err(kube::Error::Api(status)) if status.is_conflict() => {
+                    tracing::warn!(workload = %what, "tune conflict at resourceVersion {version}: reading it again");
+                    conflicts.push(version);
+                }
+                Err(e) => return Err(ExecError(format!("patching {what}: {e}"))),
+            }
+        }
+        Err(gave_up(&format!("patching {what}"), &conflicts))
     }
 
     /// Annotates the workload with `key: value` (a merge patch).
@@ -230,11 +413,12 @@ impl Executor for KubernetesExecutor {
                     .ok_or_else(|| ExecError("a circuit decision without its change".into()))?;
                 self.annotate(d, &format!("apo.dev/circuit.{}", c.peer), c.state.as_str())
             }
-            DecisionAction::Tune => Err(ExecError(
-                "tuning through Kubernetes is not built (the tune rule is not either); nothing \
-                 changed"
-                    .into(),
-            )),
+            DecisionAction::Tune => {
+                let to = allowed
+                    .tune_to
+                    .ok_or_else(|| ExecError("a tune without its value".into()))?;
+                self.tune(d, to)
+            }
         }
     }
 }
@@ -271,6 +455,9 @@ mod tests {
             let log = seen.clone();
             std::thread::spawn(move || {
                 let (mut replicas, mut version, mut meddle) = (replicas, 7u64, meddle);
+                // the pod template's env variable of container `app` and its annotations
+                let mut pool = Some("5".to_string());
+                let mut annotations = serde_json::Map::new();
                 let scale_path = "/apis/apps/v1/namespaces/shop/deployments/checkout/scale";
                 for mut req in server.incoming_requests() {
                     let mut text = String::new();
@@ -287,7 +474,7 @@ mod tests {
                     log.lock().unwrap().push(Seen {
                         method: method.clone(),
                         url: url.clone(),
-                        content_type,
+                        content_type: content_type.clone(),
                         body: body.clone(),
                     });
                     let scale = |r: i32, v: u64| {
@@ -303,10 +490,64 @@ mod tests {
                         "status": "Failure", "reason": "Conflict", "code": 409,
                         "message": "Operation cannot be fulfilled on deployments.apps \"checkout\": the object has been modified; please apply your changes to the latest version and try again"
                     });
+                    let deployment = |pool: &Option<String>,
+                                      annotations: &serde_json::Map<String, serde_json::Value>,
+                                      v: u64| {
+                        let env: Vec<serde_json::Value> = pool
+                            .iter()
+                            .map(|p| serde_json::json!({"name": "DB_POOL_MAX", "value": p}))
+                            .collect();
+                        serde_json::json!({
+                            "apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "checkout", "namespace": "shop",
+                                         "resourceVersion": v.to_string()},
+                            "spec": {"selector": {"matchLabels": {"app": "checkout"}},
+                                     "template": {
+                                        "metadata": {"annotations": annotations},
+                                        "spec": {"containers": [
+                                            {"name": "app", "image": "shop/checkout:1", "env": env},
+                                            {"name": "proxy", "image": "envoy:1"}]}}}
+                        })
+                    };
+                    let strategic = content_type == "application/strategic-merge-patch+json";
+                    let deployment_path = "/apis/apps/v1/namespaces/shop/deployments/checkout";
                     let (code, answer) = match (
                         method.as_str(),
                         url.split('?').next().unwrap_or(""),
                     ) {
+                        ("GET", p) if p == deployment_path => {
+                            (200, deployment(&pool, &annotations, version))
+                        }
+                        ("PATCH", p) if p == deployment_path && strategic => {
+                            let asked = body["metadata"]["resourceVersion"].as_str().unwrap_or("");
+                            if meddle > 0 {
+                                // someone else set the variable in between
+                                meddle -= 1;
+                                pool = Some("6".into());
+                                version += 1;
+                                (409, conflict.clone())
+                            } else if asked != version.to_string() {
+                                (409, conflict.clone())
+                            } else {
+                                let template = &body["spec"]["template"];
+                                for c in template["spec"]["containers"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                {
+                                    for e in c["env"].as_array().into_iter().flatten() {
+                                        if c["name"] == "app" && e["name"] == "DB_POOL_MAX" {
+                                            pool = e["value"].as_str().map(str::to_string);
+                                        }
+                                    }
+                                }
+                                if let Some(a) = template["metadata"]["annotations"].as_object() {
+                                    annotations.extend(a.clone());
+                                }
+                                version += 1;
+                                (200, deployment(&pool, &annotations, version))
+                            }
+                        }
                         ("GET", p) if p == scale_path => (200, scale(replicas, version)),
                         ("PUT", p) if p == scale_path => {
                             let asked = body["metadata"]["resourceVersion"].as_str().unwrap_or("");
@@ -357,14 +598,18 @@ mod tests {
         }
     }
 
-    fn executor(api: &ApiServer) -> KubernetesExecutor {
-        KubernetesExecutor::new(&KubernetesConfig {
+    fn config(api: &ApiServer) -> KubernetesConfig {
+        KubernetesConfig {
             kind: Kind::Deployment,
             name: None,
             namespace: Some("shop".into()),
             api_server: Some(api.url.clone()),
-        })
-        .unwrap()
+            ..KubernetesConfig::default()
+        }
+    }
+
+    fn executor(api: &ApiServer) -> KubernetesExecutor {
+        KubernetesExecutor::new(&config(api)).unwrap()
     }
 
     fn allowed(to: Option<u32>) -> Allowed {
@@ -487,16 +732,138 @@ mod tests {
             e.starts_with("reading the scale of Deployment shop/cart:"),
             "{e}"
         );
-        d.action = DecisionAction::Tune;
-        assert!(executor(&api)
-            .execute(&d, &allowed(None))
-            .unwrap_err()
-            .to_string()
-            .contains("not built"));
         let refused = KubernetesExecutor::new(&KubernetesConfig {
             api_server: Some("not a url".into()),
             ..KubernetesConfig::default()
         });
         assert!(refused.err().unwrap().contains("api_server `not a url`"));
+    }
+
+    /// A tune of the pool size from `from` to `to`.
+    fn tune(from: f64, to: f64) -> (Decision, Allowed) {
+        let d = crate::testing::tune("t", "checkout", from, to);
+        let a = Allowed {
+            tune_to: Some(to),
+            ..allowed(None)
+        };
+        (d, a)
+    }
+
+    fn tuning(api: &ApiServer, env: bool) -> KubernetesExecutor {
+        let mut c = config(api);
+        let map = if env { &mut c.env } else { &mut c.annotations };
+        map.insert(
+            "db.client.connection.max".into(),
+            if env {
+                "DB_POOL_MAX"
+            } else {
+                "apo.dev/db-pool-max"
+            }
+            .into(),
+        );
+        KubernetesExecutor::new(&c).unwrap()
+    }
+
+    #[test]
+    fn a_tune_patches_the_containers_env_with_its_resource_version() {
+        let api = ApiServer::start(4, 0);
+        let (d, a) = tune(5.0, 10.0);
+        let msg = tuning(&api, true).execute(&d, &a).unwrap();
+        assert_eq!(
+            msg,
+            "set Deployment shop/checkout container app env DB_POOL_MAX 5 -> 10 \
+             (resourceVersion 7; the pods roll out)"
+        );
+        let seen = api.seen();
+        let calls: Vec<(&str, &str)> = seen
+            .iter()
+            .map(|s| (s.method.as_str(), s.url.split('?').next().unwrap()))
+            .collect();
+        let path = "/apis/apps/v1/namespaces/shop/deployments/checkout";
+        assert_eq!(calls, [("GET", path), ("PATCH", path)]);
+        assert_eq!(
+            seen[1].content_type,
+            "application/strategic-merge-patch+json"
+        );
+        assert_eq!(
+            seen[1].body,
+            serde_json::json!({
+                "metadata": {"resourceVersion": "7"},
+                "spec": {"template": {"spec": {"containers": [
+                    {"name": "app", "env": [{"name": "DB_POOL_MAX", "value": "10"}]}
+                ]}}}
+            })
+        );
+        // the server has it now: the same decision again is stale (10, not 5)
+        let e = tuning(&api, true).execute(&d, &a).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "stale: Deployment shop/checkout has container app env DB_POOL_MAX=10, the \
+             decision saw 5; nothing changed"
+        );
+    }
+
+    #[test]
+    fn a_tune_conflict_is_read_again_and_annotations_carry_a_setting_too() {
+        // someone set 6 between our read and our write: read again, stale, nothing changed
+        let api = ApiServer::start(4, 1);
+        let (d, a) = tune(5.0, 10.0);
+        let e = tuning(&api, true).execute(&d, &a).unwrap_err().to_string();
+        assert!(
+            e.starts_with("stale:") && e.contains("DB_POOL_MAX=6"),
+            "{e}"
+        );
+        let methods: Vec<String> = api.seen().iter().map(|s| s.method.clone()).collect();
+        assert_eq!(methods, ["GET", "PATCH", "GET"]);
+        // a tune that saw no value writes again after the conflict, with the new version
+        let api = ApiServer::start(4, 1);
+        let (mut blind, a) = tune(5.0, 10.0);
+        blind.tune.as_mut().unwrap().from = None;
+        let msg = tuning(&api, true).execute(&blind, &a).unwrap();
+        assert!(
+            msg.ends_with(
+                "DB_POOL_MAX 6 -> 10 (resourceVersion 8; the pods roll out) after 1 conflict(s)"
+            ),
+            "{msg}"
+        );
+
+        // an annotation of the pod template: not set before, so nothing to be stale against
+        let api = ApiServer::start(4, 0);
+        let msg = tuning(&api, false).execute(&d, &a).unwrap();
+        assert_eq!(
+            msg,
+            "set Deployment shop/checkout pod template annotation apo.dev/db-pool-max unset -> 10 \
+             (resourceVersion 7; the pods roll out)"
+        );
+        assert_eq!(
+            api.seen()[1].body["spec"]["template"]["metadata"]["annotations"],
+            serde_json::json!({"apo.dev/db-pool-max": "10"})
+        );
+
+        // a setting the table does not map, a container that is not there, both maps at once
+        let e = executor(&api).execute(&d, &a).unwrap_err().to_string();
+        assert!(
+            e.starts_with("no env variable or annotation for the setting"),
+            "{e}"
+        );
+        let mut c = config(&api);
+        c.container = Some("web".into());
+        c.env
+            .insert("db.client.connection.max".into(), "DB_POOL_MAX".into());
+        let e = KubernetesExecutor::new(&c)
+            .unwrap()
+            .execute(&d, &a)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "Deployment shop/checkout has no container web; nothing changed"
+        );
+        c.annotations
+            .insert("db.client.connection.max".into(), "x".into());
+        assert!(KubernetesExecutor::new(&c)
+            .err()
+            .unwrap()
+            .contains("in both env and annotations"));
     }
 }
