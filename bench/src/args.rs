@@ -35,6 +35,14 @@ pub struct BenchArgs {
     /// Measure only the models (quick).
     #[arg(long)]
     pub models_only: bool,
+    /// Decisions sent through `apo actuate` (this binary, as a process) and through the
+    /// baseline relay, paced at 10 a second and then all at once (0: skip the actuator; the
+    /// planner is measured whenever the decisions section runs).
+    #[arg(long, env = "APO_BENCH_DECISIONS", default_value_t = 200)]
+    pub decisions: usize,
+    /// Measure only the planner and the actuator.
+    #[arg(long)]
+    pub decisions_only: bool,
     /// Live series at which memory is measured with the memory budget off and on (empty: skip).
     #[arg(
         long,

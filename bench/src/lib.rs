@@ -1,5 +1,5 @@
 //! `apo-bench`: APO measured. [`bench`] is `apo bench`: the metrics pipeline (`metrics`), the
-//! trace pipeline (`spans`) and the models (`models`), each against a baseline measured in the
+//! trace pipeline (`spans`), the models (`models`) and the planner and actuator (`decisions`), each against a baseline measured in the
 //! same run (raw consumption of the same topic, the broker's own acknowledgement time: `raw`),
 //! with every phase timed and its peak memory taken (`phase`). [`score`] and [`forecast`] are
 //! `apo score` and `apo forecast`: the models over a `timestamp,value` CSV file, as the stream
@@ -9,6 +9,7 @@
 //! with `anyhow` as the binary does.
 
 mod args;
+mod decisions;
 mod metrics;
 mod models;
 mod offline;

@@ -135,6 +135,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("creating {}", a.data_dir.display()))?;
+    if a.decisions_only {
+        let broker = Broker::connect(&a.kafka, &a.data_dir, 0)?;
+        println!(
+            "{}",
+            crate::decisions::decisions_section(&broker, &a.data_dir, a.workers, a.decisions)?
+        );
+        return Ok(());
+    }
     let stamp = chrono::Utc::now().timestamp_millis();
     let cfg = LaneConfig {
         drain: true,
@@ -426,6 +434,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let section = crate::models::models_section(&cfg, a.points, a.workers)?;
         let _ = write!(out, "\n## Models (issue 4)\n\n{section}");
     }
+    let section =
+        crate::decisions::decisions_section(&broker, &a.data_dir, a.workers, a.decisions)?;
+    let _ = write!(out, "\n## Decisions and actions (issue 16)\n\n{section}");
     println!("{out}");
     if let Some(path) = &a.write {
         let cmd: Vec<String> = std::env::args().collect();

@@ -33,7 +33,9 @@ pub use decisions::hpa::behavior::{
 pub use decisions::hpa::calculator::{
     desired_from_average, desired_replicas, largest_proposal, CalculatorError, PodSample,
 };
-pub use decisions::planner::{PlannerStage, CANARY_RULE, HPA_RULE};
+pub use decisions::planner::{
+    planner_operator, PlannerStage, CANARY_RULE, HPA_RULE, POOL_RULE, PREDICTIVE_RULE,
+};
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
