@@ -1,7 +1,7 @@
 //! `apo bench`'s decisions section (issue 16), each figure with its baseline from the same run:
 //!
 //! 1. **The planner alone**: its operator fed closed windows and forecasts from memory, every
-//!    metrics rule on (HPA with the predictive rule, pool, rollback), one worker: windows in and
+//!    metrics rule on (HPA with the predictive rule, pool, cache, rollback), one worker: windows in and
 //!    decisions out per second; baseline: the same windows through an operator that only
 //!    routes and counts them (what any stage of the dataflow costs).
 //! 2. **The planner in the pipeline**: the metrics pipeline from memory (forecaster on, the
@@ -52,8 +52,11 @@ const SECRET: &[u8] = b"apo-bench-decisions-0123456789abcdef";
 /// Minutes of one window.
 const MIN: i64 = 60_000;
 
-/// The rules file: `scale` targets (HPA and predictive), `pools` pools and `canaries` canaries.
-fn planner_config(scale: usize, pools: usize, canaries: usize) -> Result<PlannerConfig> {
+/// How many of each: scale targets (HPA and predictive), pools, caches, canaries.
+type Sizes = (usize, usize, usize, usize);
+
+/// The rules file for `sizes`.
+fn planner_config((scale, pools, caches, canaries): Sizes) -> Result<PlannerConfig> {
     let mut t = String::from("window_seconds = 60\ndecision_ttl = \"1h\"\n");
     for i in 0..scale {
         let _ = write!(
@@ -65,6 +68,14 @@ fn planner_config(scale: usize, pools: usize, canaries: usize) -> Result<Planner
     }
     for i in 0..pools {
         let _ = write!(t, "[[pool]]\ntarget = \"db-{i}\"\nmax_size = 100\n");
+    }
+    for i in 0..caches {
+        let _ = write!(
+            t,
+            "[[cache]]\ntarget = \"cache-{i}\"\nhits_metric = \"cache.hits\"\n\
+             misses_metric = \"cache.misses\"\nsize_metric = \"cache.max_size\"\n\
+             max_size = 1000000000\n"
+        );
     }
     for i in 0..canaries {
         let _ = write!(
@@ -111,13 +122,12 @@ fn window(service: &str, metric: &str, start: i64, v: f64, count: u64) -> Window
 /// One window's rows and the forecasts issued at its end: every scale target at 90 % CPU on 10
 /// replicas (the HPA rule asks for 12) with a load forecast at 1 100 in 15 minutes (the
 /// predictive rule asks for 16); every pool 8 connections in use of 5 (asks for 10); every
-/// canary 1.6 times slower than its baseline (rolled back, then quiet for its lookback).
+/// cache at 80 % hits, growing by half each time it shows its new size; every canary 1.6
+/// times slower than its baseline (rolled back, then quiet for its lookback).
 fn planner_window(
     k: i64,
     start: i64,
-    scale: usize,
-    pools: usize,
-    canaries: usize,
+    (scale, pools, caches, canaries): Sizes,
 ) -> (Vec<WindowStats>, Vec<ForecastRecord>) {
     let s = start + k * MIN;
     let (mut rows, mut forecasts) = (Vec::new(), Vec::new());
@@ -153,6 +163,18 @@ fn planner_window(
         ));
         rows.push(window(&db, "db.client.connection.max", s, 5.0, 1));
     }
+    for i in 0..caches {
+        let cache = format!("cache-{i}");
+        let mut hits = window(&cache, "cache.hits", s, 1.0, 800);
+        hits.sum = 800.0;
+        let mut misses = window(&cache, "cache.misses", s, 1.0, 200);
+        misses.sum = 200.0;
+        rows.push(hits);
+        rows.push(misses);
+        // the size the cache shows: grown by half every 4 windows
+        let size = 1_000.0 * 1.5f64.powi((k / 4) as i32);
+        rows.push(window(&cache, "cache.max_size", s, size.ceil(), 1));
+    }
     for i in 0..canaries {
         let wobble = (k % 7) as f64;
         rows.push(window(
@@ -175,15 +197,11 @@ fn planner_window(
 
 /// Part 1: windows in and decisions out per second through the planner operator (`planner`
 /// true) or through an operator that only routes and counts (false), one worker.
-fn planner_alone(
-    planner: bool,
-    windows: i64,
-    (scale, pools, canaries): (usize, usize, usize),
-) -> Result<(f64, u64, u64)> {
-    let cfg = Arc::new(planner_config(scale, pools, canaries)?);
+fn planner_alone(planner: bool, windows: i64, sizes: Sizes) -> Result<(f64, u64, u64)> {
+    let cfg = Arc::new(planner_config(sizes)?);
     let start = (chrono::Utc::now().timestamp_millis() / MIN - windows - 30) * MIN;
     let data: Vec<(Vec<WindowStats>, Vec<ForecastRecord>)> = (0..windows)
-        .map(|k| planner_window(k, start, scale, pools, canaries))
+        .map(|k| planner_window(k, start, sizes))
         .collect();
     let rows: u64 = data.iter().map(|(r, _)| r.len() as u64).sum();
     let data = Arc::new(Mutex::new(Some(data)));
@@ -252,7 +270,7 @@ fn point(ts: i64, service: &str, metric: &str, value: f64, unit: &str) -> Metric
 fn pipeline_payloads(
     windows: i64,
     start: i64,
-    (scale, pools, canaries): (usize, usize, usize),
+    (scale, pools, caches, canaries): Sizes,
 ) -> Vec<Vec<u8>> {
     let mut pts = Vec::new();
     for k in 0..windows {
@@ -279,6 +297,11 @@ fn pipeline_payloads(
                     "ms",
                 ));
             }
+            for i in 0..caches {
+                let cache = format!("cache-{i}");
+                pts.push(point(ts, &cache, "cache.hits", 400.0, ""));
+                pts.push(point(ts, &cache, "cache.misses", 100.0, ""));
+            }
             for i in 0..canaries {
                 let w = (k % 7) as f64;
                 pts.push(point(ts, &format!("base-{i}"), "latency", 100.0 + w, "ms"));
@@ -299,6 +322,10 @@ fn pipeline_payloads(
                 10.0,
                 "",
             ));
+        }
+        for i in 0..caches {
+            let cache = format!("cache-{i}");
+            pts.push(point(s + 5_000, &cache, "cache.max_size", 1_000.0, ""));
         }
         for i in 0..pools {
             pts.push(point(
@@ -322,7 +349,7 @@ fn planner_in_pipeline(
     on: bool,
     workers: usize,
     windows: i64,
-    sizes: (usize, usize, usize),
+    sizes: Sizes,
 ) -> Result<(f64, f64, usize)> {
     let lstm = Path::new(DEFAULT_ARTIFACTS).join("lstm.onnx");
     if !lstm.exists() {
@@ -331,7 +358,7 @@ fn planner_in_pipeline(
             lstm.display()
         );
     }
-    let cfg = Arc::new(planner_config(sizes.0, sizes.1, sizes.2)?);
+    let cfg = Arc::new(planner_config(sizes)?);
     let start = (chrono::Utc::now().timestamp_millis() / MIN - windows - 30) * MIN;
     let payloads = Arc::new(pipeline_payloads(windows, start, sizes));
     let decisions: MemorySink<Decision> = MemorySink::default();
@@ -685,7 +712,7 @@ pub fn decisions_section(
 ) -> Result<String> {
     let stamp = chrono::Utc::now().timestamp_millis();
     let mut out = String::new();
-    let sizes = (1_000, 1_000, 50);
+    let sizes = (1_000, 1_000, 1_000, 50);
     let windows = 60;
     eprintln!("the planner alone…");
     let (base_s, rows, _) = planner_alone(false, windows, sizes)?;
@@ -693,11 +720,12 @@ pub fn decisions_section(
     let _ = writeln!(
         out,
         "The planner alone, one worker, every metrics rule on ({} scale targets with the \
-         predictive rule, {} pools, {} canaries; {windows} one-minute windows, {rows} window \
-         rows and {} forecasts from memory):\n",
+         predictive rule, {} pools, {} caches, {} canaries; {windows} one-minute windows, {rows} \
+         window rows and {} forecasts from memory):\n",
         sizes.0,
         sizes.1,
         sizes.2,
+        sizes.3,
         sizes.0 as i64 * windows
     );
     let _ = writeln!(out, "| operator | window rows/s | decisions/s | time |");
@@ -715,7 +743,7 @@ pub fn decisions_section(
     );
     let _ = writeln!(out, "{decided} decisions, each signed (HMAC-SHA256).\n");
 
-    let psizes = (200, 200, 20);
+    let psizes = (200, 200, 200, 20);
     let pwindows = 80;
     let mut runs = Vec::new();
     for on in [false, true] {
@@ -728,8 +756,8 @@ pub fn decisions_section(
     let _ = writeln!(
         out,
         "The metrics pipeline from memory, forecaster on, {workers} worker(s) ({} scale \
-         targets, {} pools, {} canaries, {pwindows} one-minute windows):\n",
-        psizes.0, psizes.1, psizes.2
+         targets, {} pools, {} caches, {} canaries, {pwindows} one-minute windows):\n",
+        psizes.0, psizes.1, psizes.2, psizes.3
     );
     let _ = writeln!(out, "| planner | points/s | time | decisions |");
     let _ = writeln!(out, "|---|---:|---:|---:|");

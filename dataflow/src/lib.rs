@@ -34,7 +34,7 @@ pub use decisions::hpa::calculator::{
     desired_from_average, desired_replicas, largest_proposal, CalculatorError, PodSample,
 };
 pub use decisions::planner::{
-    planner_operator, PlannerStage, CANARY_RULE, HPA_RULE, POOL_RULE, PREDICTIVE_RULE,
+    planner_operator, PlannerStage, CACHE_RULE, CANARY_RULE, HPA_RULE, POOL_RULE, PREDICTIVE_RULE,
 };
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};

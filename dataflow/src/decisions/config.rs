@@ -23,6 +23,13 @@
 //! target = "checkout"
 //! max_size = 50
 //!
+//! [[cache]]                  # a cache sized by its hit ratio's response (cache/)
+//! target = "checkout"
+//! hits_metric = "cache.hits"
+//! misses_metric = "cache.misses"
+//! size_metric = "cache.max_size"
+//! max_size = 100000
+//!
 //! [[circuit]]                # a breaker on frontend's calls to checkout (circuit/breaker.rs)
 //! client = "frontend"
 //! server = "checkout"
@@ -38,6 +45,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::decisions::cache::CacheTarget;
 use crate::decisions::canary::rule::RollbackTarget;
 use crate::decisions::circuit::breaker::CircuitEdge;
 use crate::decisions::hpa::behavior::Behavior;
@@ -129,6 +137,9 @@ pub struct PlannerConfig {
     /// The connection pools the pool rule sizes.
     #[serde(default)]
     pub pool: Vec<PoolTarget>,
+    /// The caches the cache rule sizes.
+    #[serde(default)]
+    pub cache: Vec<CacheTarget>,
     /// The canaries the rollback rule judges.
     #[serde(default)]
     pub rollback: Vec<RollbackTarget>,
@@ -204,6 +215,14 @@ impl PlannerConfig {
                 return bad(format!("pool `{}` is sized twice", p.target));
             }
         }
+        let mut caches = BTreeSet::new();
+        for c in &self.cache {
+            c.check()
+                .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+            if !caches.insert(c.target.as_str()) {
+                return bad(format!("cache `{}` is sized twice", c.target));
+            }
+        }
         let mut judged = BTreeSet::new();
         let mut rollback_targets = BTreeSet::new();
         for r in &self.rollback {
@@ -241,6 +260,7 @@ impl PlannerConfig {
             t.target == service
                 && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
         }) || self.pool.iter().any(|p| p.reads(service, metric))
+            || self.cache.iter().any(|c| c.reads(service, metric))
             || self.rollback.iter().any(|r| r.reads(service, metric))
     }
 

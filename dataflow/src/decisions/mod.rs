@@ -6,6 +6,8 @@
 //!   the state around it (`behavior.rs`: stabilisation, policies, bounds);
 //! - `predictive/`: the predictive scaling rule, the replicas a forecast load needs
 //!   (`capacity.rs`) and each target's forecasts by the window they are for (`curve.rs`);
+//! - `cache/`: the cache rule, a cache's size by its hit ratio's response to earlier
+//!   changes (`climb.rs`);
 //! - `pool/`: the pool rule, a connection pool's size by Little's law (`littles_law.rs`);
 //! - `canary/`: the rollback rule's judge, after Kayenta's: the Mann-Whitney U test and the
 //!   Hodges-Lehmann shift with its confidence interval (`mann_whitney.rs`), the per-metric
@@ -17,6 +19,7 @@
 //!
 //! The decision record, its deterministic id and its signature are `apo_schemas::decision`'s.
 
+pub(crate) mod cache;
 pub(crate) mod canary;
 pub(crate) mod circuit;
 pub(crate) mod config;

@@ -35,6 +35,8 @@ use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::StreamVec;
 use timely::progress::Antichain;
 
+use crate::decisions::cache::climb::{Climber, Increase};
+use crate::decisions::cache::CacheTarget;
 use crate::decisions::canary::judge::Verdict;
 use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
@@ -65,6 +67,9 @@ pub const HPA_RULE: &str = "hpa";
 /// rule's recommendation).
 pub const PREDICTIVE_RULE: &str = "predictive";
 
+/// The cache rule's name in decisions.
+pub const CACHE_RULE: &str = "cache";
+
 /// The pool rule's name in decisions.
 pub const POOL_RULE: &str = "pool";
 
@@ -78,6 +83,8 @@ struct PlannerState {
     scale: BTreeMap<String, TargetState>,
     /// Per pool target.
     pool: BTreeMap<String, PoolState>,
+    /// Per cache target.
+    cache: BTreeMap<String, Climber>,
     /// Per rollback target.
     canary: BTreeMap<String, CanaryState>,
 }
@@ -217,6 +224,17 @@ fn plan(
         let state = states.pool.entry(p.target.clone()).or_default();
         for ws in windows.values() {
             if let Some(d) = pool(config, key, p, state, ws) {
+                out.push(d);
+            }
+        }
+    }
+    for c in &config.cache {
+        let Some(windows) = by_target.get(c.target.as_str()) else {
+            continue;
+        };
+        let climber = states.cache.entry(c.target.clone()).or_default();
+        for ws in windows.values() {
+            if let Some(d) = cache(config, key, c, climber, ws) {
                 out.push(d);
             }
         }
@@ -658,6 +676,80 @@ fn pool(
     ))
 }
 
+/// The cache rule on one window of one target.
+fn cache(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    c: &CacheTarget,
+    climber: &mut Climber,
+    ws: &[&WindowStats],
+) -> Option<Decision> {
+    let first = ws.first()?;
+    let (window_start, window_end) = (first.window_start, first.window_end);
+    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let (hits, misses) = (find(&c.hits_metric), find(&c.misses_metric));
+    if hits.is_none() && misses.is_none() {
+        return None;
+    }
+    let size_row = find(&c.size_metric);
+    let size = size_row
+        .filter(|r| r.mean.is_finite() && r.mean >= 0.0)
+        .map(|r| r.mean.round() as u64);
+    let sum = |w: Option<&WindowStats>| w.map_or(0.0, |w| w.sum);
+    let up: Increase = climber.step(c, size, sum(hits), sum(misses))?;
+    let mut evidence = vec![Evidence {
+        metric: c.hits_metric.clone(),
+        statistic: format!("hit ratio over the last {} windows", c.windows),
+        window_seconds: config.window_seconds,
+        window_start,
+        value: up.ratio,
+        target: Some(c.target_hit_ratio),
+    }];
+    evidence.extend(size_row.map(|r| mean_evidence(r, None)));
+    let previous = match up.previous {
+        None => "the first increase".to_string(),
+        Some((before, gain)) => format!(
+            "the last increase (from {before}) won {:.1} points, at least {:.1} to go on",
+            gain * 100.0,
+            c.min_gain * 100.0
+        ),
+    };
+    Some(issue(
+        config,
+        key,
+        Draft {
+            rule: CACHE_RULE,
+            target: &c.target,
+            action: DecisionAction::Tune,
+            params: format!("{}:{}->{}", c.size_metric, up.from, up.to),
+            replicas: (None, None),
+            circuit: None,
+            tune: Some(TuneChange {
+                setting: c.size_metric.clone(),
+                from: Some(up.from as f64),
+                to: up.to as f64,
+            }),
+            reason: format!(
+                "CacheHitRatio: {:.1} % hits ({} of {}) over the last {} windows at size {}, \
+                 below {:.1} %; {previous}; {} -> {} (x{}, max_size {})",
+                up.ratio * 100.0,
+                up.hits,
+                up.hits + up.misses,
+                c.windows,
+                up.from,
+                c.target_hit_ratio * 100.0,
+                up.from,
+                up.to,
+                c.step,
+                c.max_size
+            ),
+            evidence,
+            window: (window_start, window_end),
+            window_seconds: config.window_seconds,
+        },
+    ))
+}
+
 /// The predictive rule's recommendation at `now` (a window's end): the replicas the forecast
 /// load of the windows the new replicas would serve needs (those overlapping the window
 /// starting `scheduling_buffer` after `now`), bursts tolerated as `p` says.
@@ -727,6 +819,7 @@ mod tests {
                 predictive: None,
             }],
             pool: vec![],
+            cache: vec![],
             rollback: vec![],
             circuit: vec![],
         }
@@ -1164,5 +1257,51 @@ mod tests {
         let mut odd = pool_window(T0 + 6 * MIN, 9_000, 400.0, Some(3.0));
         odd[0].unit = "By".into();
         assert!(plan(&cfg, &key, &mut states, odd).is_empty());
+    }
+
+    #[test]
+    fn a_cache_below_its_hit_ratio_grows_by_the_planner() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = PlannerConfig::from_toml(
+            "[[cache]]\ntarget = \"checkout\"\nhits_metric = \"cache.hits\"\n\
+             misses_metric = \"cache.misses\"\nsize_metric = \"cache.max_size\"\n\
+             max_size = 10000\n",
+        )
+        .unwrap();
+        assert!(cfg.reads("checkout", "cache.misses"));
+        let mut states = PlannerState::default();
+        let mut out = Vec::new();
+        for k in 0..3 {
+            let start = T0 + k * MIN;
+            let mut hits = row("cache.hits", start, 1.0);
+            hits.sum = 800.0;
+            let mut misses = row("cache.misses", start, 1.0);
+            misses.sum = 200.0;
+            let size = row("cache.max_size", start, 1_000.0);
+            out.extend(plan(&cfg, &key, &mut states, vec![hits, misses, size]));
+        }
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let d = &out[0];
+        assert_eq!(
+            (d.rule.as_str(), d.window_start),
+            (CACHE_RULE, T0 + 2 * MIN)
+        );
+        assert_eq!(
+            d.tune,
+            Some(TuneChange {
+                setting: "cache.max_size".into(),
+                from: Some(1_000.0),
+                to: 1_500.0
+            })
+        );
+        assert!(
+            d.reason.starts_with(
+                "CacheHitRatio: 80.0 % hits (2400 of 3000) over the last 3 windows at size 1000, \
+                 below 95.0 %; the first increase; 1000 -> 1500"
+            ),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
     }
 }
