@@ -81,6 +81,9 @@ fn paced(r: &ActionRecord) -> bool {
     )
 }
 
+/// The decisions consumer's `fetch.wait.max.ms` (librdkafka's default is 500).
+pub const DECISIONS_FETCH_WAIT_MS: &str = "100";
+
 /// How long each turn of the loop may read windows for the verifications.
 const WATCH_BUDGET: Duration = Duration::from_millis(50);
 
@@ -166,7 +169,11 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // A decision waits at most this for a fetch the broker holds open (Kafka answers a
+        // fetch as soon as data comes; a broker that does not waits this long): decisions are
+        // few and late ones are worth less.
+        .set("fetch.wait.max.ms", DECISIONS_FETCH_WAIT_MS);
     let consumer: BaseConsumer = c
         .create()
         .map_err(|e| ActuateError::kafka("a consumer of decisions", e))?;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use apo_core::kafka::{flush_within, send_with_backpressure, DeliveryTracker};
 use apo_core::MemorySink;
 use apo_dataflow::{
     percentile, planner_operator, LaneConfig, MetricsConfig, MetricsJob, ModelConfig, ModelStage,
@@ -517,15 +518,23 @@ fn relay(
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let mut c = client.clone();
+    // as the actuator's consumer: assigned (no group rebalances), its fetch wait
+    // (`DECISIONS_FETCH_WAIT_MS`), offsets stored in the group and committed one by one
     c.set("group.id", format!("{from}.relay"))
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "5");
+        .set("fetch.wait.max.ms", "100");
     let consumer: BaseConsumer = c.create().context("the relay's consumer")?;
-    consumer.subscribe(&[from])?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(from, 0, Offset::Stored)?;
+    consumer.assign(&tpl)?;
+    // as the actuator's audit writer: delivery reports tracked, waited for one by one
     let mut p = client.clone();
     p.set("linger.ms", "0");
-    let producer: BaseProducer = p.create().context("the relay's producer")?;
+    let producer: BaseProducer<DeliveryTracker> = p
+        .create_with_context(DeliveryTracker::default())
+        .context("the relay's producer")?;
     let to = to.to_string();
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -533,11 +542,17 @@ fn relay(
                 continue;
             };
             let payload = m.payload().unwrap_or_default();
-            let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&to).payload(payload);
-            if producer.send(record).is_ok() {
-                let _ = producer.flush(Duration::from_secs(10));
+            let record = BaseRecord::to(&to).payload(payload);
+            if send_with_backpressure(&producer, record).is_ok() {
+                flush_within(&producer, Duration::from_secs(10));
             }
-            let _ = consumer.commit_message(&m, CommitMode::Sync);
+            let mut done = TopicPartitionList::new();
+            if done
+                .add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
+                .is_ok()
+            {
+                let _ = consumer.commit(&done, CommitMode::Sync);
+            }
         }
     }))
 }

@@ -2,6 +2,11 @@
 //! consumer group; before each decision it reads up to the end the broker reports, within a
 //! limit (past it, the decision is refused: the actuator does not act on overrides it may
 //! not know).
+//!
+//! The ends are asked of the broker by a client of their own that fetches nothing: asked on
+//! the reading consumer's connection, the question waits behind the fetch the broker holds
+//! open (up to `fetch.wait.max.ms`, 500 ms), as `apo bench` showed (every decision waited
+//! half a second for it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +22,8 @@ use crate::ActuateError;
 /// Follows the overrides topic.
 pub struct OverridesReader {
     consumer: BaseConsumer,
+    /// Asks the broker for the partitions' ends; assigned nothing, so never fetching.
+    ends: BaseConsumer,
     topic: String,
     partitions: i32,
     /// The next offset to read, per partition.
@@ -36,6 +43,7 @@ impl OverridesReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         let consumer: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let ends: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
@@ -46,6 +54,7 @@ impl OverridesReader {
             .map_err(|e| ActuateError::kafka(ctx(), e))?;
         Ok(OverridesReader {
             consumer,
+            ends,
             topic: topic.to_string(),
             partitions,
             next: HashMap::new(),
@@ -59,7 +68,7 @@ impl OverridesReader {
         let mut ends = HashMap::new();
         for p in 0..self.partitions {
             let (low, high) = self
-                .consumer
+                .ends
                 .fetch_watermarks(&self.topic, p, limit)
                 .map_err(|e| format!("the end of {} partition {p}: {e}", self.topic))?;
             let next = self.next.entry(p).or_insert(low);
