@@ -1,0 +1,15 @@
+//! `apo-sim`: a simulated fleet that answers to decisions (issue 18), in simulated event time,
+//! deterministic for a seed. So far its core:
+//!
+//! - [`events`]: the discrete-event clock, events in time order (ties in the order they were
+//!   scheduled, so a seed gives one history);
+//! - [`queue`]: a service as a multi-server FIFO queue (`station.rs`), the M/M/c simulation built
+//!   on it (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`:
+//!   Erlang C).
+//!
+//! To come (issue 18): the web shop's services with replicas, start-up delays, connection
+//! pools, a cache and GC pauses; load from a request-rate trace; telemetry to Kafka; the
+//! executors' endpoints; the effectiveness report.
+
+pub mod events;
+pub mod queue;

@@ -1,0 +1,8 @@
+//! A service as a queue: `station.rs` (c servers, FIFO, the jobs waiting), `mmc.rs` (Poisson
+//! arrivals and exponential service through a station: the M/M/c queue, simulated), and
+//! `erlang.rs` (the M/M/c queue's waiting probability and mean wait in closed form, Erlang C:
+//! what the simulation is tested against).
+
+pub mod erlang;
+pub mod mmc;
+pub mod station;
