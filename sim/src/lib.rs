@@ -3,13 +3,16 @@
 //!
 //! - [`events`]: the discrete-event clock, events in time order (ties in the order they were
 //!   scheduled, so a seed gives one history);
-//! - [`queue`]: a service as a multi-server FIFO queue (`station.rs`), the M/M/c simulation built
-//!   on it (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`:
-//!   Erlang C).
+//! - [`queue`]: a multi-server FIFO queue (`station.rs`), the M/M/c simulation built on it
+//!   (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`: Erlang C);
+//! - [`service`]: a service of replicas, each a station, with a start-up delay before a new
+//!   replica serves, log-normal service times, and the bounded control API the executors will
+//!   drive (`scale_to`).
 //!
-//! To come (issue 18): the web shop's services with replicas, start-up delays, connection
-//! pools, a cache and GC pauses; load from a request-rate trace; telemetry to Kafka; the
-//! executors' endpoints; the effectiveness report.
+//! To come (issue 18): the web shop's topology with connection pools, a cache and GC pauses;
+//! load from a request-rate trace; telemetry to Kafka; the executors' endpoints; the
+//! effectiveness report.
 
 pub mod events;
 pub mod queue;
+pub mod service;

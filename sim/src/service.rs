@@ -1,0 +1,296 @@
+//! A service of the fleet: replicas of `workers` workers each (a [`Station`] per replica), a
+//! start-up delay before a new replica takes traffic, and a heavy-tailed (log-normal) service
+//! time. A job goes to the ready replica with the fewest jobs (ties: the oldest replica); a
+//! replica scaled away takes no new job and leaves once its jobs are done. The control API,
+//! [`Service::scale_to`], is bounded: 0 to `max_replicas` (a count is unsigned; more than the
+//! most is refused, nothing changed).
+
+use rand::Rng;
+use rand_distr::{Distribution, LogNormal};
+
+use crate::events::Nanos;
+use crate::queue::station::Station;
+
+/// A service's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Workers per replica (jobs one replica serves at once).
+    pub workers: usize,
+    /// How long a new replica takes before it serves, ns.
+    pub startup: Nanos,
+    /// The most replicas it may be scaled to.
+    pub max_replicas: u32,
+    /// The median service time, seconds.
+    pub median_s: f64,
+    /// The log-normal's σ (the tail: 0.5 gives a p99 about 3.2 times the median).
+    pub sigma: f64,
+}
+
+/// A job: its number and when it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    /// Its number.
+    pub id: u64,
+    /// When it arrived, ns.
+    pub arrived: Nanos,
+}
+
+/// Where an arriving job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// It started at once on this replica (schedule its end).
+    Started(u64),
+    /// It waits in this replica's line.
+    Queued(u64),
+    /// No replica is ready: refused (the caller counts it failed).
+    Refused,
+}
+
+/// Why a scale was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{asked} replicas is more than the most, {max}: nothing changed")]
+pub struct TooMany {
+    /// Replicas asked for.
+    pub asked: u32,
+    /// The most allowed.
+    pub max: u32,
+}
+
+#[derive(Debug)]
+struct Replica {
+    id: u64,
+    ready_at: Nanos,
+    leaving: bool,
+    station: Station<Job>,
+    jobs: usize,
+}
+
+/// One service.
+#[derive(Debug)]
+pub struct Service {
+    cfg: ServiceConfig,
+    service_time: LogNormal<f64>,
+    replicas: Vec<Replica>,
+    next_id: u64,
+}
+
+impl Service {
+    /// A service of `replicas` replicas, all ready at time 0.
+    pub fn new(cfg: ServiceConfig, replicas: u32) -> Result<Self, String> {
+        if !(cfg.median_s.is_finite() && cfg.median_s > 0.0 && cfg.sigma.is_finite()) {
+            return Err(format!(
+                "a service time needs a positive median and a finite sigma (got {} s, {})",
+                cfg.median_s, cfg.sigma
+            ));
+        }
+        let service_time = LogNormal::new(cfg.median_s.ln(), cfg.sigma).map_err(|e| {
+            format!(
+                "service time (median {} s, sigma {}): {e}",
+                cfg.median_s, cfg.sigma
+            )
+        })?;
+        if cfg.workers == 0 {
+            return Err("a replica needs at least one worker".into());
+        }
+        let mut s = Service {
+            cfg,
+            service_time,
+            replicas: Vec::new(),
+            next_id: 0,
+        };
+        s.scale_to(replicas, 0).map_err(|e| e.to_string())?;
+        for r in &mut s.replicas {
+            r.ready_at = 0;
+        }
+        Ok(s)
+    }
+
+    /// Scales to `n` replicas at `now`: new ones serve from `now` + the start-up delay; the
+    /// ones removed (those not ready yet first, then the newest) take no new job. Returns the
+    /// replicas before.
+    pub fn scale_to(&mut self, n: u32, now: Nanos) -> Result<u32, TooMany> {
+        if n > self.cfg.max_replicas {
+            return Err(TooMany {
+                asked: n,
+                max: self.cfg.max_replicas,
+            });
+        }
+        let before = self.replicas();
+        let mut staying = before;
+        while staying < n {
+            self.replicas.push(Replica {
+                id: self.next_id,
+                ready_at: now.saturating_add(self.cfg.startup),
+                leaving: false,
+                station: Station::new(self.cfg.workers),
+                jobs: 0,
+            });
+            self.next_id += 1;
+            staying += 1;
+        }
+        while staying > n {
+            // the last not yet ready, else the newest
+            let pick = self
+                .replicas
+                .iter()
+                .rposition(|r| !r.leaving && r.ready_at > now)
+                .or_else(|| self.replicas.iter().rposition(|r| !r.leaving));
+            match pick {
+                Some(i) => self.replicas[i].leaving = true,
+                None => break,
+            }
+            staying -= 1;
+        }
+        self.replicas.retain(|r| !(r.leaving && r.jobs == 0));
+        Ok(before)
+    }
+
+    /// Replicas it is scaled to (ready or starting).
+    pub fn replicas(&self) -> u32 {
+        self.replicas.iter().filter(|r| !r.leaving).count() as u32
+    }
+
+    /// Replicas serving at `now`.
+    pub fn ready(&self, now: Nanos) -> u32 {
+        self.replicas
+            .iter()
+            .filter(|r| !r.leaving && r.ready_at <= now)
+            .count() as u32
+    }
+
+    /// Jobs in service or waiting.
+    pub fn jobs(&self) -> usize {
+        self.replicas.iter().map(|r| r.jobs).sum()
+    }
+
+    /// A job arrives at `now`.
+    pub fn arrive(&mut self, job: Job, now: Nanos) -> Arrival {
+        let pick = self
+            .replicas
+            .iter_mut()
+            .filter(|r| !r.leaving && r.ready_at <= now)
+            .min_by_key(|r| r.jobs);
+        let Some(r) = pick else {
+            return Arrival::Refused;
+        };
+        r.jobs += 1;
+        match r.station.arrive(job) {
+            Some(_) => Arrival::Started(r.id),
+            None => Arrival::Queued(r.id),
+        }
+    }
+
+    /// A job ended on replica `id`: the next job that starts there, if one waits.
+    pub fn finish(&mut self, id: u64) -> Option<Job> {
+        let i = self.replicas.iter().position(|r| r.id == id)?;
+        let r = &mut self.replicas[i];
+        r.jobs = r.jobs.saturating_sub(1);
+        let next = r.station.finish();
+        if next.is_none() && r.leaving && r.jobs == 0 {
+            self.replicas.remove(i);
+        }
+        next
+    }
+
+    /// A service time, ns.
+    pub fn service_time<R: Rng>(&self, rng: &mut R) -> Nanos {
+        (self.service_time.sample(rng) * 1e9).round() as Nanos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    const S: Nanos = 1_000_000_000;
+
+    fn cfg() -> ServiceConfig {
+        ServiceConfig {
+            workers: 1,
+            startup: 30 * S,
+            max_replicas: 3,
+            median_s: 0.1,
+            sigma: 0.5,
+        }
+    }
+
+    fn job(id: u64, at: Nanos) -> Job {
+        Job { id, arrived: at }
+    }
+
+    #[test]
+    fn a_new_replica_serves_only_after_its_start_up_delay() {
+        let mut s = Service::new(cfg(), 1).unwrap();
+        assert_eq!(s.arrive(job(0, 0), 0), Arrival::Started(0));
+        assert_eq!(s.scale_to(2, 0), Ok(1));
+        assert_eq!((s.replicas(), s.ready(10 * S)), (2, 1));
+        // at 10 s the new replica is starting: the job waits behind the busy one
+        assert_eq!(s.arrive(job(1, 10 * S), 10 * S), Arrival::Queued(0));
+        // at 30 s it serves
+        assert_eq!(s.ready(30 * S), 2);
+        assert_eq!(s.arrive(job(2, 30 * S), 30 * S), Arrival::Started(1));
+        assert_eq!(s.finish(0), Some(job(1, 10 * S)), "the one waiting starts");
+    }
+
+    #[test]
+    fn the_control_api_is_bounded_and_a_replica_removed_finishes_its_jobs() {
+        let mut s = Service::new(cfg(), 2).unwrap();
+        assert_eq!(
+            s.scale_to(4, 0),
+            Err(TooMany { asked: 4, max: 3 }),
+            "over the most: refused"
+        );
+        assert_eq!(s.replicas(), 2, "nothing changed");
+        assert_eq!(s.arrive(job(0, 0), 0), Arrival::Started(0));
+        assert_eq!(s.arrive(job(1, 0), 0), Arrival::Started(1));
+        assert_eq!(s.arrive(job(2, 0), 0), Arrival::Queued(0));
+        // down to none: both leave once their jobs are done; nothing new is taken
+        assert_eq!(s.scale_to(0, S), Ok(2));
+        assert_eq!((s.replicas(), s.jobs()), (0, 3));
+        assert_eq!(s.arrive(job(3, S), S), Arrival::Refused);
+        assert_eq!(s.finish(0), Some(job(2, 0)), "its line is still served");
+        assert_eq!(s.finish(1), None);
+        assert_eq!(s.finish(0), None);
+        assert_eq!(s.jobs(), 0);
+        assert_eq!(s.finish(0), None, "gone");
+        // starting replicas are removed before ready ones
+        let mut s = Service::new(cfg(), 1).unwrap();
+        s.scale_to(3, 0).unwrap();
+        s.scale_to(2, 5 * S).unwrap();
+        assert_eq!((s.replicas(), s.ready(5 * S), s.ready(30 * S)), (2, 1, 2));
+    }
+
+    #[test]
+    fn service_times_are_log_normal_around_their_median() {
+        let s = Service::new(cfg(), 1).unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut t: Vec<Nanos> = (0..100_000).map(|_| s.service_time(&mut rng)).collect();
+        t.sort_unstable();
+        let q = |p: f64| t[(p * (t.len() - 1) as f64) as usize] as f64 / 1e9;
+        // median 0.1 s; p99 = median x e^(2.326 sigma) = 0.320 s
+        assert!((q(0.5) - 0.1).abs() / 0.1 < 0.02, "median {}", q(0.5));
+        assert!(
+            (q(0.99) - 0.1 * (2.326f64 * 0.5).exp()).abs() / 0.32 < 0.05,
+            "p99 {}",
+            q(0.99)
+        );
+        assert!(Service::new(
+            ServiceConfig {
+                median_s: -1.0,
+                ..cfg()
+            },
+            1
+        )
+        .is_err());
+        assert!(Service::new(
+            ServiceConfig {
+                workers: 0,
+                ..cfg()
+            },
+            1
+        )
+        .is_err());
+    }
+}
