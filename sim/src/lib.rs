@@ -5,14 +5,17 @@
 //!   scheduled, so a seed gives one history);
 //! - [`queue`]: a multi-server FIFO queue (`station.rs`), the M/M/c simulation built on it
 //!   (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`: Erlang C);
+//! - [`load`]: the request rate over simulated time, a replayed `timestamp,value` trace or a
+//!   synthetic shape, and Poisson arrivals at that rate (thinning);
 //! - [`service`]: a service of replicas, each a station, with a start-up delay before a new
 //!   replica serves, log-normal service times, and the bounded control API the executors will
 //!   drive (`scale_to`).
 //!
 //! To come (issue 18): the web shop's topology with connection pools, a cache and GC pauses;
-//! load from a request-rate trace; telemetry to Kafka; the executors' endpoints; the
+//! telemetry to Kafka; the executors' endpoints; the
 //! effectiveness report.
 
 pub mod events;
+pub mod load;
 pub mod queue;
 pub mod service;
