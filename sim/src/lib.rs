@@ -7,6 +7,8 @@
 //!   (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`: Erlang C);
 //! - [`load`]: the request rate over simulated time, a replayed `timestamp,value` trace or a
 //!   synthetic shape, and Poisson arrivals at that rate (thinning);
+//! - [`run`]: one service under a load, scaled at given times, measured per window (requests,
+//!   refused, latency p50 and p95, replicas);
 //! - [`service`]: a service of replicas, each a station, with a start-up delay before a new
 //!   replica serves, log-normal service times, and the bounded control API the executors will
 //!   drive (`scale_to`).
@@ -18,4 +20,5 @@
 pub mod events;
 pub mod load;
 pub mod queue;
+pub mod run;
 pub mod service;

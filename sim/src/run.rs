@@ -1,0 +1,215 @@
+//! One service under a load, simulated: arrivals at the load's rate, each served by the
+//! service (waiting in a replica's line when its workers are busy, refused when no replica is
+//! ready), the service scaled at given times as an executor would, and per window of
+//! simulated time the requests that arrived in it, those refused, and their latency (arrival
+//! to end of service) at p50 and p95. Deterministic for a seed.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::events::{Events, Nanos};
+use crate::load::next_arrival;
+use crate::service::{Arrival, Job, Service, ServiceConfig};
+
+/// What one window of simulated time saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Its start, seconds.
+    pub start_s: f64,
+    /// Requests that arrived in it.
+    pub requests: u64,
+    /// Of those, refused (no replica ready).
+    pub refused: u64,
+    /// Latency of the others, seconds: median and 95th percentile (0 without requests).
+    pub p50_s: f64,
+    /// (p95)
+    pub p95_s: f64,
+    /// Replicas the service was scaled to at the window's start, and those serving then.
+    pub replicas: u32,
+    /// (serving)
+    pub ready: u32,
+}
+
+/// How the run goes.
+pub struct RunSpec<'a> {
+    /// The service.
+    pub service: ServiceConfig,
+    /// Its replicas at the start (serving from 0).
+    pub replicas: u32,
+    /// The request rate at a time, seconds, and its highest value.
+    pub rate: &'a dyn Fn(f64) -> f64,
+    /// (peak)
+    pub peak: f64,
+    /// How long, seconds.
+    pub duration_s: f64,
+    /// The windows' size, seconds.
+    pub window_s: f64,
+    /// Scales: at a time (seconds), to a number of replicas.
+    pub scales: Vec<(f64, u32)>,
+    /// The seed.
+    pub seed: u64,
+}
+
+enum Event {
+    Arrival,
+    Done(u64),
+    Scale(u32),
+}
+
+const NS: f64 = 1e9;
+
+/// Runs `spec`; a scale the service refuses (over its most) is an error.
+pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut service = Service::new(spec.service.clone(), spec.replicas)?;
+    let mut events: Events<Event> = Events::default();
+    let ns = |s: f64| (s * NS).round() as Nanos;
+    for &(at, n) in &spec.scales {
+        events.at(ns(at), Event::Scale(n));
+    }
+    let windows = (spec.duration_s / spec.window_s).ceil().max(1.0) as usize;
+    let mut state: Vec<(u32, u32)> = vec![(0, 0); windows];
+    let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); windows];
+    let mut refused = vec![0u64; windows];
+    let window_of = |t: Nanos| ((t as f64 / NS / spec.window_s) as usize).min(windows - 1);
+    let mut next_window = 0usize;
+    let mut jobs = 0u64;
+    if let Some(t) = next_arrival(&mut rng, 0.0, spec.duration_s, spec.peak, spec.rate) {
+        events.at(ns(t), Event::Arrival);
+    }
+    while let Some((now, e)) = events.next() {
+        while next_window < windows && ns(next_window as f64 * spec.window_s) <= now {
+            let at = ns(next_window as f64 * spec.window_s);
+            state[next_window] = (service.replicas(), service.ready(at));
+            next_window += 1;
+        }
+        let started = match e {
+            Event::Arrival => {
+                let job = Job {
+                    id: jobs,
+                    arrived: now,
+                };
+                jobs += 1;
+                if let Some(t) = next_arrival(
+                    &mut rng,
+                    now as f64 / NS,
+                    spec.duration_s,
+                    spec.peak,
+                    spec.rate,
+                ) {
+                    events.at(ns(t), Event::Arrival);
+                }
+                match service.arrive(job, now) {
+                    Arrival::Started(r) => Some((r, job)),
+                    Arrival::Queued(_) => None,
+                    Arrival::Refused => {
+                        refused[window_of(now)] += 1;
+                        None
+                    }
+                }
+            }
+            Event::Done(r) => service.finish(r).map(|j| (r, j)),
+            Event::Scale(n) => {
+                service.scale_to(n, now).map_err(|e| e.to_string())?;
+                None
+            }
+        };
+        // A job started on replica r: its end, and its latency, are known now.
+        if let Some((r, job)) = started {
+            let end = now + service.service_time(&mut rng);
+            latencies[window_of(job.arrived)].push((end - job.arrived) as f64 / NS);
+            events.at(end, Event::Done(r));
+        }
+    }
+    Ok((0..windows)
+        .map(|w| {
+            let l = &mut latencies[w];
+            l.sort_by(f64::total_cmp);
+            let q = |p: f64| {
+                if l.is_empty() {
+                    0.0
+                } else {
+                    l[((l.len() - 1) as f64 * p).round() as usize]
+                }
+            };
+            Window {
+                start_s: w as f64 * spec.window_s,
+                requests: l.len() as u64 + refused[w],
+                refused: refused[w],
+                p50_s: q(0.5),
+                p95_s: q(0.95),
+                replicas: state[w].0,
+                ready: state[w].1,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Shape;
+
+    const S: Nanos = 1_000_000_000;
+
+    #[test]
+    fn an_overload_is_relieved_once_the_new_replicas_have_started() {
+        // 4 workers a replica, 0.1 s median service: a replica carries about 38 requests/s.
+        // 20/s, then 100/s from 120 s: 2 replicas (about 76/s) fall behind; scaled to 6 at
+        // 130 s, serving from 160 s (30 s start-up), the line drains.
+        let load = Shape::Step {
+            before: 20.0,
+            after: 100.0,
+            at_s: 120.0,
+        };
+        let rate = move |t: f64| load.rate_at(t);
+        let spec = RunSpec {
+            service: ServiceConfig {
+                workers: 4,
+                startup: 30 * S,
+                max_replicas: 10,
+                median_s: 0.1,
+                sigma: 0.3,
+            },
+            replicas: 2,
+            rate: &rate,
+            peak: load.peak(),
+            duration_s: 360.0,
+            window_s: 60.0,
+            scales: vec![(130.0, 6)],
+            seed: 7,
+        };
+        let w = run(&spec).unwrap();
+        assert_eq!(w.len(), 6);
+        let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();
+        eprintln!("p95 per minute: {p95:?}");
+        assert!(p95[1] < 0.5, "20/s on 2 replicas: {p95:?}");
+        assert!(p95[2] > 1.0, "100/s on 2 replicas until 160 s: {p95:?}");
+        assert!(p95[4] < 0.5 && p95[5] < 0.5, "6 replicas: {p95:?}");
+        assert_eq!(
+            w.iter().map(|w| (w.replicas, w.ready)).collect::<Vec<_>>(),
+            [(2, 2), (2, 2), (2, 2), (6, 6), (6, 6), (6, 6)]
+        );
+        assert!(w.iter().all(|w| w.refused == 0));
+        let total: u64 = w.iter().map(|w| w.requests).sum();
+        // 120 s at 20/s and 240 s at 100/s: 26 400 expected
+        assert!(
+            (total as f64 - 26_400.0).abs() < 4.0 * 26_400f64.sqrt(),
+            "{total}"
+        );
+        assert_eq!(run(&spec).unwrap(), w, "one history per seed");
+
+        // scaled to none: every request refused; over the most: an error
+        let none = RunSpec {
+            scales: vec![(0.0, 0)],
+            ..spec
+        };
+        let w = run(&none).unwrap();
+        assert!(w.iter().all(|w| w.refused == w.requests));
+        let over = RunSpec {
+            scales: vec![(10.0, 11)],
+            ..none
+        };
+        assert!(run(&over).unwrap_err().contains("more than the most"));
+    }
+}
