@@ -1,6 +1,7 @@
 //! `apo-sim`: a simulated fleet that answers to decisions (issue 18), in simulated event time,
 //! deterministic for a seed. So far its core:
 //!
+//! - [`cache`]: a cache's hit ratio by its size (Zipf requests, LRU, Che's approximation);
 //! - [`events`]: the discrete-event clock, events in time order (ties in the order they were
 //!   scheduled, so a seed gives one history);
 //! - [`queue`]: a multi-server FIFO queue (`station.rs`), the M/M/c simulation built on it
@@ -13,10 +14,11 @@
 //!   replica serves, log-normal service times, and the bounded control API the executors will
 //!   drive (`scale_to`).
 //!
-//! To come (issue 18): the web shop's topology with connection pools, a cache and GC pauses;
+//! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
 //! telemetry to Kafka; the executors' endpoints; the
 //! effectiveness report.
 
+pub mod cache;
 pub mod events;
 pub mod load;
 pub mod queue;
