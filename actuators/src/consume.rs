@@ -276,6 +276,21 @@ impl Actuator {
         Ok(())
     }
 
+    /// After a restart, `r` (a record the claims hold as done but not audited; a
+    /// verification's when `verification`): written to the topic unless the topic already has
+    /// it, and its row to the table either way (the row replaces itself).
+    fn write_again(&mut self, r: &ActionRecord, verification: bool) -> Result<(), ActuateError> {
+        if self.audit.already_written(&r.decision_id, verification)? {
+            tracing::info!(
+                decision = %r.decision_id,
+                "its audit record was acknowledged before the restart"
+            );
+            self.audit.table(r)
+        } else {
+            self.write(r)
+        }
+    }
+
     /// One message of the decisions topic: exactly one audit record (none when a restart
     /// finds its record already acknowledged).
     fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), ActuateError> {
@@ -312,15 +327,7 @@ impl Actuator {
                 Step::Audited => return Ok(()),
                 Step::Done => {
                     if let Some(r) = c.record {
-                        if self.audit.already_written(&d.id, false)? {
-                            tracing::info!(
-                                decision = %d.id,
-                                "its audit record was acknowledged before the restart"
-                            );
-                            self.audit.table(&r)?;
-                        } else {
-                            self.write(&r)?;
-                        }
+                        self.write_again(&r, false)?;
                         return self.claims.mark(&d.id, p, o, Step::Audited, None);
                     }
                 }
@@ -459,11 +466,7 @@ impl Actuator {
             }
             Step::Done => {
                 if let Some(r) = c.record {
-                    if self.audit.already_written(&w.decision.id, true)? {
-                        self.audit.table(&r)?;
-                    } else {
-                        self.write(&r)?;
-                    }
+                    self.write_again(&r, true)?;
                 }
                 self.claims.mark(vid, p, o, Step::Audited, None)
             }

@@ -211,32 +211,30 @@ fn plan(
             continue;
         };
         let state = states.target(t);
-        for ws in windows.values() {
-            if let Some(d) = scale(config, key, t, state, ws) {
-                out.push(d);
-            }
-        }
+        out.extend(
+            windows
+                .values()
+                .filter_map(|ws| scale(config, key, t, state, ws)),
+        );
     }
     for p in &config.pool {
-        let Some(windows) = by_target.get(p.target.as_str()) else {
-            continue;
-        };
-        let state = states.pool.entry(p.target.clone()).or_default();
-        for ws in windows.values() {
-            if let Some(d) = pool(config, key, p, state, ws) {
-                out.push(d);
-            }
+        if let Some(windows) = by_target.get(p.target.as_str()) {
+            let state = states.pool.entry(p.target.clone()).or_default();
+            out.extend(
+                windows
+                    .values()
+                    .filter_map(|ws| pool(config, key, p, state, ws)),
+            );
         }
     }
     for c in &config.cache {
-        let Some(windows) = by_target.get(c.target.as_str()) else {
-            continue;
-        };
-        let climber = states.cache.entry(c.target.clone()).or_default();
-        for ws in windows.values() {
-            if let Some(d) = cache(config, key, c, climber, ws) {
-                out.push(d);
-            }
+        if let Some(windows) = by_target.get(c.target.as_str()) {
+            let climber = states.cache.entry(c.target.clone()).or_default();
+            out.extend(
+                windows
+                    .values()
+                    .filter_map(|ws| cache(config, key, c, climber, ws)),
+            );
         }
     }
     for r in &config.rollback {
