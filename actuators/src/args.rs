@@ -43,14 +43,34 @@ pub struct ActuateArgs {
         value_delimiter = ','
     )]
     pub decision_keys: Vec<String>,
-    /// Where the actuator keeps its claims (which decisions were started, done and audited),
-    /// so a decision is executed at most once across restarts.
+    /// Where the actuator keeps its claims with --local-claims (which decisions were
+    /// started, done and audited), so a decision is executed at most once across restarts.
     #[arg(long, env = "APO_ACTUATE_STATE_DIR", default_value = "apo-actuator")]
     pub state_dir: PathBuf,
     /// Where the `actions` Parquet table is written (one file per audit record; `apo sql
     /// --data-dir` reads it): `apo run`'s data directory when they share a disk.
     #[arg(long, env = "APO_DATA_DIR", default_value = "apo-data")]
     pub data_dir: PathBuf,
+    /// Topic of the claims (which decisions were started, done and audited, and by whom),
+    /// shared by every actuator of `--group`: a decision is executed at most once across
+    /// restarts and across rebalances of the group's partitions. Created compacted when
+    /// missing (with --create-topics).
+    #[arg(long, env = "APO_CLAIMS_TOPIC", default_value = "apo.claims")]
+    pub claims_topic: String,
+    /// Keep the claims in a file under --state-dir instead, and read every partition of the
+    /// decisions topic without sharing them: then run exactly one actuator per decisions
+    /// topic.
+    #[arg(long, env = "APO_LOCAL_CLAIMS")]
+    pub local_claims: bool,
+    /// This actuator's name among those of its group (in Kubernetes, the pod's name of a
+    /// StatefulSet): a restart under the same name takes over its own unfinished claims at
+    /// once; another actuator's wait for `--claim-lease`. Default: the host's name.
+    #[arg(long, env = "APO_ACTUATOR_ID")]
+    pub actor_id: Option<String>,
+    /// How long a decision another actuator started or finished stays its own before this
+    /// one takes it over (it may still be executing it). Longer than the slowest executor.
+    #[arg(long, env = "APO_CLAIM_LEASE", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub claim_lease: std::time::Duration,
     /// Carry out what the topic holds, wait for the verdicts on the actions it verifies (each
     /// at most its policy's `wait`), then exit (otherwise: until SIGINT or SIGTERM).
     #[arg(long, env = "APO_ACTUATE_DRAIN")]

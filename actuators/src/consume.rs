@@ -2,8 +2,12 @@
 //! executed at most once (the claims), and audited with exactly one record on `apo.actions`;
 //! its offset is committed after the audit record is acknowledged.
 //!
-//! One actuator reads every partition of the decisions topic (assigned, not subscribed):
-//! run one per decisions topic. Claims live on the actuator's disk.
+//! The actuators of a consumer group share the decisions topic's partitions and keep their
+//! claims on a topic of the broker (`claims::topic`): a partition that moves to another
+//! actuator mid-decision is taken up where the claims say it stopped, and a decision two of
+//! them hold at once is executed by the one whose claim lands first. With `--local-claims`
+//! one actuator reads every partition (assigned, not subscribed) and keeps its claims on its
+//! disk.
 //!
 //! Between decisions it follows the windows of the targets whose policy verifies the effect
 //! of their scales (`effect`), and concludes each verification with one more audit record
@@ -24,7 +28,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::args::ActuateArgs;
 use crate::audit::{AuditWriter, VERIFY_ACTION};
-use crate::claims::{verify_id, Claim, Claims, Step};
+use crate::claims::topic::{self as claims_topic, ClaimsTopic};
+use crate::claims::{verify_id, Actor, Claim, Claims, Holder, Step};
 use crate::effect::judge::{judge, Verdict};
 use crate::effect::watch::{Watch, WatchTopics, RETENTION};
 use crate::effect::{self, Watching};
@@ -63,6 +68,8 @@ struct Actuator {
     watch: Option<Watch>,
     /// The actions whose effect is watched, by decision id, with where their decision was read.
     watching: BTreeMap<String, (i32, i64, Watching)>,
+    /// How long another actuator's unfinished claim stays its own.
+    lease: Duration,
 }
 
 /// How long reading the overrides to their end may take before a decision; past it the
@@ -134,7 +141,18 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         let from = apo_core::clock::now_ms() - RETENTION.as_millis() as i64;
         Some(Watch::open(broker.client(), topics, verified, from)?)
     };
-    let claims = Claims::open(&a.state_dir)?;
+    let me = Actor::new(&a.actor_id.clone().unwrap_or_else(host_name));
+    let claims = if a.local_claims {
+        Claims::in_file(&a.state_dir, me)?
+    } else {
+        claims_topic::prepare(
+            &broker,
+            &a.claims_topic,
+            a.kafka.create_topics,
+            a.kafka.partitions,
+        )?;
+        Claims::on_topic(ClaimsTopic::open(broker.client(), &a.claims_topic)?, me)?
+    };
     let mut history: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for r in claims.records().filter(|r| paced(r)) {
         history
@@ -154,11 +172,13 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         report: ActuateReport::default(),
         watch,
         watching: BTreeMap::new(),
+        lease: a.claim_lease,
     };
+    // A verification another actuator watches stays its own (it resumes it after a restart).
     let verifications: Vec<(String, Claim)> = act
         .claims
         .all()
-        .filter(|(id, _)| id.ends_with("/verify"))
+        .filter(|(id, c)| id.ends_with("/verify") && act.claims.holder(c) != Holder::Other)
         .map(|(id, c)| (id.clone(), c.clone()))
         .collect();
     for (id, c) in verifications {
@@ -177,32 +197,42 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
     let consumer: BaseConsumer = c
         .create()
         .map_err(|e| ActuateError::kafka("a consumer of decisions", e))?;
-    let count = apo_core::kafka::partition_count(broker.client(), &a.decisions_topic)
-        .map_err(|e| ActuateError::kafka(format!("reading {}", a.decisions_topic), e))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..count {
-        tpl.add_partition_offset(&a.decisions_topic, p, Offset::Stored)
+    let shared = act.claims.shared();
+    if shared {
+        consumer
+            .subscribe(&[&a.decisions_topic])
+            .map_err(|e| ActuateError::kafka(format!("joining group {}", a.group), e))?;
+    } else {
+        let count = apo_core::kafka::partition_count(broker.client(), &a.decisions_topic)
+            .map_err(|e| ActuateError::kafka(format!("reading {}", a.decisions_topic), e))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..count {
+            tpl.add_partition_offset(&a.decisions_topic, p, Offset::Stored)
+                .map_err(|e| ActuateError::kafka("assigning partitions", e))?;
+        }
+        consumer
+            .assign(&tpl)
             .map_err(|e| ActuateError::kafka("assigning partitions", e))?;
     }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| ActuateError::kafka("assigning partitions", e))?;
     let key_ids: Vec<&str> = act.keys.iter().map(|k| k.id.as_str()).collect();
     tracing::info!(
         topic = %a.decisions_topic,
         brokers = %broker.address(),
         keys = ?key_ids,
-        state = %a.state_dir.display(),
+        actor = %act.claims.me().id,
+        claims = %if shared { format!("topic {}", a.claims_topic) } else { format!("{}", a.state_dir.display()) },
+        group = %a.group,
         "carrying out decisions; audit records to {}",
         a.actions_topic
     );
     let mut at_end: HashSet<i32> = HashSet::new();
     let mut told = false;
+    let since = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         act.check_effects()?;
         match consumer.poll(Duration::from_millis(200)) {
             None => {
-                if a.drain && at_end.len() == count as usize {
+                if a.drain && drained(&consumer, &a.decisions_topic, &at_end, since) {
                     if act.watching.is_empty() {
                         break;
                     }
@@ -229,14 +259,65 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
                 let mut done = TopicPartitionList::new();
                 done.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
                     .map_err(|e| ActuateError::kafka("committing", e))?;
-                consumer.commit(&done, CommitMode::Sync).map_err(|e| {
-                    ActuateError::kafka(format!("committing {}", a.decisions_topic), e)
-                })?;
+                match consumer.commit(&done, CommitMode::Sync) {
+                    Ok(()) => {}
+                    // The partition moved to another actuator meanwhile: it reads the
+                    // message again and finds its claim finished.
+                    Err(e) if shared => tracing::warn!(
+                        topic = %a.decisions_topic,
+                        partition = m.partition(),
+                        offset = m.offset(),
+                        error = %e,
+                        "the offset was not committed (a rebalance?); the claims hold the decision"
+                    ),
+                    Err(e) => {
+                        return Err(ActuateError::kafka(
+                            format!("committing {}", a.decisions_topic),
+                            e,
+                        ))
+                    }
+                }
             }
         }
     }
     tracing::info!(received = act.report.received, outcomes = ?act.report.outcomes, "actuator stopped");
     Ok(act.report)
+}
+
+/// The host's name (`--actor-id`'s default).
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "apo-actuate".into())
+}
+
+/// How long `--drain` waits to be given a partition of a shared topic before it concludes
+/// the other actuators of the group hold them all.
+const DRAIN_JOIN_WAIT: Duration = Duration::from_secs(15);
+
+/// Whether every partition this actuator reads is read to its end (`--drain`). Of a shared
+/// topic: those assigned to it, once it has some (or after [`DRAIN_JOIN_WAIT`] without).
+fn drained(
+    consumer: &BaseConsumer,
+    topic: &str,
+    at_end: &HashSet<i32>,
+    since: std::time::Instant,
+) -> bool {
+    let Ok(assigned) = consumer.assignment() else {
+        return false;
+    };
+    let mine: Vec<i32> = assigned
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    if mine.is_empty() {
+        return since.elapsed() > DRAIN_JOIN_WAIT;
+    }
+    mine.iter().all(|p| at_end.contains(p))
 }
 
 /// An audit record of `d` by `actor`.
@@ -315,6 +396,10 @@ impl Actuator {
                 return self.write(&r);
             }
         };
+        if self.claims.shared() && self.claims.get(&d.id).is_none() {
+            // another actuator may have claimed it since this one last read the claims
+            self.claims.refresh()?;
+        }
         if let Some(c) = self.claims.get(&d.id).cloned() {
             if (c.partition, c.offset) != (p, o) {
                 let why = Rejection::Replayed {
@@ -323,12 +408,20 @@ impl Actuator {
                 };
                 return self.write(&record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()));
             }
+            let Some(c) = self.wait_for_holder(&d.id)? else {
+                return Ok(());
+            };
             match c.step {
                 Step::Audited => return Ok(()),
                 Step::Done => {
                     if let Some(r) = c.record {
+                        // taken over (a no-op in a file): unless another actuator did first
+                        if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+                            return Ok(());
+                        }
                         self.write_again(&r, false)?;
-                        return self.claims.mark(&d.id, p, o, Step::Audited, None);
+                        self.claims.mark(&d.id, p, o, Step::Audited, None)?;
+                        return Ok(());
                     }
                 }
                 // (a decision's own claim is never `watching`: only its verification's is)
@@ -341,9 +434,12 @@ impl Actuator {
                          not, it is not tried again"
                             .into(),
                     );
-                    self.claims.mark(&d.id, p, o, Step::Done, Some(&r))?;
+                    if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+                        return Ok(());
+                    }
                     self.write(&r)?;
-                    return self.claims.mark(&d.id, p, o, Step::Audited, None);
+                    self.claims.mark(&d.id, p, o, Step::Audited, None)?;
+                    return Ok(());
                 }
             }
         }
@@ -381,7 +477,13 @@ impl Actuator {
                     )
                 }
                 Ok(allowed) => {
-                    self.claims.mark(&d.id, p, o, Step::Started, None)?;
+                    if !self.claims.mark(&d.id, p, o, Step::Started, None)? {
+                        tracing::info!(
+                            decision = %d.id,
+                            "another actuator claimed it first: it carries it out and audits it"
+                        );
+                        return Ok(());
+                    }
                     let ex = self.executors.of(&d.target);
                     let name = ex.name();
                     let r = match ex.execute(&d, &allowed) {
@@ -399,9 +501,55 @@ impl Actuator {
                 }
             },
         };
-        self.claims.mark(&d.id, p, o, Step::Done, Some(&r))?;
+        if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+            if self.watching.remove(&d.id).is_some() {
+                // not this actuator's to verify: its restart must not take it up either
+                self.claims
+                    .mark(&verify_id(&d.id), p, o, Step::Audited, None)?;
+            }
+            let holder = self.claims.get(&d.id).and_then(|c| c.actor.clone());
+            tracing::warn!(
+                decision = %d.id,
+                outcome = r.outcome.as_str(),
+                detail = r.detail.as_deref().unwrap_or(""),
+                holder = ?holder,
+                "another actuator took this decision over (its lease ran out, or it claimed it \
+                 first): it writes the audit record, not this one"
+            );
+            return Ok(());
+        }
         self.write(&r)?;
-        self.claims.mark(&d.id, p, o, Step::Audited, None)
+        self.claims.mark(&d.id, p, o, Step::Audited, None)?;
+        Ok(())
+    }
+
+    /// Waits while claim `id` is another actuator's, unfinished and within its lease (it may
+    /// still be working on it); the claim then, or `None` when it is gone.
+    fn wait_for_holder(&mut self, id: &str) -> Result<Option<Claim>, ActuateError> {
+        let mut told = false;
+        loop {
+            let Some(c) = self.claims.get(id).cloned() else {
+                return Ok(None);
+            };
+            let until = c.at.saturating_add(self.lease.as_millis() as i64);
+            let now = apo_core::clock::now_ms();
+            if c.step == Step::Audited || self.claims.holder(&c) != Holder::Other || now >= until {
+                return Ok(Some(c));
+            }
+            if !told {
+                told = true;
+                tracing::info!(
+                    claim = id,
+                    step = ?c.step,
+                    holder = ?c.actor,
+                    "another actuator holds this decision: waiting for it to finish, at most \
+                     {:.1}s (its lease)",
+                    (until - now) as f64 / 1000.0
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            self.claims.refresh()?;
+        }
     }
 }
 
@@ -428,7 +576,9 @@ impl Actuator {
             applied_value: applied.1,
             executed_at,
         };
-        self.claims.watch(p, o, &w)?;
+        if !self.claims.watch(p, o, &w)? {
+            return Ok(());
+        }
         self.watching.insert(d.id.clone(), (p, o, w));
         Ok(())
     }
@@ -468,7 +618,8 @@ impl Actuator {
                 if let Some(r) = c.record {
                     self.write_again(&r, true)?;
                 }
-                self.claims.mark(vid, p, o, Step::Audited, None)
+                self.claims.mark(vid, p, o, Step::Audited, None)?;
+                Ok(())
             }
             Step::Audited => Ok(()),
         }
@@ -550,7 +701,10 @@ impl Actuator {
             let detail = format!("worse ({worse}); not reverted: {why}");
             return Ok(verify_record(w, ACTOR, ActionOutcome::Failed, detail));
         }
-        self.claims.mark(vid, p, o, Step::Started, None)?;
+        if !self.claims.mark(vid, p, o, Step::Started, None)? {
+            let detail = format!("worse ({worse}); another actuator holds this verification");
+            return Ok(verify_record(w, ACTOR, ActionOutcome::Unverified, detail));
+        }
         let allowed = Allowed {
             replicas_to: back.replicas_to,
             tune_to: back.tune.as_ref().map(|t| t.to),
@@ -590,10 +744,18 @@ impl Actuator {
     }
 
     /// Done, audited, audit-acknowledged: the verification's last three steps.
+    /// (Nothing is written when another actuator holds the verification.)
     fn finish(&mut self, vid: &str, p: i32, o: i64, r: &ActionRecord) -> Result<(), ActuateError> {
-        self.claims.mark(vid, p, o, Step::Done, Some(r))?;
+        if !self.claims.mark(vid, p, o, Step::Done, Some(r))? {
+            tracing::warn!(
+                claim = vid,
+                "another actuator holds this verification: not audited here"
+            );
+            return Ok(());
+        }
         self.write(r)?;
-        self.claims.mark(vid, p, o, Step::Audited, None)
+        self.claims.mark(vid, p, o, Step::Audited, None)?;
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ pub mod consume;
 pub mod effect;
 pub mod error;
 pub mod executors;
+pub mod follow;
 pub mod overrides;
 pub mod policy;
 #[cfg(test)]

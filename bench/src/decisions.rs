@@ -664,6 +664,7 @@ fn actuator_latency(
         .args(["actuate", "--brokers", broker.address()])
         .args(["--decisions-topic", &decisions, "--actions-topic", &actions])
         .args(["--overrides-topic", &overrides, "--group", &t("actuators")])
+        .args(["--claims-topic", &t("claims")])
         .arg("--policy")
         .arg(&policy)
         .arg("--decision-key-file")

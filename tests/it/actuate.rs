@@ -8,6 +8,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apo_actuators::claims::topic::ClaimsTopic;
+use apo_actuators::claims::{Actor, Claims, Step};
 use apo_schemas::action::{ActionOutcome, ActionRecord};
 use apo_schemas::decision::{Decision, DecisionAction, SigningKey};
 
@@ -186,6 +188,55 @@ fn audit_records(actions: &str, want: usize) -> Vec<ActionRecord> {
         .collect()
 }
 
+/// Asserts that each of `issued` was executed at most once (by the receiver's count, `seen`)
+/// and has exactly one record in `audit`: `succeeded` having been executed, or `failed` as
+/// interrupted; how many were interrupted.
+fn assert_each_once(
+    issued: &[Decision],
+    seen: &BTreeMap<String, Vec<serde_json::Value>>,
+    audit: &[ActionRecord],
+    seed: u64,
+    logged: &str,
+) -> usize {
+    let mut by_id: BTreeMap<&str, Vec<&ActionRecord>> = BTreeMap::new();
+    for r in audit {
+        by_id.entry(r.decision_id.as_str()).or_default().push(r);
+    }
+    let mut interrupted = 0;
+    for d in issued {
+        let executions = seen.get(&d.id).map_or(0, Vec::len);
+        assert!(
+            executions <= 1,
+            "{} executed {executions} times (seed {seed})\n{logged}",
+            d.id
+        );
+        let records = by_id.get(d.id.as_str()).cloned().unwrap_or_default();
+        assert_eq!(
+            records.len(),
+            1,
+            "{}: {} audit records (seed {seed}): {records:#?}\n{logged}",
+            d.id,
+            records.len()
+        );
+        match records[0].outcome {
+            ActionOutcome::Succeeded => assert_eq!(executions, 1, "{} (seed {seed})", d.id),
+            ActionOutcome::Failed => {
+                assert!(
+                    records[0]
+                        .detail
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("interrupted"),
+                    "{records:#?}"
+                );
+                interrupted += 1;
+            }
+            other => panic!("{}: {other:?} (seed {seed}): {records:#?}", d.id),
+        }
+    }
+    interrupted
+}
+
 #[test]
 fn untrusted_and_out_of_policy_decisions_are_rejected_and_each_is_audited_once() {
     let decisions = unique("act.decisions");
@@ -319,36 +370,73 @@ fn untrusted_and_out_of_policy_decisions_are_rejected_and_each_is_audited_once()
     assert_eq!(seen["clamped"][0]["replicas_to"], 8);
 }
 
+/// The setting of a test that kills actuators: `n` signed scales of `checkout` (ids
+/// `ID_PREFIX-000`…) spread over the `partitions` of a new decisions topic, a receiver that
+/// answers within 40 ms, the policy and key files.
+struct Killed {
+    seed: u64,
+    rng: Rng,
+    decisions: String,
+    actions: String,
+    dir: tempfile::TempDir,
+    receiver: Receiver,
+    key: String,
+    policy: String,
+    issued: Vec<Decision>,
+}
+
+impl Killed {
+    fn setup(prefix: &str, partitions: i32, n: usize, id_prefix: &str) -> Killed {
+        let seed = now_ms() as u64;
+        eprintln!("seed {seed}");
+        let decisions = unique(&format!("{prefix}.decisions"));
+        let actions = unique(&format!("{prefix}.actions"));
+        apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], partitions).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::start(40, seed);
+        let (key, policy) = setup(dir.path(), &receiver, "");
+        let issued: Vec<Decision> = (0..n)
+            .map(|i| {
+                let id = format!("{id_prefix}-{i:03}");
+                signed(scale(&id, "checkout", 2, 2 + (i % 6) as u32))
+            })
+            .collect();
+        produce(
+            &decisions,
+            &issued
+                .iter()
+                .enumerate()
+                .map(|(i, d)| ((i as i32 % partitions), bytes(d)))
+                .collect::<Vec<_>>(),
+        );
+        Killed {
+            seed,
+            rng: Rng(seed),
+            decisions,
+            actions,
+            dir,
+            receiver,
+            key,
+            policy,
+            issued,
+        }
+    }
+}
+
 #[test]
 fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_once() {
-    let seed = now_ms() as u64;
-    eprintln!("seed {seed}");
-    let mut rng = Rng(seed);
-    let decisions = unique("kill.decisions");
-    let actions = unique("kill.actions");
-    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 3).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(40, seed);
-    let (key, policy) = setup(dir.path(), &receiver, "");
-    let n = 90usize;
-    let issued: Vec<Decision> = (0..n)
-        .map(|i| {
-            signed(scale(
-                &format!("d-{i:03}"),
-                "checkout",
-                2,
-                2 + (i % 6) as u32,
-            ))
-        })
-        .collect();
-    produce(
-        &decisions,
-        &issued
-            .iter()
-            .enumerate()
-            .map(|(i, d)| ((i % 3) as i32, bytes(d)))
-            .collect::<Vec<_>>(),
-    );
+    let Killed {
+        seed,
+        mut rng,
+        decisions,
+        actions,
+        dir,
+        receiver,
+        key,
+        policy,
+        issued,
+    } = Killed::setup("kill", 3, 90, "d");
+    let n = issued.len();
 
     let state = dir.path().join("state");
     let log = dir.path().join("actuate.log");
@@ -401,43 +489,8 @@ fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_on
 
     let seen = receiver.requests();
     let audit = audit_records(&actions, usize::MAX);
-    let mut by_id: BTreeMap<&str, Vec<&ActionRecord>> = BTreeMap::new();
-    for r in &audit {
-        by_id.entry(r.decision_id.as_str()).or_default().push(r);
-    }
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    let mut interrupted = 0;
-    for d in &issued {
-        let executions = seen.get(&d.id).map_or(0, Vec::len);
-        assert!(
-            executions <= 1,
-            "{} executed {executions} times (seed {seed})",
-            d.id
-        );
-        let records = by_id.get(d.id.as_str()).cloned().unwrap_or_default();
-        assert_eq!(
-            records.len(),
-            1,
-            "{}: {} audit records (seed {seed}): {records:#?}\n{logged}",
-            d.id,
-            records.len()
-        );
-        match records[0].outcome {
-            ActionOutcome::Succeeded => assert_eq!(executions, 1, "{} (seed {seed})", d.id),
-            ActionOutcome::Failed => {
-                assert!(
-                    records[0]
-                        .detail
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains("interrupted"),
-                    "{records:#?}"
-                );
-                interrupted += 1;
-            }
-            other => panic!("{}: {other:?} (seed {seed}): {records:#?}", d.id),
-        }
-    }
+    let interrupted = assert_each_once(&issued, &seen, &audit, seed, &logged);
     assert_eq!(audit.len(), n, "no other records");
     // The `actions` table holds the same records, each once, kills or not.
     let mut want: Vec<Vec<String>> = audit
@@ -467,6 +520,270 @@ fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_on
     assert!(kills >= 2, "the actuator was killed more than once");
 }
 
+/// Two actuators (`a`, `b`) of one consumer group share a 4-partition decisions topic and
+/// their claims topic; each is SIGKILLed at random points and restarted under its name, so
+/// the group's partitions move between them mid-decision; a third (`c`) finishes the topic,
+/// taking over what the killed ones left once their lease ran out. Every decision is executed
+/// at most once and audited exactly once. (Two actuators that did not share claims would each
+/// execute every decision.)
+#[test]
+fn actuators_sharing_a_group_execute_each_decision_once_across_kills_and_rebalances() {
+    let Killed {
+        seed,
+        mut rng,
+        decisions,
+        actions,
+        dir,
+        receiver,
+        key,
+        policy,
+        issued,
+    } = Killed::setup("group", 4, 80, "g");
+    let n = issued.len();
+    let args = |name: &str, drain: bool| {
+        let mut a = actuate_args(
+            &decisions,
+            &actions,
+            &key,
+            &policy,
+            &dir.path().join(name),
+            drain,
+        );
+        a.extend(["--actor-id", name, "--claim-lease", "3s"].map(String::from));
+        a
+    };
+    let log = dir.path().join("actuate.log");
+    let spawn = |name: &str| {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        apo(&args(name, false))
+            .env("APO_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    };
+    let mut running = [spawn("a"), spawn("b")];
+    let mut kills = 0;
+    for round in 0..6 {
+        let before = receiver.requests().len();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while receiver.requests().len() == before && receiver.requests().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: nothing executed\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        let which = rng.below(2) as usize;
+        running[which].kill().unwrap();
+        running[which].wait().unwrap();
+        kills += 1;
+        if receiver.requests().len() >= n {
+            break;
+        }
+        running[which] = spawn(["a", "b"][which]);
+    }
+    for mut child in running {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = run_to_end(&args("c", true), Duration::from_secs(240));
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the last apo actuate: {}\n{logged}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let seen = receiver.requests();
+    let audit = audit_records(&actions, usize::MAX);
+    let interrupted = assert_each_once(&issued, &seen, &audit, seed, &logged);
+    assert_eq!(audit.len(), n, "no other records");
+    // Both actuators of the group carried decisions out (their claims name them).
+    let claims: Vec<serde_json::Value> = consume(
+        &claims_topic(&decisions),
+        usize::MAX,
+        Duration::from_secs(3),
+    )
+    .iter()
+    .filter_map(|r| serde_json::from_slice(&r.payload).ok())
+    .collect();
+    let actors: std::collections::BTreeSet<String> = claims
+        .iter()
+        .filter(|c| c["step"] == "audited")
+        .filter_map(|c| c["actor"]["id"].as_str().map(String::from))
+        .collect();
+    let said = |what: &str| logged.matches(what).count();
+    eprintln!(
+        "{kills} kills, {} executed, {interrupted} interrupted, audited by {actors:?}; \
+         lost a start to the other: {}, waited for the other: {}, seed {seed}",
+        seen.len(),
+        said("claimed it first"),
+        said("another actuator holds this decision"),
+    );
+    assert!(actors.contains("a") && actors.contains("b"), "{actors:?}");
+    assert!(kills >= 2, "the actuators were killed more than once");
+}
+
+/// The claims of `topic` as actor `name` sees them, read to the topic's end.
+fn claims_as(topic: &str, name: &str) -> Claims {
+    Claims::on_topic(
+        ClaimsTopic::open(&client(), topic).unwrap(),
+        Actor::new(name),
+    )
+    .unwrap()
+}
+
+/// Two actuators that both start the same decisions at the same moment, each on the claims as
+/// it last read them: for every decision exactly one start applies (whichever the broker
+/// ordered first), and both then read the same holder.
+#[test]
+fn of_two_actuators_starting_one_decision_at_once_exactly_one_does() {
+    let topic = claims_topic(&unique("race.decisions"));
+    let ids: Vec<String> = (0..30).map(|i| format!("race-{i}")).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = ["x", "y"]
+        .into_iter()
+        .map(|name| {
+            let (topic, ids, barrier) = (topic.clone(), ids.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut claims = claims_as(&topic, name);
+                let won: Vec<bool> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        barrier.wait();
+                        claims.mark(id, 0, i as i64, Step::Started, None).unwrap()
+                    })
+                    .collect();
+                barrier.wait();
+                claims.refresh().unwrap();
+                let holders: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        let c = claims.get(id).unwrap();
+                        assert_eq!(c.version, 1, "{id}: one start applied");
+                        c.actor.as_ref().unwrap().id.clone()
+                    })
+                    .collect();
+                (won, holders)
+            })
+        })
+        .collect();
+    let [(x_won, x_saw), (y_won, y_saw)]: [(Vec<bool>, Vec<String>); 2] = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert!(
+            x_won[i] != y_won[i],
+            "{id}: x won {}, y won {}",
+            x_won[i],
+            y_won[i]
+        );
+        let winner = if x_won[i] { "x" } else { "y" };
+        assert_eq!(
+            (x_saw[i].as_str(), y_saw[i].as_str()),
+            (winner, winner),
+            "{id}"
+        );
+    }
+    eprintln!(
+        "x won {}, y won {}",
+        x_won.iter().filter(|w| **w).count(),
+        y_won.iter().filter(|w| **w).count()
+    );
+}
+
+/// A decision another actuator (`x`) started is its own while its lease lasts: `apo actuate`
+/// (`y`) waits for it; `x` finishing it (its audit record written) leaves `y` nothing to do,
+/// and a start `x` never finishes is taken over once the lease is out and audited `failed`
+/// (interrupted: it may have been carried out), not executed.
+#[test]
+fn another_actuators_unfinished_decision_is_waited_for_then_taken_over() {
+    let decisions = unique("lease.decisions");
+    let actions = unique("lease.actions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 1);
+    let (key, policy) = setup(dir.path(), &receiver, "");
+    let held = signed(scale("held", "checkout", 2, 3));
+    let abandoned = signed(scale("abandoned", "checkout", 2, 4));
+    produce(&decisions, &[(0, bytes(&held)), (0, bytes(&abandoned))]);
+    let topic = claims_topic(&decisions);
+    let mut x = claims_as(&topic, "x");
+    assert!(x.mark("held", 0, 0, Step::Started, None).unwrap());
+    assert!(x.mark("abandoned", 0, 1, Step::Started, None).unwrap());
+    let lease = Duration::from_secs(4);
+    let started = std::time::Instant::now();
+    let mut args = actuate_args(
+        &decisions,
+        &actions,
+        &key,
+        &policy,
+        &dir.path().join("y"),
+        true,
+    );
+    args.extend(["--actor-id", "y", "--claim-lease", "4s"].map(String::from));
+    let y = apo(&args)
+        .env("APO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // x finishes `held` 1.5 s later: done, its audit record, audited.
+    std::thread::sleep(Duration::from_millis(1500));
+    let by_x = ActionRecord {
+        decision_id: "held".into(),
+        target: "checkout".into(),
+        action: "scale".into(),
+        executed_at: now_ms(),
+        actor: "webhook".into(),
+        outcome: ActionOutcome::Succeeded,
+        detail: Some("carried out by x".into()),
+    };
+    assert!(x.mark("held", 0, 0, Step::Done, Some(&by_x)).unwrap());
+    produce(&actions, &[(0, serde_json::to_vec(&by_x).unwrap())]);
+    assert!(x.mark("held", 0, 0, Step::Audited, None).unwrap());
+    let out = y.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let logged = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logged}");
+    let audit = audit_records(&actions, usize::MAX);
+    assert_eq!(audit.len(), 2, "{audit:#?}\n{logged}");
+    assert_eq!(audit[0], by_x, "held: only x's record");
+    assert_eq!(audit[1].decision_id, "abandoned");
+    assert_eq!(audit[1].outcome, ActionOutcome::Failed);
+    assert!(
+        audit[1]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{audit:#?}"
+    );
+    assert!(receiver.requests().is_empty(), "nothing executed");
+    assert!(took >= lease, "y waited for x's lease: {took:?}");
+    assert!(
+        logged.contains("another actuator holds this decision"),
+        "{logged}"
+    );
+    // and x, told nothing, finds that it lost `abandoned` when it tries to finish it
+    assert!(!x.mark("abandoned", 0, 1, Step::Done, None).unwrap());
+    x.refresh().unwrap();
+    let c = x.get("abandoned").unwrap();
+    assert_eq!(c.actor.as_ref().map(|a| a.id.as_str()), Some("y"));
+    assert_eq!(c.step, Step::Audited);
+}
+
 #[test]
 fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
     let decisions = unique("ack.decisions");
@@ -479,10 +796,9 @@ fn a_crash_after_the_audit_was_acknowledged_does_not_audit_again() {
     produce(&decisions, &[(1, bytes(&d))]);
     let state = dir.path().join("state");
     let run = |group: &str| {
-        let out = run_to_end(
-            &actuate_args_in(&decisions, &actions, &key, &policy, &state, true, group),
-            Duration::from_secs(60),
-        );
+        let mut args = actuate_args_in(&decisions, &actions, &key, &policy, &state, true, group);
+        args.push("--local-claims".into());
+        let out = run_to_end(&args, Duration::from_secs(60));
         assert!(
             out.status.success(),
             "{}",
@@ -919,8 +1235,18 @@ fn a_scale_that_made_things_worse_is_reverted_and_the_watch_survives_a_restart()
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let claims = std::fs::read_to_string(dir.path().join("state/claims.jsonl")).unwrap();
-    assert!(claims.contains("checkout-up/verify"), "{claims}");
+    let claims: Vec<String> = consume(
+        &claims_topic(&decisions),
+        usize::MAX,
+        Duration::from_secs(3),
+    )
+    .iter()
+    .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+    .collect();
+    assert!(
+        claims.iter().any(|c| c.contains("checkout-up/verify")),
+        "{claims:#?}"
+    );
 
     // Windows after: checkout's p99 doubles; cart's latency holds but its bad events go to
     // 2 %; search holds on both (p99 +10 %, still 0.1 % bad); orders gets no window at all.

@@ -320,8 +320,18 @@ pub fn sql_csv(data_dir: &std::path::Path, query: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `apo actuate --drain` of `decisions` to `actions` in consumer group `group`, with `policy`,
-/// the decision key `key` (`PATH` or `ID=PATH`) and its claims in `state`.
+/// The claims topic of an actuator test reading `decisions` (its own, created empty, two
+/// partitions).
+pub fn claims_topic(decisions: &str) -> String {
+    let topic = format!("{decisions}.claims");
+    apo_ingest::kafka::ensure_topics(&client(), &[&topic], 2).unwrap();
+    topic
+}
+
+/// `apo actuate --drain` of `decisions` to `actions` in consumer group `group` (made the
+/// test's own: `group` + `decisions`), with `policy`, the decision key `key` (`PATH` or
+/// `ID=PATH`), its claims on `decisions`' own claims topic and its table under `state`. A
+/// member of the group that vanishes is given up after 6 s (the broker's least).
 pub fn actuate_drain_args(
     decisions: &str,
     actions: &str,
@@ -339,7 +349,13 @@ pub fn actuate_drain_args(
         "--actions-topic",
         actions,
         "--group",
-        group,
+        &format!("{group}.{decisions}"),
+        "--claims-topic",
+        &claims_topic(decisions),
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=1000",
         "--policy",
         &policy.display().to_string(),
         "--decision-key-file",

@@ -2,11 +2,8 @@
 //! consumer group; before each decision it reads up to the end the broker reports, within a
 //! limit (past it, the decision is refused: the actuator does not act on overrides it may
 //! not know).
-//!
-//! The ends are asked of the broker by a client of their own that fetches nothing: asked on
-//! the reading consumer's connection, the question waits behind the fetch the broker holds
-//! open (up to `fetch.wait.max.ms`, 500 ms), as `apo bench` showed (every decision waited
-//! half a second for it).
+//! The ends are asked of the broker by a client of their own that fetches nothing
+//! ([`Follower`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,9 +11,10 @@ use std::time::{Duration, Instant};
 use apo_schemas::overrides::Override;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 
 use super::Overrides;
+use crate::follow::Follower;
 use crate::ActuateError;
 
 /// Follows the overrides topic.
@@ -35,28 +33,17 @@ pub struct OverridesReader {
 impl OverridesReader {
     /// A reader of `topic` (which must exist).
     pub fn open(client: &ClientConfig, topic: &str) -> Result<Self, ActuateError> {
-        let ctx = || format!("reading the overrides in {topic}");
-        let partitions = apo_core::kafka::partition_count(client, topic)
-            .map_err(|e| ActuateError::kafka(ctx(), e))?;
-        let mut c = client.clone();
-        c.set("group.id", "apo-overrides-reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        let consumer: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
-        let ends: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(|e| ActuateError::kafka(ctx(), e))?;
-        }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let follow = Follower::open(
+            client,
+            topic,
+            &[("group.id", "apo-overrides-reader")],
+            "the overrides",
+        )?;
         Ok(OverridesReader {
-            consumer,
-            ends,
+            consumer: follow.consumer,
+            ends: follow.ends,
             topic: topic.to_string(),
-            partitions,
+            partitions: follow.partitions,
             next: HashMap::new(),
             view: Overrides::default(),
         })
