@@ -396,57 +396,16 @@ impl Actuator {
                 return self.write(&r);
             }
         };
-        if self.claims.shared() && self.claims.get(&d.id).is_none() {
-            // another actuator may have claimed it since this one last read the claims
-            self.claims.refresh()?;
-        }
+        // (on shared claims, one another actuator wrote since this one last read them is
+        // found when a step of this one's does not apply: it reads up to its own line)
         if let Some(c) = self.claims.get(&d.id).cloned() {
-            if (c.partition, c.offset) != (p, o) {
-                let why = Rejection::Replayed {
-                    partition: c.partition,
-                    offset: c.offset,
-                };
-                return self.write(&record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()));
-            }
-            let Some(c) = self.wait_for_holder(&d.id)? else {
-                return Ok(());
-            };
-            match c.step {
-                Step::Audited => return Ok(()),
-                Step::Done => {
-                    if let Some(r) = c.record {
-                        // taken over (a no-op in a file): unless another actuator did first
-                        if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
-                            return Ok(());
-                        }
-                        self.write_again(&r, false)?;
-                        self.claims.mark(&d.id, p, o, Step::Audited, None)?;
-                        return Ok(());
-                    }
-                }
-                // (a decision's own claim is never `watching`: only its verification's is)
-                Step::Started | Step::Watching => {
-                    let r = record(
-                        &d,
-                        ACTOR,
-                        ActionOutcome::Failed,
-                        "interrupted during execution (the actuator stopped): carried out or \
-                         not, it is not tried again"
-                            .into(),
-                    );
-                    if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
-                        return Ok(());
-                    }
-                    self.write(&r)?;
-                    self.claims.mark(&d.id, p, o, Step::Audited, None)?;
-                    return Ok(());
-                }
-            }
+            return self.claimed(&d, p, o, c);
         }
         let now = apo_core::clock::now_ms();
         let stopped = self
             .overridden(&d, now)
             .map_or(Ok(()), |why| Err(Rejection::Overridden(why)));
+        let mut executed = false;
         let r = match verify::check(&d, &self.keys, now).and(stopped) {
             Err(why) => record(&d, ACTOR, ActionOutcome::Rejected, why.to_string()),
             Ok(()) => match self.policy.judge(&d).and_then(|allowed| {
@@ -478,12 +437,9 @@ impl Actuator {
                 }
                 Ok(allowed) => {
                     if !self.claims.mark(&d.id, p, o, Step::Started, None)? {
-                        tracing::info!(
-                            decision = %d.id,
-                            "another actuator claimed it first: it carries it out and audits it"
-                        );
-                        return Ok(());
+                        return self.lost(&d, p, o);
                     }
+                    executed = true;
                     let ex = self.executors.of(&d.target);
                     let name = ex.name();
                     let r = match ex.execute(&d, &allowed) {
@@ -502,6 +458,9 @@ impl Actuator {
             },
         };
         if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+            if !executed {
+                return self.lost(&d, p, o);
+            }
             if self.watching.remove(&d.id).is_some() {
                 // not this actuator's to verify: its restart must not take it up either
                 self.claims
@@ -521,6 +480,70 @@ impl Actuator {
         self.write(&r)?;
         self.claims.mark(&d.id, p, o, Step::Audited, None)?;
         Ok(())
+    }
+
+    /// Decision `d` (read at `p`/`o`) whose claim `c` exists: a replay, or taken up where the
+    /// claim says it stopped (after its holder's lease when that is another actuator).
+    fn claimed(&mut self, d: &Decision, p: i32, o: i64, c: Claim) -> Result<(), ActuateError> {
+        if (c.partition, c.offset) != (p, o) {
+            let why = Rejection::Replayed {
+                partition: c.partition,
+                offset: c.offset,
+            };
+            return self.write(&record(d, ACTOR, ActionOutcome::Rejected, why.to_string()));
+        }
+        let Some(c) = self.wait_for_holder(&d.id)? else {
+            return Ok(());
+        };
+        match c.step {
+            Step::Audited => Ok(()),
+            Step::Done => {
+                let Some(r) = c.record else {
+                    tracing::warn!(decision = %d.id, "a claim done without its audit record: left as it is");
+                    return Ok(());
+                };
+                // taken over (a no-op in a file): unless another actuator did first
+                if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+                    return Ok(());
+                }
+                self.write_again(&r, false)?;
+                self.claims.mark(&d.id, p, o, Step::Audited, None)?;
+                Ok(())
+            }
+            // (a decision's own claim is never `watching`: only its verification's is)
+            Step::Started | Step::Watching => {
+                let r = record(
+                    d,
+                    ACTOR,
+                    ActionOutcome::Failed,
+                    "interrupted during execution (the actuator stopped): carried out or \
+                     not, it is not tried again"
+                        .into(),
+                );
+                if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+                    return Ok(());
+                }
+                self.write(&r)?;
+                self.claims.mark(&d.id, p, o, Step::Audited, None)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A step of new decision `d` did not apply: another actuator's claim of it came first
+    /// (now read), which says what is left to do.
+    fn lost(&mut self, d: &Decision, p: i32, o: i64) -> Result<(), ActuateError> {
+        tracing::info!(decision = %d.id, "another actuator claimed it first");
+        match self.claims.get(&d.id).cloned() {
+            Some(c) => self.claimed(d, p, o, c),
+            None => Err(ActuateError::Claims {
+                path: "the claims topic".into(),
+                error: format!(
+                    "a step of {} did not apply, yet no claim of it was read",
+                    d.id
+                ),
+            }),
+        }
     }
 
     /// Waits while claim `id` is another actuator's, unfinished and within its lease (it may

@@ -10,8 +10,9 @@
 //!    (this binary, as a process, log executor) carrying them out; decision sent → its audit
 //!    record read back, p50/p99, and the rate it sustains when flooded; baseline: a relay that
 //!    takes the same two hops (consume, produce and wait for the acknowledgement, commit)
-//!    without the actuator's work (verification, claims synced to disk, policy, execution,
-//!    the actions table).
+//!    without the actuator's work (verification, claims, policy, execution, the actions
+//!    table). Twice: claims on the broker (the default: shared by a group's actuators) and in a
+//!    file (`--local-claims`).
 //!
 //! The circuit rule runs in the trace pipeline and is not in these figures.
 
@@ -631,20 +632,75 @@ fn measure(
     })
 }
 
-/// Part 3, through `broker`: the actuator (a child process of this binary) and the relay.
+/// Part 3, through `broker`: the actuator (a child process of this binary) with its claims on
+/// the broker (shared by a group's actuators) and in a file (`--local-claims`, one actuator),
+/// and the relay.
 fn actuator_latency(
     broker: &Broker,
     dir: &Path,
     stamp: i64,
     (paced, rate, flood): (usize, f64, usize),
-) -> Result<(PathResult, PathResult)> {
+) -> Result<(PathResult, PathResult, PathResult)> {
     let client = broker.client().clone();
     let t = |what: &str| format!("apo.bench.{stamp}.{what}");
-    let (decisions, actions, overrides) = (t("decisions"), t("actions"), t("overrides"));
     let (relay_in, relay_out) = (t("relay-in"), t("relay-out"));
-    broker.prepare_topics(&[&decisions, &actions, &relay_in, &relay_out], true, 1)?;
-    let work = dir.join(format!("actuator-{stamp}"));
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    broker.prepare_topics(&[&relay_in, &relay_out], true, 1)?;
+    let key = SigningKey::new(None, SECRET).map_err(|e| anyhow::anyhow!(e))?;
+    let mut p = client.clone();
+    p.set("linger.ms", "0");
+    let producer: BaseProducer = p.create().context("a producer of decisions")?;
+    let mut actuators = Vec::new();
+    for local in [false, true] {
+        let name = if local { "local" } else { "shared" };
+        eprintln!("decision → audited action through `apo actuate` (claims: {name})…");
+        actuators.push(actuate_path(
+            broker,
+            &dir.join(format!("actuator-{stamp}-{name}")),
+            &|what: &str| t(&format!("{name}.{what}")),
+            local,
+            &producer,
+            &key,
+            (paced, rate, flood),
+        )?);
+    }
+    let local = actuators.pop().context("the local run")?;
+    let shared = actuators.pop().context("the shared run")?;
+
+    // The relay.
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = relay(&client, &relay_in, &relay_out, stop.clone())?;
+    let relayed = Seen::follow(&client, &relay_out, |b| {
+        Decision::decode(Some(b)).ok().map(|d| d.id)
+    })?;
+    eprintln!("the same two hops through a relay…");
+    let baseline = measure(
+        &producer,
+        &relay_in,
+        &relayed,
+        &key,
+        "r",
+        (paced, rate, flood),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = thread.join();
+    Ok((shared, local, baseline?))
+}
+
+/// One run of `apo actuate` (claims in a file when `local`) in `work`, on topics named by `t`:
+/// decision sent → its audit record read back.
+fn actuate_path(
+    broker: &Broker,
+    work: &Path,
+    t: &dyn Fn(&str) -> String,
+    local: bool,
+    producer: &BaseProducer,
+    key: &SigningKey,
+    (paced, rate, flood): (usize, f64, usize),
+) -> Result<PathResult> {
+    let client = broker.client().clone();
+    let (decisions, actions, overrides) = (t("decisions"), t("actions"), t("overrides"));
+    broker.prepare_topics(&[&decisions, &actions], true, 1)?;
+    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let key_file = work.join("decisions.key");
     std::fs::write(&key_file, SECRET)?;
     let policy = work.join("policy.toml");
@@ -652,16 +708,16 @@ fn actuator_latency(
         &policy,
         "[targets.bench]\nexecutor = \"log\"\ndry_run = false\n",
     )?;
-    let key = SigningKey::new(None, SECRET).map_err(|e| anyhow::anyhow!(e))?;
-    let mut p = client.clone();
-    p.set("linger.ms", "0");
-    let producer: BaseProducer = p.create().context("a producer of decisions")?;
 
     // The actuator.
     let exe = std::env::current_exe().context("finding this binary to run `apo actuate`")?;
     let log = std::fs::File::create(work.join("actuate.log"))?;
-    let mut child: Child = Command::new(exe)
-        .args(["actuate", "--brokers", broker.address()])
+    let mut command = Command::new(exe);
+    command.args(["actuate", "--brokers", broker.address()]);
+    if local {
+        command.arg("--local-claims");
+    }
+    let mut child: Child = command
         .args(["--decisions-topic", &decisions, "--actions-topic", &actions])
         .args(["--overrides-topic", &overrides, "--group", &t("actuators")])
         .args(["--claims-topic", &t("claims")])
@@ -681,12 +737,11 @@ fn actuator_latency(
     let audited = Seen::follow(&client, &actions, |b| {
         ActionRecord::decode(Some(b)).ok().map(|r| r.decision_id)
     })?;
-    eprintln!("decision → audited action through `apo actuate`…");
     let actuator = measure(
-        &producer,
+        producer,
         &decisions,
         &audited,
-        &key,
+        key,
         "a",
         (paced, rate, flood),
     );
@@ -698,25 +753,7 @@ fn actuator_latency(
             work.join("actuate.log").display()
         )
     })?;
-
-    // The relay.
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = relay(&client, &relay_in, &relay_out, stop.clone())?;
-    let relayed = Seen::follow(&client, &relay_out, |b| {
-        Decision::decode(Some(b)).ok().map(|d| d.id)
-    })?;
-    eprintln!("the same two hops through a relay…");
-    let baseline = measure(
-        &producer,
-        &relay_in,
-        &relayed,
-        &key,
-        "r",
-        (paced, rate, flood),
-    );
-    stop.store(true, Ordering::Relaxed);
-    let _ = thread.join();
-    Ok((actuator, baseline?))
+    Ok(actuator)
 }
 
 /// The section's Markdown.
@@ -794,7 +831,7 @@ pub fn decisions_section(
 
     if decisions > 0 {
         let rate = 10.0;
-        let (a, r) = actuator_latency(broker, dir, stamp, (decisions, rate, decisions))?;
+        let (a, l, r) = actuator_latency(broker, dir, stamp, (decisions, rate, decisions))?;
         let _ = writeln!(
             out,
             "Decision sent → its audit record read back from the broker, {rate} decisions/s \
@@ -811,7 +848,12 @@ pub fn decisions_section(
         );
         let _ = writeln!(
             out,
-            "| `apo actuate` (verify, claim synced, policy, execute, audit + table) | {:.1} ms | {:.1} ms | {:.0}/s |",
+            "| `apo actuate --local-claims` (verify, claim synced to a file, policy, execute, audit + table) | {:.1} ms | {:.1} ms | {:.0}/s |",
+            l.p50, l.p99, l.flood_rate
+        );
+        let _ = writeln!(
+            out,
+            "| `apo actuate`, claims on the broker (each step acknowledged and read back) | {:.1} ms | {:.1} ms | {:.0}/s |",
             a.p50, a.p99, a.flood_rate
         );
     }

@@ -372,7 +372,7 @@ fn untrusted_and_out_of_policy_decisions_are_rejected_and_each_is_audited_once()
 
 /// The setting of a test that kills actuators: `n` signed scales of `checkout` (ids
 /// `ID_PREFIX-000`…) spread over the `partitions` of a new decisions topic, a receiver that
-/// answers within 40 ms, the policy and key files.
+/// answers within `max_delay_ms`, the policy and key files.
 struct Killed {
     seed: u64,
     rng: Rng,
@@ -383,17 +383,24 @@ struct Killed {
     key: String,
     policy: String,
     issued: Vec<Decision>,
+    partitions: i32,
 }
 
 impl Killed {
-    fn setup(prefix: &str, partitions: i32, n: usize, id_prefix: &str) -> Killed {
+    fn setup(
+        prefix: &str,
+        partitions: i32,
+        n: usize,
+        id_prefix: &str,
+        max_delay_ms: u64,
+    ) -> Killed {
         let seed = now_ms() as u64;
         eprintln!("seed {seed}");
         let decisions = unique(&format!("{prefix}.decisions"));
         let actions = unique(&format!("{prefix}.actions"));
         apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], partitions).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let receiver = Receiver::start(40, seed);
+        let receiver = Receiver::start(max_delay_ms, seed);
         let (key, policy) = setup(dir.path(), &receiver, "");
         let issued: Vec<Decision> = (0..n)
             .map(|i| {
@@ -401,14 +408,6 @@ impl Killed {
                 signed(scale(&id, "checkout", 2, 2 + (i % 6) as u32))
             })
             .collect();
-        produce(
-            &decisions,
-            &issued
-                .iter()
-                .enumerate()
-                .map(|(i, d)| ((i as i32 % partitions), bytes(d)))
-                .collect::<Vec<_>>(),
-        );
         Killed {
             seed,
             rng: Rng(seed),
@@ -419,12 +418,23 @@ impl Killed {
             key,
             policy,
             issued,
+            partitions,
         }
+    }
+
+    /// Produces `issued[range]`, each to partition `index % partitions`.
+    fn send(&self, range: std::ops::Range<usize>) {
+        let messages: Vec<(i32, Vec<u8>)> = range
+            .map(|i| ((i as i32 % self.partitions), bytes(&self.issued[i])))
+            .collect();
+        produce(&self.decisions, &messages);
     }
 }
 
 #[test]
 fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_once() {
+    let k = Killed::setup("kill", 3, 90, "d", 40);
+    k.send(0..k.issued.len());
     let Killed {
         seed,
         mut rng,
@@ -435,7 +445,8 @@ fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_on
         key,
         policy,
         issued,
-    } = Killed::setup("kill", 3, 90, "d");
+        ..
+    } = k;
     let n = issued.len();
 
     let state = dir.path().join("state");
@@ -521,25 +532,22 @@ fn sigkill_at_random_points_executes_each_decision_at_most_once_and_audits_it_on
 }
 
 /// Two actuators (`a`, `b`) of one consumer group share a 4-partition decisions topic and
-/// their claims topic; each is SIGKILLed at random points and restarted under its name, so
+/// their claims topic; once both work, each is SIGKILLed at random points and restarted under
+/// its name, so
 /// the group's partitions move between them mid-decision; a third (`c`) finishes the topic,
 /// taking over what the killed ones left once their lease ran out. Every decision is executed
 /// at most once and audited exactly once. (Two actuators that did not share claims would each
 /// execute every decision.)
 #[test]
 fn actuators_sharing_a_group_execute_each_decision_once_across_kills_and_rebalances() {
-    let Killed {
-        seed,
-        mut rng,
-        decisions,
-        actions,
-        dir,
-        receiver,
-        key,
-        policy,
-        issued,
-    } = Killed::setup("group", 4, 80, "g");
-    let n = issued.len();
+    let k = Killed::setup("group", 4, 120, "g", 100);
+    let n = k.issued.len();
+    let mut rng = Rng(k.seed);
+    let seed = k.seed;
+    let (decisions, actions) = (k.decisions.clone(), k.actions.clone());
+    let (key, policy) = (k.key.clone(), k.policy.clone());
+    let issued = k.issued.clone();
+    let (dir, receiver) = (&k.dir, &k.receiver);
     let args = |name: &str, drain: bool| {
         let mut a = actuate_args(
             &decisions,
@@ -567,6 +575,26 @@ fn actuators_sharing_a_group_execute_each_decision_once_across_kills_and_rebalan
             .unwrap()
     };
     let mut running = [spawn("a"), spawn("b")];
+    // Decisions one by one until the group has given both of them partitions (each has
+    // audited one), then the rest at once, and the kills.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while actors_in(&decisions, "audited").len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90) && sent < n / 3,
+            "the two did not both carry decisions out: {:?}\n{}",
+            actors_in(&decisions, "audited"),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        k.send(sent..sent + 1);
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    k.send(sent..n);
+    eprintln!(
+        "both carried decisions out after {:?}, {sent} sent one by one",
+        started.elapsed()
+    );
     let mut kills = 0;
     for round in 0..6 {
         let before = receiver.requests().len();
@@ -606,19 +634,7 @@ fn actuators_sharing_a_group_execute_each_decision_once_across_kills_and_rebalan
     let interrupted = assert_each_once(&issued, &seen, &audit, seed, &logged);
     assert_eq!(audit.len(), n, "no other records");
     // Both actuators of the group carried decisions out (their claims name them).
-    let claims: Vec<serde_json::Value> = consume(
-        &claims_topic(&decisions),
-        usize::MAX,
-        Duration::from_secs(3),
-    )
-    .iter()
-    .filter_map(|r| serde_json::from_slice(&r.payload).ok())
-    .collect();
-    let actors: std::collections::BTreeSet<String> = claims
-        .iter()
-        .filter(|c| c["step"] == "audited")
-        .filter_map(|c| c["actor"]["id"].as_str().map(String::from))
-        .collect();
+    let actors = actors_in(&decisions, "audited");
     let said = |what: &str| logged.matches(what).count();
     eprintln!(
         "{kills} kills, {} executed, {interrupted} interrupted, audited by {actors:?}; \
@@ -629,6 +645,20 @@ fn actuators_sharing_a_group_execute_each_decision_once_across_kills_and_rebalan
     );
     assert!(actors.contains("a") && actors.contains("b"), "{actors:?}");
     assert!(kills >= 2, "the actuators were killed more than once");
+}
+
+/// The actors named by the claims of `decisions` at `step`.
+fn actors_in(decisions: &str, step: &str) -> std::collections::BTreeSet<String> {
+    consume(
+        &claims_topic(decisions),
+        usize::MAX,
+        Duration::from_millis(500),
+    )
+    .iter()
+    .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
+    .filter(|c| c["step"] == step)
+    .filter_map(|c| c["actor"]["id"].as_str().map(String::from))
+    .collect()
 }
 
 /// The claims of `topic` as actor `name` sees them, read to the topic's end.

@@ -28,7 +28,10 @@ use crate::ActuateError;
 /// the actuator stops (without the claim it must not act).
 pub const CLAIM_WAIT: Duration = Duration::from_secs(60);
 
-/// The reading consumer's `fetch.wait.max.ms`: a step waits for its own line to be read back.
+/// The reading consumer's `fetch.wait.max.ms`: a step waits for its own line to be read back
+/// (a broker that holds a fetch for all of it, as the test broker does, adds it to every
+/// step). Pausing the partitions between reads, to fetch only then, made every read back wait
+/// about a second for the resumed fetch (`apo bench`: 1 decision/s).
 const FETCH_WAIT_MS: &str = "10";
 
 /// Where the broker put the last line sent, or why it did not.
@@ -199,6 +202,34 @@ impl ClaimsTopic {
         claims: &mut HashMap<String, Claim>,
         line: &Line,
     ) -> Result<bool, ActuateError> {
+        let at = self.send(line)?;
+        self.read_back(claims, line, at)
+    }
+
+    fn read_back(
+        &mut self,
+        claims: &mut HashMap<String, Claim>,
+        line: &Line,
+        at: (i32, i64),
+    ) -> Result<bool, ActuateError> {
+        let started = Instant::now();
+        loop {
+            if let Some(applied) = self.read_one(claims, started, Some(at))? {
+                return Ok(applied);
+            }
+            if self.next.get(&at.0).is_some_and(|n| *n > at.1) {
+                // read past it without seeing it: compacted away already, or not a claim
+                return Err(self.error(format!(
+                    "the claim of {} at partition {} offset {} was not read back",
+                    line.id, at.0, at.1
+                )));
+            }
+        }
+    }
+
+    /// Writes `line` and waits for the broker's acknowledgement (not reading it back: it is
+    /// folded when a later read reaches it); where it was written.
+    pub fn send(&mut self, line: &Line) -> Result<(i32, i64), ActuateError> {
         let payload = serde_json::to_vec(line).map_err(|e| self.error(e.to_string()))?;
         let partition = partition_of(&line.id, self.partitions);
         if let Ok(mut l) = self.producer.context().last.lock() {
@@ -235,19 +266,7 @@ impl ClaimsTopic {
                 None => {}
             }
         };
-        let started = Instant::now();
-        loop {
-            if let Some(applied) = self.read_one(claims, started, Some(at))? {
-                return Ok(applied);
-            }
-            if self.next.get(&at.0).is_some_and(|n| *n > at.1) {
-                // read past it without seeing it: compacted away already, or not a claim
-                return Err(self.error(format!(
-                    "the claim of {} at partition {} offset {} was not read back",
-                    line.id, at.0, at.1
-                )));
-            }
-        }
+        Ok(at)
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod canary;
 pub(crate) mod circuit;
 pub(crate) mod config;
 pub(crate) mod hpa;
+pub(crate) mod index;
 pub(crate) mod planner;
 pub(crate) mod pool;
 pub(crate) mod predictive;

@@ -42,6 +42,7 @@ use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
+use crate::decisions::index::SeriesIndex;
 use crate::decisions::pool::littles_law::{busy, seconds_per, size_for};
 use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::capacity::{needed, Need, Plan};
@@ -124,9 +125,14 @@ impl PlannerState {
     }
 
     /// Keeps the forecasts of the predictive rules' load metrics.
-    fn forecasts(&mut self, config: &PlannerConfig, rows: Vec<ForecastRecord>) {
+    fn forecasts(
+        &mut self,
+        config: &PlannerConfig,
+        index: &SeriesIndex,
+        rows: Vec<ForecastRecord>,
+    ) {
         for f in rows {
-            if let Some(t) = config.scale.iter().find(|t| t.target == f.service) {
+            if let Some(t) = index.scale_target(config, &f.service) {
                 let curve = &mut self.target(t).curve;
                 curve.insert(f.window_end, f.target_time, f.upper, &f.signal);
             }
@@ -142,21 +148,23 @@ pub fn planner_operator<'s>(
     config: Arc<PlannerConfig>,
     key: SigningKey,
 ) -> StreamVec<'s, u64, Decision> {
+    let index = Arc::new(SeriesIndex::new(&config));
     let wanted = {
-        let cfg = config.clone();
+        let (cfg, ix) = (config.clone(), index.clone());
         stats.filter(move |w| {
             w.revision == 1
                 && w.window_seconds == cfg.window_seconds
-                && cfg.reads(&w.service, &w.metric)
+                && ix.reads(&w.service, &w.metric)
         })
     };
     let predicted = {
-        let cfg = config.clone();
-        forecasts.filter(move |f| cfg.predicts(&f.service, &f.metric, f.window_seconds, &f.signal))
+        let (cfg, ix) = (config.clone(), index.clone());
+        forecasts
+            .filter(move |f| ix.predicts(&cfg, &f.service, &f.metric, f.window_seconds, &f.signal))
     };
-    let routing = config.clone();
+    let routing = index.clone();
     let pact = Exchange::new(move |w: &WindowStats| route_strs(&[routing.route_key(&w.service)]));
-    let routing = config.clone();
+    let routing = index.clone();
     let forecast_pact =
         Exchange::new(move |f: &ForecastRecord| route_strs(&[routing.route_key(&f.service)]));
     wanted.binary_frontier(predicted, pact, forecast_pact, "Planner", move |_, _| {
@@ -176,7 +184,7 @@ pub fn planner_operator<'s>(
             }
             // Every forecast passed first: a window's decision reads those issued by it.
             while let Some((_, rows)) = next_passed(&mut forecast_stash, passed.borrow()) {
-                states.forecasts(&config, rows);
+                states.forecasts(&config, &index, rows);
             }
             while let Some((cap, rows)) = next_passed(&mut stash, passed.borrow()) {
                 let decisions = plan(&config, &key, &mut states, rows);
@@ -1035,7 +1043,7 @@ mod tests {
         let mut states = PlannerState::default();
         let mut out = Vec::new();
         for (_, rows, forecasts) in predictive_windows() {
-            states.forecasts(&cfg, forecasts);
+            states.forecasts(&cfg, &SeriesIndex::new(&cfg), forecasts);
             out.extend(plan(&cfg, &key, &mut states, rows));
         }
         assert_eq!(out.len(), 1, "{out:#?}");
@@ -1084,7 +1092,12 @@ mod tests {
             let mut states = PlannerState::default();
             let end = T0 + MIN;
             // forecasts of the window 2 min ahead, issued 15 min before it
-            states.forecasts(&cfg, vec![forecast(end - 13 * MIN, end + 2 * MIN, load)]);
+            let ix = SeriesIndex::new(&cfg);
+            states.forecasts(
+                &cfg,
+                &ix,
+                vec![forecast(end - 13 * MIN, end + 2 * MIN, load)],
+            );
             let rows = vec![
                 row("cpu.utilization", T0, cpu),
                 row(DEFAULT_REPLICAS_METRIC, T0, 10.0),
