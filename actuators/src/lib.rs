@@ -23,8 +23,7 @@ pub mod executors;
 pub mod follow;
 pub mod overrides;
 pub mod policy;
-#[cfg(test)]
-mod testing;
+pub mod testing;
 pub mod verify;
 
 pub use args::ActuateArgs;

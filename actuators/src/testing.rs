@@ -1,4 +1,4 @@
-//! Decisions for the crate's unit tests.
+//! Decisions for tests: this crate's, the sim's and the integration tests'.
 
 use apo_schemas::decision::{Decision, DecisionAction, TuneChange};
 
@@ -25,6 +25,17 @@ pub fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
         key_id: String::new(),
         signature: String::new(),
     }
+}
+
+/// An unsigned scale decision like [`scale`], on the minute before now and valid for an hour.
+pub fn scale_now(id: &str, target: &str, from: u32, to: u32) -> Decision {
+    let now = apo_core::clock::now_ms();
+    let mut d = scale(id, target, from, to);
+    d.window_start = now - 60_000;
+    d.window_end = now;
+    d.issued_at = now;
+    d.expires_at = now + 3_600_000;
+    d
 }
 
 /// An unsigned tune decision `id` of `target`'s pool size (`db.client.connection.max`) from

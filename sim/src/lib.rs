@@ -2,6 +2,9 @@
 //! deterministic for a seed. So far its core:
 //!
 //! - [`cache`]: a cache's hit ratio by its size (Zipf requests, LRU, Che's approximation);
+//! - [`control`]: the control API the actuators' executors drive: the webhook's endpoint and
+//!   the `apps/v1` scale subresource, over a board of bounded, versioned workloads whose
+//!   commands the simulation takes;
 //! - [`events`]: the discrete-event clock, events in time order (ties in the order they were
 //!   scheduled, so a seed gives one history);
 //! - [`queue`]: a multi-server FIFO queue (`station.rs`), the M/M/c simulation built on it
@@ -15,10 +18,11 @@
 //!   drive (`scale_to`).
 //!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! telemetry to Kafka; the executors' endpoints; the
+//! telemetry to Kafka; the fleet taking the control board's commands; `apo sim`; the
 //! effectiveness report.
 
 pub mod cache;
+pub mod control;
 pub mod events;
 pub mod load;
 pub mod queue;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use apo_actuators::claims::topic::ClaimsTopic;
 use apo_actuators::claims::{Actor, Claims, Step};
 use apo_schemas::action::{ActionOutcome, ActionRecord};
-use apo_schemas::decision::{Decision, DecisionAction, SigningKey};
+use apo_schemas::decision::{Decision, SigningKey};
 
 use crate::common::*;
 
@@ -61,29 +61,14 @@ impl Receiver {
     }
 }
 
-/// A scale decision of `target` from `from` to `to`, valid for an hour from now, unsigned.
+/// A scale decision of `target` from `from` to `to` on the 10 s before now, valid for an
+/// hour, unsigned.
 fn scale(id: &str, target: &str, from: u32, to: u32) -> Decision {
-    let now = now_ms();
-    Decision {
-        id: id.into(),
-        target: target.into(),
-        action: DecisionAction::Scale,
-        rule: "hpa".into(),
-        replicas_from: Some(from),
-        replicas_to: Some(to),
-        circuit: None,
-        tune: None,
-        reason: "test".into(),
-        evidence: vec![],
-        window_seconds: 10,
-        window_start: now - 10_000,
-        window_end: now,
-        issued_at: now,
-        expires_at: now + 3_600_000,
-        revision: 1,
-        key_id: String::new(),
-        signature: String::new(),
-    }
+    let mut d = apo_actuators::testing::scale_now(id, target, from, to);
+    d.window_seconds = 10;
+    d.window_start = d.window_end - 10_000;
+    d.reason = "test".into();
+    d
 }
 
 fn planner_key() -> SigningKey {
