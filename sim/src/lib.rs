@@ -11,14 +11,15 @@
 //!   (`mmc.rs`), and the queueing theory its latency is tested against (`erlang.rs`: Erlang C);
 //! - [`load`]: the request rate over simulated time, a replayed `timestamp,value` trace or a
 //!   synthetic shape, and Poisson arrivals at that rate (thinning);
-//! - [`run`]: one service under a load, scaled at given times, measured per window (requests,
-//!   refused, latency p50 and p95, replicas);
+//! - [`run`]: one service under a load, scaled at given times or, paced at a multiple of wall
+//!   time, by the control board's commands, measured per window (requests, refused, latency p50
+//!   and p95, replicas);
 //! - [`service`]: a service of replicas, each a station, with a start-up delay before a new
 //!   replica serves, log-normal service times, and the bounded control API the executors will
 //!   drive (`scale_to`).
 //!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! telemetry to Kafka; the fleet taking the control board's commands; `apo sim`; the
+//! telemetry to Kafka; the whole fleet taking the control board's commands; `apo sim`; the
 //! effectiveness report.
 
 pub mod cache;

@@ -3,10 +3,19 @@
 //! ready), the service scaled at given times as an executor would, and per window of
 //! simulated time the requests that arrived in it, those refused, and their latency (arrival
 //! to end of service) at p50 and p95. Deterministic for a seed.
+//!
+//! Paced ([`Paced`]), the run keeps simulated time at a multiple of wall time and takes the
+//! scales the executors asked of the control board as they come (at the simulated time they
+//! are taken), reporting its serving replicas back: the loop closed through the executors.
+//! A paced run is not deterministic (when a command lands depends on the wall clock).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::control::board::{Board, Command};
 use crate::events::{Events, Nanos};
 use crate::load::next_arrival;
 use crate::service::{Arrival, Job, Service, ServiceConfig};
@@ -48,7 +57,22 @@ pub struct RunSpec<'a> {
     pub scales: Vec<(f64, u32)>,
     /// The seed.
     pub seed: u64,
+    /// Paced against the wall clock and driven by a control board, when given.
+    pub paced: Option<Paced>,
 }
+
+/// A run kept at `speed` times wall time, taking the scales of service `name` from `board`.
+pub struct Paced {
+    /// The board the control endpoints write to.
+    pub board: Arc<Board>,
+    /// The service's name on it.
+    pub name: String,
+    /// Simulated seconds per wall second.
+    pub speed: f64,
+}
+
+/// Under this, a paced run does not sleep to let the wall clock catch up.
+const PACE_SLACK: Duration = Duration::from_millis(2);
 
 enum Event {
     Arrival,
@@ -74,10 +98,32 @@ pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
     let window_of = |t: Nanos| ((t as f64 / NS / spec.window_s) as usize).min(windows - 1);
     let mut next_window = 0usize;
     let mut jobs = 0u64;
+    let wall = Instant::now();
     if let Some(t) = next_arrival(&mut rng, 0.0, spec.duration_s, spec.peak, spec.rate) {
         events.at(ns(t), Event::Arrival);
     }
     while let Some((now, e)) = events.next() {
+        if let Some(p) = &spec.paced {
+            let due = wall + Duration::from_secs_f64(now as f64 / NS / p.speed.max(1e-9));
+            let ahead = due.saturating_duration_since(Instant::now());
+            if ahead > PACE_SLACK {
+                std::thread::sleep(ahead);
+            }
+            for c in p.board.take() {
+                if let Command::Scale {
+                    service: s,
+                    replicas,
+                } = c
+                {
+                    if s == p.name {
+                        if let Err(e) = service.scale_to(replicas, now) {
+                            tracing::warn!(service = %s, error = %e, "a scale the service refused");
+                        }
+                    }
+                }
+            }
+            p.board.report_ready(&p.name, service.ready(now));
+        }
         while next_window < windows && ns(next_window as f64 * spec.window_s) <= now {
             let at = ns(next_window as f64 * spec.window_s);
             state[next_window] = (service.replicas(), service.ready(at));
@@ -164,13 +210,7 @@ mod tests {
         };
         let rate = move |t: f64| load.rate_at(t);
         let spec = RunSpec {
-            service: ServiceConfig {
-                workers: 4,
-                startup: 30 * S,
-                max_replicas: 10,
-                median_s: 0.1,
-                sigma: 0.3,
-            },
+            service: ServiceConfig::default(),
             replicas: 2,
             rate: &rate,
             peak: load.peak(),
@@ -178,6 +218,7 @@ mod tests {
             window_s: 60.0,
             scales: vec![(130.0, 6)],
             seed: 7,
+            paced: None,
         };
         let w = run(&spec).unwrap();
         assert_eq!(w.len(), 6);

@@ -26,6 +26,20 @@ pub struct ServiceConfig {
     pub sigma: f64,
 }
 
+impl Default for ServiceConfig {
+    /// A web service's replica: 4 workers, a 100 ms median service time with σ 0.3, 30 s to
+    /// start, at most 10 replicas (one replica carries about 38 requests a second).
+    fn default() -> Self {
+        ServiceConfig {
+            workers: 4,
+            startup: 30_000_000_000,
+            max_replicas: 10,
+            median_s: 0.1,
+            sigma: 0.3,
+        }
+    }
+}
+
 /// A job: its number and when it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {
