@@ -251,3 +251,61 @@ fn a_paced_run_takes_the_scale_an_executor_asked_for() {
     let w = board.get("checkout").unwrap();
     assert_eq!((w.replicas, w.ready), (6, 6));
 }
+
+/// The kubernetes executor's tune: it reads the workload, checks the value the decision saw
+/// against the container's environment, and patches that environment with the
+/// resourceVersion it read; the sim sets the setting by the variable's name.
+#[test]
+fn the_kubernetes_executor_tunes_the_sim_through_the_pod_templates_env() {
+    let (board, server, _dir) = started();
+    board
+        .tune("checkout", "DB_POOL_MAX_SIZE", 10.0, None)
+        .unwrap();
+    board.take();
+    let policy = format!(
+        r#"
+[targets.checkout]
+executor = "kubernetes"
+dry_run = false
+[targets.checkout.kubernetes]
+namespace = "shop"
+api_server = "{}"
+[targets.checkout.kubernetes.env]
+"db.client.connection.max" = "DB_POOL_MAX_SIZE"
+[targets.checkout.settings."db.client.connection.max"]
+max = 100
+"#,
+        server.url()
+    );
+    let said = execute(&policy, &tune("pool-k", "checkout", 10.0, 20.0)).unwrap();
+    assert!(said.contains("DB_POOL_MAX_SIZE 10 -> 20"), "{said}");
+    assert_eq!(
+        board.get("checkout").unwrap().settings["DB_POOL_MAX_SIZE"],
+        20.0
+    );
+    assert_eq!(
+        board.take(),
+        vec![Command::Tune {
+            service: "checkout".into(),
+            setting: "DB_POOL_MAX_SIZE".into(),
+            value: 20.0
+        }]
+    );
+    // a decision that saw 10 where there are 20 is stale: nothing changes
+    let stale = execute(&policy, &tune("pool-k2", "checkout", 10.0, 30.0)).unwrap_err();
+    assert!(stale.contains("stale"), "{stale}");
+    assert_eq!(
+        board.get("checkout").unwrap().settings["DB_POOL_MAX_SIZE"],
+        20.0
+    );
+    // a patch on an old resourceVersion is a conflict
+    let old = r#"{"metadata":{"resourceVersion":"1"},"spec":{"template":{"spec":{"containers":[{"name":"app","env":[{"name":"DB_POOL_MAX_SIZE","value":"40"}]}]}}}}"#;
+    let (code, body) = request(
+        &server,
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/deployments/checkout",
+        old,
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(board.take().is_empty());
+}

@@ -173,13 +173,27 @@ impl Board {
         Ok(after)
     }
 
-    /// Sets `setting` of `service` to `value`; the workload after.
-    pub fn tune(&self, service: &str, setting: &str, value: f64) -> Result<Workload, ControlError> {
+    /// Sets `setting` of `service` to `value`, when its version is still `expect` (if given);
+    /// the workload after.
+    pub fn tune(
+        &self,
+        service: &str,
+        setting: &str,
+        value: f64,
+        expect: Option<u64>,
+    ) -> Result<Workload, ControlError> {
         let mut inner = self.lock();
         let w = inner
             .workloads
             .get_mut(service)
             .ok_or_else(|| ControlError::Unknown(service.to_string()))?;
+        if let Some(expected) = expect.filter(|v| *v != w.version) {
+            return Err(ControlError::Conflict {
+                service: service.to_string(),
+                expected,
+                actual: w.version,
+            });
+        }
         if !(value.is_finite() && value >= 0.0) {
             return Err(ControlError::BadValue {
                 service: service.to_string(),
@@ -244,9 +258,13 @@ mod tests {
             b.scale("cart", 1, None),
             Err(ControlError::Unknown(_))
         ));
-        assert!(b.tune("checkout", "pool", -1.0).is_err());
-        assert!(b.tune("checkout", "pool", f64::NAN).is_err());
-        b.tune("checkout", "pool", 20.0).unwrap();
+        assert!(b.tune("checkout", "pool", -1.0, None).is_err());
+        assert!(b.tune("checkout", "pool", f64::NAN, None).is_err());
+        assert!(matches!(
+            b.tune("checkout", "pool", 20.0, Some(1)),
+            Err(ControlError::Conflict { .. })
+        ));
+        b.tune("checkout", "pool", 20.0, Some(2)).unwrap();
         assert_eq!(
             b.take(),
             vec![

@@ -10,6 +10,11 @@
 //!   asked, `status.replicas` serving, `metadata.resourceVersion` the workload's version). A PUT
 //!   naming another resourceVersion is a 409 Conflict; errors are `Status` objects, as the API
 //!   server answers. The namespace is not checked: a service is found by its name.
+//! - `GET` / `PATCH` of `/apis/apps/v1/namespaces/NS/{deployments,statefulsets}/NAME`: the
+//!   workload, its tuned settings as the environment of its one container (`app`); a strategic
+//!   merge patch of that environment (or of the pod template's annotations) naming the
+//!   resourceVersion it read sets those settings, by the variable's (or annotation's) name,
+//!   which is the setting's name on the board. What the `kubernetes` executor's tune sends.
 //!
 //! A hyper server on a thread of its own (a current-thread tokio runtime), stopped when its
 //! [`ControlServer`] is dropped.
@@ -196,6 +201,95 @@ fn scale_path(path: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// `(namespace, name)` of a workload's path.
+fn workload_path(path: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["apis", "apps", "v1", "namespaces", ns, "deployments" | "statefulsets", name] => {
+            Some((ns, name))
+        }
+        _ => None,
+    }
+}
+
+/// The Deployment of workload `w` named `name` in `namespace`: its settings as the
+/// environment of its container `app`.
+fn deployment_of(name: &str, namespace: &str, w: &Workload) -> Value {
+    let env: Vec<Value> = w
+        .settings
+        .iter()
+        .map(|(k, v)| json!({ "name": k, "value": v.to_string() }))
+        .collect();
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "resourceVersion": w.version.to_string(),
+        },
+        "spec": {
+            "replicas": w.replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [ { "name": "app", "image": "apo-sim", "env": env } ] },
+            },
+        },
+        "status": { "replicas": w.replicas, "readyReplicas": w.ready },
+    })
+}
+
+/// The settings a strategic merge patch of a pod template sets: every container's `env`
+/// entries and the template's annotations, each a number (else the error).
+fn settings_in(patch: &Value) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    let template = &patch["spec"]["template"];
+    let containers = template["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let env = containers
+        .iter()
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .map(|e| (e["name"].clone(), e["value"].clone()));
+    let annotations = template["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (Value::String(k), v));
+    for (name, value) in env.chain(annotations) {
+        let Some(name) = name.as_str() else {
+            return Err("an env entry without a name".into());
+        };
+        let number = value.as_str().and_then(|t| t.trim().parse::<f64>().ok());
+        match number {
+            Some(x) => out.push((name.to_string(), x)),
+            None => return Err(format!("`{name}`: {value} is not a number the sim can set")),
+        }
+    }
+    Ok(out)
+}
+
+/// The resourceVersion a write names (a PUT names the one it read; a PATCH need not): one
+/// that is not a number cannot be the workload's, a conflict.
+fn expected_version(v: &Value) -> Result<Option<u64>, Response<Full<Bytes>>> {
+    match v
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+            status(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!("resourceVersion `{text}` is not this workload's"),
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
 /// `spec.replicas` of a body, when it is a count.
 fn replicas_in(body: &Value) -> Option<u32> {
     body.pointer("/spec/replicas")
@@ -219,6 +313,9 @@ impl Endpoints {
         let path = parts.uri.path();
         if let Some((ns, name)) = scale_path(path) {
             return self.scale(&parts.method, ns, name, &bytes);
+        }
+        if let Some((ns, name)) = workload_path(path) {
+            return self.workload(&parts.method, ns, name, &bytes);
         }
         if parts.method == Method::POST && path.starts_with("/hooks/") {
             return self.hook(&parts.headers, &bytes);
@@ -253,22 +350,9 @@ impl Endpoints {
                         "spec.replicas: a count of replicas (0 or more) is required",
                     );
                 };
-                // a PUT names the version it read (a PATCH need not): another is a conflict
-                let expect = match v
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                {
-                    Some(text) => match text.parse::<u64>() {
-                        Ok(n) => Some(n),
-                        Err(_) => {
-                            return status(
-                                StatusCode::CONFLICT,
-                                "Conflict",
-                                &format!("resourceVersion `{text}` is not this workload's"),
-                            )
-                        }
-                    },
-                    None => None,
+                let expect = match expected_version(&v) {
+                    Ok(e) => e,
+                    Err(r) => return r,
                 };
                 self.board.scale(name, replicas, expect)
             }
@@ -283,6 +367,68 @@ impl Endpoints {
         match done {
             Ok(w) => answer(StatusCode::OK, &scale_of(name, ns, &w)),
             Err(e) => refused(e),
+        }
+    }
+
+    /// The workload: read, or its pod template's settings patched.
+    fn workload(
+        &self,
+        method: &Method,
+        ns: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let refused = |e: ControlError| {
+            let (code, reason) = refusal(&e);
+            status(code, reason, &e.to_string())
+        };
+        match *method {
+            Method::GET => match self.board.get(name) {
+                Ok(w) => answer(StatusCode::OK, &deployment_of(name, ns, &w)),
+                Err(e) => refused(e),
+            },
+            Method::PATCH => {
+                let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                    return status(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "the body is not JSON",
+                    );
+                };
+                let settings = match settings_in(&v) {
+                    Ok(s) if !s.is_empty() => s,
+                    Ok(_) => {
+                        return status(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Invalid",
+                            "the sim patches a pod template's env or annotations only",
+                        )
+                    }
+                    Err(e) => return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e),
+                };
+                let mut expect = match expected_version(&v) {
+                    Ok(e) => e,
+                    Err(r) => return r,
+                };
+                let mut last = None;
+                for (setting, value) in settings {
+                    match self.board.tune(name, &setting, value, expect) {
+                        Ok(w) => last = Some(w),
+                        Err(e) => return refused(e),
+                    }
+                    // the patch's later entries go with its first
+                    expect = None;
+                }
+                match last {
+                    Some(w) => answer(StatusCode::OK, &deployment_of(name, ns, &w)),
+                    None => refused(ControlError::Unknown(name.to_string())),
+                }
+            }
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!("{method} of a workload: GET or PATCH"),
+            ),
         }
     }
 
@@ -344,7 +490,7 @@ impl Endpoints {
                     .as_f64()
                     .or_else(|| d.pointer("/tune/to").and_then(Value::as_f64));
                 match (setting, to) {
-                    (Some(s), Some(x)) => self.board.tune(target, s, x),
+                    (Some(s), Some(x)) => self.board.tune(target, s, x, None),
                     _ => {
                         return refuse(
                             StatusCode::UNPROCESSABLE_ENTITY,
