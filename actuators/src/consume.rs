@@ -457,7 +457,7 @@ impl Actuator {
                 }
             },
         };
-        if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
+        if !self.settle(&d.id, p, o, &r, None)? {
             if !executed {
                 return self.lost(&d, p, o);
             }
@@ -475,11 +475,30 @@ impl Actuator {
                 "another actuator took this decision over (its lease ran out, or it claimed it \
                  first): it writes the audit record, not this one"
             );
-            return Ok(());
         }
-        self.write(&r)?;
-        self.claims.mark(&d.id, p, o, Step::Audited, None)?;
         Ok(())
+    }
+
+    /// Done (a conditional step), the record written, audited: a claim's last three steps;
+    /// `again` (`Some(verification)`) after a restart: the record written unless the topic has
+    /// it. False, and nothing written, when another actuator's step of the claim came first.
+    fn settle(
+        &mut self,
+        id: &str,
+        p: i32,
+        o: i64,
+        r: &ActionRecord,
+        again: Option<bool>,
+    ) -> Result<bool, ActuateError> {
+        if !self.claims.mark(id, p, o, Step::Done, Some(r))? {
+            return Ok(false);
+        }
+        match again {
+            Some(verification) => self.write_again(r, verification)?,
+            None => self.write(r)?,
+        }
+        self.claims.mark(id, p, o, Step::Audited, None)?;
+        Ok(true)
     }
 
     /// Decision `d` (read at `p`/`o`) whose claim `c` exists: a replay, or taken up where the
@@ -503,12 +522,7 @@ impl Actuator {
                     return Ok(());
                 };
                 // taken over (a no-op in a file): unless another actuator did first
-                if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
-                    return Ok(());
-                }
-                self.write_again(&r, false)?;
-                self.claims.mark(&d.id, p, o, Step::Audited, None)?;
-                Ok(())
+                self.settle(&d.id, p, o, &r, Some(false)).map(|_| ())
             }
             // (a decision's own claim is never `watching`: only its verification's is)
             Step::Started | Step::Watching => {
@@ -520,12 +534,7 @@ impl Actuator {
                      not, it is not tried again"
                         .into(),
                 );
-                if !self.claims.mark(&d.id, p, o, Step::Done, Some(&r))? {
-                    return Ok(());
-                }
-                self.write(&r)?;
-                self.claims.mark(&d.id, p, o, Step::Audited, None)?;
-                Ok(())
+                self.settle(&d.id, p, o, &r, None).map(|_| ())
             }
         }
     }
@@ -769,15 +778,12 @@ impl Actuator {
     /// Done, audited, audit-acknowledged: the verification's last three steps.
     /// (Nothing is written when another actuator holds the verification.)
     fn finish(&mut self, vid: &str, p: i32, o: i64, r: &ActionRecord) -> Result<(), ActuateError> {
-        if !self.claims.mark(vid, p, o, Step::Done, Some(r))? {
+        if !self.settle(vid, p, o, r, None)? {
             tracing::warn!(
                 claim = vid,
                 "another actuator holds this verification: not audited here"
             );
-            return Ok(());
         }
-        self.write(r)?;
-        self.claims.mark(vid, p, o, Step::Audited, None)?;
         Ok(())
     }
 }

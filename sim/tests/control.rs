@@ -53,6 +53,23 @@ max = 100
     )
 }
 
+/// A policy acting on `checkout` through the kubernetes executor against `server`, and
+/// `extra`.
+fn kubernetes_policy(server: &ControlServer, extra: &str) -> String {
+    format!(
+        r#"
+[targets.checkout]
+executor = "kubernetes"
+dry_run = false
+[targets.checkout.kubernetes]
+kind = "Deployment"
+namespace = "shop"
+api_server = "{}"
+{extra}"#,
+        server.url()
+    )
+}
+
 fn started() -> (std::sync::Arc<Board>, ControlServer, tempfile::TempDir) {
     let board = Board::new([("checkout", 2, 10)]);
     let key = apo_schemas::decision::SigningKey::new(None, SECRET.as_bytes()).unwrap();
@@ -134,18 +151,7 @@ fn request(server: &ControlServer, method: &str, path: &str, body: &str) -> (u16
 #[test]
 fn the_kubernetes_executor_scales_the_sim_through_the_scale_subresource() {
     let (board, server, _dir) = started();
-    let policy = format!(
-        r#"
-[targets.checkout]
-executor = "kubernetes"
-dry_run = false
-[targets.checkout.kubernetes]
-kind = "Deployment"
-namespace = "shop"
-api_server = "{}"
-"#,
-        server.url()
-    );
+    let policy = kubernetes_policy(&server, "");
     let said = execute(&policy, &decision("k-1", 2, 4)).unwrap();
     assert!(said.contains("2 -> 4"), "{said}");
     assert_eq!(board.get("checkout").unwrap().replicas, 4);
@@ -262,20 +268,14 @@ fn the_kubernetes_executor_tunes_the_sim_through_the_pod_templates_env() {
         .tune("checkout", "DB_POOL_MAX_SIZE", 10.0, None)
         .unwrap();
     board.take();
-    let policy = format!(
+    let policy = kubernetes_policy(
+        &server,
         r#"
-[targets.checkout]
-executor = "kubernetes"
-dry_run = false
-[targets.checkout.kubernetes]
-namespace = "shop"
-api_server = "{}"
 [targets.checkout.kubernetes.env]
 "db.client.connection.max" = "DB_POOL_MAX_SIZE"
 [targets.checkout.settings."db.client.connection.max"]
 max = 100
 "#,
-        server.url()
     );
     let said = execute(&policy, &tune("pool-k", "checkout", 10.0, 20.0)).unwrap();
     assert!(said.contains("DB_POOL_MAX_SIZE 10 -> 20"), "{said}");

@@ -19,8 +19,6 @@ pub struct SeriesIndex {
     predictive: HashMap<String, Vec<usize>>,
     /// Per canary or baseline service, its rollback's target (the first that names it).
     route: HashMap<String, String>,
-    /// The planner's window size.
-    window_seconds: u32,
 }
 
 impl SeriesIndex {
@@ -74,7 +72,6 @@ impl SeriesIndex {
             scale,
             predictive,
             route,
-            window_seconds: c.window_seconds,
         }
     }
 
@@ -97,7 +94,7 @@ impl SeriesIndex {
         window_seconds: u32,
         signal: &str,
     ) -> bool {
-        window_seconds == self.window_seconds
+        window_seconds == c.window_seconds
             && self.predictive.get(service).is_some_and(|entries| {
                 entries.iter().any(|i| {
                     c.scale[*i]
@@ -120,14 +117,8 @@ mod tests {
 
     /// Every rule, a target named twice (the first entry wins), a canary, and services and
     /// metrics no rule reads.
-    const ALL: &str = r#"
-        [[scale]]
-        target = "checkout"
-        max_replicas = 100
-        metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
-        [scale.predictive]
-        metric = "http.server.request.duration"
-        capacity_per_replica = 100
+    /// (after the predictive example's `checkout`)
+    const REST: &str = r#"
         [[scale]]
         target = "cart"
         max_replicas = 10
@@ -152,7 +143,8 @@ mod tests {
 
     #[test]
     fn the_index_answers_as_the_scans_of_the_file() {
-        let c = PlannerConfig::from_toml(ALL).unwrap();
+        let all = format!("{}{REST}", crate::decisions::PREDICTIVE_EXAMPLE);
+        let c = PlannerConfig::from_toml(&all).unwrap();
         let ix = SeriesIndex::new(&c);
         let services = [
             "checkout",

@@ -90,6 +90,28 @@ struct Inner {
     pending: Vec<Command>,
 }
 
+impl Inner {
+    /// `service`, to change, when its version is still `expect` (if given).
+    fn writable(
+        &mut self,
+        service: &str,
+        expect: Option<u64>,
+    ) -> Result<&mut Workload, ControlError> {
+        let w = self
+            .workloads
+            .get_mut(service)
+            .ok_or_else(|| ControlError::Unknown(service.to_string()))?;
+        match expect.filter(|v| *v != w.version) {
+            Some(expected) => Err(ControlError::Conflict {
+                service: service.to_string(),
+                expected,
+                actual: w.version,
+            }),
+            None => Ok(w),
+        }
+    }
+}
+
 /// The board, shared by the endpoints and the simulation.
 #[derive(Debug, Default)]
 pub struct Board {
@@ -143,17 +165,7 @@ impl Board {
         expect: Option<u64>,
     ) -> Result<Workload, ControlError> {
         let mut inner = self.lock();
-        let w = inner
-            .workloads
-            .get_mut(service)
-            .ok_or_else(|| ControlError::Unknown(service.to_string()))?;
-        if let Some(expected) = expect.filter(|v| *v != w.version) {
-            return Err(ControlError::Conflict {
-                service: service.to_string(),
-                expected,
-                actual: w.version,
-            });
-        }
+        let w = inner.writable(service, expect)?;
         if replicas > w.max {
             return Err(ControlError::TooMany {
                 service: service.to_string(),
@@ -183,17 +195,7 @@ impl Board {
         expect: Option<u64>,
     ) -> Result<Workload, ControlError> {
         let mut inner = self.lock();
-        let w = inner
-            .workloads
-            .get_mut(service)
-            .ok_or_else(|| ControlError::Unknown(service.to_string()))?;
-        if let Some(expected) = expect.filter(|v| *v != w.version) {
-            return Err(ControlError::Conflict {
-                service: service.to_string(),
-                expected,
-                actual: w.version,
-            });
-        }
+        let w = inner.writable(service, expect)?;
         if !(value.is_finite() && value >= 0.0) {
             return Err(ControlError::BadValue {
                 service: service.to_string(),

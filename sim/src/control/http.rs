@@ -164,6 +164,12 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<Full<Bytes>
     )
 }
 
+/// A refusal as a `Status`.
+fn refused(e: ControlError) -> Response<Full<Bytes>> {
+    let (code, reason) = refusal(&e);
+    status(code, reason, &e.to_string())
+}
+
 /// The status and reason of a refusal.
 fn refusal(e: &ControlError) -> (StatusCode, &'static str) {
     match e {
@@ -329,10 +335,6 @@ impl Endpoints {
 
     /// The scale subresource.
     fn scale(&self, method: &Method, ns: &str, name: &str, body: &[u8]) -> Response<Full<Bytes>> {
-        let refused = |e: ControlError| {
-            let (code, reason) = refusal(&e);
-            status(code, reason, &e.to_string())
-        };
         let done = match *method {
             Method::GET => self.board.get(name),
             Method::PUT | Method::PATCH => {
@@ -378,10 +380,6 @@ impl Endpoints {
         name: &str,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        let refused = |e: ControlError| {
-            let (code, reason) = refusal(&e);
-            status(code, reason, &e.to_string())
-        };
         match *method {
             Method::GET => match self.board.get(name) {
                 Ok(w) => answer(StatusCode::OK, &deployment_of(name, ns, &w)),
