@@ -34,12 +34,19 @@ pub use run::run;
 /// Checks `APO_NOW` (a bad value is a clear error, not a silent system clock) and says when it
 /// moves the clock, since every event time is then judged against that clock.
 fn clock_moved() -> Result<(), RunError> {
-    let offset = apo_core::clock::check().map_err(|e| RunError::Config(e.to_string()))?;
-    if offset != 0 {
+    let clock = apo_core::clock::check().map_err(|e| RunError::Config(e.to_string()))?;
+    let offset = clock.offset_at(apo_core::clock::system_ms());
+    if offset != 0 || clock.speed != 1.0 {
         tracing::warn!(
             offset_s = offset / 1000,
-            "APO_NOW moves the clock event times are judged against by {:.1} days",
-            offset as f64 / 86_400_000.0
+            speed = clock.speed,
+            "APO_NOW moves the clock event times are judged against by {:.1} days{}",
+            offset as f64 / 86_400_000.0,
+            if clock.speed == 1.0 {
+                String::new()
+            } else {
+                format!(" and runs it {} times as fast", clock.speed)
+            }
         );
     }
     Ok(())

@@ -59,7 +59,7 @@ impl<E> Events<E> {
     }
 
     /// The next event, the clock moved to its time.
-    pub fn next(&mut self) -> Option<(Nanos, E)> {
+    pub fn pop(&mut self) -> Option<(Nanos, E)> {
         let Reverse((t, _, slot)) = self.heap.pop()?;
         let e = self.slots[slot].take()?;
         self.free.push(slot);
@@ -89,11 +89,11 @@ mod tests {
         q.at(10, "a1");
         q.at(20, "b");
         q.at(10, "a2");
-        let (t, e) = q.next().unwrap();
+        let (t, e) = q.pop().unwrap();
         assert_eq!((t, e, q.now()), (10, "a1", 10));
         q.after(5, "a1+5");
         q.at(0, "late: now");
-        let order: Vec<(Nanos, &str)> = std::iter::from_fn(|| q.next()).collect();
+        let order: Vec<(Nanos, &str)> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(
             order,
             [

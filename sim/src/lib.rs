@@ -13,14 +13,16 @@
 //!   synthetic shape, and Poisson arrivals at that rate (thinning);
 //! - [`run`]: one service under a load, scaled at given times or, paced at a multiple of wall
 //!   time, by the control board's commands, measured per window (requests, refused, latency p50
-//!   and p95, replicas);
+//!   and p95, replicas), and scraped, what a monitoring agent sees each scrape interval;
 //! - [`service`]: a service of replicas, each a station, with a start-up delay before a new
 //!   replica serves, log-normal service times, and the bounded control API the executors will
 //!   drive (`scale_to`).
 //!
+//! - [`telemetry`]: a scrape as OpenTelemetry-named metric points (the requests' durations as
+//!   a histogram, the replicas, each replica's utilisation) and their producer to Kafka.
+//!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! telemetry to Kafka; the whole fleet taking the control board's commands; `apo sim`; the
-//! effectiveness report.
+//! spans; the whole fleet taking the control board's commands; the effectiveness report.
 
 pub mod cache;
 pub mod control;
@@ -29,3 +31,4 @@ pub mod load;
 pub mod queue;
 pub mod run;
 pub mod service;
+pub mod telemetry;

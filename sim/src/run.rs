@@ -8,6 +8,11 @@
 //! scales the executors asked of the control board as they come (at the simulated time they
 //! are taken), reporting its serving replicas back: the loop closed through the executors.
 //! A paced run is not deterministic (when a command lands depends on the wall clock).
+//!
+//! Scraped ([`RunSpec::scrape_s`]), the run also reports, at the end of each scrape interval,
+//! what a monitoring agent would have seen in it ([`Scrape`]): the durations of the requests
+//! that ended in it, those refused, the replicas and each serving replica's utilisation;
+//! `telemetry/` turns that into metric points.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +64,29 @@ pub struct RunSpec<'a> {
     pub seed: u64,
     /// Paced against the wall clock and driven by a control board, when given.
     pub paced: Option<Paced>,
+    /// Scraped every this many seconds, when given ([`run_scraped`] reports each scrape).
+    pub scrape_s: Option<f64>,
+}
+
+/// What a scrape interval saw of the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrape {
+    /// The interval's end, seconds since the run's start.
+    pub at_s: f64,
+    /// Its length, seconds.
+    pub every_s: f64,
+    /// The durations of the requests that ended in it (arrival to end of service), seconds,
+    /// in the order they ended.
+    pub durations_s: Vec<f64>,
+    /// Requests refused in it (no replica ready).
+    pub refused: u64,
+    /// Replicas the service is scaled to at its end, and those serving.
+    pub replicas: u32,
+    /// (serving)
+    pub ready: u32,
+    /// Each serving replica's utilisation over the interval: the service time of the jobs it
+    /// started in it over its workers' time, at most 1.
+    pub utilization: Vec<f64>,
 }
 
 /// A run kept at `speed` times wall time, taking the scales of service `name` from `board`.
@@ -76,14 +104,25 @@ const PACE_SLACK: Duration = Duration::from_millis(2);
 
 enum Event {
     Arrival,
-    Done(u64),
+    /// A job that arrived at the time given ended on a replica.
+    Done(u64, Nanos),
     Scale(u32),
+    Scrape,
 }
 
 const NS: f64 = 1e9;
 
 /// Runs `spec`; a scale the service refuses (over its most) is an error.
 pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
+    run_scraped(spec, &mut |_| {})
+}
+
+/// Runs `spec`, handing each scrape to `scraped` as its interval ends (none without
+/// `spec.scrape_s`).
+pub fn run_scraped(
+    spec: &RunSpec<'_>,
+    scraped: &mut dyn FnMut(Scrape),
+) -> Result<Vec<Window>, String> {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut service = Service::new(spec.service.clone(), spec.replicas)?;
     let mut events: Events<Event> = Events::default();
@@ -102,7 +141,20 @@ pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
     if let Some(t) = next_arrival(&mut rng, 0.0, spec.duration_s, spec.peak, spec.rate) {
         events.at(ns(t), Event::Arrival);
     }
-    while let Some((now, e)) = events.next() {
+    let scrape_s = spec.scrape_s.filter(|s| s.is_finite() && *s > 0.0);
+    let mut scrape = Scrape {
+        at_s: 0.0,
+        every_s: scrape_s.unwrap_or(0.0),
+        durations_s: Vec::new(),
+        refused: 0,
+        replicas: 0,
+        ready: 0,
+        utilization: Vec::new(),
+    };
+    if let Some(every) = scrape_s {
+        events.at(ns(every), Event::Scrape);
+    }
+    while let Some((now, e)) = events.pop() {
         if let Some(p) = &spec.paced {
             let due = wall + Duration::from_secs_f64(now as f64 / NS / p.speed.max(1e-9));
             let ahead = due.saturating_duration_since(Instant::now());
@@ -150,21 +202,51 @@ pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
                     Arrival::Queued(_) => None,
                     Arrival::Refused => {
                         refused[window_of(now)] += 1;
+                        scrape.refused += 1;
                         None
                     }
                 }
             }
-            Event::Done(r) => service.finish(r).map(|j| (r, j)),
+            Event::Done(r, arrived) => {
+                if scrape_s.is_some() {
+                    scrape.durations_s.push((now - arrived) as f64 / NS);
+                }
+                service.finish(r).map(|j| (r, j))
+            }
             Event::Scale(n) => {
                 service.scale_to(n, now).map_err(|e| e.to_string())?;
+                None
+            }
+            Event::Scrape => {
+                let every = scrape.every_s;
+                scrape.at_s = now as f64 / NS;
+                scrape.replicas = service.replicas();
+                scrape.ready = service.ready(now);
+                scrape.utilization = service.utilization(now, ns(every));
+                let next = Scrape {
+                    at_s: 0.0,
+                    every_s: every,
+                    durations_s: Vec::with_capacity(scrape.durations_s.len()),
+                    refused: 0,
+                    replicas: 0,
+                    ready: 0,
+                    utilization: Vec::new(),
+                };
+                scraped(std::mem::replace(&mut scrape, next));
+                // the last scrape is the one at the run's end
+                if now < ns(spec.duration_s) {
+                    events.at(now + ns(every), Event::Scrape);
+                }
                 None
             }
         };
         // A job started on replica r: its end, and its latency, are known now.
         if let Some((r, job)) = started {
-            let end = now + service.service_time(&mut rng);
+            let took = service.service_time(&mut rng);
+            service.credit(r, took);
+            let end = now + took;
             latencies[window_of(job.arrived)].push((end - job.arrived) as f64 / NS);
-            events.at(end, Event::Done(r));
+            events.at(end, Event::Done(r, job.arrived));
         }
     }
     Ok((0..windows)
@@ -195,9 +277,6 @@ pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
 mod tests {
     use super::*;
     use crate::load::Shape;
-
-    const S: Nanos = 1_000_000_000;
-
     #[test]
     fn an_overload_is_relieved_once_the_new_replicas_have_started() {
         // 4 workers a replica, 0.1 s median service: a replica carries about 38 requests/s.
@@ -219,6 +298,7 @@ mod tests {
             scales: vec![(130.0, 6)],
             seed: 7,
             paced: None,
+            scrape_s: None,
         };
         let w = run(&spec).unwrap();
         assert_eq!(w.len(), 6);
@@ -252,5 +332,71 @@ mod tests {
             ..none
         };
         assert!(run(&over).unwrap_err().contains("more than the most"));
+    }
+
+    #[test]
+    fn scrapes_see_every_request_once_and_the_utilisation_queueing_theory_gives() {
+        // 20 requests/s on 2 replicas of 4 workers, log-normal service time of median 0.1 s
+        // and sigma 0.3: mean 0.1 x e^(0.045) = 0.1046 s, so each worker is busy
+        // rho = 20 x 0.1046 / 8 = 0.2615 of the time.
+        let load = Shape::Step {
+            before: 20.0,
+            after: 20.0,
+            at_s: 0.0,
+        };
+        let rate = move |t: f64| load.rate_at(t);
+        let spec = RunSpec {
+            service: ServiceConfig::default(),
+            replicas: 2,
+            rate: &rate,
+            peak: 20.0,
+            duration_s: 600.0,
+            window_s: 60.0,
+            scales: vec![(300.0, 4)],
+            seed: 11,
+            paced: None,
+            scrape_s: Some(10.0),
+        };
+        let mut scrapes = Vec::new();
+        let windows = run_scraped(&spec, &mut |s| scrapes.push(s)).unwrap();
+        assert_eq!(scrapes.len(), 60);
+        assert_eq!(
+            scrapes.iter().map(|s| s.at_s).collect::<Vec<_>>(),
+            (1..=60).map(|i| f64::from(i) * 10.0).collect::<Vec<_>>()
+        );
+        let requests: u64 = windows.iter().map(|w| w.requests).sum();
+        let seen: usize = scrapes.iter().map(|s| s.durations_s.len()).sum();
+        // every request ended by the last scrape is in one; a few are still in service then
+        assert!(
+            seen as u64 <= requests && requests - seen as u64 <= 8,
+            "{seen} of {requests}"
+        );
+        assert!(scrapes
+            .iter()
+            .all(|s| s.refused == 0 && s.durations_s.iter().all(|d| *d > 0.0)));
+        // scaled to 4 at 300 s, serving from 330 s
+        let at = |t: f64| scrapes.iter().find(|s| s.at_s == t).unwrap();
+        assert_eq!((at(300.0).replicas, at(300.0).ready), (4, 2));
+        assert_eq!((at(330.0).replicas, at(330.0).ready), (4, 4));
+        let mean = |from: f64, to: f64| {
+            let u: Vec<f64> = scrapes
+                .iter()
+                .filter(|s| s.at_s > from && s.at_s <= to)
+                .flat_map(|s| s.utilization.iter().copied())
+                .collect();
+            u.iter().sum::<f64>() / u.len() as f64
+        };
+        let rho = |replicas: f64| 20.0 * 0.1 * (0.045f64).exp() / (4.0 * replicas);
+        let (two, four) = (mean(0.0, 300.0), mean(340.0, 600.0));
+        assert!(
+            (two - rho(2.0)).abs() / rho(2.0) < 0.05,
+            "{two} against {}",
+            rho(2.0)
+        );
+        assert!(
+            (four - rho(4.0)).abs() / rho(4.0) < 0.05,
+            "{four} against {}",
+            rho(4.0)
+        );
     }
 }

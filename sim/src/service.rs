@@ -77,6 +77,8 @@ struct Replica {
     leaving: bool,
     station: Station<Job>,
     jobs: usize,
+    /// Service time of the jobs started since the last [`Service::utilization`], ns.
+    busy: Nanos,
 }
 
 /// One service.
@@ -138,6 +140,7 @@ impl Service {
                 leaving: false,
                 station: Station::new(self.cfg.workers),
                 jobs: 0,
+                busy: 0,
             });
             self.next_id += 1;
             staying += 1;
@@ -204,6 +207,37 @@ impl Service {
             self.replicas.remove(i);
         }
         next
+    }
+
+    /// Counts `took` ns of service time against replica `id` (a job started there).
+    pub fn credit(&mut self, id: u64, took: Nanos) {
+        if let Some(r) = self.replicas.iter_mut().find(|r| r.id == id) {
+            r.busy = r.busy.saturating_add(took);
+        }
+    }
+
+    /// Each serving replica's utilisation over the `interval` ns ending at `now`: the service
+    /// time credited to it since the last call over its workers' time in the interval, at
+    /// most 1 (a replica that was not serving all of it counts only its serving part). The
+    /// credits start again from zero.
+    pub fn utilization(&mut self, now: Nanos, interval: Nanos) -> Vec<f64> {
+        let workers = self.cfg.workers as f64;
+        let from = now.saturating_sub(interval);
+        let mut out = Vec::new();
+        for r in &mut self.replicas {
+            let busy = std::mem::take(&mut r.busy);
+            if r.leaving || r.ready_at > now {
+                continue;
+            }
+            let serving = now - r.ready_at.max(from);
+            let u = if serving == 0 {
+                0.0
+            } else {
+                busy as f64 / (workers * serving as f64)
+            };
+            out.push(u.min(1.0));
+        }
+        out
     }
 
     /// A service time, ns.

@@ -61,7 +61,8 @@ pub struct RunArgs {
     pub idle_timeout: Duration,
     /// Points older than this (by the clock) are invalid. The clock is the system's, moved by
     /// the APO_NOW environment variable when set (`+30d`, `-2h`, or an RFC 3339 time to start
-    /// from), e.g. to process an archive of another day's data.
+    /// from, optionally `at` a system time and with a speed, `x60`), e.g. to process an
+    /// archive of another day's data or a simulation replayed faster than real time.
     #[arg(long, env = "APO_MAX_EVENT_AGE", default_value = "7d", value_parser = duration)]
     pub max_event_age: Duration,
     /// Points further in the future than this are invalid.

@@ -280,6 +280,8 @@ fn settings_in(patch: &Value) -> Result<Vec<(String, f64)>, String> {
 
 /// The resourceVersion a write names (a PUT names the one it read; a PATCH need not): one
 /// that is not a number cannot be the workload's, a conflict.
+// The error is the response itself, built once per request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 fn expected_version(v: &Value) -> Result<Option<u64>, Response<Full<Bytes>>> {
     match v
         .pointer("/metadata/resourceVersion")

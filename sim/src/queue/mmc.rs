@@ -42,7 +42,7 @@ pub fn simulate(lambda: f64, mu: f64, c: usize, jobs: u64, warmup: u64, seed: u6
     let mut station: Station<(u64, Nanos)> = Station::new(c);
     let (mut arrived, mut measured, mut waited, mut wait_ns) = (0u64, 0u64, 0u64, 0u128);
     events.at(ns(arrivals.sample(&mut rng)), Event::Arrival);
-    while let Some((now, e)) = events.next() {
+    while let Some((now, e)) = events.pop() {
         let started = match e {
             Event::Arrival => {
                 let job = (arrived, now);
