@@ -476,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn every_float_survives_the_round_trip_its_signature_covers() {
+        // The signature covers the record as serialised again on the actuator's side: each
+        // evidence value must parse back to the very same f64 (serde_json's float_roundtrip;
+        // without it about one value in a few thousand came back one ulp off and its decision
+        // was rejected as forged).
+        let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut bad = 0;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut d = decision();
+            // means of windows: sums of a few hundred values over their count
+            d.evidence[0].value = (x % 1_000_000_007) as f64 / 3.0 / ((x >> 40) as f64 + 1.0);
+            d.evidence[0].target = Some(f64::from_bits(x >> 2));
+            d.sign(&key);
+            let back = Decision::decode(Some(&serde_json::to_vec(&d).unwrap())).unwrap();
+            if back.verify(std::slice::from_ref(&key)).is_err() {
+                bad += 1;
+            }
+        }
+        assert_eq!(bad, 0, "decisions whose signature broke in the round trip");
+    }
+
+    #[test]
     fn forged_altered_unsigned_and_unknown_keys_fail() {
         let key = SigningKey::new(Some("a"), b"0123456789abcdef0123456789abcdef").unwrap();
         let mut d = decision();
