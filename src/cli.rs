@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use apo_actuators::{ActuateArgs, OverrideArgs};
 use apo_bench::{BenchArgs, ForecastArgs, ScoreArgs};
 use apo_pipeline::args::{ProduceArgs, RunArgs};
+use apo_sim::command::SimArgs;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -48,6 +49,23 @@ pub enum Command {
     Override(Box<OverrideArgs>),
     /// Produce synthetic telemetry to a Kafka topic (a load source for any broker).
     Produce(ProduceArgs),
+    /// Simulate a service that the actuators' executors scale, publishing its metrics to Kafka.
+    #[command(
+        long_about = "Simulate a service that the actuators' executors scale, publishing \
+its metrics to Kafka in event time.\n\n\
+The sim serves the webhook executor's endpoint (http://LISTEN/hooks/SERVICE) and the apps/v1 \
+scale and workload paths the kubernetes executor calls (api_server = http://LISTEN, any \
+namespace), so `apo actuate` drives it unchanged; `apo run --planner` reads its metrics.\n\n\
+It runs paced against the clock. To replay faster than real time, give the sim, `apo run` and \
+`apo actuate` the same fast clock in APO_NOW, written 'T at S xK': the clock reads T when the \
+system clock reads S and runs K times as fast (T and S as RFC 3339 times or Unix milliseconds). \
+For example, with S the time you start and T fifteen minutes earlier (event time must stay \
+behind the wall clock), x60 runs a simulated minute each second. Every process must get the \
+same string: expiry, pacing and effect checks compare their clocks.\n\n\
+A progress line per window goes to stderr (OVER marks a window whose p95 is over --slo-p95); \
+at the end each window is printed on stdout as a JSON line."
+    )]
+    Sim(Box<SimArgs>),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).
     Sql(SqlArgs),
     /// Measure throughput, latency, memory and accuracy against baselines from the same run.

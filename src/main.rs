@@ -64,6 +64,10 @@ fn main() {
                 .map(|out| println!("{out}"))
                 .map_err(anyhow::Error::from)
         }
+        cli::Command::Sim(mut a) => {
+            config::with_file_kafka_props(&mut a.kafka);
+            apo_sim::command::sim(*a)
+        }
         cli::Command::Sql(a) => sql::sql(a),
         cli::Command::Bench(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use apo_core::kafka::{flush_within, send_with_backpressure, DeliveryTracker};
+use apo_core::kafka::{QuietConsumer, QuietEof};
 use apo_schemas::action::ActionRecord;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -134,7 +135,9 @@ impl AuditWriter {
         c.set("group.id", "apo-actuate-lookback")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let consumer: QuietConsumer = c
+            .create_with_context(QuietEof)
+            .map_err(|e| ActuateError::kafka(ctx(), e))?;
         let count = apo_core::kafka::partition_count(&self.client, &self.topic)
             .map_err(|e| ActuateError::kafka(ctx(), e))?;
         let mut tpl = TopicPartitionList::new();

@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use apo_core::kafka::{QuietConsumer, QuietEof};
 use apo_pipeline::signals::stop_on_signals;
 use apo_pipeline::Broker;
 use apo_schemas::action::{ActionOutcome, ActionRecord};
 use apo_schemas::decision::{Decision, SigningKey};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -194,8 +195,8 @@ pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
         // fetch as soon as data comes; a broker that does not waits this long): decisions are
         // few and late ones are worth less.
         .set("fetch.wait.max.ms", DECISIONS_FETCH_WAIT_MS);
-    let consumer: BaseConsumer = c
-        .create()
+    let consumer: QuietConsumer = c
+        .create_with_context(QuietEof)
         .map_err(|e| ActuateError::kafka("a consumer of decisions", e))?;
     let shared = act.claims.shared();
     if shared {
@@ -301,7 +302,7 @@ const DRAIN_JOIN_WAIT: Duration = Duration::from_secs(15);
 /// Whether every partition this actuator reads is read to its end (`--drain`). Of a shared
 /// topic: those assigned to it, once it has some (or after [`DRAIN_JOIN_WAIT`] without).
 fn drained(
-    consumer: &BaseConsumer,
+    consumer: &QuietConsumer,
     topic: &str,
     at_end: &HashSet<i32>,
     since: std::time::Instant,

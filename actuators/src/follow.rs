@@ -3,7 +3,8 @@
 //! for the partitions' ends. Asked on the reading consumer's connection, that question waits
 //! behind the fetch the broker holds open (up to `fetch.wait.max.ms`), as `apo bench` showed.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use apo_core::kafka::{QuietConsumer, QuietEof};
+use rdkafka::consumer::Consumer;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::ActuateError;
@@ -11,9 +12,9 @@ use crate::ActuateError;
 /// A reader of every partition of a topic from its start.
 pub struct Follower {
     /// Reads the topic.
-    pub consumer: BaseConsumer,
+    pub consumer: QuietConsumer,
     /// Asks the broker for the partitions' ends; assigned nothing, so never fetching.
-    pub ends: BaseConsumer,
+    pub ends: QuietConsumer,
     /// How many partitions the topic has.
     pub partitions: i32,
 }
@@ -36,8 +37,12 @@ impl Follower {
         for (k, v) in settings {
             c.set(*k, *v);
         }
-        let consumer: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
-        let ends: BaseConsumer = c.create().map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let consumer: QuietConsumer = c
+            .create_with_context(QuietEof)
+            .map_err(|e| ActuateError::kafka(ctx(), e))?;
+        let ends: QuietConsumer = c
+            .create_with_context(QuietEof)
+            .map_err(|e| ActuateError::kafka(ctx(), e))?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition_offset(topic, p, Offset::Beginning)

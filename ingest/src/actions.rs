@@ -15,8 +15,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use apo_core::kafka::{QuietConsumer, QuietEof};
 use apo_schemas::action::ActionRecord;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -85,7 +86,7 @@ pub fn follow_actions(
     c.set("group.id", "apo-actions-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = c.create()?;
+    let consumer: QuietConsumer = c.create_with_context(QuietEof)?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..count {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
@@ -72,12 +72,7 @@ fn partition_lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
-                tracing::debug!(%error, reason, "end of partition")
-            }
-            _ => tracing::error!(%error, reason, "librdkafka"),
-        }
+        apo_core::kafka::log_client_error(error, reason)
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {

@@ -1,6 +1,8 @@
 //! `apo-sim`: a simulated fleet that answers to decisions (issue 18), in simulated event time,
 //! deterministic for a seed. So far its core:
 //!
+//! - [`command`]: `apo sim`, a service paced against the clock (`APO_NOW`'s speed), its
+//!   control endpoints served, its metrics published each scrape, a progress line per window;
 //! - [`cache`]: a cache's hit ratio by its size (Zipf requests, LRU, Che's approximation);
 //! - [`control`]: the control API the actuators' executors drive: the webhook's endpoint and
 //!   the `apps/v1` scale subresource, over a board of bounded, versioned workloads whose
@@ -22,9 +24,11 @@
 //!   a histogram, the replicas, each replica's utilisation) and their producer to Kafka.
 //!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! spans; the whole fleet taking the control board's commands; the effectiveness report.
+//! spans; the whole fleet taking the control board's commands; the embedded default's loop; the
+//! effectiveness report.
 
 pub mod cache;
+pub mod command;
 pub mod control;
 pub mod events;
 pub mod load;

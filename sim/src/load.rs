@@ -100,6 +100,63 @@ impl Shape {
     }
 }
 
+impl std::str::FromStr for Shape {
+    type Err = String;
+
+    /// `step:BEFORE,AFTER,AT`, `ramp:FROM,TO,OVER` or `diurnal:MEAN,AMPLITUDE,PERIOD`: rates
+    /// in requests a second, times as durations (`2m`, `90s`, `1d`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = "expected step:BEFORE,AFTER,AT, ramp:FROM,TO,OVER or \
+                     diurnal:MEAN,AMPLITUDE,PERIOD (rates per second, times like 2m)";
+        let (kind, args) = s
+            .split_once(':')
+            .ok_or_else(|| format!("load `{s}`: {usage}"))?;
+        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        if parts.len() != 3 {
+            return Err(format!("load `{s}`: {usage}"));
+        }
+        let rate = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or_else(|| format!("load `{s}`: `{v}` is not a rate (requests a second)"))
+        };
+        let time = |v: &str| {
+            humantime::parse_duration(v)
+                .map(|d| d.as_secs_f64())
+                .map_err(|e| format!("load `{s}`: `{v}` is not a duration ({e})"))
+        };
+        Ok(match kind.trim() {
+            "step" => Shape::Step {
+                before: rate(parts[0])?,
+                after: rate(parts[1])?,
+                at_s: time(parts[2])?,
+            },
+            "ramp" => Shape::Ramp {
+                from: rate(parts[0])?,
+                to: rate(parts[1])?,
+                over_s: time(parts[2])?,
+            },
+            "diurnal" => Shape::Diurnal {
+                mean: rate(parts[0])?,
+                amplitude: parts[1]
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|a| a.is_finite())
+                    .ok_or_else(|| format!("load `{s}`: `{}` is not an amplitude", parts[1]))?,
+                period_s: time(parts[2]).and_then(|p| {
+                    if p > 0.0 {
+                        Ok(p)
+                    } else {
+                        Err(format!("load `{s}`: a period is longer than 0"))
+                    }
+                })?,
+            },
+            other => return Err(format!("load `{s}`: `{other}` is not a shape; {usage}")),
+        })
+    }
+}
+
 /// A replayed trace: sample times (simulated seconds from its start) and rates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -224,6 +281,45 @@ mod tests {
         2014-04-10 00:00:00,50\n\
         2014-04-10 00:05:00,200\n\
         2014-04-10 00:10:00,100\n";
+
+    #[test]
+    fn shapes_are_written_as_kind_and_three_values() {
+        assert_eq!(
+            "step:20,100,2m".parse::<Shape>(),
+            Ok(Shape::Step {
+                before: 20.0,
+                after: 100.0,
+                at_s: 120.0
+            })
+        );
+        assert_eq!(
+            "ramp: 10, 50, 90s".parse::<Shape>(),
+            Ok(Shape::Ramp {
+                from: 10.0,
+                to: 50.0,
+                over_s: 90.0
+            })
+        );
+        assert_eq!(
+            "diurnal:100,-40,1d".parse::<Shape>(),
+            Ok(Shape::Diurnal {
+                mean: 100.0,
+                amplitude: -40.0,
+                period_s: 86_400.0
+            })
+        );
+        for bad in [
+            "step:20,100",
+            "step:-1,2,3s",
+            "step:1,2,3",
+            "sine:1,2,3s",
+            "diurnal:1,2,0s",
+            "20",
+        ] {
+            let e = bad.parse::<Shape>().expect_err(bad);
+            assert!(e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn a_trace_is_scaled_to_its_peak_and_replayed_faster() {

@@ -114,14 +114,15 @@ const NS: f64 = 1e9;
 
 /// Runs `spec`; a scale the service refuses (over its most) is an error.
 pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
-    run_scraped(spec, &mut |_| {})
+    run_scraped(spec, &mut |_| true)
 }
 
 /// Runs `spec`, handing each scrape to `scraped` as its interval ends (none without
-/// `spec.scrape_s`).
+/// `spec.scrape_s`); the run stops there, its windows measured so far, when `scraped` says
+/// `false`.
 pub fn run_scraped(
     spec: &RunSpec<'_>,
-    scraped: &mut dyn FnMut(Scrape),
+    scraped: &mut dyn FnMut(Scrape) -> bool,
 ) -> Result<Vec<Window>, String> {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut service = Service::new(spec.service.clone(), spec.replicas)?;
@@ -232,7 +233,13 @@ pub fn run_scraped(
                     ready: 0,
                     utilization: Vec::new(),
                 };
-                scraped(std::mem::replace(&mut scrape, next));
+                if !scraped(std::mem::replace(&mut scrape, next)) {
+                    let end = window_of(now.saturating_sub(1)) + 1;
+                    state.truncate(end);
+                    latencies.truncate(end);
+                    refused.truncate(end);
+                    break;
+                }
                 // the last scrape is the one at the run's end
                 if now < ns(spec.duration_s) {
                     events.at(now + ns(every), Event::Scrape);
@@ -249,7 +256,7 @@ pub fn run_scraped(
             events.at(end, Event::Done(r, job.arrived));
         }
     }
-    Ok((0..windows)
+    Ok((0..state.len())
         .map(|w| {
             let l = &mut latencies[w];
             l.sort_by(f64::total_cmp);
@@ -358,7 +365,11 @@ mod tests {
             scrape_s: Some(10.0),
         };
         let mut scrapes = Vec::new();
-        let windows = run_scraped(&spec, &mut |s| scrapes.push(s)).unwrap();
+        let windows = run_scraped(&spec, &mut |s| {
+            scrapes.push(s);
+            true
+        })
+        .unwrap();
         assert_eq!(scrapes.len(), 60);
         assert_eq!(
             scrapes.iter().map(|s| s.at_s).collect::<Vec<_>>(),

@@ -16,5 +16,6 @@ mod offline;
 mod pipeline_kafka;
 mod poison;
 mod series_limits;
+mod sim;
 mod traces_kafka;
 mod watermarks;

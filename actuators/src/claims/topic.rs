@@ -14,8 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use apo_core::kafka::ensure_topics_with;
+use apo_core::kafka::QuietConsumer;
 use apo_pipeline::Broker;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
@@ -61,9 +62,9 @@ pub struct ClaimsTopic {
     partitions: i32,
     brokers: String,
     producer: BaseProducer<Acks>,
-    consumer: BaseConsumer,
+    consumer: QuietConsumer,
     /// Asks the broker for the partitions' ends; assigned nothing, so never fetching.
-    ends: BaseConsumer,
+    ends: QuietConsumer,
     /// The next offset to read, per partition.
     next: HashMap<i32, i64>,
 }

@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use apo_core::kafka::{QuietConsumer, QuietEof};
 use apo_schemas::slo::SloState;
 use apo_schemas::WindowStats;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -32,7 +33,7 @@ pub struct WatchTopics {
 
 /// The recent windows of the verified targets.
 pub struct Watch {
-    consumer: BaseConsumer,
+    consumer: QuietConsumer,
     topics: WatchTopics,
     /// Target → its verification settings.
     configs: BTreeMap<String, VerifyConfig>,
@@ -53,8 +54,8 @@ impl Watch {
         c.set("group.id", "apo-actuate-verify")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
-        let consumer: BaseConsumer = c
-            .create()
+        let consumer: QuietConsumer = c
+            .create_with_context(QuietEof)
             .map_err(|e| ActuateError::kafka(ctx(&topics.stats), e))?;
         let mut times = TopicPartitionList::new();
         for t in [&topics.stats, &topics.slo] {

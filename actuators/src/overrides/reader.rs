@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use apo_core::kafka::QuietConsumer;
 use apo_schemas::overrides::Override;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 
@@ -19,9 +20,9 @@ use crate::ActuateError;
 
 /// Follows the overrides topic.
 pub struct OverridesReader {
-    consumer: BaseConsumer,
+    consumer: QuietConsumer,
     /// Asks the broker for the partitions' ends; assigned nothing, so never fetching.
-    ends: BaseConsumer,
+    ends: QuietConsumer,
     topic: String,
     partitions: i32,
     /// The next offset to read, per partition.

@@ -10,6 +10,7 @@
 //! max_replicas = 20
 //! metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
 //! # replicas_metric = "k8s.deployment.available_pods"   # its window mean: the ready replicas
+//! # desired_replicas_metric = "k8s.deployment.desired_pods"  # the replicas asked for (spec)
 //! # tolerance = 0.1
 //! # legacy = true            # the HPA without `behavior` (max(2 × current, 4) up, 300 s down)
 //! # [scale.behavior.scale_down]
@@ -57,6 +58,10 @@ use crate::engine::error::PipelineError;
 /// `k8sclusterreceiver` reports a Deployment's available (ready) pods under this name.
 pub const DEFAULT_REPLICAS_METRIC: &str = "k8s.deployment.available_pods";
 
+/// The replicas asked for unless a target names another: the `k8sclusterreceiver`'s name for a
+/// Deployment's `spec.replicas`.
+pub const DEFAULT_DESIRED_REPLICAS_METRIC: &str = "k8s.deployment.desired_pods";
+
 /// The HPA controller's default tolerance.
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
 
@@ -81,6 +86,12 @@ pub struct ScaleTarget {
     /// The metric whose window mean is the number of ready replicas.
     #[serde(default = "default_replicas_metric")]
     pub replicas_metric: String,
+    /// The metric of the replicas asked for (the Deployment's `spec.replicas`): the HPA rule's
+    /// current count, what a decision scales from. Pods asked for but not ready yet count as
+    /// idle when it scales up, as the HPA controller counts them. Without it, the ready
+    /// replicas are the current count.
+    #[serde(default = "default_desired_replicas_metric")]
+    pub desired_replicas_metric: String,
     /// Fewest replicas.
     #[serde(default = "one")]
     pub min_replicas: u32,
@@ -103,6 +114,10 @@ pub struct ScaleTarget {
 
 fn default_replicas_metric() -> String {
     DEFAULT_REPLICAS_METRIC.to_string()
+}
+
+fn default_desired_replicas_metric() -> String {
+    DEFAULT_DESIRED_REPLICAS_METRIC.to_string()
 }
 
 fn one() -> u32 {
@@ -258,7 +273,9 @@ impl PlannerConfig {
     pub fn reads(&self, service: &str, metric: &str) -> bool {
         self.scale.iter().any(|t| {
             t.target == service
-                && (t.replicas_metric == metric || t.metrics.iter().any(|m| m.name == metric))
+                && (t.replicas_metric == metric
+                    || t.desired_replicas_metric == metric
+                    || t.metrics.iter().any(|m| m.name == metric))
         }) || self.pool.iter().any(|p| p.reads(service, metric))
             || self.cache.iter().any(|c| c.reads(service, metric))
             || self.rollback.iter().any(|r| r.reads(service, metric))

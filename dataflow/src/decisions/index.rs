@@ -32,6 +32,7 @@ impl SeriesIndex {
         };
         for t in &c.scale {
             add(&t.target, &t.replicas_metric);
+            add(&t.target, &t.desired_replicas_metric);
             for m in &t.metrics {
                 add(&t.target, &m.name);
             }

@@ -64,6 +64,11 @@ pub struct PlannerStage {
 /// The HPA rule's name in decisions.
 pub const HPA_RULE: &str = "hpa";
 
+/// How many windows after its own scale decision the HPA rule takes the count it asked for as
+/// the current one when the desired-replicas metric does not show it yet: one window for the
+/// actuator to carry it out and one for the telemetry to report it.
+const PENDING_WINDOWS: i64 = 2;
+
 /// The predictive rule's name in decisions (a scale the forecast asked for beyond the HPA
 /// rule's recommendation).
 pub const PREDICTIVE_RULE: &str = "predictive";
@@ -104,6 +109,11 @@ struct TargetState {
     scaler: Autoscaler,
     /// The ready replicas last seen.
     replicas: Option<u32>,
+    /// The replicas asked for last seen (the desired-replicas metric).
+    asked: Option<u32>,
+    /// Its last decision, until the desired-replicas metric shows it or its window is
+    /// [`PENDING_WINDOWS`] windows old: the count it asked for, and its window's end.
+    pending: Option<(u32, i64)>,
     /// The forecasts of its load (with a predictive rule).
     curve: ForecastCurve,
 }
@@ -120,6 +130,8 @@ impl PlannerState {
                     Some(t.behavior.clone().unwrap_or_default())
                 }),
                 replicas: None,
+                asked: None,
+                pending: None,
                 curve: ForecastCurve::default(),
             })
     }
@@ -441,6 +453,22 @@ fn scale(
     let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
     let replicas_row = find(&t.replicas_metric);
     state.replicas = count_of(replicas_row).or(state.replicas);
+    let asked_row = find(&t.desired_replicas_metric);
+    state.asked = count_of(asked_row).or(state.asked);
+    // Its own last decision is the count asked for until the telemetry shows it (carried out
+    // within the window) or it is too old to be waited for (refused, expired, overridden):
+    // deciding again from a count that has not caught up yet is a stale decision.
+    if let Some((to, at)) = state.pending {
+        let shown = asked_row.is_some_and(|r| r.min <= f64::from(to) && f64::from(to) <= r.max);
+        let window_ms = i64::from(config.window_seconds) * 1000;
+        if shown {
+            // carried out in this window: the count asked for now (its mean is partly before)
+            state.asked = Some(to);
+            state.pending = None;
+        } else if window_end - at > PENDING_WINDOWS * window_ms {
+            state.pending = None;
+        }
+    }
     let used: Vec<(&WindowStats, f64)> = t
         .metrics
         .iter()
@@ -450,7 +478,7 @@ fn scale(
     if used.is_empty() {
         return None;
     }
-    let Some(current) = state.replicas.filter(|&r| r > 0) else {
+    let Some(ready) = state.replicas.filter(|&r| r > 0) else {
         tracing::debug!(
             target = %t.target,
             replicas_metric = %t.replicas_metric,
@@ -458,9 +486,18 @@ fn scale(
         );
         return None;
     };
+    // What it scales from: the count asked for (the Deployment's spec), the ready count when
+    // the telemetry has no desired-replicas metric.
+    let current = state
+        .pending
+        .map(|(to, _)| to)
+        .or(state.asked)
+        .filter(|&r| r > 0)
+        .unwrap_or(ready);
+    let ready = ready.min(current);
     let proposals: Vec<_> = used
         .iter()
-        .map(|(w, target)| desired_from_average(current, current, w.mean, *target, t.tolerance))
+        .map(|(w, target)| desired_from_average(current, ready, w.mean, *target, t.tolerance))
         .collect();
     let reactive = largest_proposal(&proposals)?;
     // The forecast's recommendation counts where it asks for more.
@@ -485,6 +522,7 @@ fn scale(
         .map(|(w, target)| mean_evidence(w, Some(*target)))
         .collect();
     evidence.extend(replicas_row.map(|r| mean_evidence(r, None)));
+    evidence.extend(asked_row.map(|r| mean_evidence(r, None)));
     let usage: Vec<String> = used
         .iter()
         .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
@@ -494,7 +532,7 @@ fn scale(
         None => (
             HPA_RULE,
             format!(
-                "{}: {} over {current} ready replicas recommend {recommended}; \
+                "{}: {} over {ready} ready replicas recommend {recommended}; \
                  {current} -> {desired} ({bounds})",
                 limit.as_str(),
                 usage.join(", "),
@@ -551,6 +589,7 @@ fn scale(
             )
         }
     };
+    state.pending = Some((desired, window_end));
     Some(issue(
         config,
         key,
@@ -781,7 +820,9 @@ fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decisions::config::{MetricTarget, DEFAULT_REPLICAS_METRIC};
+    use crate::decisions::config::{
+        MetricTarget, DEFAULT_DESIRED_REPLICAS_METRIC, DEFAULT_REPLICAS_METRIC,
+    };
 
     fn row(metric: &str, start: i64, mean: f64) -> WindowStats {
         WindowStats {
@@ -817,6 +858,7 @@ mod tests {
                     average_value: 0.75,
                 }],
                 replicas_metric: DEFAULT_REPLICAS_METRIC.into(),
+                desired_replicas_metric: DEFAULT_DESIRED_REPLICAS_METRIC.into(),
                 min_replicas: 1,
                 max_replicas: 100,
                 tolerance: 0.1,
@@ -851,6 +893,81 @@ mod tests {
         // the same windows on fresh state: the same decision, id and signature
         let again = plan(&config(), &key, &mut PlannerState::default(), rows);
         assert_eq!(again, out);
+    }
+
+    /// The replicas (ready, asked for) and the utilisation of the window starting at `start`.
+    fn scale_rows(start: i64, ready: f64, asked: f64, cpu: f64) -> Vec<WindowStats> {
+        vec![
+            row("cpu.utilization", start, cpu),
+            row(DEFAULT_REPLICAS_METRIC, start, ready),
+            row(DEFAULT_DESIRED_REPLICAS_METRIC, start, asked),
+        ]
+    }
+
+    #[test]
+    fn a_scale_in_progress_is_not_decided_again_from_the_old_count() {
+        let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        let (mut states, cfg, t0, w) =
+            (PlannerState::default(), config(), 1_800_000_000_000, 60_000);
+        let scales = |out: Vec<Decision>| -> Vec<(Option<u32>, Option<u32>)> {
+            out.iter()
+                .map(|d| (d.replicas_from, d.replicas_to))
+                .collect()
+        };
+        // 2 at 150 % of the 75 % target: 4
+        let out = plan(&cfg, &key, &mut states, scale_rows(t0, 2.0, 2.0, 1.5));
+        assert_eq!(scales(out), [(Some(2), Some(4))]);
+        // the next window's telemetry has not caught up (still 2 asked for): 4 are, the 2
+        // starting count as idle, [1.5, 1.5, 0, 0] is the target: nothing (before: 2 -> 4 again,
+        // a decision the kubernetes executor refuses as stale)
+        let out = plan(&cfg, &key, &mut states, scale_rows(t0 + w, 2.0, 2.0, 1.5));
+        assert_eq!(scales(out), []);
+        // carried out within the window: asked for 2 then 4 (mean 2.2); 2 of them ready,
+        // still 150 %: nothing either (its mean rounded, 2, is not what is asked for now)
+        let mut rows = scale_rows(t0 + 2 * w, 2.0, 2.2, 1.5);
+        rows[2].min = 2.0;
+        rows[2].max = 4.0;
+        let out = plan(&cfg, &key, &mut states, rows);
+        assert_eq!(scales(out), []);
+        // all 4 ready at 120 %: ceil(4 × 1.6) = 7, from the 4 asked for
+        let out = plan(
+            &cfg,
+            &key,
+            &mut states,
+            scale_rows(t0 + 3 * w, 4.0, 4.0, 1.2),
+        );
+        assert_eq!(scales(out), [(Some(4), Some(7))]);
+    }
+
+    #[test]
+    fn a_decision_the_telemetry_never_shows_is_not_waited_for_beyond_two_windows() {
+        let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        let (mut states, cfg, t0, w) =
+            (PlannerState::default(), config(), 1_800_000_000_000, 60_000);
+        let out = plan(&cfg, &key, &mut states, scale_rows(t0, 2.0, 2.0, 1.5));
+        assert_eq!(out.len(), 1);
+        // refused (say): 2 stay asked for; two windows of waiting, then decided again from 2
+        for k in 1..=2 {
+            let out = plan(
+                &cfg,
+                &key,
+                &mut states,
+                scale_rows(t0 + k * w, 2.0, 2.0, 1.5),
+            );
+            assert!(out.is_empty(), "window {k}: {out:?}");
+        }
+        let out = plan(
+            &cfg,
+            &key,
+            &mut states,
+            scale_rows(t0 + 3 * w, 2.0, 2.0, 1.5),
+        );
+        assert_eq!(
+            out.iter()
+                .map(|d| (d.replicas_from, d.replicas_to))
+                .collect::<Vec<_>>(),
+            [(Some(2), Some(4))]
+        );
     }
 
     #[test]

@@ -119,8 +119,9 @@ pub fn desired_replicas(
 }
 
 /// The same from a window's aggregate: `ready` pods all reporting, their average `average`
-/// (any unit) against `target` (the same unit). What the stream knows of a target when its
-/// telemetry gives the average and the ready count, not each pod.
+/// (any unit) against `target` (the same unit), and the pods asked for beyond them
+/// (`current - ready`) not ready yet. What the stream knows of a target when its telemetry
+/// gives the average, the ready count and the count asked for, not each pod.
 pub fn desired_from_average(
     current: u32,
     ready: u32,
@@ -132,7 +133,11 @@ pub fn desired_from_average(
         return Err(CalculatorError::NoMetrics);
     }
     let milli = |v: f64| (v * 1000.0).round() as i64;
-    let pods = vec![PodSample::ready(milli(average)); ready as usize];
+    let mut pods = vec![PodSample::ready(milli(average)); ready as usize];
+    pods.extend(std::iter::repeat_n(
+        PodSample::not_ready(),
+        current.saturating_sub(ready) as usize,
+    ));
     desired_replicas(current, milli(target), &pods, tolerance)
 }
 
@@ -178,6 +183,27 @@ mod tests {
         );
         // 50 replicas at 90 % against a 75 % target: ceil(50 × 90 / 75) = 60.
         assert_eq!(desired_from_average(50, 50, 0.90, 0.75, TOL), Ok(60));
+    }
+
+    #[test]
+    fn pods_asked_for_but_not_ready_count_as_idle_from_an_average() {
+        // 2 of 4 asked-for pods ready at 100 % against 60 %: the 2 starting count as 0, the
+        // usage falls to 50/60 and changes direction: no change (the controller's rule), where
+        // the 2 ready ones alone would ask for ceil(2 × 100/60) = 4 again.
+        assert_eq!(desired_from_average(4, 2, 1.0, 0.6, TOL), Ok(4));
+        assert_eq!(
+            desired_from_average(4, 2, 1.0, 0.6, TOL),
+            desired_replicas(
+                4,
+                600,
+                &[ready(&[1000, 1000]), vec![PodSample::not_ready(); 2]].concat(),
+                TOL
+            )
+        );
+        // 2 of 3 ready at 200 %: [2000, 2000, 0] averages 1333 of 600: ceil(2.22 × 3) = 7
+        assert_eq!(desired_from_average(3, 2, 2.0, 0.6, TOL), Ok(7));
+        // more ready than asked for (a scale-down in progress): none is counted as starting
+        assert_eq!(desired_from_average(2, 3, 0.3, 0.6, TOL), Ok(2));
     }
 
     #[test]

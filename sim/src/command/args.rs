@@ -1,0 +1,81 @@
+//! The flags of `apo sim`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apo_pipeline::args::{duration, KafkaArgs};
+use clap::Args;
+
+/// `apo sim`: a simulated service that answers to the actuators' executors and publishes its
+/// telemetry to Kafka in event time.
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    #[command(flatten)]
+    /// The broker its telemetry goes to (required: the pipeline's).
+    pub kafka: KafkaArgs,
+    /// Topic of its metric points (what `apo run` reads).
+    #[arg(long, env = "APO_METRICS_TOPIC", default_value = "apo.metrics")]
+    pub metrics_topic: String,
+    /// The service's name: its metrics' `service`, the webhook's and the kubernetes
+    /// Deployment's name, the policy's and the planner's target.
+    #[arg(long, default_value = "checkout")]
+    pub service: String,
+    /// Replicas at the start (serving from the start).
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// The most replicas it may be scaled to (more is refused: 422).
+    #[arg(long, default_value_t = 10)]
+    pub max_replicas: u32,
+    /// Workers per replica (requests one replica serves at once; the others wait in line).
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Median service time of a request (log-normal).
+    #[arg(long, default_value = "100ms", value_parser = duration)]
+    pub service_time: Duration,
+    /// The service time's log-normal sigma (its tail: 0.3 gives a p99 about twice the median).
+    #[arg(long, default_value_t = 0.3)]
+    pub sigma: f64,
+    /// How long a new replica takes before it serves.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub startup: Duration,
+    /// The load, a synthetic shape: step:BEFORE,AFTER,AT, ramp:FROM,TO,OVER or
+    /// diurnal:MEAN,AMPLITUDE,PERIOD (requests a second; times like 2m). Ignored with --trace.
+    #[arg(long, default_value = "step:20,100,2m")]
+    pub load: String,
+    /// The load replayed from a `timestamp,value` CSV of request counts (NAB's format), scaled
+    /// so that its highest value is --peak requests a second.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// The request rate of the trace's highest value, requests a second.
+    #[arg(long, default_value_t = 100.0)]
+    pub peak: f64,
+    /// How many times faster than its own timestamps the trace is replayed (on top of the
+    /// clock's speed).
+    #[arg(long, default_value_t = 1.0)]
+    pub trace_speedup: f64,
+    /// Simulated time to run (default: the trace's length, or 10m).
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// How often its metrics are scraped (simulated time).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub scrape: Duration,
+    /// The windows of its progress lines and its summary (simulated time).
+    #[arg(long, default_value = "1m", value_parser = duration)]
+    pub window: Duration,
+    /// The latency objective its progress lines mark (a window whose p95 is over it).
+    #[arg(long, default_value = "500ms", value_parser = duration)]
+    pub slo_p95: Duration,
+    /// Where its control endpoints listen: the webhook executor's `url` is
+    /// http://ADDR/hooks/NAME, the kubernetes executor's `api_server` http://ADDR. Port 0: any
+    /// free one (printed).
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: SocketAddr,
+    /// The webhook executor's secret (its policy's `secret_file`): webhooks not signed with
+    /// it are refused (401). Without it, webhook calls are not checked.
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Random seed (an unpaced run, the same seed: the same history).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}

@@ -1,0 +1,233 @@
+//! `apo sim`: one simulated service under a load, paced against the clock (`APO_NOW`'s speed:
+//! give the pipeline, the actuator and the sim the same `APO_NOW` to replay faster than real
+//! time), driven through its control endpoints by the actuators' executors, its metrics
+//! published to Kafka in event time as it runs. A progress line per window on stderr; at the
+//! end, each window as a JSON line on stdout.
+
+pub mod args;
+
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context};
+use apo_pipeline::signals::stop_on_signals;
+use apo_pipeline::Broker;
+use apo_schemas::decision::SigningKey;
+
+pub use args::SimArgs;
+
+use crate::control::board::Board;
+use crate::control::http::serve;
+use crate::load::{Shape, Trace};
+use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
+use crate::service::ServiceConfig;
+use crate::telemetry::kafka::KafkaTelemetry;
+use crate::telemetry::points::points;
+
+/// The request rate at a simulated time.
+type RateFn = Box<dyn Fn(f64) -> f64>;
+
+/// The simulated time of a run without `--duration` or a trace.
+const DEFAULT_DURATION_S: f64 = 600.0;
+
+/// Runs `apo sim` with `a`.
+pub fn sim(a: SimArgs) -> anyhow::Result<()> {
+    let clock = apo_core::clock::check()?;
+    let scrape_s = a.scrape.as_secs_f64();
+    let window_s = a.window.as_secs_f64();
+    if scrape_s <= 0.0 || window_s < scrape_s {
+        bail!("--scrape must be positive and --window at least --scrape");
+    }
+    let service = ServiceConfig {
+        workers: a.workers,
+        startup: u64::try_from(a.startup.as_nanos()).context("--startup is too long")?,
+        max_replicas: a.max_replicas,
+        median_s: a.service_time.as_secs_f64(),
+        sigma: a.sigma,
+    };
+    crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
+    let (rate, peak, trace_s): (RateFn, f64, Option<f64>) = match &a.trace {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the trace {}", path.display()))?;
+            let t = Trace::from_csv(&text, a.peak, a.trace_speedup)
+                .with_context(|| format!("the trace {}", path.display()))?;
+            let (peak, d) = (t.peak(), t.duration_s());
+            (Box::new(move |s| t.rate_at(s)), peak, Some(d))
+        }
+        None => {
+            let shape: Shape = a.load.parse().map_err(anyhow::Error::msg)?;
+            (Box::new(move |s| shape.rate_at(s)), shape.peak(), None)
+        }
+    };
+    let duration_s = a
+        .duration
+        .map(|d| d.as_secs_f64())
+        .or(trace_s)
+        .unwrap_or(DEFAULT_DURATION_S);
+    let key = match &a.webhook_secret_file {
+        Some(p) => {
+            let secret = std::fs::read(p)
+                .with_context(|| format!("reading the webhook secret {}", p.display()))?;
+            let secret = secret.trim_ascii();
+            Some(SigningKey::new(None, secret).context("the webhook secret")?)
+        }
+        None => None,
+    };
+    let broker = Broker::required(
+        &a.kafka,
+        "(the sim publishes its metrics where `apo run` reads them)",
+    )?;
+    if a.kafka.create_topics {
+        broker.prepare_topics(&[&a.metrics_topic], true, a.kafka.partitions)?;
+    }
+    let mut telemetry = KafkaTelemetry::new(broker.client(), &a.metrics_topic)?;
+    let board = Board::new([(a.service.as_str(), a.replicas, a.max_replicas)]);
+    let server = serve(board.clone(), a.listen, key.clone())
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let stop = stop_on_signals()?;
+    let start_ms = apo_core::clock::now_ms();
+    eprintln!(
+        "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} of \
+         simulated time at {}x, metrics to {} on {}",
+        a.service,
+        a.replicas,
+        a.workers,
+        a.service_time,
+        a.startup,
+        a.max_replicas,
+        humantime::format_duration(std::time::Duration::from_secs_f64(duration_s.round())),
+        clock.speed,
+        a.metrics_topic,
+        broker.address()
+    );
+    eprintln!(
+        "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes api_server \
+         {url} (any namespace, Deployment `{svc}`)",
+        url = server.url(),
+        svc = a.service,
+        signed = if key.is_some() {
+            " (signed)"
+        } else {
+            " (signatures not checked)"
+        },
+    );
+    let spec = RunSpec {
+        service,
+        replicas: a.replicas,
+        rate: &*rate,
+        peak,
+        duration_s,
+        window_s,
+        scales: Vec::new(),
+        seed: a.seed,
+        paced: Some(Paced {
+            board,
+            name: a.service.clone(),
+            speed: clock.speed,
+        }),
+        scrape_s: Some(scrape_s),
+    };
+    let mut failed: Option<anyhow::Error> = None;
+    let mut progress = Progress::new(window_s, a.slo_p95.as_secs_f64(), start_ms);
+    let windows = run_scraped(&spec, &mut |s: Scrape| {
+        if let Err(e) = telemetry.publish(&a.service, &points(&a.service, start_ms, &s)) {
+            failed = Some(anyhow::Error::new(e).context("publishing the sim's metrics"));
+            return false;
+        }
+        progress.add(&s);
+        !stop.load(Ordering::Relaxed)
+    })
+    .map_err(anyhow::Error::msg)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    telemetry
+        .flush()
+        .context("waiting for the broker to acknowledge the sim's metrics")?;
+    eprintln!(
+        "sim: done, {} points in {} messages; {} of {} windows over the objective",
+        telemetry.sent.0,
+        telemetry.sent.1,
+        progress.over,
+        windows.len()
+    );
+    for w in &windows {
+        println!("{}", window_json(w, start_ms));
+    }
+    drop(server);
+    Ok(())
+}
+
+/// A window as a JSON line: its start's event time, requests, refused, p50, p95, replicas.
+fn window_json(w: &Window, start_ms: i64) -> serde_json::Value {
+    serde_json::json!({
+        "start_ms": start_ms + (w.start_s * 1000.0).round() as i64,
+        "start_s": w.start_s,
+        "requests": w.requests,
+        "refused": w.refused,
+        "p50_s": w.p50_s,
+        "p95_s": w.p95_s,
+        "replicas": w.replicas,
+        "ready": w.ready,
+    })
+}
+
+/// The progress lines: the scrapes of each window, printed when it is complete.
+struct Progress {
+    window_s: f64,
+    slo_s: f64,
+    start_ms: i64,
+    durations: Vec<f64>,
+    refused: u64,
+    /// Windows whose p95 was over the objective.
+    over: usize,
+}
+
+impl Progress {
+    fn new(window_s: f64, slo_s: f64, start_ms: i64) -> Self {
+        Progress {
+            window_s,
+            slo_s,
+            start_ms,
+            durations: Vec::new(),
+            refused: 0,
+            over: 0,
+        }
+    }
+
+    fn add(&mut self, s: &Scrape) {
+        self.durations.extend_from_slice(&s.durations_s);
+        self.refused += s.refused;
+        let ends_window = ((s.at_s / self.window_s).round() * self.window_s - s.at_s).abs() < 1e-6;
+        if !ends_window {
+            return;
+        }
+        self.durations.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            self.durations
+                .get(((self.durations.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let (p50, p95) = (q(0.5), q(0.95));
+        let over = p95 > self.slo_s;
+        self.over += usize::from(over);
+        let at = chrono::DateTime::from_timestamp_millis(
+            self.start_ms + (s.at_s * 1000.0).round() as i64,
+        )
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_default();
+        eprintln!(
+            "  {at} (+{:>5.0} s) {:>7.1} req/s  p50 {p50:.3} s  p95 {p95:.3} s{}  refused {}  \
+             replicas {} ({} serving)",
+            s.at_s,
+            (self.durations.len() as u64 + self.refused) as f64 / self.window_s,
+            if over { " OVER" } else { "" },
+            self.refused,
+            s.replicas,
+            s.ready,
+        );
+        self.durations.clear();
+        self.refused = 0;
+    }
+}
