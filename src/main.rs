@@ -34,7 +34,13 @@ fn main() {
     let result = match cli.command {
         cli::Command::Run(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);
-            apo_pipeline::run(*a).map_err(anyhow::Error::from)
+            if a.kafka.brokers.is_none() && !a.open_loop {
+                apo_sim::embedded::closed_loop(&mut a).and_then(|traffic| {
+                    apo_pipeline::run_with(*a, Some(traffic)).map_err(anyhow::Error::from)
+                })
+            } else {
+                apo_pipeline::run(*a).map_err(anyhow::Error::from)
+            }
         }
         cli::Command::Produce(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);

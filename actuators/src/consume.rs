@@ -97,9 +97,17 @@ const WATCH_BUDGET: Duration = Duration::from_millis(50);
 
 /// Runs `apo actuate` until SIGINT / SIGTERM, or with `--drain` until the topic is read.
 pub fn actuate(a: ActuateArgs) -> Result<ActuateReport, ActuateError> {
+    actuate_until(a, stop_on_signals()?)
+}
+
+/// The same until `stop` is set (an actuator inside another command, as the embedded
+/// default's, stops with it).
+pub fn actuate_until(
+    a: ActuateArgs,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ActuateReport, ActuateError> {
     apo_core::clock::check().map_err(|e| ActuateError::Config(e.to_string()))?;
     let broker = Broker::required(&a.kafka, "(the broker `apo run` writes decisions to)")?;
-    let stop = stop_on_signals()?;
     broker.prepare_topics(
         &[&a.decisions_topic, &a.actions_topic],
         a.kafka.create_topics,

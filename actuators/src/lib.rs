@@ -27,6 +27,6 @@ pub mod testing;
 pub mod verify;
 
 pub use args::ActuateArgs;
-pub use consume::{actuate, ActuateReport};
+pub use consume::{actuate, actuate_until, ActuateReport};
 pub use error::ActuateError;
 pub use overrides::command::OverrideArgs;

@@ -29,7 +29,7 @@ pub use config::{RunConfig, Topics};
 pub use error::RunError;
 pub use outputs::{Delivery, Outputs};
 pub use produce::produce;
-pub use run::run;
+pub use run::{run, run_with, Embedded, StartTraffic};
 
 /// Checks `APO_NOW` (a bad value is a clear error, not a silent system clock) and says when it
 /// moves the clock, since every event time is then judged against that clock.

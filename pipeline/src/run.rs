@@ -2,8 +2,9 @@
 //! the actions log, the warm start, the timely cluster whose workers run [`worker_lanes`], and
 //! the progress lines; stops on SIGINT / SIGTERM (or at the end of the input with `--drain`).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use apo_dataflow::{run_lanes, MemoryBudget, Progress};
@@ -18,8 +19,31 @@ use crate::topology::{worker_lanes, Shared};
 use crate::warm::WarmStart;
 use crate::{traffic, RunConfig, RunError};
 
+/// What a closed loop run beside the embedded broker is given: the broker, its address, the
+/// run's settings and the stop flag it must stop on.
+pub struct Embedded<'a> {
+    /// The broker's client settings.
+    pub client: &'a rdkafka::ClientConfig,
+    /// Its address, `host:port`.
+    pub address: String,
+    /// The run's settings (topics, windows).
+    pub cfg: &'a RunConfig,
+    /// Set when the run stops.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Starts the embedded default's traffic in place of the open-loop generator of metric
+/// points; returns its threads, joined when the run stops.
+pub type StartTraffic = Box<dyn FnOnce(&Embedded) -> Result<Vec<JoinHandle<()>>, RunError>>;
+
 /// Runs the pipelines of `a` until stopped.
 pub fn run(a: RunArgs) -> Result<(), RunError> {
+    run_with(a, None)
+}
+
+/// The same; on the embedded broker, `traffic` (when given) instead of the generator of
+/// metric points.
+pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunError> {
     crate::clock_moved()?;
     let cfg = RunConfig::from_args(&a)?;
     let timely_cfg = timely_config(a.workers, a.processes, a.process, a.hostfile.as_deref())?;
@@ -49,7 +73,16 @@ pub fn run(a: RunArgs) -> Result<(), RunError> {
     )?;
 
     let mut threads = Vec::new();
-    if broker.is_embedded() && a.generate_rate > 0.0 {
+    let closed_loop = broker.is_embedded() && traffic.is_some();
+    if let (true, Some(start)) = (broker.is_embedded(), traffic) {
+        threads.extend(start(&Embedded {
+            client: &client,
+            address: broker.address().to_string(),
+            cfg: &cfg,
+            stop: stop.clone(),
+        })?);
+    }
+    if broker.is_embedded() && !closed_loop && a.generate_rate > 0.0 {
         eprintln!(
             "synthetic traffic: {} points/s to {}",
             a.generate_rate, cfg.topics.metrics

@@ -3,6 +3,8 @@
 //!
 //! - [`command`]: `apo sim`, a service paced against the clock (`APO_NOW`'s speed), its
 //!   control endpoints served, its metrics published each scrape, a progress line per window;
+//! - [`embedded`]: the embedded default's closed loop, the sim beside `apo run`'s pipeline
+//!   with the planner's HPA rule and an actuator scaling it through its webhook;
 //! - [`cache`]: a cache's hit ratio by its size (Zipf requests, LRU, Che's approximation);
 //! - [`control`]: the control API the actuators' executors drive: the webhook's endpoint and
 //!   the `apps/v1` scale subresource, over a board of bounded, versioned workloads whose
@@ -24,12 +26,12 @@
 //!   a histogram, the replicas, each replica's utilisation) and their producer to Kafka.
 //!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! spans; the whole fleet taking the control board's commands; the embedded default's loop; the
-//! effectiveness report.
+//! spans; the whole fleet taking the control board's commands; the effectiveness report.
 
 pub mod cache;
 pub mod command;
 pub mod control;
+pub mod embedded;
 pub mod events;
 pub mod load;
 pub mod queue;

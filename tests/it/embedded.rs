@@ -1,5 +1,7 @@
 //! The README's first command: `apo run` with no --brokers starts the embedded broker and the
-//! synthetic generator, windows come out, SIGTERM stops it cleanly, and `apo sql` reads the result.
+//! closed loop (the simulated service scaled by the planner through an actuator), or with
+//! --open-loop the synthetic generator; windows come out, SIGTERM stops it cleanly, and `apo
+//! sql` reads the result.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -26,6 +28,7 @@ fn embedded_broker_with_synthetic_traffic_produces_windows_and_stops_on_sigterm(
         "1s",
         "--progress-interval",
         "1s",
+        "--open-loop",
         "--generate-rate",
         "3000",
     ]
@@ -122,6 +125,7 @@ fn a_normal_start_and_restart_log_nothing_at_error() {
             "false",
             "--progress-interval",
             "1s",
+            "--open-loop",
             "--generate-rate",
             "200",
             "--generate-traces",
@@ -161,4 +165,97 @@ fn a_normal_start_and_restart_log_nothing_at_error() {
             if run == 0 { "new" } else { "used" }
         );
     }
+}
+
+/// The embedded default closes the loop: the step a minute in overloads the simulated
+/// `checkout`, the planner decides, the actuator scales it through the sim's webhook, the p95
+/// is back under 500 ms, nothing is logged at ERROR, and `apo sql` finds the decisions and the
+/// actions. Replayed 10 times faster than real time (`APO_NOW`).
+#[test]
+fn the_embedded_default_scales_the_simulated_service_back_under_its_objective() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().display().to_string();
+    let args: Vec<String> = [
+        "run",
+        "--embedded-port",
+        "0",
+        "--data-dir",
+        &data,
+        "--models",
+        "false",
+        "--generate-traces",
+        "0",
+        "--parquet-roll",
+        "1s",
+        "--progress-interval",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = apo(&args)
+        .env(
+            "APO_LOG",
+            "warn,apo=info,apo_actuators=info,apo_pipeline=info,apo_sim=info",
+        )
+        .env("APO_NOW", crate::sim::fast_clock(10))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = Instant::now();
+    let (mut seen, mut overloaded, mut scaled, mut recovered) = (Vec::new(), false, false, false);
+    while !recovered {
+        assert!(started.elapsed() < Duration::from_secs(150), "{seen:#?}");
+        let line = lines.next().expect("apo run exited").unwrap();
+        // the sim's line per minute: "... p95 12.345 s OVER ... replicas 2 (2 serving)"
+        if line.contains(" req/s ") {
+            overloaded |= line.contains(" OVER ");
+            let serving = line
+                .split("replicas ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0);
+            recovered = overloaded && scaled && serving >= 4 && !line.contains(" OVER ");
+        }
+        scaled |= line.contains("audited") && line.contains("succeeded");
+        seen.push(line);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    seen.extend(lines.map_while(Result::ok));
+    assert!(child.wait().unwrap().success(), "{seen:#?}");
+    for l in seen
+        .iter()
+        .filter(|l| l.contains(" req/s ") || l.contains("audited"))
+    {
+        eprintln!("{l}");
+    }
+    let errors: Vec<&String> = seen.iter().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let out = apo(&[
+        "sql".into(),
+        "--data-dir".into(),
+        data,
+        "--format".into(),
+        "csv".into(),
+        "SELECT (SELECT count(*) FROM decisions WHERE target = 'checkout') > 0 AS decided, \
+         (SELECT count(*) FROM actions WHERE outcome = 'succeeded') > 0 AS acted"
+            .into(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "decided,acted\ntrue,true\n"
+    );
 }

@@ -28,13 +28,13 @@ impl Drop for Procs {
     }
 }
 
-/// A clock that reads 15 minutes ago now and runs `SPEED` times as fast: every process given
+/// A clock that reads 15 minutes ago now and runs `speed` times as fast: every process given
 /// it agrees on event time, which stays behind the wall clock for the run.
-fn fast_clock() -> String {
+pub fn fast_clock(speed: u32) -> String {
     let now = apo_core::clock::Clock {
         origin_ms: apo_core::clock::system_ms() - 15 * 60_000,
         anchor_ms: apo_core::clock::system_ms(),
-        speed: f64::from(SPEED),
+        speed: f64::from(speed),
     };
     now.to_env()
 }
@@ -78,7 +78,7 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
     let control = format!("127.0.0.1:{}", free_port());
     let policy_file = dir.path().join("policy.toml");
     std::fs::write(&policy_file, policy(&format!("http://{control}"), &secret)).unwrap();
-    let clock = fast_clock();
+    let clock = fast_clock(SPEED);
     let key_s = key.display().to_string();
     let log = |n: &str| std::fs::File::create(dir.path().join(n)).unwrap();
 

@@ -589,7 +589,11 @@ fn scale(
             )
         }
     };
-    state.pending = Some((desired, window_end));
+    // waited for only where the telemetry can show it (without the desired-replicas metric,
+    // the ready count is all there is to scale from)
+    if state.asked.is_some() {
+        state.pending = Some((desired, window_end));
+    }
     Some(issue(
         config,
         key,

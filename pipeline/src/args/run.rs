@@ -131,7 +131,13 @@ pub struct RunArgs {
     /// Port of the embedded broker (0 picks a free one). Ignored with --brokers.
     #[arg(long, env = "APO_EMBEDDED_PORT", default_value_t = 19092)]
     pub embedded_port: u16,
-    /// Points per second the built-in generator sends in embedded mode (0: no generator).
+    /// On the embedded broker, the open-loop generator's metric points (six services, at
+    /// --generate-rate) instead of the closed loop: a simulated `checkout` service that the
+    /// planner scales through an actuator (see `apo sim`). Ignored with --brokers.
+    #[arg(long, env = "APO_OPEN_LOOP")]
+    pub open_loop: bool,
+    /// Points per second the open-loop generator sends in embedded mode with --open-loop (0:
+    /// no generator).
     #[arg(long, env = "APO_GENERATE_RATE", default_value_t = 2000.0)]
     pub generate_rate: f64,
     /// Traces per second the built-in generator sends in embedded mode (0: none).

@@ -6,7 +6,8 @@
 
 pub mod args;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use apo_pipeline::signals::stop_on_signals;
@@ -16,7 +17,7 @@ use apo_schemas::decision::SigningKey;
 pub use args::SimArgs;
 
 use crate::control::board::Board;
-use crate::control::http::serve;
+use crate::control::http::{serve, ControlServer};
 use crate::load::{Shape, Trace};
 use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
 use crate::service::ServiceConfig;
@@ -24,55 +25,14 @@ use crate::telemetry::kafka::KafkaTelemetry;
 use crate::telemetry::points::points;
 
 /// The request rate at a simulated time.
-type RateFn = Box<dyn Fn(f64) -> f64>;
+type RateFn = Box<dyn Fn(f64) -> f64 + Send>;
 
 /// The simulated time of a run without `--duration` or a trace.
 const DEFAULT_DURATION_S: f64 = 600.0;
 
 /// Runs `apo sim` with `a`.
 pub fn sim(a: SimArgs) -> anyhow::Result<()> {
-    let clock = apo_core::clock::check()?;
-    let scrape_s = a.scrape.as_secs_f64();
-    let window_s = a.window.as_secs_f64();
-    if scrape_s <= 0.0 || window_s < scrape_s {
-        bail!("--scrape must be positive and --window at least --scrape");
-    }
-    let service = ServiceConfig {
-        workers: a.workers,
-        startup: u64::try_from(a.startup.as_nanos()).context("--startup is too long")?,
-        max_replicas: a.max_replicas,
-        median_s: a.service_time.as_secs_f64(),
-        sigma: a.sigma,
-    };
-    crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
-    let (rate, peak, trace_s): (RateFn, f64, Option<f64>) = match &a.trace {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the trace {}", path.display()))?;
-            let t = Trace::from_csv(&text, a.peak, a.trace_speedup)
-                .with_context(|| format!("the trace {}", path.display()))?;
-            let (peak, d) = (t.peak(), t.duration_s());
-            (Box::new(move |s| t.rate_at(s)), peak, Some(d))
-        }
-        None => {
-            let shape: Shape = a.load.parse().map_err(anyhow::Error::msg)?;
-            (Box::new(move |s| shape.rate_at(s)), shape.peak(), None)
-        }
-    };
-    let duration_s = a
-        .duration
-        .map(|d| d.as_secs_f64())
-        .or(trace_s)
-        .unwrap_or(DEFAULT_DURATION_S);
-    let key = match &a.webhook_secret_file {
-        Some(p) => {
-            let secret = std::fs::read(p)
-                .with_context(|| format!("reading the webhook secret {}", p.display()))?;
-            let secret = secret.trim_ascii();
-            Some(SigningKey::new(None, secret).context("the webhook secret")?)
-        }
-        None => None,
-    };
+    apo_core::clock::check()?;
     let broker = Broker::required(
         &a.kafka,
         "(the sim publishes its metrics where `apo run` reads them)",
@@ -80,82 +40,175 @@ pub fn sim(a: SimArgs) -> anyhow::Result<()> {
     if a.kafka.create_topics {
         broker.prepare_topics(&[&a.metrics_topic], true, a.kafka.partitions)?;
     }
-    let mut telemetry = KafkaTelemetry::new(broker.client(), &a.metrics_topic)?;
-    let board = Board::new([(a.service.as_str(), a.replicas, a.max_replicas)]);
-    let server = serve(board.clone(), a.listen, key.clone())
-        .with_context(|| format!("listening on {}", a.listen))?;
+    let sim = Prepared::new(a)?;
     let stop = stop_on_signals()?;
-    let start_ms = apo_core::clock::now_ms();
-    eprintln!(
-        "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} of \
-         simulated time at {}x, metrics to {} on {}",
-        a.service,
-        a.replicas,
-        a.workers,
-        a.service_time,
-        a.startup,
-        a.max_replicas,
-        humantime::format_duration(std::time::Duration::from_secs_f64(duration_s.round())),
-        clock.speed,
-        a.metrics_topic,
-        broker.address()
-    );
-    eprintln!(
-        "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes api_server \
-         {url} (any namespace, Deployment `{svc}`)",
-        url = server.url(),
-        svc = a.service,
-        signed = if key.is_some() {
-            " (signed)"
-        } else {
-            " (signatures not checked)"
-        },
-    );
-    let spec = RunSpec {
-        service,
-        replicas: a.replicas,
-        rate: &*rate,
-        peak,
-        duration_s,
-        window_s,
-        scales: Vec::new(),
-        seed: a.seed,
-        paced: Some(Paced {
-            board,
-            name: a.service.clone(),
-            speed: clock.speed,
-        }),
-        scrape_s: Some(scrape_s),
-    };
-    let mut failed: Option<anyhow::Error> = None;
-    let mut progress = Progress::new(window_s, a.slo_p95.as_secs_f64(), start_ms);
-    let windows = run_scraped(&spec, &mut |s: Scrape| {
-        if let Err(e) = telemetry.publish(&a.service, &points(&a.service, start_ms, &s)) {
-            failed = Some(anyhow::Error::new(e).context("publishing the sim's metrics"));
-            return false;
-        }
-        progress.add(&s);
-        !stop.load(Ordering::Relaxed)
-    })
-    .map_err(anyhow::Error::msg)?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    telemetry
-        .flush()
-        .context("waiting for the broker to acknowledge the sim's metrics")?;
-    eprintln!(
-        "sim: done, {} points in {} messages; {} of {} windows over the objective",
-        telemetry.sent.0,
-        telemetry.sent.1,
-        progress.over,
-        windows.len()
-    );
+    let (windows, start_ms) = sim.run(broker.client(), broker.address(), &stop)?;
     for w in &windows {
         println!("{}", window_json(w, start_ms));
     }
-    drop(server);
     Ok(())
+}
+
+/// A sim checked and listening, ready to run: what `apo sim` runs, and the embedded default's
+/// closed loop beside its pipeline.
+pub struct Prepared {
+    a: SimArgs,
+    service: ServiceConfig,
+    rate: RateFn,
+    peak: f64,
+    duration_s: f64,
+    board: Arc<Board>,
+    server: ControlServer,
+    signed: bool,
+}
+
+impl Prepared {
+    /// Checks `a`, reads its trace and webhook secret, and serves its control endpoints.
+    pub fn new(a: SimArgs) -> anyhow::Result<Prepared> {
+        let scrape_s = a.scrape.as_secs_f64();
+        let window_s = a.window.as_secs_f64();
+        if scrape_s <= 0.0 || window_s < scrape_s {
+            bail!("--scrape must be positive and --window at least --scrape");
+        }
+        let service = ServiceConfig {
+            workers: a.workers,
+            startup: u64::try_from(a.startup.as_nanos()).context("--startup is too long")?,
+            max_replicas: a.max_replicas,
+            median_s: a.service_time.as_secs_f64(),
+            sigma: a.sigma,
+        };
+        crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
+        let (rate, peak, trace_s): (RateFn, f64, Option<f64>) = match &a.trace {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the trace {}", path.display()))?;
+                let t = Trace::from_csv(&text, a.peak, a.trace_speedup)
+                    .with_context(|| format!("the trace {}", path.display()))?;
+                let (peak, d) = (t.peak(), t.duration_s());
+                (Box::new(move |s| t.rate_at(s)), peak, Some(d))
+            }
+            None => {
+                let shape: Shape = a.load.parse().map_err(anyhow::Error::msg)?;
+                (Box::new(move |s| shape.rate_at(s)), shape.peak(), None)
+            }
+        };
+        let duration_s = a
+            .duration
+            .map(|d| d.as_secs_f64())
+            .or(trace_s)
+            .unwrap_or(DEFAULT_DURATION_S);
+        let key = match &a.webhook_secret_file {
+            Some(p) => {
+                let secret = std::fs::read(p)
+                    .with_context(|| format!("reading the webhook secret {}", p.display()))?;
+                let secret = secret.trim_ascii();
+                Some(SigningKey::new(None, secret).context("the webhook secret")?)
+            }
+            None => None,
+        };
+        let board = Board::new([(a.service.as_str(), a.replicas, a.max_replicas)]);
+        let signed = key.is_some();
+        let server = serve(board.clone(), a.listen, key)
+            .with_context(|| format!("listening on {}", a.listen))?;
+        Ok(Prepared {
+            a,
+            service,
+            rate,
+            peak,
+            duration_s,
+            board,
+            server,
+            signed,
+        })
+    }
+
+    /// Its control endpoints' base URL, `http://ADDR` (the kubernetes executor's
+    /// `api_server`; the webhook's url is this and `/hooks/SERVICE`).
+    pub fn control_url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Runs it paced at the clock's speed, its metrics to the broker of `client` (at
+    /// `address`, for the first line), until its duration ends or `stop` is set: its
+    /// windows and the event time it started at.
+    pub fn run(
+        self,
+        client: &rdkafka::ClientConfig,
+        address: &str,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<(Vec<Window>, i64)> {
+        let a = &self.a;
+        let speed = apo_core::clock::check()?.speed;
+        let mut telemetry = KafkaTelemetry::new(client, &a.metrics_topic)?;
+        let start_ms = apo_core::clock::now_ms();
+        eprintln!(
+            "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} \
+             of simulated time at {}x, metrics to {} on {}",
+            a.service,
+            a.replicas,
+            a.workers,
+            a.service_time,
+            a.startup,
+            a.max_replicas,
+            humantime::format_duration(std::time::Duration::from_secs_f64(self.duration_s.round())),
+            speed,
+            a.metrics_topic,
+            address
+        );
+        eprintln!(
+            "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes \
+             api_server {url} (any namespace, Deployment `{svc}`)",
+            url = self.server.url(),
+            svc = a.service,
+            signed = if self.signed {
+                " (signed)"
+            } else {
+                " (signatures not checked)"
+            },
+        );
+        let window_s = a.window.as_secs_f64();
+        let spec = RunSpec {
+            service: self.service.clone(),
+            replicas: a.replicas,
+            rate: &*self.rate,
+            peak: self.peak,
+            duration_s: self.duration_s,
+            window_s,
+            scales: Vec::new(),
+            seed: a.seed,
+            paced: Some(Paced {
+                board: self.board.clone(),
+                name: a.service.clone(),
+                speed,
+            }),
+            scrape_s: Some(a.scrape.as_secs_f64()),
+        };
+        let mut failed: Option<anyhow::Error> = None;
+        let mut progress = Progress::new(window_s, a.slo_p95.as_secs_f64(), start_ms);
+        let windows = run_scraped(&spec, &mut |s: Scrape| {
+            if let Err(e) = telemetry.publish(&a.service, &points(&a.service, start_ms, &s)) {
+                failed = Some(anyhow::Error::new(e).context("publishing the sim's metrics"));
+                return false;
+            }
+            progress.add(&s);
+            !stop.load(Ordering::Relaxed)
+        })
+        .map_err(anyhow::Error::msg)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        telemetry
+            .flush()
+            .context("waiting for the broker to acknowledge the sim's metrics")?;
+        eprintln!(
+            "sim: done, {} points in {} messages; {} of {} windows over the objective",
+            telemetry.sent.0,
+            telemetry.sent.1,
+            progress.over,
+            windows.len()
+        );
+        Ok((windows, start_ms))
+    }
 }
 
 /// A window as a JSON line: its start's event time, requests, refused, p50, p95, replicas.
