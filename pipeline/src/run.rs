@@ -19,15 +19,13 @@ use crate::topology::{worker_lanes, Shared};
 use crate::warm::WarmStart;
 use crate::{traffic, RunConfig, RunError};
 
-/// What a closed loop run beside the embedded broker is given: the broker, its address, the
-/// run's settings and the stop flag it must stop on.
+/// What a closed loop run beside the embedded broker is given: the broker, its address and
+/// the stop flag it must stop on.
 pub struct Embedded<'a> {
     /// The broker's client settings.
     pub client: &'a rdkafka::ClientConfig,
     /// Its address, `host:port`.
     pub address: String,
-    /// The run's settings (topics, windows).
-    pub cfg: &'a RunConfig,
     /// Set when the run stops.
     pub stop: Arc<AtomicBool>,
 }
@@ -73,12 +71,12 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     )?;
 
     let mut threads = Vec::new();
-    let closed_loop = broker.is_embedded() && traffic.is_some();
-    if let (true, Some(start)) = (broker.is_embedded(), traffic) {
+    let traffic = traffic.filter(|_| broker.is_embedded());
+    let closed_loop = traffic.is_some();
+    if let Some(start) = traffic {
         threads.extend(start(&Embedded {
             client: &client,
             address: broker.address().to_string(),
-            cfg: &cfg,
             stop: stop.clone(),
         })?);
     }

@@ -75,6 +75,7 @@ pub fn closed_loop(run: &mut RunArgs) -> anyhow::Result<StartTraffic> {
             .with_context(|| format!("writing {}", planner.display()))?;
         run.planner.file = Some(planner);
     }
+    let planner = run.planner.file.clone().unwrap_or_default();
     let decision_key = match &run.planner.decision_key_file {
         Some(k) => k.clone(),
         None if std::env::var_os("APO_DECISION_KEY").is_some() => {
@@ -131,12 +132,7 @@ pub fn closed_loop(run: &mut RunArgs) -> anyhow::Result<StartTraffic> {
         "closed loop: the simulated `{SERVICE}` ({LOAD}: 20 requests/s, 100 from the first \
          minute), the planner's rules {} and an actuator (policy {}) scaling it through its \
          webhook; `apo run --open-loop` for the open-loop generator instead",
-        run.planner
-            .file
-            .as_deref()
-            .map(Path::display)
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
+        planner.display(),
         policy.display()
     );
     Ok(Box::new(move |e: &Embedded| start(sim, actuate, e)))

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::apo;
+use crate::common::{apo, sql_csv};
 
 #[test]
 fn embedded_broker_with_synthetic_traffic_produces_windows_and_stops_on_sigterm() {
@@ -237,25 +237,10 @@ fn the_embedded_default_scales_the_simulated_service_back_under_its_objective() 
     }
     let errors: Vec<&String> = seen.iter().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    let out = apo(&[
-        "sql".into(),
-        "--data-dir".into(),
-        data,
-        "--format".into(),
-        "csv".into(),
+    let rows = sql_csv(
+        dir.path(),
         "SELECT (SELECT count(*) FROM decisions WHERE target = 'checkout') > 0 AS decided, \
-         (SELECT count(*) FROM actions WHERE outcome = 'succeeded') > 0 AS acted"
-            .into(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+         (SELECT count(*) FROM actions WHERE outcome = 'succeeded') > 0 AS acted",
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "decided,acted\ntrue,true\n"
-    );
+    assert_eq!(rows, [["true", "true"]]);
 }

@@ -191,6 +191,9 @@ mod tests {
         // usage falls to 50/60 and changes direction: no change (the controller's rule), where
         // the 2 ready ones alone would ask for ceil(2 × 100/60) = 4 again.
         assert_eq!(desired_from_average(4, 2, 1.0, 0.6, TOL), Ok(4));
+        // 2 of 4 ready at 90 %: [0.9, 0.9, 0, 0] is under the target while 0.9 alone is over:
+        // no change (the 2 ready ones alone gave ceil(2 × 1.5) = 3, a scale-down mid scale-up)
+        assert_eq!(desired_from_average(4, 2, 0.9, 0.6, TOL), Ok(4));
         assert_eq!(
             desired_from_average(4, 2, 1.0, 0.6, TOL),
             desired_replicas(
