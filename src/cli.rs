@@ -63,7 +63,14 @@ For example, with S the time you start and T fifteen minutes earlier (event time
 behind the wall clock), x60 runs a simulated minute each second. Every process must get the \
 same string: expiry, pacing and effect checks compare their clocks.\n\n\
 A progress line per window goes to stderr (OVER marks a window whose p95 is over --slo-p95); \
-at the end each window is printed on stdout as a JSON line."
+at the end each window is printed on stdout as a JSON line.\n\n\
+With --report, the effectiveness report instead: the load (--trace FILE.csv or --load) and the \
+seed run three times at once through the whole system on an embedded broker of its own (no \
+--brokers): fixed capacity sized for the load's mean, the planner's HPA rule alone, and APO with \
+every rule it has for the service; on a clock of its own (--speed, 120x: a simulated day in \
+12 minutes). It prints a table (SLA-violation minutes, p50/p95/p99, error rate, \
+replica-minutes, scale actions, time short of capacity) and writes it with a plot (report.svg) \
+and each run's minutes (minutes.csv) to --out, and with --benchmarks into a Markdown file."
     )]
     Sim(Box<SimArgs>),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).

@@ -167,12 +167,28 @@ pub fn parse_offset(value: &str, system_now_ms: i64) -> Result<i64, ClockError> 
     parse(value, system_now_ms).map(|c| c.offset_at(system_now_ms))
 }
 
+/// The process's clock, set once: by [`install`], else at its first reading.
+fn static_clock() -> &'static OnceLock<Result<Clock, ClockError>> {
+    static CLOCK: OnceLock<Result<Clock, ClockError>> = OnceLock::new();
+    &CLOCK
+}
+
 /// The clock `APO_NOW` sets, read once per process.
 fn clock() -> &'static Result<Clock, ClockError> {
-    static CLOCK: OnceLock<Result<Clock, ClockError>> = OnceLock::new();
-    CLOCK.get_or_init(|| match std::env::var(APO_NOW) {
+    static_clock().get_or_init(|| match std::env::var(APO_NOW) {
         Ok(v) => parse(&v, system_ms()),
         Err(_) => Ok(Clock::system()),
+    })
+}
+
+/// Sets this process's clock to `clock` instead of what `APO_NOW` says, for a command that
+/// runs a simulation of its own (`apo sim --report`). Only before the clock is first read:
+/// after, the clock already read is returned as the error (every part of the process must
+/// read one clock).
+pub fn install(clock: Clock) -> Result<(), Clock> {
+    static_clock().set(Ok(clock)).map_err(|_| match check() {
+        Ok(c) => c,
+        Err(_) => Clock::system(),
     })
 }
 

@@ -15,9 +15,8 @@ use anyhow::Context;
 use apo_actuators::ActuateArgs;
 use apo_pipeline::args::RunArgs;
 use apo_pipeline::{Embedded, RunError, StartTraffic};
-use clap::Parser;
 
-use crate::command::{Prepared, SimArgs};
+use crate::command::{parse_flags, Prepared, SimArgs};
 
 /// The simulated service (the planner's and the policy's target).
 pub const SERVICE: &str = "checkout";
@@ -43,19 +42,6 @@ const SIM_FLAGS: &[&str] = &[
     "--listen",
     "127.0.0.1:0",
 ];
-
-/// Parses a command's flags (defaults and all) from an argument list.
-#[derive(Parser)]
-struct Flags<T: clap::Args> {
-    #[command(flatten)]
-    inner: T,
-}
-
-fn flags<T: clap::Args>(args: &[String]) -> anyhow::Result<T> {
-    let mut all = vec!["apo".to_string()];
-    all.extend_from_slice(args);
-    Ok(Flags::<T>::try_parse_from(all)?.inner)
-}
 
 /// Prepares the closed loop of the run `run` (its planner and key set unless the user gave
 /// them) and returns what starts it once the embedded broker is up.
@@ -106,7 +92,7 @@ pub fn closed_loop(run: &mut RunArgs) -> anyhow::Result<StartTraffic> {
         "--webhook-secret-file".into(),
         webhook_key.display().to_string(),
     ]);
-    let sim = Prepared::new(flags::<SimArgs>(&sim_args)?)?;
+    let sim = Prepared::new(parse_flags::<SimArgs>(&sim_args)?)?;
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, policy_file(&sim.control_url(), &webhook_key))
         .with_context(|| format!("writing {}", policy.display()))?;
@@ -122,7 +108,7 @@ pub fn closed_loop(run: &mut RunArgs) -> anyhow::Result<StartTraffic> {
         "--state-dir".into(),
         dir.join("actuator").display().to_string(),
     ];
-    let mut actuate = flags::<ActuateArgs>(&actuate_args)?;
+    let mut actuate = parse_flags::<ActuateArgs>(&actuate_args)?;
     if !run.models.actions_topic.is_empty() {
         actuate.actions_topic = run.models.actions_topic.clone();
     }
@@ -196,7 +182,7 @@ fn policy_file(control_url: &str, secret: &Path) -> String {
 }
 
 /// `path`, made with 32 random bytes as hex (readable by its owner only) unless it exists.
-fn secret_file(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn secret_file(path: &Path) -> anyhow::Result<PathBuf> {
     if path.exists() {
         return Ok(path.to_path_buf());
     }

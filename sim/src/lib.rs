@@ -25,8 +25,11 @@
 //! - [`telemetry`]: a scrape as OpenTelemetry-named metric points (the requests' durations as
 //!   a histogram, the replicas, each replica's utilisation) and their producer to Kafka.
 //!
+//! - [`report`]: `apo sim --report`, the effectiveness report: one load three times through
+//!   the whole system (fixed capacity, the HPA rule, APO), a table and a plot.
+//!
 //! To come (issue 18): the web shop's topology with connection pools, the cache and GC pauses;
-//! spans; the whole fleet taking the control board's commands; the effectiveness report.
+//! spans; the whole fleet taking the control board's commands.
 
 pub mod cache;
 pub mod command;
@@ -35,6 +38,7 @@ pub mod embedded;
 pub mod events;
 pub mod load;
 pub mod queue;
+pub mod report;
 pub mod run;
 pub mod service;
 pub mod telemetry;

@@ -255,3 +255,100 @@ fn a_load_step_is_scaled_away_through_the_kubernetes_executor() {
     });
     assert!(audit.iter().all(|a| a.actor == "kubernetes"), "{audit:?}");
 }
+
+/// The cells of the report's table row that starts with `label`.
+fn row(table: &str, label: &str) -> Vec<String> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&format!("| {label} |")))
+        .unwrap_or_else(|| panic!("no row `{label}` in:\n{table}"));
+    line.trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_report_runs_one_load_three_ways_through_the_whole_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let bench = dir.path().join("BENCHMARKS.md");
+    std::fs::write(&bench, "# Benchmarks\n\nkept\n").unwrap();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
+    let args: Vec<String> = [
+        "sim",
+        "--report",
+        "--load",
+        "step:20,100,5m",
+        "--duration",
+        "15m",
+        "--speed",
+        "60",
+        "--startup",
+        "15s",
+        "--out",
+        &out.display().to_string(),
+        "--benchmarks",
+        &bench.display().to_string(),
+        "--models-dir",
+        &models.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run_to_end(&args, Duration::from_secs(300));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    eprintln!("{stdout}");
+    // fixed: the mean, (5 x 20 + 10 x 100) / 15 = 73.3 requests/s, at 60 % of the 38.2 a
+    // replica serves (4 workers, mean service time 0.1 e^(0.3^2 / 2) s): 3.2, so 4 replicas,
+    // 60 replica-minutes, never scaled
+    let fixed = row(&stdout, "fixed capacity");
+    assert_eq!(fixed[1], "0 of 15", "{stdout}");
+    assert_eq!(
+        (fixed[6].as_str(), fixed[7].as_str()),
+        ("60", "0"),
+        "{stdout}"
+    );
+    // the HPA rule and APO were scaled through the webhook, to carry the step (100
+    // requests/s needs 5 replicas at 60 %)
+    let minutes = std::fs::read_to_string(out.join("minutes.csv")).unwrap();
+    for (label, service) in [("HPA rule", "hpa"), ("APO, all rules", "apo")] {
+        let r = row(&stdout, label);
+        let actions: u32 = r[7].parse().unwrap();
+        assert!(actions >= 1, "{label}: {stdout}");
+        let rows: Vec<Vec<&str>> = minutes
+            .lines()
+            .filter(|l| l.starts_with(&format!("{service},")))
+            .map(|l| l.split(',').collect())
+            .collect();
+        assert_eq!(rows.len(), 15, "{service}: {minutes}");
+        let last = rows.last().unwrap();
+        let (p95, replicas): (f64, u32) = (last[5].parse().unwrap(), last[6].parse().unwrap());
+        assert!(
+            replicas >= 5 && p95 < 0.5,
+            "{label} ends at {replicas} replicas, p95 {p95}: {minutes}"
+        );
+    }
+    let svg = std::fs::read_to_string(out.join("report.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("APO, all rules"),
+        "{svg}"
+    );
+    let md = std::fs::read_to_string(&bench).unwrap();
+    assert!(md.starts_with("# Benchmarks\n\nkept\n"), "{md}");
+    assert!(
+        md.contains("<!-- apo sim --report: step:20,100,5m -->") && md.contains("| HPA rule |"),
+        "{md}"
+    );
+    // the decisions that scaled them are in the system's tables
+    let decided = sql_csv(
+        &out.join("data"),
+        "SELECT target, count(*) FROM decisions GROUP BY target ORDER BY target",
+    );
+    let targets: Vec<&str> = decided.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(targets, vec!["checkout-apo", "checkout-hpa"], "{decided:?}");
+}

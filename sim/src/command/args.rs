@@ -78,4 +78,7 @@ pub struct SimArgs {
     /// Random seed (an unpaced run, the same seed: the same history).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    /// The effectiveness report (--report) and its flags.
+    pub report: crate::report::ReportArgs,
 }

@@ -25,13 +25,16 @@ use crate::telemetry::kafka::KafkaTelemetry;
 use crate::telemetry::points::points;
 
 /// The request rate at a simulated time.
-type RateFn = Box<dyn Fn(f64) -> f64 + Send>;
+pub type RateFn = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
 
 /// The simulated time of a run without `--duration` or a trace.
 const DEFAULT_DURATION_S: f64 = 600.0;
 
 /// Runs `apo sim` with `a`.
 pub fn sim(a: SimArgs) -> anyhow::Result<()> {
+    if a.report.report {
+        return crate::report::report(a);
+    }
     apo_core::clock::check()?;
     let broker = Broker::required(
         &a.kafka,
@@ -60,6 +63,7 @@ pub struct Prepared {
     board: Arc<Board>,
     server: ControlServer,
     signed: bool,
+    quiet: bool,
 }
 
 impl Prepared {
@@ -85,11 +89,11 @@ impl Prepared {
                 let t = Trace::from_csv(&text, a.peak, a.trace_speedup)
                     .with_context(|| format!("the trace {}", path.display()))?;
                 let (peak, d) = (t.peak(), t.duration_s());
-                (Box::new(move |s| t.rate_at(s)), peak, Some(d))
+                (Arc::new(move |s| t.rate_at(s)), peak, Some(d))
             }
             None => {
                 let shape: Shape = a.load.parse().map_err(anyhow::Error::msg)?;
-                (Box::new(move |s| shape.rate_at(s)), shape.peak(), None)
+                (Arc::new(move |s| shape.rate_at(s)), shape.peak(), None)
             }
         };
         let duration_s = a
@@ -119,7 +123,24 @@ impl Prepared {
             board,
             server,
             signed,
+            quiet: false,
         })
+    }
+
+    /// Without its start lines and progress lines (a caller that reports on its own).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// The simulated time it runs, seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.duration_s
+    }
+
+    /// The request rate it is offered by simulated time (seconds since its start).
+    pub fn rate(&self) -> RateFn {
+        Arc::clone(&self.rate)
     }
 
     /// Its control endpoints' base URL, `http://ADDR` (the kubernetes executor's
@@ -137,35 +158,49 @@ impl Prepared {
         address: &str,
         stop: &AtomicBool,
     ) -> anyhow::Result<(Vec<Window>, i64)> {
+        self.run_observed(client, address, stop, &mut |_, _| {})
+    }
+
+    /// [`Prepared::run`], handing each scrape to `observe` with the event time the run
+    /// started at, as its interval ends.
+    pub fn run_observed(
+        self,
+        client: &rdkafka::ClientConfig,
+        address: &str,
+        stop: &AtomicBool,
+        observe: &mut dyn FnMut(&Scrape, i64),
+    ) -> anyhow::Result<(Vec<Window>, i64)> {
         let a = &self.a;
         let speed = apo_core::clock::check()?.speed;
         let mut telemetry = KafkaTelemetry::new(client, &a.metrics_topic)?;
         let start_ms = apo_core::clock::now_ms();
-        eprintln!(
-            "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} \
-             of simulated time at {}x, metrics to {} on {}",
-            a.service,
-            a.replicas,
-            a.workers,
-            a.service_time,
-            a.startup,
-            a.max_replicas,
-            humantime::format_duration(std::time::Duration::from_secs_f64(self.duration_s.round())),
-            speed,
-            a.metrics_topic,
-            address
-        );
-        eprintln!(
-            "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes \
-             api_server {url} (any namespace, Deployment `{svc}`)",
-            url = self.server.url(),
-            svc = a.service,
-            signed = if self.signed {
-                " (signed)"
-            } else {
-                " (signatures not checked)"
-            },
-        );
+        if !self.quiet {
+            eprintln!(
+                "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} \
+                 of simulated time at {}x, metrics to {} on {}",
+                a.service,
+                a.replicas,
+                a.workers,
+                a.service_time,
+                a.startup,
+                a.max_replicas,
+                humantime::format_duration(std::time::Duration::from_secs_f64(self.duration_s.round())),
+                speed,
+                a.metrics_topic,
+                address
+            );
+            eprintln!(
+                "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes \
+                 api_server {url} (any namespace, Deployment `{svc}`)",
+                url = self.server.url(),
+                svc = a.service,
+                signed = if self.signed {
+                    " (signed)"
+                } else {
+                    " (signatures not checked)"
+                },
+            );
+        }
         let window_s = a.window.as_secs_f64();
         let spec = RunSpec {
             service: self.service.clone(),
@@ -190,7 +225,10 @@ impl Prepared {
                 failed = Some(anyhow::Error::new(e).context("publishing the sim's metrics"));
                 return false;
             }
-            progress.add(&s);
+            observe(&s, start_ms);
+            if !self.quiet {
+                progress.add(&s);
+            }
             !stop.load(Ordering::Relaxed)
         })
         .map_err(anyhow::Error::msg)?;
@@ -200,6 +238,9 @@ impl Prepared {
         telemetry
             .flush()
             .context("waiting for the broker to acknowledge the sim's metrics")?;
+        if self.quiet {
+            return Ok((windows, start_ms));
+        }
         eprintln!(
             "sim: done, {} points in {} messages; {} of {} windows over the objective",
             telemetry.sent.0,
@@ -209,6 +250,20 @@ impl Prepared {
         );
         Ok((windows, start_ms))
     }
+}
+
+/// Parses a command's flags (defaults and all) from an argument list.
+#[derive(clap::Parser)]
+struct Flags<T: clap::Args> {
+    #[command(flatten)]
+    inner: T,
+}
+
+/// A command's flags (defaults and all) from an argument list, as its parser reads them.
+pub(crate) fn parse_flags<T: clap::Args>(args: &[String]) -> anyhow::Result<T> {
+    let mut all = vec!["apo".to_string()];
+    all.extend_from_slice(args);
+    Ok(<Flags<T> as clap::Parser>::try_parse_from(all)?.inner)
 }
 
 /// A window as a JSON line: its start's event time, requests, refused, p50, p95, replicas.

@@ -1,0 +1,44 @@
+//! The flags of `apo sim --report` (beside the sim's own: the load, the service, the scrape,
+//! the window, the objective and the seed are the sim's flags).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `apo sim --report`: the same load three times through the whole system.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Run the effectiveness report instead of one sim: the load (--trace or --load) and the
+    /// seed three times at once through the whole system on an embedded broker (pipeline,
+    /// planner, actuator, sim): fixed capacity sized for the load's mean, the HPA rule alone,
+    /// and APO with every rule it has for the service. Prints a table, writes it with a plot.
+    #[arg(long)]
+    pub report: bool,
+    /// The report's clock speed: simulated seconds per wall second (a simulated day takes
+    /// 86 400 / SPEED seconds). With APO_NOW set, its clock is used instead.
+    #[arg(long, default_value_t = 120.0)]
+    pub speed: f64,
+    /// Where the report writes its table (report.md), its plot (report.svg), its runs' minutes
+    /// (minutes.csv) and the system's data (data/: the embedded broker, the Parquet tables for
+    /// `apo sql --data-dir OUT/data`). The data of an earlier report there is replaced.
+    #[arg(long, default_value = "apo-report")]
+    pub out: PathBuf,
+    /// Also put the report in this Markdown file (BENCHMARKS.md), replacing its earlier
+    /// report of the same load.
+    #[arg(long)]
+    pub benchmarks: Option<PathBuf>,
+    /// The models the pipeline forecasts with (lstm.onnx, iforest.onnx and their JSON).
+    #[arg(long, default_value = "models/artifacts")]
+    pub models_dir: PathBuf,
+    /// The utilisation a replica is sized for: the HPA rule's target, the forecast's target,
+    /// and the fixed capacity's size at the load's mean.
+    #[arg(long, default_value_t = 0.6)]
+    pub utilization: f64,
+    /// A minute counts short of capacity when its serving replicas would run above this
+    /// utilisation at the load offered.
+    #[arg(long, default_value_t = 0.8)]
+    pub capacity_utilization: f64,
+    /// The error rate over which a minute violates the SLA (besides its p95 over --slo-p95).
+    #[arg(long, default_value_t = 0.001)]
+    pub max_error_rate: f64,
+}

@@ -1,0 +1,240 @@
+//! The files of a report: the planner's rules and the actuator's policy it runs with, and
+//! its Markdown section (in OUT/report.md, and in a BENCHMARKS.md between markers naming the
+//! load, an earlier section of the same load replaced).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::command::SimArgs;
+use crate::telemetry::points::{CPU_UTILIZATION, REQUEST_DURATION};
+
+/// How the runs are sized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sizing {
+    /// The planner's window, seconds.
+    pub window_s: u64,
+    /// The fixed run's replicas (every run starts with them).
+    pub fixed: u32,
+    /// The most replicas a rule may ask for.
+    pub max_replicas: u32,
+    /// Requests a second one replica serves at 100 % utilisation.
+    pub per_replica: f64,
+    /// The utilisation replicas are sized for.
+    pub utilization: f64,
+    /// How long before a forecast load a predictive decision is made, seconds (the start-up
+    /// delay and a window).
+    pub buffer_s: u64,
+}
+
+/// The planner's rules: the HPA rule on `hpa`; the HPA rule and the predictive rule on `apo`.
+pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str) -> String {
+    let scale = |target: &str| {
+        format!(
+            "[[scale]]\n\
+             target = \"{target}\"\n\
+             min_replicas = 1\n\
+             max_replicas = {}\n\
+             metrics = [{{ name = \"{CPU_UTILIZATION}\", average_value = {} }}]\n",
+            s.max_replicas, s.utilization
+        )
+    };
+    format!(
+        "# written by `apo sim --report`\n\
+         window_seconds = {}\n\
+         decision_ttl = \"5m\"\n\n\
+         {}\n\
+         {}\
+         [scale.predictive]\n\
+         metric = \"{REQUEST_DURATION}\"\n\
+         signal = \"rate\"\n\
+         capacity_per_replica = {}\n\
+         target_utilization = {}\n\
+         scheduling_buffer = \"{}s\"\n",
+        s.window_s,
+        scale(hpa),
+        scale(apo),
+        s.per_replica,
+        s.utilization,
+        s.buffer_s
+    )
+}
+
+/// The actuator's policy: each target (service, webhook url) through the webhook executor,
+/// signed with `secret`, not a dry run.
+pub fn policy_file(targets: &[(String, String)], secret: &Path, max_replicas: u32) -> String {
+    let mut out = String::from("# written by `apo sim --report`\n");
+    for (service, url) in targets {
+        out.push_str(&format!(
+            "[targets.\"{service}\"]\n\
+             executor = \"webhook\"\n\
+             dry_run = false\n\
+             max_replicas = {max_replicas}\n\
+             [targets.\"{service}\".webhook]\n\
+             url = \"{url}\"\n\
+             secret_file = {:?}\n",
+            secret.display().to_string()
+        ));
+    }
+    out
+}
+
+/// The load's name: the trace's file name, or the synthetic shape.
+pub fn load_name(a: &SimArgs) -> String {
+    match &a.trace {
+        Some(t) => t
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| t.display().to_string()),
+        None => a.load.clone(),
+    }
+}
+
+/// The report's Markdown section.
+#[allow(clippy::too_many_arguments)]
+pub fn section(
+    a: &SimArgs,
+    s: &Sizing,
+    mean: f64,
+    speed: f64,
+    wall: Duration,
+    table: &str,
+    svg: &Path,
+    command: String,
+) -> String {
+    let name = load_name(a);
+    format!(
+        "### The loop against the HPA rule: {name}\n\n\
+         `apo {command}` ({date}, {wall} of wall time at {speed}x on this machine)\n\n\
+         One service of {workers} workers a replica, log-normal service time (median {median:?}, \
+         sigma {sigma}: {per:.1} requests/s a replica at 100 %), {startup:?} to start a replica, \
+         at most {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak} \
+         requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
+         and APO start from {fixed}, on {window} s windows, the HPA rule on \
+         `{CPU_UTILIZATION}` at {util:.0} %; APO adds the predictive rule (the LSTM's forecast of \
+         the request rate, {buffer} s ahead). An SLA-violation minute: request p95 over \
+         {slo:?} or errors over the error budget. Figures from the sim's own requests.\n\n\
+         {table}\n\
+         ![load, replicas and p95 per minute]({svg})\n",
+        date = chrono::Utc::now().format("%Y-%m-%d"),
+        wall = humantime::format_duration(Duration::from_secs(wall.as_secs())),
+        workers = a.workers,
+        median = a.service_time,
+        sigma = a.sigma,
+        per = s.per_replica,
+        startup = a.startup,
+        max = s.max_replicas,
+        peak = a.peak,
+        fixed = s.fixed,
+        util = s.utilization * 100.0,
+        window = s.window_s,
+        buffer = s.buffer_s,
+        slo = a.slo_p95,
+        svg = svg.display(),
+    )
+}
+
+/// Puts `section` into the Markdown file `path` between markers naming `name`: replacing the
+/// section of the same name, else appended.
+pub fn put_section(path: &Path, name: &str, section: &str) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    std::fs::write(path, with_section(&text, name, section))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn with_section(text: &str, name: &str, section: &str) -> String {
+    let begin = format!("<!-- apo sim --report: {name} -->");
+    let end = format!("<!-- end of apo sim --report: {name} -->");
+    let block = format!("{begin}\n{section}{end}\n");
+    match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if e > b => {
+            let after = &text[e + end.len()..];
+            format!(
+                "{}{block}{}",
+                &text[..b],
+                after.strip_prefix('\n').unwrap_or(after)
+            )
+        }
+        _ => {
+            let sep = if text.is_empty() || text.ends_with("\n\n") {
+                ""
+            } else if text.ends_with('\n') {
+                "\n"
+            } else {
+                "\n\n"
+            };
+            format!("{text}{sep}{block}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizing() -> Sizing {
+        Sizing {
+            window_s: 60,
+            fixed: 2,
+            max_replicas: 20,
+            per_replica: 38.2,
+            utilization: 0.6,
+            buffer_s: 90,
+        }
+    }
+
+    #[test]
+    fn its_rules_and_policy_parse_as_the_planner_and_the_actuator_read_them() {
+        let rules: apo_dataflow::PlannerConfig =
+            toml::from_str(&planner_rules(&sizing(), "checkout-hpa", "checkout-apo")).unwrap();
+        assert_eq!(rules.window_seconds, 60);
+        assert_eq!(rules.scale.len(), 2);
+        assert!(rules.scale[0].predictive.is_none(), "the HPA rule alone");
+        let p = rules.scale[1].predictive.as_ref().expect("APO's forecast");
+        assert_eq!(p.capacity_per_replica, 38.2);
+        assert_eq!(p.scheduling_buffer, Duration::from_secs(90));
+        assert_eq!(p.signal.as_deref(), Some("rate"));
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+        let policy = dir.path().join("policy.toml");
+        let targets = vec![
+            (
+                "checkout-hpa".to_string(),
+                "http://127.0.0.1:1/hooks/checkout-hpa".to_string(),
+            ),
+            (
+                "checkout-apo".to_string(),
+                "http://127.0.0.1:2/hooks/checkout-apo".to_string(),
+            ),
+        ];
+        std::fs::write(&policy, policy_file(&targets, &key, 20)).unwrap();
+        let p = apo_actuators::policy::Policy::load(&policy).unwrap();
+        assert_eq!(p.targets.len(), 2);
+        assert!(!p.targets["checkout-apo"].dry_run);
+    }
+
+    #[test]
+    fn a_section_replaces_the_earlier_one_of_its_load_and_keeps_the_rest() {
+        let text = "# Benchmarks\n\nintro\n";
+        let once = with_section(text, "a.csv", "first\n");
+        assert_eq!(
+            once,
+            "# Benchmarks\n\nintro\n\n<!-- apo sim --report: a.csv -->\nfirst\n\
+             <!-- end of apo sim --report: a.csv -->\n"
+        );
+        let other = with_section(&format!("{once}\nmore\n"), "b.csv", "b\n");
+        let again = with_section(&other, "a.csv", "second\n");
+        assert!(again.contains("second\n"));
+        assert!(!again.contains("first"));
+        assert!(
+            again.contains("\nmore\n") && again.contains("b\n<!-- end of apo sim --report: b.csv")
+        );
+        assert_eq!(again.matches("apo sim --report: a.csv -->").count(), 2);
+    }
+}

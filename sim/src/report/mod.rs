@@ -1,0 +1,417 @@
+//! `apo sim --report`: the effectiveness report. The same load and seed run three times at
+//! once, each through the whole system (the sim's metrics to Kafka on an embedded broker →
+//! `apo run`'s pipeline and planner → decisions → an actuator → the webhook executor → the
+//! sim), on one fast clock installed for the process:
+//!
+//! - **fixed**: the replicas the load's mean needs at the sizing utilisation, never changed;
+//! - **hpa**: the planner's HPA rule alone (the reactive rule on the replicas' utilisation);
+//! - **apo**: every rule APO has for this service: the HPA rule with the predictive rule
+//!   (replicas for the LSTM's forecast of the request rate, ready by the time it comes).
+//!
+//! The three are services of one system (`SERVICE-fixed`, `-hpa`, `-apo`): one pipeline, one
+//! planner, one actuator, three sims, so a day of load takes one day of simulated time, not
+//! three. Each is measured from the sim's own scrapes (`measure.rs`): per minute the load,
+//! p95, errors and replicas; over the run the table's figures (`table.rs`) and the plot
+//! (`plot.rs`).
+//!
+//! - `args.rs`: its flags; `files.rs`: the planner's rules and the actuator's policy it writes.
+
+pub mod args;
+pub mod files;
+pub mod measure;
+pub mod plot;
+pub mod table;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use apo_actuators::ActuateArgs;
+use apo_core::clock::Clock;
+use apo_pipeline::args::RunArgs;
+use apo_pipeline::{Embedded, RunError};
+
+pub use args::ReportArgs;
+
+use crate::command::{parse_flags, Prepared, RateFn, SimArgs};
+use crate::embedded::secret_file;
+use crate::report::files::{planner_rules, policy_file, Sizing};
+use crate::report::measure::{Capacity, Measure, Objective, Summary};
+
+/// The runs: name (the service's suffix) and label.
+pub const RUNS: [(&str, &str); 3] = [
+    ("fixed", "fixed capacity"),
+    ("hpa", "HPA rule"),
+    ("apo", "APO, all rules"),
+];
+
+/// A marker in the data directory: it is a report's, and may be replaced.
+const MARKER: &str = ".apo-report";
+
+/// The results of the three runs, as they finish.
+type Results = Arc<Mutex<Vec<Option<Result<Summary, String>>>>>;
+
+/// Runs the report of `a`.
+pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
+    let r = a.report.clone();
+    if a.kafka.brokers.is_some() {
+        bail!("--report runs the whole system on an embedded broker of its own: drop --brokers");
+    }
+    if !(r.speed.is_finite() && r.speed > 0.0) {
+        bail!("--speed must be a positive number (got {})", r.speed);
+    }
+    for (flag, u) in [
+        ("--utilization", r.utilization),
+        ("--capacity-utilization", r.capacity_utilization),
+    ] {
+        if !(u > 0.0 && u <= 1.0) {
+            bail!("{flag} must be over 0 and at most 1 (got {u})");
+        }
+    }
+    let lstm = r.models_dir.join("lstm.onnx");
+    let iforest = r.models_dir.join("iforest.onnx");
+    for m in [&lstm, &iforest] {
+        if !m.exists() {
+            bail!(
+                "{} does not exist: --models-dir must hold the forecaster and the anomaly model \
+                 (models/artifacts in the repository)",
+                m.display()
+            );
+        }
+    }
+    a.listen.set_port(0);
+    let out = r.out.clone();
+    let data = out.join("data");
+    prepare_out(&out, &data)?;
+    let webhook_key = secret_file(&out.join("webhook.key"))?;
+    let decision_key = secret_file(&out.join("decisions.key"))?;
+    a.webhook_secret_file = Some(webhook_key.clone());
+
+    // the three sims, sized once the load's mean is known
+    let probe = Prepared::new(a.clone())?;
+    let (duration_s, rate) = (probe.duration_s(), probe.rate());
+    drop(probe);
+    let mean = mean_rate(&*rate, duration_s);
+    let mean_service_s = a.service_time.as_secs_f64() * (a.sigma * a.sigma / 2.0).exp();
+    let per_replica = a.workers as f64 / mean_service_s;
+    let fixed = ((mean / (per_replica * r.utilization)).ceil() as u32).max(1);
+    if fixed > a.max_replicas {
+        bail!(
+            "the load's mean ({mean:.1} requests/s) needs {fixed} replicas at {} % \
+             utilisation, over --max-replicas {}",
+            r.utilization * 100.0,
+            a.max_replicas
+        );
+    }
+    let sizing = Sizing {
+        window_s: a.window.as_secs(),
+        fixed,
+        max_replicas: a.max_replicas,
+        per_replica,
+        utilization: r.utilization,
+        buffer_s: a.startup.as_secs() + a.window.as_secs(),
+    };
+    let mut sims = Vec::new();
+    for (name, _) in RUNS {
+        let mut s = a.clone();
+        s.service = format!("{}-{name}", a.service);
+        s.replicas = fixed;
+        sims.push(Prepared::new(s)?.quiet());
+    }
+    let planner = out.join("planner.toml");
+    let service = |i: usize| format!("{}-{}", a.service, RUNS[i].0);
+    std::fs::write(&planner, planner_rules(&sizing, &service(1), &service(2)))
+        .with_context(|| format!("writing {}", planner.display()))?;
+    let policy = out.join("policy.toml");
+    let targets: Vec<(String, String)> = (1..3)
+        .map(|i| {
+            let url = format!("{}/hooks/{}", sims[i].control_url(), service(i));
+            (service(i), url)
+        })
+        .collect();
+    std::fs::write(&policy, policy_file(&targets, &webhook_key, a.max_replicas))
+        .with_context(|| format!("writing {}", policy.display()))?;
+
+    // the clock: the run's simulated time ends an hour before the wall clock's now
+    let clock = match std::env::var_os(apo_core::clock::APO_NOW) {
+        Some(_) => apo_core::clock::check()?,
+        None => {
+            let now = apo_core::clock::system_ms();
+            let c = Clock {
+                origin_ms: now - (duration_s * 1000.0) as i64 - 3_600_000,
+                anchor_ms: now,
+                speed: r.speed,
+            };
+            apo_core::clock::install(c).map_err(|was| {
+                anyhow::anyhow!("the clock was read before the report set it ({was:?})")
+            })?;
+            c
+        }
+    };
+    let wall_s = duration_s / clock.speed;
+    eprintln!(
+        "report: {} of simulated load at {}x (about {} of wall time): fixed {fixed} replicas \
+         (the mean, {mean:.1} requests/s, at {:.0} %), the HPA rule, and APO, each from {fixed} \
+         replicas, at most {}; the system's data in {}",
+        humantime::format_duration(std::time::Duration::from_secs(duration_s as u64)),
+        clock.speed,
+        humantime::format_duration(std::time::Duration::from_secs(wall_s.ceil() as u64)),
+        r.utilization * 100.0,
+        a.max_replicas,
+        data.display()
+    );
+
+    let mut run = parse_flags::<RunArgs>(&run_flags(
+        &data,
+        &sizing,
+        &planner,
+        &decision_key,
+        &lstm,
+        &iforest,
+        duration_s,
+    ))?;
+    run.planner.file = Some(planner.clone());
+    let actuate = parse_flags::<ActuateArgs>(&[
+        "--policy".into(),
+        policy.display().to_string(),
+        "--decision-key-file".into(),
+        decision_key.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--state-dir".into(),
+        out.join("actuator").display().to_string(),
+    ])?;
+    let objective = Objective {
+        p95_s: a.slo_p95.as_secs_f64(),
+        max_error_rate: r.max_error_rate,
+    };
+    let capacity = Capacity {
+        per_replica,
+        utilization: r.capacity_utilization,
+    };
+    let results: Results = Arc::new(Mutex::new(vec![None, None, None]));
+    let started = Instant::now();
+    let shared = Arc::clone(&results);
+    apo_pipeline::run_with(
+        run,
+        Some(Box::new(move |e: &Embedded| {
+            start(sims, actuate, e, objective, capacity, rate, shared)
+        })),
+    )
+    .map_err(anyhow::Error::from)?;
+
+    let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut summaries = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Some(Ok(s)) => summaries.push(s),
+            Some(Err(e)) => bail!("the {} run failed: {e}", RUNS[i].0),
+            None => bail!("the {} run did not finish (stopped)", RUNS[i].0),
+        }
+    }
+    let runs: Vec<(&str, &Summary)> = RUNS
+        .iter()
+        .zip(&summaries)
+        .map(|((_, label), s)| (*label, s))
+        .collect();
+    let table = table::markdown(&runs);
+    println!("{table}");
+    let wall = started.elapsed();
+    let svg = out.join("report.svg");
+    plot::svg(&svg, &runs, objective.p95_s).map_err(anyhow::Error::msg)?;
+    let named: Vec<(&str, &Summary)> = RUNS
+        .iter()
+        .zip(&summaries)
+        .map(|((name, _), s)| (*name, s))
+        .collect();
+    std::fs::write(out.join("minutes.csv"), table::minutes_csv(&named))
+        .with_context(|| format!("writing {}", out.join("minutes.csv").display()))?;
+    let section = files::section(
+        &a,
+        &sizing,
+        mean,
+        clock.speed,
+        wall,
+        &table,
+        &svg,
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+    );
+    let md = out.join("report.md");
+    std::fs::write(&md, &section).with_context(|| format!("writing {}", md.display()))?;
+    if let Some(b) = &r.benchmarks {
+        files::put_section(b, &files::load_name(&a), &section)?;
+    }
+    eprintln!(
+        "report: done in {}; {} and {} (plot); the system's tables: apo sql --data-dir {} \
+         \"SELECT * FROM decisions\"",
+        humantime::format_duration(std::time::Duration::from_secs(wall.as_secs())),
+        md.display(),
+        svg.display(),
+        data.display()
+    );
+    Ok(())
+}
+
+/// `out` made, and `data` under it empty: a report's earlier data is removed, anything else
+/// there is an error.
+fn prepare_out(out: &Path, data: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if data.exists() {
+        if !data.join(MARKER).exists() {
+            bail!(
+                "{} exists and is not an earlier report's data: choose another --out",
+                data.display()
+            );
+        }
+        std::fs::remove_dir_all(data)
+            .with_context(|| format!("removing the earlier report's {}", data.display()))?;
+    }
+    let actuator = out.join("actuator");
+    if actuator.exists() {
+        std::fs::remove_dir_all(&actuator)
+            .with_context(|| format!("removing the earlier report's {}", actuator.display()))?;
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    std::fs::write(
+        data.join(MARKER),
+        "made by apo sim --report; replaced by the next\n",
+    )
+    .with_context(|| format!("writing in {}", data.display()))?;
+    Ok(())
+}
+
+/// The mean of `rate` over `[0, duration_s)`, sampled each second.
+fn mean_rate(rate: &(dyn Fn(f64) -> f64 + Send + Sync), duration_s: f64) -> f64 {
+    let n = duration_s.floor().max(1.0) as u64;
+    (0..n).map(|i| rate(i as f64 + 0.5)).sum::<f64>() / n as f64
+}
+
+/// `apo run`'s flags for the report: the planner's window only, no trace pipeline, the
+/// forecast of the request rate, event times as old as the run.
+fn run_flags(
+    data: &Path,
+    sizing: &Sizing,
+    planner: &Path,
+    decision_key: &Path,
+    lstm: &Path,
+    iforest: &Path,
+    duration_s: f64,
+) -> Vec<String> {
+    let age_h = (duration_s / 3600.0).ceil() as u64 + 3;
+    [
+        "--data-dir",
+        &data.display().to_string(),
+        "--embedded-port",
+        "0",
+        "--windows",
+        &format!("{}s", sizing.window_s),
+        "--traces",
+        "false",
+        "--planner",
+        &planner.display().to_string(),
+        "--decision-key-file",
+        &decision_key.display().to_string(),
+        "--models",
+        "true",
+        "--forecast-model",
+        &lstm.display().to_string(),
+        "--anomaly-model",
+        &iforest.display().to_string(),
+        "--forecast-signal",
+        "rate",
+        "--warm-start",
+        "false",
+        "--idle-advance",
+        "--idle-timeout",
+        "1s",
+        "--max-event-age",
+        &format!("{}h", age_h.max(168)),
+        "--progress-interval",
+        "0s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Starts the three sims (each measured), the actuator, and a thread that stops the run when
+/// the sims are done.
+fn start(
+    sims: Vec<Prepared>,
+    mut actuate: ActuateArgs,
+    e: &Embedded,
+    objective: Objective,
+    capacity: Capacity,
+    rate: RateFn,
+    results: Results,
+) -> Result<Vec<std::thread::JoinHandle<()>>, RunError> {
+    actuate.kafka.brokers = Some(e.address.clone());
+    let spawn_err =
+        |what: &str, e: std::io::Error| RunError::Config(format!("starting {what}: {e}"));
+    let mut runs = Vec::new();
+    for (i, sim) in sims.into_iter().enumerate() {
+        let (client, address, stop) = (e.client.clone(), e.address.clone(), e.stop.clone());
+        let (rate, results) = (Arc::clone(&rate), Arc::clone(&results));
+        let name = RUNS[i].0;
+        let duration_s = sim.duration_s();
+        let h = std::thread::Builder::new()
+            .name(format!("sim-{name}"))
+            .spawn(move || {
+                let mut m = Measure::new(objective, capacity, rate);
+                let started = Instant::now();
+                let r = sim.run_observed(&client, &address, &stop, &mut |s, _| {
+                    m.add(s);
+                    if ((s.at_s / 3600.0).round() * 3600.0 - s.at_s).abs() < 1e-6 {
+                        progress(name, s.at_s, duration_s, started, m.minutes());
+                    }
+                });
+                let out = match r {
+                    Ok(_) if stop.load(Ordering::Relaxed) => None,
+                    Ok(_) => Some(Ok(m.finish())),
+                    Err(e) => Some(Err(format!("{e:#}"))),
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = out;
+            })
+            .map_err(|e| spawn_err("a sim", e))?;
+        runs.push(h);
+    }
+    let stop = e.stop.clone();
+    let actuator = std::thread::Builder::new()
+        .name("actuator".into())
+        .spawn(move || {
+            if let Err(e) = apo_actuators::actuate_until(actuate, stop) {
+                tracing::error!(error = %e, "the report's actuator stopped");
+            }
+        })
+        .map_err(|e| spawn_err("the actuator", e))?;
+    let stop = e.stop.clone();
+    let waiter = std::thread::Builder::new()
+        .name("report".into())
+        .spawn(move || {
+            for h in runs {
+                let _ = h.join();
+            }
+            stop.store(true, Ordering::Relaxed);
+        })
+        .map_err(|e| spawn_err("the report's waiter", e))?;
+    Ok(vec![waiter, actuator])
+}
+
+/// A progress line of run `name` at simulated time `at_s`: its last hour.
+fn progress(name: &str, at_s: f64, duration_s: f64, started: Instant, minutes: &[measure::Minute]) {
+    let last = &minutes[minutes.len().saturating_sub(60)..];
+    let violated = last.iter().filter(|m| m.violated).count();
+    let p95 = last.iter().map(|m| m.p95_s).fold(0.0, f64::max);
+    let (lo, hi) = last.iter().fold((u32::MAX, 0), |(lo, hi), m| {
+        (lo.min(m.replicas), hi.max(m.replicas))
+    });
+    eprintln!(
+        "report: {name:>5} {:>3.0} h of {:.0} h (wall {:>4} s): last hour {violated:>2} \
+         SLA-violation minutes, worst minute p95 {p95:.3} s, replicas {lo}-{hi}",
+        at_s / 3600.0,
+        duration_s / 3600.0,
+        started.elapsed().as_secs(),
+    );
+}
