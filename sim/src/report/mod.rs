@@ -182,6 +182,8 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         data.display().to_string(),
         "--state-dir".into(),
         out.join("actuator").display().to_string(),
+        // the report's one actuator claims in its state directory, not through the broker
+        "--local-claims".into(),
     ])?;
     let objective = Objective {
         p95_s: a.slo_p95.as_secs_f64(),
