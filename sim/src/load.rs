@@ -157,6 +157,35 @@ impl std::str::FromStr for Shape {
     }
 }
 
+/// A synthetic load: one shape, or several added (`diurnal:60,40,1d+step:0,80,14h`, a daily
+/// cycle with a lasting step on top).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load(Vec<Shape>);
+
+impl Load {
+    /// The rate at `t_s`: the shapes' sum.
+    pub fn rate_at(&self, t_s: f64) -> f64 {
+        self.0.iter().map(|s| s.rate_at(t_s)).sum::<f64>().max(0.0)
+    }
+
+    /// An upper bound of its rate: the shapes' peaks added.
+    pub fn peak(&self) -> f64 {
+        self.0.iter().map(Shape::peak).sum()
+    }
+}
+
+impl std::str::FromStr for Load {
+    type Err = String;
+
+    /// Shapes joined by `+`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split('+')
+            .map(str::parse)
+            .collect::<Result<Vec<Shape>, String>>()
+            .map(Load)
+    }
+}
+
 /// A replayed trace: sample times (simulated seconds from its start) and rates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -415,5 +444,29 @@ mod tests {
         assert!((after - 20_000.0).abs() < 4.0 * 20_000f64.sqrt(), "{after}");
         assert_eq!(run(9), times);
         assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn shapes_add_up() {
+        let load: Load = "diurnal:60,40,1d+step:0,80,14h".parse().unwrap();
+        let day = 86_400.0;
+        for t in [
+            0.0,
+            6.0 * 3600.0,
+            14.0 * 3600.0 - 1.0,
+            14.0 * 3600.0,
+            20.0 * 3600.0,
+        ] {
+            let cycle = 60.0 + 40.0 * (std::f64::consts::TAU * t / day).sin();
+            let step = if t < 14.0 * 3600.0 { 0.0 } else { 80.0 };
+            assert!((load.rate_at(t) - (cycle + step)).abs() < 1e-9, "{t}");
+        }
+        assert_eq!(load.peak(), 180.0);
+        assert!("step:1,2,3m+nope:1".parse::<Load>().is_err());
+        assert_eq!(
+            "step:20,100,1m".parse::<Load>().unwrap().rate_at(61.0),
+            100.0,
+            "one shape alone"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! One service under a load, simulated: arrivals at the load's rate, each served by the
 //! service (waiting in a replica's line when its workers are busy, refused when no replica is
-//! ready), the service scaled at given times as an executor would, and per window of
-//! simulated time the requests that arrived in it, those refused, and their latency (arrival
+//! ready, or the line is full; failed when it waits past the callers' timeout), the service scaled at given times as an executor would, and per window of
+//! simulated time the requests that arrived in it, those that failed, and their latency (arrival
 //! to end of service) at p50 and p95. Deterministic for a seed.
 //!
 //! Paced ([`Paced`]), the run keeps simulated time at a multiple of wall time and takes the
@@ -11,7 +11,7 @@
 //!
 //! Scraped ([`RunSpec::scrape_s`]), the run also reports, at the end of each scrape interval,
 //! what a monitoring agent would have seen in it ([`Scrape`]): the durations of the requests
-//! that ended in it, those refused, the replicas and each serving replica's utilisation;
+//! that ended in it, those that failed, the replicas and each serving replica's utilisation;
 //! `telemetry/` turns that into metric points.
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use crate::control::board::{Board, Command};
 use crate::events::{Events, Nanos};
 use crate::load::next_arrival;
-use crate::service::{Arrival, Job, Service, ServiceConfig};
+use crate::service::{Arrival, Call, Job, Service, ServiceConfig};
 
 /// What one window of simulated time saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +32,8 @@ pub struct Window {
     pub start_s: f64,
     /// Requests that arrived in it.
     pub requests: u64,
-    /// Of those, refused (no replica ready).
-    pub refused: u64,
+    /// Of those, failed: refused (no replica ready, or a full line) or timed out.
+    pub failed: u64,
     /// Latency of the others, seconds: median and 95th percentile (0 without requests).
     pub p50_s: f64,
     /// (p95)
@@ -60,6 +60,8 @@ pub struct RunSpec<'a> {
     pub window_s: f64,
     /// Scales: at a time (seconds), to a number of replicas.
     pub scales: Vec<(f64, u32)>,
+    /// Pool resizes: at a time (seconds), each replica's pool to a size (with a database).
+    pub pool_sizes: Vec<(f64, usize)>,
     /// The seed.
     pub seed: u64,
     /// Paced against the wall clock and driven by a control board, when given.
@@ -78,8 +80,8 @@ pub struct Scrape {
     /// The durations of the requests that ended in it (arrival to end of service), seconds,
     /// in the order they ended.
     pub durations_s: Vec<f64>,
-    /// Requests refused in it (no replica ready).
-    pub refused: u64,
+    /// Requests that failed in it: refused (no replica ready, or a full line) or timed out.
+    pub failed: u64,
     /// Replicas the service is scaled to at its end, and those serving.
     pub replicas: u32,
     /// (serving)
@@ -87,6 +89,12 @@ pub struct Scrape {
     /// Each serving replica's utilisation over the interval: the service time of the jobs it
     /// started in it over its workers' time, at most 1.
     pub utilization: Vec<f64>,
+    /// How long each database call that ended in it held its connection (waiting for the
+    /// database and served by it), seconds.
+    pub db_use_s: Vec<f64>,
+    /// With a database, at its end: each replica's pool size, and the connections in use and
+    /// the callers waiting for one over all replicas.
+    pub pool: Option<(usize, usize, usize)>,
 }
 
 /// A run kept at `speed` times wall time, taking the scales of service `name` from `board`.
@@ -106,11 +114,18 @@ enum Event {
     Arrival,
     /// A job that arrived at the time given ended on a replica.
     Done(u64, Nanos),
+    /// A database call ended.
+    DbDone(Call),
     Scale(u32),
+    PoolSize(usize),
     Scrape,
 }
 
 const NS: f64 = 1e9;
+
+/// The setting a pool decision tunes: each replica's pool size (the OpenTelemetry name of the
+/// metric that reports it).
+pub const POOL_SETTING: &str = "db.client.connection.max";
 
 /// Runs `spec`; a scale the service refuses (over its most) is an error.
 pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
@@ -131,13 +146,18 @@ pub fn run_scraped(
     for &(at, n) in &spec.scales {
         events.at(ns(at), Event::Scale(n));
     }
+    for &(at, n) in &spec.pool_sizes {
+        events.at(ns(at), Event::PoolSize(n));
+    }
     let windows = (spec.duration_s / spec.window_s).ceil().max(1.0) as usize;
     let mut state: Vec<(u32, u32)> = vec![(0, 0); windows];
     let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); windows];
-    let mut refused = vec![0u64; windows];
+    let mut failed = vec![0u64; windows];
     let window_of = |t: Nanos| ((t as f64 / NS / spec.window_s) as usize).min(windows - 1);
     let mut next_window = 0usize;
     let mut jobs = 0u64;
+    // whether a request answered this long after it arrived came too late
+    let timed_out = |waited: Nanos| spec.service.timeout.is_some_and(|t| waited > t);
     let wall = Instant::now();
     if let Some(t) = next_arrival(&mut rng, 0.0, spec.duration_s, spec.peak, spec.rate) {
         events.at(ns(t), Event::Arrival);
@@ -147,14 +167,20 @@ pub fn run_scraped(
         at_s: 0.0,
         every_s: scrape_s.unwrap_or(0.0),
         durations_s: Vec::new(),
-        refused: 0,
+        failed: 0,
         replicas: 0,
         ready: 0,
         utilization: Vec::new(),
+        db_use_s: Vec::new(),
+        pool: None,
     };
     if let Some(every) = scrape_s {
         events.at(ns(every), Event::Scrape);
     }
+    // calls that took a connection now (to the database), and jobs that start their own
+    // work now (their call done, or none to make)
+    let mut calls: Vec<Call> = Vec::new();
+    let mut own_work: Vec<(u64, Job)> = Vec::new();
     while let Some((now, e)) = events.pop() {
         if let Some(p) = &spec.paced {
             let due = wall + Duration::from_secs_f64(now as f64 / NS / p.speed.max(1e-9));
@@ -163,16 +189,24 @@ pub fn run_scraped(
                 std::thread::sleep(ahead);
             }
             for c in p.board.take() {
-                if let Command::Scale {
-                    service: s,
-                    replicas,
-                } = c
-                {
-                    if s == p.name {
+                match c {
+                    Command::Scale {
+                        service: s,
+                        replicas,
+                    } if s == p.name => {
                         if let Err(e) = service.scale_to(replicas, now) {
                             tracing::warn!(service = %s, error = %e, "a scale the service refused");
                         }
                     }
+                    Command::Tune {
+                        service: s,
+                        setting,
+                        value,
+                    } if s == p.name && setting == POOL_SETTING && service.has_db() => {
+                        let size = value.round().clamp(0.0, u32::MAX as f64) as usize;
+                        calls.extend(service.resize_pools(size, now));
+                    }
+                    _ => {}
                 }
             }
             p.board.report_ready(&p.name, service.ready(now));
@@ -202,17 +236,34 @@ pub fn run_scraped(
                     Arrival::Started(r) => Some((r, job)),
                     Arrival::Queued(_) => None,
                     Arrival::Refused => {
-                        refused[window_of(now)] += 1;
-                        scrape.refused += 1;
+                        failed[window_of(now)] += 1;
+                        scrape.failed += 1;
                         None
                     }
                 }
             }
             Event::Done(r, arrived) => {
-                if scrape_s.is_some() {
+                if timed_out(now - arrived) {
+                    scrape.failed += 1;
+                } else if scrape_s.is_some() {
                     scrape.durations_s.push((now - arrived) as f64 / NS);
                 }
                 service.finish(r).map(|j| (r, j))
+            }
+            Event::DbDone(c) => {
+                if scrape_s.is_some() {
+                    scrape.db_use_s.push((now - c.acquired) as f64 / NS);
+                }
+                if let Some(next) = service.db_finish() {
+                    events.at(now + service.db_time(&mut rng), Event::DbDone(next));
+                }
+                calls.extend(service.release(&c, now));
+                own_work.push((c.replica, c.job));
+                None
+            }
+            Event::PoolSize(n) => {
+                calls.extend(service.resize_pools(n, now));
+                None
             }
             Event::Scale(n) => {
                 service.scale_to(n, now).map_err(|e| e.to_string())?;
@@ -224,20 +275,23 @@ pub fn run_scraped(
                 scrape.replicas = service.replicas();
                 scrape.ready = service.ready(now);
                 scrape.utilization = service.utilization(now, ns(every));
+                scrape.pool = service.has_db().then(|| service.pools());
                 let next = Scrape {
                     at_s: 0.0,
                     every_s: every,
                     durations_s: Vec::with_capacity(scrape.durations_s.len()),
-                    refused: 0,
+                    failed: 0,
                     replicas: 0,
                     ready: 0,
                     utilization: Vec::new(),
+                    db_use_s: Vec::new(),
+                    pool: None,
                 };
                 if !scraped(std::mem::replace(&mut scrape, next)) {
                     let end = window_of(now.saturating_sub(1)) + 1;
                     state.truncate(end);
                     latencies.truncate(end);
-                    refused.truncate(end);
+                    failed.truncate(end);
                     break;
                 }
                 // the last scrape is the one at the run's end
@@ -247,12 +301,39 @@ pub fn run_scraped(
                 None
             }
         };
-        // A job started on replica r: its end, and its latency, are known now.
-        if let Some((r, job)) = started {
+        // A job started on replica r: its end, and its latency, are known now. One that has
+        // waited past the callers' timeout is abandoned (it fails now, unserved) and the next
+        // in line takes its worker.
+        let mut started = started;
+        while let Some((r, job)) = started {
+            if timed_out(now - job.arrived) {
+                failed[window_of(job.arrived)] += 1;
+                scrape.failed += 1;
+                started = service.finish(r).map(|j| (r, j));
+                continue;
+            }
+            if service.has_db() {
+                // its call first: at once with a free connection, else when one is released
+                calls.extend(service.acquire(r, job, now));
+            } else {
+                own_work.push((r, job));
+            }
+            break;
+        }
+        for c in calls.drain(..) {
+            if let Some(c) = service.db_arrive(c) {
+                events.at(now + service.db_time(&mut rng), Event::DbDone(c));
+            }
+        }
+        for (r, job) in own_work.drain(..) {
             let took = service.service_time(&mut rng);
             service.credit(r, took);
             let end = now + took;
-            latencies[window_of(job.arrived)].push((end - job.arrived) as f64 / NS);
+            if timed_out(end - job.arrived) {
+                failed[window_of(job.arrived)] += 1;
+            } else {
+                latencies[window_of(job.arrived)].push((end - job.arrived) as f64 / NS);
+            }
             events.at(end, Event::Done(r, job.arrived));
         }
     }
@@ -269,8 +350,8 @@ pub fn run_scraped(
             };
             Window {
                 start_s: w as f64 * spec.window_s,
-                requests: l.len() as u64 + refused[w],
-                refused: refused[w],
+                requests: l.len() as u64 + failed[w],
+                failed: failed[w],
                 p50_s: q(0.5),
                 p95_s: q(0.95),
                 replicas: state[w].0,
@@ -305,6 +386,7 @@ mod tests {
             scales: vec![(130.0, 6)],
             seed: 7,
             paced: None,
+            pool_sizes: Vec::new(),
             scrape_s: None,
         };
         let w = run(&spec).unwrap();
@@ -318,7 +400,7 @@ mod tests {
             w.iter().map(|w| (w.replicas, w.ready)).collect::<Vec<_>>(),
             [(2, 2), (2, 2), (2, 2), (6, 6), (6, 6), (6, 6)]
         );
-        assert!(w.iter().all(|w| w.refused == 0));
+        assert!(w.iter().all(|w| w.failed == 0));
         let total: u64 = w.iter().map(|w| w.requests).sum();
         // 120 s at 20/s and 240 s at 100/s: 26 400 expected
         assert!(
@@ -333,7 +415,7 @@ mod tests {
             ..spec
         };
         let w = run(&none).unwrap();
-        assert!(w.iter().all(|w| w.refused == w.requests));
+        assert!(w.iter().all(|w| w.failed == w.requests));
         let over = RunSpec {
             scales: vec![(10.0, 11)],
             ..none
@@ -362,6 +444,7 @@ mod tests {
             scales: vec![(300.0, 4)],
             seed: 11,
             paced: None,
+            pool_sizes: Vec::new(),
             scrape_s: Some(10.0),
         };
         let mut scrapes = Vec::new();
@@ -384,7 +467,7 @@ mod tests {
         );
         assert!(scrapes
             .iter()
-            .all(|s| s.refused == 0 && s.durations_s.iter().all(|d| *d > 0.0)));
+            .all(|s| s.failed == 0 && s.durations_s.iter().all(|d| *d > 0.0)));
         // scaled to 4 at 300 s, serving from 330 s
         let at = |t: f64| scrapes.iter().find(|s| s.at_s == t).unwrap();
         assert_eq!((at(300.0).replicas, at(300.0).ready), (4, 2));
@@ -409,5 +492,118 @@ mod tests {
             "{four} against {}",
             rho(4.0)
         );
+    }
+
+    #[test]
+    fn callers_time_out_and_a_request_answered_late_fails() {
+        // one replica (about 38 requests/s) offered 76/s for 2 minutes: the line grows
+        // without bound, unless callers give up after 2 s
+        let rate = |_: f64| 76.0;
+        let spec = |timeout: Option<Nanos>| RunSpec {
+            service: ServiceConfig {
+                timeout,
+                ..ServiceConfig::default()
+            },
+            replicas: 1,
+            rate: &rate,
+            peak: 76.0,
+            duration_s: 120.0,
+            window_s: 60.0,
+            scales: Vec::new(),
+            seed: 3,
+            paced: None,
+            pool_sizes: Vec::new(),
+            scrape_s: Some(10.0),
+        };
+        let mut ended = 0u64;
+        let mut failed = 0u64;
+        let w = run_scraped(&spec(Some(2_000_000_000)), &mut |s| {
+            assert!(
+                s.durations_s.iter().all(|d| *d <= 2.0),
+                "answered after the timeout: {:?}",
+                s.durations_s.iter().fold(0.0f64, |a, b| a.max(*b))
+            );
+            ended += s.durations_s.len() as u64;
+            failed += s.failed;
+            true
+        })
+        .unwrap();
+        let arrived: u64 = w.iter().map(|w| w.requests).sum();
+        let window_failed: u64 = w.iter().map(|w| w.failed).sum();
+        assert!(w.iter().all(|w| w.p95_s <= 2.0), "{w:?}");
+        // about half the requests cannot be served; the scrapes see every request's fate
+        // (but those still in service or in line at the end)
+        assert!(window_failed as f64 > 0.4 * arrived as f64, "{w:?}");
+        assert!(ended + failed <= arrived && ended + failed + 200 >= arrived);
+        assert!(failed > 0 && failed <= window_failed);
+        // without the timeout every request waits its turn: nothing fails, the p95 grows
+        let slow = run(&spec(None)).unwrap();
+        assert!(slow.iter().all(|w| w.failed == 0));
+        assert!(slow[1].p95_s > 20.0, "{slow:?}");
+    }
+
+    #[test]
+    fn a_pool_too_small_holds_requests_back_until_it_grows() {
+        use crate::service::DbConfig;
+        // one replica of 32 workers (own work 10 ms: not the bottleneck) whose requests each
+        // make a 50 ms database call (32 database servers: not one either) through a pool of
+        // 2: 2 / 0.0523 s = 38 calls a second at most, offered 60. Grown to 8 at 120 s.
+        let rate = |_: f64| 60.0;
+        let spec = RunSpec {
+            service: ServiceConfig {
+                workers: 32,
+                median_s: 0.01,
+                sigma: 0.3,
+                db: Some(DbConfig {
+                    pool_size: 2,
+                    servers: 32,
+                    median_s: 0.05,
+                    sigma: 0.3,
+                }),
+                ..ServiceConfig::default()
+            },
+            replicas: 1,
+            rate: &rate,
+            peak: 60.0,
+            duration_s: 240.0,
+            window_s: 60.0,
+            scales: Vec::new(),
+            pool_sizes: vec![(120.0, 8)],
+            seed: 11,
+            paced: None,
+            scrape_s: Some(10.0),
+        };
+        let mut scrapes = Vec::new();
+        let w = run_scraped(&spec, &mut |s| {
+            scrapes.push(s);
+            true
+        })
+        .unwrap();
+        let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();
+        assert!(p95[1] > 5.0, "the line for connections grows: {p95:?}");
+        assert!(
+            p95[3] < 0.2,
+            "8 connections carry 60 calls a second: {p95:?}"
+        );
+        let pools: Vec<(usize, usize, usize)> = scrapes.iter().map(|s| s.pool.unwrap()).collect();
+        assert!(
+            pools[..11].iter().all(|p| p.0 == 2 && p.1 == 2),
+            "{pools:?}"
+        );
+        // a worker waiting for a connection is held: the other 30 wait, the rest of the
+        // requests in the replica's line
+        assert_eq!(pools[6].2, 30, "{pools:?}");
+        assert!(pools[15..].iter().all(|p| p.0 == 8 && p.2 < 8), "{pools:?}");
+        // a connection is held for the call alone (no database line): its mean is the call
+        // time's, 0.05 e^(0.3^2 / 2) = 0.0523 s; and, by Little's law over the last minute,
+        // the connections in use average 60 x 0.0523 = 3.1
+        let last: Vec<f64> = scrapes[18..]
+            .iter()
+            .flat_map(|s| s.db_use_s.iter().copied())
+            .collect();
+        let mean = last.iter().sum::<f64>() / last.len() as f64;
+        assert!((mean - 0.0523).abs() < 0.003, "{mean}");
+        let busy = last.iter().sum::<f64>() / 60.0;
+        assert!((busy - 60.0 * 0.0523).abs() < 0.4, "{busy}");
     }
 }

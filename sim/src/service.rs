@@ -9,7 +9,33 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 
 use crate::events::Nanos;
+use crate::queue::pool::Pool;
 use crate::queue::station::Station;
+
+/// A service's database: each replica's connection pool to it, and the database itself, a
+/// station of `servers` shared by the replicas, with a log-normal time per call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbConfig {
+    /// Connections in each replica's pool at the start.
+    pub pool_size: usize,
+    /// Calls the database serves at once.
+    pub servers: usize,
+    /// The median time of a call, seconds.
+    pub median_s: f64,
+    /// The log-normal's σ of a call's time.
+    pub sigma: f64,
+}
+
+/// A database call: the request's job, on a replica, holding a connection since a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The replica whose pool lent the connection.
+    pub replica: u64,
+    /// The request.
+    pub job: Job,
+    /// When it took the connection, ns.
+    pub acquired: Nanos,
+}
 
 /// A service's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +50,17 @@ pub struct ServiceConfig {
     pub median_s: f64,
     /// The log-normal's σ (the tail: 0.5 gives a p99 about 3.2 times the median).
     pub sigma: f64,
+    /// How long a caller waits for its answer, ns (`None`: for ever). A request that has
+    /// waited this long in line is abandoned when its turn comes (not served), and one
+    /// answered later than this after it arrived came too late: either fails.
+    pub timeout: Option<Nanos>,
+    /// Requests one replica's line holds at most (`None`: no limit): a request that would
+    /// wait in a full line is refused.
+    pub queue_limit: Option<usize>,
+    /// Its database, when each request makes one call to it (before its own work): a
+    /// connection from its replica's pool, held while the call waits for and is served by
+    /// the database.
+    pub db: Option<DbConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +73,9 @@ impl Default for ServiceConfig {
             max_replicas: 10,
             median_s: 0.1,
             sigma: 0.3,
+            timeout: None,
+            queue_limit: None,
+            db: None,
         }
     }
 }
@@ -56,7 +96,8 @@ pub enum Arrival {
     Started(u64),
     /// It waits in this replica's line.
     Queued(u64),
-    /// No replica is ready: refused (the caller counts it failed).
+    /// No replica is ready, or the one picked has a full line: refused (the caller counts it
+    /// failed).
     Refused,
 }
 
@@ -79,6 +120,8 @@ struct Replica {
     jobs: usize,
     /// Service time of the jobs started since the last [`Service::utilization`], ns.
     busy: Nanos,
+    /// Its connection pool to the database (size 0 without one).
+    pool: Pool<Job>,
 }
 
 /// One service.
@@ -88,6 +131,10 @@ pub struct Service {
     service_time: LogNormal<f64>,
     replicas: Vec<Replica>,
     next_id: u64,
+    /// The database: its station and call time (with `cfg.db`).
+    db: Option<(Station<Call>, LogNormal<f64>)>,
+    /// Each replica's pool size now.
+    pool_size: usize,
 }
 
 impl Service {
@@ -108,11 +155,29 @@ impl Service {
         if cfg.workers == 0 {
             return Err("a replica needs at least one worker".into());
         }
+        let db = match &cfg.db {
+            Some(d) => {
+                if d.servers == 0 || !(d.median_s.is_finite() && d.median_s > 0.0) {
+                    return Err(format!(
+                        "a database needs a server and a positive call time (got {} servers, \
+                         {} s)",
+                        d.servers, d.median_s
+                    ));
+                }
+                let t = LogNormal::new(d.median_s.ln(), d.sigma)
+                    .map_err(|e| format!("database call time: {e}"))?;
+                Some((Station::new(d.servers), t))
+            }
+            None => None,
+        };
+        let pool_size = cfg.db.as_ref().map_or(0, |d| d.pool_size);
         let mut s = Service {
             cfg,
             service_time,
             replicas: Vec::new(),
             next_id: 0,
+            db,
+            pool_size,
         };
         s.scale_to(replicas, 0).map_err(|e| e.to_string())?;
         for r in &mut s.replicas {
@@ -141,6 +206,7 @@ impl Service {
                 station: Station::new(self.cfg.workers),
                 jobs: 0,
                 busy: 0,
+                pool: Pool::new(self.pool_size),
             });
             self.next_id += 1;
             staying += 1;
@@ -190,6 +256,11 @@ impl Service {
         let Some(r) = pick else {
             return Arrival::Refused;
         };
+        if let Some(limit) = self.cfg.queue_limit {
+            if r.jobs >= self.cfg.workers + limit {
+                return Arrival::Refused;
+            }
+        }
         r.jobs += 1;
         match r.station.arrive(job) {
             Some(_) => Arrival::Started(r.id),
@@ -244,6 +315,76 @@ impl Service {
     pub fn service_time<R: Rng>(&self, rng: &mut R) -> Nanos {
         (self.service_time.sample(rng) * 1e9).round() as Nanos
     }
+
+    /// Whether its requests call a database.
+    pub fn has_db(&self) -> bool {
+        self.db.is_some()
+    }
+
+    /// A database call's time, ns (0 without a database).
+    pub fn db_time<R: Rng>(&self, rng: &mut R) -> Nanos {
+        self.db
+            .as_ref()
+            .map_or(0, |(_, t)| (t.sample(rng) * 1e9).round() as Nanos)
+    }
+
+    /// The job started on replica `id` asks its pool for a connection at `now`: the call to
+    /// make at once, or `None` (it waits for a connection; also when the replica is gone).
+    pub fn acquire(&mut self, id: u64, job: Job, now: Nanos) -> Option<Call> {
+        let r = self.replicas.iter_mut().find(|r| r.id == id)?;
+        r.pool.acquire(job).map(|job| Call {
+            replica: id,
+            job,
+            acquired: now,
+        })
+    }
+
+    /// A call's connection goes back to its replica's pool at `now`: the call of the job that
+    /// takes it, if one waits.
+    pub fn release(&mut self, call: &Call, now: Nanos) -> Option<Call> {
+        let r = self.replicas.iter_mut().find(|r| r.id == call.replica)?;
+        r.pool.release().map(|job| Call {
+            replica: call.replica,
+            job,
+            acquired: now,
+        })
+    }
+
+    /// Sets every replica's pool (and new ones') to `size` at `now`: the calls of the jobs
+    /// that take the connections a larger pool frees.
+    pub fn resize_pools(&mut self, size: usize, now: Nanos) -> Vec<Call> {
+        self.pool_size = size;
+        let mut out = Vec::new();
+        for r in &mut self.replicas {
+            let id = r.id;
+            out.extend(r.pool.resize(size).into_iter().map(|job| Call {
+                replica: id,
+                job,
+                acquired: now,
+            }));
+        }
+        out
+    }
+
+    /// Each replica's pool size, connections in use and callers waiting, summed.
+    pub fn pools(&self) -> (usize, usize, usize) {
+        let used = self.replicas.iter().map(|r| r.pool.used()).sum();
+        let waiting = self.replicas.iter().map(|r| r.pool.waiting()).sum();
+        (self.pool_size, used, waiting)
+    }
+
+    /// A call reaches the database: `Some` when it is served at once (schedule its end).
+    pub fn db_arrive(&mut self, call: Call) -> Option<Call> {
+        match &mut self.db {
+            Some((station, _)) => station.arrive(call),
+            None => Some(call),
+        }
+    }
+
+    /// A database call ended: the next one it serves, if one waits.
+    pub fn db_finish(&mut self) -> Option<Call> {
+        self.db.as_mut().and_then(|(station, _)| station.finish())
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +402,9 @@ mod tests {
             max_replicas: 3,
             median_s: 0.1,
             sigma: 0.5,
+            timeout: None,
+            queue_limit: None,
+            db: None,
         }
     }
 
@@ -340,5 +484,26 @@ mod tests {
             1
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_full_line_refuses() {
+        let mut s = Service::new(
+            ServiceConfig {
+                queue_limit: Some(1),
+                ..cfg()
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(s.arrive(job(0, 0), 0), Arrival::Started(0));
+        assert_eq!(s.arrive(job(1, 0), 0), Arrival::Queued(0));
+        assert_eq!(
+            s.arrive(job(2, 0), 0),
+            Arrival::Refused,
+            "one worker, one waiting"
+        );
+        assert_eq!(s.finish(0), Some(job(1, 0)));
+        assert_eq!(s.arrive(job(3, 0), 0), Arrival::Queued(0), "room again");
     }
 }

@@ -36,11 +36,33 @@ pub struct SimArgs {
     /// The service time's log-normal sigma (its tail: 0.3 gives a p99 about twice the median).
     #[arg(long, default_value_t = 0.3)]
     pub sigma: f64,
+    /// How long its callers wait for an answer: a request still in line this long after it
+    /// arrived is abandoned, one answered later fails (0s: callers wait for ever).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Requests one replica's line holds at most; one more is refused (default: no limit).
+    #[arg(long)]
+    pub queue_limit: Option<usize>,
+    /// Each request calls a database first, through a connection from its replica's pool
+    /// of this many (the setting `db.client.connection.max` a pool decision tunes); without
+    /// it, requests call nothing.
+    #[arg(long)]
+    pub db_pool: Option<usize>,
+    /// Calls the database serves at once (with --db-pool).
+    #[arg(long, default_value_t = 16)]
+    pub db_servers: usize,
+    /// Median time of a database call (log-normal, with --db-pool).
+    #[arg(long, default_value = "20ms", value_parser = duration)]
+    pub db_time: Duration,
+    /// The database call time's log-normal sigma.
+    #[arg(long, default_value_t = 0.3)]
+    pub db_sigma: f64,
     /// How long a new replica takes before it serves.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub startup: Duration,
     /// The load, a synthetic shape: step:BEFORE,AFTER,AT, ramp:FROM,TO,OVER or
-    /// diurnal:MEAN,AMPLITUDE,PERIOD (requests a second; times like 2m). Ignored with --trace.
+    /// diurnal:MEAN,AMPLITUDE,PERIOD (requests a second; times like 2m), or several added with
+    /// `+` (diurnal:60,40,1d+step:0,80,14h). Ignored with --trace.
     #[arg(long, default_value = "step:20,100,2m")]
     pub load: String,
     /// The load replayed from a `timestamp,value` CSV of request counts (NAB's format), scaled
@@ -54,6 +76,10 @@ pub struct SimArgs {
     /// clock's speed).
     #[arg(long, default_value_t = 1.0)]
     pub trace_speedup: f64,
+    /// Start the replay this far into the trace (simulated time; a later day of a trace to
+    /// keep the days a setting was chosen on out of the figures).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    pub trace_from: Duration,
     /// Simulated time to run (default: the trace's length, or 10m).
     #[arg(long, value_parser = duration)]
     pub duration: Option<Duration>,

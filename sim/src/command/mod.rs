@@ -18,9 +18,9 @@ pub use args::SimArgs;
 
 use crate::control::board::Board;
 use crate::control::http::{serve, ControlServer};
-use crate::load::{Shape, Trace};
+use crate::load::{Load, Trace};
 use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
-use crate::service::ServiceConfig;
+use crate::service::{DbConfig, ServiceConfig};
 use crate::telemetry::kafka::KafkaTelemetry;
 use crate::telemetry::points::points;
 
@@ -80,6 +80,17 @@ impl Prepared {
             max_replicas: a.max_replicas,
             median_s: a.service_time.as_secs_f64(),
             sigma: a.sigma,
+            timeout: match a.timeout.as_nanos() {
+                0 => None,
+                t => Some(u64::try_from(t).context("--timeout is too long")?),
+            },
+            queue_limit: a.queue_limit,
+            db: a.db_pool.map(|pool_size| DbConfig {
+                pool_size,
+                servers: a.db_servers,
+                median_s: a.db_time.as_secs_f64(),
+                sigma: a.db_sigma,
+            }),
         };
         crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
         let (rate, peak, trace_s): (RateFn, f64, Option<f64>) = match &a.trace {
@@ -89,11 +100,20 @@ impl Prepared {
                 let t = Trace::from_csv(&text, a.peak, a.trace_speedup)
                     .with_context(|| format!("the trace {}", path.display()))?;
                 let (peak, d) = (t.peak(), t.duration_s());
-                (Arc::new(move |s| t.rate_at(s)), peak, Some(d))
+                let from = a.trace_from.as_secs_f64();
+                if from >= d {
+                    bail!(
+                        "--trace-from {} is past the trace's end ({} of simulated time)",
+                        humantime::format_duration(a.trace_from),
+                        humantime::format_duration(std::time::Duration::from_secs(d as u64))
+                    );
+                }
+                (Arc::new(move |s| t.rate_at(s + from)), peak, Some(d - from))
             }
             None => {
-                let shape: Shape = a.load.parse().map_err(anyhow::Error::msg)?;
-                (Arc::new(move |s| shape.rate_at(s)), shape.peak(), None)
+                let shape: Load = a.load.parse().map_err(anyhow::Error::msg)?;
+                let peak = shape.peak();
+                (Arc::new(move |s| shape.rate_at(s)), peak, None)
             }
         };
         let duration_s = a
@@ -216,6 +236,7 @@ impl Prepared {
                 name: a.service.clone(),
                 speed,
             }),
+            pool_sizes: Vec::new(),
             scrape_s: Some(a.scrape.as_secs_f64()),
         };
         let mut failed: Option<anyhow::Error> = None;
@@ -266,13 +287,13 @@ pub(crate) fn parse_flags<T: clap::Args>(args: &[String]) -> anyhow::Result<T> {
     Ok(<Flags<T> as clap::Parser>::try_parse_from(all)?.inner)
 }
 
-/// A window as a JSON line: its start's event time, requests, refused, p50, p95, replicas.
+/// A window as a JSON line: its start's event time, requests, failed, p50, p95, replicas.
 fn window_json(w: &Window, start_ms: i64) -> serde_json::Value {
     serde_json::json!({
         "start_ms": start_ms + (w.start_s * 1000.0).round() as i64,
         "start_s": w.start_s,
         "requests": w.requests,
-        "refused": w.refused,
+        "failed": w.failed,
         "p50_s": w.p50_s,
         "p95_s": w.p95_s,
         "replicas": w.replicas,
@@ -286,7 +307,7 @@ struct Progress {
     slo_s: f64,
     start_ms: i64,
     durations: Vec<f64>,
-    refused: u64,
+    failed: u64,
     /// Windows whose p95 was over the objective.
     over: usize,
 }
@@ -298,14 +319,14 @@ impl Progress {
             slo_s,
             start_ms,
             durations: Vec::new(),
-            refused: 0,
+            failed: 0,
             over: 0,
         }
     }
 
     fn add(&mut self, s: &Scrape) {
         self.durations.extend_from_slice(&s.durations_s);
-        self.refused += s.refused;
+        self.failed += s.failed;
         let ends_window = ((s.at_s / self.window_s).round() * self.window_s - s.at_s).abs() < 1e-6;
         if !ends_window {
             return;
@@ -326,16 +347,16 @@ impl Progress {
         .map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_default();
         eprintln!(
-            "  {at} (+{:>5.0} s) {:>7.1} req/s  p50 {p50:.3} s  p95 {p95:.3} s{}  refused {}  \
+            "  {at} (+{:>5.0} s) {:>7.1} req/s  p50 {p50:.3} s  p95 {p95:.3} s{}  failed {}  \
              replicas {} ({} serving)",
             s.at_s,
-            (self.durations.len() as u64 + self.refused) as f64 / self.window_s,
+            (self.durations.len() as u64 + self.failed) as f64 / self.window_s,
             if over { " OVER" } else { "" },
-            self.refused,
+            self.failed,
             s.replicas,
             s.ready,
         );
         self.durations.clear();
-        self.refused = 0;
+        self.failed = 0;
     }
 }

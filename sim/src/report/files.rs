@@ -109,7 +109,8 @@ pub fn section(
          `apo {command}` ({date}, {wall} of wall time at {speed}x on this machine)\n\n\
          One service of {workers} workers a replica, log-normal service time (median {median:?}, \
          sigma {sigma}: {per:.1} requests/s a replica at 100 %), {startup:?} to start a replica, \
-         at most {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak} \
+         callers that give up after {timeout:?} (a request answered later fails), at most \
+         {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak} \
          requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
          and APO start from {fixed}, on {window} s windows, the HPA rule on \
          `{CPU_UTILIZATION}` at {util:.0} %; APO adds the predictive rule (the LSTM's forecast of \
@@ -124,6 +125,7 @@ pub fn section(
         sigma = a.sigma,
         per = s.per_replica,
         startup = a.startup,
+        timeout = a.timeout,
         max = s.max_replicas,
         peak = a.peak,
         fixed = s.fixed,

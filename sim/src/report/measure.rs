@@ -154,10 +154,10 @@ impl Measure {
             self.sketch.add(d);
         }
         self.minute.extend_from_slice(&s.durations_s);
-        self.minute_errors += s.refused;
+        self.minute_errors += s.failed;
         let sum = &mut self.summary;
         sum.requests += s.durations_s.len() as u64;
-        sum.errors += s.refused;
+        sum.errors += s.failed;
         sum.replica_minutes += f64::from(s.replicas) * s.every_s / 60.0;
         if self.last_replicas.is_some_and(|r| r != s.replicas) {
             sum.actions += 1;
@@ -237,15 +237,17 @@ mod tests {
 
     use super::*;
 
-    fn scrape(at_s: f64, durations_s: Vec<f64>, refused: u64, replicas: u32, ready: u32) -> Scrape {
+    fn scrape(at_s: f64, durations_s: Vec<f64>, failed: u64, replicas: u32, ready: u32) -> Scrape {
         Scrape {
             at_s,
             every_s: 30.0,
             durations_s,
-            refused,
+            failed,
             replicas,
             ready,
             utilization: Vec::new(),
+            db_use_s: Vec::new(),
+            pool: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! histogram point), published to Kafka in event time (`kafka.rs`, one JSON array per service
 //! and scrape, keyed by the service).
 //!
-//! Not yet: spans (so the trace job's RED and SLOs), refused requests as errors, and the
+//! Not yet: spans (so the trace job's RED and SLOs), failed requests (refused or timed out) as errors, and the
 //! database, cache and GC metrics of the web shop's topology.
 
 pub mod kafka;

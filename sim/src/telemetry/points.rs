@@ -10,6 +10,13 @@
 //! - `cpu.utilization` (1): one point per serving replica (tagged `k8s.pod.name`), so that a
 //!   window's mean is the pods' average, what the HPA's resource metric averages.
 //!
+//! - with a database, `db.client.connection.use_time` (s, a histogram of how long the calls
+//!   that ended held their connection), `db.client.connection.max` (a replica's pool size, the
+//!   setting a pool decision tunes), `db.client.connection.count` (connections in use) and
+//!   `db.client.connection.pending_requests` (callers waiting for one), the last two over
+//!   all replicas (the semantic conventions' `state` and `pool.name` attributes do not split
+//!   a series yet: issue 15).
+//!
 //! A scrape's points are stamped 1 ms before its interval's end, so that a window whose size
 //! is a multiple of the interval holds exactly the intervals inside it.
 
@@ -28,6 +35,14 @@ pub const AVAILABLE_PODS: &str = "k8s.deployment.available_pods";
 pub const DESIRED_PODS: &str = "k8s.deployment.desired_pods";
 /// A replica's utilisation, 0 to 1.
 pub const CPU_UTILIZATION: &str = "cpu.utilization";
+/// How long database calls held their connection.
+pub const DB_USE_TIME: &str = "db.client.connection.use_time";
+/// A replica's pool size.
+pub const DB_POOL_MAX: &str = "db.client.connection.max";
+/// Connections in use (all replicas).
+pub const DB_POOL_USED: &str = "db.client.connection.count";
+/// Callers waiting for a connection (all replicas).
+pub const DB_POOL_PENDING: &str = "db.client.connection.pending_requests";
 
 /// The relative accuracy of the duration histogram's buckets.
 pub const BUCKET_ACCURACY: f64 = 0.01;
@@ -51,6 +66,17 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
             histogram: Some(h),
             ..point(REQUEST_DURATION, 0.0, "s")
         });
+    }
+    if let Some((size, used, waiting)) = scrape.pool {
+        if let Some(h) = histogram(&scrape.db_use_s) {
+            out.push(MetricPoint {
+                histogram: Some(h),
+                ..point(DB_USE_TIME, 0.0, "s")
+            });
+        }
+        out.push(point(DB_POOL_MAX, size as f64, "{connection}"));
+        out.push(point(DB_POOL_USED, used as f64, "{connection}"));
+        out.push(point(DB_POOL_PENDING, waiting as f64, "{request}"));
     }
     out.push(point(AVAILABLE_PODS, f64::from(scrape.ready), "{pod}"));
     out.push(point(DESIRED_PODS, f64::from(scrape.replicas), "{pod}"));
@@ -156,10 +182,12 @@ mod tests {
             at_s: 60.0,
             every_s: 10.0,
             durations_s: vec![0.1, 0.2, 0.4],
-            refused: 0,
+            failed: 0,
             replicas: 3,
             ready: 2,
             utilization: vec![0.5, 0.25],
+            db_use_s: Vec::new(),
+            pool: None,
         };
         let p = points("checkout", 1_000_000, &s);
         assert!(p
@@ -190,9 +218,36 @@ mod tests {
             0,
             &Scrape {
                 durations_s: vec![],
-                ..s
+                ..s.clone()
             },
         );
         assert_eq!(idle[0].name, AVAILABLE_PODS);
+        // with a database: its pool's points after the durations
+        let db = points(
+            "checkout",
+            0,
+            &Scrape {
+                db_use_s: vec![0.05, 0.07],
+                pool: Some((10, 7, 3)),
+                ..s.clone()
+            },
+        );
+        let names: Vec<&str> = db.iter().take(5).map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                REQUEST_DURATION,
+                DB_USE_TIME,
+                DB_POOL_MAX,
+                DB_POOL_USED,
+                DB_POOL_PENDING
+            ]
+        );
+        let h = db[1].histogram.as_ref().unwrap();
+        assert_eq!((h.count, h.min, h.max), (2, 0.05, 0.07));
+        assert_eq!((db[2].value, db[3].value, db[4].value), (10.0, 7.0, 3.0));
+        for q in &db {
+            q.validate().unwrap();
+        }
     }
 }
