@@ -46,25 +46,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs the loop with the policy `policy(control_url)` for `checkout` and returns the sim's
-/// windows (its JSON lines) and the audit records.
-fn closed_loop(
-    name: &str,
-    policy: impl Fn(&str, &Path) -> String,
-) -> (Vec<serde_json::Value>, Vec<ActionRecord>) {
-    let t = topics(name, 1);
-    let decisions = unique(&format!("{name}.decisions"));
-    let actions = unique(&format!("{name}.actions"));
-    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 1).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("decisions.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let secret = dir.path().join("webhook.key");
-    std::fs::write(&secret, "sim-webhook-secret-0123456789\n").unwrap();
-    let planner = dir.path().join("planner.toml");
-    std::fs::write(
-        &planner,
-        r#"
+/// What one run of the loop left: the sim's windows (its JSON lines), the audit records, the
+/// decisions (parameters and reason) and the processes' logs.
+struct Loop {
+    windows: Vec<serde_json::Value>,
+    audit: Vec<ActionRecord>,
+    decided: Vec<String>,
+    logs: String,
+}
+
+/// The HPA rule on `checkout`'s utilisation, 60 % a replica, 2 to 10 replicas.
+const HPA_RULES: &str = r#"
 window_seconds = 60
 decision_ttl = "1h"
 [[scale]]
@@ -72,9 +64,29 @@ target = "checkout"
 min_replicas = 2
 max_replicas = 10
 metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
-"#,
-    )
-    .unwrap();
+"#;
+
+/// Runs the loop: `apo run` with the planner's `rules`, `apo actuate` with the policy
+/// `policy(control_url, webhook secret)` for `checkout`, and `apo sim` with `sim_flags`
+/// (its load, duration, seed and service), all on one fast clock.
+fn run_loop(
+    name: &str,
+    rules: &str,
+    sim_flags: &[&str],
+    policy: impl Fn(&str, &Path) -> String,
+) -> Loop {
+    let t = topics(name, 1);
+    let decisions = unique(&format!("{name}.decisions"));
+    let actions = unique(&format!("{name}.actions"));
+    let slo = unique(&format!("{name}.slo"));
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions, &slo], 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("decisions.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let secret = dir.path().join("webhook.key");
+    std::fs::write(&secret, "sim-webhook-secret-0123456789\n").unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(&planner, rules).unwrap();
     let control = format!("127.0.0.1:{}", free_port());
     let policy_file = dir.path().join("policy.toml");
     std::fs::write(&policy_file, policy(&format!("http://{control}"), &secret)).unwrap();
@@ -107,6 +119,12 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
     )
     .into_iter()
     .filter(|a| a != "--drain")
+    .chain([
+        "--windows-topic".to_string(),
+        t.stats.clone(),
+        "--slo-topic".to_string(),
+        slo.clone(),
+    ])
     .collect();
     let mut procs = Procs(Vec::new());
     for (args, out) in [(run, "run.log"), (actuate, "actuate.log")] {
@@ -122,7 +140,7 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
     }
     // both ready to read before the sim's time starts
     std::thread::sleep(Duration::from_secs(4));
-    let sim: Vec<String> = [
+    let mut sim: Vec<String> = [
         "sim",
         "--brokers",
         &brokers(),
@@ -134,16 +152,11 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
         &control,
         "--webhook-secret-file",
         &secret.display().to_string(),
-        "--load",
-        "step:20,100,2m",
-        "--duration",
-        "9m",
-        "--seed",
-        "7",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    sim.extend(sim_flags.iter().map(|s| s.to_string()));
     let started = Instant::now();
     let mut child = apo(&sim)
         .env("APO_NOW", &clock)
@@ -163,19 +176,17 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
     };
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    let logs = || {
-        ["sim.log", "run.log", "actuate.log"]
-            .iter()
-            .map(|n| {
-                format!(
-                    "--- {n}\n{}",
-                    std::fs::read_to_string(dir.path().join(n)).unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert!(status.success(), "apo sim failed:\n{}", logs());
+    let logs = ["sim.log", "run.log", "actuate.log"]
+        .iter()
+        .map(|n| {
+            format!(
+                "--- {n}\n{}",
+                std::fs::read_to_string(dir.path().join(n)).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(status.success(), "apo sim failed:\n{logs}");
     let windows: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -192,6 +203,39 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
         })
         .collect();
     drop(procs);
+    Loop {
+        windows,
+        audit,
+        decided,
+        logs,
+    }
+}
+
+/// Runs the loop of a load step (20 to 100 requests/s two minutes in) under the HPA rule with
+/// the policy `policy(control_url)`, checks that it scaled the step away, and returns the
+/// sim's windows and the audit records.
+fn closed_loop(
+    name: &str,
+    policy: impl Fn(&str, &Path) -> String,
+) -> (Vec<serde_json::Value>, Vec<ActionRecord>) {
+    let Loop {
+        windows,
+        audit,
+        decided,
+        logs,
+    } = run_loop(
+        name,
+        HPA_RULES,
+        &[
+            "--load",
+            "step:20,100,2m",
+            "--duration",
+            "9m",
+            "--seed",
+            "7",
+        ],
+        policy,
+    );
     let p95: Vec<f64> = windows
         .iter()
         .map(|w| w["p95_s"].as_f64().unwrap())
@@ -203,8 +247,7 @@ metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
     eprintln!("p95 per minute: {p95:.3?}\nreplicas: {replicas:?}");
     let why = || {
         format!(
-            "p95 {p95:.3?}, replicas {replicas:?}, decisions {decided:#?}, audit {audit:#?}\n{}",
-            logs()
+            "p95 {p95:.3?}, replicas {replicas:?}, decisions {decided:#?}, audit {audit:#?}\n{logs}"
         )
     };
     assert_eq!(windows.len(), 9, "{}", why());
@@ -254,6 +297,115 @@ fn a_load_step_is_scaled_away_through_the_kubernetes_executor() {
         )
     });
     assert!(audit.iter().all(|a| a.actor == "kubernetes"), "{audit:?}");
+}
+
+#[test]
+fn a_pool_too_small_is_grown_by_a_pool_decision_and_verified() {
+    // one replica whose requests each make a 50 ms database call through a pool of 2
+    // connections: 2 / 0.0523 s = 38 calls a second at most. 20 requests/s, then 45 from two
+    // minutes in: the pool is the bottleneck (32 workers and 32 database servers are not);
+    // the planner's pool rule sizes it by Little's law, the webhook executor tunes it, and
+    // the actuator's effect check compares the p95 before and after
+    let rules = r#"
+window_seconds = 60
+decision_ttl = "1h"
+[[pool]]
+target = "checkout"
+min_size = 2
+max_size = 20
+"#;
+    let run = run_loop(
+        "simpool",
+        rules,
+        &[
+            "--replicas",
+            "1",
+            "--max-replicas",
+            "1",
+            "--workers",
+            "32",
+            "--service-time",
+            "10ms",
+            "--db-pool",
+            "2",
+            "--db-servers",
+            "32",
+            "--db-time",
+            "50ms",
+            "--load",
+            "step:20,45,2m",
+            "--duration",
+            "9m",
+            "--seed",
+            "7",
+        ],
+        |url, secret| {
+            format!(
+                "[targets.checkout]\nexecutor = \"webhook\"\ndry_run = false\n\
+                 [targets.checkout.settings.\"db.client.connection.max\"]\nmin = 1\nmax = 20\n\
+                 [targets.checkout.verify]\nmetric = \"http.server.request.duration\"\n\
+                 statistic = \"p95\"\nwindows = 2\nsettle = \"90s\"\n\
+                 [targets.checkout.webhook]\nurl = \"{url}/hooks/checkout\"\nsecret_file = \"{}\"\n",
+                secret.display()
+            )
+        },
+    );
+    let p95: Vec<f64> = run
+        .windows
+        .iter()
+        .map(|w| w["p95_s"].as_f64().unwrap())
+        .collect();
+    let why = || {
+        format!(
+            "p95 {p95:.3?}, decisions {:#?}, audit {:#?}\n{}",
+            run.decided, run.audit, run.logs
+        )
+    };
+    eprintln!(
+        "p95 per minute: {p95:.3?}\naudit: {:?}",
+        run.audit
+            .iter()
+            .map(|a| format!("{} {:?}", a.action, a.outcome))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(p95.len(), 9, "{}", why());
+    // the pool holds the step back; once grown, the p95 is back under 500 ms
+    assert!(p95[1] < 0.5 && p95[2] > 0.5, "{}", why());
+    assert!(p95[7] < 0.5 && p95[8] < 0.5, "{}", why());
+    // and served: a timed-out line fails every request while its p95 (of those served) says
+    // nothing
+    for w in &run.windows[7..] {
+        let (failed, requests) = (
+            w["failed"].as_u64().unwrap(),
+            w["requests"].as_u64().unwrap(),
+        );
+        assert!(requests > 2000 && failed * 100 < requests, "{}", why());
+    }
+    // grown by a tune carried out through the webhook, and its effect verified
+    let tunes: Vec<&ActionRecord> = run.audit.iter().filter(|a| a.action == "tune").collect();
+    assert!(
+        tunes.iter().any(|a| a.outcome == ActionOutcome::Succeeded
+            && a.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("db.client.connection.max"))),
+        "{}",
+        why()
+    );
+    let verdicts: Vec<&ActionRecord> = run.audit.iter().filter(|a| a.action == "verify").collect();
+    assert!(
+        verdicts
+            .iter()
+            .any(|a| a.outcome == ActionOutcome::Verified),
+        "{}",
+        why()
+    );
+    assert!(
+        !run.audit
+            .iter()
+            .any(|a| a.outcome == ActionOutcome::Reverted),
+        "{}",
+        why()
+    );
 }
 
 /// The cells of the report's table row that starts with `label`.
