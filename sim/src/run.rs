@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use crate::control::board::{Board, Command};
 use crate::events::{Events, Nanos};
@@ -60,8 +60,9 @@ pub struct RunSpec<'a> {
     pub window_s: f64,
     /// Scales: at a time (seconds), to a number of replicas.
     pub scales: Vec<(f64, u32)>,
-    /// Pool resizes: at a time (seconds), each replica's pool to a size (with a database).
-    pub pool_sizes: Vec<(f64, usize)>,
+    /// Settings tuned: at a time (seconds), a setting ([`POOL_SETTING`], [`CACHE_SETTING`])
+    /// to a value, as a tune decision would.
+    pub tunes: Vec<(f64, String, f64)>,
     /// The seed.
     pub seed: u64,
     /// Paced against the wall clock and driven by a control board, when given.
@@ -95,6 +96,8 @@ pub struct Scrape {
     /// With a database, at its end: each replica's pool size, and the connections in use and
     /// the callers waiting for one over all replicas.
     pub pool: Option<(usize, usize, usize)>,
+    /// With a cache: its size at its end, and the requests it answered and missed in it.
+    pub cache: Option<(usize, u64, u64)>,
 }
 
 /// A run kept at `speed` times wall time, taking the scales of service `name` from `board`.
@@ -117,7 +120,7 @@ enum Event {
     /// A database call ended.
     DbDone(Call),
     Scale(u32),
-    PoolSize(usize),
+    Tune(String, f64),
     Scrape,
 }
 
@@ -126,6 +129,21 @@ const NS: f64 = 1e9;
 /// The setting a pool decision tunes: each replica's pool size (the OpenTelemetry name of the
 /// metric that reports it).
 pub const POOL_SETTING: &str = "db.client.connection.max";
+
+/// The setting a cache decision tunes: the cache's size in objects (the name of the metric
+/// that reports it).
+pub const CACHE_SETTING: &str = "cache.max_size";
+
+/// Sets `setting` of `service` to `value` at `now` (a setting it does not have: nothing);
+/// the calls that take connections a larger pool frees go to `calls`.
+fn tune(service: &mut Service, setting: &str, value: f64, now: Nanos, calls: &mut Vec<Call>) {
+    let n = value.round().clamp(0.0, u32::MAX as f64) as usize;
+    match setting {
+        POOL_SETTING if service.has_db() => calls.extend(service.resize_pools(n, now)),
+        CACHE_SETTING => service.resize_cache(n),
+        _ => tracing::debug!(setting, "a setting the service does not have"),
+    }
+}
 
 /// Runs `spec`; a scale the service refuses (over its most) is an error.
 pub fn run(spec: &RunSpec<'_>) -> Result<Vec<Window>, String> {
@@ -146,8 +164,8 @@ pub fn run_scraped(
     for &(at, n) in &spec.scales {
         events.at(ns(at), Event::Scale(n));
     }
-    for &(at, n) in &spec.pool_sizes {
-        events.at(ns(at), Event::PoolSize(n));
+    for (at, setting, value) in &spec.tunes {
+        events.at(ns(*at), Event::Tune(setting.clone(), *value));
     }
     let windows = (spec.duration_s / spec.window_s).ceil().max(1.0) as usize;
     let mut state: Vec<(u32, u32)> = vec![(0, 0); windows];
@@ -173,6 +191,7 @@ pub fn run_scraped(
         utilization: Vec::new(),
         db_use_s: Vec::new(),
         pool: None,
+        cache: service.cache().map(|(size, _)| (size, 0, 0)),
     };
     if let Some(every) = scrape_s {
         events.at(ns(every), Event::Scrape);
@@ -202,10 +221,7 @@ pub fn run_scraped(
                         service: s,
                         setting,
                         value,
-                    } if s == p.name && setting == POOL_SETTING && service.has_db() => {
-                        let size = value.round().clamp(0.0, u32::MAX as f64) as usize;
-                        calls.extend(service.resize_pools(size, now));
-                    }
+                    } if s == p.name => tune(&mut service, &setting, value, now, &mut calls),
                     _ => {}
                 }
             }
@@ -261,8 +277,8 @@ pub fn run_scraped(
                 own_work.push((c.replica, c.job));
                 None
             }
-            Event::PoolSize(n) => {
-                calls.extend(service.resize_pools(n, now));
+            Event::Tune(setting, value) => {
+                tune(&mut service, &setting, value, now, &mut calls);
                 None
             }
             Event::Scale(n) => {
@@ -276,6 +292,9 @@ pub fn run_scraped(
                 scrape.ready = service.ready(now);
                 scrape.utilization = service.utilization(now, ns(every));
                 scrape.pool = service.has_db().then(|| service.pools());
+                if let (Some(c), Some((size, _))) = (&mut scrape.cache, service.cache()) {
+                    c.0 = size;
+                }
                 let next = Scrape {
                     at_s: 0.0,
                     every_s: every,
@@ -286,6 +305,7 @@ pub fn run_scraped(
                     utilization: Vec::new(),
                     db_use_s: Vec::new(),
                     pool: None,
+                    cache: service.cache().map(|(size, _)| (size, 0, 0)),
                 };
                 if !scraped(std::mem::replace(&mut scrape, next)) {
                     let end = window_of(now.saturating_sub(1)) + 1;
@@ -312,7 +332,14 @@ pub fn run_scraped(
                 started = service.finish(r).map(|j| (r, j));
                 continue;
             }
-            if service.has_db() {
+            let hit = service.cache().is_some() && {
+                let hit = service.cache_hit(rng.random::<f64>());
+                if let Some((_, hits, misses)) = &mut scrape.cache {
+                    *if hit { hits } else { misses } += 1;
+                }
+                hit
+            };
+            if service.has_db() && !hit {
                 // its call first: at once with a free connection, else when one is released
                 calls.extend(service.acquire(r, job, now));
             } else {
@@ -386,7 +413,7 @@ mod tests {
             scales: vec![(130.0, 6)],
             seed: 7,
             paced: None,
-            pool_sizes: Vec::new(),
+            tunes: Vec::new(),
             scrape_s: None,
         };
         let w = run(&spec).unwrap();
@@ -444,7 +471,7 @@ mod tests {
             scales: vec![(300.0, 4)],
             seed: 11,
             paced: None,
-            pool_sizes: Vec::new(),
+            tunes: Vec::new(),
             scrape_s: Some(10.0),
         };
         let mut scrapes = Vec::new();
@@ -512,7 +539,7 @@ mod tests {
             scales: Vec::new(),
             seed: 3,
             paced: None,
-            pool_sizes: Vec::new(),
+            tunes: Vec::new(),
             scrape_s: Some(10.0),
         };
         let mut ended = 0u64;
@@ -568,7 +595,7 @@ mod tests {
             duration_s: 240.0,
             window_s: 60.0,
             scales: Vec::new(),
-            pool_sizes: vec![(120.0, 8)],
+            tunes: vec![(120.0, POOL_SETTING.into(), 8.0)],
             seed: 11,
             paced: None,
             scrape_s: Some(10.0),
@@ -605,5 +632,69 @@ mod tests {
         assert!((mean - 0.0523).abs() < 0.003, "{mean}");
         let busy = last.iter().sum::<f64>() / 60.0;
         assert!((busy - 60.0 * 0.0523).abs() < 0.4, "{busy}");
+    }
+
+    #[test]
+    fn a_cache_too_small_overloads_the_database_until_it_grows() {
+        use crate::service::{CacheConfig, DbConfig};
+        // 60 requests/s; a miss makes a 50 ms database call, the database serving 2 at once
+        // (38 calls/s at most). 100 000 objects of Zipf(0.9) popularity: a cache of 1 000
+        // answers 34.2 % (Che), so 39.5 misses/s overload the database; one of 9 000 answers
+        // 59 %, 24.6 misses/s
+        let rate = |_: f64| 60.0;
+        let spec = RunSpec {
+            service: ServiceConfig {
+                workers: 64,
+                median_s: 0.01,
+                sigma: 0.3,
+                db: Some(DbConfig {
+                    pool_size: 64,
+                    servers: 2,
+                    median_s: 0.05,
+                    sigma: 0.3,
+                }),
+                cache: Some(CacheConfig {
+                    objects: 100_000,
+                    alpha: 0.9,
+                    size: 1000,
+                }),
+                ..ServiceConfig::default()
+            },
+            replicas: 1,
+            rate: &rate,
+            peak: 60.0,
+            duration_s: 360.0,
+            window_s: 60.0,
+            scales: Vec::new(),
+            tunes: vec![(180.0, CACHE_SETTING.into(), 9000.0)],
+            seed: 5,
+            paced: None,
+            scrape_s: Some(10.0),
+        };
+        let mut scrapes = Vec::new();
+        let w = run_scraped(&spec, &mut |s| {
+            scrapes.push(s);
+            true
+        })
+        .unwrap();
+        let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();
+        assert!(p95[2] > 2.0, "the database's line grows: {p95:?}");
+        assert!(p95[5] < 0.5, "{p95:?}");
+        // the hits are Che's hit ratio of each size (binomial, 4 sigma)
+        // (a scrape reports the size at its end: the one ending at 180 s, 9 000)
+        for (from, to, size) in [(0, 17, 1000usize), (18, 36, 9000)] {
+            let (hits, misses) = scrapes[from..to]
+                .iter()
+                .map(|s| s.cache.unwrap())
+                .inspect(|c| assert_eq!(c.0, size))
+                .fold((0u64, 0u64), |(h, m), c| (h + c.1, m + c.2));
+            let n = (hits + misses) as f64;
+            let expected = crate::cache::hit_ratio(&crate::cache::zipf(100_000, 0.9), size);
+            let sd = (expected * (1.0 - expected) / n).sqrt();
+            assert!(
+                ((hits as f64 / n) - expected).abs() < 4.0 * sd,
+                "size {size}: {hits} of {n}, expected {expected}"
+            );
+        }
     }
 }

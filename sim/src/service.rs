@@ -26,6 +26,19 @@ pub struct DbConfig {
     pub sigma: f64,
 }
 
+/// A service's cache in front of its database: requests for `objects` objects with Zipf
+/// popularity `alpha`, an LRU cache of `size` of them; a hit answers without the database
+/// call, with the hit ratio Che's approximation gives for the size (`cache.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Objects requested.
+    pub objects: usize,
+    /// The Zipf exponent of their popularity.
+    pub alpha: f64,
+    /// Objects the cache holds at the start.
+    pub size: usize,
+}
+
 /// A database call: the request's job, on a replica, holding a connection since a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {
@@ -61,6 +74,8 @@ pub struct ServiceConfig {
     /// connection from its replica's pool, held while the call waits for and is served by
     /// the database.
     pub db: Option<DbConfig>,
+    /// Its cache in front of the database (with `db`).
+    pub cache: Option<CacheConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -76,6 +91,7 @@ impl Default for ServiceConfig {
             timeout: None,
             queue_limit: None,
             db: None,
+            cache: None,
         }
     }
 }
@@ -135,6 +151,8 @@ pub struct Service {
     db: Option<(Station<Call>, LogNormal<f64>)>,
     /// Each replica's pool size now.
     pool_size: usize,
+    /// The cache: its objects' popularity, its size and its hit ratio at that size.
+    cache: Option<(Vec<f64>, usize, f64)>,
 }
 
 impl Service {
@@ -171,6 +189,23 @@ impl Service {
             None => None,
         };
         let pool_size = cfg.db.as_ref().map_or(0, |d| d.pool_size);
+        let cache = match &cfg.cache {
+            Some(_) if cfg.db.is_none() => {
+                return Err("a cache is in front of a database: give the service one".into())
+            }
+            Some(c) => {
+                if c.objects == 0 || !(c.alpha.is_finite() && c.alpha > 0.0) {
+                    return Err(format!(
+                        "a cache needs objects and a positive Zipf exponent (got {}, {})",
+                        c.objects, c.alpha
+                    ));
+                }
+                let p = crate::cache::zipf(c.objects, c.alpha);
+                let h = crate::cache::hit_ratio(&p, c.size);
+                Some((p, c.size, h))
+            }
+            None => None,
+        };
         let mut s = Service {
             cfg,
             service_time,
@@ -178,6 +213,7 @@ impl Service {
             next_id: 0,
             db,
             pool_size,
+            cache,
         };
         s.scale_to(replicas, 0).map_err(|e| e.to_string())?;
         for r in &mut s.replicas {
@@ -373,6 +409,25 @@ impl Service {
         (self.pool_size, used, waiting)
     }
 
+    /// Whether a request is answered from the cache (`u`, uniform in [0, 1), under the hit
+    /// ratio); always `false` without one.
+    pub fn cache_hit(&self, u: f64) -> bool {
+        self.cache.as_ref().is_some_and(|(_, _, h)| u < *h)
+    }
+
+    /// The cache's size and hit ratio, with one.
+    pub fn cache(&self) -> Option<(usize, f64)> {
+        self.cache.as_ref().map(|(_, size, h)| (*size, *h))
+    }
+
+    /// Resizes the cache (with one) to `size` objects: its hit ratio is that size's from now.
+    pub fn resize_cache(&mut self, size: usize) {
+        if let Some((p, s, h)) = &mut self.cache {
+            *s = size;
+            *h = crate::cache::hit_ratio(p, size);
+        }
+    }
+
     /// A call reaches the database: `Some` when it is served at once (schedule its end).
     pub fn db_arrive(&mut self, call: Call) -> Option<Call> {
         match &mut self.db {
@@ -405,6 +460,7 @@ mod tests {
             timeout: None,
             queue_limit: None,
             db: None,
+            cache: None,
         }
     }
 

@@ -234,7 +234,7 @@ fn a_paced_run_takes_the_scale_an_executor_asked_for() {
             name: "checkout".into(),
             speed,
         }),
-        pool_sizes: Vec::new(),
+        tunes: Vec::new(),
         scrape_s: None,
     };
     let started = std::time::Instant::now();

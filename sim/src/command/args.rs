@@ -57,6 +57,17 @@ pub struct SimArgs {
     /// The database call time's log-normal sigma.
     #[arg(long, default_value_t = 0.3)]
     pub db_sigma: f64,
+    /// A cache in front of the database (with --db-pool) holding this many objects (the
+    /// setting `cache.max_size` a cache decision tunes): a hit answers without the database
+    /// call, at the hit ratio an LRU cache of that size has under Zipf requests.
+    #[arg(long)]
+    pub cache_size: Option<usize>,
+    /// Objects the requests ask for (with --cache-size).
+    #[arg(long, default_value_t = 100_000)]
+    pub cache_objects: usize,
+    /// The Zipf exponent of the objects' popularity (with --cache-size).
+    #[arg(long, default_value_t = 0.9)]
+    pub cache_alpha: f64,
     /// How long a new replica takes before it serves.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub startup: Duration,

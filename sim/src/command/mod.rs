@@ -20,7 +20,7 @@ use crate::control::board::Board;
 use crate::control::http::{serve, ControlServer};
 use crate::load::{Load, Trace};
 use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
-use crate::service::{DbConfig, ServiceConfig};
+use crate::service::{CacheConfig, DbConfig, ServiceConfig};
 use crate::telemetry::kafka::KafkaTelemetry;
 use crate::telemetry::points::points;
 
@@ -90,6 +90,11 @@ impl Prepared {
                 servers: a.db_servers,
                 median_s: a.db_time.as_secs_f64(),
                 sigma: a.db_sigma,
+            }),
+            cache: a.cache_size.map(|size| CacheConfig {
+                objects: a.cache_objects,
+                alpha: a.cache_alpha,
+                size,
             }),
         };
         crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
@@ -236,7 +241,7 @@ impl Prepared {
                 name: a.service.clone(),
                 speed,
             }),
-            pool_sizes: Vec::new(),
+            tunes: Vec::new(),
             scrape_s: Some(a.scrape.as_secs_f64()),
         };
         let mut failed: Option<anyhow::Error> = None;

@@ -248,6 +248,7 @@ mod tests {
             utilization: Vec::new(),
             db_use_s: Vec::new(),
             pool: None,
+            cache: None,
         }
     }
 

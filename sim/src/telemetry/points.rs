@@ -17,6 +17,10 @@
 //!   all replicas (the semantic conventions' `state` and `pool.name` attributes do not split
 //!   a series yet: issue 15).
 //!
+//! - with a cache, `cache.hits` and `cache.misses` (the interval's, delta counters) and
+//!   `cache.max_size` (objects, the setting a cache decision tunes): no semantic convention
+//!   names a cache's metrics; these are the cache rule's defaults.
+//!
 //! A scrape's points are stamped 1 ms before its interval's end, so that a window whose size
 //! is a multiple of the interval holds exactly the intervals inside it.
 
@@ -43,6 +47,12 @@ pub const DB_POOL_MAX: &str = "db.client.connection.max";
 pub const DB_POOL_USED: &str = "db.client.connection.count";
 /// Callers waiting for a connection (all replicas).
 pub const DB_POOL_PENDING: &str = "db.client.connection.pending_requests";
+/// Requests the cache answered in a scrape interval (a delta counter).
+pub const CACHE_HITS: &str = "cache.hits";
+/// Requests it missed (a delta counter).
+pub const CACHE_MISSES: &str = "cache.misses";
+/// Its size, objects.
+pub const CACHE_MAX_SIZE: &str = "cache.max_size";
 
 /// The relative accuracy of the duration histogram's buckets.
 pub const BUCKET_ACCURACY: f64 = 0.01;
@@ -77,6 +87,11 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
         out.push(point(DB_POOL_MAX, size as f64, "{connection}"));
         out.push(point(DB_POOL_USED, used as f64, "{connection}"));
         out.push(point(DB_POOL_PENDING, waiting as f64, "{request}"));
+    }
+    if let Some((size, hits, misses)) = scrape.cache {
+        out.push(point(CACHE_HITS, hits as f64, "{request}"));
+        out.push(point(CACHE_MISSES, misses as f64, "{request}"));
+        out.push(point(CACHE_MAX_SIZE, size as f64, "{object}"));
     }
     out.push(point(AVAILABLE_PODS, f64::from(scrape.ready), "{pod}"));
     out.push(point(DESIRED_PODS, f64::from(scrape.replicas), "{pod}"));
@@ -188,6 +203,7 @@ mod tests {
             utilization: vec![0.5, 0.25],
             db_use_s: Vec::new(),
             pool: None,
+            cache: None,
         };
         let p = points("checkout", 1_000_000, &s);
         assert!(p
