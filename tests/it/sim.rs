@@ -515,6 +515,66 @@ windows = 2
     run.verified_without_revert();
 }
 
+#[test]
+fn a_pool_shrunk_into_a_slower_service_is_reverted_by_the_effect_check() {
+    // 30 requests/s through a pool of 4 (50 ms calls: 1.6 connections in use). The pool rule
+    // keeps the pool at most 80 % busy: 2 connections, which it asks for once two windows
+    // allow it; at 78 % busy the calls wait for connections and the p95 grows by more than
+    // the policy's 20 %, so the actuator's effect check sets the pool back
+    let rules = r#"
+window_seconds = 60
+decision_ttl = "1h"
+[[pool]]
+target = "checkout"
+max_size = 20
+lookback = 2
+"#;
+    let run = run_loop(
+        "simshrink",
+        rules,
+        &[
+            "--replicas",
+            "1",
+            "--max-replicas",
+            "1",
+            "--workers",
+            "32",
+            "--service-time",
+            "10ms",
+            "--db-pool",
+            "4",
+            "--db-servers",
+            "32",
+            "--db-time",
+            "50ms",
+            "--load",
+            "step:30,30,0s",
+            "--duration",
+            "9m",
+            "--seed",
+            "7",
+        ],
+        |url, secret| tune_policy("db.client.connection.max", 1, 20, "30s", url, secret),
+    );
+    run.show();
+    let why = || run.why();
+    assert!(
+        run.audit
+            .iter()
+            .any(|a| a.action == "tune" && a.outcome == ActionOutcome::Succeeded),
+        "{}",
+        why()
+    );
+    // the shrink reverted: the verdict, and the pool set back through the webhook
+    assert!(
+        run.audit
+            .iter()
+            .any(|a| a.action == "verify" && a.outcome == ActionOutcome::Reverted),
+        "{}",
+        why()
+    );
+}
+
 /// The cells of the report's table row that starts with `label`.
 fn row(table: &str, label: &str) -> Vec<String> {
     let line = table

@@ -653,6 +653,12 @@ fn pool(
     let current = state.size?;
     let recent: Vec<f64> = state.recent.iter().map(|(_, b)| *b).collect();
     let sizing = size_for(p, &recent, current)?;
+    if sizing.size < current && recent.len() < p.lookback {
+        // Not yet `lookback` windows seen: too few to shrink on (the first window of a
+        // series that began mid-window counts only the uses of its part, and shrank a pool
+        // into collapse in the closed loop).
+        return None;
+    }
     let (peak_start, _) = state
         .recent
         .iter()
@@ -1389,6 +1395,35 @@ mod tests {
         let mut odd = pool_window(T0 + 6 * MIN, 9_000, 400.0, Some(3.0));
         odd[0].unit = "By".into();
         assert!(plan(&cfg, &key, &mut states, odd).is_empty());
+
+        // a pool first seen quiet (a series' first window may hold part of a window's
+        // uses): not shrunk before `lookback` windows allow it; grown at once
+        let mut states = PlannerState::default();
+        let mut step = |k: i64, uses: u64| {
+            plan(
+                &cfg,
+                &key,
+                &mut states,
+                pool_window(T0 + k * MIN, uses, 50.0, Some(4.0)),
+            )
+        };
+        // 600 uses a minute held 50 ms: 0.5 in use → 1, but only 1 then 2 windows seen
+        assert!(step(0, 600).is_empty());
+        assert!(step(1, 600).is_empty());
+        let d = step(2, 600);
+        assert_eq!(d[0].tune.as_ref().map(|t| t.to), Some(1.0), "{d:#?}");
+        let mut states = PlannerState::default();
+        let d = plan(
+            &cfg,
+            &key,
+            &mut states,
+            pool_window(T0, 6_000, 50.0, Some(4.0)),
+        );
+        assert_eq!(
+            d[0].tune.as_ref().map(|t| t.to),
+            Some(7.0),
+            "5 in use: grown at once"
+        );
     }
 
     #[test]
