@@ -222,6 +222,12 @@ pub fn run_scraped(
                         setting,
                         value,
                     } if s == p.name => tune(&mut service, &setting, value, now, &mut calls),
+                    Command::Rollback { service: s } if s == p.name && !service.roll_back() => {
+                        tracing::warn!(
+                            service = %s,
+                            "a rollback with no stable version to go back to: nothing changed"
+                        );
+                    }
                     _ => {}
                 }
             }

@@ -76,6 +76,9 @@ pub struct ServiceConfig {
     pub db: Option<DbConfig>,
     /// Its cache in front of the database (with `db`).
     pub cache: Option<CacheConfig>,
+    /// The median service time of its stable version, seconds: a rollback sets the service
+    /// time to it (`None`: nothing to roll back to, a rollback changes nothing).
+    pub stable_median_s: Option<f64>,
 }
 
 impl Default for ServiceConfig {
@@ -92,6 +95,7 @@ impl Default for ServiceConfig {
             queue_limit: None,
             db: None,
             cache: None,
+            stable_median_s: None,
         }
     }
 }
@@ -352,6 +356,26 @@ impl Service {
         (self.service_time.sample(rng) * 1e9).round() as Nanos
     }
 
+    /// Rolls back to the stable version: its service time's median from now on. `false`
+    /// when it has none to roll back to.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(m) = self
+            .cfg
+            .stable_median_s
+            .filter(|m| m.is_finite() && *m > 0.0)
+        else {
+            return false;
+        };
+        match LogNormal::new(m.ln(), self.cfg.sigma) {
+            Ok(t) => {
+                self.service_time = t;
+                self.cfg.median_s = m;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Whether its requests call a database.
     pub fn has_db(&self) -> bool {
         self.db.is_some()
@@ -461,6 +485,7 @@ mod tests {
             queue_limit: None,
             db: None,
             cache: None,
+            stable_median_s: None,
         }
     }
 
@@ -561,5 +586,30 @@ mod tests {
         );
         assert_eq!(s.finish(0), Some(job(1, 0)));
         assert_eq!(s.arrive(job(3, 0), 0), Arrival::Queued(0), "room again");
+    }
+
+    #[test]
+    fn a_rollback_returns_to_the_stable_service_time() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let median = |s: &Service, rng: &mut StdRng| {
+            let mut t: Vec<Nanos> = (0..20_001).map(|_| s.service_time(rng)).collect();
+            t.sort_unstable();
+            t[10_000] as f64 / 1e9
+        };
+        let mut s = Service::new(cfg(), 1).unwrap();
+        assert!(!s.roll_back(), "no stable version: nothing to go back to");
+        let mut s2 = Service::new(
+            ServiceConfig {
+                median_s: 0.2,
+                stable_median_s: Some(0.1),
+                ..cfg()
+            },
+            1,
+        )
+        .unwrap();
+        assert!((median(&s2, &mut rng) - 0.2).abs() < 0.01);
+        assert!(s2.roll_back());
+        assert!((median(&s2, &mut rng) - 0.1).abs() < 0.005);
+        assert!((median(&s, &mut rng) - 0.1).abs() < 0.005, "unchanged");
     }
 }

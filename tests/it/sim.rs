@@ -163,6 +163,18 @@ fn run_loop(
     sim_flags: &[&str],
     policy: impl Fn(&str, &Path) -> String,
 ) -> Loop {
+    run_loop_beside(name, rules, sim_flags, &[], policy)
+}
+
+/// [`run_loop`] with more sims beside the one measured (`beside`: each one's flags), on the
+/// same clock and broker, each listening on a port of its own.
+fn run_loop_beside(
+    name: &str,
+    rules: &str,
+    sim_flags: &[&str],
+    beside: &[&[&str]],
+    policy: impl Fn(&str, &Path) -> String,
+) -> Loop {
     let t = topics(name, 1);
     let decisions = unique(&format!("{name}.decisions"));
     let actions = unique(&format!("{name}.actions"));
@@ -228,23 +240,40 @@ fn run_loop(
     }
     // both ready to read before the sim's time starts
     std::thread::sleep(Duration::from_secs(4));
-    let mut sim: Vec<String> = [
-        "sim",
-        "--brokers",
-        &brokers(),
-        "--create-topics",
-        "false",
-        "--metrics-topic",
-        &t.metrics,
-        "--listen",
-        &control,
-        "--webhook-secret-file",
-        &secret.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sim.extend(sim_flags.iter().map(|s| s.to_string()));
+    // `apo sim` on the run's topic, listening at `listen`, with `flags`
+    let sim_args = |listen: &str, flags: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sim",
+            "--brokers",
+            &brokers(),
+            "--create-topics",
+            "false",
+            "--metrics-topic",
+            &t.metrics,
+            "--listen",
+            listen,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(flags.iter().map(|s| s.to_string()));
+        a
+    };
+    for (i, flags) in beside.iter().enumerate() {
+        let other = sim_args(&format!("127.0.0.1:{}", free_port()), flags);
+        procs.0.push(
+            apo(&other)
+                .env("APO_NOW", &clock)
+                .stdout(Stdio::null())
+                .stderr(log(&format!("beside-{i}.log")))
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let secret_s = secret.display().to_string();
+    let mut flags = vec!["--webhook-secret-file", secret_s.as_str()];
+    flags.extend_from_slice(sim_flags);
+    let sim = sim_args(&control, &flags);
     let started = Instant::now();
     let mut child = apo(&sim)
         .env("APO_NOW", &clock)
@@ -573,6 +602,86 @@ lookback = 2
         "{}",
         why()
     );
+}
+
+/// A canary `checkout-canary` of median service time `canary_time` (its stable version's
+/// 100 ms) beside its baseline `checkout` (100 ms), 30 requests/s each on 4 replicas, judged
+/// by the rollback rule on their p95 over 6 windows.
+fn canary_loop(name: &str, canary_time: &str) -> Loop {
+    let rules = r#"
+window_seconds = 60
+decision_ttl = "1h"
+[[rollback]]
+canary = "checkout-canary"
+baseline = "checkout"
+lookback = 6
+min_windows = 6
+[[rollback.metrics]]
+name = "http.server.request.duration"
+statistic = "p95"
+direction = "increase"
+critical = true
+"#;
+    let load = [
+        "--replicas",
+        "4",
+        "--load",
+        "step:30,30,0s",
+        "--duration",
+        "11m",
+        "--seed",
+        "7",
+    ];
+    let canary: Vec<&str> = [
+        "--service",
+        "checkout-canary",
+        "--service-time",
+        canary_time,
+        "--stable-service-time",
+        "100ms",
+    ]
+    .into_iter()
+    .chain(load)
+    .collect();
+    let baseline: Vec<&str> = ["--service", "checkout", "--service-time", "100ms"]
+        .into_iter()
+        .chain(load)
+        .collect();
+    run_loop_beside(name, rules, &canary, &[&baseline], |url, secret| {
+        format!(
+            "[targets.checkout-canary]\nexecutor = \"webhook\"\ndry_run = false\n\
+             [targets.checkout-canary.webhook]\nurl = \"{url}/hooks/checkout-canary\"\n\
+             secret_file = \"{}\"\n",
+            secret.display()
+        )
+    })
+}
+
+#[test]
+fn a_slower_canary_is_rolled_back_and_a_good_one_is_not() {
+    // twice the service time: the judge fails it on its p95 and the webhook executor rolls
+    // it back to the stable version, whose p95 is the baseline's again
+    let bad = canary_loop("simcanary", "200ms");
+    bad.show();
+    let p95 = bad.p95();
+    let rolled: Vec<&ActionRecord> = bad
+        .audit
+        .iter()
+        .filter(|a| a.action == "rollback" && a.outcome == ActionOutcome::Succeeded)
+        .collect();
+    assert_eq!(rolled.len(), 1, "{}", bad.why());
+    assert_eq!(rolled[0].target, "checkout-canary");
+    assert!(p95[..5].iter().all(|p| *p > 0.25), "{}", bad.why());
+    assert!(p95[9] < 0.25 && p95[10] < 0.25, "{}", bad.why());
+    // the same version as the baseline: judged, not rolled back
+    let good = canary_loop("simgoodcanary", "100ms");
+    good.show();
+    assert!(
+        !good.audit.iter().any(|a| a.action == "rollback"),
+        "{}",
+        good.why()
+    );
+    assert!(good.p95().iter().all(|p| *p < 0.25), "{}", good.why());
 }
 
 /// The cells of the report's table row that starts with `label`.

@@ -33,6 +33,10 @@ pub struct SimArgs {
     /// Median service time of a request (log-normal).
     #[arg(long, default_value = "100ms", value_parser = duration)]
     pub service_time: Duration,
+    /// The median service time of the service's stable version: a rollback (the webhook's
+    /// `rollback` action) sets the service time to it. Without it a rollback changes nothing.
+    #[arg(long, value_parser = duration)]
+    pub stable_service_time: Option<Duration>,
     /// The service time's log-normal sigma (its tail: 0.3 gives a p99 about twice the median).
     #[arg(long, default_value_t = 0.3)]
     pub sigma: f64,

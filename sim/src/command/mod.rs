@@ -91,6 +91,7 @@ impl Prepared {
                 median_s: a.db_time.as_secs_f64(),
                 sigma: a.db_sigma,
             }),
+            stable_median_s: a.stable_service_time.map(|d| d.as_secs_f64()),
             cache: a.cache_size.map(|size| CacheConfig {
                 objects: a.cache_objects,
                 alpha: a.cache_alpha,

@@ -44,6 +44,11 @@ pub enum Command {
         /// Its value.
         value: f64,
     },
+    /// Roll `service` back to its stable version (the webhook's `rollback` action).
+    Rollback {
+        /// The service.
+        service: String,
+    },
 }
 
 /// Why the board refused a change (nothing changed).
@@ -211,6 +216,18 @@ impl Board {
             service: service.to_string(),
             setting: setting.to_string(),
             value,
+        });
+        Ok(after)
+    }
+
+    /// Rolls `service` back to its stable version; the workload after (its version moves).
+    pub fn rollback(&self, service: &str) -> Result<Workload, ControlError> {
+        let mut inner = self.lock();
+        let w = inner.writable(service, None)?;
+        w.version += 1;
+        let after = w.clone();
+        inner.pending.push(Command::Rollback {
+            service: service.to_string(),
         });
         Ok(after)
     }

@@ -4,7 +4,8 @@
 //! - `POST /hooks/…`: the `webhook` executor's body (`{"decision": …, "replicas_to": …,
 //!   "tune_to": …}`), its `X-APO-Signature-256` checked when the sim holds the secret, each
 //!   `Idempotency-Key` carried out once (a retry of one already done is answered 200, nothing
-//!   done again). Scales and tunes; any other action is refused (422).
+//!   done again). Scales, tunes and rollbacks (the service back to its stable version); any
+//!   other action is refused (422).
 //! - `GET` / `PUT` / `PATCH` of `/apis/apps/v1/namespaces/NS/{deployments,statefulsets}/NAME/scale`:
 //!   the `kubernetes` executor's scale subresource (an `autoscaling/v1` `Scale`: `spec.replicas`
 //!   asked, `status.replicas` serving, `metadata.resourceVersion` the workload's version). A PUT
@@ -499,10 +500,11 @@ impl Endpoints {
                     }
                 }
             }
+            "rollback" => self.board.rollback(target),
             other => {
                 return refuse(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("the sim carries out scales and tunes, not `{other}`"),
+                    format!("the sim carries out scales, tunes and rollbacks, not `{other}`"),
                 )
             }
         };
