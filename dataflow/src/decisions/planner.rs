@@ -625,7 +625,12 @@ fn pool(
     let (window_start, window_end) = (first.window_start, first.window_end);
     let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
     let size_row = find(&p.size_metric);
-    state.size = count_of(size_row).or(state.size);
+    // A window in which the size changed (a tune carried out in it) tells neither the size
+    // now (its mean is between the two) nor the load on either: no decision on it.
+    let changed = size_row.is_some_and(|r| r.min != r.max);
+    if !changed {
+        state.size = count_of(size_row).or(state.size);
+    }
     let uses = find(&p.use_time_metric)?;
     let Some(unit) = seconds_per(&uses.unit) else {
         tracing::warn!(
@@ -649,6 +654,9 @@ fn pool(
     state.recent.push_back((window_start, in_use));
     while state.recent.len() > p.lookback {
         state.recent.pop_front();
+    }
+    if changed {
+        return None;
     }
     let current = state.size?;
     let recent: Vec<f64> = state.recent.iter().map(|(_, b)| *b).collect();
@@ -1424,6 +1432,14 @@ mod tests {
             Some(7.0),
             "5 in use: grown at once"
         );
+        // the window the pool grew in (4, then 7: its mean 5.5 is neither) decides nothing;
+        // the next, at 7 and as busy, nothing either (5 of 7 in use: on the aim)
+        let mut grew = pool_window(T0 + MIN, 6_000, 50.0, Some(5.5));
+        grew[1].min = 4.0;
+        grew[1].max = 7.0;
+        assert!(plan(&cfg, &key, &mut states, grew).is_empty());
+        let steady = pool_window(T0 + 2 * MIN, 6_000, 50.0, Some(7.0));
+        assert!(plan(&cfg, &key, &mut states, steady).is_empty());
     }
 
     #[test]
