@@ -602,6 +602,13 @@ lookback = 2
         "{}",
         why()
     );
+    // and not asked again (the rule holds its shrinks after one was set back)
+    assert_eq!(
+        run.audit.iter().filter(|a| a.action == "tune").count(),
+        1,
+        "{}",
+        why()
+    );
 }
 
 /// A canary `checkout-canary` of median service time `canary_time` (its stable version's

@@ -102,7 +102,15 @@ struct PoolState {
     recent: std::collections::VecDeque<(i64, f64)>,
     /// The pool's size last seen.
     size: Option<u32>,
+    /// Its last shrink asked for (from, to), until the size shows what became of it.
+    shrunk: Option<(u32, u32)>,
+    /// Until this window start, no shrink: a shrink was set back (the effect check reverted
+    /// it, or someone undid it) and asking again at once would only repeat it.
+    hold_shrinks_until: i64,
 }
+
+/// Windows the pool rule asks for no shrink after one of its shrinks was set back.
+const SHRINK_HOLD_WINDOWS: i64 = 30;
 
 /// One scale target's state on its worker.
 struct TargetState {
@@ -630,6 +638,21 @@ fn pool(
     let changed = size_row.is_some_and(|r| r.min != r.max);
     if !changed {
         state.size = count_of(size_row).or(state.size);
+        if let (Some((from, to)), Some(now)) = (state.shrunk, count_of(size_row)) {
+            if now == from {
+                state.hold_shrinks_until =
+                    window_start + SHRINK_HOLD_WINDOWS * i64::from(config.window_seconds) * 1000;
+                tracing::info!(
+                    target = %p.target,
+                    from,
+                    to,
+                    "the pool's shrink was set back: no shrink for {SHRINK_HOLD_WINDOWS} windows"
+                );
+            }
+            if now != to {
+                state.shrunk = None;
+            }
+        }
     }
     let uses = find(&p.use_time_metric)?;
     let Some(unit) = seconds_per(&uses.unit) else {
@@ -661,12 +684,16 @@ fn pool(
     let current = state.size?;
     let recent: Vec<f64> = state.recent.iter().map(|(_, b)| *b).collect();
     let sizing = size_for(p, &recent, current)?;
-    if sizing.size < current && recent.len() < p.lookback {
+    if sizing.size < current
+        && (recent.len() < p.lookback || window_start < state.hold_shrinks_until)
+    {
         // Not yet `lookback` windows seen: too few to shrink on (the first window of a
         // series that began mid-window counts only the uses of its part, and shrank a pool
-        // into collapse in the closed loop).
+        // into collapse in the closed loop); or a shrink was just set back.
         return None;
     }
+    // a growth of its own is not a shrink set back
+    state.shrunk = (sizing.size < current).then_some((current, sizing.size));
     let (peak_start, _) = state
         .recent
         .iter()
@@ -1440,6 +1467,26 @@ mod tests {
         assert!(plan(&cfg, &key, &mut states, grew).is_empty());
         let steady = pool_window(T0 + 2 * MIN, 6_000, 50.0, Some(7.0));
         assert!(plan(&cfg, &key, &mut states, steady).is_empty());
+
+        // a shrink set back (by the effect check) is not asked again for 30 windows
+        let mut states = PlannerState::default();
+        let mut step = |k: i64, size: f64| {
+            plan(
+                &cfg,
+                &key,
+                &mut states,
+                pool_window(T0 + k * MIN, 600, 50.0, Some(size)),
+            )
+        };
+        assert!(step(0, 4.0).is_empty());
+        assert!(step(1, 4.0).is_empty());
+        assert_eq!(step(2, 4.0)[0].tune.as_ref().map(|t| t.to), Some(1.0));
+        assert!(step(3, 1.0).is_empty(), "shrunk: on the aim");
+        // reverted: 4 again, as quiet; no shrink until window 4 + 30
+        for k in 4..34 {
+            assert!(step(k, 4.0).is_empty(), "window {k}");
+        }
+        assert_eq!(step(34, 4.0)[0].tune.as_ref().map(|t| t.to), Some(1.0));
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! # tolerance = 0.1          # no change while busy / (size x max_utilization) is within 10 % of 1
 //! ```
 //!
+//! A pool shrinks only once `lookback` windows allow it, never on a window in which its size
+//! changed, and not for 30 windows after one of its shrinks was set back (by the actuator's
+//! effect check, or by hand): asking again would repeat the same slower pool.
+//!
 //! The series are a service's (issue 15 splits them by attributes, `pool.name`): one pool per
 //! service.
 
