@@ -134,6 +134,12 @@ pub const POOL_SETTING: &str = "db.client.connection.max";
 /// that reports it).
 pub const CACHE_SETTING: &str = "cache.max_size";
 
+/// Whether `at_s` is a whole multiple of `every_s` (a scrape that ends a window, a minute, an
+/// hour).
+pub fn ends_multiple(at_s: f64, every_s: f64) -> bool {
+    ((at_s / every_s).round() * every_s - at_s).abs() < 1e-6
+}
+
 /// Sets `setting` of `service` to `value` at `now` (a setting it does not have: nothing);
 /// the calls that take connections a larger pool frees go to `calls`.
 fn tune(service: &mut Service, setting: &str, value: f64, now: Nanos, calls: &mut Vec<Call>) {

@@ -333,8 +333,7 @@ impl Progress {
     fn add(&mut self, s: &Scrape) {
         self.durations.extend_from_slice(&s.durations_s);
         self.failed += s.failed;
-        let ends_window = ((s.at_s / self.window_s).round() * self.window_s - s.at_s).abs() < 1e-6;
-        if !ends_window {
+        if !crate::run::ends_multiple(s.at_s, self.window_s) {
             return;
         }
         self.durations.sort_by(f64::total_cmp);

@@ -9,7 +9,7 @@
 use apo_dataflow::DDSketch;
 
 use crate::command::RateFn;
-use crate::run::Scrape;
+use crate::run::{ends_multiple, Scrape};
 
 /// The percentiles' relative accuracy.
 const ACCURACY: f64 = 0.005;
@@ -104,6 +104,17 @@ impl Summary {
     }
 }
 
+/// `q` (0 to 1) of `values` by the nearest rank (0 when empty).
+pub fn nearest_rank(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
 /// Measures a run scrape by scrape.
 pub struct Measure {
     objective: Objective,
@@ -176,20 +187,13 @@ impl Measure {
             _ => {}
         }
         sum.short_at_end_s = self.short_since.map_or(0.0, |from| s.at_s - from);
-        let ends_minute = ((s.at_s / self.minute_s).round() * self.minute_s - s.at_s).abs() < 1e-6;
-        if ends_minute {
+        if ends_multiple(s.at_s, self.minute_s) {
             self.close_minute(s);
         }
     }
 
     fn close_minute(&mut self, s: &Scrape) {
-        self.minute.sort_by(f64::total_cmp);
-        let p95 = if self.minute.is_empty() {
-            0.0
-        } else {
-            let rank = (0.95 * self.minute.len() as f64).ceil() as usize;
-            self.minute[rank.clamp(1, self.minute.len()) - 1]
-        };
+        let p95 = nearest_rank(&self.minute, 0.95);
         let requests = self.minute.len() as u64;
         let errors = self.minute_errors;
         let all = requests + errors;

@@ -365,7 +365,7 @@ fn start(
                 let started = Instant::now();
                 let r = sim.run_observed(&client, &address, &stop, &mut |s, _| {
                     m.add(s);
-                    if ((s.at_s / 3600.0).round() * 3600.0 - s.at_s).abs() < 1e-6 {
+                    if crate::run::ends_multiple(s.at_s, 3600.0) {
                         progress(name, s.at_s, duration_s, started, m.minutes());
                     }
                 });

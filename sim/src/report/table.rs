@@ -2,18 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::report::measure::Summary;
-
-/// `q` (0 to 1) of `values` by the nearest rank (0 when empty).
-fn nearest_rank(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
+use crate::report::measure::{nearest_rank, Summary};
 
 /// A duration in seconds, short: `45 s`, `3.5 min`.
 fn span(s: f64) -> String {
