@@ -89,6 +89,8 @@ pub fn closed_loop(run: &mut RunArgs) -> anyhow::Result<StartTraffic> {
         LOAD.into(),
         "--metrics-topic".into(),
         run.metrics_topic.clone(),
+        "--spans-topic".into(),
+        run.traces.spans_topic.clone(),
         "--webhook-secret-file".into(),
         webhook_key.display().to_string(),
     ]);

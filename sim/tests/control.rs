@@ -16,6 +16,7 @@ use apo_sim::control::http::{serve, ControlServer};
 use apo_sim::load::Shape;
 use apo_sim::run::{run, Paced, RunSpec};
 use apo_sim::service::ServiceConfig;
+use apo_sim::topology::Topology;
 
 const SECRET: &str = "sim-webhook-secret-0123456789";
 
@@ -221,8 +222,7 @@ fn a_paced_run_takes_the_scale_an_executor_asked_for() {
         execute(&policy, &decision("step-up", 2, 6))
     });
     let spec = RunSpec {
-        service: ServiceConfig::default(),
-        replicas: 2,
+        fleet: Topology::single("checkout", ServiceConfig::default(), 2),
         rate: &rate,
         peak: load.peak(),
         duration_s: 420.0,
@@ -231,11 +231,11 @@ fn a_paced_run_takes_the_scale_an_executor_asked_for() {
         seed: 11,
         paced: Some(Paced {
             board: board.clone(),
-            name: "checkout".into(),
             speed,
         }),
         tunes: Vec::new(),
         scrape_s: None,
+        trace_sample: 0.0,
     };
     let started = std::time::Instant::now();
     let w = run(&spec).unwrap();

@@ -53,6 +53,8 @@ struct Loop {
     audit: Vec<ActionRecord>,
     decided: Vec<String>,
     logs: String,
+    /// The service map's edges (a traced run's).
+    edges: Vec<serde_json::Value>,
 }
 
 impl Loop {
@@ -143,16 +145,14 @@ fn tune_policy(
     )
 }
 
-/// The HPA rule on `checkout`'s utilisation, 60 % a replica, 2 to 10 replicas.
-const HPA_RULES: &str = r#"
-window_seconds = 60
-decision_ttl = "1h"
-[[scale]]
-target = "checkout"
-min_replicas = 2
-max_replicas = 10
-metrics = [{ name = "cpu.utilization", average_value = 0.6 }]
-"#;
+/// The HPA rule on `target`'s utilisation, 60 % a replica, 2 to 10 replicas.
+fn hpa_rules(target: &str) -> String {
+    format!(
+        "window_seconds = 60\ndecision_ttl = \"1h\"\n[[scale]]\ntarget = \"{target}\"\n\
+         min_replicas = 2\nmax_replicas = 10\n\
+         metrics = [{{ name = \"cpu.utilization\", average_value = 0.6 }}]\n"
+    )
+}
 
 /// Runs the loop: `apo run` with the planner's `rules`, `apo actuate` with the policy
 /// `policy(control_url, webhook secret)` for `checkout`, and `apo sim` with `sim_flags`
@@ -163,19 +163,25 @@ fn run_loop(
     sim_flags: &[&str],
     policy: impl Fn(&str, &Path) -> String,
 ) -> Loop {
-    run_loop_beside(name, rules, sim_flags, &[], policy)
+    run_loop_beside(name, rules, sim_flags, &[], false, policy)
 }
 
 /// [`run_loop`] with more sims beside the one measured (`beside`: each one's flags), on the
-/// same clock and broker, each listening on a port of its own.
+/// same clock and broker, each listening on a port of its own; `traced`: the sim's spans
+/// through the run's trace pipeline (else the sims send none).
 fn run_loop_beside(
     name: &str,
     rules: &str,
     sim_flags: &[&str],
     beside: &[&[&str]],
+    traced: bool,
     policy: impl Fn(&str, &Path) -> String,
 ) -> Loop {
-    let t = topics(name, 1);
+    let t = if traced {
+        trace_topics(name, 1)
+    } else {
+        topics(name, 1)
+    };
     let decisions = unique(&format!("{name}.decisions"));
     let actions = unique(&format!("{name}.actions"));
     let slo = unique(&format!("{name}.slo"));
@@ -256,6 +262,10 @@ fn run_loop_beside(
         .iter()
         .map(|s| s.to_string())
         .collect();
+        match &t.traces {
+            Some(tt) => a.extend(["--spans-topic".to_string(), tt.spans.clone()]),
+            None => a.extend(["--trace-sample".to_string(), "0".to_string()]),
+        }
         a.extend(flags.iter().map(|s| s.to_string()));
         a
     };
@@ -319,12 +329,20 @@ fn run_loop_beside(
             format!("{} {}", d["params"], d["reason"])
         })
         .collect();
+    let edges = match &t.traces {
+        Some(tt) => consume(&tt.service_map, usize::MAX, Duration::from_secs(3))
+            .iter()
+            .map(|r| serde_json::from_slice(&r.payload).expect("a service-map edge"))
+            .collect(),
+        None => Vec::new(),
+    };
     drop(procs);
     Loop {
         windows,
         audit,
         decided,
         logs,
+        edges,
     }
 }
 
@@ -340,9 +358,10 @@ fn closed_loop(
         audit,
         decided,
         logs,
+        ..
     } = run_loop(
         name,
-        HPA_RULES,
+        &hpa_rules("checkout"),
         &[
             "--load",
             "step:20,100,2m",
@@ -654,7 +673,7 @@ critical = true
         .into_iter()
         .chain(load)
         .collect();
-    run_loop_beside(name, rules, &canary, &[&baseline], |url, secret| {
+    run_loop_beside(name, rules, &canary, &[&baseline], false, |url, secret| {
         format!(
             "[targets.checkout-canary]\nexecutor = \"webhook\"\ndry_run = false\n\
              [targets.checkout-canary.webhook]\nurl = \"{url}/hooks/checkout-canary\"\n\
@@ -786,4 +805,84 @@ fn the_report_runs_one_load_three_ways_through_the_whole_system() {
     );
     let targets: Vec<&str> = decided.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(targets, vec!["checkout-apo", "checkout-hpa"], "{decided:?}");
+}
+
+#[test]
+fn the_shop_scales_the_backend_that_slows_its_frontend_and_its_spans_draw_the_map() {
+    // The web shop (`--topology shop`), 50 then 170 requests/s two minutes in: 60 % of the
+    // frontend's requests call recommendation (2 replicas: about 88 calls/s at most), which
+    // the step overloads; the frontend, waiting, slows down while its own replicas are nearly
+    // idle. The HPA rule on recommendation's utilisation scales it, through the webhook, and
+    // the frontend's p95 comes back; 5 % of the requests traced draw the service map.
+    let run = run_loop_beside(
+        "simshop",
+        &hpa_rules("recommendation"),
+        &[
+            "--topology",
+            "shop",
+            "--load",
+            "step:50,170,2m",
+            "--duration",
+            "9m",
+            "--seed",
+            "7",
+            "--trace-sample",
+            "0.05",
+        ],
+        &[],
+        true,
+        |url, secret| {
+            format!(
+                "[targets.recommendation]\nexecutor = \"webhook\"\ndry_run = false\n\
+                 max_replicas = 10\n[targets.recommendation.webhook]\n\
+                 url = \"{url}/hooks/recommendation\"\nsecret_file = \"{}\"\n",
+                secret.display()
+            )
+        },
+    );
+    run.show();
+    let p95 = run.p95();
+    assert_eq!(run.windows.len(), 9, "{}", run.why());
+    assert!(p95[1] < 0.5 && p95[3] > 0.5, "{}", run.why());
+    let scaled: Vec<&ActionRecord> = run
+        .audit
+        .iter()
+        .filter(|a| a.outcome == ActionOutcome::Succeeded)
+        .collect();
+    assert!(
+        !scaled.is_empty() && scaled.iter().all(|a| a.target == "recommendation"),
+        "{}",
+        run.why()
+    );
+    // the frontend itself was never scaled: its replicas are the two it started with
+    assert!(
+        run.windows.iter().all(|w| w["replicas"] == 2),
+        "{}",
+        run.why()
+    );
+    assert!(p95[7] < 0.5 && p95[8] < 0.5, "{}", run.why());
+    run.served_from(7, 5000);
+    // the map the spans drew: calls, a message, a database, the external API
+    let edges: std::collections::BTreeSet<(String, String, String)> = run
+        .edges
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("client"), s("server"), s("connection_type"))
+        })
+        .collect();
+    for (client, server, kind) in [
+        ("user", "frontend", ""),
+        ("frontend", "recommendation", ""),
+        ("frontend", "product-catalog", ""),
+        ("checkout", "payment", ""),
+        ("payment", "stripe-api", "virtual_node"),
+        ("checkout", "email", "messaging"),
+        ("product-catalog", "postgresql/product-catalog", "database"),
+    ] {
+        assert!(
+            edges.contains(&(client.into(), server.into(), kind.into())),
+            "{client} -> {server} ({kind}) not in {edges:#?}"
+        );
+    }
 }

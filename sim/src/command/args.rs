@@ -17,10 +17,26 @@ pub struct SimArgs {
     /// Topic of its metric points (what `apo run` reads).
     #[arg(long, env = "APO_METRICS_TOPIC", default_value = "apo.metrics")]
     pub metrics_topic: String,
+    /// Topic of its spans (with --trace-sample above 0).
+    #[arg(long, env = "APO_SPANS_TOPIC", default_value = "apo.spans")]
+    pub spans_topic: String,
     /// The service's name: its metrics' `service`, the webhook's and the kubernetes
-    /// Deployment's name, the policy's and the planner's target.
+    /// Deployment's name, the policy's and the planner's target (the entry's with
+    /// --topology shop, whose services have their own names).
     #[arg(long, default_value = "checkout")]
     pub service: String,
+    /// The fleet: `single`, one service (--service) under the load; `shop`, the web shop
+    /// (frontend fanning out to product-catalog with its cache and database, recommendation,
+    /// cart and checkout, which calls payment, which calls the external stripe-api, and sends
+    /// email a message). The service flags below set the single service; every service of
+    /// the shop takes --startup, --timeout, --queue-limit and --max-replicas, its frontend
+    /// --replicas.
+    #[arg(long, default_value = "single")]
+    pub topology: String,
+    /// The share of user requests whose traces are published as spans (head sampling at the
+    /// entry; 0: no spans).
+    #[arg(long, default_value_t = 0.01)]
+    pub trace_sample: f64,
     /// Replicas at the start (serving from the start).
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,

@@ -1,7 +1,8 @@
-//! `apo sim`: one simulated service under a load, paced against the clock (`APO_NOW`'s speed:
+//! `apo sim`: a simulated fleet (one service, or the web shop) under a load, paced against
+//! the clock (`APO_NOW`'s speed:
 //! give the pipeline, the actuator and the sim the same `APO_NOW` to replay faster than real
 //! time), driven through its control endpoints by the actuators' executors, its metrics
-//! published to Kafka in event time as it runs. A progress line per window on stderr; at the
+//! and a sample of its traces published to Kafka in event time as it runs. A progress line per window on stderr; at the
 //! end, each window as a JSON line on stdout.
 
 pub mod args;
@@ -23,6 +24,7 @@ use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
 use crate::service::{CacheConfig, DbConfig, ServiceConfig};
 use crate::telemetry::kafka::KafkaTelemetry;
 use crate::telemetry::points::points;
+use crate::topology::Topology;
 
 /// The request rate at a simulated time.
 pub type RateFn = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
@@ -41,7 +43,11 @@ pub fn sim(a: SimArgs) -> anyhow::Result<()> {
         "(the sim publishes its metrics where `apo run` reads them)",
     )?;
     if a.kafka.create_topics {
-        broker.prepare_topics(&[&a.metrics_topic], true, a.kafka.partitions)?;
+        broker.prepare_topics(
+            &[&a.metrics_topic, &a.spans_topic],
+            true,
+            a.kafka.partitions,
+        )?;
     }
     let sim = Prepared::new(a)?;
     let stop = stop_on_signals()?;
@@ -56,7 +62,7 @@ pub fn sim(a: SimArgs) -> anyhow::Result<()> {
 /// closed loop beside its pipeline.
 pub struct Prepared {
     a: SimArgs,
-    service: ServiceConfig,
+    fleet: Topology,
     rate: RateFn,
     peak: f64,
     duration_s: f64,
@@ -98,7 +104,16 @@ impl Prepared {
                 size,
             }),
         };
-        crate::service::Service::new(service.clone(), a.replicas).map_err(anyhow::Error::msg)?;
+        if !(0.0..=1.0).contains(&a.trace_sample) {
+            bail!("--trace-sample {} is not a share (0 to 1)", a.trace_sample);
+        }
+        let fleet = Topology::named(&a.topology, &a.service, &service, a.replicas)
+            .map_err(anyhow::Error::msg)?;
+        fleet.check().map_err(anyhow::Error::msg)?;
+        for n in &fleet.nodes {
+            crate::service::Service::new(n.service.clone(), n.replicas)
+                .map_err(|e| anyhow::anyhow!("`{}`: {e}", n.name))?;
+        }
         let (rate, peak, trace_s): (RateFn, f64, Option<f64>) = match &a.trace {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -136,13 +151,19 @@ impl Prepared {
             }
             None => None,
         };
-        let board = Board::new([(a.service.as_str(), a.replicas, a.max_replicas)]);
+        let board = Board::new(
+            fleet
+                .nodes
+                .iter()
+                .filter(|n| !n.external)
+                .map(|n| (n.name.as_str(), n.replicas, n.service.max_replicas)),
+        );
         let signed = key.is_some();
         let server = serve(board.clone(), a.listen, key)
             .with_context(|| format!("listening on {}", a.listen))?;
         Ok(Prepared {
             a,
-            service,
+            fleet,
             rate,
             peak,
             duration_s,
@@ -199,12 +220,22 @@ impl Prepared {
         let a = &self.a;
         let speed = apo_core::clock::check()?.speed;
         let mut telemetry = KafkaTelemetry::new(client, &a.metrics_topic)?;
+        let mut traces = KafkaTelemetry::new(client, &a.spans_topic)?;
         let start_ms = apo_core::clock::now_ms();
         if !self.quiet {
+            let entry = &self.fleet.nodes[0].name;
+            if self.fleet.nodes.len() > 1 {
+                let names: Vec<&str> = self.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
+                eprintln!(
+                    "sim: the {} fleet: {} (the load arrives at `{entry}`)",
+                    a.topology,
+                    names.join(", ")
+                );
+            }
             eprintln!(
                 "sim: `{}` ({} replicas of {} workers, median {:?}, start-up {:?}, at most {}) for {} \
                  of simulated time at {}x, metrics to {} on {}",
-                a.service,
+                entry,
                 a.replicas,
                 a.workers,
                 a.service_time,
@@ -219,7 +250,11 @@ impl Prepared {
                 "sim: control endpoints: webhook url {url}/hooks/{svc}{signed}; kubernetes \
                  api_server {url} (any namespace, Deployment `{svc}`)",
                 url = self.server.url(),
-                svc = a.service,
+                svc = if self.fleet.nodes.len() > 1 {
+                    "SERVICE"
+                } else {
+                    entry
+                },
                 signed = if self.signed {
                     " (signed)"
                 } else {
@@ -228,9 +263,15 @@ impl Prepared {
             );
         }
         let window_s = a.window.as_secs_f64();
+        if !self.quiet && a.trace_sample > 0.0 {
+            eprintln!(
+                "sim: {} % of the user requests traced, their spans to {}",
+                a.trace_sample * 100.0,
+                a.spans_topic
+            );
+        }
         let spec = RunSpec {
-            service: self.service.clone(),
-            replicas: a.replicas,
+            fleet: self.fleet.clone(),
             rate: &*self.rate,
             peak: self.peak,
             duration_s: self.duration_s,
@@ -239,22 +280,33 @@ impl Prepared {
             seed: a.seed,
             paced: Some(Paced {
                 board: self.board.clone(),
-                name: a.service.clone(),
                 speed,
             }),
             tunes: Vec::new(),
             scrape_s: Some(a.scrape.as_secs_f64()),
+            trace_sample: a.trace_sample,
         };
+        let fleet = &self.fleet;
         let mut failed: Option<anyhow::Error> = None;
         let mut progress = Progress::new(window_s, a.slo_p95.as_secs_f64(), start_ms);
-        let windows = run_scraped(&spec, &mut |s: Scrape| {
-            if let Err(e) = telemetry.publish(&a.service, &points(&a.service, start_ms, &s)) {
-                failed = Some(anyhow::Error::new(e).context("publishing the sim's metrics"));
-                return false;
+        let windows = run_scraped(&spec, &mut |scrapes: Vec<Scrape>| {
+            for (n, s) in fleet.nodes.iter().zip(&scrapes) {
+                let sent = if n.external {
+                    Ok(())
+                } else {
+                    telemetry.publish(&n.name, &points(&n.name, start_ms, s))
+                };
+                if let Err(e) = sent.and_then(|()| traces.publish_spans(start_ms, &s.spans)) {
+                    failed = Some(anyhow::Error::new(e).context("publishing the sim's telemetry"));
+                    return false;
+                }
             }
-            observe(&s, start_ms);
+            let Some(entry) = scrapes.first() else {
+                return false;
+            };
+            observe(entry, start_ms);
             if !self.quiet {
-                progress.add(&s);
+                progress.add(entry);
             }
             !stop.load(Ordering::Relaxed)
         })
@@ -265,13 +317,19 @@ impl Prepared {
         telemetry
             .flush()
             .context("waiting for the broker to acknowledge the sim's metrics")?;
+        traces
+            .flush()
+            .context("waiting for the broker to acknowledge the sim's spans")?;
         if self.quiet {
             return Ok((windows, start_ms));
         }
         eprintln!(
-            "sim: done, {} points in {} messages; {} of {} windows over the objective",
+            "sim: done, {} points in {} messages, {} spans in {} messages; {} of {} windows \
+             over the objective",
             telemetry.sent.0,
             telemetry.sent.1,
+            traces.sent.0,
+            traces.sent.1,
             progress.over,
             windows.len()
         );

@@ -253,6 +253,7 @@ mod tests {
             db_use_s: Vec::new(),
             pool: None,
             cache: None,
+            spans: Vec::new(),
         }
     }
 

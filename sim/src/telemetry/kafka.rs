@@ -1,12 +1,16 @@
 //! The fleet's metric points to a Kafka topic: one APO JSON array per service and scrape,
 //! keyed by the service (so one service's points stay in order on one partition), sent with
-//! backpressure and tracked until the broker acknowledges them.
+//! backpressure and tracked until the broker acknowledges them. Its spans to another: one APO
+//! JSON array per trace and scrape, keyed by the trace id (as the Collector's Kafka exporter
+//! does with `partition_traces_by_id`).
 
 use std::time::Duration;
 
 use apo_core::kafka::{flush_promptly, send_with_backpressure, DeliveryTracker};
 use apo_core::IngestError;
-use apo_schemas::MetricPoint;
+use std::collections::BTreeMap;
+
+use apo_schemas::{MetricPoint, Span, TraceId};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
@@ -52,6 +56,36 @@ impl KafkaTelemetry {
         self.producer.poll(Duration::ZERO);
         self.sent.0 += points.len() as u64;
         self.sent.1 += 1;
+        Ok(())
+    }
+
+    /// Sends `spans` (times in ns since the run's start, which was `start_ms` since the Unix
+    /// epoch) as one message per trace; a delivery that failed since the last call is an
+    /// error.
+    pub fn publish_spans(&mut self, start_ms: i64, spans: &[Span]) -> Result<(), IngestError> {
+        self.producer.context().check(&self.topic)?;
+        let mut traces: BTreeMap<TraceId, Vec<Span>> = BTreeMap::new();
+        let offset = start_ms.saturating_mul(1_000_000);
+        for s in spans {
+            let mut s = s.clone();
+            s.start_ns = s.start_ns.saturating_add(offset);
+            s.end_ns = s.end_ns.saturating_add(offset);
+            traces.entry(s.trace_id).or_default().push(s);
+        }
+        for (trace, spans) in traces {
+            let body = serde_json::to_vec(&spans)
+                .map_err(|e| IngestError::Config(format!("encoding the sim's spans: {e}")))?;
+            let key = trace.to_string();
+            send_with_backpressure(
+                &self.producer,
+                BaseRecord::to(&self.topic)
+                    .key(key.as_bytes())
+                    .payload(body.as_slice()),
+            )?;
+            self.sent.0 += spans.len() as u64;
+            self.sent.1 += 1;
+        }
+        self.producer.poll(Duration::ZERO);
         Ok(())
     }
 

@@ -204,6 +204,7 @@ mod tests {
             db_use_s: Vec::new(),
             pool: None,
             cache: None,
+            spans: Vec::new(),
         };
         let p = points("checkout", 1_000_000, &s);
         assert!(p
