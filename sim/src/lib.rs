@@ -10,6 +10,8 @@
 //! - [`control`]: the control API the actuators' executors drive: the webhook's endpoint and
 //!   the `apps/v1` scale subresource, over a board of bounded, versioned workloads whose
 //!   commands the simulation takes;
+//! - [`gc`]: a replica's garbage-collected heap, its stop-the-world pauses growing with heap
+//!   pressure;
 //! - [`events`]: the discrete-event clock, events in time order (ties in the order they were
 //!   scheduled, so a seed gives one history);
 //! - [`queue`]: a multi-server FIFO queue (`station.rs`), the M/M/c simulation built on it
@@ -33,13 +35,13 @@
 //! - [`report`]: `apo sim --report`, the effectiveness report: one load three times through
 //!   the whole system (fixed capacity, the HPA rule, APO), a table and a plot.
 //!
-//! To come (issue 18): GC pauses.
 
 pub mod cache;
 pub mod command;
 pub mod control;
 pub mod embedded;
 pub mod events;
+pub mod gc;
 pub mod load;
 pub mod queue;
 pub mod report;

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 
 use crate::events::Nanos;
+use crate::gc::{Heap, HeapConfig};
 use crate::queue::pool::Pool;
 use crate::queue::station::Station;
 
@@ -79,6 +80,9 @@ pub struct ServiceConfig {
     /// The median service time of its stable version, seconds: a rollback sets the service
     /// time to it (`None`: nothing to roll back to, a rollback changes nothing).
     pub stable_median_s: Option<f64>,
+    /// Each replica's garbage-collected heap (`gc.rs`): its collections stop the replica's
+    /// workers (`None`: no collector).
+    pub heap: Option<HeapConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -96,6 +100,7 @@ impl Default for ServiceConfig {
             db: None,
             cache: None,
             stable_median_s: None,
+            heap: None,
         }
     }
 }
@@ -142,6 +147,8 @@ struct Replica {
     busy: Nanos,
     /// Its connection pool to the database (size 0 without one).
     pool: Pool<Job>,
+    /// Its heap (unused without `cfg.heap`).
+    heap: Heap,
 }
 
 /// One service.
@@ -157,6 +164,8 @@ pub struct Service {
     pool_size: usize,
     /// The cache: its objects' popularity, its size and its hit ratio at that size.
     cache: Option<(Vec<f64>, usize, f64)>,
+    /// Each replica's heap limit now, bytes (with `cfg.heap`).
+    heap_limit: f64,
 }
 
 impl Service {
@@ -210,6 +219,10 @@ impl Service {
             }
             None => None,
         };
+        if let Some(h) = &cfg.heap {
+            h.check()?;
+        }
+        let heap_limit = cfg.heap.as_ref().map_or(0.0, |h| h.limit_bytes);
         let mut s = Service {
             cfg,
             service_time,
@@ -218,6 +231,7 @@ impl Service {
             db,
             pool_size,
             cache,
+            heap_limit,
         };
         s.scale_to(replicas, 0).map_err(|e| e.to_string())?;
         for r in &mut s.replicas {
@@ -247,6 +261,7 @@ impl Service {
                 jobs: 0,
                 busy: 0,
                 pool: Pool::new(self.pool_size),
+                heap: Heap::default(),
             });
             self.next_id += 1;
             staying += 1;
@@ -349,6 +364,55 @@ impl Service {
             out.push(u.min(1.0));
         }
         out
+    }
+
+    /// A job on replica `id` begins its work at `now`: its garbage on the replica's heap
+    /// (with one), and when that starts a collection, its pause (ns), counted as busy time
+    /// of every worker (the collector's threads take the cores).
+    pub fn allocate(&mut self, id: u64, now: Nanos) -> Option<Nanos> {
+        let cfg = self.cfg.heap.as_ref()?;
+        let r = self.replicas.iter_mut().find(|r| r.id == id)?;
+        let pause = r.heap.allocate(cfg, self.heap_limit, r.jobs, now)?;
+        r.busy = r
+            .busy
+            .saturating_add(pause.saturating_mul(self.cfg.workers as Nanos));
+        Some(pause)
+    }
+
+    /// When replica `id`'s world runs again (0 without a heap, or when it is gone).
+    pub fn stalled_until(&self, id: u64) -> Nanos {
+        self.replicas
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0, |r| r.heap.paused_until())
+    }
+
+    /// Replica `id`'s pauses so far, ns (0 without a heap, or when it is gone).
+    pub fn paused_total(&self, id: u64) -> Nanos {
+        self.replicas
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0, |r| r.heap.paused_total())
+    }
+
+    /// Sets every replica's heap limit (with a heap) to `bytes`.
+    pub fn resize_heap(&mut self, bytes: f64) {
+        if self.cfg.heap.is_some() && bytes.is_finite() && bytes > 0.0 {
+            self.heap_limit = bytes;
+        }
+    }
+
+    /// With a heap: its limit, and each serving replica's heap in use at `now` (its live set
+    /// and the garbage not yet collected), bytes.
+    pub fn heaps(&self, now: Nanos) -> Option<(f64, Vec<f64>)> {
+        let cfg = self.cfg.heap.as_ref()?;
+        let used = self
+            .replicas
+            .iter()
+            .filter(|r| !r.leaving && r.ready_at <= now)
+            .map(|r| cfg.live(r.jobs) + r.heap.garbage())
+            .collect();
+        Some((self.heap_limit, used))
     }
 
     /// A service time, ns.
@@ -486,6 +550,7 @@ mod tests {
             db: None,
             cache: None,
             stable_median_s: None,
+            heap: None,
         }
     }
 

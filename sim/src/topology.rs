@@ -110,6 +110,7 @@ impl Topology {
             db: None,
             cache: None,
             stable_median_s: None,
+            heap: None,
             ..entry.clone()
         };
         let db = |pool_size: usize, median_s: f64| DbConfig {

@@ -88,6 +88,25 @@ pub struct SimArgs {
     /// The Zipf exponent of the objects' popularity (with --cache-size).
     #[arg(long, default_value_t = 0.9)]
     pub cache_alpha: f64,
+    /// Each replica runs on a garbage-collected heap of this many MiB (the setting
+    /// `jvm.memory.limit`, in bytes, a heap decision tunes): when the garbage of its requests
+    /// fills the heap's free part, a collection stops the replica's workers for a pause that
+    /// grows with the heap's live share. Without it, no collector.
+    #[arg(long)]
+    pub heap_mib: Option<f64>,
+    /// The service's own live set on the heap, MiB (with --heap-mib).
+    #[arg(long, default_value_t = 128.0)]
+    pub heap_live_mib: f64,
+    /// Live memory each request in a replica (served or in line) holds, MiB (with --heap-mib).
+    #[arg(long, default_value_t = 2.0)]
+    pub request_live_mib: f64,
+    /// Garbage each request allocates, MiB (with --heap-mib).
+    #[arg(long, default_value_t = 4.0)]
+    pub request_alloc_mib: f64,
+    /// A collection's pause at an empty heap (with --heap-mib): at live share p, it is this
+    /// over (1 - p).
+    #[arg(long, default_value = "20ms", value_parser = duration)]
+    pub gc_pause: Duration,
     /// How long a new replica takes before it serves.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub startup: Duration,

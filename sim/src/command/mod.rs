@@ -19,6 +19,7 @@ pub use args::SimArgs;
 
 use crate::control::board::Board;
 use crate::control::http::{serve, ControlServer};
+use crate::gc::HeapConfig;
 use crate::load::{Load, Trace};
 use crate::run::{run_scraped, Paced, RunSpec, Scrape, Window};
 use crate::service::{CacheConfig, DbConfig, ServiceConfig};
@@ -98,6 +99,16 @@ impl Prepared {
                 sigma: a.db_sigma,
             }),
             stable_median_s: a.stable_service_time.map(|d| d.as_secs_f64()),
+            heap: a.heap_mib.map(|limit| {
+                const MIB: f64 = 1024.0 * 1024.0;
+                HeapConfig {
+                    limit_bytes: limit * MIB,
+                    live_bytes: a.heap_live_mib * MIB,
+                    request_live_bytes: a.request_live_mib * MIB,
+                    request_alloc_bytes: a.request_alloc_mib * MIB,
+                    young_pause_s: a.gc_pause.as_secs_f64(),
+                }
+            }),
             cache: a.cache_size.map(|size| CacheConfig {
                 objects: a.cache_objects,
                 alpha: a.cache_alpha,

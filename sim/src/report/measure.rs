@@ -253,6 +253,8 @@ mod tests {
             db_use_s: Vec::new(),
             pool: None,
             cache: None,
+            gc_pauses_s: Vec::new(),
+            heap: None,
             spans: Vec::new(),
         }
     }

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::spans::{self, Ids, Traced};
-use super::{ns, RunSpec, Scrape, Window, CACHE_SETTING, NS, POOL_SETTING};
+use super::{ns, RunSpec, Scrape, Window, CACHE_SETTING, HEAP_SETTING, NS, POOL_SETTING};
 use crate::control::board::Command;
 use crate::events::{Events, Nanos};
 use crate::load::next_arrival;
@@ -26,8 +26,12 @@ const PACE_SLACK: Duration = Duration::from_millis(2);
 enum Event {
     /// A user request arrives at the entry.
     Arrival,
-    /// A request's own work ended: node, request.
-    Worked(usize, u64),
+    /// A request's own work ended: node, replica, request, and the replica's pauses when
+    /// its end was last set (pauses since then put it off).
+    Worked(usize, u64, u64, Nanos),
+    /// The world of a replica runs again: a job held back by its pause begins its work:
+    /// node, replica, job.
+    Resume(usize, u64, Job),
     /// A database call of a node ended.
     DbDone(usize, Call),
     /// The caller of a synchronous call stops waiting for it.
@@ -187,8 +191,18 @@ impl<'s, 'a> Sim<'s, 'a> {
                     self.next_arrival(now as f64 / NS);
                     self.arrive(id, now);
                 }
-                Event::Worked(node, id) => self.worked(node, id, now),
+                Event::Worked(node, r, id, mark) => {
+                    // the world stopped while it worked: it ends that much later
+                    let total = self.services[node].paused_total(r);
+                    if total > mark {
+                        self.events
+                            .at(now + (total - mark), Event::Worked(node, r, id, total));
+                    } else {
+                        self.worked(node, id, now);
+                    }
+                }
                 Event::DbDone(node, c) => self.db_done(node, c, now),
+                Event::Resume(node, r, job) => self.own.push((node, r, job)),
                 Event::Timeout(id) => self.give_up(id, now),
                 Event::Scale(n) => {
                     self.services[0]
@@ -273,6 +287,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 self.calls.extend(freed.into_iter().map(|c| (i, c)));
             }
             CACHE_SETTING => s.resize_cache(n),
+            HEAP_SETTING => s.resize_heap(value),
             _ => tracing::debug!(setting, "a setting the service does not have"),
         }
     }
@@ -519,9 +534,23 @@ impl<'s, 'a> Sim<'s, 'a> {
                 }
             }
             for (node, r, job) in std::mem::take(&mut self.own) {
+                // a pause going on holds it back (nothing runs, nothing allocates)
+                let stalled = self.services[node].stalled_until(r);
+                if stalled > now {
+                    self.events.at(stalled, Event::Resume(node, r, job));
+                    continue;
+                }
                 let took = self.services[node].service_time(&mut self.rng);
-                self.services[node].credit(r, took);
-                self.events.at(now + took, Event::Worked(node, job.id));
+                let s = &mut self.services[node];
+                // its garbage may start a collection, which stops it too
+                if let Some(pause) = s.allocate(r, now) {
+                    self.scrapes[node].gc_pauses_s.push(pause as f64 / NS);
+                }
+                let stalled = s.stalled_until(r).saturating_sub(now);
+                s.credit(r, took);
+                let mark = s.paused_total(r);
+                let end = now + stalled + took;
+                self.events.at(end, Event::Worked(node, r, job.id, mark));
             }
         }
     }
@@ -539,6 +568,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             done.ready = s.ready(now);
             done.utilization = s.utilization(now, ns(every));
             done.pool = s.has_db().then(|| s.pools());
+            done.heap = s.heaps(now);
             if let (Some(c), Some((size, _))) = (&mut done.cache, s.cache()) {
                 c.0 = size;
             }

@@ -73,7 +73,7 @@ pub struct RunSpec<'a> {
     /// Scales of the entry: at a time (seconds), to a number of replicas.
     pub scales: Vec<(f64, u32)>,
     /// Settings of the entry tuned: at a time (seconds), a setting ([`POOL_SETTING`],
-    /// [`CACHE_SETTING`]) to a value, as a tune decision would.
+    /// [`CACHE_SETTING`], [`HEAP_SETTING`]) to a value, as a tune decision would.
     pub tunes: Vec<(f64, String, f64)>,
     /// The seed.
     pub seed: u64,
@@ -115,6 +115,11 @@ pub struct Scrape {
     pub pool: Option<(usize, usize, usize)>,
     /// With a cache: its size at its end, and the requests it answered and missed in it.
     pub cache: Option<(usize, u64, u64)>,
+    /// The garbage collections' pauses that began in it, seconds.
+    pub gc_pauses_s: Vec<f64>,
+    /// With a heap, at its end: each replica's heap limit, and each serving replica's heap in
+    /// use, bytes.
+    pub heap: Option<(f64, Vec<f64>)>,
     /// The spans of the sampled requests that ended in it (its server and consumer spans,
     /// the client and producer spans of its calls, its database calls), their times in
     /// nanoseconds since the run's start.
@@ -135,6 +140,8 @@ impl Scrape {
             db_use_s: Vec::new(),
             pool: None,
             cache,
+            gc_pauses_s: Vec::new(),
+            heap: None,
             spans: Vec::new(),
         }
     }
@@ -157,6 +164,8 @@ pub const POOL_SETTING: &str = "db.client.connection.max";
 /// The setting a cache decision tunes: the cache's size in objects (the name of the metric
 /// that reports it).
 pub const CACHE_SETTING: &str = "cache.max_size";
+
+pub use crate::gc::HEAP_SETTING;
 
 /// Whether `at_s` is a whole multiple of `every_s` (a scrape that ends a window, a minute, an
 /// hour).

@@ -549,3 +549,104 @@ fn the_shop_splits_its_load_by_the_calls_chances_and_a_slow_backend_slows_the_fr
     let again = run_at(100.0).0;
     assert_eq!(again, w, "one history per seed");
 }
+
+#[test]
+fn a_heap_too_small_stops_the_world_until_it_grows() {
+    use crate::gc::HeapConfig;
+    const MIB: f64 = 1024.0 * 1024.0;
+    // 40 requests/s on one replica of 8 workers (50 ms median): about 2 in flight, 26 %
+    // busy. Its heap of 480 MiB, 400 live (and 0.5 a request in flight), 4 MiB of garbage a
+    // request: 80 MiB free, a collection every 20 requests (0.5 s) pausing at least
+    // 20 ms / (1 - 400/480) = 120 ms: the world stops a quarter of the time and the tail
+    // grows. Grown to 1 GiB at 120 s: 624 MiB free, a 33 ms pause every 3.9 s.
+    let rate = |_: f64| 40.0;
+    let heap = HeapConfig {
+        limit_bytes: 480.0 * MIB,
+        live_bytes: 400.0 * MIB,
+        request_live_bytes: 0.5 * MIB,
+        request_alloc_bytes: 4.0 * MIB,
+        young_pause_s: 0.02,
+    };
+    let service = ServiceConfig {
+        workers: 8,
+        median_s: 0.05,
+        heap: Some(heap.clone()),
+        ..ServiceConfig::default()
+    };
+    let spec = RunSpec {
+        duration_s: 240.0,
+        tunes: vec![(120.0, HEAP_SETTING.into(), 1024.0 * MIB)],
+        ..fleet_spec(
+            Topology::single("checkout", service.clone(), 1),
+            &rate,
+            40.0,
+        )
+    };
+    let (w, scrapes) = entry_scrapes(&spec);
+    let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();
+    eprintln!("p95 per minute {p95:?}");
+    assert!(p95[1] > 0.15 && p95[3] < 0.1, "{p95:?}");
+    let pauses = |from: usize, to: usize| -> Vec<f64> {
+        scrapes[from..to]
+            .iter()
+            .flat_map(|s| s.gc_pauses_s.iter().copied())
+            .collect()
+    };
+    let (small, large) = (pauses(6, 12), pauses(18, 24));
+    // each pause is the formula's at the live set of its moment: at least the one with
+    // nothing in flight
+    let at = |limit: f64, in_flight: usize| {
+        crate::gc::pause_s(
+            0.02,
+            crate::gc::occupancy(heap.live(in_flight), limit * MIB),
+        )
+    };
+    assert!(small.iter().all(|p| *p >= at(480.0, 0) - 1e-9), "{small:?}");
+    let stopped = small.iter().sum::<f64>() / 60.0;
+    assert!(stopped > 0.15 && stopped < 0.5, "{stopped}");
+    assert!(large.iter().all(|p| *p < at(1024.0, 40)), "{large:?}");
+    assert!(!large.is_empty() && large.iter().sum::<f64>() < 0.02 * 60.0);
+    // the collector's threads take the cores: the pod looks busier while it pauses
+    let busy = |from: usize, to: usize| {
+        scrapes[from..to]
+            .iter()
+            .map(|s| s.utilization[0])
+            .sum::<f64>()
+            / (to - from) as f64
+    };
+    assert!(
+        busy(6, 12) > busy(18, 24) + 0.1,
+        "{} {}",
+        busy(6, 12),
+        busy(18, 24)
+    );
+    let (limit, used) = scrapes[20].heap.clone().unwrap();
+    assert_eq!(limit, 1024.0 * MIB);
+    assert!(used[0] >= 400.0 * MIB && used[0] < 1024.0 * MIB);
+
+    // the heap's arithmetic: no live memory per request, so a collection every 80 / 4 = 20
+    // requests, each exactly 20 ms / (1 - 400/480) = 120 ms
+    let steady = ServiceConfig {
+        workers: 64,
+        heap: Some(HeapConfig {
+            request_live_bytes: 0.0,
+            ..heap
+        }),
+        ..service
+    };
+    let rate = |_: f64| 10.0;
+    let (_, scrapes) = entry_scrapes(&fleet_spec(
+        Topology::single("checkout", steady, 1),
+        &rate,
+        10.0,
+    ));
+    let served: usize = scrapes.iter().map(|s| s.durations_s.len()).sum();
+    let pauses: Vec<f64> = scrapes.iter().flat_map(|s| s.gc_pauses_s.clone()).collect();
+    assert!(pauses.iter().all(|p| (p - 0.12).abs() < 1e-9), "{pauses:?}");
+    // (requests still in service at the end have allocated, and are not counted served)
+    assert!(
+        pauses.len() >= served / 20 && pauses.len() <= served / 20 + 1,
+        "{} pauses for {served} requests",
+        pauses.len()
+    );
+}

@@ -21,6 +21,11 @@
 //!   `cache.max_size` (objects, the setting a cache decision tunes): no semantic convention
 //!   names a cache's metrics; these are the cache rule's defaults.
 //!
+//! - with a heap, `jvm.gc.duration` (s, a histogram of the collections' pauses that began in
+//!   the interval), `jvm.memory.limit` (bytes, a replica's heap limit, the setting a heap
+//!   decision tunes) and `jvm.memory.used` (bytes, one point per serving replica, tagged
+//!   `k8s.pod.name`: a window's mean is the pods' average).
+//!
 //! A scrape's points are stamped 1 ms before its interval's end, so that a window whose size
 //! is a multiple of the interval holds exactly the intervals inside it.
 
@@ -53,6 +58,13 @@ pub const CACHE_HITS: &str = "cache.hits";
 pub const CACHE_MISSES: &str = "cache.misses";
 /// Its size, objects.
 pub const CACHE_MAX_SIZE: &str = "cache.max_size";
+
+/// The collections' pauses.
+pub const GC_DURATION: &str = "jvm.gc.duration";
+/// A replica's heap limit.
+pub const HEAP_LIMIT: &str = "jvm.memory.limit";
+/// A replica's heap in use.
+pub const HEAP_USED: &str = "jvm.memory.used";
 
 /// The relative accuracy of the duration histogram's buckets.
 pub const BUCKET_ACCURACY: f64 = 0.01;
@@ -92,6 +104,21 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
         out.push(point(CACHE_HITS, hits as f64, "{request}"));
         out.push(point(CACHE_MISSES, misses as f64, "{request}"));
         out.push(point(CACHE_MAX_SIZE, size as f64, "{object}"));
+    }
+    if let Some((limit, used)) = &scrape.heap {
+        if let Some(h) = histogram(&scrape.gc_pauses_s) {
+            out.push(MetricPoint {
+                histogram: Some(h),
+                ..point(GC_DURATION, 0.0, "s")
+            });
+        }
+        out.push(point(HEAP_LIMIT, *limit, "By"));
+        for (i, u) in used.iter().enumerate() {
+            let mut p = point(HEAP_USED, *u, "By");
+            p.tags
+                .insert("k8s.pod.name".into(), format!("{service}-{i}"));
+            out.push(p);
+        }
     }
     out.push(point(AVAILABLE_PODS, f64::from(scrape.ready), "{pod}"));
     out.push(point(DESIRED_PODS, f64::from(scrape.replicas), "{pod}"));
@@ -204,6 +231,8 @@ mod tests {
             db_use_s: Vec::new(),
             pool: None,
             cache: None,
+            gc_pauses_s: Vec::new(),
+            heap: None,
             spans: Vec::new(),
         };
         let p = points("checkout", 1_000_000, &s);
@@ -264,6 +293,27 @@ mod tests {
         assert_eq!((h.count, h.min, h.max), (2, 0.05, 0.07));
         assert_eq!((db[2].value, db[3].value, db[4].value), (10.0, 7.0, 3.0));
         for q in &db {
+            q.validate().unwrap();
+        } // with a heap: its pauses, its limit and each serving pod's heap in use
+        let gc = points(
+            "checkout",
+            0,
+            &Scrape {
+                gc_pauses_s: vec![0.12, 0.15],
+                heap: Some((480.0, vec![410.0, 420.0])),
+                ..s.clone()
+            },
+        );
+        let names: Vec<&str> = gc.iter().skip(1).take(4).map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [GC_DURATION, HEAP_LIMIT, HEAP_USED, HEAP_USED]);
+        let h = gc[1].histogram.as_ref().unwrap();
+        assert_eq!((h.count, h.min, h.max), (2, 0.12, 0.15));
+        assert_eq!(
+            (gc[2].value, gc[3].value, gc[4].value),
+            (480.0, 410.0, 420.0)
+        );
+        assert_eq!(gc[4].tags["k8s.pod.name"], "checkout-1");
+        for q in &gc {
             q.validate().unwrap();
         }
     }
