@@ -24,6 +24,10 @@
 //! target = "checkout"
 //! max_size = 50
 //!
+//! [[gc]]                     # a JVM's heap or pause goal from its pauses (gc/)
+//! target = "checkout"
+//! max_heap = 4294967296      # bytes
+//!
 //! [[cache]]                  # a cache sized by its hit ratio's response (cache/)
 //! target = "checkout"
 //! hits_metric = "cache.hits"
@@ -49,6 +53,7 @@ use serde::Deserialize;
 use crate::decisions::cache::CacheTarget;
 use crate::decisions::canary::rule::RollbackTarget;
 use crate::decisions::circuit::breaker::CircuitEdge;
+use crate::decisions::gc::GcTarget;
 use crate::decisions::hpa::behavior::Behavior;
 use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::Predictive;
@@ -155,6 +160,9 @@ pub struct PlannerConfig {
     /// The caches the cache rule sizes.
     #[serde(default)]
     pub cache: Vec<CacheTarget>,
+    /// The JVM services the GC rule tunes.
+    #[serde(default)]
+    pub gc: Vec<GcTarget>,
     /// The canaries the rollback rule judges.
     #[serde(default)]
     pub rollback: Vec<RollbackTarget>,
@@ -230,6 +238,14 @@ impl PlannerConfig {
                 return bad(format!("pool `{}` is sized twice", p.target));
             }
         }
+        let mut heaps = BTreeSet::new();
+        for g in &self.gc {
+            g.check()
+                .map_err(|e| PipelineError::Config(format!("planner file: {e}")))?;
+            if !heaps.insert(g.target.as_str()) {
+                return bad(format!("gc `{}` is tuned twice", g.target));
+            }
+        }
         let mut caches = BTreeSet::new();
         for c in &self.cache {
             c.check()
@@ -278,6 +294,7 @@ impl PlannerConfig {
                     || t.metrics.iter().any(|m| m.name == metric))
         }) || self.pool.iter().any(|p| p.reads(service, metric))
             || self.cache.iter().any(|c| c.reads(service, metric))
+            || self.gc.iter().any(|g| g.reads(service, metric))
             || self.rollback.iter().any(|r| r.reads(service, metric))
     }
 

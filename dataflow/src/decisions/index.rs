@@ -46,6 +46,11 @@ impl SeriesIndex {
                 add(&k.target, m);
             }
         }
+        for g in &c.gc {
+            for m in [&g.pause_metric, &g.limit_metric, &g.used_metric] {
+                add(&g.target, m);
+            }
+        }
         for r in &c.rollback {
             for m in &r.metrics {
                 add(&r.canary, &m.name);
@@ -134,6 +139,9 @@ mod tests {
         misses_metric = "cache.misses"
         size_metric = "cache.max_size"
         max_size = 10000
+        [[gc]]
+        target = "search"
+        max_heap = 4294967296
         [[rollback]]
         target = "checkout"
         canary = "checkout-canary"
@@ -167,6 +175,9 @@ mod tests {
             "cache.misses",
             "cache.max_size",
             "http.server.errors",
+            "jvm.gc.duration",
+            "jvm.memory.limit",
+            "jvm.memory.used",
             "other",
         ]
         .map(String::from)
@@ -196,7 +207,7 @@ mod tests {
                 }
             }
         }
-        assert!(read >= 12, "the cases cover what the rules read: {read}");
+        assert!(read >= 15, "the cases cover what the rules read: {read}");
         assert!(ix.predicts(&c, "checkout", "http.server.request.duration", 60, "mean"));
         assert_eq!(ix.route_key("checkout-canary"), "checkout");
     }

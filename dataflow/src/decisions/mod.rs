@@ -9,6 +9,8 @@
 //! - `cache/`: the cache rule, a cache's size by its hit ratio's response to earlier
 //!   changes (`climb.rs`);
 //! - `pool/`: the pool rule, a connection pool's size by Little's law (`littles_law.rs`);
+//! - `gc/`: the GC rule, a JVM heap's limit or pause goal from its pauses and its live set
+//!   (`heap.rs`);
 //! - `canary/`: the rollback rule's judge, after Kayenta's: the Mann-Whitney U test and the
 //!   Hodges-Lehmann shift with its confidence interval (`mann_whitney.rs`), the per-metric
 //!   classification and the weighted score (`judge.rs`);
@@ -23,6 +25,7 @@ pub(crate) mod cache;
 pub(crate) mod canary;
 pub(crate) mod circuit;
 pub(crate) mod config;
+pub(crate) mod gc;
 pub(crate) mod hpa;
 pub(crate) mod index;
 pub(crate) mod planner;

@@ -40,6 +40,8 @@ use crate::decisions::cache::CacheTarget;
 use crate::decisions::canary::judge::Verdict;
 use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
 use crate::decisions::config::{PlannerConfig, ScaleTarget};
+use crate::decisions::gc::heap::{change as gc_change, live_set, Change, Seen};
+use crate::decisions::gc::{GcTarget, G1_OCCUPANCY, G1_PAUSE_GOAL_MS};
 use crate::decisions::hpa::behavior::Autoscaler;
 use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
 use crate::decisions::index::SeriesIndex;
@@ -79,6 +81,9 @@ pub const CACHE_RULE: &str = "cache";
 /// The pool rule's name in decisions.
 pub const POOL_RULE: &str = "pool";
 
+/// The GC rule's name in decisions.
+pub const GC_RULE: &str = "gc";
+
 /// The rollback rule's name in decisions.
 pub const CANARY_RULE: &str = "canary";
 
@@ -91,6 +96,8 @@ struct PlannerState {
     pool: BTreeMap<String, PoolState>,
     /// Per cache target.
     cache: BTreeMap<String, Climber>,
+    /// Per GC target.
+    gc: BTreeMap<String, GcState>,
     /// Per rollback target.
     canary: BTreeMap<String, CanaryState>,
 }
@@ -107,6 +114,15 @@ struct PoolState {
     /// Until this window start, no shrink: a shrink was set back (the effect check reverted
     /// it, or someone undid it) and asking again at once would only repeat it.
     hold_shrinks_until: i64,
+}
+
+/// One JVM service's state on its worker.
+#[derive(Default)]
+struct GcState {
+    /// Its last heap asked for, until the limit shows it or this window start passes.
+    pending: Option<(f64, i64)>,
+    /// It asked for the pause goal.
+    goal_set: bool,
 }
 
 /// Windows the pool rule asks for no shrink after one of its shrinks was set back.
@@ -252,6 +268,16 @@ fn plan(
                 windows
                     .values()
                     .filter_map(|ws| pool(config, key, p, state, ws)),
+            );
+        }
+    }
+    for g in &config.gc {
+        if let Some(windows) = by_target.get(g.target.as_str()) {
+            let state = states.gc.entry(g.target.clone()).or_default();
+            out.extend(
+                windows
+                    .values()
+                    .filter_map(|ws| gc(config, key, g, state, ws)),
             );
         }
     }
@@ -766,6 +792,119 @@ fn pool(
     ))
 }
 
+/// The GC rule on one window of one target.
+fn gc(
+    config: &PlannerConfig,
+    key: &SigningKey,
+    g: &GcTarget,
+    state: &mut GcState,
+    ws: &[&WindowStats],
+) -> Option<Decision> {
+    let first = ws.first()?;
+    let (window_start, window_end) = (first.window_start, first.window_end);
+    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let limit_row = find(&g.limit_metric)?;
+    // a window in which the limit changed shows neither heap's pauses: no decision on it
+    if limit_row.min != limit_row.max {
+        return None;
+    }
+    let limit = limit_row.mean;
+    if let Some((to, until)) = state.pending {
+        if limit >= to || window_start >= until {
+            state.pending = None;
+        } else {
+            // the heap asked for is not in place yet
+            return None;
+        }
+    }
+    let pauses = find(&g.pause_metric)?;
+    let Some(unit) = seconds_per(&pauses.unit) else {
+        tracing::warn!(
+            target = %g.target,
+            metric = %pauses.metric,
+            unit = %pauses.unit,
+            "the GC rule reads pauses in s, ms, us or ns: this window is skipped"
+        );
+        return None;
+    };
+    let used_row = find(&g.used_metric)?;
+    let seen = Seen {
+        pause_s: pauses.p95 * unit,
+        limit,
+        used: used_row.mean,
+    };
+    let c = gc_change(g, &seen, state.goal_set)?;
+    const MIB: f64 = 1024.0 * 1024.0;
+    let max_ms = g.max_pause.as_secs_f64() * 1000.0;
+    let evidence = vec![
+        Evidence {
+            metric: pauses.metric.clone(),
+            statistic: "p95".into(),
+            window_seconds: pauses.window_seconds,
+            window_start,
+            value: pauses.p95,
+            target: Some(g.max_pause.as_secs_f64() / unit),
+        },
+        mean_evidence(limit_row, None),
+        mean_evidence(used_row, None),
+    ];
+    let seen_line = format!(
+        "GcPause: p95 pause {:.0} ms over {max_ms:.0} ms; live set about {:.0} MiB (2 x {:.0} \
+         MiB used on average - the {:.0} MiB heap) = {:.0} % of the heap",
+        seen.pause_s * 1000.0,
+        live_set(seen.used, limit) / MIB,
+        seen.used / MIB,
+        limit / MIB,
+        live_set(seen.used, limit) / limit * 100.0,
+    );
+    let (setting, from, to, reason) = match c {
+        Change::Heap { to, .. } => {
+            let window_ms = i64::from(config.window_seconds) * 1000;
+            state.pending = Some((to, window_end + PENDING_WINDOWS * window_ms));
+            let why = format!(
+                "{seen_line}, over {:.0} % (G1's InitiatingHeapOccupancyPercent {:.0}); a heap of \
+                 {:.0} MiB holds it at {:.0} % (at most {} x, max_heap {:.0} MiB)",
+                g.occupancy * 100.0,
+                G1_OCCUPANCY * 100.0,
+                to / MIB,
+                g.occupancy * 100.0,
+                g.max_growth,
+                g.max_heap / MIB
+            );
+            (g.limit_metric.clone(), limit, to, why)
+        }
+        Change::PauseGoal { to_ms, .. } => {
+            state.goal_set = true;
+            let why = format!(
+                "{seen_line}: the heap has room (or is at max_heap); G1's pause goal from its \
+                 default {G1_PAUSE_GOAL_MS:.0} ms to {to_ms:.0} ms"
+            );
+            (g.pause_goal_setting.clone(), G1_PAUSE_GOAL_MS, to_ms, why)
+        }
+    };
+    Some(issue(
+        config,
+        key,
+        Draft {
+            rule: GC_RULE,
+            target: &g.target,
+            action: DecisionAction::Tune,
+            params: format!("{setting}:{from}->{to}"),
+            replicas: (None, None),
+            circuit: None,
+            tune: Some(TuneChange {
+                setting,
+                from: Some(from),
+                to,
+            }),
+            reason,
+            evidence,
+            window: (window_start, window_end),
+            window_seconds: config.window_seconds,
+        },
+    ))
+}
+
 /// The cache rule on one window of one target.
 fn cache(
     config: &PlannerConfig,
@@ -912,6 +1051,7 @@ mod tests {
                 predictive: None,
             }],
             pool: vec![],
+            gc: vec![],
             cache: vec![],
             rollback: vec![],
             circuit: vec![],
@@ -1348,6 +1488,104 @@ mod tests {
         assert_eq!(through_the_operator(1, true), one, "one batch");
         assert_eq!(through_the_operator(2, false), one, "two workers");
         assert_eq!(through_the_operator(2, true), one, "two workers, one batch");
+    }
+
+    /// A JVM's windows: the p95 pause `pause_ms` (the histogram in ms; none: no pause in
+    /// it), the heap's limit (`limit_mib`, and its max when it changed in the window) and its
+    /// mean use `used_mib`.
+    fn gc_window(
+        start: i64,
+        pause_ms: Option<f64>,
+        limit_mib: (f64, f64),
+        used_mib: f64,
+    ) -> Vec<WindowStats> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let mut limit = row("jvm.memory.limit", start, limit_mib.0 * MIB);
+        limit.max = limit_mib.1 * MIB;
+        let mut rows = vec![limit, row("jvm.memory.used", start, used_mib * MIB)];
+        rows.extend(pause_ms.map(|p| {
+            let mut r = row("jvm.gc.duration", start, p);
+            r.unit = "ms".into();
+            r
+        }));
+        rows
+    }
+
+    #[test]
+    fn long_pauses_on_a_full_heap_grow_it_once_and_on_a_roomy_one_shorten_the_goal_once() {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg =
+            PlannerConfig::from_toml("[[gc]]\ntarget = \"checkout\"\nmax_heap = 4294967296\n")
+                .unwrap();
+        assert!(
+            cfg.reads("checkout", "jvm.gc.duration") && cfg.reads("checkout", "jvm.memory.used")
+        );
+        let mut states = PlannerState::default();
+        let mut step = |k: i64, pause: Option<f64>, limit: (f64, f64), used: f64| {
+            plan(
+                &cfg,
+                &key,
+                &mut states,
+                gc_window(T0 + k * MIN, pause, limit, used),
+            )
+        };
+        // pauses of 120 ms on a 480 MiB heap used 440 on average: live 400 (83 %), over G1's
+        // 45 %: 400 / 0.45 = 888.9, so 889 MiB
+        let d = step(0, Some(120.0), (480.0, 480.0), 440.0);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        let d = &d[0];
+        assert_eq!((d.rule.as_str(), d.action), (GC_RULE, DecisionAction::Tune));
+        assert_eq!(
+            d.tune,
+            Some(TuneChange {
+                setting: "jvm.memory.limit".into(),
+                from: Some(480.0 * MIB),
+                to: 889.0 * MIB
+            })
+        );
+        assert!(
+            d.reason.starts_with(
+                "GcPause: p95 pause 120 ms over 100 ms; live set about 400 MiB (2 x 440 MiB used \
+                 on average - the 480 MiB heap) = 83 % of the heap, over 45 %"
+            ),
+            "{}",
+            d.reason
+        );
+        assert_eq!(
+            d.evidence[0].target,
+            Some(100.0),
+            "the limit in the pauses' unit"
+        );
+        assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+        // the next window still shows 480 MiB: asked already, not again
+        assert!(step(1, Some(120.0), (480.0, 480.0), 440.0).is_empty());
+        // the window it changed in tells nothing; then the larger heap pauses 36 ms: nothing
+        assert!(step(2, Some(80.0), (480.0, 889.0), 600.0).is_empty());
+        assert!(step(3, Some(36.0), (889.0, 889.0), 644.0).is_empty());
+        // a window without pauses: nothing either
+        assert!(step(4, None, (889.0, 889.0), 644.0).is_empty());
+        // long pauses on a roomy heap (live 200 of 889 MiB): the pause goal, 200 -> 100 ms, once
+        let d = step(5, Some(150.0), (889.0, 889.0), 544.5);
+        assert_eq!(
+            d[0].tune,
+            Some(TuneChange {
+                setting: "MaxGCPauseMillis".into(),
+                from: Some(200.0),
+                to: 100.0
+            }),
+            "{d:#?}"
+        );
+        assert!(step(6, Some(150.0), (889.0, 889.0), 544.5).is_empty());
+        // bad settings are refused
+        for bad in [
+            "[[gc]]\ntarget = \"x\"\nmax_heap = 0\n",
+            "[[gc]]\ntarget = \"x\"\nmax_heap = 1e9\noccupancy = 1.0\n",
+            "[[gc]]\ntarget = \"x\"\nmax_heap = 1e9\nmax_growth = 1.0\n",
+            "[[gc]]\ntarget = \"x\"\nmax_heap = 1e9\n[[gc]]\ntarget = \"x\"\nmax_heap = 1e9\n",
+        ] {
+            assert!(PlannerConfig::from_toml(bad).is_err(), "{bad}");
+        }
     }
 
     /// The pool's windows: `uses` connection uses in the window held `hold_ms` on average
