@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::command::SimArgs;
-use crate::telemetry::points::{CPU_UTILIZATION, REQUEST_DURATION};
+use crate::telemetry::points::{
+    CACHE_HITS, CACHE_MAX_SIZE, CACHE_MISSES, CPU_UTILIZATION, REQUEST_DURATION,
+};
 
 /// How the runs are sized.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +30,38 @@ pub struct Sizing {
     pub buffer_s: u64,
 }
 
-/// The planner's rules: the HPA rule on `hpa`; the HPA rule and the predictive rule on `apo`.
-pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str) -> String {
+/// The rules that tune `apo` besides scaling it, for what its service has (`a`'s flags): the
+/// pool rule with a database (its pool at most the database's servers, or its size now if
+/// more), the cache rule with a cache (at most every object), the GC rule with a heap (at
+/// most four times the heap).
+pub fn tuning_rules(a: &SimArgs, apo: &str) -> String {
+    let mut out = String::new();
+    if let Some(pool) = a.db_pool {
+        out.push_str(&format!(
+            "\n[[pool]]\ntarget = \"{apo}\"\nmax_size = {}\n",
+            a.db_servers.max(pool).max(1)
+        ));
+    }
+    if a.db_pool.is_some() && a.cache_size.is_some() {
+        out.push_str(&format!(
+            "\n[[cache]]\ntarget = \"{apo}\"\nhits_metric = \"{CACHE_HITS}\"\n\
+             misses_metric = \"{CACHE_MISSES}\"\nsize_metric = \"{CACHE_MAX_SIZE}\"\n\
+             max_size = {}\n",
+            a.cache_objects.max(1)
+        ));
+    }
+    if let Some(heap) = a.heap_mib {
+        out.push_str(&format!(
+            "\n[[gc]]\ntarget = \"{apo}\"\nmax_heap = {}\n",
+            (4.0 * heap * 1024.0 * 1024.0).round()
+        ));
+    }
+    out
+}
+
+/// The planner's rules: the HPA rule on `hpa`; the HPA rule and the predictive rule on `apo`,
+/// and the rules of `tuning` ([`tuning_rules`]).
+pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
     let scale = |target: &str| {
         format!(
             "[[scale]]\n\
@@ -51,7 +83,7 @@ pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str) -> String {
          signal = \"rate\"\n\
          capacity_per_replica = {}\n\
          target_utilization = {}\n\
-         scheduling_buffer = \"{}s\"\n",
+         scheduling_buffer = \"{}s\"\n{tuning}",
         s.window_s,
         scale(hpa),
         scale(apo),
@@ -80,15 +112,27 @@ pub fn policy_file(targets: &[(String, String)], secret: &Path, max_replicas: u3
     out
 }
 
-/// The load's name: the trace's file name, or the synthetic shape.
+/// The report's name: the load's (the trace's file name, or the synthetic shape), and what
+/// the service has for the tuning rules (`, pool 4`, `, cache 1000`, `, heap 480 MiB`), so
+/// that a report of the same load on another service keeps its own section.
 pub fn load_name(a: &SimArgs) -> String {
-    match &a.trace {
+    let mut name = match &a.trace {
         Some(t) => t
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| t.display().to_string()),
         None => a.load.clone(),
+    };
+    if let Some(pool) = a.db_pool {
+        name.push_str(&format!(", pool {pool}"));
+        if let Some(size) = a.cache_size {
+            name.push_str(&format!(", cache {size}"));
+        }
     }
+    if let Some(heap) = a.heap_mib {
+        name.push_str(&format!(", heap {heap} MiB"));
+    }
+    name
 }
 
 /// The report's Markdown section.
@@ -114,7 +158,7 @@ pub fn section(
          requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
          and APO start from {fixed}, on {window} s windows, the HPA rule on \
          `{CPU_UTILIZATION}` at {util:.0} %; APO adds the predictive rule (the LSTM's forecast of \
-         the request rate, {buffer} s ahead). An SLA-violation minute: request p95 over \
+         the request rate, {buffer} s ahead){tuned}. An SLA-violation minute: request p95 over \
          {slo:?} or errors over the error budget. Figures from the sim's own requests.\n\n\
          {table}\n\
          ![load, replicas and p95 per minute]({svg})\n",
@@ -134,7 +178,38 @@ pub fn section(
         buffer = s.buffer_s,
         slo = a.slo_p95,
         svg = svg.display(),
+        tuned = tuned(a),
     )
+}
+
+/// What the service has for APO's other rules to tune, in words (empty without any).
+fn tuned(a: &SimArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(pool) = a.db_pool {
+        parts.push(format!(
+            "the pool rule (a pool of {pool} connections a replica to a database of {} \
+             servers, {:?} a call)",
+            a.db_servers, a.db_time
+        ));
+        if let Some(size) = a.cache_size {
+            parts.push(format!(
+                "the cache rule (a cache of {size} of {} objects, Zipf {})",
+                a.cache_objects, a.cache_alpha
+            ));
+        }
+    }
+    if let Some(heap) = a.heap_mib {
+        parts.push(format!(
+            "the GC rule (a heap of {heap} MiB a replica, {} MiB live, {} MiB more a request \
+             in the replica, {} MiB of garbage a request, {:?} pauses at an empty heap)",
+            a.heap_live_mib, a.request_live_mib, a.request_alloc_mib, a.gc_pause
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", and {}", parts.join(", "))
+    }
 }
 
 /// Puts `section` into the Markdown file `path` between markers naming `name`: replacing the
@@ -192,8 +267,13 @@ mod tests {
 
     #[test]
     fn its_rules_and_policy_parse_as_the_planner_and_the_actuator_read_them() {
-        let rules: apo_dataflow::PlannerConfig =
-            toml::from_str(&planner_rules(&sizing(), "checkout-hpa", "checkout-apo")).unwrap();
+        let rules: apo_dataflow::PlannerConfig = toml::from_str(&planner_rules(
+            &sizing(),
+            "checkout-hpa",
+            "checkout-apo",
+            "",
+        ))
+        .unwrap();
         assert_eq!(rules.window_seconds, 60);
         assert_eq!(rules.scale.len(), 2);
         assert!(rules.scale[0].predictive.is_none(), "the HPA rule alone");
@@ -201,6 +281,37 @@ mod tests {
         assert_eq!(p.capacity_per_replica, 38.2);
         assert_eq!(p.scheduling_buffer, Duration::from_secs(90));
         assert_eq!(p.signal.as_deref(), Some("rate"));
+        assert!(rules.gc.is_empty() && rules.pool.is_empty() && rules.cache.is_empty());
+        // with a database, a cache and a heap, APO's run tunes them too (the HPA's does not)
+        let a: SimArgs = crate::command::parse_flags(&[
+            "--db-pool".into(),
+            "4".into(),
+            "--cache-size".into(),
+            "1000".into(),
+            "--heap-mib".into(),
+            "480".into(),
+        ])
+        .unwrap();
+        let tuning = tuning_rules(&a, "checkout-apo");
+        let all: apo_dataflow::PlannerConfig = toml::from_str(&planner_rules(
+            &sizing(),
+            "checkout-hpa",
+            "checkout-apo",
+            &tuning,
+        ))
+        .unwrap();
+        all.validate().unwrap();
+        assert_eq!(
+            (all.pool[0].target.as_str(), all.pool[0].max_size),
+            ("checkout-apo", Some(16))
+        );
+        assert_eq!(all.cache[0].target, "checkout-apo");
+        assert_eq!(all.gc[0].max_heap, 4.0 * 480.0 * 1024.0 * 1024.0);
+        assert!(tuned(&a).contains("the GC rule (a heap of 480 MiB"));
+        assert_eq!(
+            load_name(&a),
+            "step:20,100,2m, pool 4, cache 1000, heap 480 MiB"
+        );
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k");
         std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();

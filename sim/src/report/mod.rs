@@ -37,7 +37,7 @@ pub use args::ReportArgs;
 
 use crate::command::{parse_flags, Prepared, RateFn, SimArgs};
 use crate::embedded::secret_file;
-use crate::report::files::{planner_rules, policy_file, Sizing};
+use crate::report::files::{planner_rules, policy_file, tuning_rules, Sizing};
 use crate::report::measure::{Capacity, Measure, Objective, Summary};
 
 /// The runs: name (the service's suffix) and label.
@@ -131,8 +131,12 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     }
     let planner = out.join("planner.toml");
     let service = |i: usize| format!("{}-{}", a.service, RUNS[i].0);
-    std::fs::write(&planner, planner_rules(&sizing, &service(1), &service(2)))
-        .with_context(|| format!("writing {}", planner.display()))?;
+    let tuning = tuning_rules(&a, &service(2));
+    std::fs::write(
+        &planner,
+        planner_rules(&sizing, &service(1), &service(2), &tuning),
+    )
+    .with_context(|| format!("writing {}", planner.display()))?;
     let policy = out.join("policy.toml");
     let targets: Vec<(String, String)> = (1..3)
         .map(|i| {
