@@ -4,7 +4,13 @@
 //! - gauge and sum data points become one point each;
 //! - histogram data points keep their exact count, sum, min and max and feed their buckets to the
 //!   sketch as weighted values (each bucket's midpoint; the open outer buckets use min/max);
-//! - exponential histograms and summaries are reported as unsupported.
+//! - exponential histograms and summaries are reported as unsupported;
+//! - so are cumulative histograms and cumulative monotonic sums (the OpenTelemetry SDKs'
+//!   default temporality): each export repeats the running totals since the stream's start,
+//!   which windows of deltas would count again in full (a histogram's counts grow with the age
+//!   of the process; a counter's total is no observation). Until they are turned into deltas
+//!   per stream (issue 15), they go to the dead-letter topic saying how to send deltas.
+//!   Cumulative non-monotonic sums (up-down counters) are sampled values, decoded as gauges.
 //!
 //! The service is the resource attribute `service.name`; data point attributes become tags.
 
@@ -19,6 +25,19 @@ use prost::Message;
 
 use crate::decoded::Decoded;
 use crate::metric::{Histogram, MetricPoint, SchemaError};
+
+/// OTLP's `AGGREGATION_TEMPORALITY_CUMULATIVE`.
+const CUMULATIVE: i32 = 2;
+
+/// Why a cumulative `kind` named `name` is not decoded.
+fn cumulative(kind: &str, name: &str) -> SchemaError {
+    SchemaError::Unsupported(format!(
+        "cumulative {kind} `{name}`: APO reads delta temporality (cumulative points would be \
+         counted again at every export); export deltas \
+         (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta) or convert them in the \
+         Collector (the cumulativetodelta processor)"
+    ))
+}
 
 /// Decodes one OTLP protobuf message. Points that cannot be represented are reported by their
 /// position (counting data points in message order).
@@ -63,6 +82,20 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
                                 base(&dp.attributes, dp.time_unix_nano),
                                 dp,
                             );
+                        }
+                    }
+                    metric::Data::Sum(s)
+                        if s.aggregation_temporality == CUMULATIVE && s.is_monotonic =>
+                    {
+                        for _ in &s.data_points {
+                            out.errors.push((index, cumulative("counter", &m.name)));
+                            index += 1;
+                        }
+                    }
+                    metric::Data::Histogram(h) if h.aggregation_temporality == CUMULATIVE => {
+                        for _ in &h.data_points {
+                            out.errors.push((index, cumulative("histogram", &m.name)));
+                            index += 1;
                         }
                     }
                     metric::Data::Sum(s) => {
@@ -357,6 +390,64 @@ mod tests {
         let d = decode_metrics(&bytes).unwrap();
         assert!(d.items.is_empty());
         assert_eq!(d.errors[0].1.reason(), "invalid_field");
+    }
+
+    #[test]
+    fn cumulative_histograms_and_counters_are_refused_saying_how_to_send_deltas() {
+        use opentelemetry_proto::tonic::metrics::v1::Sum;
+        let number = |v: f64| NumberDataPoint {
+            time_unix_nano: 5_000_000_000,
+            start_time_unix_nano: 1_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let sum = |name: &str, temporality: i32, monotonic: bool, v: f64| Metric {
+            name: name.into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![number(v)],
+                aggregation_temporality: temporality,
+                is_monotonic: monotonic,
+            })),
+            ..Default::default()
+        };
+        let histogram = |temporality: i32| Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(OtlpHistogram {
+                data_points: vec![HistogramDataPoint {
+                    count: 2,
+                    sum: Some(3.0),
+                    explicit_bounds: vec![5.0],
+                    bucket_counts: vec![2, 0],
+                    ..Default::default()
+                }],
+                aggregation_temporality: temporality,
+            })),
+            ..Default::default()
+        };
+        let d = decode_metrics(&request(vec![
+            sum("requests", 2, true, 1200.0),
+            histogram(2),
+            sum("queue.size", 2, false, 7.0),
+            sum("requests", 1, true, 30.0),
+            histogram(1),
+        ]))
+        .unwrap();
+        // the cumulative counter and histogram: refused, by position, saying what to do
+        assert_eq!(d.errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
+        for (_, e) in &d.errors {
+            assert_eq!(e.reason(), "unsupported");
+            assert!(e.to_string().contains("cumulativetodelta"), "{e}");
+        }
+        assert!(d.errors[0]
+            .1
+            .to_string()
+            .contains("cumulative counter `requests`"));
+        // the up-down counter is a sampled value; deltas as before
+        let got: Vec<(&str, f64)> = d.items.iter().map(|p| (p.name.as_str(), p.value)).collect();
+        assert_eq!(
+            got,
+            [("queue.size", 7.0), ("requests", 30.0), ("latency", 1.5)]
+        );
     }
 
     #[test]
