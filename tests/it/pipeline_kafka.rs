@@ -141,13 +141,32 @@ fn bad_input_goes_to_the_dlq_with_reasons_and_good_input_is_unaffected() {
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::metrics::v1::{
         metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        Sum,
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
 
     let t = topics("bad", 1);
     let b = base();
-    let otlp = |v: f64| {
+    // a message of one metric whose one data point is `v` (a gauge, or with `cumulative`, a
+    // counter's running total as the SDKs send it by default)
+    let otlp_with = |v: f64, cumulative: bool| {
+        let dp = NumberDataPoint {
+            time_unix_nano: (b as u64 + 4_000) * 1_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let data = if cumulative {
+            metric::Data::Sum(Sum {
+                data_points: vec![dp],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })
+        } else {
+            metric::Data::Gauge(Gauge {
+                data_points: vec![dp],
+            })
+        };
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(Resource {
@@ -164,13 +183,7 @@ fn bad_input_goes_to_the_dlq_with_reasons_and_good_input_is_unaffected() {
                     metrics: vec![Metric {
                         name: "latency".into(),
                         unit: "ms".into(),
-                        data: Some(metric::Data::Gauge(Gauge {
-                            data_points: vec![NumberDataPoint {
-                                time_unix_nano: (b as u64 + 4_000) * 1_000_000,
-                                value: Some(number_data_point::Value::AsDouble(v)),
-                                ..Default::default()
-                            }],
-                        })),
+                        data: Some(data),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -180,6 +193,7 @@ fn bad_input_goes_to_the_dlq_with_reasons_and_good_input_is_unaffected() {
         }
         .encode_to_vec()
     };
+    let otlp = |v: f64| otlp_with(v, false);
     let good = vec![
         point(b + 1_000, "a", 10.0),
         point(b + 2_000, "a", 20.0),
@@ -212,6 +226,8 @@ fn bad_input_goes_to_the_dlq_with_reasons_and_good_input_is_unaffected() {
         ),
         (otlp(f64::NAN), Some("invalid_field")),
         (Vec::new(), Some("empty")),
+        // counted again at every export if taken: refused, saying how to send deltas
+        (otlp_with(1_200.0, true), Some("unsupported")),
         (
             format!(
                 r#"{{"timestamp":{},"service":"","name":"latency","value":1}}"#,
