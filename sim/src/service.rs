@@ -126,6 +126,18 @@ pub enum Arrival {
     Refused,
 }
 
+/// What began when a job began its work ([`Service::begin_work`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Begun {
+    /// The collection its garbage started, its pause, ns.
+    pub pause: Option<Nanos>,
+    /// How long from now the world stands still (a pause going on, or the one it started):
+    /// its work ends that much later.
+    pub stalled: Nanos,
+    /// The replica's pauses so far: pauses after this put its end off further.
+    pub mark: Nanos,
+}
+
 /// Why a scale was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{asked} replicas is more than the most, {max}: nothing changed")]
@@ -335,11 +347,12 @@ impl Service {
         next
     }
 
-    /// Counts `took` ns of service time against replica `id` (a job started there).
-    pub fn credit(&mut self, id: u64, took: Nanos) {
-        if let Some(r) = self.replicas.iter_mut().find(|r| r.id == id) {
-            r.busy = r.busy.saturating_add(took);
-        }
+    fn replica(&self, id: u64) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.id == id)
+    }
+
+    fn replica_mut(&mut self, id: u64) -> Option<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.id == id)
     }
 
     /// Each serving replica's utilisation over the `interval` ns ending at `now`: the service
@@ -366,33 +379,33 @@ impl Service {
         out
     }
 
-    /// A job on replica `id` begins its work at `now`: its garbage on the replica's heap
-    /// (with one), and when that starts a collection, its pause (ns), counted as busy time
-    /// of every worker (the collector's threads take the cores).
-    pub fn allocate(&mut self, id: u64, now: Nanos) -> Option<Nanos> {
-        let cfg = self.cfg.heap.as_ref()?;
+    /// A job on replica `id` begins `took` ns of work at `now`: the work counts as the
+    /// replica's busy time; its garbage goes on the replica's heap (with one), and when that
+    /// starts a collection, the pause counts as busy time of every worker (the collector's
+    /// threads take the cores). What began: see [`Begun`] (`None` when the replica is gone).
+    pub fn begin_work(&mut self, id: u64, took: Nanos, now: Nanos) -> Option<Begun> {
+        let (heap, limit, workers) = (self.cfg.heap.as_ref(), self.heap_limit, self.cfg.workers);
         let r = self.replicas.iter_mut().find(|r| r.id == id)?;
-        let pause = r.heap.allocate(cfg, self.heap_limit, r.jobs, now)?;
-        r.busy = r
-            .busy
-            .saturating_add(pause.saturating_mul(self.cfg.workers as Nanos));
-        Some(pause)
+        r.busy = r.busy.saturating_add(took);
+        let pause = heap.and_then(|cfg| r.heap.allocate(cfg, limit, r.jobs, now));
+        if let Some(p) = pause {
+            r.busy = r.busy.saturating_add(p.saturating_mul(workers as Nanos));
+        }
+        Some(Begun {
+            pause,
+            stalled: r.heap.paused_until().saturating_sub(now),
+            mark: r.heap.paused_total(),
+        })
     }
 
     /// When replica `id`'s world runs again (0 without a heap, or when it is gone).
     pub fn stalled_until(&self, id: u64) -> Nanos {
-        self.replicas
-            .iter()
-            .find(|r| r.id == id)
-            .map_or(0, |r| r.heap.paused_until())
+        self.replica(id).map_or(0, |r| r.heap.paused_until())
     }
 
     /// Replica `id`'s pauses so far, ns (0 without a heap, or when it is gone).
     pub fn paused_total(&self, id: u64) -> Nanos {
-        self.replicas
-            .iter()
-            .find(|r| r.id == id)
-            .map_or(0, |r| r.heap.paused_total())
+        self.replica(id).map_or(0, |r| r.heap.paused_total())
     }
 
     /// Sets every replica's heap limit (with a heap) to `bytes`.
@@ -455,7 +468,7 @@ impl Service {
     /// The job started on replica `id` asks its pool for a connection at `now`: the call to
     /// make at once, or `None` (it waits for a connection; also when the replica is gone).
     pub fn acquire(&mut self, id: u64, job: Job, now: Nanos) -> Option<Call> {
-        let r = self.replicas.iter_mut().find(|r| r.id == id)?;
+        let r = self.replica_mut(id)?;
         r.pool.acquire(job).map(|job| Call {
             replica: id,
             job,
@@ -466,7 +479,7 @@ impl Service {
     /// A call's connection goes back to its replica's pool at `now`: the call of the job that
     /// takes it, if one waits.
     pub fn release(&mut self, call: &Call, now: Nanos) -> Option<Call> {
-        let r = self.replicas.iter_mut().find(|r| r.id == call.replica)?;
+        let r = self.replica_mut(call.replica)?;
         r.pool.release().map(|job| Call {
             replica: call.replica,
             job,
@@ -545,12 +558,7 @@ mod tests {
             max_replicas: 3,
             median_s: 0.1,
             sigma: 0.5,
-            timeout: None,
-            queue_limit: None,
-            db: None,
-            cache: None,
-            stable_median_s: None,
-            heap: None,
+            ..ServiceConfig::default()
         }
     }
 

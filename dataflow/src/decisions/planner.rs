@@ -454,6 +454,31 @@ pub(crate) fn issue(config: &PlannerConfig, key: &SigningKey, draft: Draft<'_>) 
     d
 }
 
+/// The window the rows of one target are of: its start and end.
+fn window_of(ws: &[&WindowStats]) -> Option<(i64, i64)> {
+    ws.first().map(|w| (w.window_start, w.window_end))
+}
+
+/// The row of `metric` among one window's rows of one target.
+fn row<'a>(ws: &[&'a WindowStats], metric: &str) -> Option<&'a WindowStats> {
+    ws.iter().find(|w| w.metric == metric).copied()
+}
+
+/// Seconds per unit of the durations of `w` (`s`, `ms`, `us` or `ns`; none is seconds), which
+/// the rule `rule` of `target` reads; another unit is warned of (the window is skipped).
+fn seconds_of(w: &WindowStats, rule: &str, target: &str) -> Option<f64> {
+    let unit = seconds_per(&w.unit);
+    if unit.is_none() {
+        tracing::warn!(
+            target,
+            metric = %w.metric,
+            unit = %w.unit,
+            "the {rule} rule reads durations in s, ms, us or ns: this window is skipped"
+        );
+    }
+    unit
+}
+
 /// A count a window reports as its mean (ready replicas, a pool's size), rounded; `None`
 /// when it reports none (or not a count).
 fn count_of(row: Option<&WindowStats>) -> Option<u32> {
@@ -481,10 +506,9 @@ fn scale(
     state: &mut TargetState,
     ws: &[&WindowStats],
 ) -> Option<Decision> {
-    let first = ws.first()?;
-    let (window_start, window_end) = (first.window_start, first.window_end);
+    let (window_start, window_end) = window_of(ws)?;
     state.curve.forget_through(window_end);
-    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let find = |name: &str| row(ws, name);
     let replicas_row = find(&t.replicas_metric);
     state.replicas = count_of(replicas_row).or(state.replicas);
     let asked_row = find(&t.desired_replicas_metric);
@@ -655,9 +679,8 @@ fn pool(
     state: &mut PoolState,
     ws: &[&WindowStats],
 ) -> Option<Decision> {
-    let first = ws.first()?;
-    let (window_start, window_end) = (first.window_start, first.window_end);
-    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let (window_start, window_end) = window_of(ws)?;
+    let find = |name: &str| row(ws, name);
     let size_row = find(&p.size_metric);
     // A window in which the size changed (a tune carried out in it) tells neither the size
     // now (its mean is between the two) nor the load on either: no decision on it.
@@ -681,15 +704,7 @@ fn pool(
         }
     }
     let uses = find(&p.use_time_metric)?;
-    let Some(unit) = seconds_per(&uses.unit) else {
-        tracing::warn!(
-            target = %p.target,
-            metric = %uses.metric,
-            unit = %uses.unit,
-            "the pool rule reads hold times in s, ms, us or ns: this window is skipped"
-        );
-        return None;
-    };
+    let unit = seconds_of(uses, POOL_RULE, &p.target)?;
     // A window without uses held nothing: 0 in use.
     let hold = if uses.count == 0 {
         0.0
@@ -800,9 +815,8 @@ fn gc(
     state: &mut GcState,
     ws: &[&WindowStats],
 ) -> Option<Decision> {
-    let first = ws.first()?;
-    let (window_start, window_end) = (first.window_start, first.window_end);
-    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let (window_start, window_end) = window_of(ws)?;
+    let find = |name: &str| row(ws, name);
     let limit_row = find(&g.limit_metric)?;
     // a window in which the limit changed shows neither heap's pauses: no decision on it
     if limit_row.min != limit_row.max {
@@ -818,15 +832,7 @@ fn gc(
         }
     }
     let pauses = find(&g.pause_metric)?;
-    let Some(unit) = seconds_per(&pauses.unit) else {
-        tracing::warn!(
-            target = %g.target,
-            metric = %pauses.metric,
-            unit = %pauses.unit,
-            "the GC rule reads pauses in s, ms, us or ns: this window is skipped"
-        );
-        return None;
-    };
+    let unit = seconds_of(pauses, GC_RULE, &g.target)?;
     let used_row = find(&g.used_metric)?;
     let seen = Seen {
         pause_s: pauses.p95 * unit,
@@ -913,9 +919,8 @@ fn cache(
     climber: &mut Climber,
     ws: &[&WindowStats],
 ) -> Option<Decision> {
-    let first = ws.first()?;
-    let (window_start, window_end) = (first.window_start, first.window_end);
-    let find = |name: &str| ws.iter().find(|w| w.metric == name).copied();
+    let (window_start, window_end) = window_of(ws)?;
+    let find = |name: &str| row(ws, name);
     let (hits, misses) = (find(&c.hits_metric), find(&c.misses_metric));
     if hits.is_none() && misses.is_none() {
         return None;

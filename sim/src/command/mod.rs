@@ -2,7 +2,8 @@
 //! the clock (`APO_NOW`'s speed:
 //! give the pipeline, the actuator and the sim the same `APO_NOW` to replay faster than real
 //! time), driven through its control endpoints by the actuators' executors, its metrics
-//! and a sample of its traces published to Kafka in event time as it runs. A progress line per window on stderr; at the
+//! and a sample of its traces published to Kafka in event time as it runs. A progress line
+//! per window on stderr; at the
 //! end, each window as a JSON line on stdout.
 
 pub mod args;
@@ -300,14 +301,15 @@ impl Prepared {
         let fleet = &self.fleet;
         let mut failed: Option<anyhow::Error> = None;
         let mut progress = Progress::new(window_s, a.slo_p95.as_secs_f64(), start_ms);
-        let windows = run_scraped(&spec, &mut |scrapes: Vec<Scrape>| {
-            for (n, s) in fleet.nodes.iter().zip(&scrapes) {
+        let windows = run_scraped(&spec, &mut |mut scrapes: Vec<Scrape>| {
+            for (n, s) in fleet.nodes.iter().zip(scrapes.iter_mut()) {
                 let sent = if n.external {
                     Ok(())
                 } else {
                     telemetry.publish(&n.name, &points(&n.name, start_ms, s))
                 };
-                if let Err(e) = sent.and_then(|()| traces.publish_spans(start_ms, &s.spans)) {
+                let spans = std::mem::take(&mut s.spans);
+                if let Err(e) = sent.and_then(|()| traces.publish_spans(start_ms, spans)) {
                     failed = Some(anyhow::Error::new(e).context("publishing the sim's telemetry"));
                     return false;
                 }
@@ -406,12 +408,7 @@ impl Progress {
             return;
         }
         self.durations.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            self.durations
-                .get(((self.durations.len().max(1) - 1) as f64 * p).round() as usize)
-                .copied()
-                .unwrap_or(0.0)
-        };
+        let q = |p: f64| crate::run::rounded_rank(&self.durations, p);
         let (p50, p95) = (q(0.5), q(0.95));
         let over = p95 > self.slo_s;
         self.over += usize::from(over);

@@ -243,19 +243,11 @@ mod tests {
 
     fn scrape(at_s: f64, durations_s: Vec<f64>, failed: u64, replicas: u32, ready: u32) -> Scrape {
         Scrape {
-            at_s,
-            every_s: 30.0,
             durations_s,
             failed,
             replicas,
             ready,
-            utilization: Vec::new(),
-            db_use_s: Vec::new(),
-            pool: None,
-            cache: None,
-            gc_pauses_s: Vec::new(),
-            heap: None,
-            spans: Vec::new(),
+            ..Scrape::empty(at_s, 30.0, None)
         }
     }
 

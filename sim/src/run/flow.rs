@@ -14,11 +14,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::spans::{self, Ids, Traced};
-use super::{ns, RunSpec, Scrape, Window, CACHE_SETTING, HEAP_SETTING, NS, POOL_SETTING};
+use super::{
+    ns, rounded_rank, RunSpec, Scrape, Window, CACHE_SETTING, HEAP_SETTING, NS, POOL_SETTING,
+};
 use crate::control::board::Command;
 use crate::events::{Events, Nanos};
 use crate::load::next_arrival;
-use crate::service::{Arrival, Call, Job, Service};
+use crate::service::{Arrival, Begun, Call, Job, Service};
 
 /// Under this, a paced run does not sleep to let the wall clock catch up.
 const PACE_SLACK: Duration = Duration::from_millis(2);
@@ -53,8 +55,6 @@ struct Request {
     caller: Option<u64>,
     /// The node that sent it (a call or a message), for its client span.
     from: Option<usize>,
-    /// A user request: measured in the windows.
-    user: bool,
     /// Calls it waits for (and 1 while it is making them).
     pending: usize,
     /// A call it made failed.
@@ -90,6 +90,8 @@ pub(super) struct Sim<'s, 'a> {
     starts: Vec<(usize, u64, Job)>,
     calls: Vec<(usize, Call)>,
     own: Vec<(usize, u64, Job)>,
+    /// Each node's serving replicas last reported to the board (paced).
+    reported: Vec<u32>,
 }
 
 impl<'s, 'a> Sim<'s, 'a> {
@@ -132,6 +134,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             starts: Vec::new(),
             calls: Vec::new(),
             own: Vec::new(),
+            reported: vec![u32::MAX; spec.fleet.nodes.len()],
         })
     }
 
@@ -181,7 +184,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
             match e {
                 Event::Arrival => {
-                    let id = self.new_request(0, now, None, None, true);
+                    let id = self.new_request(0, now, None, None);
                     if spec.trace_sample > 0.0 && self.rng.random::<f64>() < spec.trace_sample {
                         let t = self.ids.root(spec.seed);
                         if let Some(r) = self.requests.get_mut(&id) {
@@ -269,9 +272,17 @@ impl<'s, 'a> Sim<'s, 'a> {
                 }
             }
         }
-        for (n, s) in fleet.nodes.iter().zip(&self.services) {
-            if !n.external {
-                p.board.report_ready(&n.name, s.ready(now));
+        // (the board's lock taken only for a count that changed: this runs at every event)
+        for ((n, s), last) in fleet
+            .nodes
+            .iter()
+            .zip(&self.services)
+            .zip(&mut self.reported)
+        {
+            let ready = s.ready(now);
+            if !n.external && ready != *last {
+                p.board.report_ready(&n.name, ready);
+                *last = ready;
             }
         }
     }
@@ -298,7 +309,6 @@ impl<'s, 'a> Sim<'s, 'a> {
         now: Nanos,
         caller: Option<u64>,
         from: Option<usize>,
-        user: bool,
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -310,7 +320,6 @@ impl<'s, 'a> Sim<'s, 'a> {
                 replica: None,
                 caller,
                 from,
-                user,
                 pending: 0,
                 failed: false,
                 traced: None,
@@ -404,7 +413,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 continue;
             }
             let caller = (!d.asynchronous).then_some(id);
-            let child = self.new_request(d.to, now, caller, Some(node), false);
+            let child = self.new_request(d.to, now, caller, Some(node));
             if let Some(t) = &traced {
                 let c = self.ids.call(t, d.asynchronous);
                 if let Some(r) = self.requests.get_mut(&child) {
@@ -500,7 +509,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         } else if !ok {
             self.scrapes[node].failed += 1;
         }
-        if req.user {
+        // a user request: the entry's (calls go to later nodes, so none reaches it)
+        if node == 0 {
             let w = self.window_of(req.arrived);
             if ok {
                 self.latencies[w].push((now - req.arrived) as f64 / NS);
@@ -541,16 +551,19 @@ impl<'s, 'a> Sim<'s, 'a> {
                     continue;
                 }
                 let took = self.services[node].service_time(&mut self.rng);
-                let s = &mut self.services[node];
                 // its garbage may start a collection, which stops it too
-                if let Some(pause) = s.allocate(r, now) {
+                let b = self.services[node]
+                    .begin_work(r, took, now)
+                    .unwrap_or(Begun {
+                        pause: None,
+                        stalled: 0,
+                        mark: 0,
+                    });
+                if let Some(pause) = b.pause {
                     self.scrapes[node].gc_pauses_s.push(pause as f64 / NS);
                 }
-                let stalled = s.stalled_until(r).saturating_sub(now);
-                s.credit(r, took);
-                let mark = s.paused_total(r);
-                let end = now + stalled + took;
-                self.events.at(end, Event::Worked(node, r, job.id, mark));
+                let end = now + b.stalled + took;
+                self.events.at(end, Event::Worked(node, r, job.id, b.mark));
             }
         }
     }
@@ -590,13 +603,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             .map(|w| {
                 let l = &mut self.latencies[w];
                 l.sort_by(f64::total_cmp);
-                let q = |p: f64| {
-                    if l.is_empty() {
-                        0.0
-                    } else {
-                        l[((l.len() - 1) as f64 * p).round() as usize]
-                    }
-                };
+                let q = |p: f64| rounded_rank(l, p);
                 Window {
                     start_s: w as f64 * window_s,
                     requests: l.len() as u64 + self.failed[w],

@@ -128,7 +128,7 @@ pub struct Scrape {
 
 impl Scrape {
     /// An empty interval ending at `at_s`.
-    fn empty(at_s: f64, every_s: f64, cache: Option<(usize, u64, u64)>) -> Self {
+    pub(crate) fn empty(at_s: f64, every_s: f64, cache: Option<(usize, u64, u64)>) -> Self {
         Scrape {
             at_s,
             every_s,
@@ -171,6 +171,15 @@ pub use crate::gc::HEAP_SETTING;
 /// hour).
 pub fn ends_multiple(at_s: f64, every_s: f64) -> bool {
     ((at_s / every_s).round() * every_s - at_s).abs() < 1e-6
+}
+
+/// `p` (0 to 1) of the sorted `values`, the value at rank (n - 1) x p rounded (0 when empty):
+/// the windows' and the progress lines' p50 and p95.
+pub fn rounded_rank(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((n - 1) as f64 * p).round() as usize],
+    }
 }
 
 /// Simulated seconds as nanoseconds.

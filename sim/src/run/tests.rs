@@ -26,17 +26,15 @@ fn an_overload_is_relieved_once_the_new_replicas_have_started() {
     };
     let rate = move |t: f64| load.rate_at(t);
     let spec = RunSpec {
-        fleet: Topology::single("checkout", ServiceConfig::default(), 2),
-        rate: &rate,
-        peak: load.peak(),
         duration_s: 360.0,
-        window_s: 60.0,
         scales: vec![(130.0, 6)],
         seed: 7,
-        paced: None,
-        trace_sample: 0.0,
-        tunes: Vec::new(),
         scrape_s: None,
+        ..fleet_spec(
+            Topology::single("checkout", ServiceConfig::default(), 2),
+            &rate,
+            load.peak(),
+        )
     };
     let w = run(&spec).unwrap();
     assert_eq!(w.len(), 6);
@@ -84,17 +82,14 @@ fn scrapes_see_every_request_once_and_the_utilisation_queueing_theory_gives() {
     };
     let rate = move |t: f64| load.rate_at(t);
     let spec = RunSpec {
-        fleet: Topology::single("checkout", ServiceConfig::default(), 2),
-        rate: &rate,
-        peak: 20.0,
         duration_s: 600.0,
-        window_s: 60.0,
         scales: vec![(300.0, 4)],
         seed: 11,
-        paced: None,
-        trace_sample: 0.0,
-        tunes: Vec::new(),
-        scrape_s: Some(10.0),
+        ..fleet_spec(
+            Topology::single("checkout", ServiceConfig::default(), 2),
+            &rate,
+            20.0,
+        )
     };
     let (windows, scrapes) = entry_scrapes(&spec);
     assert_eq!(scrapes.len(), 60);
@@ -144,24 +139,19 @@ fn callers_time_out_and_a_request_answered_late_fails() {
     // without bound, unless callers give up after 2 s
     let rate = |_: f64| 76.0;
     let spec = |timeout: Option<Nanos>| RunSpec {
-        fleet: Topology::single(
-            "checkout",
-            ServiceConfig {
-                timeout,
-                ..ServiceConfig::default()
-            },
-            1,
-        ),
-        rate: &rate,
-        peak: 76.0,
-        duration_s: 120.0,
-        window_s: 60.0,
-        scales: Vec::new(),
         seed: 3,
-        paced: None,
-        trace_sample: 0.0,
-        tunes: Vec::new(),
-        scrape_s: Some(10.0),
+        ..fleet_spec(
+            Topology::single(
+                "checkout",
+                ServiceConfig {
+                    timeout,
+                    ..ServiceConfig::default()
+                },
+                1,
+            ),
+            &rate,
+            76.0,
+        )
     };
     let mut ended = 0u64;
     let mut failed = 0u64;
@@ -199,32 +189,29 @@ fn a_pool_too_small_holds_requests_back_until_it_grows() {
     // 2: 2 / 0.0523 s = 38 calls a second at most, offered 60. Grown to 8 at 120 s.
     let rate = |_: f64| 60.0;
     let spec = RunSpec {
-        fleet: Topology::single(
-            "checkout",
-            ServiceConfig {
-                workers: 32,
-                median_s: 0.01,
-                sigma: 0.3,
-                db: Some(DbConfig {
-                    pool_size: 2,
-                    servers: 32,
-                    median_s: 0.05,
-                    sigma: 0.3,
-                }),
-                ..ServiceConfig::default()
-            },
-            1,
-        ),
-        rate: &rate,
-        peak: 60.0,
         duration_s: 240.0,
-        window_s: 60.0,
-        scales: Vec::new(),
         tunes: vec![(120.0, POOL_SETTING.into(), 8.0)],
         seed: 11,
-        paced: None,
-        trace_sample: 0.0,
-        scrape_s: Some(10.0),
+        ..fleet_spec(
+            Topology::single(
+                "checkout",
+                ServiceConfig {
+                    workers: 32,
+                    median_s: 0.01,
+                    sigma: 0.3,
+                    db: Some(DbConfig {
+                        pool_size: 2,
+                        servers: 32,
+                        median_s: 0.05,
+                        sigma: 0.3,
+                    }),
+                    ..ServiceConfig::default()
+                },
+                1,
+            ),
+            &rate,
+            60.0,
+        )
     };
     let (w, scrapes) = entry_scrapes(&spec);
     let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();
@@ -264,37 +251,34 @@ fn a_cache_too_small_overloads_the_database_until_it_grows() {
     // 59 %, 24.6 misses/s
     let rate = |_: f64| 60.0;
     let spec = RunSpec {
-        fleet: Topology::single(
-            "checkout",
-            ServiceConfig {
-                workers: 64,
-                median_s: 0.01,
-                sigma: 0.3,
-                db: Some(DbConfig {
-                    pool_size: 64,
-                    servers: 2,
-                    median_s: 0.05,
-                    sigma: 0.3,
-                }),
-                cache: Some(CacheConfig {
-                    objects: 100_000,
-                    alpha: 0.9,
-                    size: 1000,
-                }),
-                ..ServiceConfig::default()
-            },
-            1,
-        ),
-        rate: &rate,
-        peak: 60.0,
         duration_s: 360.0,
-        window_s: 60.0,
-        scales: Vec::new(),
         tunes: vec![(180.0, CACHE_SETTING.into(), 9000.0)],
         seed: 5,
-        paced: None,
-        trace_sample: 0.0,
-        scrape_s: Some(10.0),
+        ..fleet_spec(
+            Topology::single(
+                "checkout",
+                ServiceConfig {
+                    workers: 64,
+                    median_s: 0.01,
+                    sigma: 0.3,
+                    db: Some(DbConfig {
+                        pool_size: 64,
+                        servers: 2,
+                        median_s: 0.05,
+                        sigma: 0.3,
+                    }),
+                    cache: Some(CacheConfig {
+                        objects: 100_000,
+                        alpha: 0.9,
+                        size: 1000,
+                    }),
+                    ..ServiceConfig::default()
+                },
+                1,
+            ),
+            &rate,
+            60.0,
+        )
     };
     let (w, scrapes) = entry_scrapes(&spec);
     let p95: Vec<f64> = w.iter().map(|w| w.p95_s).collect();

@@ -42,50 +42,44 @@ impl KafkaTelemetry {
     /// since the last call is an error.
     pub fn publish(&mut self, service: &str, points: &[MetricPoint]) -> Result<(), IngestError> {
         self.producer.context().check(&self.topic)?;
-        if points.is_empty() {
-            return Ok(());
+        if !points.is_empty() {
+            self.send(service, points)?;
         }
-        let body = serde_json::to_vec(points)
-            .map_err(|e| IngestError::Config(format!("encoding the sim's points: {e}")))?;
-        send_with_backpressure(
-            &self.producer,
-            BaseRecord::to(&self.topic)
-                .key(service.as_bytes())
-                .payload(body.as_slice()),
-        )?;
         self.producer.poll(Duration::ZERO);
-        self.sent.0 += points.len() as u64;
-        self.sent.1 += 1;
         Ok(())
     }
 
     /// Sends `spans` (times in ns since the run's start, which was `start_ms` since the Unix
     /// epoch) as one message per trace; a delivery that failed since the last call is an
     /// error.
-    pub fn publish_spans(&mut self, start_ms: i64, spans: &[Span]) -> Result<(), IngestError> {
+    pub fn publish_spans(&mut self, start_ms: i64, spans: Vec<Span>) -> Result<(), IngestError> {
         self.producer.context().check(&self.topic)?;
         let mut traces: BTreeMap<TraceId, Vec<Span>> = BTreeMap::new();
         let offset = start_ms.saturating_mul(1_000_000);
-        for s in spans {
-            let mut s = s.clone();
+        for mut s in spans {
             s.start_ns = s.start_ns.saturating_add(offset);
             s.end_ns = s.end_ns.saturating_add(offset);
             traces.entry(s.trace_id).or_default().push(s);
         }
         for (trace, spans) in traces {
-            let body = serde_json::to_vec(&spans)
-                .map_err(|e| IngestError::Config(format!("encoding the sim's spans: {e}")))?;
-            let key = trace.to_string();
-            send_with_backpressure(
-                &self.producer,
-                BaseRecord::to(&self.topic)
-                    .key(key.as_bytes())
-                    .payload(body.as_slice()),
-            )?;
-            self.sent.0 += spans.len() as u64;
-            self.sent.1 += 1;
+            self.send(&trace.to_string(), &spans)?;
         }
         self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Sends `items` as one APO JSON array keyed by `key`, counted in `sent`.
+    fn send<T: serde::Serialize>(&mut self, key: &str, items: &[T]) -> Result<(), IngestError> {
+        let body = serde_json::to_vec(items)
+            .map_err(|e| IngestError::Config(format!("encoding the sim's telemetry: {e}")))?;
+        send_with_backpressure(
+            &self.producer,
+            BaseRecord::to(&self.topic)
+                .key(key.as_bytes())
+                .payload(body.as_slice()),
+        )?;
+        self.sent.0 += items.len() as u64;
+        self.sent.1 += 1;
         Ok(())
     }
 

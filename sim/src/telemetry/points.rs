@@ -221,19 +221,11 @@ mod tests {
     #[test]
     fn a_scrape_is_its_durations_replicas_and_each_pods_utilisation() {
         let s = Scrape {
-            at_s: 60.0,
-            every_s: 10.0,
             durations_s: vec![0.1, 0.2, 0.4],
-            failed: 0,
             replicas: 3,
             ready: 2,
             utilization: vec![0.5, 0.25],
-            db_use_s: Vec::new(),
-            pool: None,
-            cache: None,
-            gc_pauses_s: Vec::new(),
-            heap: None,
-            spans: Vec::new(),
+            ..Scrape::empty(60.0, 10.0, None)
         };
         let p = points("checkout", 1_000_000, &s);
         assert!(p
