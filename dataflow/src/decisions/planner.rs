@@ -169,8 +169,10 @@ impl PlannerState {
     ) {
         for f in rows {
             if let Some(t) = index.scale_target(config, &f.service) {
+                let Some(p) = &t.predictive else { continue };
+                let planned = p.planned(&f);
                 let curve = &mut self.target(t).curve;
-                curve.insert(f.window_end, f.target_time, f.upper, &f.signal);
+                curve.insert(f.window_end, f.target_time, planned, &f.signal);
             }
         }
     }
@@ -601,10 +603,10 @@ fn scale(
             let signal = state.curve.signal();
             evidence.push(Evidence {
                 metric: p.metric.clone(),
-                statistic: format!("forecast upper, {signal}"),
+                statistic: format!("forecast {}, {signal}", p.planned_statistic()),
                 window_seconds: config.window_seconds,
                 window_start: n.peak.end - window_ms,
-                value: n.peak.upper,
+                value: n.peak.planned,
                 target: Some(f64::from(n.replicas) * p.capacity_per_replica * p.target_utilization),
             });
             let at = u64::try_from(n.peak.end).map_or_else(
@@ -629,13 +631,14 @@ fn scale(
             (
                 PREDICTIVE_RULE,
                 format!(
-                    "{}: {} {signal} forecast up to {:.2} (upper bound) in the window ending {at}, \
+                    "{}: {} {signal} forecast up to {:.2} ({}) in the window ending {at}, \
                      {} after this one's end with a scheduling buffer of {}; {} replicas of {} \
                      carry it{burst}, more than the {reactive} the HPA rule recommends \
                      ({}); {current} -> {desired} ({bounds})",
                     limit.as_str(),
                     p.metric,
-                    n.peak.upper,
+                    n.peak.planned,
+                    p.planned_name(),
                     humantime::format_duration(std::time::Duration::from_millis(
                         u64::try_from(n.peak.end - window_end).unwrap_or(0)
                     )),
@@ -1389,6 +1392,46 @@ mod tests {
             d.reason
         );
         assert_eq!(d.verify(std::slice::from_ref(&key)), Ok(()));
+    }
+
+    #[test]
+    fn planned_at_the_median_the_same_spike_is_a_burst_the_replicas_carry() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let toml = format!("{}quantile = 0.5\n", crate::decisions::PREDICTIVE_EXAMPLE);
+        let cfg = PlannerConfig::from_toml(&toml).unwrap();
+        let mut states = PlannerState::default();
+        let mut out = Vec::new();
+        for (_, rows, forecasts) in predictive_windows() {
+            states.forecasts(&cfg, &SeriesIndex::new(&cfg), forecasts);
+            out.extend(plan(&cfg, &key, &mut states, rows));
+        }
+        // The spike's median is 0.8 x 840 = 672: 84 % of 8 replicas, a one-minute burst
+        // under 90 %: nothing to do (the upper bound asked for 10 replicas above).
+        assert!(out.is_empty(), "{out:#?}");
+        // A median that 8 replicas cannot carry even in a burst asks for more, and says what
+        // it planned for.
+        let mut states = PlannerState::default();
+        let mut out = Vec::new();
+        for (_, rows, mut forecasts) in predictive_windows() {
+            for f in &mut forecasts {
+                if f.upper == 2_000.0 || f.upper == 840.0 {
+                    f.value = 1_000.0;
+                }
+            }
+            states.forecasts(&cfg, &SeriesIndex::new(&cfg), forecasts);
+            out.extend(plan(&cfg, &key, &mut states, rows));
+        }
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(
+            (out[0].replicas_from, out[0].replicas_to),
+            (Some(8), Some(12))
+        );
+        let e = out[0].evidence.last().unwrap();
+        assert_eq!(
+            (e.statistic.as_str(), e.value),
+            ("forecast median, rate", 1_000.0)
+        );
+        assert!(out[0].reason.contains("(median)"), "{}", out[0].reason);
     }
 
     #[test]

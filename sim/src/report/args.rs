@@ -34,6 +34,10 @@ pub struct ReportArgs {
     /// and the fixed capacity's size at the load's mean.
     #[arg(long, default_value_t = 0.6)]
     pub utilization: f64,
+    /// The quantile of the forecast APO's predictive rule plans capacity for: 0.95 is the
+    /// upper bound of the forecaster's 90 % interval, 0.5 its median (0.05 to 0.95).
+    #[arg(long, default_value_t = 0.95)]
+    pub forecast_quantile: f64,
     /// A minute counts short of capacity when its serving replicas would run above this
     /// utilisation at the load offered.
     #[arg(long, default_value_t = 0.8)]

@@ -28,6 +28,8 @@ pub struct Sizing {
     /// How long before a forecast load a predictive decision is made, seconds (the start-up
     /// delay and a window).
     pub buffer_s: u64,
+    /// The forecast's quantile the predictive rule plans for.
+    pub quantile: f64,
 }
 
 /// The rules that tune `apo` besides scaling it, for what its service has (`a`'s flags): the
@@ -83,12 +85,14 @@ pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
          signal = \"rate\"\n\
          capacity_per_replica = {}\n\
          target_utilization = {}\n\
+         quantile = {}\n\
          scheduling_buffer = \"{}s\"\n{tuning}",
         s.window_s,
         scale(hpa),
         scale(apo),
         s.per_replica,
         s.utilization,
+        s.quantile,
         s.buffer_s
     )
 }
@@ -132,7 +136,26 @@ pub fn load_name(a: &SimArgs) -> String {
     if let Some(heap) = a.heap_mib {
         name.push_str(&format!(", heap {heap} MiB"));
     }
+    if a.report.forecast_quantile != UPPER {
+        name.push_str(&format!(
+            ", forecast {}",
+            planned(a.report.forecast_quantile)
+        ));
+    }
     name
+}
+
+/// The forecast quantile the predictive rule plans for by default: the upper bound of the
+/// forecaster's 90 % interval.
+const UPPER: f64 = 0.95;
+
+/// A forecast quantile in words.
+fn planned(q: f64) -> String {
+    match q {
+        q if q == UPPER => "upper bound".into(),
+        q if q == 0.5 => "median".into(),
+        q => format!("quantile {q}"),
+    }
 }
 
 /// The report's Markdown section.
@@ -158,7 +181,7 @@ pub fn section(
          requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
          and APO start from {fixed}, on {window} s windows, the HPA rule on \
          `{CPU_UTILIZATION}` at {util:.0} %; APO adds the predictive rule (the LSTM's forecast of \
-         the request rate, {buffer} s ahead){tuned}. An SLA-violation minute: request p95 over \
+         the request rate, {buffer} s ahead, planned for at its {planned}){tuned}. An SLA-violation minute: request p95 over \
          {slo:?} or errors over the error budget. Figures from the sim's own requests.\n\n\
          {table}\n\
          ![load, replicas and p95 per minute]({svg})\n",
@@ -179,6 +202,7 @@ pub fn section(
         slo = a.slo_p95,
         svg = svg.display(),
         tuned = tuned(a),
+        planned = planned(s.quantile),
     )
 }
 
@@ -262,6 +286,7 @@ mod tests {
             per_replica: 38.2,
             utilization: 0.6,
             buffer_s: 90,
+            quantile: 0.95,
         }
     }
 
@@ -281,6 +306,17 @@ mod tests {
         assert_eq!(p.capacity_per_replica, 38.2);
         assert_eq!(p.scheduling_buffer, Duration::from_secs(90));
         assert_eq!(p.signal.as_deref(), Some("rate"));
+        assert_eq!(p.quantile, 0.95, "the upper bound, by default");
+        let median = Sizing {
+            quantile: 0.5,
+            ..sizing()
+        };
+        let rules: apo_dataflow::PlannerConfig =
+            toml::from_str(&planner_rules(&median, "h", "a", "")).unwrap();
+        assert_eq!(rules.scale[1].predictive.as_ref().unwrap().quantile, 0.5);
+        let a: SimArgs =
+            crate::command::parse_flags(&["--forecast-quantile".into(), "0.5".into()]).unwrap();
+        assert_eq!(load_name(&a), "step:20,100,2m, forecast median");
         assert!(rules.gc.is_empty() && rules.pool.is_empty() && rules.cache.is_empty());
         // with a database, a cache and a heap, APO's run tunes them too (the HPA's does not)
         let a: SimArgs = crate::command::parse_flags(&[

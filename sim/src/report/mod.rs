@@ -70,6 +70,13 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
             bail!("{flag} must be over 0 and at most 1 (got {u})");
         }
     }
+    if !(0.05..=0.95).contains(&r.forecast_quantile) {
+        bail!(
+            "--forecast-quantile must be within the forecaster's 90 % interval, 0.05 to 0.95 \
+             (got {})",
+            r.forecast_quantile
+        );
+    }
     let lstm = r.models_dir.join("lstm.onnx");
     let iforest = r.models_dir.join("iforest.onnx");
     for m in [&lstm, &iforest] {
@@ -121,6 +128,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         per_replica,
         utilization: r.utilization,
         buffer_s: a.startup.as_secs() + a.window.as_secs(),
+        quantile: r.forecast_quantile,
     };
     let mut sims = Vec::new();
     for (name, _) in RUNS {

@@ -1,21 +1,22 @@
 //! The replicas a forecast load needs: the fewest such that, over the windows the new
-//! capacity will serve, the forecast's upper bound stays at or under the target utilisation,
-//! except in a burst: windows above the target but at or under the burst utilisation, in a
-//! run of consecutive windows that lasts at most `burst_for` and is known to end (the window
-//! after it is forecast, and under the target). A run still going at the end of the forecasts,
-//! or at a window nobody forecast, may be longer: it is not tolerated.
+//! capacity will serve, the load planned for (a quantile of the forecast: its upper bound by
+//! default) stays at or under the target utilisation, except in a burst: windows above the
+//! target but at or under the burst utilisation, in a run of consecutive windows that lasts
+//! at most `burst_for` and is known to end (the window after it is forecast, and under the
+//! target). A run still going at the end of the forecasts, or at a window nobody forecast, may
+//! be longer: it is not tolerated.
 //!
 //! Utilisation with `n` replicas is load / (n × capacity per replica). More replicas only
 //! lower every window's utilisation, so whether `n` suffices is monotone in `n`: the answer
 //! is found by bisection between the burst's bound and the target's.
 
-/// A window of the forecast: when it ends and the upper bound of its load.
+/// A window of the forecast: when it ends and the load planned for it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Load {
     /// The forecast window's exclusive end, ms since the Unix epoch.
     pub end: i64,
-    /// The upper bound of its load.
-    pub upper: f64,
+    /// The load planned for (the forecast's quantile the rule plans at).
+    pub planned: f64,
 }
 
 /// What the capacity is planned for.
@@ -54,11 +55,11 @@ pub fn needed(curve: &[Load], focus: impl Fn(i64) -> bool, plan: &Plan) -> Optio
     let peak = in_focus
         .iter()
         .map(|&i| curve[i])
-        .max_by(|a, b| a.upper.total_cmp(&b.upper))?;
+        .max_by(|a, b| a.planned.total_cmp(&b.planned))?;
     let per = |n: u64, util: f64| n as f64 * plan.capacity_per_replica * util;
     let fits = |n: u64| carries(curve, &in_focus, plan, n);
     // Bounds: below the burst's bound nothing fits; at the target's bound everything does.
-    let load = peak.upper.max(0.0);
+    let load = peak.planned.max(0.0);
     let mut lo = ((load / per(1, plan.burst)).floor() as u64).max(1);
     let mut hi = ((load / per(1, plan.target)).ceil() as u64).max(1) + 1;
     if fits(lo) {
@@ -78,20 +79,20 @@ pub fn needed(curve: &[Load], focus: impl Fn(i64) -> bool, plan: &Plan) -> Optio
     Some(Need {
         replicas,
         peak,
-        burst: peak.upper > per(hi, plan.target) * (1.0 + SLACK),
+        burst: peak.planned > per(hi, plan.target) * (1.0 + SLACK),
     })
 }
 
 /// Whether `n` replicas carry every window of `focus` (indices into `curve`).
 fn carries(curve: &[Load], focus: &[usize], plan: &Plan, n: u64) -> bool {
     let cap = n as f64 * plan.capacity_per_replica;
-    let above = |l: &Load| l.upper > cap * plan.target * (1.0 + SLACK);
+    let above = |l: &Load| l.planned > cap * plan.target * (1.0 + SLACK);
     focus.iter().all(|&i| {
         let l = &curve[i];
         if !above(l) {
             return true;
         }
-        if l.upper > cap * plan.burst * (1.0 + SLACK) {
+        if l.planned > cap * plan.burst * (1.0 + SLACK) {
             return false;
         }
         // The run of consecutive windows above the target around window i.
@@ -130,14 +131,14 @@ mod tests {
         }
     }
 
-    /// A forecast window per minute from minute 1, with these upper bounds.
+    /// A forecast window per minute from minute 1, with these loads planned.
     fn curve(uppers: &[f64]) -> Vec<Load> {
         uppers
             .iter()
             .enumerate()
-            .map(|(i, &upper)| Load {
+            .map(|(i, &planned)| Load {
                 end: (i as i64 + 1) * MIN,
-                upper,
+                planned,
             })
             .collect()
     }
@@ -168,7 +169,7 @@ mod tests {
         let c = curve(&[600.0, 1000.0, 1000.0, 600.0, 600.0]);
         let n = needed(&c, all, &plan(5)).unwrap();
         assert_eq!((n.replicas, n.burst), (12, true));
-        assert_eq!(n.peak.upper, 1000.0);
+        assert_eq!(n.peak.planned, 1000.0);
         assert_eq!(needed(&c, all, &plan(0)).unwrap().replicas, 15);
         assert_eq!(
             needed(&c, all, &plan(1)).unwrap().replicas,
@@ -215,7 +216,7 @@ mod tests {
             n.peak,
             Load {
                 end: 3 * MIN,
-                upper: 770.0
+                planned: 770.0
             }
         );
         assert_eq!(needed(&c, |_| false, &plan(0)), None);

@@ -1,4 +1,5 @@
-//! A scale target's forecast curve: the upper bound of its load metric's forecast, by the
+//! A scale target's forecast curve: the load its predictive rule plans for (a quantile of its
+//! load metric's forecast, the upper bound by default: `Predictive::planned`), by the
 //! window the forecast is for, kept from the moment it is issued until that window is past.
 //! A decision on the window ending at `T` sees the forecasts issued by `T` (those of windows
 //! ending at or before it) for windows ending after `T`, the latest such of each window,
@@ -13,7 +14,7 @@ use super::capacity::Load;
 /// A target's forecasts of its load, by the end of the window each is for.
 #[derive(Debug, Default)]
 pub struct ForecastCurve {
-    /// Window end → the end of the window each forecast of it was issued at → its upper bound.
+    /// Window end → the end of the window each forecast of it was issued at → the load planned.
     points: BTreeMap<i64, BTreeMap<i64, f64>>,
     /// The signal of the forecasts (the window statistic forecast: `rate`, `mean`, …).
     signal: String,
@@ -22,8 +23,8 @@ pub struct ForecastCurve {
 impl ForecastCurve {
     /// Keeps the forecast of `signal` issued at `issued` (a window's end) of the window
     /// ending at `target_end` (the same issue again replaces it).
-    pub fn insert(&mut self, issued: i64, target_end: i64, upper: f64, signal: &str) {
-        if !upper.is_finite() || target_end <= issued {
+    pub fn insert(&mut self, issued: i64, target_end: i64, planned: f64, signal: &str) {
+        if !planned.is_finite() || target_end <= issued {
             return;
         }
         if self.signal != signal {
@@ -32,7 +33,7 @@ impl ForecastCurve {
         self.points
             .entry(target_end)
             .or_default()
-            .insert(issued, upper);
+            .insert(issued, planned);
     }
 
     /// The forecasts known at `now` (the latest of each window issued at or before it) of
@@ -41,8 +42,8 @@ impl ForecastCurve {
         self.points
             .range(now + 1..)
             .filter_map(|(&end, issues)| {
-                let (_, &upper) = issues.range(..=now).next_back()?;
-                Some(Load { end, upper })
+                let (_, &planned) = issues.range(..=now).next_back()?;
+                Some(Load { end, planned })
             })
             .collect()
     }
@@ -82,29 +83,29 @@ mod tests {
             [
                 Load {
                     end: 960,
-                    upper: 5.0
+                    planned: 5.0
                 },
                 Load {
                     end: 1020,
-                    upper: 6.0
+                    planned: 6.0
                 }
             ]
         );
         // the latest issue by then counts: an older one does not, nor a newer one later
         c.insert(0, 960, 50.0, "rate");
-        assert_eq!(c.ahead_of(120)[0].upper, 5.0);
+        assert_eq!(c.ahead_of(120)[0].planned, 5.0);
         c.insert(100, 960, 9.0, "rate");
         c.insert(200, 960, 11.0, "rate");
-        assert_eq!(c.ahead_of(120)[0].upper, 9.0);
-        assert_eq!(c.ahead_of(50)[0].upper, 50.0);
-        assert_eq!(c.ahead_of(200)[0].upper, 11.0);
+        assert_eq!(c.ahead_of(120)[0].planned, 9.0);
+        assert_eq!(c.ahead_of(50)[0].planned, 50.0);
+        assert_eq!(c.ahead_of(200)[0].planned, 11.0);
         c.forget_through(1020);
         assert_eq!(c.len(), 1);
         assert_eq!(
             c.ahead_of(180),
             [Load {
                 end: 1080,
-                upper: 7.0
+                planned: 7.0
             }]
         );
     }

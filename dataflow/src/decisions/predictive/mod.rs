@@ -4,8 +4,8 @@
 //!
 //! - `capacity.rs`: the replicas a forecast needs at a target utilisation, with a burst
 //!   above it tolerated for a while (a pure function);
-//! - `curve.rs`: a target's forecast curve, the upper bounds of the forecasts of its load
-//!   metric by the window they are for, as the forecaster issues them.
+//! - `curve.rs`: a target's forecast curve, the load planned for (a quantile of the forecasts
+//!   of its load metric) by the window they are for, as the forecaster issues them.
 //!
 //! The planner's HPA rule takes the larger of its own recommendation and this one
 //! (`planner.rs`): the forecast never scales in on its own and never below what the reactive
@@ -16,7 +16,13 @@ pub(crate) mod curve;
 
 use std::time::Duration;
 
+use apo_schemas::model_output::ForecastRecord;
 use serde::Deserialize;
+
+use crate::decisions::canary::mann_whitney::normal_quantile;
+
+/// The quantile of the forecaster's upper bound (the top of its 90 % interval).
+pub const UPPER_QUANTILE: f64 = 0.95;
 
 /// The predictive rule of one scale target (`[scale.predictive]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -34,6 +40,11 @@ pub struct Predictive {
     /// The utilisation to plan for (default 0.7).
     #[serde(default = "default_target")]
     pub target_utilization: f64,
+    /// The quantile of the forecast planned for (default 0.95, the upper bound of the
+    /// forecaster's 90 % interval; 0.5 its median). Between the median and a bound of the
+    /// interval, a quantile is placed as a normal distribution places it (see [`Self::planned`]).
+    #[serde(default = "default_quantile")]
+    pub quantile: f64,
     /// A utilisation tolerated above the target for at most `burst_for` (default 0.9).
     #[serde(default = "default_burst")]
     pub burst_utilization: f64,
@@ -48,6 +59,10 @@ pub struct Predictive {
 
 fn default_target() -> f64 {
     0.7
+}
+
+fn default_quantile() -> f64 {
+    UPPER_QUANTILE
 }
 
 fn default_burst() -> f64 {
@@ -80,6 +95,13 @@ impl Predictive {
                 "predictive: need 0 < target_utilization ({t}) <= burst_utilization ({b}) <= 1"
             ));
         }
+        let q = self.quantile;
+        if !(1.0 - UPPER_QUANTILE..=UPPER_QUANTILE).contains(&q) {
+            return Err(format!(
+                "predictive: quantile {q} is outside the forecast's interval [{:.2}, {UPPER_QUANTILE}]",
+                1.0 - UPPER_QUANTILE
+            ));
+        }
         if self.scheduling_buffer > Duration::from_secs(3600) {
             return Err(format!(
                 "predictive: scheduling_buffer {:?} is past any forecast's horizon",
@@ -89,8 +111,115 @@ impl Predictive {
         Ok(())
     }
 
+    /// The load to plan for from forecast `f`: its `quantile`, read off the median and the
+    /// bound of the 90 % interval on the quantile's side as if the forecast were normal:
+    /// median + (bound - median) × z(q) / z(0.95), z the standard normal quantile. The
+    /// median and the bounds themselves are returned exactly.
+    pub fn planned(&self, f: &ForecastRecord) -> f64 {
+        let q = self.quantile;
+        if q == UPPER_QUANTILE {
+            return f.upper;
+        }
+        if q == 1.0 - UPPER_QUANTILE {
+            return f.lower;
+        }
+        if q == 0.5 {
+            return f.value;
+        }
+        let share = normal_quantile(q) / normal_quantile(UPPER_QUANTILE);
+        if q > 0.5 {
+            f.value + (f.upper - f.value) * share
+        } else {
+            f.value - (f.lower - f.value) * share
+        }
+    }
+
+    /// What the load planned for is called in a decision's evidence and reason.
+    pub fn planned_name(&self) -> String {
+        match self.quantile {
+            q if q == UPPER_QUANTILE => "upper bound".into(),
+            q if q == 0.5 => "median".into(),
+            q => format!("quantile {q}"),
+        }
+    }
+
+    /// The same, as the statistic of a decision's evidence (`upper`, `median`, `q0.8`).
+    pub fn planned_statistic(&self) -> String {
+        match self.quantile {
+            q if q == UPPER_QUANTILE => "upper".into(),
+            q if q == 0.5 => "median".into(),
+            q => format!("q{q}"),
+        }
+    }
+
     /// Whether a forecast of `signal` counts.
     pub fn takes(&self, signal: &str) -> bool {
         self.signal.as_deref().is_none_or(|s| s == signal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(quantile: f64) -> Predictive {
+        Predictive {
+            metric: "m".into(),
+            signal: None,
+            capacity_per_replica: 1.0,
+            target_utilization: 0.7,
+            quantile,
+            burst_utilization: 0.9,
+            burst_for: default_burst_for(),
+            scheduling_buffer: default_buffer(),
+        }
+    }
+
+    fn forecast(value: f64, lower: f64, upper: f64) -> ForecastRecord {
+        ForecastRecord {
+            service: "s".into(),
+            metric: "m".into(),
+            signal: "rate".into(),
+            window_seconds: 60,
+            window_start: 0,
+            window_end: 60_000,
+            horizon_seconds: 900,
+            target_time: 960_000,
+            value,
+            lower,
+            upper,
+            model_version: "t".into(),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn a_quantile_is_read_off_the_median_and_the_bound_on_its_side() {
+        // An interval that is not symmetric: 100 - 20 / + 50.
+        let f = forecast(100.0, 80.0, 150.0);
+        assert_eq!(rule(0.95).planned(&f), 150.0);
+        assert_eq!(rule(0.5).planned(&f), 100.0);
+        assert_eq!(rule(0.05).planned(&f), 80.0);
+        // SciPy: norm.ppf(0.8) = 0.8416212335729143, norm.ppf(0.95) = 1.6448536269514722,
+        // norm.ppf(0.25) = -0.6744897501960817.
+        let (z80, z95, z25) = (0.8416212335729143, 1.6448536269514722, -0.6744897501960817);
+        assert!((rule(0.8).planned(&f) - (100.0 + 50.0 * z80 / z95)).abs() < 1e-9);
+        assert!((rule(0.25).planned(&f) - (100.0 + 20.0 * z25 / z95)).abs() < 1e-9);
+        // Monotone in the quantile.
+        let qs = [0.05, 0.1, 0.25, 0.5, 0.6, 0.8, 0.9, 0.95];
+        let loads: Vec<f64> = qs.iter().map(|&q| rule(q).planned(&f)).collect();
+        assert!(loads.windows(2).all(|w| w[0] < w[1]), "{loads:?}");
+        assert_eq!(rule(0.95).planned_statistic(), "upper");
+        assert_eq!(rule(0.5).planned_name(), "median");
+        assert_eq!(rule(0.8).planned_statistic(), "q0.8");
+    }
+
+    #[test]
+    fn a_quantile_outside_the_interval_is_refused() {
+        for q in [0.0, 0.04, 0.96, 1.0, f64::NAN] {
+            let err = rule(q).check().unwrap_err();
+            assert!(err.contains("quantile"), "{q}: {err}");
+        }
+        assert_eq!(rule(0.5).check(), Ok(()));
     }
 }
