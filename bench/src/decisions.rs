@@ -264,6 +264,7 @@ fn point(ts: i64, service: &str, metric: &str, value: f64, unit: &str) -> Metric
         unit: unit.into(),
         tags: Default::default(),
         histogram: None,
+        cumulative: None,
     }
 }
 

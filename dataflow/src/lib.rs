@@ -46,6 +46,7 @@ pub use engine::progress::{percentile, Latency, Progress};
 pub use engine::sink::{sink_operator, tracked_sink, RowsCallback, SinkState};
 pub use engine::worker::{run_job, run_lanes};
 pub use metrics::config::MetricsConfig;
+pub use metrics::cumulative::CumulativeConfig;
 pub use metrics::job::{MetricsJob, ModelStage};
 pub use metrics::series_limit::{SeriesLimits, OVERFLOW};
 pub use models::anomaly::{anomaly_warm_windows, StateInputs};

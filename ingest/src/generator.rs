@@ -203,6 +203,7 @@ impl Generator {
             unit: s.unit.to_string(),
             tags,
             histogram: None,
+            cumulative: None,
         };
         self.clock_ms += self.step_ms;
         p

@@ -62,6 +62,13 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
             format!(" | series {live} live, {folded} over the limit ({points} points to overflow)")
         }
     };
+    let series = match p.cumulative() {
+        (0, 0) => series,
+        (live, 0) => format!("{series} | cumulative streams {live}"),
+        (live, stale) => {
+            format!("{series} | cumulative streams {live}, {stale} stale points not counted")
+        }
+    };
     let state = mb(p.held_bytes());
     format!(
         "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",

@@ -4,6 +4,8 @@
 //! - [`decision`]: the signed decision record of `apo.decisions`, its deterministic id and
 //!   its HMAC-SHA256 signature.
 //! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
+//! - [`cumulative`]: a cumulative OTLP point's running totals and its stream, before the
+//!   pipeline turns them into deltas.
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
 //! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
@@ -20,6 +22,7 @@
 
 pub mod action;
 pub mod critical_path;
+pub mod cumulative;
 pub mod decision;
 pub mod decoded;
 pub mod json_schema;

@@ -12,6 +12,7 @@
 use crate::decoded::Decoded;
 use std::collections::BTreeMap;
 
+use crate::cumulative::Cumulative;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -122,6 +123,12 @@ pub struct MetricPoint {
     /// Present when the point is an OTLP histogram data point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram: Option<Histogram>,
+    /// Present when the point is a cumulative OTLP point: its stream's running totals, which
+    /// the pipeline turns into a delta against the stream's previous point (its `value` and
+    /// `histogram` are unset until then). Not part of APO JSON.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cumulative: Option<Box<Cumulative>>,
 }
 
 #[derive(JsonSchema)]
@@ -185,6 +192,22 @@ impl MetricPoint {
                 return Err(SchemaError::Invalid {
                     field: "histogram",
                     reason: "non-finite bucket value".into(),
+                });
+            }
+        }
+        if let Some(c) = &self.cumulative {
+            let finite = match &c.running {
+                crate::cumulative::Running::Sum(v) => v.is_finite(),
+                crate::cumulative::Running::Histogram(b) => {
+                    b.sum.is_finite()
+                        && b.min.is_none_or(f64::is_finite)
+                        && b.max.is_none_or(f64::is_finite)
+                }
+            };
+            if !finite {
+                return Err(SchemaError::Invalid {
+                    field: "value",
+                    reason: "a cumulative total, min or max is not finite".into(),
                 });
             }
         }
@@ -267,6 +290,7 @@ mod tests {
             unit: String::new(),
             tags: Default::default(),
             histogram: None,
+            cumulative: None,
         };
         assert!(p.validate().is_ok());
         p.value = f64::NAN;

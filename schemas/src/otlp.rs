@@ -4,13 +4,11 @@
 //! - gauge and sum data points become one point each;
 //! - histogram data points keep their exact count, sum, min and max and feed their buckets to the
 //!   sketch as weighted values (each bucket's midpoint; the open outer buckets use min/max);
-//! - exponential histograms and summaries are reported as unsupported;
-//! - so are cumulative histograms and cumulative monotonic sums (the OpenTelemetry SDKs'
-//!   default temporality): each export repeats the running totals since the stream's start,
-//!   which windows of deltas would count again in full (a histogram's counts grow with the age
-//!   of the process; a counter's total is no observation). Until they are turned into deltas
-//!   per stream (issue 15), they go to the dead-letter topic saying how to send deltas.
-//!   Cumulative non-monotonic sums (up-down counters) are sampled values, decoded as gauges.
+//! - cumulative histograms and cumulative monotonic sums (the OpenTelemetry SDKs' default
+//!   temporality) carry their stream's running totals ([`Cumulative`]): the metrics job turns
+//!   consecutive points of a stream into deltas before they are counted. Cumulative
+//!   non-monotonic sums (up-down counters) are sampled values, decoded as gauges;
+//! - exponential histograms and summaries are reported as unsupported.
 //!
 //! The service is the resource attribute `service.name`; data point attributes become tags.
 
@@ -23,20 +21,16 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message;
 
+use crate::cumulative::{stream_id, Buckets, Cumulative, Running};
 use crate::decoded::Decoded;
 use crate::metric::{Histogram, MetricPoint, SchemaError};
 
 /// OTLP's `AGGREGATION_TEMPORALITY_CUMULATIVE`.
 const CUMULATIVE: i32 = 2;
 
-/// Why a cumulative `kind` named `name` is not decoded.
-fn cumulative(kind: &str, name: &str) -> SchemaError {
-    SchemaError::Unsupported(format!(
-        "cumulative {kind} `{name}`: APO reads delta temporality (cumulative points would be \
-         counted again at every export); export deltas \
-         (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta) or convert them in the \
-         Collector (the cumulativetodelta processor)"
-    ))
+/// Nanoseconds since the epoch to milliseconds.
+fn ms(nanos: u64) -> i64 {
+    (nanos / 1_000_000) as i64
 }
 
 /// Decodes one OTLP protobuf message. Points that cannot be represented are reported by their
@@ -51,7 +45,17 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
     let mut index = 0usize;
     for rm in &req.resource_metrics {
         let service = service_name(rm.resource.as_ref());
+        let resource: Vec<(String, String)> = rm
+            .resource
+            .as_ref()
+            .map(|r| tags(&r.attributes).into_iter().collect())
+            .unwrap_or_default();
         for sm in &rm.scope_metrics {
+            let scope = sm
+                .scope
+                .as_ref()
+                .map(|s| (s.name.as_str(), s.version.as_str()))
+                .unwrap_or(("", ""));
             for m in &sm.metrics {
                 let Some(data) = &m.data else {
                     out.errors.push((
@@ -65,60 +69,76 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
                     continue;
                 };
                 let base = |attrs: &[KeyValue], t: u64| MetricPoint {
-                    timestamp: (t / 1_000_000) as i64,
+                    timestamp: ms(t),
                     service: service.clone(),
                     name: m.name.clone(),
                     value: 0.0,
                     unit: m.unit.clone(),
                     tags: tags(attrs),
                     histogram: None,
+                    cumulative: None,
                 };
+                // A cumulative point: its stream's totals, made a delta downstream.
+                let running = |attrs: &[KeyValue], t: u64, start: u64, running: Running| {
+                    let mut p = base(attrs, t);
+                    let point: Vec<(String, String)> = p.tags.clone().into_iter().collect();
+                    p.cumulative = Some(Box::new(Cumulative {
+                        stream: stream_id(&resource, scope, &m.name, &point),
+                        start_ms: ms(start),
+                        running,
+                    }));
+                    p
+                };
+                // Gauges and sums: a value each; a cumulative counter's is its total.
+                let numbers = match data {
+                    metric::Data::Gauge(g) => Some((&g.data_points, false)),
+                    metric::Data::Sum(s) => Some((
+                        &s.data_points,
+                        s.aggregation_temporality == CUMULATIVE && s.is_monotonic,
+                    )),
+                    _ => None,
+                };
+                if let Some((points, total)) = numbers {
+                    for dp in points {
+                        let (attrs, t) = (&dp.attributes, dp.time_unix_nano);
+                        match number(dp) {
+                            Ok(v) if total => out.items.push(running(
+                                attrs,
+                                t,
+                                dp.start_time_unix_nano,
+                                Running::Sum(v),
+                            )),
+                            Ok(v) => out.items.push(MetricPoint {
+                                value: v,
+                                ..base(attrs, t)
+                            }),
+                            Err(e) => out.errors.push((index, e)),
+                        }
+                        index += 1;
+                    }
+                    continue;
+                }
                 match data {
-                    metric::Data::Gauge(g) => {
-                        for dp in &g.data_points {
-                            push_number(
-                                &mut out,
-                                &mut index,
-                                base(&dp.attributes, dp.time_unix_nano),
-                                dp,
-                            );
-                        }
-                    }
-                    metric::Data::Sum(s)
-                        if s.aggregation_temporality == CUMULATIVE && s.is_monotonic =>
-                    {
-                        for _ in &s.data_points {
-                            out.errors.push((index, cumulative("counter", &m.name)));
-                            index += 1;
-                        }
-                    }
-                    metric::Data::Histogram(h) if h.aggregation_temporality == CUMULATIVE => {
-                        for _ in &h.data_points {
-                            out.errors.push((index, cumulative("histogram", &m.name)));
-                            index += 1;
-                        }
-                    }
-                    metric::Data::Sum(s) => {
-                        for dp in &s.data_points {
-                            push_number(
-                                &mut out,
-                                &mut index,
-                                base(&dp.attributes, dp.time_unix_nano),
-                                dp,
-                            );
-                        }
-                    }
+                    metric::Data::Gauge(_) | metric::Data::Sum(_) => {}
                     metric::Data::Histogram(h) => {
+                        let cumulative = h.aggregation_temporality == CUMULATIVE;
                         for dp in &h.data_points {
-                            let mut p = base(&dp.attributes, dp.time_unix_nano);
-                            match histogram(dp) {
-                                Ok(Some(h)) => {
-                                    p.value = h.sum / h.count as f64;
-                                    p.histogram = Some(h);
-                                    out.items.push(p);
+                            match buckets(dp) {
+                                Ok(b) if cumulative => out.items.push(running(
+                                    &dp.attributes,
+                                    dp.time_unix_nano,
+                                    dp.start_time_unix_nano,
+                                    Running::Histogram(b),
+                                )),
+                                Ok(b) => {
+                                    // An empty histogram carries no observation: nothing to count.
+                                    if let Some(h) = histogram_of(&b) {
+                                        let mut p = base(&dp.attributes, dp.time_unix_nano);
+                                        p.value = h.sum / h.count as f64;
+                                        p.histogram = Some(h);
+                                        out.items.push(p);
+                                    }
                                 }
-                                // An empty histogram carries no observation: nothing to count.
-                                Ok(None) => {}
                                 Err(e) => out.errors.push((index, e)),
                             }
                             index += 1;
@@ -152,42 +172,25 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
     Ok(out)
 }
 
-fn push_number(
-    out: &mut Decoded<MetricPoint>,
-    index: &mut usize,
-    mut p: MetricPoint,
-    dp: &NumberDataPoint,
-) {
+/// A number data point's value.
+fn number(dp: &NumberDataPoint) -> Result<f64, SchemaError> {
     match dp.value {
-        Some(number_data_point::Value::AsDouble(v)) => {
-            p.value = v;
-            out.items.push(p);
-        }
-        Some(number_data_point::Value::AsInt(v)) => {
-            p.value = v as f64;
-            out.items.push(p);
-        }
-        None => out.errors.push((
-            *index,
-            SchemaError::Invalid {
-                field: "value",
-                reason: "number data point without a value".into(),
-            },
-        )),
+        Some(number_data_point::Value::AsDouble(v)) => Ok(v),
+        Some(number_data_point::Value::AsInt(v)) => Ok(v as f64),
+        None => Err(SchemaError::Invalid {
+            field: "value",
+            reason: "number data point without a value".into(),
+        }),
     }
-    *index += 1;
 }
 
-/// Converts an explicit-bucket histogram data point. Bucket i covers (bounds[i-1], bounds[i]];
-/// its representative value is the midpoint, clamped into [min, max] when those are known.
-fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> {
+/// An explicit-bucket histogram data point's counts, checked: as many counts as buckets (or
+/// none), finite increasing bounds, counts that add up to the count, a sum when it has values.
+fn buckets(dp: &HistogramDataPoint) -> Result<Buckets, SchemaError> {
     let invalid = |reason: String| SchemaError::Invalid {
         field: "histogram",
         reason,
     };
-    if dp.count == 0 {
-        return Ok(None);
-    }
     let bounds = &dp.explicit_bounds;
     if !dp.bucket_counts.is_empty() && dp.bucket_counts.len() != bounds.len() + 1 {
         return Err(invalid(format!(
@@ -208,30 +211,48 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
             dp.count
         )));
     }
-    let Some(sum) = dp.sum else {
-        return Err(invalid("histogram without sum".into()));
+    let sum = match dp.sum {
+        Some(s) => s,
+        None if dp.count == 0 => 0.0,
+        None => return Err(invalid("histogram without sum".into())),
     };
-    let first_nonempty = dp.bucket_counts.iter().position(|&c| c > 0);
-    let last_nonempty = dp.bucket_counts.iter().rposition(|&c| c > 0);
-    let (Some(first), Some(last)) = (first_nonempty, last_nonempty) else {
-        return Ok(None);
-    };
-    // Bucket edges, with the open ends replaced by the observed min/max or the nearest bound.
+    Ok(Buckets {
+        bounds: bounds.clone(),
+        counts: dp.bucket_counts.clone(),
+        count: dp.count,
+        sum,
+        min: dp.min,
+        max: dp.max,
+    })
+}
+
+/// What a window counts of explicit buckets (checked as [`buckets`] checks them): bucket i
+/// covers (bounds[i-1], bounds[i]]; its representative value is the midpoint, clamped into
+/// [min, max] when those are known; the open ends are the observed min/max or the nearest
+/// bound. `None` when they hold no value.
+pub fn histogram_of(b: &Buckets) -> Option<Histogram> {
+    if b.count == 0 {
+        return None;
+    }
+    let first = b.counts.iter().position(|&c| c > 0)?;
+    let last = b.counts.iter().rposition(|&c| c > 0)?;
+    let bounds = &b.bounds;
     let lower = |i: usize| if i == 0 { None } else { Some(bounds[i - 1]) };
     let upper = |i: usize| bounds.get(i).copied();
-    let min = dp
+    let mean = b.sum / b.count as f64;
+    let min = b
         .min
         .or_else(|| lower(first))
         .or_else(|| upper(first))
-        .unwrap_or(sum / dp.count as f64);
-    let max = dp
+        .unwrap_or(mean);
+    let max = b
         .max
         .or_else(|| upper(last))
         .or_else(|| lower(last))
-        .unwrap_or(sum / dp.count as f64);
+        .unwrap_or(mean);
     let mut bound = 0.0f64;
-    let buckets = dp
-        .bucket_counts
+    let buckets = b
+        .counts
         .iter()
         .enumerate()
         .filter(|(_, &c)| c > 0)
@@ -243,14 +264,14 @@ fn histogram(dp: &HistogramDataPoint) -> Result<Option<Histogram>, SchemaError> 
             (v, c)
         })
         .collect();
-    Ok(Some(Histogram {
-        count: dp.count,
-        sum,
+    Some(Histogram {
+        count: b.count,
+        sum: b.sum,
         min,
         max,
         buckets,
         bucket_bound: bound,
-    }))
+    })
 }
 
 fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
@@ -393,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn cumulative_histograms_and_counters_are_refused_saying_how_to_send_deltas() {
+    fn cumulative_histograms_and_counters_carry_their_streams_running_totals() {
         use opentelemetry_proto::tonic::metrics::v1::Sum;
         let number = |v: f64| NumberDataPoint {
             time_unix_nano: 5_000_000_000,
@@ -432,22 +453,46 @@ mod tests {
             histogram(1),
         ]))
         .unwrap();
-        // the cumulative counter and histogram: refused, by position, saying what to do
-        assert_eq!(d.errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
-        for (_, e) in &d.errors {
-            assert_eq!(e.reason(), "unsupported");
-            assert!(e.to_string().contains("cumulativetodelta"), "{e}");
-        }
-        assert!(d.errors[0]
-            .1
-            .to_string()
-            .contains("cumulative counter `requests`"));
-        // the up-down counter is a sampled value; deltas as before
-        let got: Vec<(&str, f64)> = d.items.iter().map(|p| (p.name.as_str(), p.value)).collect();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let got: Vec<(&str, f64, bool)> = d
+            .items
+            .iter()
+            .map(|p| (p.name.as_str(), p.value, p.cumulative.is_some()))
+            .collect();
         assert_eq!(
             got,
-            [("queue.size", 7.0), ("requests", 30.0), ("latency", 1.5)]
+            [
+                ("requests", 0.0, true),
+                ("latency", 0.0, true),
+                // the up-down counter is a sampled value; deltas as before
+                ("queue.size", 7.0, false),
+                ("requests", 30.0, false),
+                ("latency", 1.5, false),
+            ]
         );
+        // the cumulative points carry their stream's totals and start, for the job to
+        // difference
+        let c = d.items[0].cumulative.as_deref().unwrap();
+        assert_eq!(
+            (c.start_ms, &c.running),
+            (1_000, &crate::cumulative::Running::Sum(1200.0))
+        );
+        let resource = vec![("service.name".to_string(), "cart".to_string())];
+        assert_eq!(c.stream, stream_id(&resource, ("", ""), "requests", &[]));
+        let h = d.items[1].cumulative.as_deref().unwrap();
+        assert_eq!(
+            h.running,
+            crate::cumulative::Running::Histogram(Buckets {
+                bounds: vec![5.0],
+                counts: vec![2, 0],
+                count: 2,
+                sum: 3.0,
+                min: None,
+                max: None,
+            })
+        );
+        assert_ne!(h.stream, c.stream);
+        assert!(d.items[1].histogram.is_none(), "no histogram until a delta");
     }
 
     #[test]

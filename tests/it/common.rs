@@ -204,6 +204,7 @@ pub fn point(ts: i64, service: &str, value: f64) -> MetricPoint {
         unit: "ms".into(),
         tags: Default::default(),
         histogram: None,
+        cumulative: None,
     }
 }
 
@@ -669,6 +670,7 @@ pub fn dataset(
                     unit: "ms".into(),
                     tags: Default::default(),
                     histogram: None,
+                    cumulative: None,
                 },
             )
         })

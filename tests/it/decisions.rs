@@ -22,6 +22,7 @@ fn point(ts: i64, name: &str, value: f64) -> MetricPoint {
         unit: String::new(),
         tags: Default::default(),
         histogram: None,
+        cumulative: None,
     }
 }
 

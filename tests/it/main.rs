@@ -13,6 +13,7 @@ mod kafka_source;
 mod memory_budget;
 mod models_kafka;
 mod offline;
+mod otlp_sdk;
 mod pipeline_kafka;
 mod poison;
 mod series_limits;

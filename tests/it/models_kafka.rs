@@ -48,6 +48,7 @@ fn points(base: i64) -> Vec<MetricPoint> {
                 unit: "ms".into(),
                 tags: Default::default(),
                 histogram: None,
+                cumulative: None,
             });
         }
     }
@@ -402,6 +403,7 @@ fn scale_up_through_the_loop(
                 unit: String::new(),
                 tags: Default::default(),
                 histogram: None,
+                cumulative: None,
             });
         }
     }

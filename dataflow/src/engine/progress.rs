@@ -50,6 +50,8 @@ struct WorkerGauges {
     held_bytes: AtomicU64,
     /// Live metric series, folded ones among them, points folded so far (metrics lane).
     series: [AtomicU64; 3],
+    /// Live cumulative streams, and their points not counted as stale so far.
+    cumulative: [AtomicU64; 2],
 }
 
 impl Default for WorkerGauges {
@@ -60,6 +62,7 @@ impl Default for WorkerGauges {
             held: AtomicI64::new(0),
             held_bytes: AtomicU64::new(0),
             series: Default::default(),
+            cumulative: Default::default(),
         }
     }
 }
@@ -234,6 +237,26 @@ impl Progress {
             g.series[1].store(folded as u64, Ordering::Relaxed);
             g.series[2].store(points_folded, Ordering::Relaxed);
         }
+    }
+
+    /// Worker `index` holds `live` cumulative streams and has not counted `stale` points.
+    pub fn set_cumulative(&self, index: usize, live: usize, stale: u64) {
+        if let Some(g) = self.slot(index) {
+            g.cumulative[0].store(live as u64, Ordering::Relaxed);
+            g.cumulative[1].store(stale, Ordering::Relaxed);
+        }
+    }
+
+    /// Live cumulative streams and stale points not counted, summed over this process's
+    /// workers.
+    pub fn cumulative(&self) -> (u64, u64) {
+        let sum = |i: usize| {
+            self.gauges
+                .iter()
+                .map(|g| g.cumulative[i].load(Ordering::Relaxed))
+                .sum()
+        };
+        (sum(0), sum(1))
     }
 
     /// Live metric series, distinct series folded into overflow series, and points folded,

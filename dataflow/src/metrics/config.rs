@@ -4,6 +4,7 @@
 use apo_ingest::decode::{Encoding, FieldLimits, TimeBounds};
 
 use crate::engine::error::PipelineError;
+use crate::metrics::cumulative::CumulativeConfig;
 use crate::metrics::series_limit::SeriesLimits;
 
 /// Settings of the metrics job (see `apo run --help` for their meaning and defaults); unknown
@@ -23,6 +24,8 @@ pub struct MetricsConfig {
     pub field_limits: FieldLimits,
     /// How many series may be live at once.
     pub series_limits: SeriesLimits,
+    /// How the streams of cumulative points are kept.
+    pub cumulative: CumulativeConfig,
 }
 
 impl Default for MetricsConfig {
@@ -34,6 +37,7 @@ impl Default for MetricsConfig {
             time_bounds: TimeBounds::default(),
             field_limits: FieldLimits::default(),
             series_limits: SeriesLimits::default(),
+            cumulative: CumulativeConfig::default(),
         }
     }
 }
@@ -71,6 +75,32 @@ impl MetricsConfig {
                 s.max_series, s.max_series_per_service
             ));
         }
+        let c = &self.cumulative;
+        if c.silence.is_zero() || c.silence < c.first_within {
+            return bad(format!(
+                "a cumulative stream's silence ({:?}) must be positive and at least its \
+                 first-point window ({:?})",
+                c.silence, c.first_within
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_cumulative_silence_shorter_than_the_first_point_window_is_refused() {
+        let mut c = MetricsConfig::default();
+        assert!(c.validate().is_ok());
+        c.cumulative.silence = Duration::from_secs(60);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("silence"), "{err}");
+        c.cumulative.silence = Duration::ZERO;
+        c.cumulative.first_within = Duration::ZERO;
+        assert!(c.validate().is_err());
     }
 }

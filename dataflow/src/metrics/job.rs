@@ -1,6 +1,6 @@
 //! The metrics pipeline as a [`Job`]: points, pre-aggregated per (series, window) into
-//! [`Partial`]s, windows, window statistics to the sinks, and (optionally) anomaly scores and
-//! forecasts of every closed window.
+//! [`Partial`]s (cumulative points first made deltas per stream), windows, window statistics
+//! to the sinks, and (optionally) anomaly scores and forecasts of every closed window.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use apo_models::watch::Watched;
 use apo_models::Forecaster;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::{MetricPoint, SchemaError, WindowStats};
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::generic::operator::empty;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
@@ -22,6 +23,7 @@ use apo_core::RowSink;
 use crate::engine::error::PipelineError;
 use crate::engine::sink::{tracked_sink, SinkState};
 use crate::metrics::config::MetricsConfig;
+use crate::metrics::cumulative::{cumulative_operator, CumulativeConfig, RunningPoint};
 use crate::metrics::preaggregate::PreAggregator;
 use crate::metrics::series_limit::{series_limit_operator, SeriesLimits};
 use crate::models::anomaly::{anomaly_stage, StateInputs};
@@ -45,6 +47,16 @@ pub struct ModelStage {
     pub forecast_past: Option<Arc<PastWindows<WindowStats>>>,
 }
 
+/// What enters the metrics dataflow: the partials of the points a worker read, and the
+/// cumulative points it read (made deltas in the dataflow, on the worker owning their stream).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum MetricInput {
+    /// Points pre-aggregated per (series, window).
+    Partial(Partial),
+    /// A cumulative point, its stream's totals.
+    Running(RunningPoint),
+}
+
 /// The metrics pipeline.
 pub struct MetricsJob {
     encoding: Encoding,
@@ -55,6 +67,11 @@ pub struct MetricsJob {
     /// The window sizes, ms.
     window_ms: Vec<u64>,
     pre: PreAggregator,
+    /// Cumulative points read since the last drain.
+    running: Vec<RunningPoint>,
+    cumulative: CumulativeConfig,
+    relative_accuracy: f64,
+    window_seconds: Vec<u32>,
     sinks: Vec<Box<dyn RowSink>>,
     models: Option<ModelStage>,
     planner: Option<PlannerStage>,
@@ -76,7 +93,8 @@ impl MetricsJob {
             sinks,
         )
         .with_field_limits(cfg.field_limits)
-        .with_series_limits(cfg.series_limits))
+        .with_series_limits(cfg.series_limits)
+        .with_cumulative(cfg.cumulative))
     }
 
     /// The metrics job with windows of `window_seconds`, sketches of `relative_accuracy`,
@@ -99,6 +117,10 @@ impl MetricsJob {
                 .map(|&s| u64::from(s) * 1000)
                 .collect(),
             pre: PreAggregator::new(window_seconds, relative_accuracy),
+            running: Vec::new(),
+            cumulative: CumulativeConfig::default(),
+            relative_accuracy,
+            window_seconds: window_seconds.to_vec(),
             sinks,
             models: None,
             planner: None,
@@ -118,6 +140,12 @@ impl MetricsJob {
         self
     }
 
+    /// How cumulative points' streams are kept (the defaults otherwise).
+    pub fn with_cumulative(mut self, cumulative: CumulativeConfig) -> Self {
+        self.cumulative = cumulative;
+        self
+    }
+
     /// Adds the planner: decisions from closed windows.
     pub fn with_planner(mut self, stage: PlannerStage) -> Self {
         self.planner = Some(stage);
@@ -133,7 +161,7 @@ impl MetricsJob {
 
 impl Job for MetricsJob {
     type Item = MetricPoint;
-    type Input = Partial;
+    type Input = MetricInput;
 
     fn decode(
         &self,
@@ -161,25 +189,48 @@ impl Job for MetricsJob {
     }
 
     fn buffer(&mut self, p: MetricPoint) {
-        self.pre.add(&p);
+        let mut p = p;
+        match p.cumulative.take() {
+            Some(c) => self.running.push(RunningPoint::new(p, *c)),
+            None => self.pre.add(&p),
+        }
     }
 
     fn buffered(&self) -> usize {
-        self.pre.points()
+        self.pre.points() + self.running.len()
     }
 
-    fn drain(&mut self, out: &mut Vec<Partial>) {
-        self.pre.drain(out);
+    fn drain(&mut self, out: &mut Vec<MetricInput>) {
+        let mut partials = Vec::new();
+        self.pre.drain(&mut partials);
+        out.extend(partials.into_iter().map(MetricInput::Partial));
+        out.extend(self.running.drain(..).map(MetricInput::Running));
     }
 
     fn build<'scope>(
         &mut self,
-        input: StreamVec<'scope, u64, Partial>,
+        input: StreamVec<'scope, u64, MetricInput>,
         ctx: &BuildContext,
     ) -> (StreamVec<'scope, u64, ()>, Vec<Rc<SinkState>>) {
         let smallest = self.window_ms.iter().copied().min().unwrap_or(1000) / 1000;
+        // Each input is moved into one of the two at once: a large `Err` costs nothing here.
+        #[allow(clippy::result_large_err)]
+        let (partials, running): (
+            StreamVec<'scope, u64, Partial>,
+            StreamVec<'scope, u64, _>,
+        ) = input.ok_err(|i| match i {
+            MetricInput::Partial(p) => Ok(p),
+            MetricInput::Running(r) => Err(r),
+        });
+        let deltas = cumulative_operator(
+            running,
+            self.cumulative,
+            &self.window_seconds,
+            self.relative_accuracy,
+            ctx.progress.clone(),
+        );
         let limited = series_limit_operator(
-            input,
+            partials.concat(deltas),
             self.series_limits,
             smallest as u32,
             ctx.horizon_ms,

@@ -235,6 +235,7 @@ mod tests {
             unit: "ms".into(),
             tags: Default::default(),
             histogram: Some(h),
+            cumulative: None,
         });
         p
     }

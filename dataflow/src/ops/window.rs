@@ -471,6 +471,7 @@ mod tests {
             unit: "ms".into(),
             tags: Default::default(),
             histogram: None,
+            cumulative: None,
         });
         p
     }

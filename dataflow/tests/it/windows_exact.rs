@@ -32,6 +32,7 @@ fn points(base: i64) -> Vec<MetricPoint> {
             unit: "ms".into(),
             tags: Default::default(),
             histogram: None,
+            cumulative: None,
         });
     }
     out

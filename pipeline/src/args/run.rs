@@ -91,6 +91,16 @@ pub struct RunArgs {
     /// their cardinality limit (2 000 there too).
     #[arg(long, env = "APO_MAX_SERIES_PER_SERVICE", default_value_t = 2_000)]
     pub max_series_per_service: usize,
+    /// A cumulative OTLP stream (the OpenTelemetry SDKs' default temporality: each export
+    /// repeats the stream's totals, which APO turns into deltas against the stream's previous
+    /// point) with no point for this long is forgotten; its next point is then a first point.
+    #[arg(long, env = "APO_CUMULATIVE_SILENCE", default_value = "10m", value_parser = duration)]
+    pub cumulative_silence: Duration,
+    /// A cumulative stream's first point counts all it totals when the stream started at most
+    /// this long before it (a process that just started); an older stream's first point is
+    /// only the baseline of its next (its totals hold the process's whole past).
+    #[arg(long, env = "APO_CUMULATIVE_FIRST_WITHIN", default_value = "2m", value_parser = duration)]
+    pub cumulative_first_within: Duration,
     /// Memory ceiling of this process (`512MiB`, `2GiB`, `1.5GB`, `800Mi`; `none`: no
     /// ceiling). What the process holds with no state (measured when it starts) is taken off;
     /// the rest is for windows and traces being assembled. Past 80 % of that (or with resident

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apo_dataflow::{
-    AssemblyConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig, PlannerConfig,
-    SeriesLimits, SpanConfig,
+    AssemblyConfig, CumulativeConfig, IdlePolicy, LaneConfig, MetricsConfig, ModelConfig,
+    PlannerConfig, SeriesLimits, SpanConfig,
 };
 use apo_ingest::decode::{FieldLimits, TimeBounds};
 use apo_schemas::decision::SigningKey;
@@ -253,6 +253,10 @@ fn metrics_config(a: &RunArgs) -> Result<MetricsConfig, RunError> {
         series_limits: SeriesLimits {
             max_series: a.max_series,
             max_series_per_service: a.max_series_per_service,
+        },
+        cumulative: CumulativeConfig {
+            silence: a.cumulative_silence,
+            first_within: a.cumulative_first_within,
         },
     };
     cfg.validate()?;

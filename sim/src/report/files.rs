@@ -151,10 +151,12 @@ const UPPER: f64 = 0.95;
 
 /// A forecast quantile in words.
 fn planned(q: f64) -> String {
-    match q {
-        q if q == UPPER => "upper bound".into(),
-        q if q == 0.5 => "median".into(),
-        q => format!("quantile {q}"),
+    if q == UPPER {
+        "upper bound".into()
+    } else if q == 0.5 {
+        "median".into()
+    } else {
+        format!("quantile {q}")
     }
 }
 

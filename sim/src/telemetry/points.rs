@@ -81,6 +81,7 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
         unit: unit.to_string(),
         tags: BTreeMap::new(),
         histogram: None,
+        cumulative: None,
     };
     let mut out = Vec::with_capacity(3 + scrape.utilization.len());
     if let Some(h) = histogram(&scrape.durations_s) {

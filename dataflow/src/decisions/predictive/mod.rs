@@ -136,19 +136,25 @@ impl Predictive {
 
     /// What the load planned for is called in a decision's evidence and reason.
     pub fn planned_name(&self) -> String {
-        match self.quantile {
-            q if q == UPPER_QUANTILE => "upper bound".into(),
-            q if q == 0.5 => "median".into(),
-            q => format!("quantile {q}"),
+        let q = self.quantile;
+        if q == UPPER_QUANTILE {
+            "upper bound".into()
+        } else if q == 0.5 {
+            "median".into()
+        } else {
+            format!("quantile {q}")
         }
     }
 
     /// The same, as the statistic of a decision's evidence (`upper`, `median`, `q0.8`).
     pub fn planned_statistic(&self) -> String {
-        match self.quantile {
-            q if q == UPPER_QUANTILE => "upper".into(),
-            q if q == 0.5 => "median".into(),
-            q => format!("q{q}"),
+        let q = self.quantile;
+        if q == UPPER_QUANTILE {
+            "upper".into()
+        } else if q == 0.5 {
+            "median".into()
+        } else {
+            format!("q{q}")
         }
     }
 
