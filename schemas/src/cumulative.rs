@@ -10,6 +10,9 @@
 //! [`stream id`]: Cumulative::stream
 
 use serde::{Deserialize, Serialize};
+
+use crate::exponential::Exponential;
+use crate::metric::Histogram;
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
 
@@ -32,6 +35,55 @@ pub enum Running {
     Sum(f64),
     /// An explicit-bucket histogram's totals since the start.
     Histogram(Buckets),
+    /// An exponential histogram's totals since the start.
+    Exponential(Exponential),
+    /// A summary's count and sum since the start (its quantiles are the producer's own and
+    /// cannot be merged: not used).
+    Summary {
+        /// The number of values.
+        count: u64,
+        /// Their sum.
+        sum: f64,
+    },
+}
+
+/// What a window counts of some values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counted {
+    /// A sum's value.
+    Value(f64),
+    /// A histogram's, `None` when it holds no value.
+    Histogram(Option<Histogram>),
+}
+
+impl Running {
+    /// What a window counts of these values, taken as one interval's (a delta point's, or
+    /// the difference of two cumulative ones).
+    pub fn counted(&self) -> Counted {
+        match self {
+            Running::Sum(v) => Counted::Value(*v),
+            Running::Histogram(b) => Counted::Histogram(crate::otlp::histogram_of(b)),
+            Running::Exponential(e) => Counted::Histogram(crate::exponential::histogram_of(e)),
+            Running::Summary { count, sum } => Counted::Histogram(summary_of(*count, *sum)),
+        }
+    }
+}
+
+/// A summary interval's `count` values of sum `sum`: known only by their mean, with no
+/// relative bound on any quantile (`None` without values).
+fn summary_of(count: u64, sum: f64) -> Option<Histogram> {
+    if count == 0 {
+        return None;
+    }
+    let mean = sum / count as f64;
+    Some(Histogram {
+        count,
+        sum,
+        min: mean,
+        max: mean,
+        buckets: vec![(mean, count)],
+        bucket_bound: f64::MAX,
+    })
 }
 
 /// An explicit-bucket histogram's counts, as OTLP carries them: bucket `i` holds the values

@@ -6,6 +6,7 @@
 //! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
 //! - [`cumulative`]: a cumulative OTLP point's running totals and its stream, before the
 //!   pipeline turns them into deltas.
+//! - [`exponential`]: OTLP exponential histograms, and what a window counts of them.
 //! - [`metric`]: the metric point producers send to `apo.metrics` (APO JSON).
 //! - [`otlp`]: decoding of OTLP protobuf `ExportMetricsServiceRequest` into metric points.
 //! - [`red`]: the RED record (`apo.red`, table `red`), spanmetrics-compatible names.
@@ -25,6 +26,7 @@ pub mod critical_path;
 pub mod cumulative;
 pub mod decision;
 pub mod decoded;
+pub mod exponential;
 pub mod json_schema;
 pub mod metric;
 pub mod model_output;

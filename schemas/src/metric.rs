@@ -203,6 +203,12 @@ impl MetricPoint {
                         && b.min.is_none_or(f64::is_finite)
                         && b.max.is_none_or(f64::is_finite)
                 }
+                crate::cumulative::Running::Exponential(e) => {
+                    e.sum.is_finite()
+                        && e.min.is_none_or(f64::is_finite)
+                        && e.max.is_none_or(f64::is_finite)
+                }
+                crate::cumulative::Running::Summary { sum, .. } => sum.is_finite(),
             };
             if !finite {
                 return Err(SchemaError::Invalid {

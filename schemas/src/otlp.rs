@@ -8,7 +8,10 @@
 //!   temporality) carry their stream's running totals ([`Cumulative`]): the metrics job turns
 //!   consecutive points of a stream into deltas before they are counted. Cumulative
 //!   non-monotonic sums (up-down counters) are sampled values, decoded as gauges;
-//! - exponential histograms and summaries are reported as unsupported.
+//! - exponential histograms as [`crate::exponential`] reads them, cumulative ones as running
+//!   totals like the explicit ones;
+//! - summaries (cumulative by definition) as running totals of their count and sum; their
+//!   quantiles are the producer's own (of its own window) and cannot be merged: not used.
 //!
 //! The service is the resource attribute `service.name`; data point attributes become tags.
 
@@ -17,12 +20,14 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, HistogramDataPoint, NumberDataPoint,
+    exponential_histogram_data_point, metric, number_data_point, ExponentialHistogramDataPoint,
+    HistogramDataPoint, NumberDataPoint,
 };
 use prost::Message;
 
-use crate::cumulative::{stream_id, Buckets, Cumulative, Running};
+use crate::cumulative::{stream_id, Buckets, Counted, Cumulative, Running};
 use crate::decoded::Decoded;
+use crate::exponential::{Exponential, Range as ExpRange};
 use crate::metric::{Histogram, MetricPoint, SchemaError};
 
 /// OTLP's `AGGREGATION_TEMPORALITY_CUMULATIVE`.
@@ -118,50 +123,87 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
                     }
                     continue;
                 }
-                match data {
-                    metric::Data::Gauge(_) | metric::Data::Sum(_) => {}
-                    metric::Data::Histogram(h) => {
-                        let cumulative = h.aggregation_temporality == CUMULATIVE;
-                        for dp in &h.data_points {
-                            match buckets(dp) {
-                                Ok(b) if cumulative => out.items.push(running(
+                // Histograms: a window's histogram each; a cumulative one's are totals.
+                let histograms = match data {
+                    metric::Data::Histogram(h) => Some((
+                        h.aggregation_temporality == CUMULATIVE,
+                        h.data_points
+                            .iter()
+                            .map(|dp| {
+                                let r = buckets(dp).map(Running::Histogram);
+                                (
                                     &dp.attributes,
                                     dp.time_unix_nano,
                                     dp.start_time_unix_nano,
-                                    Running::Histogram(b),
-                                )),
-                                Ok(b) => {
-                                    // An empty histogram carries no observation: nothing to count.
-                                    if let Some(h) = histogram_of(&b) {
-                                        let mut p = base(&dp.attributes, dp.time_unix_nano);
-                                        p.value = h.sum / h.count as f64;
-                                        p.histogram = Some(h);
-                                        out.items.push(p);
-                                    }
+                                    r,
+                                )
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                    metric::Data::ExponentialHistogram(h) => Some((
+                        h.aggregation_temporality == CUMULATIVE,
+                        h.data_points
+                            .iter()
+                            .map(|dp| {
+                                let r = exponential(dp).map(Running::Exponential);
+                                (
+                                    &dp.attributes,
+                                    dp.time_unix_nano,
+                                    dp.start_time_unix_nano,
+                                    r,
+                                )
+                            })
+                            .collect(),
+                    )),
+                    _ => None,
+                };
+                if let Some((cumulative, points)) = histograms {
+                    for (attrs, t, start, r) in points {
+                        match r {
+                            Ok(r) if cumulative => out.items.push(running(attrs, t, start, r)),
+                            Ok(r) => {
+                                // An empty histogram carries no observation: nothing to count.
+                                if let Counted::Histogram(Some(h)) = r.counted() {
+                                    let mut p = base(attrs, t);
+                                    p.value = h.sum / h.count as f64;
+                                    p.histogram = Some(h);
+                                    out.items.push(p);
                                 }
-                                Err(e) => out.errors.push((index, e)),
                             }
-                            index += 1;
+                            Err(e) => out.errors.push((index, e)),
                         }
+                        index += 1;
                     }
-                    metric::Data::ExponentialHistogram(h) => {
-                        for _ in &h.data_points {
-                            out.errors.push((
-                                index,
-                                SchemaError::Unsupported(format!(
-                                    "exponential histogram `{}`",
-                                    m.name
-                                )),
-                            ));
-                            index += 1;
-                        }
-                    }
+                    continue;
+                }
+                match data {
+                    metric::Data::Gauge(_)
+                    | metric::Data::Sum(_)
+                    | metric::Data::Histogram(_)
+                    | metric::Data::ExponentialHistogram(_) => {}
+                    // A summary's count and sum total its stream since its start, whatever
+                    // the point says of its temporality.
                     metric::Data::Summary(s) => {
-                        for _ in &s.data_points {
-                            out.errors.push((
-                                index,
-                                SchemaError::Unsupported(format!("summary `{}`", m.name)),
-                            ));
+                        for dp in &s.data_points {
+                            if dp.sum.is_finite() {
+                                out.items.push(running(
+                                    &dp.attributes,
+                                    dp.time_unix_nano,
+                                    dp.start_time_unix_nano,
+                                    Running::Summary {
+                                        count: dp.count,
+                                        sum: dp.sum,
+                                    },
+                                ));
+                            } else {
+                                out.errors.push((
+                                    index,
+                                    SchemaError::Invalid {
+                                        field: "summary",
+                                        reason: format!("sum {} is not finite", dp.sum),
+                                    },
+                                ));
+                            }
                             index += 1;
                         }
                     }
@@ -224,6 +266,41 @@ fn buckets(dp: &HistogramDataPoint) -> Result<Buckets, SchemaError> {
         min: dp.min,
         max: dp.max,
     })
+}
+
+/// An exponential histogram data point's counts, checked ([`Exponential::check`]; a sum
+/// when it has values).
+fn exponential(dp: &ExponentialHistogramDataPoint) -> Result<Exponential, SchemaError> {
+    let range = |b: &Option<exponential_histogram_data_point::Buckets>| {
+        b.as_ref()
+            .map(|b| ExpRange {
+                offset: b.offset,
+                counts: b.bucket_counts.clone(),
+            })
+            .unwrap_or_default()
+    };
+    let invalid = |reason: String| SchemaError::Invalid {
+        field: "exponential_histogram",
+        reason,
+    };
+    let sum = match dp.sum {
+        Some(s) => s,
+        None if dp.count == 0 => 0.0,
+        None => return Err(invalid("exponential histogram without sum".into())),
+    };
+    let e = Exponential {
+        scale: dp.scale,
+        zero_count: dp.zero_count,
+        zero_threshold: dp.zero_threshold,
+        positive: range(&dp.positive),
+        negative: range(&dp.negative),
+        count: dp.count,
+        sum,
+        min: dp.min,
+        max: dp.max,
+    };
+    e.check().map_err(invalid)?;
+    Ok(e)
 }
 
 /// What a window counts of explicit buckets (checked as [`buckets`] checks them): bucket i
@@ -493,6 +570,79 @@ mod tests {
         );
         assert_ne!(h.stream, c.stream);
         assert!(d.items[1].histogram.is_none(), "no histogram until a delta");
+    }
+
+    #[test]
+    fn exponential_histograms_and_summaries_decode() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            exponential_histogram_data_point::Buckets as ExpBuckets, ExponentialHistogram, Summary,
+            SummaryDataPoint,
+        };
+        let exp = |temporality: i32, count: u64| Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![ExponentialHistogramDataPoint {
+                    time_unix_nano: 5_000_000_000,
+                    start_time_unix_nano: 1_000_000_000,
+                    count,
+                    sum: Some(5.5),
+                    scale: 1,
+                    zero_count: 0,
+                    positive: Some(ExpBuckets {
+                        offset: 0,
+                        bucket_counts: vec![2, 0, 0, 1],
+                    }),
+                    min: Some(1.2),
+                    max: Some(3.0),
+                    ..Default::default()
+                }],
+                aggregation_temporality: temporality,
+            })),
+            ..Default::default()
+        };
+        let summary = Metric {
+            name: "gc".into(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: 5_000_000_000,
+                    start_time_unix_nano: 1_000_000_000,
+                    count: 4,
+                    sum: 10.0,
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let d = decode_metrics(&request(vec![
+            exp(1, 3),
+            exp(2, 3),
+            exp(1, 4), // counts add up to 3
+            summary,
+        ]))
+        .unwrap();
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].0, 2);
+        assert!(
+            d.errors[0].1.to_string().contains("count is 4"),
+            "{}",
+            d.errors[0].1
+        );
+        // delta: a window's histogram at once
+        let h = d.items[0].histogram.as_ref().unwrap();
+        assert_eq!((h.count, h.sum, h.min, h.max), (3, 5.5, 1.2, 3.0));
+        assert_eq!(d.items[0].value, 5.5 / 3.0);
+        // cumulative, and the summary: running totals
+        assert!(matches!(
+            d.items[1].cumulative.as_deref().map(|c| &c.running),
+            Some(crate::cumulative::Running::Exponential(e)) if e.count == 3 && e.scale == 1
+        ));
+        assert_eq!(
+            d.items[2].cumulative.as_deref().map(|c| &c.running),
+            Some(&crate::cumulative::Running::Summary {
+                count: 4,
+                sum: 10.0
+            })
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
+};
 use opentelemetry_sdk::Resource;
 use prost::Message;
 
@@ -59,6 +61,8 @@ struct Process {
     exports: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
     orders: opentelemetry::metrics::Counter<u64>,
     latency: opentelemetry::metrics::Histogram<f64>,
+    /// An exponential histogram (a view asks for it, as users do for the best accuracy).
+    rpc: opentelemetry::metrics::Histogram<f64>,
 }
 
 impl Process {
@@ -74,6 +78,18 @@ impl Process {
         let provider = SdkMeterProvider::builder()
             .with_resource(Resource::builder().with_service_name("sdk-cart").build())
             .with_reader(reader)
+            .with_view(|i: &Instrument| {
+                (i.name() == "rpc.server.duration").then(|| {
+                    Stream::builder()
+                        .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                            max_size: 160,
+                            max_scale: 20,
+                            record_min_max: true,
+                        })
+                        .build()
+                        .expect("a valid stream")
+                })
+            })
             .build();
         let meter = provider.meter("checkout-instrumentation");
         let orders = meter.u64_counter("orders").build();
@@ -82,11 +98,16 @@ impl Process {
             .with_unit("s")
             .with_boundaries(vec![0.05, 0.1, 0.25, 0.5, 1.0])
             .build();
+        let rpc = meter
+            .f64_histogram("rpc.server.duration")
+            .with_unit("s")
+            .build();
         Process {
             provider,
             exports,
             orders,
             latency,
+            rpc,
         }
     }
 
@@ -100,6 +121,12 @@ impl Process {
             let t = match m.data.as_ref().expect("data") {
                 Data::Sum(s) => s.data_points[0].time_unix_nano,
                 Data::Histogram(h) => h.data_points[0].time_unix_nano,
+                Data::ExponentialHistogram(h) => {
+                    // its scale, as a time of its own: the test checks the SDK downscaled
+                    let scale = h.data_points.iter().map(|p| p.scale).min().unwrap_or(0);
+                    times.insert("scale".into(), i64::from(scale));
+                    h.data_points[0].time_unix_nano
+                }
                 d => panic!("unexpected {d:?}"),
             };
             times.insert(m.name.clone(), (t / 1_000_000) as i64);
@@ -110,6 +137,9 @@ impl Process {
 
 /// Per window start: (orders, latency count, latency sum) recorded in it.
 type Want = BTreeMap<i64, (f64, u64, f64)>;
+
+/// Per window start: the exponential histogram's values recorded in it.
+type Values = BTreeMap<i64, Vec<f64>>;
 
 fn window(ms: i64, size: i64) -> i64 {
     ms.div_euclid(size) * size
@@ -132,6 +162,8 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
     let t = topics("otlp-sdk", 2);
     const W: i64 = 1_000;
     let mut want = Want::new();
+    let mut rpc = Values::new();
+    let mut scales = Vec::new();
     let mut messages = Vec::new();
     let mut process = Process::start(temporality);
     let mut step = 0u64;
@@ -143,6 +175,7 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             process = Process::start(temporality);
         }
         let (mut orders, mut n, mut sum) = (0.0, 0u64, 0.0);
+        let mut rpc_values = Vec::new();
         for _ in 0..(3 + round % 4) {
             step += 1;
             let route = if step.is_multiple_of(3) {
@@ -155,16 +188,24 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             process.orders.add(step % 5, &attrs);
             process.latency.record(v, &attrs);
             orders += (step % 5) as f64;
+            // from a millisecond up to a second as the rounds go: the SDK downscales
+            let r = 0.001 * (1 + step % 7) as f64 * (1 + round * round) as f64;
+            process.rpc.record(r, &attrs);
+            rpc_values.push(r);
             n += 1;
             sum += v;
         }
         let (bytes, at) = process.export();
+        scales.push(at["scale"]);
         want.entry(window(at["orders"], W)).or_default().0 += orders;
         let e = want
             .entry(window(at["http.server.request.duration"], W))
             .or_default();
         e.1 += n;
         e.2 += sum;
+        rpc.entry(window(at["rpc.server.duration"], W))
+            .or_default()
+            .extend(rpc_values);
         // the exporter's partitioner: consecutive exports of a stream on either partition
         messages.push(((round % 2) as i32, bytes));
         std::thread::sleep(Duration::from_millis(350));
@@ -193,9 +234,36 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stats = window_stats(&consume(&t.stats, 2 * want.len(), Duration::from_secs(10)));
+    let stats = window_stats(&consume(&t.stats, 3 * want.len(), Duration::from_secs(10)));
     let mut got = Want::new();
+    let mut rpc_windows = 0;
     for w in &stats {
+        if w.metric == "rpc.server.duration" {
+            // exact count and sum; quantiles within the accuracy the row states
+            let mut v = rpc[&w.window_start].clone();
+            v.sort_by(f64::total_cmp);
+            assert_eq!(w.count, v.len() as u64, "rpc count at {}", w.window_start);
+            let s: f64 = v.iter().sum();
+            assert!(
+                (w.sum - s).abs() < 1e-9,
+                "rpc sum at {}: {} vs {s}",
+                w.window_start,
+                w.sum
+            );
+            assert!(w.relative_accuracy < 0.1, "{}", w.relative_accuracy);
+            for (q, got) in [(0.5, w.p50), (0.9, w.p90), (0.99, w.p99)] {
+                let exact = v[(q * (v.len() - 1) as f64).floor() as usize];
+                let err = ((got - exact) / exact).abs();
+                assert!(
+                    err <= w.relative_accuracy + 1e-9,
+                    "rpc q={q} at {}: got {got}, exact {exact}, error {err} over {}",
+                    w.window_start,
+                    w.relative_accuracy
+                );
+            }
+            rpc_windows += 1;
+            continue;
+        }
         assert_eq!(w.service, "sdk-cart");
         let e = got.entry(w.window_start).or_default();
         match w.metric.as_str() {
@@ -224,6 +292,11 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             w.2
         );
     }
+    assert_eq!(
+        rpc_windows,
+        rpc.len(),
+        "a window of the exponential histogram per export window"
+    );
     assert!(
         consume(&t.dlq, 1, Duration::from_secs(2)).is_empty(),
         "nothing in the dead-letter topic"

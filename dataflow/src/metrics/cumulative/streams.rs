@@ -23,8 +23,8 @@
 
 use std::collections::HashMap;
 
-use apo_schemas::cumulative::{Buckets, Cumulative, Running};
-use apo_schemas::otlp::histogram_of;
+use apo_schemas::cumulative::{Buckets, Counted, Cumulative, Running};
+use apo_schemas::exponential::{Exponential, Range};
 use apo_schemas::MetricPoint;
 
 /// How streams are kept.
@@ -165,17 +165,13 @@ impl Streams {
             Ok(d) => d,
             Err(why) => return Outcome::Baseline(why),
         };
-        match delta {
-            Running::Sum(v) => {
-                p.value = v;
+        match delta.counted() {
+            Counted::Value(v) => p.value = v,
+            Counted::Histogram(None) => return Outcome::Baseline(Baseline::Empty),
+            Counted::Histogram(Some(h)) => {
+                p.value = h.sum / h.count as f64;
+                p.histogram = Some(h);
             }
-            Running::Histogram(b) => match histogram_of(&b) {
-                Some(h) => {
-                    p.value = h.sum / h.count as f64;
-                    p.histogram = Some(h);
-                }
-                None => return Outcome::Baseline(Baseline::Empty),
-            },
         }
         self.counts.deltas += 1;
         Outcome::Delta(p)
@@ -199,6 +195,15 @@ fn since(before: &Running, now: &Running) -> Option<Running> {
         (Running::Histogram(a), Running::Histogram(b)) => {
             histogram_since(a, b).map(Running::Histogram)
         }
+        (Running::Exponential(a), Running::Exponential(b)) => {
+            exponential_since(a, b).map(Running::Exponential)
+        }
+        (Running::Summary { count: ca, sum: sa }, Running::Summary { count: cb, sum: sb }) => {
+            (cb >= ca).then(|| Running::Summary {
+                count: cb - ca,
+                sum: sb - sa,
+            })
+        }
         _ => None,
     }
 }
@@ -219,28 +224,13 @@ fn histogram_since(a: &Buckets, b: &Buckets) -> Option<Buckets> {
         return None;
     };
     let count = b.count - a.count;
-    // The interval's extremes: exact where the stream's moved, else the edges of the
-    // outermost buckets that gained values, within the stream's own.
     let first = counts.iter().position(|&c| c > 0);
     let last = counts.iter().rposition(|&c| c > 0);
-    let edge_low = first.and_then(|i| i.checked_sub(1)).map(|i| b.bounds[i]);
-    let edge_high = last.and_then(|i| b.bounds.get(i).copied());
-    let min = if a.count == 0 {
-        b.min
-    } else {
-        match (a.min, b.min) {
-            (Some(old), Some(new)) if new < old => Some(new),
-            (_, stream) => within(edge_low, stream, f64::max),
-        }
-    };
-    let max = if a.count == 0 {
-        b.max
-    } else {
-        match (a.max, b.max) {
-            (Some(old), Some(new)) if new > old => Some(new),
-            (_, stream) => within(edge_high, stream, f64::min),
-        }
-    };
+    let edges = (
+        first.and_then(|i| i.checked_sub(1)).map(|i| b.bounds[i]),
+        last.and_then(|i| b.bounds.get(i).copied()),
+    );
+    let (min, max) = extremes(a.count, (a.min, a.max), (b.min, b.max), edges);
     Some(Buckets {
         bounds: b.bounds.clone(),
         counts,
@@ -249,6 +239,68 @@ fn histogram_since(a: &Buckets, b: &Buckets) -> Option<Buckets> {
         min,
         max,
     })
+}
+
+/// The values in exponential histogram `b` not in `a` (totals of one stream, `b`'s scale at
+/// most `a`'s: `a`'s buckets merged to it, as the SDKs downscale); `None` when `b` cannot
+/// follow `a` (a count went down, the scale went up, the zero bucket's width changed).
+fn exponential_since(a: &Exponential, b: &Exponential) -> Option<Exponential> {
+    if b.count < a.count || b.zero_count < a.zero_count {
+        return None;
+    }
+    if a.count == 0 {
+        return Some(b.clone());
+    }
+    if b.scale > a.scale || b.zero_threshold != a.zero_threshold {
+        return None;
+    }
+    let shift = (a.scale - b.scale) as u32;
+    let diff = |old: &Range, new: &Range| -> Option<Range> {
+        let mut m = new.by_index();
+        for (i, c) in old.downscaled(shift).nonempty() {
+            let e = m.entry(i).or_insert(0);
+            *e = e.checked_sub(c)?;
+        }
+        Some(Range::from_index(&m))
+    };
+    let mut d = Exponential {
+        scale: b.scale,
+        zero_count: b.zero_count - a.zero_count,
+        zero_threshold: b.zero_threshold,
+        positive: diff(&a.positive, &b.positive)?,
+        negative: diff(&a.negative, &b.negative)?,
+        count: b.count - a.count,
+        sum: b.sum - a.sum,
+        min: None,
+        max: None,
+    };
+    let edges = d.edges().unzip();
+    (d.min, d.max) = extremes(a.count, (a.min, a.max), (b.min, b.max), edges);
+    Some(d)
+}
+
+/// An interval's smallest and largest value, from the stream's before (`a`, after `a_count`
+/// values) and after it (`b`): exact where the stream's moved (a new extreme was seen in the
+/// interval) or the stream had no value before; else the `edges` of the outermost buckets
+/// that gained values, kept within the stream's own.
+fn extremes(
+    a_count: u64,
+    (a_min, a_max): (Option<f64>, Option<f64>),
+    (b_min, b_max): (Option<f64>, Option<f64>),
+    (edge_low, edge_high): (Option<f64>, Option<f64>),
+) -> (Option<f64>, Option<f64>) {
+    if a_count == 0 {
+        return (b_min, b_max);
+    }
+    let min = match (a_min, b_min) {
+        (Some(old), Some(new)) if new < old => Some(new),
+        (_, stream) => within(edge_low, stream, f64::max),
+    };
+    let max = match (a_max, b_max) {
+        (Some(old), Some(new)) if new > old => Some(new),
+        (_, stream) => within(edge_high, stream, f64::min),
+    };
+    (min, max)
 }
 
 /// A bucket's edge kept within the stream's own extreme (`tighter` picks the one inside).
@@ -466,6 +518,75 @@ mod tests {
         );
         let c = s.counts();
         assert_eq!((c.deltas, c.resets), (3, 2));
+    }
+
+    fn exp(scale: i32, offset: i32, counts: &[u64], sum: f64, min: f64, max: f64) -> Running {
+        Running::Exponential(Exponential {
+            scale,
+            zero_count: 0,
+            zero_threshold: 0.0,
+            positive: Range {
+                offset,
+                counts: counts.to_vec(),
+            },
+            negative: Range::default(),
+            count: counts.iter().sum(),
+            sum,
+            min: Some(min),
+            max: Some(max),
+        })
+    }
+
+    #[test]
+    fn an_exponential_histogram_counts_its_new_values_across_a_downscale() {
+        let mut s = streams();
+        let start = T0 - 30_000;
+        let h = |ts: i64, r: Running| point(9, ts, start, r);
+        // scale 1 (base √2): 1.2 and 1.3 in bucket 0 (1, 1.41], 3.0 in bucket 3 (2.83, 4]
+        let first = histogram(s.apply(h(T0, exp(1, 0, &[2, 0, 0, 1], 5.5, 1.2, 3.0))));
+        assert_eq!(
+            (first.count, first.sum, first.min, first.max),
+            (3, 5.5, 1.2, 3.0)
+        );
+        // then 1.9 and 6.0: the SDK downscales to scale 0 (base 2): bucket 0 (1, 2] holds
+        // 1.2, 1.3, 1.9; bucket 1 (2, 4] 3.0; bucket 2 (4, 8] 6.0
+        let d = histogram(s.apply(h(T0 + MIN, exp(0, 0, &[3, 1, 1], 13.4, 1.2, 6.0))));
+        assert_eq!(d.count, 2);
+        assert!((d.sum - 7.9).abs() < 1e-12);
+        // the new max is exact; the min did not move: bucket (1, 2]'s lower edge, but the
+        // stream's own min (1.2) is tighter
+        assert_eq!((d.min, d.max), (1.2, 6.0));
+        assert_eq!(d.buckets.iter().map(|b| b.1).collect::<Vec<_>>(), [1, 1]);
+        // a bucket that lost values: a reset; a scale that went up: a reset
+        assert_eq!(
+            s.apply(h(T0 + 2 * MIN, exp(0, 0, &[2, 1, 1], 20.0, 1.2, 6.0))),
+            Outcome::Baseline(Baseline::Reset)
+        );
+        assert_eq!(
+            s.apply(h(T0 + 3 * MIN, exp(1, 0, &[3, 0, 0, 1], 20.0, 1.2, 6.0))),
+            Outcome::Baseline(Baseline::Reset)
+        );
+    }
+
+    #[test]
+    fn a_summary_counts_its_new_count_and_sum_at_their_mean_with_no_bound() {
+        let mut s = streams();
+        let start = T0 - 30_000;
+        let sm =
+            |ts: i64, count: u64, sum: f64| point(11, ts, start, Running::Summary { count, sum });
+        let h = histogram(s.apply(sm(T0, 4, 10.0)));
+        assert_eq!((h.count, h.sum, h.bucket_bound), (4, 10.0, f64::MAX));
+        let h = histogram(s.apply(sm(T0 + MIN, 10, 40.0)));
+        assert_eq!((h.count, h.sum, h.min, h.max), (6, 30.0, 5.0, 5.0));
+        assert_eq!(h.buckets, [(5.0, 6)]);
+        assert_eq!(
+            s.apply(sm(T0 + 2 * MIN, 10, 40.0)),
+            Outcome::Baseline(Baseline::Empty)
+        );
+        assert_eq!(
+            s.apply(sm(T0 + 3 * MIN, 3, 1.0)),
+            Outcome::Baseline(Baseline::Reset)
+        );
     }
 
     #[test]
