@@ -1,5 +1,6 @@
-//! Decoding of OTLP protobuf `ExportMetricsServiceRequest` (what the OpenTelemetry Collector's
-//! Kafka exporter writes with `encoding: otlp_proto`) into [`MetricPoint`]s.
+//! Decoding of OTLP `ExportMetricsServiceRequest`, protobuf or JSON (what the OpenTelemetry
+//! Collector's Kafka exporter writes with `encoding: otlp_proto` or `otlp_json`), into
+//! [`MetricPoint`]s.
 //!
 //! - gauge and sum data points become one point each;
 //! - histogram data points keep their exact count, sum, min and max and feed their buckets to the
@@ -46,6 +47,20 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
     }
     let req = ExportMetricsServiceRequest::decode(bytes)
         .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
+    Ok(decode_request(&req))
+}
+
+/// Decodes one OTLP JSON message (the protobuf JSON mapping the Collector's Kafka exporter
+/// writes with `encoding: otlp_json`: lowerCamelCase keys, 64-bit integers as strings, enums
+/// as integers), as [`decode_metrics`] decodes its protobuf.
+pub fn decode_metrics_json(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError> {
+    let req: ExportMetricsServiceRequest =
+        serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(format!("OTLP JSON: {e}")))?;
+    Ok(decode_request(&req))
+}
+
+/// The points of one request.
+fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
     let mut out = Decoded::default();
     let mut index = 0usize;
     for rm in &req.resource_metrics {
@@ -211,7 +226,7 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// A number data point's value.
@@ -643,6 +658,72 @@ mod tests {
                 sum: 10.0
             })
         );
+    }
+
+    /// The OTLP specification's own JSON example of metrics
+    /// (opentelemetry-proto, `examples/metrics.json`), its scope attributes left out.
+    const SPEC_METRICS_JSON: &str = r#"{"resourceMetrics": [{
+      "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+      "scopeMetrics": [{
+        "scope": {"name": "my.library", "version": "1.0.0"},
+        "metrics": [
+          {"name": "my.counter", "unit": "1", "description": "I`m a Counter",
+           "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [
+             {"asDouble": 5, "startTimeUnixNano": 1544712660300000000,
+              "timeUnixNano": 1544712660300000000,
+              "attributes": [{"key": "my.counter.attr", "value": {"stringValue": "some value"}}]}]}},
+          {"name": "my.gauge", "unit": "1", "description": "I`m a Gauge",
+           "gauge": {"dataPoints": [
+             {"asDouble": 10, "timeUnixNano": 1544712660300000000,
+              "attributes": [{"key": "my.gauge.attr", "value": {"stringValue": "some value"}}]}]}},
+          {"name": "my.histogram", "unit": "1", "description": "I`m a Histogram",
+           "histogram": {"aggregationTemporality": 1, "dataPoints": [
+             {"startTimeUnixNano": 1544712660300000000, "timeUnixNano": 1544712660300000000,
+              "count": 3, "sum": 3, "bucketCounts": [1,1,1], "explicitBounds": [1],
+              "min": 1, "max": 1,
+              "attributes": [{"key": "my.histogram.attr", "value": {"stringValue": "some value"}}]}]}}
+        ]}]}]}"#;
+
+    #[test]
+    fn the_specifications_json_example_decodes_as_its_protobuf_does() {
+        let d = decode_metrics_json(SPEC_METRICS_JSON.as_bytes()).unwrap();
+        let got: Vec<(&str, &str, f64, i64)> = d
+            .items
+            .iter()
+            .map(|p| (p.service.as_str(), p.name.as_str(), p.value, p.timestamp))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("my.service", "my.counter", 5.0, 1_544_712_660_300),
+                ("my.service", "my.gauge", 10.0, 1_544_712_660_300)
+            ]
+        );
+        assert_eq!(d.items[0].tags["my.counter.attr"], "some value");
+        // the example's histogram has three counts for one bound: not a histogram OTLP allows
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].0, 2);
+        assert!(d.errors[0]
+            .1
+            .to_string()
+            .contains("3 bucket counts for 1 bounds"));
+        // the same request as protobuf: the same points and errors
+        let req: ExportMetricsServiceRequest = serde_json::from_str(SPEC_METRICS_JSON).unwrap();
+        let p = decode_metrics(&req.encode_to_vec()).unwrap();
+        assert_eq!(p.items, d.items);
+        assert_eq!(p.errors.len(), 1);
+        // 64-bit integers as strings, as the mapping writes them
+        let as_strings = SPEC_METRICS_JSON.replace(
+            "\"timeUnixNano\": 1544712660300000000",
+            "\"timeUnixNano\": \"1544712660300000000\"",
+        );
+        assert_eq!(
+            decode_metrics_json(as_strings.as_bytes()).unwrap().items,
+            d.items
+        );
+        // not OTLP JSON: an error that says so
+        let e = decode_metrics_json(br#"{"resourceMetrics": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("OTLP JSON"), "{e}");
     }
 
     #[test]

@@ -190,6 +190,19 @@ pub fn decode_spans_otlp(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
     }
     let req = ExportTraceServiceRequest::decode(bytes)
         .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
+    Ok(decode_trace_request(&req))
+}
+
+/// Decodes OTLP JSON `ExportTraceServiceRequest` (hex trace and span ids, 64-bit integers as
+/// strings), as [`decode_spans_otlp`] decodes its protobuf.
+pub fn decode_spans_otlp_json(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
+    let req: ExportTraceServiceRequest =
+        serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(format!("OTLP JSON: {e}")))?;
+    Ok(decode_trace_request(&req))
+}
+
+/// The spans of one request; indexed in message order.
+fn decode_trace_request(req: &ExportTraceServiceRequest) -> Decoded<Span> {
     let mut out = Decoded::default();
     let mut index = 0usize;
     for rs in &req.resource_spans {
@@ -238,12 +251,53 @@ pub fn decode_spans_otlp(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_specifications_json_example_span_decodes() {
+        // opentelemetry-proto's `examples/trace.json` (upper-case hex ids), scope attributes
+        // left out
+        let json = r#"{"resourceSpans": [{
+          "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+          "scopeSpans": [{"scope": {"name": "my.library", "version": "1.0.0"},
+            "spans": [{"traceId": "5B8EFFF798038103D269B633813FC60C",
+              "spanId": "EEE19B7EC3C1B174", "parentSpanId": "EEE19B7EC3C1B173",
+              "name": "I'm a server span",
+              "startTimeUnixNano": 1544712660000000000, "endTimeUnixNano": 1544712661000000000,
+              "kind": 2,
+              "attributes": [{"key": "my.span.attr", "value": {"stringValue": "some value"}}]}]}]}]}"#;
+        let d = decode_spans_otlp_json(json.as_bytes()).unwrap();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let s = &d.items[0];
+        assert_eq!(s.trace_id.to_string(), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(
+            s.span_id,
+            SpanId::from_bytes(&[0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]).unwrap()
+        );
+        assert_eq!(
+            s.parent_span_id,
+            Some(SpanId::from_bytes(&[0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73]).unwrap())
+        );
+        assert_eq!(
+            (s.service.as_str(), s.name.as_str()),
+            ("my.service", "I'm a server span")
+        );
+        assert_eq!(s.kind, crate::span::SpanKind::Server);
+        assert_eq!(
+            (s.start_ns, s.end_ns),
+            (1_544_712_660_000_000_000, 1_544_712_661_000_000_000)
+        );
+        assert_eq!(s.attributes["my.span.attr"], "some value");
+        // the same as protobuf
+        let req: ExportTraceServiceRequest = serde_json::from_str(json).unwrap();
+        let p = decode_spans_otlp(&prost::Message::encode_to_vec(&req)).unwrap();
+        assert_eq!(p.items, d.items);
+    }
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Status};

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apo_schemas::WindowStats;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -112,7 +113,7 @@ impl Process {
     }
 
     /// What the SDK exports now, as OTLP protobuf, and each metric's time in it (ms).
-    fn export(&self) -> (Vec<u8>, BTreeMap<String, i64>) {
+    fn export(&self) -> (ExportMetricsServiceRequest, BTreeMap<String, i64>) {
         use opentelemetry_proto::tonic::metrics::v1::metric::Data;
         self.provider.force_flush().expect("the SDK exports");
         let req = self.exports.lock().unwrap().pop().expect("one export");
@@ -131,7 +132,7 @@ impl Process {
             };
             times.insert(m.name.clone(), (t / 1_000_000) as i64);
         }
-        (req.encode_to_vec(), times)
+        (req, times)
     }
 }
 
@@ -195,7 +196,7 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             n += 1;
             sum += v;
         }
-        let (bytes, at) = process.export();
+        let (req, at) = process.export();
         scales.push(at["scale"]);
         want.entry(window(at["orders"], W)).or_default().0 += orders;
         let e = want
@@ -207,34 +208,60 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             .or_default()
             .extend(rpc_values);
         // the exporter's partitioner: consecutive exports of a stream on either partition
-        messages.push(((round % 2) as i32, bytes));
+        messages.push(((round % 2) as i32, req));
         std::thread::sleep(Duration::from_millis(350));
     }
-    produce(&t.metrics, &messages);
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_to_end(
-        &apo_run_args(
-            &t,
-            dir.path(),
-            // a lateness longer than the exports' span: every worker's points enter in order
-            &[
-                "--drain",
-                "--windows",
-                "1s",
-                "--lateness",
-                "10s",
-                "--workers",
-                "2",
-            ],
-        ),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stats = window_stats(&consume(&t.stats, 3 * want.len(), Duration::from_secs(10)));
+    let run = |t: &Topics, as_json: bool| -> Vec<WindowStats> {
+        let encoded: Vec<(i32, Vec<u8>)> = messages
+            .iter()
+            .map(|(p, req)| {
+                let bytes = if as_json {
+                    serde_json::to_vec(req).unwrap()
+                } else {
+                    req.encode_to_vec()
+                };
+                (*p, bytes)
+            })
+            .collect();
+        produce(&t.metrics, &encoded);
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_to_end(
+            &apo_run_args(
+                t,
+                dir.path(),
+                // a lateness longer than the exports' span: every worker's points enter in order
+                &[
+                    "--drain",
+                    "--windows",
+                    "1s",
+                    "--lateness",
+                    "10s",
+                    "--workers",
+                    "2",
+                ],
+            ),
+            Duration::from_secs(120),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            consume(&t.dlq, 1, Duration::from_secs(2)).is_empty(),
+            "nothing in the dead-letter topic"
+        );
+        let mut stats = window_stats(&consume(&t.stats, 3 * want.len(), Duration::from_secs(10)));
+        stats.sort_by_key(|w| w.key());
+        stats
+    };
+    let stats = run(&t, false);
+    if temporality == Temporality::Cumulative {
+        // the same exports as OTLP JSON (what the exporter's `encoding: otlp_json` writes):
+        // the same windows
+        let json = run(&topics("otlp-sdk-json", 2), true);
+        assert_eq!(json, stats);
+    }
     let mut got = Want::new();
     let mut rpc_windows = 0;
     for w in &stats {
@@ -296,9 +323,5 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
         rpc_windows,
         rpc.len(),
         "a window of the exponential histogram per export window"
-    );
-    assert!(
-        consume(&t.dlq, 1, Duration::from_secs(2)).is_empty(),
-        "nothing in the dead-letter topic"
     );
 }

@@ -196,6 +196,13 @@ fn kv(k: &str, v: &str) -> KeyValue {
     }
 }
 
+/// The OTLP seed in OTLP JSON.
+fn metric_otlp_json_seed() -> Vec<u8> {
+    use prost::Message;
+    let req = ExportMetricsServiceRequest::decode(metric_otlp_seed().as_slice()).unwrap();
+    serde_json::to_vec(&req).unwrap()
+}
+
 fn metric_otlp_seed() -> Vec<u8> {
     use prost::Message;
     let ns = (NOW as u64 - 1_000) * 1_000_000;
@@ -285,6 +292,16 @@ fn the_seeds_decode_as_valid_messages() {
     )
     .unwrap();
     assert!(d.errors.is_empty() && d.items.len() == 2, "{:?}", d.errors);
+    // the same as OTLP JSON: the same points
+    let j = decode_metric_message(
+        Some(&metric_otlp_json_seed()),
+        Encoding::Auto,
+        &bounds(),
+        &LIMITS,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!((j.items, j.errors.len()), (d.items, d.errors.len()));
     for m in span_seeds() {
         let d = decode_span_message(Some(&m), &bounds(), &LIMITS, NOW).unwrap();
         assert!(d.errors.is_empty() && !d.items.is_empty(), "{:?}", d.errors);
@@ -300,6 +317,7 @@ proptest! {
         metrics(&bytes, Encoding::Auto);
         metrics(&bytes, Encoding::Json);
         metrics(&bytes, Encoding::Otlp);
+        metrics(&bytes, Encoding::OtlpJson);
         spans(&bytes);
         action(&bytes);
     }
@@ -317,6 +335,13 @@ proptest! {
         mutations in proptest::collection::vec(mutation(), 1..6),
     ) {
         metrics(&apply(metric_otlp_seed(), &mutations), Encoding::Otlp);
+    }
+
+    #[test]
+    fn mutated_metric_otlp_json_never_breaks_the_decoder(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        metrics(&apply(metric_otlp_json_seed(), &mutations), Encoding::Auto);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! against the clock and validated.
 
 use apo_schemas::metric::decode_json;
-use apo_schemas::otlp::decode_metrics;
+use apo_schemas::otlp::{decode_metrics, decode_metrics_json};
 use apo_schemas::{MetricPoint, SchemaError};
 
 use super::{decode_message, Decoded, Encoding, FieldLimits, Kind, TimeBounds};
@@ -10,6 +10,7 @@ use super::{decode_message, Decoded, Encoding, FieldLimits, Kind, TimeBounds};
 const METRICS: Kind<MetricPoint> = Kind {
     json: decode_json,
     protobuf: decode_metrics,
+    otlp_json: decode_metrics_json,
     none: ("points", "the message holds no data points"),
 };
 

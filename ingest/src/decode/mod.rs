@@ -23,7 +23,8 @@ pub use limits::FieldLimits;
 pub use metrics::decode_metric_message;
 pub use spans::decode_span_message;
 
-/// How the bytes of a topic are encoded (in a configuration file: `auto`, `json`, `otlp`).
+/// How the bytes of a topic are encoded (in a configuration file: `auto`, `json`, `otlp`,
+/// `otlp_json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum Encoding {
@@ -34,6 +35,8 @@ pub enum Encoding {
     Json,
     /// OTLP protobuf.
     Otlp,
+    /// OTLP JSON (the protobuf JSON mapping).
+    OtlpJson,
 }
 
 impl FromStr for Encoding {
@@ -43,7 +46,10 @@ impl FromStr for Encoding {
             "auto" => Ok(Encoding::Auto),
             "json" => Ok(Encoding::Json),
             "otlp" | "otlp_proto" => Ok(Encoding::Otlp),
-            _ => Err(format!("unknown encoding `{s}` (auto, json, otlp)")),
+            "otlp_json" => Ok(Encoding::OtlpJson),
+            _ => Err(format!(
+                "unknown encoding `{s}` (auto, json, otlp or otlp_proto, otlp_json)"
+            )),
         }
     }
 }
@@ -62,18 +68,32 @@ pub enum Format {
     Json,
     /// Protobuf (OTLP).
     Protobuf,
+    /// OTLP JSON: an object whose first key is `resourceMetrics` or `resourceSpans`.
+    OtlpJson,
 }
 
-/// The format of `bytes` under `encoding`: with [`Encoding::Auto`], JSON when the first
-/// non-blank byte opens an object or array, protobuf otherwise. Blank or absent bytes are
-/// [`SchemaError::Empty`] whatever the encoding.
+/// The format of `bytes` under `encoding`: with [`Encoding::Auto`], OTLP JSON when the first
+/// key of an object is OTLP's (`resourceMetrics`, `resourceSpans`), JSON when the first
+/// non-blank byte opens another object or an array, protobuf otherwise. Blank or absent bytes
+/// are [`SchemaError::Empty`] whatever the encoding.
 pub fn sniff(bytes: &[u8], encoding: Encoding) -> Result<Format, SchemaError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let first = start.map(|i| bytes[i]);
     match (first, encoding) {
         (None, _) => Err(SchemaError::Empty),
         (_, Encoding::Json) => Ok(Format::Json),
         (_, Encoding::Otlp) => Ok(Format::Protobuf),
-        (Some(b'{') | Some(b'['), Encoding::Auto) => Ok(Format::Json),
+        (_, Encoding::OtlpJson) => Ok(Format::OtlpJson),
+        (Some(b'{'), Encoding::Auto) => {
+            let rest = &bytes[start.unwrap_or(0) + 1..];
+            let key = rest.iter().position(|b| !b.is_ascii_whitespace());
+            let otlp = key.is_some_and(|k| {
+                let r = &rest[k..];
+                r.starts_with(b"\"resourceMetrics\"") || r.starts_with(b"\"resourceSpans\"")
+            });
+            Ok(if otlp { Format::OtlpJson } else { Format::Json })
+        }
+        (Some(b'['), Encoding::Auto) => Ok(Format::Json),
         (Some(_), Encoding::Auto) => Ok(Format::Protobuf),
     }
 }
@@ -124,6 +144,8 @@ pub(crate) struct Kind<T> {
     pub json: fn(&[u8]) -> Result<Decoded<T>, SchemaError>,
     /// The protobuf decoder.
     pub protobuf: fn(&[u8]) -> Result<Decoded<T>, SchemaError>,
+    /// The OTLP JSON decoder.
+    pub otlp_json: fn(&[u8]) -> Result<Decoded<T>, SchemaError>,
     /// The field and reason of a message that holds no record at all.
     pub none: (&'static str, &'static str),
 }
@@ -142,6 +164,7 @@ pub(crate) fn decode_message<T>(
     let decoded = match sniff(bytes, encoding)? {
         Format::Json => (kind.json)(bytes)?,
         Format::Protobuf => (kind.protobuf)(bytes)?,
+        Format::OtlpJson => (kind.otlp_json)(bytes)?,
     };
     if decoded.is_empty() {
         return Err(SchemaError::Invalid {
@@ -186,6 +209,21 @@ mod tests {
         assert_eq!(sniff(b"[", Encoding::Otlp), Ok(Format::Protobuf));
         assert_eq!(sniff(b" \n", Encoding::Json), Err(SchemaError::Empty));
         assert_eq!(sniff(b"", Encoding::Auto), Err(SchemaError::Empty));
+        // OTLP JSON: by its first key, or by the setting
+        assert_eq!(
+            sniff(b" { \"resourceMetrics\": []}", Encoding::Auto),
+            Ok(Format::OtlpJson)
+        );
+        assert_eq!(
+            sniff(b"{\"resourceSpans\":[]}", Encoding::Auto),
+            Ok(Format::OtlpJson)
+        );
+        assert_eq!(
+            sniff(b"{\"timestamp\":1,\"resourceMetrics\":2}", Encoding::Auto),
+            Ok(Format::Json)
+        );
+        assert_eq!(sniff(b"[]", Encoding::OtlpJson), Ok(Format::OtlpJson));
+        assert_eq!("otlp_json".parse(), Ok(Encoding::OtlpJson));
     }
 
     #[test]

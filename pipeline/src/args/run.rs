@@ -32,7 +32,10 @@ pub struct RunArgs {
     /// Dead-letter topic.
     #[arg(long, env = "APO_DLQ_TOPIC", default_value = "apo.dlq")]
     pub dlq_topic: String,
-    /// Input encoding: auto (per message), json, otlp.
+    /// Input encoding: auto (detected per message: OTLP JSON by its first key
+    /// `resourceMetrics`, APO JSON by a `{` or `[`, OTLP protobuf otherwise), json (APO's),
+    /// otlp (protobuf, `otlp_proto` too) or otlp_json (the Collector's Kafka exporter's
+    /// `encoding: otlp_json`).
     #[arg(long, env = "APO_ENCODING", default_value = "auto")]
     pub encoding: apo_ingest::decode::Encoding,
     /// Tumbling window sizes (whole seconds), comma-separated.
