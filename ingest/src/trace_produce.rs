@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use apo_schemas::span_encode::{encode_spans_otlp, encode_spans_zipkin};
+use apo_schemas::span_encode::{
+    encode_spans_otlp, encode_spans_otlp_json, encode_spans_zipkin, encode_spans_zipkin_proto,
+};
 use apo_schemas::{Span, TraceId};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -27,6 +29,10 @@ pub enum SpanFormat {
     Otlp,
     /// Zipkin v2 JSON (an array of spans).
     Zipkin,
+    /// OTLP JSON `ExportTraceServiceRequest`.
+    OtlpJson,
+    /// Zipkin v2 protobuf `ListOfSpans`.
+    ZipkinProto,
 }
 
 impl FromStr for SpanFormat {
@@ -34,9 +40,14 @@ impl FromStr for SpanFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "json" => Ok(SpanFormat::Json),
-            "otlp" => Ok(SpanFormat::Otlp),
-            "zipkin" => Ok(SpanFormat::Zipkin),
-            _ => Err(format!("`{s}`: expected json, otlp or zipkin")),
+            "otlp" | "otlp_proto" => Ok(SpanFormat::Otlp),
+            "zipkin" | "zipkin_json" => Ok(SpanFormat::Zipkin),
+            "otlp_json" => Ok(SpanFormat::OtlpJson),
+            "zipkin_proto" => Ok(SpanFormat::ZipkinProto),
+            _ => Err(format!(
+                "`{s}`: expected json, otlp (otlp_proto), otlp_json, zipkin (zipkin_json) or \
+                 zipkin_proto"
+            )),
         }
     }
 }
@@ -49,6 +60,8 @@ impl SpanFormat {
             SpanFormat::Json => serde_json::to_vec(spans).unwrap_or_default(),
             SpanFormat::Otlp => encode_spans_otlp(spans),
             SpanFormat::Zipkin => encode_spans_zipkin(spans),
+            SpanFormat::OtlpJson => encode_spans_otlp_json(spans),
+            SpanFormat::ZipkinProto => encode_spans_zipkin_proto(spans),
         }
     }
 }

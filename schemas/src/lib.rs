@@ -15,6 +15,7 @@
 //! - [`slo`]: SLO compliance and burn-rate state (`apo.slo`).
 //! - [`span`]: the span record producers send to `apo.spans` (APO JSON), with trace and span ids.
 //! - [`span_decode`]: spans from APO JSON, Zipkin v2 JSON and OTLP `ExportTraceServiceRequest`.
+//! - [`span_proto`]: Zipkin v2 protobuf spans, and Jaeger's recognised.
 //! - [`span_encode`]: spans to OTLP and Zipkin v2 JSON (load generation, format tests).
 //! - [`window_stats`]: the per key and window statistics written to `apo.window_stats` and Parquet.
 //! - [`table`]: every Parquet table's columns, declared once (Arrow schema, writer and read-back
@@ -39,6 +40,7 @@ pub mod slo;
 pub mod span;
 pub mod span_decode;
 pub mod span_encode;
+pub mod span_proto;
 pub mod table;
 pub mod window_stats;
 

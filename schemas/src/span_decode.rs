@@ -1,6 +1,7 @@
 //! Decoding of span messages from `apo.spans` into [`Span`]s: APO JSON, Zipkin v2 JSON (an array
-//! of spans, as Zipkin's Kafka collector and the Collector's `zipkin` encoding write it) and OTLP
-//! protobuf `ExportTraceServiceRequest` (the Collector's Kafka exporter, `otlp_proto`).
+//! of spans, as Zipkin's Kafka collector and the Collector's `zipkin` encoding write it), OTLP
+//! `ExportTraceServiceRequest` in protobuf or JSON (the Collector's Kafka exporter, `otlp_proto`,
+//! `otlp_json`) and Zipkin v2 protobuf (`zipkin_proto`, [`crate::span_proto`]).
 //!
 //! JSON elements are told apart by their keys: Zipkin spans have `traceId`, APO spans
 //! `trace_id`. Every span is validated ([`Span::validate`]); one that fails is reported by its
@@ -27,36 +28,38 @@ use crate::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 use crate::SchemaError;
 
 /// Keeps the span at `index` of a message when it decoded and is valid, else records why not.
-fn push(out: &mut Decoded<Span>, index: usize, span: Result<Span, SchemaError>) {
+pub(crate) fn push(out: &mut Decoded<Span>, index: usize, span: Result<Span, SchemaError>) {
     out.push(index, span.and_then(|s| s.validate().map(|_| s)));
 }
 
+/// A Zipkin v2 endpoint (JSON; the protobuf's maps to it).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ZipkinEndpoint {
-    service_name: Option<String>,
+pub(crate) struct ZipkinEndpoint {
+    pub(crate) service_name: Option<String>,
 }
 
+/// A Zipkin v2 span (JSON; the protobuf's maps to it, its ids in hex).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ZipkinSpan {
-    trace_id: String,
-    id: String,
-    parent_id: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    timestamp: Option<i64>,
-    duration: Option<i64>,
-    local_endpoint: Option<ZipkinEndpoint>,
-    remote_endpoint: Option<ZipkinEndpoint>,
+pub(crate) struct ZipkinSpan {
+    pub(crate) trace_id: String,
+    pub(crate) id: String,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) duration: Option<i64>,
+    pub(crate) local_endpoint: Option<ZipkinEndpoint>,
+    pub(crate) remote_endpoint: Option<ZipkinEndpoint>,
     #[serde(default)]
-    tags: BTreeMap<String, String>,
+    pub(crate) tags: BTreeMap<String, String>,
     #[serde(default)]
-    shared: bool,
+    pub(crate) shared: bool,
 }
 
 impl ZipkinSpan {
-    fn into_span(self) -> Result<Span, SchemaError> {
+    pub(crate) fn into_span(self) -> Result<Span, SchemaError> {
         let invalid = |field: &'static str, reason: &str| SchemaError::Invalid {
             field,
             reason: reason.to_string(),
@@ -181,6 +184,28 @@ pub fn decode_spans_json(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
         }
     }
     Ok(out)
+}
+
+/// Decodes a protobuf message of spans: OTLP `ExportTraceServiceRequest`, or, when it is not
+/// one with spans in it, a Zipkin v2 `ListOfSpans`; a Jaeger protobuf span is refused as what
+/// it is ([`crate::span_proto`]).
+pub fn decode_spans_protobuf(bytes: &[u8]) -> Result<Decoded<Span>, SchemaError> {
+    let otlp = decode_spans_otlp(bytes);
+    if otlp.as_ref().is_ok_and(|d| !d.items.is_empty()) {
+        return otlp;
+    }
+    if let Some(zipkin) = crate::span_proto::decode_zipkin_proto(bytes) {
+        return Ok(zipkin);
+    }
+    if crate::span_proto::is_jaeger_proto(bytes) {
+        return Err(SchemaError::Unsupported(
+            "a Jaeger protobuf span (the Collector's Kafka exporter's `jaeger_proto` encoding): \
+             APO reads OTLP (`otlp_proto`, `otlp_json`), Zipkin (`zipkin_proto`, `zipkin_json`) \
+             and APO JSON spans"
+                .into(),
+        ));
+    }
+    otlp
 }
 
 /// Decodes OTLP protobuf `ExportTraceServiceRequest`; spans are indexed in message order.

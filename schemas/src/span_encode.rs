@@ -117,54 +117,104 @@ struct ZipkinSpan<'a> {
     tags: BTreeMap<&'a str, &'a str>,
 }
 
+/// A span as Zipkin v2 has it: the status and an internal kind as the OpenTelemetry
+/// translator's tags.
+fn zipkin_view(s: &Span) -> ZipkinSpan<'_> {
+    let mut tags: BTreeMap<&str, &str> = s
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    match s.status {
+        SpanStatus::Unset => {}
+        SpanStatus::Ok => {
+            tags.insert("otel.status_code", "OK");
+        }
+        SpanStatus::Error => {
+            tags.insert("otel.status_code", "ERROR");
+        }
+    }
+    let kind = match s.kind {
+        SpanKind::Server => Some("SERVER"),
+        SpanKind::Client => Some("CLIENT"),
+        SpanKind::Producer => Some("PRODUCER"),
+        SpanKind::Consumer => Some("CONSUMER"),
+        SpanKind::Internal => {
+            tags.insert("span.kind", "internal");
+            None
+        }
+        SpanKind::Unspecified => None,
+    };
+    let start_us = s.start_ns.div_euclid(1000);
+    ZipkinSpan {
+        trace_id: s.trace_id.to_string(),
+        id: s.span_id.to_string(),
+        parent_id: s.parent_span_id.map(|p| p.to_string()),
+        name: &s.name,
+        kind,
+        timestamp: start_us,
+        duration: s.end_ns.div_euclid(1000) - start_us,
+        local_endpoint: ZipkinEndpoint {
+            service_name: &s.service,
+        },
+        tags,
+    }
+}
+
 /// A Zipkin v2 JSON array of the spans.
 pub fn encode_spans_zipkin(spans: &[Span]) -> Vec<u8> {
-    let out: Vec<ZipkinSpan<'_>> = spans
-        .iter()
-        .map(|s| {
-            let mut tags: BTreeMap<&str, &str> = s
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            match s.status {
-                SpanStatus::Unset => {}
-                SpanStatus::Ok => {
-                    tags.insert("otel.status_code", "OK");
-                }
-                SpanStatus::Error => {
-                    tags.insert("otel.status_code", "ERROR");
-                }
-            }
-            let kind = match s.kind {
-                SpanKind::Server => Some("SERVER"),
-                SpanKind::Client => Some("CLIENT"),
-                SpanKind::Producer => Some("PRODUCER"),
-                SpanKind::Consumer => Some("CONSUMER"),
-                SpanKind::Internal => {
-                    tags.insert("span.kind", "internal");
-                    None
-                }
-                SpanKind::Unspecified => None,
-            };
-            let start_us = s.start_ns.div_euclid(1000);
-            ZipkinSpan {
-                trace_id: s.trace_id.to_string(),
-                id: s.span_id.to_string(),
-                parent_id: s.parent_span_id.map(|p| p.to_string()),
-                name: &s.name,
-                kind,
-                timestamp: start_us,
-                duration: s.end_ns.div_euclid(1000) - start_us,
-                local_endpoint: ZipkinEndpoint {
-                    service_name: &s.service,
-                },
-                tags,
-            }
-        })
-        .collect();
+    let out: Vec<ZipkinSpan<'_>> = spans.iter().map(zipkin_view).collect();
     // Serialising plain strings and integers cannot fail.
     serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// A Zipkin v2 protobuf `ListOfSpans` of the spans (what the Collector's `zipkin_proto`
+/// encoding writes), with the JSON encoding's fields.
+pub fn encode_spans_zipkin_proto(spans: &[Span]) -> Vec<u8> {
+    use crate::span_proto::{ListOfSpans, ZipkinProtoEndpoint, ZipkinProtoSpan};
+    let list = ListOfSpans {
+        spans: spans
+            .iter()
+            .map(|s| {
+                let v = zipkin_view(s);
+                ZipkinProtoSpan {
+                    trace_id: s.trace_id.0.to_be_bytes().to_vec(),
+                    parent_id: s
+                        .parent_span_id
+                        .map(|p| p.0.to_be_bytes().to_vec())
+                        .unwrap_or_default(),
+                    id: s.span_id.0.to_be_bytes().to_vec(),
+                    kind: match v.kind {
+                        Some("CLIENT") => 1,
+                        Some("SERVER") => 2,
+                        Some("PRODUCER") => 3,
+                        Some("CONSUMER") => 4,
+                        _ => 0,
+                    },
+                    name: s.name.clone(),
+                    timestamp: u64::try_from(v.timestamp).unwrap_or(0),
+                    duration: u64::try_from(v.duration).unwrap_or(0),
+                    local_endpoint: Some(ZipkinProtoEndpoint {
+                        service_name: s.service.clone(),
+                    }),
+                    remote_endpoint: None,
+                    tags: v
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    shared: false,
+                }
+            })
+            .collect(),
+    };
+    list.encode_to_vec()
+}
+
+/// OTLP JSON `ExportTraceServiceRequest` of the spans (the Collector's `otlp_json`).
+pub fn encode_spans_otlp_json(spans: &[Span]) -> Vec<u8> {
+    // The mapping of strings, integers and byte ids cannot fail.
+    serde_json::to_vec(&spans_to_otlp(spans)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -222,6 +272,18 @@ mod tests {
         let d = decode_spans_otlp(&encode_spans_otlp(&spans())).unwrap();
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         assert_eq!(sorted(d.items), spans());
+    }
+
+    #[test]
+    fn otlp_json_and_zipkin_protobuf_round_trip() {
+        let d =
+            crate::span_decode::decode_spans_otlp_json(&encode_spans_otlp_json(&spans())).unwrap();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(sorted(d.items), spans());
+        let z = crate::span_decode::decode_spans_protobuf(&encode_spans_zipkin_proto(&spans()))
+            .unwrap();
+        assert!(z.errors.is_empty(), "{:?}", z.errors);
+        assert_eq!(z.items, spans());
     }
 
     #[test]

@@ -239,10 +239,19 @@ fn otlp_and_zipkin_give_the_same_outputs_as_apo_json_and_bad_spans_go_to_the_dlq
     }
     assert_eq!(reasons, want, "dead letters by reason");
 
-    for format in [SpanFormat::Otlp, SpanFormat::Zipkin] {
+    for format in [
+        SpanFormat::Otlp,
+        SpanFormat::Zipkin,
+        SpanFormat::OtlpJson,
+        SpanFormat::ZipkinProto,
+    ] {
         let t = trace_topics(&format!("tr-{format:?}").to_lowercase(), PARTITIONS);
         let out = run(&t, &messages(&traces, format), traces.len());
-        assert!(out.dlq.is_empty(), "{format:?}: nothing dead-lettered");
+        assert!(
+            out.dlq.is_empty(),
+            "{format:?}: nothing dead-lettered: {:?}",
+            out.dlq.first().map(|r| &r.headers)
+        );
         assert_same(&format!("{format:?} red"), &out.red, &from_json.red);
         assert_same(
             &format!("{format:?} critical_path"),

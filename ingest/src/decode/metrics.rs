@@ -40,6 +40,73 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     #[test]
+    fn an_otlp_message_whose_length_byte_looks_like_json_is_protobuf() {
+        use apo_schemas::otlp::decode_metrics;
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
+            ScopeMetrics,
+        };
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use prost::Message;
+        let message = |name: String| {
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue("a".into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name,
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint {
+                                    time_unix_nano: NOW as u64 * 1_000_000,
+                                    value: Some(number_data_point::Value::AsDouble(1.0)),
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        };
+        // a 0x0a tag (a newline) then a length of 123 (`{`) or 91 (`[`)
+        for opener in [b'{', b'['] {
+            let bytes = (1..120)
+                .map(|n| message("m".repeat(n)))
+                .find(|b| b[1] == opener)
+                .expect("a name length that makes the length byte the opener");
+            assert!(decode_metrics(&bytes).is_ok());
+            let d = decode_metric_message(
+                Some(&bytes),
+                Encoding::Auto,
+                &TimeBounds::default(),
+                &FieldLimits::default(),
+                NOW,
+            )
+            .unwrap();
+            assert_eq!(
+                (d.items.len(), d.errors.len()),
+                (1, 0),
+                "{}",
+                opener as char
+            );
+        }
+    }
+
+    #[test]
     fn bad_points_are_reported_by_position() {
         let msg = format!(
             r#"[{{"timestamp":{NOW},"service":"a","name":"m","value":1}},

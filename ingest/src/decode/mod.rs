@@ -161,10 +161,22 @@ pub(crate) fn decode_message<T>(
     check: impl Fn(&T) -> Result<(), SchemaError>,
 ) -> Result<Decoded<T>, SchemaError> {
     let bytes = payload.unwrap_or_default();
+    let json = |decode: fn(&[u8]) -> Result<Decoded<T>, SchemaError>| match decode(bytes) {
+        // A protobuf message opens with its first field's tag, 0x0a for a message field 1
+        // (every OTLP request, Zipkin's list), which is a newline: its length byte can then
+        // look like `{` or `[`. Detected JSON that is not JSON but such a protobuf is one.
+        Err(e) if encoding == Encoding::Auto && bytes.first() == Some(&0x0a) => {
+            match (kind.protobuf)(bytes) {
+                Ok(d) if !d.is_empty() => Ok(d),
+                _ => Err(e),
+            }
+        }
+        r => r,
+    };
     let decoded = match sniff(bytes, encoding)? {
-        Format::Json => (kind.json)(bytes)?,
+        Format::Json => json(kind.json)?,
         Format::Protobuf => (kind.protobuf)(bytes)?,
-        Format::OtlpJson => (kind.otlp_json)(bytes)?,
+        Format::OtlpJson => json(kind.otlp_json)?,
     };
     if decoded.is_empty() {
         return Err(SchemaError::Invalid {

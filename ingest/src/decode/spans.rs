@@ -1,15 +1,15 @@
 //! Span messages: APO JSON, Zipkin v2 JSON (told apart by their keys), OTLP protobuf or OTLP
-//! JSON, each span validated by its decoder and its event time (its end) checked against the
+//! JSON, Zipkin v2 protobuf (Jaeger protobuf refused as such), each span validated by its decoder and its event time (its end) checked against the
 //! clock.
 
-use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp, decode_spans_otlp_json};
+use apo_schemas::span_decode::{decode_spans_json, decode_spans_otlp_json, decode_spans_protobuf};
 use apo_schemas::{SchemaError, Span};
 
 use super::{decode_message, Decoded, Encoding, FieldLimits, Kind, TimeBounds};
 
 const SPANS: Kind<Span> = Kind {
     json: decode_spans_json,
-    protobuf: decode_spans_otlp,
+    protobuf: decode_spans_protobuf,
     otlp_json: decode_spans_otlp_json,
     none: ("spans", "the message holds no spans"),
 };

@@ -15,7 +15,9 @@ pub struct ProduceArgs {
     /// Produce traces (spans of a web shop's services) instead of metric points.
     #[arg(long, env = "APO_SPANS")]
     pub spans: bool,
-    /// Span encoding with --spans: json (APO JSON), otlp (protobuf ExportTraceServiceRequest), zipkin (v2 JSON).
+    /// Span encoding with --spans, as the Collector's Kafka exporter names them: json (APO
+    /// JSON), otlp or otlp_proto (protobuf ExportTraceServiceRequest), otlp_json, zipkin or
+    /// zipkin_json (v2 JSON), zipkin_proto (v2 protobuf ListOfSpans).
     #[arg(long, env = "APO_SPAN_FORMAT", default_value = "json")]
     pub span_format: apo_ingest::trace_produce::SpanFormat,
     /// Topic to write to (default apo.metrics; with --spans, apo.spans).
