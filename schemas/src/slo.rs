@@ -1,6 +1,7 @@
 //! The SLO state record (`apo.slo`, table `slo`): per objective, service and window, the
-//! objective's compliance and its error-budget burn rate over the multi-window pairs of the SRE
-//! workbook (a fast pair that pages, a slow pair that opens a ticket).
+//! objective's compliance, its error-budget burn rate over the multi-window pairs of the SRE
+//! workbook (two pairs that page, two that open a ticket) and the error budget remaining of the
+//! SLO period.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -36,12 +37,23 @@ pub struct SloState {
     pub burn_fast_long: f64,
     /// Burn rate over the fast alert's short window.
     pub burn_fast_short: f64,
-    /// Burn rate over the slow alert's long window.
+    /// Burn rate over the slow page alert's long window (6 h by default).
     pub burn_slow_long: f64,
-    /// Burn rate over the slow alert's short window.
+    /// Burn rate over the slow page alert's short window (30 min).
     pub burn_slow_short: f64,
-    /// `page` when both fast windows burn above the fast threshold, else `ticket` when both
-    /// slow windows burn above the slow threshold, else `none`.
+    /// Burn rate over the ticket alert's long window (1 d by default).
+    pub burn_ticket_long: f64,
+    /// Burn rate over the ticket alert's short window (2 h).
+    pub burn_ticket_short: f64,
+    /// Burn rate over the slow ticket alert's long window (3 d).
+    pub burn_ticket_slow_long: f64,
+    /// Burn rate over the slow ticket alert's short window (6 h).
+    pub burn_ticket_slow_short: f64,
+    /// The share of the SLO period's error budget left (1 − its burn rate over the period, 30
+    /// days by default; negative once overspent), over the windows seen in the period.
+    pub budget_remaining: f64,
+    /// `page` when both windows of a page pair (fast, slow) burn above its threshold, else
+    /// `ticket` when both windows of a ticket pair do, else `none`.
     pub alert: String,
     /// 1 for the first emission, more for revisions by late data.
     pub revision: u32,

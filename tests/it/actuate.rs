@@ -1106,6 +1106,11 @@ fn slo_window(service: &str, start: i64, bad: u64) -> Vec<u8> {
         burn_fast_short: 0.0,
         burn_slow_long: 0.0,
         burn_slow_short: 0.0,
+        burn_ticket_long: 0.0,
+        burn_ticket_short: 0.0,
+        burn_ticket_slow_long: 0.0,
+        burn_ticket_slow_short: 0.0,
+        budget_remaining: 1.0,
         alert: "none".into(),
         revision: 1,
     };

@@ -7,11 +7,21 @@
 //! - error rate: "< 0.1 %" means at most 0.1 % of the covered spans may fail.
 //!
 //! Burn rate = bad share / budget share, over the trailing windows of each alert pair. The
-//! workbook's pairs are fast (1 h and 5 min, threshold 14.4: 2 % of a 30-day budget in an hour)
-//! and slow (6 h and 30 min, threshold 6: 5 % in six hours); an alert fires only when both
-//! windows of a pair burn faster than its threshold (the long one says it is significant, the
-//! short one that it is still happening). The pair lengths are configurable and rounded up to
-//! whole windows of the size SLOs are evaluated at.
+//! workbook's four pairs (as Sloth generates them): two that page, 1 h and 5 min at 14.4 (2 % of
+//! a 30-day budget in an hour) and 6 h and 30 min at 6 (5 % in six hours), and two that open a
+//! ticket, 1 d and 2 h at 3 (10 % in a day) and 3 d and 6 h at 1 (10 % in three days). A pair
+//! fires only when both its windows burn faster than its threshold (the long one says it is
+//! significant, the short one that it is still happening). The pair lengths are configurable
+//! and rounded up to whole windows of the size SLOs are evaluated at.
+//!
+//! The remaining error budget of the SLO period (30 days by default) is on every record: 1 − the
+//! period's bad share over its budget share (negative once the budget is overspent), over the
+//! windows the tracker has seen in the period.
+//!
+//! Memory: each window for the longest window of six hours or less (exact sums), and hourly
+//! totals for the longer ones and the period. A window of more than six hours sums the hours it
+//! covers, its oldest hour counted by the share of it inside the window (exact when the window
+//! starts on an hour).
 
 use std::collections::VecDeque;
 
@@ -141,41 +151,73 @@ pub struct AlertPair {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-/// The two burn-rate alerts of the SRE workbook: a fast page and a slow ticket.
+/// The SRE workbook's four burn-rate alerts and the SLO period.
 pub struct BurnConfig {
-    /// Pages: high burn over short windows.
+    /// Pages: the highest burn over the shortest windows.
     pub fast: AlertPair,
-    /// Tickets: lower burn over long windows.
+    /// Pages too: a lower burn over longer windows.
     pub slow: AlertPair,
+    /// Tickets: a sustained burn over a day.
+    pub ticket: AlertPair,
+    /// Tickets too: the budget's own pace over three days.
+    pub ticket_slow: AlertPair,
+    /// The period whose error budget remains, ms.
+    pub period_ms: i64,
 }
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
 
 impl Default for BurnConfig {
     fn default() -> Self {
-        const MIN: i64 = 60_000;
+        let pair = |long_ms, short_ms, threshold| AlertPair {
+            long_ms,
+            short_ms,
+            threshold,
+        };
         BurnConfig {
-            fast: AlertPair {
-                long_ms: 60 * MIN,
-                short_ms: 5 * MIN,
-                threshold: 14.4,
-            },
-            slow: AlertPair {
-                long_ms: 360 * MIN,
-                short_ms: 30 * MIN,
-                threshold: 6.0,
-            },
+            fast: pair(HOUR, 5 * MIN, 14.4),
+            slow: pair(6 * HOUR, 30 * MIN, 6.0),
+            ticket: pair(24 * HOUR, 2 * HOUR, 3.0),
+            ticket_slow: pair(72 * HOUR, 6 * HOUR, 1.0),
+            period_ms: 30 * 24 * HOUR,
         }
     }
 }
 
+impl BurnConfig {
+    /// Every trailing span a record needs, ms.
+    fn spans(&self) -> [i64; 9] {
+        let p = [self.fast, self.slow, self.ticket, self.ticket_slow];
+        [
+            p[0].long_ms,
+            p[0].short_ms,
+            p[1].long_ms,
+            p[1].short_ms,
+            p[2].long_ms,
+            p[2].short_ms,
+            p[3].long_ms,
+            p[3].short_ms,
+            self.period_ms,
+        ]
+    }
+}
+
+/// Spans up to this long are summed window by window; longer ones by the hour.
+const FINE_MS: i64 = 6 * HOUR;
+
 /// Burn rates of one (objective, service), fed its windows in order (gaps count as windows
-/// without events). Memory: one entry per window of the longest alert window.
+/// without events).
 pub struct BurnTracker {
     objective: Objective,
     service: String,
     window_ms: i64,
     cfg: BurnConfig,
-    /// (window start, events, bad) of the trailing windows, oldest first.
+    /// (window start, events, bad) of the trailing windows up to `FINE_MS`, oldest first.
     history: VecDeque<(i64, u64, u64)>,
+    /// (hour start, events, bad) of the hours up to the longest span, oldest first; the last
+    /// one holds the windows so far of the current hour.
+    hours: VecDeque<(i64, u64, u64)>,
 }
 
 impl BurnTracker {
@@ -187,6 +229,7 @@ impl BurnTracker {
             window_ms: window_s.max(1) as i64 * 1000,
             cfg,
             history: VecDeque::new(),
+            hours: VecDeque::new(),
         }
     }
 
@@ -195,71 +238,144 @@ impl BurnTracker {
         ((ms + self.window_ms - 1) / self.window_ms).max(1) as usize
     }
 
+    /// The windows kept one by one: those of the longest span of six hours or less.
+    fn fine_windows(&self) -> usize {
+        let longest = self
+            .cfg
+            .spans()
+            .into_iter()
+            .filter(|&ms| ms <= FINE_MS)
+            .max()
+            .unwrap_or(self.window_ms);
+        self.windows(longest)
+    }
+
+    /// Adds `events` and `bad` of the window starting at `start` to its hour.
+    fn add_to_hour(&mut self, start: i64, events: i64, bad: i64) {
+        let hour = start.div_euclid(HOUR) * HOUR;
+        let i = match self.hours.iter().rposition(|h| h.0 <= hour) {
+            Some(i) if self.hours[i].0 == hour => i,
+            Some(i) => {
+                self.hours.insert(i + 1, (hour, 0, 0));
+                i + 1
+            }
+            None => {
+                self.hours.push_front((hour, 0, 0));
+                0
+            }
+        };
+        let h = &mut self.hours[i];
+        h.1 = (h.1 as i64 + events).max(0) as u64;
+        h.2 = (h.2 as i64 + bad).max(0) as u64;
+        // the hours the longest span can still reach from this one
+        let longest = self.cfg.spans().into_iter().max().unwrap_or(HOUR);
+        let newest = self.hours.back().map_or(hour, |h| h.0);
+        while self
+            .hours
+            .front()
+            .is_some_and(|h| h.0 + HOUR <= newest - longest)
+        {
+            self.hours.pop_front();
+        }
+    }
+
     /// Records the window starting at `start` (after every earlier one) and returns its state.
     pub fn push(&mut self, start: i64, events: u64, bad: u64) -> SloState {
+        let keep = self.fine_windows();
         // Windows without events between the last one and this one.
         if let Some(&(last, _, _)) = self.history.back() {
             let mut t = last + self.window_ms;
-            while t < start && self.history.len() < self.windows(self.cfg.slow.long_ms) + 1 {
+            while t < start && self.history.len() < keep + 1 {
                 self.history.push_back((t, 0, 0));
                 t += self.window_ms;
             }
             if t < start {
-                // A gap longer than every alert window: nothing before it matters.
+                // A gap longer than the fine windows: nothing of them before it matters.
                 self.history.clear();
             }
         }
         self.history.push_back((start, events, bad));
-        let keep = self
-            .windows(self.cfg.slow.long_ms)
-            .max(self.windows(self.cfg.fast.long_ms));
         while self.history.len() > keep {
             self.history.pop_front();
         }
+        self.add_to_hour(start, events as i64, bad as i64);
         self.state_at(self.history.len() - 1, 1)
     }
 
     /// A revision of an earlier window (late spans): its counts are replaced and its state
-    /// recomputed at `revision`, burn rates over the windows up to it. States already given for
-    /// later windows are not revised. `None` when the window is no longer tracked (older than
-    /// the longest alert window) or was never pushed.
+    /// recomputed at `revision`, burn rates over the windows up to it (the hourly totals of
+    /// the spans longer than six hours hold it from then on). States already given for later
+    /// windows are not revised. `None` when the window is no longer held one by one (older
+    /// than six hours) or was never pushed.
     pub fn revise(&mut self, start: i64, events: u64, bad: u64, revision: u32) -> Option<SloState> {
         let i = self.history.iter().position(|w| w.0 == start)?;
+        let (_, old_events, old_bad) = self.history[i];
         self.history[i] = (start, events, bad);
+        self.add_to_hour(
+            start,
+            events as i64 - old_events as i64,
+            bad as i64 - old_bad as i64,
+        );
         Some(self.state_at(i, revision))
+    }
+
+    /// (events, bad) over the `ms` of windows ending with window `i`.
+    fn totals(&self, i: usize, ms: i64) -> (f64, f64) {
+        let n = self.windows(ms);
+        if n <= self.history.len() || ms <= FINE_MS {
+            let (events, bad) = self
+                .history
+                .iter()
+                .take(i + 1)
+                .rev()
+                .take(n)
+                .fold((0u64, 0u64), |a, w| (a.0 + w.1, a.1 + w.2));
+            return (events as f64, bad as f64);
+        }
+        // By the hour: [end - ms, end), the current hour's windows one by one.
+        let end = self.history[i].0 + self.window_ms;
+        let from = end - ms;
+        let this_hour = (end - 1).div_euclid(HOUR) * HOUR;
+        let (mut events, mut bad) = self
+            .history
+            .iter()
+            .take(i + 1)
+            .filter(|w| w.0 >= this_hour)
+            .fold((0.0, 0.0), |a, w| (a.0 + w.1 as f64, a.1 + w.2 as f64));
+        for &(h, e, b) in &self.hours {
+            if h >= this_hour || h + HOUR <= from {
+                continue;
+            }
+            // the oldest hour by the share of it inside the span
+            let share = ((h + HOUR).min(this_hour) - h.max(from)) as f64 / HOUR as f64;
+            events += e as f64 * share;
+            bad += b as f64 * share;
+        }
+        (events, bad)
     }
 
     /// Burn rate over the `ms` of windows ending with window `i`.
     fn burn(&self, i: usize, ms: i64) -> f64 {
-        let n = self.windows(ms);
-        let (events, bad) = self
-            .history
-            .iter()
-            .take(i + 1)
-            .rev()
-            .take(n)
-            .fold((0u64, 0u64), |a, w| (a.0 + w.1, a.1 + w.2));
+        let (events, bad) = self.totals(i, ms);
         let budget = 1.0 - self.objective.target();
-        if events == 0 || budget <= 0.0 {
+        if events <= 0.0 || budget <= 0.0 {
             0.0
         } else {
-            (bad as f64 / events as f64) / budget
+            (bad / events) / budget
         }
     }
 
     fn state_at(&self, i: usize, revision: u32) -> SloState {
         let (start, events, bad) = self.history[i];
-        let (fl, fs) = (
-            self.burn(i, self.cfg.fast.long_ms),
-            self.burn(i, self.cfg.fast.short_ms),
-        );
-        let (sl, ss) = (
-            self.burn(i, self.cfg.slow.long_ms),
-            self.burn(i, self.cfg.slow.short_ms),
-        );
-        let alert = if fl > self.cfg.fast.threshold && fs > self.cfg.fast.threshold {
+        let rates = |p: AlertPair| (self.burn(i, p.long_ms), self.burn(i, p.short_ms));
+        let fires =
+            |p: AlertPair, (long, short): (f64, f64)| long > p.threshold && short > p.threshold;
+        let c = self.cfg;
+        let (fast, slow) = (rates(c.fast), rates(c.slow));
+        let (ticket, ticket_slow) = (rates(c.ticket), rates(c.ticket_slow));
+        let alert = if fires(c.fast, fast) || fires(c.slow, slow) {
             "page"
-        } else if sl > self.cfg.slow.threshold && ss > self.cfg.slow.threshold {
+        } else if fires(c.ticket, ticket) || fires(c.ticket_slow, ticket_slow) {
             "ticket"
         } else {
             "none"
@@ -281,10 +397,15 @@ impl BurnTracker {
             bad_events: bad,
             sli,
             compliant: sli >= self.objective.target(),
-            burn_fast_long: fl,
-            burn_fast_short: fs,
-            burn_slow_long: sl,
-            burn_slow_short: ss,
+            burn_fast_long: fast.0,
+            burn_fast_short: fast.1,
+            burn_slow_long: slow.0,
+            burn_slow_short: slow.1,
+            burn_ticket_long: ticket.0,
+            burn_ticket_short: ticket.1,
+            burn_ticket_slow_long: ticket_slow.0,
+            burn_ticket_slow_short: ticket_slow.1,
+            budget_remaining: 1.0 - self.burn(i, c.period_ms),
             alert: alert.into(),
             revision,
         }

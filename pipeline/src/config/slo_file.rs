@@ -6,8 +6,11 @@
 //! include_defaults = false   # keep the default objectives beside these (default: false)
 //!
 //! [burn]                     # the workbook's pairs (these are the defaults)
-//! fast = { long = "1h", short = "5m", threshold = 14.4 }
-//! slow = { long = "6h", short = "30m", threshold = 6.0 }
+//! fast = { long = "1h", short = "5m", threshold = 14.4 }       # pages
+//! slow = { long = "6h", short = "30m", threshold = 6.0 }       # pages
+//! ticket = { long = "1d", short = "2h", threshold = 3.0 }      # tickets
+//! ticket_slow = { long = "3d", short = "6h", threshold = 1.0 } # tickets
+//! period = "30d"             # the SLO period whose remaining error budget each record has
 //!
 //! [[objective]]
 //! name = "checkout-latency"
@@ -56,6 +59,9 @@ struct File {
 struct Burn {
     fast: Option<Pair>,
     slow: Option<Pair>,
+    ticket: Option<Pair>,
+    ticket_slow: Option<Pair>,
+    period: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +189,20 @@ fn parse(text: &str) -> Result<(Vec<Objective>, BurnConfig)> {
         if let Some(p) = &b.slow {
             burn.slow = pair(p, "[burn] slow")?;
         }
+        if let Some(p) = &b.ticket {
+            burn.ticket = pair(p, "[burn] ticket")?;
+        }
+        if let Some(p) = &b.ticket_slow {
+            burn.ticket_slow = pair(p, "[burn] ticket_slow")?;
+        }
+        if let Some(p) = &b.period {
+            let d = humantime::parse_duration(p)
+                .map_err(|e| RunError::Config(format!("[burn] period `{p}`: {e}")))?;
+            if d.as_millis() < 60_000 {
+                bail!("[burn] period `{p}` is shorter than a minute");
+            }
+            burn.period_ms = d.as_millis() as i64;
+        }
     }
     let mut objectives = if f.include_defaults || f.objective.is_empty() {
         default_objectives()
@@ -253,5 +273,7 @@ mod tests {
                 .contains("short window")
         );
         assert!(err("objectives = []\n").contains("unknown field"));
+        assert!(err("[burn]\nperiod = \"soon\"\n").contains("period"));
+        assert!(err("[burn]\nperiod = \"10s\"\n").contains("shorter than a minute"));
     }
 }

@@ -131,6 +131,12 @@ table!(SloState => "slo" {
     burn_fast_short: Float64,
     burn_slow_long: Float64,
     burn_slow_short: Float64,
+    // Nullable: the files written before these columns stay readable.
+    burn_ticket_long: OptFloat64(slo_burn_ticket_long),
+    burn_ticket_short: OptFloat64(slo_burn_ticket_short),
+    burn_ticket_slow_long: OptFloat64(slo_burn_ticket_slow_long),
+    burn_ticket_slow_short: OptFloat64(slo_burn_ticket_slow_short),
+    budget_remaining: OptFloat64(slo_budget_remaining),
     alert: Utf8,
     revision: Int32 as u32,
 });
@@ -217,6 +223,31 @@ pub fn circuit_state(d: &Decision) -> Option<&str> {
 /// How long an opened circuit stays open, ms (null unless a circuit is opened).
 pub fn circuit_open_for_ms(d: &Decision) -> Option<i64> {
     d.circuit.as_ref().and_then(|c| c.open_for_ms)
+}
+
+/// The SLO record's burn over the ticket pair's long window.
+pub fn slo_burn_ticket_long(s: &SloState) -> Option<f64> {
+    Some(s.burn_ticket_long)
+}
+
+/// The SLO record's burn over the ticket pair's short window.
+pub fn slo_burn_ticket_short(s: &SloState) -> Option<f64> {
+    Some(s.burn_ticket_short)
+}
+
+/// The SLO record's burn over the slow ticket pair's long window.
+pub fn slo_burn_ticket_slow_long(s: &SloState) -> Option<f64> {
+    Some(s.burn_ticket_slow_long)
+}
+
+/// The SLO record's burn over the slow ticket pair's short window.
+pub fn slo_burn_ticket_slow_short(s: &SloState) -> Option<f64> {
+    Some(s.burn_ticket_slow_short)
+}
+
+/// The SLO record's remaining error budget of its period.
+pub fn slo_budget_remaining(s: &SloState) -> Option<f64> {
+    Some(s.budget_remaining)
 }
 
 /// A tune decision's setting (null for other actions).
