@@ -878,7 +878,7 @@ fn the_shop_scales_the_backend_that_slows_its_frontend_and_its_spans_draw_the_ma
         ("checkout", "payment", ""),
         ("payment", "stripe-api", "virtual_node"),
         ("checkout", "email", "messaging"),
-        ("product-catalog", "postgresql/product-catalog", "database"),
+        ("product-catalog", "product-catalog_db", "database"),
     ] {
         assert!(
             edges.contains(&(client.into(), server.into(), kind.into())),

@@ -53,7 +53,8 @@ use crate::traces::map_view::current_map;
 use crate::traces::path_share::{path_record, SharePartial, ShareWindow};
 use crate::traces::red::{RedPartial, RedWindow};
 use crate::traces::service_map::{
-    attribute_critical, trace_edges, EdgePartial, EdgeWindow, MapWindow,
+    attribute_critical, default_peer_attributes, trace_edges_with, EdgePartial, EdgeWindow,
+    MapWindow,
 };
 use crate::traces::slo::{default_objectives, BurnConfig, Objective};
 use crate::traces::slo_ops::{burn_operator, SloPartial, SloTrackers};
@@ -105,6 +106,9 @@ pub struct SpanConfig {
     pub burn: BurnConfig,
     /// How long an edge window stays in the current service map after it closes, ms.
     pub map_horizon_ms: i64,
+    /// The attributes that name an uninstrumented peer of a client span, first found first.
+    #[serde(default = "default_peer_attributes")]
+    pub peer_attributes: Vec<String>,
 }
 
 impl Default for SpanConfig {
@@ -120,6 +124,7 @@ impl Default for SpanConfig {
             objectives: default_objectives(),
             burn: BurnConfig::default(),
             map_horizon_ms: 15 * 60_000,
+            peer_attributes: default_peer_attributes(),
         }
     }
 }
@@ -258,6 +263,7 @@ fn trace_outputs<'s>(
     size: u32,
     alpha: f64,
     max_share_rows: usize,
+    peers: Vec<String>,
 ) -> StreamVec<'s, u64, TraceOut> {
     traces.unary(Pipeline, "TraceOutputs", move |_, _| {
         move |input, output| {
@@ -276,7 +282,7 @@ fn trace_outputs<'s>(
                         .entry(w.clone())
                         .or_insert_with(|| SharePartial::new(w, max_share_rows))
                         .add(&record);
-                    let mut calls = trace_edges(&t.spans);
+                    let mut calls = trace_edges_with(&t.spans, &peers);
                     attribute_critical(&t.spans, &record.segments, &mut calls);
                     for mut c in calls {
                         c.end_ms = last_end;
@@ -415,14 +421,16 @@ impl Job for SpanJob {
         let slo_done = sink(slo, sinks.slo, 0, ctx, &mut states);
 
         let traces = assemble_traces(spans, cfg.assembly, ctx.held(), ctx.progress.budget.clone());
-        let mut outs = trace_outputs(traces, size, alpha, cfg.max_share_rows).partition(3, |x| {
-            let part = match &x {
-                TraceOut::Path(_) => 0,
-                TraceOut::Share(_) => 1,
-                TraceOut::Edge(_) => 2,
-            };
-            (part, x)
-        });
+        let peers = cfg.peer_attributes.clone();
+        let mut outs =
+            trace_outputs(traces, size, alpha, cfg.max_share_rows, peers).partition(3, |x| {
+                let part = match &x {
+                    TraceOut::Path(_) => 0,
+                    TraceOut::Share(_) => 1,
+                    TraceOut::Edge(_) => 2,
+                };
+                (part, x)
+            });
         let edges = outs
             .pop()
             .map(|p| p.flat_map(TraceOut::into_edge))

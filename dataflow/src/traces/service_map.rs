@@ -5,13 +5,18 @@
 //!    from the client's service to the child's (`messaging` for producer → consumer).
 //! 2. A parent and child in different services where (1) does not apply (kinds missing): an
 //!    edge from the parent's service to the child's.
-//! 3. A CLIENT or PRODUCER span with no such child: the peer is not instrumented; it becomes a
-//!    virtual node named by `peer.service`, else `db.system`/`db.name` (`database`), else
-//!    `server.address` (`virtual_node`). Spans naming none of these make no edge.
+//! 3. A CLIENT or PRODUCER span with no such child: the peer is not instrumented. A database
+//!    client span (`db.name`, `db.namespace` or `db.system`) makes an edge to the database, named
+//!    as the `servicegraph` connector names it, by its `db.name` (or `db.namespace`; by its
+//!    `db.system` without either), connection type `database`. Any other becomes a virtual node
+//!    named by the first of the peer attributes it carries (configurable; by default
+//!    `peer.service`, `rpc.service`, `server.address`, `net.peer.name`, `net.sock.peer.addr`,
+//!    `net.sock.peer.name`, `http.url`, `http.target`), connection type `virtual_node`. Spans
+//!    naming none of these make no edge.
 //! 4. Root spans: an edge from the virtual node `user` to the root's service.
 //!
-//! A call failed when the span that describes it (the client span, else the callee's) has
-//! status error; its latency is that span's duration.
+//! A call failed when either side of it has status error (as the connector has it); its
+//! latency is the span that describes it (the client span, else the callee's).
 
 use std::collections::HashMap;
 
@@ -23,6 +28,28 @@ use serde::{Deserialize, Serialize};
 
 /// The virtual node for callers outside the traced system.
 pub const USER: &str = "user";
+
+/// The attributes that name an uninstrumented peer, first found first (the `servicegraph`
+/// connector's `virtual_node_peer_attributes`, with `peer.service` and `server.address` of the
+/// current semantic conventions ahead of the older names).
+pub const DEFAULT_PEER_ATTRIBUTES: &[&str] = &[
+    "peer.service",
+    "rpc.service",
+    "server.address",
+    "net.peer.name",
+    "net.sock.peer.addr",
+    "net.sock.peer.name",
+    "http.url",
+    "http.target",
+];
+
+/// [`DEFAULT_PEER_ATTRIBUTES`], owned.
+pub fn default_peer_attributes() -> Vec<String> {
+    DEFAULT_PEER_ATTRIBUTES
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 /// A directed edge of the service map.
@@ -109,30 +136,31 @@ pub fn attribute_critical(spans: &[Span], segments: &[PathSegment], calls: &mut 
     }
 }
 
-/// The uninstrumented peer a client span names, with its connection type.
-fn virtual_peer(s: &Span) -> Option<(String, &'static str)> {
+/// The uninstrumented peer a client span names, with its connection type: its database, else
+/// the first of `peers` it carries.
+fn virtual_peer(s: &Span, peers: &[String]) -> Option<(String, &'static str)> {
     let a = &s.attributes;
-    if let Some(p) = a.get("peer.service").filter(|p| !p.is_empty()) {
-        return Some((p.clone(), "virtual_node"));
+    let named = |k: &str| a.get(k).filter(|v| !v.is_empty());
+    if let Some(db) = named("db.name")
+        .or_else(|| named("db.namespace"))
+        .or_else(|| named("db.system"))
+    {
+        return Some((db.clone(), "database"));
     }
-    match (
-        a.get("db.system"),
-        a.get("db.name").or(a.get("db.namespace")),
-    ) {
-        (Some(sys), Some(name)) if !sys.is_empty() => {
-            return Some((format!("{sys}/{name}"), "database"))
-        }
-        (Some(sys), _) if !sys.is_empty() => return Some((sys.clone(), "database")),
-        _ => {}
-    }
-    a.get("server.address")
-        .or(a.get("net.peer.name"))
-        .filter(|p| !p.is_empty())
+    peers
+        .iter()
+        .find_map(|k| named(k))
         .map(|p| (p.clone(), "virtual_node"))
 }
 
-/// The edge calls of one trace, in span order.
+/// The edge calls of one trace, in span order, peers named by [`DEFAULT_PEER_ATTRIBUTES`].
 pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
+    trace_edges_with(spans, &default_peer_attributes())
+}
+
+/// The edge calls of one trace, in span order, uninstrumented peers named by the first of
+/// `peers` a client span carries.
+pub fn trace_edges_with(spans: &[Span], peers: &[String]) -> Vec<EdgeCall> {
     let by_id: HashMap<u64, usize> = spans
         .iter()
         .enumerate()
@@ -164,7 +192,7 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
                 .filter(|c| matches!(c.kind, SpanKind::Server | SpanKind::Consumer))
                 .collect();
             if served.is_empty() {
-                if let Some((peer, kind)) = virtual_peer(s) {
+                if let Some((peer, kind)) = virtual_peer(s, peers) {
                     out.push(call(edge(&s.service, &peer, kind), s, s));
                 }
             }
@@ -175,7 +203,9 @@ pub fn trace_edges(spans: &[Span]) -> Vec<EdgeCall> {
                     } else {
                         ""
                     };
-                    out.push(call(edge(&s.service, &c.service, kind), s, c));
+                    let mut both = call(edge(&s.service, &c.service, kind), s, c);
+                    both.failed |= c.status == SpanStatus::Error;
+                    out.push(both);
                 }
             }
         }

@@ -61,12 +61,12 @@ fn the_web_shop_topology_and_its_critical_paths() {
         e("frontend", "recommendation", ""),
         e("frontend", "cart", ""),
         e("frontend", "checkout", ""),
-        e("product-catalog", "postgresql/catalog", "database"),
+        e("product-catalog", "catalog", "database"),
         e("cart", "redis", "virtual_node"),
         e("checkout", "payment", ""),
         e("payment", "stripe-api", "virtual_node"),
         e("checkout", "shipping", ""),
-        e("checkout", "postgresql/orders", "database"),
+        e("checkout", "orders", "database"),
         e("checkout", "email", "messaging"),
     ]
     .into_iter()

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use apo_dataflow::{trace_edges, Edge, EdgePartial, USER};
+use apo_dataflow::{trace_edges, trace_edges_with, Edge, EdgePartial, USER};
 use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str, &str)]) -> Span {
@@ -37,7 +37,7 @@ fn edges_of_a_known_topology() {
         // frontend → cart (client/server pair)
         span(2, Some(1), "frontend", Client, &[]),
         span(3, Some(2), "cart", Server, &[]),
-        // cart → postgresql/orders (uninstrumented database), failed
+        // cart → orders (uninstrumented database, named by its db.name), failed
         span(
             4,
             Some(3),
@@ -77,7 +77,7 @@ fn edges_of_a_known_topology() {
     let want: BTreeMap<Edge, (u64, u64)> = [
         (e(USER, "frontend", ""), (1, 0)),
         (e("frontend", "cart", ""), (1, 0)),
-        (e("cart", "postgresql/orders", "database"), (1, 1)),
+        (e("cart", "orders", "database"), (1, 1)),
         (e("cart", "shipping", "messaging"), (1, 0)),
         (e("shipping", "payments-api", "virtual_node"), (1, 0)),
         (e("shipping", "email", ""), (1, 0)),
@@ -184,10 +184,96 @@ fn critical_path_time_is_attributed_to_the_edges_it_waits_on() {
     let want: BTreeMap<(String, String), f64> = [
         ((USER, "frontend"), 100.0),
         (("frontend", "checkout"), 76.0),
-        (("checkout", "postgresql/orders"), 60.0),
+        (("checkout", "orders"), 60.0),
     ]
     .into_iter()
     .map(|((a, b), v)| ((a.to_string(), b.to_string()), v))
     .collect();
     assert_eq!(got, want);
+}
+
+/// The edges from `frontend` of a root span and one client span with `attrs` (no callee).
+fn peer_of(attrs: &[(&str, &str)], peers: Option<&[&str]>) -> Vec<(String, String)> {
+    use SpanKind::*;
+    let spans = [
+        span(1, None, "frontend", Server, &[]),
+        span(2, Some(1), "frontend", Client, attrs),
+    ];
+    let calls = match peers {
+        None => trace_edges(&spans),
+        Some(p) => {
+            let p: Vec<String> = p.iter().map(|a| a.to_string()).collect();
+            trace_edges_with(&spans, &p)
+        }
+    };
+    calls
+        .into_iter()
+        .filter(|c| c.edge.client == "frontend")
+        .map(|c| (c.edge.server, c.edge.connection_type))
+        .collect()
+}
+
+#[test]
+fn uninstrumented_peers_are_named_as_the_servicegraph_connector_names_them() {
+    let v = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
+    // a gRPC client span: rpc.service before the address
+    assert_eq!(
+        peer_of(
+            &[
+                ("rpc.service", "shop.CartService"),
+                ("server.address", "cart:8080")
+            ],
+            None
+        ),
+        v("shop.CartService", "virtual_node")
+    );
+    assert_eq!(
+        peer_of(&[("server.address", "cart:8080")], None),
+        v("cart:8080", "virtual_node")
+    );
+    // the attributes are configurable: the address first
+    assert_eq!(
+        peer_of(
+            &[
+                ("rpc.service", "shop.CartService"),
+                ("server.address", "cart:8080")
+            ],
+            Some(&["server.address", "rpc.service"])
+        ),
+        v("cart:8080", "virtual_node")
+    );
+    // databases by their name, whatever the peer attributes say; by their system without one
+    assert_eq!(
+        peer_of(
+            &[
+                ("db.system", "postgresql"),
+                ("db.namespace", "orders"),
+                ("peer.service", "pg")
+            ],
+            None
+        ),
+        v("orders", "database")
+    );
+    assert_eq!(
+        peer_of(&[("db.system", "redis")], None),
+        v("redis", "database")
+    );
+    // nothing that names it: no edge
+    assert!(peer_of(&[("http.method", "GET")], None).is_empty());
+}
+
+#[test]
+fn a_call_failed_when_either_side_failed() {
+    use SpanKind::*;
+    let mut server = span(3, Some(2), "cart", Server, &[]);
+    server.status = SpanStatus::Error;
+    let mut client = span(2, Some(1), "frontend", Client, &[]);
+    client.status = SpanStatus::Ok;
+    let calls = trace_edges(&[span(1, None, "frontend", Server, &[]), client, server]);
+    let c = calls
+        .iter()
+        .find(|c| c.edge.client == "frontend")
+        .expect("frontend -> cart");
+    assert_eq!(c.edge.server, "cart");
+    assert!(c.failed, "the server side failed");
 }

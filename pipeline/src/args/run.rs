@@ -258,7 +258,7 @@ pub struct TraceArgs {
     /// Output topic of SLO states (compliance and burn-rate alerts per objective, service and window).
     #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
     pub slo_topic: String,
-    /// SLO objectives and alert windows (TOML; see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m, tickets at 6 over 6 h and 30 m.
+    /// SLO objectives and alert windows (TOML; see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m or 6 over 6 h and 30 m, tickets at 3 over 1 d and 2 h or 1 over 3 d and 6 h.
     #[arg(long, env = "APO_SLO_FILE")]
     pub slo_file: Option<PathBuf>,
     /// Window of RED, SLOs, critical-path shares and service-map edges (whole seconds).
@@ -273,6 +273,16 @@ pub struct TraceArgs {
     /// Spans held in open traces per worker; past it the oldest traces are analysed early, flagged incomplete.
     #[arg(long, env = "APO_MAX_HELD_SPANS", default_value_t = 1_000_000)]
     pub max_held_spans: usize,
+    /// The span attributes that name an uninstrumented peer of a client span (a service-map
+    /// virtual node), first found first; database client spans are named by db.name, else
+    /// db.namespace, else db.system, whatever this says.
+    #[arg(
+        long,
+        env = "APO_PEER_ATTRIBUTES",
+        value_delimiter = ',',
+        default_value = "peer.service,rpc.service,server.address,net.peer.name,net.sock.peer.addr,net.sock.peer.name,http.url,http.target"
+    )]
+    pub peer_attributes: Vec<String>,
     /// Operations per service with RED rows of their own; the rest fold into one `otel.metric.overflow` row.
     #[arg(long, env = "APO_MAX_OPERATIONS", default_value_t = 100)]
     pub max_operations: usize,

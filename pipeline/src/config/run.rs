@@ -344,6 +344,12 @@ fn span_config(
         objectives,
         burn,
         map_horizon_ms: t.map_horizon.as_millis().max(1) as i64,
+        peer_attributes: t
+            .peer_attributes
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
     })
 }
 

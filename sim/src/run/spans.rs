@@ -2,7 +2,7 @@
 //! them: a SERVER span per request a service served (CONSUMER for a message), a CLIENT span
 //! per synchronous call its caller made (PRODUCER per message sent, which ends when the
 //! message is handed over), and a CLIENT span per database call (`db.system` `postgresql`,
-//! `db.namespace` the service's name: the service map's database node). An external service
+//! `db.namespace` the service's name with `_db`: the service map's database node). An external service
 //! has no spans of its own: its callers' client spans name it in `peer.service`.
 //!
 //! Times are nanoseconds since the run's start (the telemetry adds the run's start). Ids are
@@ -174,7 +174,10 @@ pub(super) fn database(
         start_ns: start as i64,
         end_ns: end.max(start) as i64,
         status: SpanStatus::Unset,
-        attributes: attributes(&[("db.system", "postgresql"), ("db.namespace", service)]),
+        attributes: attributes(&[
+            ("db.system", "postgresql"),
+            ("db.namespace", &format!("{service}_db")),
+        ]),
         follows_from: false,
     }
 }
