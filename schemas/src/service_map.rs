@@ -35,6 +35,22 @@ pub struct ServiceMapEdge {
     pub latency_p99_ms: f64,
     /// Longest latency, ms.
     pub latency_max_ms: f64,
+    /// Latency of the calls' server side in milliseconds (the callee span's duration; for a
+    /// database or a virtual node, the client span's, as the `servicegraph` connector has it).
+    #[serde(default)]
+    pub server_latency_mean_ms: f64,
+    /// Median server-side latency, ms.
+    #[serde(default)]
+    pub server_latency_p50_ms: f64,
+    /// 95th percentile of the server-side latency, ms.
+    #[serde(default)]
+    pub server_latency_p95_ms: f64,
+    /// 99th percentile of the server-side latency, ms.
+    #[serde(default)]
+    pub server_latency_p99_ms: f64,
+    /// Longest server-side latency, ms.
+    #[serde(default)]
+    pub server_latency_max_ms: f64,
     /// Dependency view: critical-path time (ms, summed over the window's traces) spent on the
     /// server side of this edge — how much of the client's latency the server accounts for.
     pub critical_path_ms: f64,

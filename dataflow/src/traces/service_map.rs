@@ -15,8 +15,10 @@
 //!    naming none of these make no edge.
 //! 4. Root spans: an edge from the virtual node `user` to the root's service.
 //!
-//! A call failed when either side of it has status error (as the connector has it); its
-//! latency is the span that describes it (the client span, else the callee's).
+//! A call failed when either side of it has status error (as the connector has it). Its
+//! latency is the span that describes it (the client span, else the callee's); its server-side
+//! latency the callee's span (for a database or a virtual node, the client span, as the
+//! connector has it).
 
 use std::collections::HashMap;
 
@@ -68,6 +70,8 @@ pub struct EdgeCall {
     pub edge: Edge,
     pub failed: bool,
     pub duration_ms: f64,
+    /// The server side's latency: the callee span's duration, ms.
+    pub server_duration_ms: f64,
     /// When the call ended (ms): its event time.
     pub end_ms: i64,
     /// The span whose subtree is the server side of the call (the server span; the client span
@@ -91,6 +95,7 @@ fn call(e: Edge, s: &Span, callee: &Span) -> EdgeCall {
         edge: e,
         failed: s.status == SpanStatus::Error,
         duration_ms: s.duration_ns() as f64 / 1e6,
+        server_duration_ms: callee.duration_ns() as f64 / 1e6,
         end_ms: s.event_time_ms(),
         callee: callee.span_id.0,
         critical_ms: 0.0,
@@ -236,6 +241,8 @@ impl EdgeCall {
 pub struct EdgeStats {
     pub failed: u64,
     pub latency: Durations,
+    /// The server side's latency.
+    pub server: Durations,
     pub critical_ms: f64,
 }
 
@@ -269,11 +276,13 @@ impl EdgePartial {
             .or_insert_with(|| EdgeStats {
                 failed: 0,
                 latency: Durations::new(alpha),
+                server: Durations::new(alpha),
                 critical_ms: 0.0,
             });
         e.failed += c.failed as u64;
         e.critical_ms += c.critical_ms;
         e.latency.add(c.duration_ms);
+        e.server.add(c.server_duration_ms);
     }
 
     /// Adds another partial of the same window.
@@ -283,6 +292,7 @@ impl EdgePartial {
                 Some(e) => {
                     e.failed += s.failed;
                     e.latency.merge(&s.latency);
+                    e.server.merge(&s.server);
                     e.critical_ms += s.critical_ms;
                 }
                 None => {
@@ -297,7 +307,7 @@ impl EdgePartial {
         self.edges
             .iter()
             .map(|(edge, s)| {
-                let d = &s.latency;
+                let (d, server) = (&s.latency, &s.server);
                 let record = apo_schemas::service_map::ServiceMapEdge {
                     client: edge.client.clone(),
                     server: edge.server.clone(),
@@ -312,6 +322,11 @@ impl EdgePartial {
                     latency_p95_ms: d.quantile(0.95),
                     latency_p99_ms: d.quantile(0.99),
                     latency_max_ms: d.max_ms,
+                    server_latency_mean_ms: server.sum_ms / server.calls.max(1) as f64,
+                    server_latency_p50_ms: server.quantile(0.5),
+                    server_latency_p95_ms: server.quantile(0.95),
+                    server_latency_p99_ms: server.quantile(0.99),
+                    server_latency_max_ms: server.max_ms,
                     critical_path_ms: s.critical_ms,
                     relative_accuracy: self.alpha,
                     revision,

@@ -49,6 +49,11 @@ fn record(
         latency_p99_ms: 3.0,
         // The calls' latencies are 1..=calls ms (the sketch above): the largest is `calls`.
         latency_max_ms: calls as f64,
+        server_latency_mean_ms: calls as f64,
+        server_latency_p50_ms: calls as f64,
+        server_latency_p95_ms: calls as f64,
+        server_latency_p99_ms: calls as f64,
+        server_latency_max_ms: calls as f64,
         critical_path_ms: 0.0,
         relative_accuracy: 0.01,
         revision,

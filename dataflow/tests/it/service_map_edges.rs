@@ -277,3 +277,51 @@ fn a_call_failed_when_either_side_failed() {
     assert_eq!(c.edge.server, "cart");
     assert!(c.failed, "the server side failed");
 }
+
+#[test]
+fn server_side_latency_is_the_callee_spans_and_the_client_spans_for_a_database() {
+    use SpanKind::*;
+    // span k lasts k ms (see `span`)
+    let spans = vec![
+        span(1, None, "frontend", Server, &[]),
+        span(2, Some(1), "frontend", Client, &[]),
+        span(5, Some(2), "cart", Server, &[]),
+        span(
+            6,
+            Some(5),
+            "cart",
+            Client,
+            &[("db.system", "postgresql"), ("db.name", "orders")],
+        ),
+    ];
+    let calls = trace_edges(&spans);
+    let by_edge: BTreeMap<(String, String), (f64, f64)> = calls
+        .iter()
+        .map(|c| {
+            (
+                (c.edge.client.clone(), c.edge.server.clone()),
+                (c.duration_ms, c.server_duration_ms),
+            )
+        })
+        .collect();
+    assert_eq!(by_edge[&("frontend".into(), "cart".into())], (2.0, 5.0));
+    assert_eq!(by_edge[&("cart".into(), "orders".into())], (6.0, 6.0));
+    assert_eq!(by_edge[&(USER.into(), "frontend".into())], (1.0, 1.0));
+    // a window of them: the server side's own statistics
+    let w = calls[0].window(10);
+    let mut p = EdgePartial::new(w, 0.01);
+    for c in &calls {
+        p.add(c);
+    }
+    let rows = p.finish(1);
+    let fc = rows
+        .iter()
+        .find(|r| r.edge.client == "frontend")
+        .expect("frontend -> cart");
+    assert_eq!(
+        (fc.edge.latency_max_ms, fc.edge.server_latency_max_ms),
+        (2.0, 5.0)
+    );
+    assert_eq!(fc.edge.server_latency_mean_ms, 5.0);
+    assert!((fc.edge.server_latency_p50_ms - 5.0).abs() <= 5.0 * 0.01);
+}

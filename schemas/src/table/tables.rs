@@ -110,6 +110,12 @@ table!(ServiceMapEdge => "service_map" {
     latency_p95_ms: Float64,
     latency_p99_ms: Float64,
     latency_max_ms: Float64,
+    // Nullable: the files written before these columns stay readable.
+    server_latency_mean_ms: OptFloat64(edge_server_latency_mean_ms),
+    server_latency_p50_ms: OptFloat64(edge_server_latency_p50_ms),
+    server_latency_p95_ms: OptFloat64(edge_server_latency_p95_ms),
+    server_latency_p99_ms: OptFloat64(edge_server_latency_p99_ms),
+    server_latency_max_ms: OptFloat64(edge_server_latency_max_ms),
     critical_path_ms: Float64,
     relative_accuracy: Float64,
     revision: Int32 as u32,
@@ -223,6 +229,31 @@ pub fn circuit_state(d: &Decision) -> Option<&str> {
 /// How long an opened circuit stays open, ms (null unless a circuit is opened).
 pub fn circuit_open_for_ms(d: &Decision) -> Option<i64> {
     d.circuit.as_ref().and_then(|c| c.open_for_ms)
+}
+
+/// An edge's mean server-side latency.
+pub fn edge_server_latency_mean_ms(e: &ServiceMapEdge) -> Option<f64> {
+    Some(e.server_latency_mean_ms)
+}
+
+/// An edge's median server-side latency.
+pub fn edge_server_latency_p50_ms(e: &ServiceMapEdge) -> Option<f64> {
+    Some(e.server_latency_p50_ms)
+}
+
+/// An edge's 95th percentile of server-side latency.
+pub fn edge_server_latency_p95_ms(e: &ServiceMapEdge) -> Option<f64> {
+    Some(e.server_latency_p95_ms)
+}
+
+/// An edge's 99th percentile of server-side latency.
+pub fn edge_server_latency_p99_ms(e: &ServiceMapEdge) -> Option<f64> {
+    Some(e.server_latency_p99_ms)
+}
+
+/// An edge's longest server-side latency.
+pub fn edge_server_latency_max_ms(e: &ServiceMapEdge) -> Option<f64> {
+    Some(e.server_latency_max_ms)
 }
 
 /// The SLO record's burn over the ticket pair's long window.
