@@ -63,8 +63,8 @@ pub use traces::map_view::current_map;
 pub use traces::path_share::{path_record, SharePartial, ShareWindow};
 pub use traces::red::{RedPartial, RedWindow};
 pub use traces::service_map::{
-    attribute_critical, default_peer_attributes, trace_edges, trace_edges_with, Edge, EdgePartial,
-    EdgeWindow, DEFAULT_PEER_ATTRIBUTES, USER,
+    attribute_critical, default_peer_attributes, trace_edges, trace_edges_with, Edge, EdgeCall,
+    EdgePartial, EdgeWindow, DEFAULT_PEER_ATTRIBUTES, USER,
 };
 pub use traces::slo::{
     default_objectives, AlertPair, BurnConfig, BurnTracker, Indicator, Objective,

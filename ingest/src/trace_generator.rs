@@ -120,6 +120,7 @@ impl Builder<'_> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             follows_from: false,
+            adjusted_count: 1,
         });
         id
     }

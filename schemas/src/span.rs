@@ -299,6 +299,43 @@ pub struct Span {
     /// The parent does not wait for this span (asynchronous follow-up work).
     #[serde(default, skip_serializing_if = "is_false")]
     pub follows_from: bool,
+    /// How many spans this one stands for: its sampling's adjusted count (1 / its sampling
+    /// probability, from OpenTelemetry's `ot=th:` threshold in the W3C tracestate), rounded to
+    /// a whole number; 1 when it was not sampled or says nothing.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub adjusted_count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+/// The adjusted count of a span whose W3C `tracestate` is `tracestate`: 1 / the sampling
+/// probability its OpenTelemetry threshold says (`ot=th:HEX`, the rejection threshold's first
+/// 1 to 14 hex digits of 56 bits: probability 1 − T / 2^56), rounded to a whole number; 1
+/// without a threshold; `None` for a threshold that is not one.
+pub fn adjusted_count(tracestate: &str) -> Option<u64> {
+    let ot = tracestate
+        .split(',')
+        .map(str::trim)
+        .find_map(|member| member.strip_prefix("ot="));
+    let Some(ot) = ot else { return Some(1) };
+    let Some(th) = ot.split(';').find_map(|kv| kv.strip_prefix("th:")) else {
+        return Some(1);
+    };
+    if th.is_empty() || th.len() > 14 || !th.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let t = u64::from_str_radix(th, 16).ok()? << (4 * (14 - th.len()));
+    let rejected = t as f64 / (1u64 << 56) as f64;
+    let adjusted = 1.0 / (1.0 - rejected);
+    adjusted
+        .is_finite()
+        .then(|| adjusted.round().max(1.0) as u64)
 }
 
 impl Span {
@@ -312,7 +349,8 @@ impl Span {
         self.end_ns.div_euclid(1_000_000)
     }
 
-    /// Checks what serde cannot: a service, a name, and an end not before the start.
+    /// Checks what serde cannot: a service, a name, an end not before the start, and an
+    /// adjusted count of at least 1.
     pub fn validate(&self) -> Result<(), SchemaError> {
         let bad = |field: &'static str, reason: &str| SchemaError::Invalid {
             field,
@@ -333,6 +371,9 @@ impl Span {
         if self.parent_span_id == Some(self.span_id) {
             return Err(bad("parent_span_id", "a span cannot be its own parent"));
         }
+        if self.adjusted_count == 0 {
+            return Err(bad("adjusted_count", "a span stands for at least itself"));
+        }
         Ok(())
     }
 }
@@ -340,6 +381,28 @@ impl Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_adjusted_count_is_one_over_the_thresholds_probability() {
+        // OpenTelemetry's probability sampling: rejection threshold T (56 bits, its first hex
+        // digits), probability 1 - T / 2^56.
+        assert_eq!(adjusted_count(""), Some(1));
+        assert_eq!(adjusted_count("vendor=a"), Some(1));
+        assert_eq!(adjusted_count("ot=rv:0123456789abcd"), Some(1));
+        assert_eq!(adjusted_count("ot=th:0"), Some(1)); // everything kept
+        assert_eq!(adjusted_count("ot=th:8"), Some(2)); // T = 2^55: 1/2
+        assert_eq!(adjusted_count("ot=th:c"), Some(4)); // 3/4 rejected: 1/4
+                                                        // 0xfd70a4 / 2^24 rejected: 167 772 / 16 777 216 kept, about 1 %
+        assert_eq!(adjusted_count("ot=th:fd70a4"), Some(100));
+        assert_eq!(
+            adjusted_count("vendor=a, ot=rv:0123456789abcd;th:e6"),
+            Some(10)
+        );
+        // 0xe6 / 0x100 rejected = 0.8984: 1 / 0.1016 = 9.85 -> 10
+        for bad in ["ot=th:", "ot=th:zz", "ot=th:123456789abcdef"] {
+            assert_eq!(adjusted_count(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ids_round_trip_and_reject_bad_values() {

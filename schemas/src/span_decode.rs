@@ -126,6 +126,7 @@ impl ZipkinSpan {
             status,
             attributes,
             follows_from: false,
+            adjusted_count: 1,
         })
     }
 }
@@ -269,6 +270,16 @@ fn decode_trace_request(req: &ExportTraceServiceRequest) -> Decoded<Span> {
                             })
                             .collect(),
                         follows_from: false,
+                        adjusted_count: crate::span::adjusted_count(&s.trace_state).ok_or_else(
+                            || SchemaError::Invalid {
+                                field: "trace_state",
+                                reason: format!(
+                                    "`{}` has an OpenTelemetry threshold that is not 1 to 14 hex \
+                                     digits",
+                                    s.trace_state
+                                ),
+                            },
+                        )?,
                     })
                 })();
                 push(&mut out, index, span);
@@ -318,6 +329,23 @@ mod tests {
             (1_544_712_660_000_000_000, 1_544_712_661_000_000_000)
         );
         assert_eq!(s.attributes["my.span.attr"], "some value");
+        assert_eq!(s.adjusted_count, 1, "no tracestate: not sampled");
+        // a span sampled at 1/4 (OpenTelemetry threshold c) stands for 4; a threshold that is
+        // not one is an invalid field
+        let sampled = json.replace("\"kind\": 2,", "\"kind\": 2, \"traceState\": \"ot=th:c\",");
+        let d4 = decode_spans_otlp_json(sampled.as_bytes()).unwrap();
+        assert_eq!(d4.items[0].adjusted_count, 4);
+        let bad = json.replace(
+            "\"kind\": 2,",
+            "\"kind\": 2, \"traceState\": \"ot=th:xyz\",",
+        );
+        let e = decode_spans_otlp_json(bad.as_bytes()).unwrap();
+        assert!(e.items.is_empty());
+        assert!(
+            e.errors[0].1.to_string().contains("trace_state"),
+            "{}",
+            e.errors[0].1
+        );
         // the same as protobuf
         let req: ExportTraceServiceRequest = serde_json::from_str(json).unwrap();
         let p = decode_spans_otlp(&prost::Message::encode_to_vec(&req)).unwrap();

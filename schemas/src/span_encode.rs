@@ -236,6 +236,7 @@ mod tests {
             status: SpanStatus::Ok,
             attributes: BTreeMap::from([("http.route".into(), "/".into())]),
             follows_from: false,
+            adjusted_count: 1,
         };
         let mut v = vec![base.clone()];
         for (i, (kind, status, svc)) in [

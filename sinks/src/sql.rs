@@ -236,6 +236,7 @@ mod tests {
                 status,
                 attributes: Default::default(),
                 follows_from: false,
+                adjusted_count: 1,
             });
         }
         p.finish(1)

@@ -164,6 +164,7 @@ fn call(id: u128, server: &str, end_ms: i64, failed: bool) -> Vec<apo_schemas::S
             status,
             attributes: Default::default(),
             follows_from: false,
+            adjusted_count: 1,
         };
     vec![
         span(

@@ -71,11 +71,16 @@ impl Durations {
     }
 
     pub fn add(&mut self, ms: f64) {
-        self.calls += 1;
-        self.sum_ms += ms;
+        self.add_n(ms, 1);
+    }
+
+    /// Counts `n` calls of `ms` (a sampled span standing for `n`).
+    pub fn add_n(&mut self, ms: f64, n: u64) {
+        self.calls += n;
+        self.sum_ms += ms * n as f64;
         self.min_ms = self.min_ms.min(ms);
         self.max_ms = self.max_ms.max(ms);
-        self.sketch.add(ms);
+        self.sketch.add_n(ms, n);
     }
 
     pub fn merge(&mut self, o: &Durations) {
@@ -151,7 +156,7 @@ impl RedPartial {
         self.max_operations.saturating_mul(HOLD_FACTOR)
     }
 
-    /// Adds one validated span of this service and window.
+    /// Adds one validated span of this service and window, as many calls as it stands for.
     pub fn add(&mut self, span: &Span) {
         let ms = span.duration_ns() as f64 / 1e6;
         let k = (span.kind, span.status);
@@ -162,7 +167,9 @@ impl RedPartial {
             self.overflow_names.insert(hash_str(&span.name));
             &mut self.overflow
         };
-        by.entry(k).or_insert_with(|| Durations::new(alpha)).add(ms);
+        by.entry(k)
+            .or_insert_with(|| Durations::new(alpha))
+            .add_n(ms, span.adjusted_count.max(1));
     }
 
     /// Folds another partial of the same window into this one.

@@ -15,6 +15,9 @@
 //!    naming none of these make no edge.
 //! 4. Root spans: an edge from the virtual node `user` to the root's service.
 //!
+//! A sampled span stands for as many calls as its adjusted count (OpenTelemetry's `ot=th:`
+//! threshold): calls, failures and the latency sketches count it that many times.
+//!
 //! A call failed when either side of it has status error (as the connector has it). Its
 //! latency is the span that describes it (the client span, else the callee's); its server-side
 //! latency the callee's span (for a database or a virtual node, the client span, as the
@@ -67,11 +70,16 @@ pub struct Edge {
 /// One call over an edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeCall {
+    /// The edge.
     pub edge: Edge,
+    /// Whether either side failed.
     pub failed: bool,
+    /// The client side's latency (the span describing the call), ms.
     pub duration_ms: f64,
     /// The server side's latency: the callee span's duration, ms.
     pub server_duration_ms: f64,
+    /// How many calls it stands for (the sampling's adjusted count of the span describing it).
+    pub weight: u64,
     /// When the call ended (ms): its event time.
     pub end_ms: i64,
     /// The span whose subtree is the server side of the call (the server span; the client span
@@ -96,6 +104,7 @@ fn call(e: Edge, s: &Span, callee: &Span) -> EdgeCall {
         failed: s.status == SpanStatus::Error,
         duration_ms: s.duration_ns() as f64 / 1e6,
         server_duration_ms: callee.duration_ns() as f64 / 1e6,
+        weight: s.adjusted_count.max(1),
         end_ms: s.event_time_ms(),
         callee: callee.span_id.0,
         critical_ms: 0.0,
@@ -279,10 +288,11 @@ impl EdgePartial {
                 server: Durations::new(alpha),
                 critical_ms: 0.0,
             });
-        e.failed += c.failed as u64;
-        e.critical_ms += c.critical_ms;
-        e.latency.add(c.duration_ms);
-        e.server.add(c.server_duration_ms);
+        let n = c.weight.max(1);
+        e.failed += c.failed as u64 * n;
+        e.critical_ms += c.critical_ms * n as f64;
+        e.latency.add_n(c.duration_ms, n);
+        e.server.add_n(c.server_duration_ms, n);
     }
 
     /// Adds another partial of the same window.

@@ -47,13 +47,14 @@ impl SloPartial {
         }
     }
 
-    /// Counts `span` for every objective covering it.
+    /// Counts `span` (as many events as it stands for) for every objective covering it.
     pub fn add(&mut self, span: &Span, objectives: &[Objective]) {
+        let n = span.adjusted_count.max(1);
         for (i, o) in objectives.iter().enumerate() {
             if o.covers(span) {
                 let c = self.counts.entry(i).or_default();
-                c.0 += 1;
-                c.1 += o.is_bad(span) as u64;
+                c.0 += n;
+                c.1 += o.is_bad(span) as u64 * n;
             }
         }
     }
@@ -147,4 +148,43 @@ pub fn burn_operator<'s>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traces::slo::default_objectives;
+    use apo_schemas::{SpanId, SpanKind, SpanStatus, TraceId};
+
+    #[test]
+    fn a_sampled_span_is_as_many_events_as_it_stands_for() {
+        let objectives = default_objectives();
+        let errors = objectives
+            .iter()
+            .position(|o| o.name == "api-errors")
+            .unwrap();
+        let mut p = SloPartial::new(RedWindow {
+            service: "s".into(),
+            window_seconds: 60,
+            window_start: 0,
+        });
+        let span = |status, adjusted_count| Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(1),
+            parent_span_id: None,
+            service: "s".into(),
+            name: "GET /".into(),
+            kind: SpanKind::Server,
+            start_ns: 0,
+            end_ns: 1_000_000,
+            status,
+            attributes: Default::default(),
+            follows_from: false,
+            adjusted_count,
+        };
+        p.add(&span(SpanStatus::Error, 10), &objectives);
+        p.add(&span(SpanStatus::Ok, 4), &objectives);
+        p.add(&span(SpanStatus::Ok, 1), &objectives);
+        assert_eq!(p.counts[&errors], (15, 10));
+    }
 }

@@ -17,6 +17,7 @@ fn span(trace: u128, id: u64, end_ms: i64) -> Span {
         status: SpanStatus::Unset,
         attributes: Default::default(),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 

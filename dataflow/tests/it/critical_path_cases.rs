@@ -19,6 +19,7 @@ fn span(name: char, parent: Option<char>, start: i64, end: i64) -> Span {
         status: SpanStatus::Unset,
         attributes: Default::default(),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 

@@ -21,6 +21,7 @@ fn span(trace: u128, id: u64, parent: Option<u64>, svc: &str, op: &str, s: i64, 
         status: SpanStatus::Unset,
         attributes: Default::default(),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 

@@ -25,6 +25,7 @@ fn span(i: u64, op: &str, kind: SpanKind, status: SpanStatus, end_ms: i64, dur_u
         status,
         attributes: Default::default(),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 
@@ -174,4 +175,52 @@ fn operations_past_the_limit_fold_into_the_overflow_row() {
     assert_eq!(rows.iter().map(|r| r.calls).sum::<u64>(), i);
     assert_eq!(over[0].operation_calls, 46);
     assert_eq!(over[0].operation_errors, 40);
+}
+
+#[test]
+fn a_sampled_span_counts_as_the_spans_it_stands_for() {
+    // Spans sampled at 1, 1/2, 1/4 and 1/10 (adjusted counts 1, 2, 4, 10) against the same
+    // spans repeated that many times, unsampled: the same rows.
+    let mut rng = StdRng::seed_from_u64(11);
+    let ops = ["GET /cart", "POST /pay"];
+    let (mut sampled, mut repeated) = (
+        RedPartial::new(window(), ALPHA, 10),
+        RedPartial::new(window(), ALPHA, 10),
+    );
+    for i in 0..3_000u64 {
+        let status = if rng.random_bool(0.05) {
+            SpanStatus::Error
+        } else {
+            SpanStatus::Ok
+        };
+        let dur_us = (10f64 * (rng.random::<f64>() * 10.0).exp()) as i64;
+        let mut s = span(
+            i,
+            ops[(i % 2) as usize],
+            SpanKind::Server,
+            status,
+            T0 + rng.random_range(0..10_000),
+            dur_us,
+        );
+        let n = [1, 2, 4, 10][rng.random_range(0..4)];
+        for _ in 0..n {
+            repeated.add(&s);
+        }
+        s.adjusted_count = n;
+        sampled.add(&s);
+    }
+    let (a, b) = (sampled.finish(1), repeated.finish(1));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let mut x = x.clone();
+        assert!((x.duration_sum_ms - y.duration_sum_ms).abs() <= 1e-9 * y.duration_sum_ms);
+        assert!((x.duration_mean_ms - y.duration_mean_ms).abs() <= 1e-9 * y.duration_mean_ms);
+        x.duration_sum_ms = y.duration_sum_ms;
+        x.duration_mean_ms = y.duration_mean_ms;
+        assert_eq!(
+            &x, y,
+            "calls, errors, rate and quantiles as the repeated spans'"
+        );
+    }
+    assert!(a.iter().map(|r| r.calls).sum::<u64>() > 3_000);
 }

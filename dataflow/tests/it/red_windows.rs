@@ -37,6 +37,7 @@ fn spans() -> Vec<Span> {
                 },
                 attributes: Default::default(),
                 follows_from: false,
+                adjusted_count: 1,
             }
         })
         .collect()

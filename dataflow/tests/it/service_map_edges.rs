@@ -25,6 +25,7 @@ fn span(id: u64, parent: Option<u64>, svc: &str, kind: SpanKind, attrs: &[(&str,
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 
@@ -324,4 +325,40 @@ fn server_side_latency_is_the_callee_spans_and_the_client_spans_for_a_database()
     );
     assert_eq!(fc.edge.server_latency_mean_ms, 5.0);
     assert!((fc.edge.server_latency_p50_ms - 5.0).abs() <= 5.0 * 0.01);
+}
+
+#[test]
+fn a_sampled_trace_counts_as_the_traces_it_stands_for() {
+    use SpanKind::*;
+    let trace = |adjusted: u64| {
+        let mut spans = vec![
+            span(1, None, "frontend", Server, &[]),
+            span(2, Some(1), "frontend", Client, &[]),
+            span(4, Some(2), "cart", Server, &[]), // span 4 is an error (see `span`)
+        ];
+        for s in &mut spans {
+            s.adjusted_count = adjusted;
+        }
+        trace_edges(&spans)
+    };
+    let rows = |calls: Vec<apo_dataflow::EdgeCall>| {
+        let mut p = EdgePartial::new(calls[0].window(10), 0.01);
+        for c in &calls {
+            p.add(c);
+        }
+        p.finish(1)
+    };
+    // one trace sampled at 1/5 against five unsampled ones: the same edges
+    let sampled = rows(trace(5));
+    let five = rows((0..5).flat_map(|_| trace(1)).collect());
+    assert_eq!(sampled.len(), 2);
+    for (a, b) in sampled.iter().zip(&five) {
+        assert_eq!(a.edge, b.edge);
+        assert_eq!(a.latency, b.latency);
+    }
+    let fc = sampled
+        .iter()
+        .find(|r| r.edge.client == "frontend")
+        .unwrap();
+    assert_eq!((fc.edge.calls, fc.edge.failed), (5, 5));
 }

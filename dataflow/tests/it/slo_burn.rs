@@ -27,6 +27,7 @@ fn span(kind: SpanKind, name: &str, ms: i64, error: bool, db: bool) -> Span {
             BTreeMap::new()
         },
         follows_from: false,
+        adjusted_count: 1,
     }
 }
 

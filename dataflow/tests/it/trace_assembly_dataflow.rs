@@ -39,6 +39,7 @@ fn spans() -> Vec<Span> {
                 status: SpanStatus::Unset,
                 attributes: Default::default(),
                 follows_from: false,
+                adjusted_count: 1,
             });
         }
     }

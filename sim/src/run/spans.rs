@@ -110,6 +110,7 @@ pub(super) fn server(service: &str, t: &Traced, start: Nanos, end: Nanos, ok: bo
         status: status(ok),
         attributes: BTreeMap::new(),
         follows_from: t.message,
+        adjusted_count: 1,
     }
 }
 
@@ -152,6 +153,7 @@ pub(super) fn client(
         status: status(ok),
         attributes: attrs,
         follows_from: false,
+        adjusted_count: 1,
     })
 }
 
@@ -179,5 +181,6 @@ pub(super) fn database(
             ("db.namespace", &format!("{service}_db")),
         ]),
         follows_from: false,
+        adjusted_count: 1,
     }
 }
