@@ -321,6 +321,7 @@ pub fn new_window_bytes(p: &Partial) -> usize {
 ///     status: SpanStatus::Ok,
 ///     attributes: Default::default(),
 ///     follows_from: false,
+///     adjusted_count: 1,
 /// };
 /// let partial = |s: &Span| {
 ///     let mut p = RedPartial::new(RedPartial::window_of(s, 10), 0.01, 10);
