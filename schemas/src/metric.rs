@@ -196,20 +196,15 @@ impl MetricPoint {
             }
         }
         if let Some(c) = &self.cumulative {
-            let finite = match &c.running {
-                crate::cumulative::Running::Sum(v) => v.is_finite(),
-                crate::cumulative::Running::Histogram(b) => {
-                    b.sum.is_finite()
-                        && b.min.is_none_or(f64::is_finite)
-                        && b.max.is_none_or(f64::is_finite)
-                }
-                crate::cumulative::Running::Exponential(e) => {
-                    e.sum.is_finite()
-                        && e.min.is_none_or(f64::is_finite)
-                        && e.max.is_none_or(f64::is_finite)
-                }
-                crate::cumulative::Running::Summary { sum, .. } => sum.is_finite(),
+            use crate::cumulative::Running;
+            let (sum, min, max) = match &c.running {
+                Running::Sum(v) => (*v, None, None),
+                Running::Histogram(b) => (b.sum, b.min, b.max),
+                Running::Exponential(e) => (e.sum, e.min, e.max),
+                Running::Summary { sum, .. } => (*sum, None, None),
             };
+            let finite =
+                sum.is_finite() && min.is_none_or(f64::is_finite) && max.is_none_or(f64::is_finite);
             if !finite {
                 return Err(SchemaError::Invalid {
                     field: "value",

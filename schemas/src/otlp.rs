@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     exponential_histogram_data_point, metric, number_data_point, ExponentialHistogramDataPoint,
-    HistogramDataPoint, NumberDataPoint,
+    HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
 use prost::Message;
 
@@ -57,6 +57,24 @@ pub fn decode_metrics_json(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaE
     let req: ExportMetricsServiceRequest =
         serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(format!("OTLP JSON: {e}")))?;
     Ok(decode_request(&req))
+}
+
+/// One data point's attributes, time, start time and values.
+type Values<'a> = (&'a [KeyValue], u64, u64, Result<Running, SchemaError>);
+
+/// The [`Values`] of the data points of `$data`, each read by `$read` and made values by
+/// `$into` (any kind of data point: they share their attribute and time fields).
+macro_rules! values {
+    ($data:expr, $read:expr, $into:expr) => {
+        $data
+            .data_points
+            .iter()
+            .map(|dp| {
+                let times = (dp.time_unix_nano, dp.start_time_unix_nano);
+                (&dp.attributes[..], times.0, times.1, $read(dp).map($into))
+            })
+            .collect::<Vec<Values<'_>>>()
+    };
 }
 
 /// The points of one request.
@@ -109,124 +127,65 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
                     }));
                     p
                 };
-                // Gauges and sums: a value each; a cumulative counter's is its total.
-                let numbers = match data {
-                    metric::Data::Gauge(g) => Some((&g.data_points, false)),
-                    metric::Data::Sum(s) => Some((
-                        &s.data_points,
+                // Each data point's values (a number, or a histogram's counts), and whether
+                // they are its stream's totals since its start.
+                let (totals, points): (bool, Vec<Values<'_>>) = match data {
+                    metric::Data::Gauge(g) => (false, values!(g, number, Running::Sum)),
+                    metric::Data::Sum(s) => (
                         s.aggregation_temporality == CUMULATIVE && s.is_monotonic,
-                    )),
-                    _ => None,
+                        values!(s, number, Running::Sum),
+                    ),
+                    metric::Data::Histogram(h) => (
+                        h.aggregation_temporality == CUMULATIVE,
+                        values!(h, buckets, Running::Histogram),
+                    ),
+                    metric::Data::ExponentialHistogram(h) => (
+                        h.aggregation_temporality == CUMULATIVE,
+                        values!(h, exponential, Running::Exponential),
+                    ),
+                    // A summary's count and sum total its stream since its start, whatever
+                    // the point says of its temporality.
+                    metric::Data::Summary(s) => (true, values!(s, summary, |r| r)),
                 };
-                if let Some((points, total)) = numbers {
-                    for dp in points {
-                        let (attrs, t) = (&dp.attributes, dp.time_unix_nano);
-                        match number(dp) {
-                            Ok(v) if total => out.items.push(running(
-                                attrs,
-                                t,
-                                dp.start_time_unix_nano,
-                                Running::Sum(v),
-                            )),
-                            Ok(v) => out.items.push(MetricPoint {
+                for (attrs, t, start, r) in points {
+                    match r {
+                        Ok(r) if totals => out.items.push(running(attrs, t, start, r)),
+                        Ok(r) => match r.counted() {
+                            Counted::Value(v) => out.items.push(MetricPoint {
                                 value: v,
                                 ..base(attrs, t)
                             }),
-                            Err(e) => out.errors.push((index, e)),
-                        }
-                        index += 1;
-                    }
-                    continue;
-                }
-                // Histograms: a window's histogram each; a cumulative one's are totals.
-                let histograms = match data {
-                    metric::Data::Histogram(h) => Some((
-                        h.aggregation_temporality == CUMULATIVE,
-                        h.data_points
-                            .iter()
-                            .map(|dp| {
-                                let r = buckets(dp).map(Running::Histogram);
-                                (
-                                    &dp.attributes,
-                                    dp.time_unix_nano,
-                                    dp.start_time_unix_nano,
-                                    r,
-                                )
-                            })
-                            .collect::<Vec<_>>(),
-                    )),
-                    metric::Data::ExponentialHistogram(h) => Some((
-                        h.aggregation_temporality == CUMULATIVE,
-                        h.data_points
-                            .iter()
-                            .map(|dp| {
-                                let r = exponential(dp).map(Running::Exponential);
-                                (
-                                    &dp.attributes,
-                                    dp.time_unix_nano,
-                                    dp.start_time_unix_nano,
-                                    r,
-                                )
-                            })
-                            .collect(),
-                    )),
-                    _ => None,
-                };
-                if let Some((cumulative, points)) = histograms {
-                    for (attrs, t, start, r) in points {
-                        match r {
-                            Ok(r) if cumulative => out.items.push(running(attrs, t, start, r)),
-                            Ok(r) => {
-                                // An empty histogram carries no observation: nothing to count.
-                                if let Counted::Histogram(Some(h)) = r.counted() {
-                                    let mut p = base(attrs, t);
-                                    p.value = h.sum / h.count as f64;
-                                    p.histogram = Some(h);
-                                    out.items.push(p);
-                                }
+                            Counted::Histogram(Some(h)) => {
+                                let mut p = base(attrs, t);
+                                p.value = h.sum / h.count as f64;
+                                p.histogram = Some(h);
+                                out.items.push(p);
                             }
-                            Err(e) => out.errors.push((index, e)),
-                        }
-                        index += 1;
+                            // An empty histogram carries no observation: nothing to count.
+                            Counted::Histogram(None) => {}
+                        },
+                        Err(e) => out.errors.push((index, e)),
                     }
-                    continue;
-                }
-                match data {
-                    metric::Data::Gauge(_)
-                    | metric::Data::Sum(_)
-                    | metric::Data::Histogram(_)
-                    | metric::Data::ExponentialHistogram(_) => {}
-                    // A summary's count and sum total its stream since its start, whatever
-                    // the point says of its temporality.
-                    metric::Data::Summary(s) => {
-                        for dp in &s.data_points {
-                            if dp.sum.is_finite() {
-                                out.items.push(running(
-                                    &dp.attributes,
-                                    dp.time_unix_nano,
-                                    dp.start_time_unix_nano,
-                                    Running::Summary {
-                                        count: dp.count,
-                                        sum: dp.sum,
-                                    },
-                                ));
-                            } else {
-                                out.errors.push((
-                                    index,
-                                    SchemaError::Invalid {
-                                        field: "summary",
-                                        reason: format!("sum {} is not finite", dp.sum),
-                                    },
-                                ));
-                            }
-                            index += 1;
-                        }
-                    }
+                    index += 1;
                 }
             }
         }
     }
     out
+}
+
+/// A summary data point's count and sum, its sum finite.
+fn summary(dp: &SummaryDataPoint) -> Result<Running, SchemaError> {
+    if !dp.sum.is_finite() {
+        return Err(SchemaError::Invalid {
+            field: "summary",
+            reason: format!("sum {} is not finite", dp.sum),
+        });
+    }
+    Ok(Running::Summary {
+        count: dp.count,
+        sum: dp.sum,
+    })
 }
 
 /// A number data point's value.

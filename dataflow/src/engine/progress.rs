@@ -218,10 +218,7 @@ impl Progress {
 
     /// Estimated bytes held, summed over this process's workers.
     pub fn held_bytes(&self) -> u64 {
-        self.gauges
-            .iter()
-            .map(|g| g.held_bytes.load(Ordering::Relaxed))
-            .sum()
+        self.sum_over_workers(|g| &g.held_bytes)
     }
 
     /// The same counters under the process's memory `budget`.
@@ -250,25 +247,23 @@ impl Progress {
     /// Live cumulative streams and stale points not counted, summed over this process's
     /// workers.
     pub fn cumulative(&self) -> (u64, u64) {
-        let sum = |i: usize| {
-            self.gauges
-                .iter()
-                .map(|g| g.cumulative[i].load(Ordering::Relaxed))
-                .sum()
-        };
+        let sum = |i: usize| self.sum_over_workers(|g| &g.cumulative[i]);
         (sum(0), sum(1))
     }
 
     /// Live metric series, distinct series folded into overflow series, and points folded,
     /// summed over this process's workers.
     pub fn series(&self) -> (u64, u64, u64) {
-        let sum = |i: usize| {
-            self.gauges
-                .iter()
-                .map(|g| g.series[i].load(Ordering::Relaxed))
-                .sum()
-        };
+        let sum = |i: usize| self.sum_over_workers(|g| &g.series[i]);
         (sum(0), sum(1), sum(2))
+    }
+
+    /// One gauge of every worker of this process, summed.
+    fn sum_over_workers(&self, gauge: impl Fn(&WorkerGauges) -> &AtomicU64) -> u64 {
+        self.gauges
+            .iter()
+            .map(|g| gauge(g).load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The least watermark over this process's workers (ms); `None` until every worker has one.

@@ -187,24 +187,21 @@ impl Default for BurnConfig {
 
 impl BurnConfig {
     /// Every trailing span a record needs, ms.
-    fn spans(&self) -> [i64; 9] {
-        let p = [self.fast, self.slow, self.ticket, self.ticket_slow];
-        [
-            p[0].long_ms,
-            p[0].short_ms,
-            p[1].long_ms,
-            p[1].short_ms,
-            p[2].long_ms,
-            p[2].short_ms,
-            p[3].long_ms,
-            p[3].short_ms,
-            self.period_ms,
-        ]
+    fn spans(&self) -> impl Iterator<Item = i64> {
+        [self.fast, self.slow, self.ticket, self.ticket_slow]
+            .into_iter()
+            .flat_map(|p| [p.long_ms, p.short_ms])
+            .chain([self.period_ms])
     }
 }
 
 /// Spans up to this long are summed window by window; longer ones by the hour.
 const FINE_MS: i64 = 6 * HOUR;
+
+/// Windows of `window_ms` in a trailing span of `ms` (at least one).
+fn windows_in(ms: i64, window_ms: i64) -> usize {
+    ((ms + window_ms - 1) / window_ms).max(1) as usize
+}
 
 /// Burn rates of one (objective, service), fed its windows in order (gaps count as windows
 /// without events).
@@ -213,6 +210,10 @@ pub struct BurnTracker {
     service: String,
     window_ms: i64,
     cfg: BurnConfig,
+    /// The windows kept one by one: those of the longest span of six hours or less.
+    fine_windows: usize,
+    /// The longest span, ms: how far back the hours are kept.
+    longest_ms: i64,
     /// (window start, events, bad) of the trailing windows up to `FINE_MS`, oldest first.
     history: VecDeque<(i64, u64, u64)>,
     /// (hour start, events, bad) of the hours up to the longest span, oldest first; the last
@@ -223,11 +224,19 @@ pub struct BurnTracker {
 impl BurnTracker {
     /// A tracker of `objective` for `service`'s windows of `window_s` seconds.
     pub fn new(objective: Objective, service: &str, window_s: u32, cfg: BurnConfig) -> Self {
+        let window_ms = window_s.max(1) as i64 * 1000;
+        let fine_ms = cfg
+            .spans()
+            .filter(|&ms| ms <= FINE_MS)
+            .max()
+            .unwrap_or(window_ms);
         BurnTracker {
             objective,
             service: service.to_string(),
-            window_ms: window_s.max(1) as i64 * 1000,
+            window_ms,
             cfg,
+            fine_windows: windows_in(fine_ms, window_ms),
+            longest_ms: cfg.spans().max().unwrap_or(HOUR),
             history: VecDeque::new(),
             hours: VecDeque::new(),
         }
@@ -235,19 +244,7 @@ impl BurnTracker {
 
     /// Windows in a trailing span (at least one).
     fn windows(&self, ms: i64) -> usize {
-        ((ms + self.window_ms - 1) / self.window_ms).max(1) as usize
-    }
-
-    /// The windows kept one by one: those of the longest span of six hours or less.
-    fn fine_windows(&self) -> usize {
-        let longest = self
-            .cfg
-            .spans()
-            .into_iter()
-            .filter(|&ms| ms <= FINE_MS)
-            .max()
-            .unwrap_or(self.window_ms);
-        self.windows(longest)
+        windows_in(ms, self.window_ms)
     }
 
     /// Adds `events` and `bad` of the window starting at `start` to its hour.
@@ -268,12 +265,11 @@ impl BurnTracker {
         h.1 = (h.1 as i64 + events).max(0) as u64;
         h.2 = (h.2 as i64 + bad).max(0) as u64;
         // the hours the longest span can still reach from this one
-        let longest = self.cfg.spans().into_iter().max().unwrap_or(HOUR);
         let newest = self.hours.back().map_or(hour, |h| h.0);
         while self
             .hours
             .front()
-            .is_some_and(|h| h.0 + HOUR <= newest - longest)
+            .is_some_and(|h| h.0 + HOUR <= newest - self.longest_ms)
         {
             self.hours.pop_front();
         }
@@ -281,7 +277,7 @@ impl BurnTracker {
 
     /// Records the window starting at `start` (after every earlier one) and returns its state.
     pub fn push(&mut self, start: i64, events: u64, bad: u64) -> SloState {
-        let keep = self.fine_windows();
+        let keep = self.fine_windows;
         // Windows without events between the last one and this one.
         if let Some(&(last, _, _)) = self.history.back() {
             let mut t = last + self.window_ms;

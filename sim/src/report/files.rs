@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use apo_dataflow::{quantile_name, UPPER_QUANTILE};
+
 use crate::command::SimArgs;
 use crate::telemetry::points::{
     CACHE_HITS, CACHE_MAX_SIZE, CACHE_MISSES, CPU_UTILIZATION, REQUEST_DURATION,
@@ -136,28 +138,13 @@ pub fn load_name(a: &SimArgs) -> String {
     if let Some(heap) = a.heap_mib {
         name.push_str(&format!(", heap {heap} MiB"));
     }
-    if a.report.forecast_quantile != UPPER {
+    if a.report.forecast_quantile != UPPER_QUANTILE {
         name.push_str(&format!(
             ", forecast {}",
-            planned(a.report.forecast_quantile)
+            quantile_name(a.report.forecast_quantile, false)
         ));
     }
     name
-}
-
-/// The forecast quantile the predictive rule plans for by default: the upper bound of the
-/// forecaster's 90 % interval.
-const UPPER: f64 = 0.95;
-
-/// A forecast quantile in words.
-fn planned(q: f64) -> String {
-    if q == UPPER {
-        "upper bound".into()
-    } else if q == 0.5 {
-        "median".into()
-    } else {
-        format!("quantile {q}")
-    }
 }
 
 /// The report's Markdown section.
@@ -204,7 +191,7 @@ pub fn section(
         slo = a.slo_p95,
         svg = svg.display(),
         tuned = tuned(a),
-        planned = planned(s.quantile),
+        planned = quantile_name(s.quantile, false),
     )
 }
 

@@ -70,10 +70,12 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
             bail!("{flag} must be over 0 and at most 1 (got {u})");
         }
     }
-    if !(0.05..=0.95).contains(&r.forecast_quantile) {
+    let upper = apo_dataflow::UPPER_QUANTILE;
+    if !(1.0 - upper..=upper).contains(&r.forecast_quantile) {
         bail!(
-            "--forecast-quantile must be within the forecaster's 90 % interval, 0.05 to 0.95 \
-             (got {})",
+            "--forecast-quantile must be within the forecaster's 90 % interval, {:.2} to \
+             {upper} (got {})",
+            1.0 - upper,
             r.forecast_quantile
         );
     }

@@ -24,6 +24,18 @@ use crate::decisions::canary::mann_whitney::normal_quantile;
 /// The quantile of the forecaster's upper bound (the top of its 90 % interval).
 pub const UPPER_QUANTILE: f64 = 0.95;
 
+/// A forecast quantile in words: `upper bound`, `median`, `quantile 0.8`; `short`: as a
+/// statistic, `upper`, `median`, `q0.8`.
+pub fn quantile_name(q: f64, short: bool) -> String {
+    match (q == UPPER_QUANTILE, q == 0.5, short) {
+        (true, _, true) => "upper".into(),
+        (true, _, false) => "upper bound".into(),
+        (_, true, _) => "median".into(),
+        (_, _, true) => format!("q{q}"),
+        (_, _, false) => format!("quantile {q}"),
+    }
+}
+
 /// The predictive rule of one scale target (`[scale.predictive]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,28 +146,14 @@ impl Predictive {
         }
     }
 
-    /// What the load planned for is called in a decision's evidence and reason.
+    /// What the load planned for is called in a decision's reason.
     pub fn planned_name(&self) -> String {
-        let q = self.quantile;
-        if q == UPPER_QUANTILE {
-            "upper bound".into()
-        } else if q == 0.5 {
-            "median".into()
-        } else {
-            format!("quantile {q}")
-        }
+        quantile_name(self.quantile, false)
     }
 
     /// The same, as the statistic of a decision's evidence (`upper`, `median`, `q0.8`).
     pub fn planned_statistic(&self) -> String {
-        let q = self.quantile;
-        if q == UPPER_QUANTILE {
-            "upper".into()
-        } else if q == 0.5 {
-            "median".into()
-        } else {
-            format!("q{q}")
-        }
+        quantile_name(self.quantile, true)
     }
 
     /// Whether a forecast of `signal` counts.
