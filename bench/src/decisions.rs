@@ -95,6 +95,7 @@ fn planner_config((scale, pools, caches, canaries): Sizes) -> Result<PlannerConf
 /// `count` values.
 fn window(service: &str, metric: &str, start: i64, v: f64, count: u64) -> WindowStats {
     WindowStats {
+        attributes: Default::default(),
         service: service.into(),
         metric: metric.into(),
         unit: if metric.ends_with("use_time") {
@@ -139,6 +140,7 @@ fn planner_window(
         rows.push(window(&svc, "k8s.deployment.available_pods", s, 10.0, 1));
         rows.push(window(&svc, "app.load", s, 700.0, 4));
         forecasts.push(ForecastRecord {
+            attributes: Default::default(),
             service: svc,
             metric: "app.load".into(),
             signal: "mean".into(),
@@ -265,6 +267,7 @@ fn point(ts: i64, service: &str, metric: &str, value: f64, unit: &str) -> Metric
         tags: Default::default(),
         histogram: None,
         cumulative: None,
+        resource: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn run(cfg: &LaneConfig, series: usize, stamp: i64, budget: Option<u64>) -> Resu
         series_limits: SeriesLimits {
             max_series: 100_000_000,
             max_series_per_service: 100_000_000,
+            max_attribute_sets: 100_000_000,
         },
         ..MetricsConfig::default()
     };

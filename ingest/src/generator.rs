@@ -204,6 +204,7 @@ impl Generator {
             tags,
             histogram: None,
             cumulative: None,
+            resource: None,
         };
         self.clock_ms += self.step_ms;
         p

@@ -1,6 +1,7 @@
 //! `apo-schemas`: every record type that crosses a Kafka topic or a file.
 //!
 //! - [`action`]: the audit record of `apo.actions` (what an actuator did, and how it went).
+//! - [`attributes`]: the attribute keys that split a metric's series, and a series in text.
 //! - [`decision`]: the signed decision record of `apo.decisions`, its deterministic id and
 //!   its HMAC-SHA256 signature.
 //! - [`critical_path`]: per-trace critical paths and per-window critical-path shares.
@@ -23,6 +24,7 @@
 //! - [`json_schema`]: JSON Schema documents for producers (committed under `schemas/json/`).
 
 pub mod action;
+pub mod attributes;
 pub mod critical_path;
 pub mod cumulative;
 pub mod decision;

@@ -11,6 +11,7 @@
 
 use crate::decoded::Decoded;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::cumulative::Cumulative;
 use schemars::JsonSchema;
@@ -117,7 +118,8 @@ pub struct MetricPoint {
     /// Unit of the value (UCUM, as OpenTelemetry uses), empty when unknown.
     #[serde(default)]
     pub unit: String,
-    /// Free-form dimensions; they do not split the series key.
+    /// Dimensions: those whose keys are series attributes (`--series-attributes`, see
+    /// [`crate::attributes`]) split the series; the others do not.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Present when the point is an OTLP histogram data point.
@@ -129,6 +131,11 @@ pub struct MetricPoint {
     #[serde(skip)]
     #[schemars(skip)]
     pub cumulative: Option<Box<Cumulative>>,
+    /// The attributes of the resource that sent the point (OTLP), shared by its points: the
+    /// series attributes a point's tags lack are taken from them. Not part of APO JSON.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub resource: Option<Arc<[(String, String)]>>,
 }
 
 #[derive(JsonSchema)]
@@ -292,6 +299,7 @@ mod tests {
             tags: Default::default(),
             histogram: None,
             cumulative: None,
+            resource: None,
         };
         assert!(p.validate().is_ok());
         p.value = f64::NAN;

@@ -1,6 +1,7 @@
 //! What the models add to the stream: anomaly scores (`apo.anomalies`, table `anomalies`) and
 //! forecasts (`apo.forecasts`, table `forecasts`), one record per closed window of a key.
 
+use crate::attributes::{series_text, Attributes};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,9 @@ pub struct AnomalyRecord {
     /// `red{span.name="…",span.kind="…",status.code="…"}` (scored on duration p50/p95/p99,
     /// calls per second and the operation's error ratio).
     pub metric: String,
+    /// The metric's series attributes, as on its window statistics (empty for a RED row).
+    #[serde(default)]
+    pub attributes: Attributes,
     /// The window's size, seconds.
     pub window_seconds: u32,
     /// Inclusive start, ms since the Unix epoch.
@@ -55,11 +59,14 @@ pub struct AnomalyRecord {
 }
 
 impl AnomalyRecord {
-    /// The Kafka key: series plus window.
+    /// The Kafka key: series (with its attributes) plus window.
     pub fn key(&self) -> String {
         format!(
             "{}|{}|{}s|{}",
-            self.service, self.metric, self.window_seconds, self.window_start
+            self.service,
+            series_text(&self.metric, &self.attributes),
+            self.window_seconds,
+            self.window_start
         )
     }
 }
@@ -71,6 +78,9 @@ pub struct ForecastRecord {
     pub service: String,
     /// The metric forecast.
     pub metric: String,
+    /// Its series attributes, as on its window statistics.
+    #[serde(default)]
+    pub attributes: Attributes,
     /// The window statistic forecast (`mean`, `p95`, `rate`, …).
     pub signal: String,
     /// The size of the windows forecast, seconds.
@@ -100,7 +110,11 @@ impl ForecastRecord {
     pub fn key(&self) -> String {
         format!(
             "{}|{}|{}|{}s|{}",
-            self.service, self.metric, self.signal, self.window_seconds, self.window_start
+            self.service,
+            series_text(&self.metric, &self.attributes),
+            self.signal,
+            self.window_seconds,
+            self.window_start
         )
     }
 }

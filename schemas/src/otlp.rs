@@ -14,9 +14,12 @@
 //! - summaries (cumulative by definition) as running totals of their count and sum; their
 //!   quantiles are the producer's own (of its own window) and cannot be merged: not used.
 //!
-//! The service is the resource attribute `service.name`; data point attributes become tags.
+//! The service is the resource attribute `service.name`; data point attributes become tags;
+//! the resource's attributes go with each point (series attributes a point lacks are taken
+//! from them, see [`crate::attributes`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -83,11 +86,12 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
     let mut index = 0usize;
     for rm in &req.resource_metrics {
         let service = service_name(rm.resource.as_ref());
-        let resource: Vec<(String, String)> = rm
+        let resource: Arc<[(String, String)]> = rm
             .resource
             .as_ref()
             .map(|r| tags(&r.attributes).into_iter().collect())
             .unwrap_or_default();
+        let shared = (!resource.is_empty()).then(|| resource.clone());
         for sm in &rm.scope_metrics {
             let scope = sm
                 .scope
@@ -115,6 +119,7 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
                     tags: tags(attrs),
                     histogram: None,
                     cumulative: None,
+                    resource: shared.clone(),
                 };
                 // A cumulative point: its stream's totals, made a delta downstream.
                 let running = |attrs: &[KeyValue], t: u64, start: u64, running: Running| {

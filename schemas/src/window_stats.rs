@@ -1,5 +1,6 @@
 //! The window statistics record: what `apo.window_stats` and the `window_stats` table carry.
 
+use crate::attributes::{series_text, Attributes};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,11 @@ pub struct WindowStats {
     pub service: String,
     /// The metric.
     pub metric: String,
+    /// The series attributes (`--series-attributes`): with the service and the metric they
+    /// make the series. `{"otel.metric.overflow": "true"}` for the series that takes the
+    /// attribute sets of a metric past its limit. Empty for a metric without them.
+    #[serde(default)]
+    pub attributes: Attributes,
     /// Its unit (as sent; may be empty).
     pub unit: String,
     /// Window length in seconds.
@@ -52,11 +58,20 @@ pub struct WindowStats {
 }
 
 impl WindowStats {
-    /// The Kafka key: series plus window. Revisions share it, so a compacted topic keeps the latest.
+    /// The Kafka key: series (its attributes as [`series_text`] writes them) plus window.
+    /// Revisions share it, so a compacted topic keeps the latest.
     pub fn key(&self) -> String {
         format!(
             "{}|{}|{}s|{}",
-            self.service, self.metric, self.window_seconds, self.window_start
+            self.service,
+            series_text(&self.metric, &self.attributes),
+            self.window_seconds,
+            self.window_start
         )
+    }
+
+    /// The series in text: `metric{key="value",…}` ([`series_text`]).
+    pub fn series_text(&self) -> String {
+        series_text(&self.metric, &self.attributes)
     }
 }

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use apo_core::SinkError;
+use apo_schemas::attributes::Attributes;
 use apo_schemas::table::{schema, Table, Value};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, TimestampNanosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, MapArray, MapBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray, TimestampNanosecondArray,
 };
 
 use crate::history::ReadError;
@@ -35,11 +36,45 @@ pub fn to_batch<R: Table>(rows: &[R]) -> Result<RecordBatch, SinkError> {
                 Value::TimestampNs(get, _) => Arc::new(
                     TimestampNanosecondArray::from_iter_values(it.map(get)).with_timezone("UTC"),
                 ),
+                Value::Map(get, _) => Arc::new(map_array(it.map(get))),
             }
         })
         .collect();
     RecordBatch::try_new(schema::<R>(), arrays)
         .map_err(|e| SinkError(format!("arrow batch of `{}`: {e}", R::NAME)))
+}
+
+/// The map array of `maps` (an empty map for a row without entries, never a null).
+fn map_array<'a>(maps: impl Iterator<Item = &'a Attributes>) -> MapArray {
+    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for m in maps {
+        for (k, v) in m {
+            b.keys().append_value(k);
+            b.values().append_value(v);
+        }
+        // Appending to a builder made of two string builders fails only when their lengths
+        // differ, which the loop above keeps equal.
+        let _ = b.append(true);
+    }
+    b.finish()
+}
+
+/// Row `i` of a map column: its entries (none at a null).
+fn map_at(a: &MapArray, i: usize) -> Attributes {
+    if a.is_null(i) {
+        return Attributes::new();
+    }
+    let entries = a.value(i);
+    let (Some(keys), Some(values)) = (
+        entries.column(0).as_any().downcast_ref::<StringArray>(),
+        entries.column(1).as_any().downcast_ref::<StringArray>(),
+    ) else {
+        return Attributes::new();
+    };
+    (0..keys.len())
+        .filter(|&j| keys.is_valid(j) && values.is_valid(j))
+        .map(|j| (keys.value(j).to_string(), values.value(j).to_string()))
+        .collect()
 }
 
 fn column<'b, A: Array + 'static>(batch: &'b RecordBatch, name: &str) -> Result<&'b A, ReadError> {
@@ -121,6 +156,9 @@ pub fn from_batch<R: Table + Default>(batch: &RecordBatch) -> Result<Vec<R>, Rea
             Value::TimestampNs(_, Some(set)) => {
                 fill::<_, TimestampNanosecondArray, _>(rs, batch, name, |a, i| a.value(i), set)?
             }
+            // Files written before the column existed have none: every row's map is empty.
+            Value::Map(_, Some(_)) if batch.column_by_name(name).is_none() => {}
+            Value::Map(_, Some(set)) => fill::<_, MapArray, _>(rs, batch, name, map_at, set)?,
             // Computed columns (text) and columns without a setter are not read back.
             _ => {}
         }
@@ -166,5 +204,41 @@ mod tests {
         assert_eq!(batch.column(1).null_count(), 1);
         assert_eq!(batch.column(2).null_count(), 1);
         assert_eq!(from_batch::<Optional>(&batch).unwrap(), rows);
+    }
+
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Mapped {
+        name: String,
+        attributes: Attributes,
+    }
+
+    apo_schemas::table!(Mapped => "mapped" {
+        name: Utf8,
+        attributes: Map,
+    });
+
+    #[test]
+    fn maps_come_back_as_they_went_in_and_a_missing_column_reads_empty() {
+        let rows = vec![
+            Mapped {
+                name: "a".into(),
+                attributes: Attributes::from([
+                    ("http.route".to_string(), "/pay".to_string()),
+                    ("http.request.method".to_string(), "POST".to_string()),
+                ]),
+            },
+            Mapped {
+                name: "b".into(),
+                attributes: Attributes::new(),
+            },
+        ];
+        let batch = to_batch(&rows).unwrap();
+        assert_eq!(batch.column(1).null_count(), 0);
+        assert_eq!(from_batch::<Mapped>(&batch).unwrap(), rows);
+        // A file written before the column existed.
+        let old = batch.project(&[0]).unwrap();
+        let back = from_batch::<Mapped>(&old).unwrap();
+        assert!(back.iter().all(|r| r.attributes.is_empty()));
+        assert_eq!(back[1].name, "b");
     }
 }

@@ -95,6 +95,7 @@ mod tests {
 
     fn stats(metric: &str, start: i64, revision: u32) -> WindowStats {
         WindowStats {
+            attributes: Default::default(),
             service: "checkout".into(),
             metric: metric.into(),
             unit: "ms".into(),

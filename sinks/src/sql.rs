@@ -149,6 +149,7 @@ mod tests {
 
     fn row(service: &str, start: i64, count: u64) -> WindowStats {
         WindowStats {
+            attributes: Default::default(),
             service: service.into(),
             metric: "lat".into(),
             unit: "ms".into(),

@@ -1065,6 +1065,7 @@ fn overrides_pause_pin_and_resume_targets() {
 /// p99 `p99`.
 fn latency_window(service: &str, metric: &str, start: i64, p99: f64) -> Vec<u8> {
     let s = apo_schemas::WindowStats {
+        attributes: Default::default(),
         service: service.into(),
         metric: metric.into(),
         unit: "ms".into(),

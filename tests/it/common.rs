@@ -205,6 +205,7 @@ pub fn point(ts: i64, service: &str, value: f64) -> MetricPoint {
         tags: Default::default(),
         histogram: None,
         cumulative: None,
+        resource: None,
     }
 }
 
@@ -671,6 +672,7 @@ pub fn dataset(
                     tags: Default::default(),
                     histogram: None,
                     cumulative: None,
+                    resource: None,
                 },
             )
         })

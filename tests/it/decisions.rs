@@ -23,6 +23,7 @@ fn point(ts: i64, name: &str, value: f64) -> MetricPoint {
         tags: Default::default(),
         histogram: None,
         cumulative: None,
+        resource: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn points(base: i64) -> Vec<MetricPoint> {
                 tags: Default::default(),
                 histogram: None,
                 cumulative: None,
+                resource: None,
             });
         }
     }
@@ -404,6 +405,7 @@ fn scale_up_through_the_loop(
                 tags: Default::default(),
                 histogram: None,
                 cumulative: None,
+                resource: None,
             });
         }
     }

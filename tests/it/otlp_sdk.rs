@@ -77,7 +77,14 @@ impl Process {
             .with_interval(Duration::from_secs(3600))
             .build();
         let provider = SdkMeterProvider::builder()
-            .with_resource(Resource::builder().with_service_name("sdk-cart").build())
+            // host.name is a resource attribute, a series attribute by default: every series
+            // takes it
+            .with_resource(
+                Resource::builder()
+                    .with_service_name("sdk-cart")
+                    .with_attribute(KeyValue::new("host.name", "sdk-host"))
+                    .build(),
+            )
             .with_reader(reader)
             .with_view(|i: &Instrument| {
                 (i.name() == "rpc.server.duration").then(|| {
@@ -136,11 +143,11 @@ impl Process {
     }
 }
 
-/// Per window start: (orders, latency count, latency sum) recorded in it.
-type Want = BTreeMap<i64, (f64, u64, f64)>;
+/// Per (window start, route): (orders, latency count, latency sum) recorded in it.
+type Want = BTreeMap<(i64, String), (f64, u64, f64)>;
 
-/// Per window start: the exponential histogram's values recorded in it.
-type Values = BTreeMap<i64, Vec<f64>>;
+/// Per (window start, route): the exponential histogram's values recorded in it.
+type Values = BTreeMap<(i64, String), Vec<f64>>;
 
 fn window(ms: i64, size: i64) -> i64 {
     ms.div_euclid(size) * size
@@ -157,8 +164,9 @@ fn delta_sdk_exports_count_what_was_recorded_the_same_way() {
 }
 
 /// Twelve exports of a counter and a histogram on two routes, 350 ms apart, the process
-/// restarted after the sixth, in `temporality`: every 1 s window holds exactly what was
-/// recorded before the exports in it and after the ones before.
+/// restarted after the sixth, in `temporality`: every 1 s window of each route (a series of
+/// its own, with the resource's host.name) holds exactly what was recorded before the exports
+/// in it and after the ones before, and its quantiles are its own.
 fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
     let t = topics("otlp-sdk", 2);
     const W: i64 = 1_000;
@@ -175,8 +183,7 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             std::thread::sleep(Duration::from_millis(20));
             process = Process::start(temporality);
         }
-        let (mut orders, mut n, mut sum) = (0.0, 0u64, 0.0);
-        let mut rpc_values = Vec::new();
+        let mut recorded: BTreeMap<&str, (f64, u64, f64, Vec<f64>)> = BTreeMap::new();
         for _ in 0..(3 + round % 4) {
             step += 1;
             let route = if step.is_multiple_of(3) {
@@ -188,25 +195,31 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             let v = 0.02 * (1 + step % 30) as f64;
             process.orders.add(step % 5, &attrs);
             process.latency.record(v, &attrs);
-            orders += (step % 5) as f64;
             // from a millisecond up to a second as the rounds go: the SDK downscales
             let r = 0.001 * (1 + step % 7) as f64 * (1 + round * round) as f64;
             process.rpc.record(r, &attrs);
-            rpc_values.push(r);
-            n += 1;
-            sum += v;
+            let e = recorded.entry(route).or_default();
+            e.0 += (step % 5) as f64;
+            e.1 += 1;
+            e.2 += v;
+            e.3.push(r);
         }
         let (req, at) = process.export();
         scales.push(at["scale"]);
-        want.entry(window(at["orders"], W)).or_default().0 += orders;
-        let e = want
-            .entry(window(at["http.server.request.duration"], W))
-            .or_default();
-        e.1 += n;
-        e.2 += sum;
-        rpc.entry(window(at["rpc.server.duration"], W))
-            .or_default()
-            .extend(rpc_values);
+        for (route, (orders, n, sum, rpc_values)) in recorded {
+            let r = route.to_string();
+            want.entry((window(at["orders"], W), r.clone()))
+                .or_default()
+                .0 += orders;
+            let e = want
+                .entry((window(at["http.server.request.duration"], W), r.clone()))
+                .or_default();
+            e.1 += n;
+            e.2 += sum;
+            rpc.entry((window(at["rpc.server.duration"], W), r))
+                .or_default()
+                .extend(rpc_values);
+        }
         // the exporter's partitioner: consecutive exports of a stream on either partition
         messages.push(((round % 2) as i32, req));
         std::thread::sleep(Duration::from_millis(350));
@@ -265,9 +278,16 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
     let mut got = Want::new();
     let mut rpc_windows = 0;
     for w in &stats {
+        let route = w.attributes["http.route"].clone();
+        assert_eq!(
+            w.attributes.keys().collect::<Vec<_>>(),
+            ["host.name", "http.route"],
+            "the point's route and the resource's host"
+        );
+        assert_eq!(w.attributes["host.name"], "sdk-host");
         if w.metric == "rpc.server.duration" {
             // exact count and sum; quantiles within the accuracy the row states
-            let mut v = rpc[&w.window_start].clone();
+            let mut v = rpc[&(w.window_start, route.clone())].clone();
             v.sort_by(f64::total_cmp);
             assert_eq!(w.count, v.len() as u64, "rpc count at {}", w.window_start);
             let s: f64 = v.iter().sum();
@@ -292,7 +312,7 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
             continue;
         }
         assert_eq!(w.service, "sdk-cart");
-        let e = got.entry(w.window_start).or_default();
+        let e = got.entry((w.window_start, route)).or_default();
         match w.metric.as_str() {
             "orders" => e.0 += w.sum,
             "http.server.request.duration" => {
@@ -310,11 +330,11 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
     );
     for (start, w) in &want {
         let g = got[start];
-        assert_eq!(g.0, w.0, "orders in the window at {start}");
-        assert_eq!(g.1, w.1, "latency count in the window at {start}");
+        assert_eq!(g.0, w.0, "orders in the window at {start:?}");
+        assert_eq!(g.1, w.1, "latency count in the window at {start:?}");
         assert!(
             (g.2 - w.2).abs() < 1e-9,
-            "latency sum at {start}: {} vs {}",
+            "latency sum at {start:?}: {} vs {}",
             g.2,
             w.2
         );
@@ -322,6 +342,6 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
     assert_eq!(
         rpc_windows,
         rpc.len(),
-        "a window of the exponential histogram per export window"
+        "a window of the exponential histogram per export window and route"
     );
 }

@@ -167,12 +167,40 @@ impl PlannerState {
         index: &SeriesIndex,
         rows: Vec<ForecastRecord>,
     ) {
-        for f in rows {
-            if let Some(t) = index.scale_target(config, &f.service) {
-                let Some(p) = &t.predictive else { continue };
-                let planned = p.planned(&f);
-                let curve = &mut self.target(t).curve;
-                curve.insert(f.window_end, f.target_time, planned, &f.signal);
+        // The attribute series of the load metric (one per route, say) are one load: their
+        // planned values of one window are summed for additive signals (a sum, a rate), else
+        // the largest is taken.
+        type Slot<'a> = (&'a str, &'a str, i64, i64, &'a str);
+        let mut combined: BTreeMap<Slot<'_>, f64> = BTreeMap::new();
+        for f in &rows {
+            let Some(t) = index.scale_target(config, &f.service) else {
+                continue;
+            };
+            let Some(p) = &t.predictive else { continue };
+            let planned = p.planned(f);
+            let additive = matches!(f.signal.as_str(), "sum" | "rate");
+            combined
+                .entry((
+                    &f.service,
+                    &f.metric,
+                    f.window_end,
+                    f.target_time,
+                    &f.signal,
+                ))
+                .and_modify(|v| {
+                    *v = if additive {
+                        *v + planned
+                    } else {
+                        v.max(planned)
+                    }
+                })
+                .or_insert(planned);
+        }
+        for ((service, _, issued, target_time, signal), planned) in combined {
+            if let Some(t) = index.scale_target(config, service) {
+                self.target(t)
+                    .curve
+                    .insert(issued, target_time, planned, signal);
             }
         }
     }
@@ -234,6 +262,71 @@ pub fn planner_operator<'s>(
     })
 }
 
+/// The rows of `rows` with one row per (service, metric, window): the attribute series of a
+/// metric (its routes, say) are one signal to a rule, as Kubernetes' HPA reads a metric over
+/// all its pods. Counts and sums add, min and max are the extremes and the mean is the
+/// combined sum over the combined count, all exact; a percentile is the largest of the
+/// series' (a mixture's quantile is at most its components' largest: an upper bound, exact
+/// for one series). A metric with one series is passed as it is.
+pub(crate) fn rollup(rows: Vec<WindowStats>) -> Vec<WindowStats> {
+    if rows.iter().all(|w| w.attributes.is_empty()) {
+        return rows;
+    }
+    let mut by_series: BTreeMap<(String, String, u32, i64), WindowStats> = BTreeMap::new();
+    let mut merged: std::collections::BTreeSet<(String, String, u32, i64)> = Default::default();
+    let mut order = Vec::new();
+    for w in rows {
+        let k = (
+            w.service.clone(),
+            w.metric.clone(),
+            w.window_seconds,
+            w.window_start,
+        );
+        match by_series.get_mut(&k) {
+            None => {
+                order.push(k.clone());
+                by_series.insert(k, w);
+            }
+            Some(acc) => {
+                merged.insert(k);
+                acc.count += w.count;
+                acc.sum += w.sum;
+                acc.min = acc.min.min(w.min);
+                acc.max = acc.max.max(w.max);
+                for (a, b) in [
+                    (&mut acc.p50, w.p50),
+                    (&mut acc.p90, w.p90),
+                    (&mut acc.p95, w.p95),
+                    (&mut acc.p99, w.p99),
+                    (&mut acc.p999, w.p999),
+                ] {
+                    *a = a.max(b);
+                }
+                acc.relative_accuracy = acc.relative_accuracy.max(w.relative_accuracy);
+                acc.revision = acc.revision.max(w.revision);
+                if acc.unit.is_empty() {
+                    acc.unit = w.unit;
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| {
+            let mut w = by_series.remove(&k)?;
+            if merged.contains(&k) {
+                w.attributes.clear();
+                w.mean = if w.count > 0 {
+                    w.sum / w.count as f64
+                } else {
+                    f64::NAN
+                };
+            }
+            Some(w)
+        })
+        .collect()
+}
+
 /// The decisions of one batch of closed windows.
 fn plan(
     config: &PlannerConfig,
@@ -241,6 +334,7 @@ fn plan(
     states: &mut PlannerState,
     rows: Vec<WindowStats>,
 ) -> Vec<Decision> {
+    let rows = rollup(rows);
     // target → window start → its rows
     let mut by_target: BTreeMap<&str, BTreeMap<i64, Vec<&WindowStats>>> = BTreeMap::new();
     for w in &rows {
@@ -1012,12 +1106,53 @@ fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two routes of one metric are one signal to a rule: exact count, sum, extremes and mean
+    /// (hand computed), the larger percentile; a metric with one series passes as it is.
+    #[test]
+    fn attribute_series_of_a_metric_roll_up_into_one_row() {
+        let series = |route: &str, count: u64, sum: f64, min: f64, max: f64, p95: f64| {
+            let mut w = WindowStats {
+                service: "checkout".into(),
+                metric: "http.server.request.duration".into(),
+                window_seconds: 60,
+                window_start: 60_000,
+                window_end: 120_000,
+                count,
+                sum,
+                min,
+                max,
+                mean: sum / count as f64,
+                p95,
+                revision: 1,
+                ..Default::default()
+            };
+            w.attributes.insert("http.route".into(), route.into());
+            w
+        };
+        let mut alone = series("/x", 1, 1.0, 1.0, 1.0, 1.0);
+        alone.metric = "queue.depth".into();
+        let rows = vec![
+            series("/pay", 10, 500.0, 20.0, 90.0, 80.0),
+            alone.clone(),
+            series("/cart", 30, 300.0, 5.0, 40.0, 30.0),
+        ];
+        let out = rollup(rows);
+        assert_eq!(out.len(), 2);
+        let w = &out[0];
+        assert!(w.attributes.is_empty());
+        assert_eq!((w.count, w.sum, w.min, w.max), (40, 800.0, 5.0, 90.0));
+        assert_eq!(w.mean, 20.0);
+        assert_eq!(w.p95, 80.0);
+        assert_eq!(out[1], alone);
+    }
     use crate::decisions::config::{
         MetricTarget, DEFAULT_DESIRED_REPLICAS_METRIC, DEFAULT_REPLICAS_METRIC,
     };
 
     fn row(metric: &str, start: i64, mean: f64) -> WindowStats {
         WindowStats {
+            attributes: Default::default(),
             service: "checkout".into(),
             metric: metric.into(),
             unit: String::new(),
@@ -1301,6 +1436,7 @@ mod tests {
     /// `target_end`, with upper bound `upper`.
     fn forecast(issued_end: i64, target_end: i64, upper: f64) -> ForecastRecord {
         ForecastRecord {
+            attributes: Default::default(),
             service: "checkout".into(),
             metric: "http.server.request.duration".into(),
             signal: "rate".into(),

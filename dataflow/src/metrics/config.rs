@@ -2,6 +2,7 @@
 //! the validity bounds of a point's timestamp and fields.
 
 use apo_ingest::decode::{Encoding, FieldLimits, TimeBounds};
+use apo_schemas::attributes::SeriesAttributeKeys;
 
 use crate::engine::error::PipelineError;
 use crate::metrics::cumulative::CumulativeConfig;
@@ -26,6 +27,9 @@ pub struct MetricsConfig {
     pub series_limits: SeriesLimits,
     /// How the streams of cumulative points are kept.
     pub cumulative: CumulativeConfig,
+    /// The attribute keys that split a metric's series (`None`: the semantic conventions'
+    /// defaults, [`apo_schemas::attributes::DEFAULT_SERIES_ATTRIBUTES`]; empty: none).
+    pub series_attributes: Option<Vec<String>>,
 }
 
 impl Default for MetricsConfig {
@@ -38,11 +42,20 @@ impl Default for MetricsConfig {
             field_limits: FieldLimits::default(),
             series_limits: SeriesLimits::default(),
             cumulative: CumulativeConfig::default(),
+            series_attributes: None,
         }
     }
 }
 
 impl MetricsConfig {
+    /// The attribute keys that split series.
+    pub fn series_attributes(&self) -> SeriesAttributeKeys {
+        match &self.series_attributes {
+            None => SeriesAttributeKeys::default(),
+            Some(keys) => SeriesAttributeKeys::new(keys.iter().cloned()),
+        }
+    }
+
     /// Errors on window sizes or an accuracy the job cannot run with.
     pub fn validate(&self) -> Result<(), PipelineError> {
         let bad = |m: String| Err(PipelineError::Config(m));
@@ -68,11 +81,12 @@ impl MetricsConfig {
             ));
         }
         let s = &self.series_limits;
-        if s.max_series == 0 || s.max_series_per_service == 0 {
+        if s.max_series == 0 || s.max_series_per_service == 0 || s.max_attribute_sets == 0 {
             return bad(format!(
-                "series limits must be at least 1 (got --max-series {} and \
-                 --max-series-per-service {}): 0 would fold every series into the overflow",
-                s.max_series, s.max_series_per_service
+                "series limits must be at least 1 (got --max-series {}, \
+                 --max-series-per-service {} and --max-attribute-sets {}): 0 would fold every \
+                 series into the overflow",
+                s.max_series, s.max_series_per_service, s.max_attribute_sets
             ));
         }
         let c = &self.cumulative;

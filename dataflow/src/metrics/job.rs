@@ -8,6 +8,7 @@ use std::sync::Arc;
 use apo_ingest::decode::{decode_metric_message, Encoding, FieldLimits, TimeBounds};
 use apo_models::watch::Watched;
 use apo_models::Forecaster;
+use apo_schemas::attributes::SeriesAttributeKeys;
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::{MetricPoint, SchemaError, WindowStats};
 use timely::dataflow::operators::core::OkErr;
@@ -70,6 +71,8 @@ pub struct MetricsJob {
     /// Cumulative points read since the last drain.
     running: Vec<RunningPoint>,
     cumulative: CumulativeConfig,
+    /// The attribute keys that split series.
+    keys: SeriesAttributeKeys,
     relative_accuracy: f64,
     window_seconds: Vec<u32>,
     sinks: Vec<Box<dyn RowSink>>,
@@ -94,7 +97,8 @@ impl MetricsJob {
         )
         .with_field_limits(cfg.field_limits)
         .with_series_limits(cfg.series_limits)
-        .with_cumulative(cfg.cumulative))
+        .with_cumulative(cfg.cumulative)
+        .with_series_attributes(cfg.series_attributes()))
     }
 
     /// The metrics job with windows of `window_seconds`, sketches of `relative_accuracy`,
@@ -116,9 +120,14 @@ impl MetricsJob {
                 .iter()
                 .map(|&s| u64::from(s) * 1000)
                 .collect(),
-            pre: PreAggregator::new(window_seconds, relative_accuracy),
+            pre: PreAggregator::new(
+                window_seconds,
+                relative_accuracy,
+                SeriesAttributeKeys::default(),
+            ),
             running: Vec::new(),
             cumulative: CumulativeConfig::default(),
+            keys: SeriesAttributeKeys::default(),
             relative_accuracy,
             window_seconds: window_seconds.to_vec(),
             sinks,
@@ -137,6 +146,14 @@ impl MetricsJob {
     /// How many series may be live at once (the defaults otherwise).
     pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
         self.series_limits = limits;
+        self
+    }
+
+    /// The attribute keys that split a metric's series (the semantic conventions' defaults,
+    /// [`apo_schemas::attributes::DEFAULT_SERIES_ATTRIBUTES`], otherwise).
+    pub fn with_series_attributes(mut self, keys: SeriesAttributeKeys) -> Self {
+        self.pre = PreAggregator::new(&self.window_seconds, self.relative_accuracy, keys.clone());
+        self.keys = keys;
         self
     }
 
@@ -190,6 +207,11 @@ impl Job for MetricsJob {
 
     fn buffer(&mut self, p: MetricPoint) {
         let mut p = p;
+        // The series attributes a point lacks come from its resource (which no stage after
+        // this one sees).
+        if let Some(resource) = p.resource.take() {
+            self.keys.adopt(&mut p.tags, &resource);
+        }
         match p.cumulative.take() {
             Some(c) => self.running.push(RunningPoint::new(p, *c)),
             None => self.pre.add(&p),
@@ -227,6 +249,7 @@ impl Job for MetricsJob {
             self.cumulative,
             &self.window_seconds,
             self.relative_accuracy,
+            self.keys.clone(),
             ctx.progress.clone(),
         );
         let limited = series_limit_operator(

@@ -1,6 +1,7 @@
 //! The ceiling on live metric series (issue 14, part 2).
 //!
-//! A series is one (service, metric). It is *live* while one of its windows can still change:
+//! A series is one (service, metric, series attributes). It is *live* while one of its windows
+//! can still change:
 //! until the end of its latest window plus the horizon has passed. Each worker decides for the
 //! series it owns (partials are exchanged by series before this stage, as the windows are), with
 //! an equal share of each limit (`ceil(limit / workers)`): with one worker the limits are exact.
@@ -9,6 +10,11 @@
 //! OpenTelemetry SDKs fold attribute sets past their cardinality limit into one marked
 //! `otel.metric.overflow`:
 //!
+//! - an attribute set of a metric past the per-metric limit (`max_attribute_sets`, the SDKs'
+//!   default cardinality limit of 2000), into the metric's series with the one attribute
+//!   `otel.metric.overflow = "true"`, exactly as the SDKs mark it. Every attribute series of a
+//!   metric is on one worker (they share its route), so this limit is exact whatever the
+//!   number of workers. The overflow series is a series like the others for the limits below;
 //! - past the per-service limit, into `(service, otel.metric.overflow)`;
 //! - past the total (the per-service overflow series count towards it), into
 //!   `(otel.metric.overflow, otel.metric.overflow)`, which is always kept.
@@ -35,6 +41,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+use apo_schemas::attributes::{is_overflow, overflow_attributes};
+
 use crate::engine::progress::Progress;
 use crate::ops::aggregate::Partial;
 use crate::ops::route::route_strs;
@@ -50,8 +58,10 @@ pub const OVERFLOW: &str = "otel.metric.overflow";
 pub struct SeriesLimits {
     /// Live series in total (every service, overflow series of services included).
     pub max_series: usize,
-    /// Live series (metrics) of one service.
+    /// Live series of one service.
     pub max_series_per_service: usize,
+    /// Live attribute sets of one metric of one service.
+    pub max_attribute_sets: usize,
 }
 
 impl Default for SeriesLimits {
@@ -59,6 +69,7 @@ impl Default for SeriesLimits {
         SeriesLimits {
             max_series: 20_000,
             max_series_per_service: 2_000,
+            max_attribute_sets: 2_000,
         }
     }
 }
@@ -70,6 +81,8 @@ impl SeriesLimits {
         SeriesLimits {
             max_series: self.max_series.div_ceil(w),
             max_series_per_service: self.max_series_per_service.div_ceil(w),
+            // A metric's attribute sets are all on one worker.
+            max_attribute_sets: self.max_attribute_sets,
         }
     }
 }
@@ -104,6 +117,88 @@ pub struct SeriesCounts {
     pub budget_folds: u64,
 }
 
+/// The ids whose candidate expiry is at or before `t`, taken out of `expiry` (an id renewed
+/// since has a later entry: its caller checks its latest expiry).
+fn take_due(expiry: &mut BTreeMap<i64, Vec<u64>>, t: i64) -> Vec<u64> {
+    let later = match t.checked_add(1) {
+        Some(after) => expiry.split_off(&after),
+        None => BTreeMap::new(),
+    };
+    std::mem::replace(expiry, later)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
+/// A live attribute set of a metric, and whether it is folded into the metric's overflow
+/// series.
+#[derive(Debug, Clone, Copy)]
+struct LiveSet {
+    expires: i64,
+    /// The route of its (service, metric).
+    metric: u64,
+    folded: bool,
+}
+
+/// One worker's live attribute sets per metric, against `max_attribute_sets`.
+#[derive(Debug, Default)]
+struct AttributeSets {
+    sets: HashMap<u64, LiveSet>,
+    /// Kept sets per metric.
+    per_metric: HashMap<u64, usize>,
+    expiry: BTreeMap<i64, Vec<u64>>,
+    /// Live sets folded into their metric's overflow series.
+    folded: usize,
+}
+
+impl AttributeSets {
+    /// Whether the set `id` of `metric`, live until `expires`, is folded (deciding a new one).
+    fn admit(&mut self, id: u64, metric: u64, expires: i64, limit: usize) -> bool {
+        let live = match self.sets.get_mut(&id) {
+            Some(l) => l,
+            None => {
+                let kept = self.per_metric.get(&metric).copied().unwrap_or(0);
+                let folded = kept >= limit;
+                if folded {
+                    self.folded += 1;
+                } else {
+                    *self.per_metric.entry(metric).or_default() += 1;
+                }
+                self.sets.entry(id).or_insert(LiveSet {
+                    expires: i64::MIN,
+                    metric,
+                    folded,
+                })
+            }
+        };
+        if expires > live.expires {
+            live.expires = expires;
+            self.expiry.entry(expires).or_default().push(id);
+        }
+        live.folded
+    }
+
+    fn evict_until(&mut self, t: i64) {
+        for id in take_due(&mut self.expiry, t) {
+            let Some(l) = self.sets.get(&id).copied() else {
+                continue;
+            };
+            if l.expires > t {
+                continue;
+            }
+            self.sets.remove(&id);
+            if l.folded {
+                self.folded -= 1;
+            } else if let Some(n) = self.per_metric.get_mut(&l.metric) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_metric.remove(&l.metric);
+                }
+            }
+        }
+    }
+}
+
 /// One worker's live series and the decision for each.
 #[derive(Debug)]
 pub struct SeriesLimiter {
@@ -131,6 +226,8 @@ pub struct SeriesLimiter {
     /// Series admitted since the room was set: their windows are new (a series admitted
     /// earlier is in what the budget counted).
     fresh: std::collections::HashSet<u64>,
+    /// Attribute sets per metric.
+    sets: AttributeSets,
 }
 
 impl SeriesLimiter {
@@ -152,6 +249,7 @@ impl SeriesLimiter {
             room: None,
             fresh: std::collections::HashSet::new(),
             points_of: None,
+            sets: AttributeSets::default(),
         }
     }
 
@@ -184,7 +282,7 @@ impl SeriesLimiter {
     pub fn counts(&self) -> SeriesCounts {
         SeriesCounts {
             live: self.total + usize::from(self.folded_global > 0),
-            folded: self.folded,
+            folded: self.folded + self.sets.folded,
             points_folded: self.points_folded,
             budget_folds: self.budget_folds,
         }
@@ -192,37 +290,30 @@ impl SeriesLimiter {
 
     /// Forgets series whose windows can no longer change at watermark `t`.
     pub fn evict_until(&mut self, t: i64) {
-        while let Some((&at, _)) = self.expiry.first_key_value() {
-            if at > t {
-                break;
-            }
-            let Some((_, ids)) = self.expiry.pop_first() else {
-                break;
+        self.sets.evict_until(t);
+        for id in take_due(&mut self.expiry, t) {
+            let Some(l) = self.series.get(&id).copied() else {
+                continue;
             };
-            for id in ids {
-                let Some(l) = self.series.get(&id).copied() else {
-                    continue;
-                };
-                if l.expires > t {
-                    continue; // renewed since: a later entry stands for it
-                }
-                self.series.remove(&id);
-                match l.fate {
-                    Fate::Kept => {
-                        self.total -= 1;
-                        if let Some(n) = self.per_service.get_mut(&l.service) {
-                            *n -= 1;
-                            if *n == 0 {
-                                self.per_service.remove(&l.service);
-                            }
+            if l.expires > t {
+                continue; // renewed since: a later entry stands for it
+            }
+            self.series.remove(&id);
+            match l.fate {
+                Fate::Kept => {
+                    self.total -= 1;
+                    if let Some(n) = self.per_service.get_mut(&l.service) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.per_service.remove(&l.service);
                         }
                     }
-                    Fate::ServiceOverflow => self.total -= 1,
-                    Fate::Folded { into_global } => {
-                        self.folded -= 1;
-                        if into_global {
-                            self.folded_global -= 1;
-                        }
+                }
+                Fate::ServiceOverflow => self.total -= 1,
+                Fate::Folded { into_global } => {
+                    self.folded -= 1;
+                    if into_global {
+                        self.folded_global -= 1;
                     }
                 }
             }
@@ -237,8 +328,29 @@ impl SeriesLimiter {
             self.count_points(p);
             return true;
         }
-        // The series' id is its route (the hash the exchange routes it by).
-        let id = p.key.route();
+        // An attribute set past its metric's limit becomes the metric's overflow series.
+        let set_folded = !p.key.attributes.is_empty()
+            && !is_overflow(&p.key.attributes)
+            && self.sets.admit(
+                p.key.series_id(),
+                p.key.route(),
+                expires,
+                self.limits.max_attribute_sets,
+            );
+        if set_folded {
+            p.key.attributes = overflow_attributes();
+        }
+        let folded = self.admit_series(p, expires);
+        if set_folded || folded {
+            self.count_points(p);
+        }
+        set_folded || folded
+    }
+
+    /// Decides for the series of `p` against the service's and the total limit, re-keying it
+    /// when folded; true when it was.
+    fn admit_series(&mut self, p: &mut Partial, expires: i64) -> bool {
+        let id = p.key.series_id();
         let (fate, service) = match self.series.get(&id) {
             Some(l) => (l.fate, l.service),
             None => {
@@ -264,7 +376,6 @@ impl SeriesLimiter {
         match fate {
             Fate::Kept | Fate::ServiceOverflow => false,
             Fate::Folded { into_global } => {
-                self.count_points(p);
                 if into_global {
                     p.key.service = OVERFLOW.to_string();
                 } else {
@@ -277,6 +388,8 @@ impl SeriesLimiter {
                     self.renew(oid, expires);
                 }
                 p.key.metric = OVERFLOW.to_string();
+                // The overflow series mixes metrics: no attributes.
+                p.key.attributes.clear();
                 true
             }
         }
@@ -397,10 +510,12 @@ pub fn series_limit_operator<'scope>(
 mod tests {
     use super::*;
     use crate::ops::aggregate::WindowKey;
+    use apo_schemas::attributes::Attributes;
 
     fn partial(service: &str, metric: &str, start: i64, count: u64) -> Partial {
         let mut p = Partial::new(
             WindowKey {
+                attributes: Default::default(),
                 service: service.into(),
                 metric: metric.into(),
                 window_seconds: 10,
@@ -422,6 +537,7 @@ mod tests {
         let limits = SeriesLimits {
             max_series: 100,
             max_series_per_service: 2,
+            ..SeriesLimits::default()
         };
         let mut l = SeriesLimiter::new(limits, 0);
         let mut out = Vec::new();
@@ -459,6 +575,7 @@ mod tests {
         let limits = SeriesLimits {
             max_series: 3,
             max_series_per_service: 10,
+            ..SeriesLimits::default()
         };
         let mut l = SeriesLimiter::new(limits, 0);
         let mut names = Vec::new();
@@ -483,6 +600,7 @@ mod tests {
         let limits = SeriesLimits {
             max_series: 1,
             max_series_per_service: 1,
+            ..SeriesLimits::default()
         };
         // Windows of 10 s, horizon 5 s: a series with a window [0, 10 s) is live until 15 s.
         let mut l = SeriesLimiter::new(limits, 5_000);
@@ -574,6 +692,7 @@ mod tests {
         let limits = SeriesLimits {
             max_series: 1,
             max_series_per_service: 1,
+            ..SeriesLimits::default()
         };
         let mut l = SeriesLimiter::new(limits, 0).counting_points_of(10);
         assert!(!l.admit(&mut partial("s", "a", 0, 4)));
@@ -590,8 +709,87 @@ mod tests {
         let s = SeriesLimits {
             max_series: 5,
             max_series_per_service: 1,
+            ..SeriesLimits::default()
         }
         .share(2);
         assert_eq!((s.max_series, s.max_series_per_service), (3, 1));
+    }
+
+    fn routed(route: &str, start: i64) -> Partial {
+        let mut p = partial("svc", "http.server.request.duration", start, 2);
+        p.key
+            .attributes
+            .insert("http.route".to_string(), route.to_string());
+        p
+    }
+
+    /// The SDKs' cardinality limit, per metric: the first `max_attribute_sets` attribute sets
+    /// are series of their own; every later one goes to the metric's series marked
+    /// `otel.metric.overflow = "true"`, and a set forgotten frees its place.
+    #[test]
+    fn attribute_sets_past_the_metric_limit_fold_into_its_marked_overflow_series() {
+        let limits = SeriesLimits {
+            max_attribute_sets: 3,
+            ..SeriesLimits::default()
+        };
+        let mut l = SeriesLimiter::new(limits, 0);
+        let mut seen = Vec::new();
+        for r in ["/a", "/b", "/c", "/d", "/e", "/a"] {
+            let mut p = routed(r, 0);
+            let folded = l.admit(&mut p);
+            seen.push((p.key.attributes.clone(), folded));
+        }
+        let route = |r: &str| Attributes::from([("http.route".to_string(), r.to_string())]);
+        assert_eq!(
+            seen,
+            vec![
+                (route("/a"), false),
+                (route("/b"), false),
+                (route("/c"), false),
+                (overflow_attributes(), true),
+                (overflow_attributes(), true),
+                (route("/a"), false),
+            ]
+        );
+        // Three sets and the overflow series are live; /d and /e are folded, 2 points each.
+        assert_eq!(
+            l.counts(),
+            SeriesCounts {
+                live: 4,
+                folded: 2,
+                points_folded: 4,
+                budget_folds: 0,
+            }
+        );
+        // Another metric of the service has its own three.
+        let mut other = routed("/d", 0);
+        other.key.metric = "rpc.server.duration".into();
+        assert!(!l.admit(&mut other));
+        // Once every set's windows are closed, a new set is a series again.
+        l.evict_until(10_000);
+        assert_eq!(l.counts().live, 0);
+        let mut p = routed("/e", 10_000);
+        assert!(!l.admit(&mut p));
+        assert_eq!(p.key.attributes, route("/e"));
+    }
+
+    /// An attribute set's overflow series is a series of its service: past the service's
+    /// limit, it goes to the service's overflow series (without attributes) in turn.
+    #[test]
+    fn a_metric_overflow_series_counts_towards_its_service_limit() {
+        let limits = SeriesLimits {
+            max_series: 100,
+            max_series_per_service: 1,
+            max_attribute_sets: 1,
+        };
+        let mut l = SeriesLimiter::new(limits, 0);
+        let mut a = routed("/a", 0);
+        assert!(!l.admit(&mut a));
+        let mut b = routed("/b", 0);
+        assert!(l.admit(&mut b));
+        assert_eq!(b.key.metric, OVERFLOW);
+        assert!(b.key.attributes.is_empty());
+        // Folded twice, counted once.
+        assert_eq!(l.counts().points_folded, 2);
     }
 }

@@ -306,7 +306,8 @@ pub fn anomaly_operator<'s, T: Scorable>(
                     let Some(w) = window else { continue };
                     session.give(AnomalyRecord {
                         service: k.0.clone(),
-                        metric: k.1.clone(),
+                        metric: w.name(),
+                        attributes: w.attributes(),
                         window_seconds: k.2,
                         window_start: w.window_start(),
                         window_end: end,

@@ -112,6 +112,7 @@ pub fn forecast_operator<'s>(
                             session.give(ForecastRecord {
                                 service: w.service.clone(),
                                 metric: w.metric.clone(),
+                                attributes: w.attributes.clone(),
                                 signal: signal.name().to_string(),
                                 window_seconds: w.window_seconds,
                                 window_start: w.window_start,

@@ -2,10 +2,13 @@
 //! ([`Scorable`], for window statistics and RED rows).
 
 use apo_models::features;
+use apo_schemas::attributes::Attributes;
 use apo_schemas::red::RedStats;
 use apo_schemas::{OutputRow, WindowStats};
 
-/// (service, series name, window seconds).
+/// (service, series name, window seconds). A metric's series name is the metric with its series
+/// attributes, as Prometheus writes a series (`metric{key="value",…}`,
+/// [`apo_schemas::attributes::series_text`]): each attribute series has its own state.
 pub type SeriesKey = (String, String, u32);
 
 pub(crate) fn window_ms(k: &SeriesKey) -> i64 {
@@ -17,6 +20,10 @@ pub trait Scorable: OutputRow + Clone + 'static {
     /// The series: (service, name, window seconds); names are unique within a service, and
     /// actions on the service suppress the series' alerts.
     fn series(&self) -> SeriesKey;
+    /// The name its records carry: the metric, or a RED row's series name.
+    fn name(&self) -> String;
+    /// The series attributes its records carry (none for a RED row).
+    fn attributes(&self) -> Attributes;
     /// p50, p95, p99, rate and error ratio of the window.
     fn signals(&self) -> features::Signals;
 }
@@ -25,9 +32,15 @@ impl Scorable for WindowStats {
     fn series(&self) -> SeriesKey {
         (
             self.service.clone(),
-            self.metric.clone(),
+            self.series_text(),
             self.window_seconds,
         )
+    }
+    fn name(&self) -> String {
+        self.metric.clone()
+    }
+    fn attributes(&self) -> Attributes {
+        self.attributes.clone()
     }
     /// Metrics carry no errors: error ratio 0.
     fn signals(&self) -> features::Signals {
@@ -56,6 +69,12 @@ impl Scorable for RedStats {
             red_series_name(self),
             self.window_seconds,
         )
+    }
+    fn name(&self) -> String {
+        red_series_name(self)
+    }
+    fn attributes(&self) -> Attributes {
+        Attributes::new()
     }
     /// Span durations (ms), calls per second, and the operation's error ratio.
     fn signals(&self) -> features::Signals {

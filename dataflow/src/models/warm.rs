@@ -188,6 +188,7 @@ mod tests {
 
     fn w(metric: &str, start_s: i64, revision: u32) -> WindowStats {
         WindowStats {
+            attributes: Default::default(),
             service: "s".into(),
             metric: metric.into(),
             window_seconds: 10,

@@ -1,6 +1,7 @@
 //! Partial aggregates of one series over one window: exact count, sum, min, max and a DDSketch.
 //! Partials built on different workers (or from different batches) merge exactly.
 
+use apo_schemas::attributes::Attributes;
 use apo_schemas::{MetricPoint, WindowStats};
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,8 @@ use crate::ops::sketch::DDSketch;
 pub struct WindowKey {
     pub service: String,
     pub metric: String,
+    /// The series attributes ([`apo_schemas::attributes`]): empty when the metric has none.
+    pub attributes: Attributes,
     pub window_seconds: u32,
     pub window_start: i64,
 }
@@ -20,10 +23,47 @@ impl WindowKey {
         self.window_start + self.window_seconds as i64 * 1000
     }
 
-    /// Stable across processes and compiler versions ([`crate::ops::route`]): decides which worker owns the series.
+    /// Stable across processes and compiler versions ([`crate::ops::route`]): decides which
+    /// worker owns the series. Every attribute series of a metric has the metric's route, so
+    /// one worker counts a metric's attribute sets against their limit.
     pub fn route(&self) -> u64 {
         crate::ops::route::route_strs(&[&self.service, &self.metric])
     }
+
+    /// The series' own id (its route when it has no attributes).
+    pub fn series_id(&self) -> u64 {
+        series_id(&self.service, &self.metric, &self.attributes)
+    }
+}
+
+/// The id of the series (`service`, `metric`, `attributes`), stable as routes are: the route
+/// of the service and metric when there are no attributes.
+pub fn series_id(service: &str, metric: &str, attributes: &Attributes) -> u64 {
+    if attributes.is_empty() {
+        return crate::ops::route::route_strs(&[service, metric]);
+    }
+    let mut parts: Vec<&str> = Vec::with_capacity(2 + 2 * attributes.len());
+    parts.push(service);
+    parts.push(metric);
+    for (k, v) in attributes {
+        parts.push(k);
+        parts.push(v);
+    }
+    crate::ops::route::route_strs(&parts)
+}
+
+/// Bytes a map of attributes holds on the heap: its keys and values, and its nodes (a B-tree
+/// node holds up to eleven entries).
+pub fn attributes_bytes(a: &Attributes) -> usize {
+    use crate::ops::held::block_bytes;
+    if a.is_empty() {
+        return 0;
+    }
+    let nodes = a.len().div_ceil(11);
+    nodes * block_bytes(11 * 2 * std::mem::size_of::<String>() + 16)
+        + a.iter()
+            .map(|(k, v)| block_bytes(k.capacity()) + block_bytes(v.capacity()))
+            .sum::<usize>()
 }
 
 /// One tumbling window, whatever it aggregates over (outputs keyed by window alone: critical-path
@@ -117,6 +157,7 @@ impl Partial {
         use crate::ops::held::block_bytes;
         block_bytes(self.key.service.capacity())
             + block_bytes(self.key.metric.capacity())
+            + attributes_bytes(&self.key.attributes)
             + block_bytes(self.unit.capacity())
             + self.sketch.heap_bytes()
     }
@@ -162,6 +203,7 @@ impl Partial {
         WindowStats {
             service: self.key.service.clone(),
             metric: self.key.metric.clone(),
+            attributes: self.key.attributes.clone(),
             unit: self.unit.clone(),
             window_seconds: self.key.window_seconds,
             window_start: self.key.window_start,
@@ -221,6 +263,7 @@ mod tests {
 
     fn partial_of(h: Histogram) -> Partial {
         let key = WindowKey {
+            attributes: Default::default(),
             service: "s".into(),
             metric: "m".into(),
             window_seconds: 10,
@@ -236,6 +279,7 @@ mod tests {
             tags: Default::default(),
             histogram: Some(h),
             cumulative: None,
+            resource: None,
         });
         p
     }
@@ -278,6 +322,7 @@ mod tests {
     #[test]
     fn exact_values_keep_the_sketch_accuracy_and_a_bucket_over_zero_has_no_bound() {
         let key = WindowKey {
+            attributes: Default::default(),
             service: "s".into(),
             metric: "m".into(),
             window_seconds: 10,

@@ -103,7 +103,9 @@ impl Windowed for Partial {
     }
     fn key_heap_bytes(&self) -> usize {
         use crate::ops::held::block_bytes;
-        block_bytes(self.key.service.capacity()) + block_bytes(self.key.metric.capacity())
+        block_bytes(self.key.service.capacity())
+            + block_bytes(self.key.metric.capacity())
+            + crate::ops::aggregate::attributes_bytes(&self.key.attributes)
     }
     /// Measured with 200 000 series against the real broker (`tests/it/memory_budget.rs`, the
     /// run the value was chosen on): a burst of 60 000 to 130 000 closing windows raised the
@@ -458,6 +460,7 @@ mod tests {
 
     fn partial(ts: i64, v: f64) -> Partial {
         let key = WindowKey {
+            attributes: Default::default(),
             service: "s".into(),
             metric: "m".into(),
             window_seconds: 10,
@@ -473,6 +476,7 @@ mod tests {
             tags: Default::default(),
             histogram: None,
             cumulative: None,
+            resource: None,
         });
         p
     }

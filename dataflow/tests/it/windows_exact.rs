@@ -33,6 +33,7 @@ fn points(base: i64) -> Vec<MetricPoint> {
             tags: Default::default(),
             histogram: None,
             cumulative: None,
+            resource: None,
         });
     }
     out

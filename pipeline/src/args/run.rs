@@ -83,17 +83,34 @@ pub struct RunArgs {
     /// Longest tag or attribute value accepted, bytes.
     #[arg(long, env = "APO_MAX_ATTRIBUTE_BYTES", default_value_t = 4096)]
     pub max_attribute_bytes: usize,
-    /// Most metric series (service, metric) live at once, in total: a new series past it is
+    /// Most metric series (service, metric, series attributes) live at once, in total: a new series past it is
     /// folded into the series `otel.metric.overflow` / `otel.metric.overflow` (its counts and
     /// sums stay exact totals). A series is live while one of its windows can still change
     /// (its latest window's end plus --horizon). Each worker takes an equal share.
     #[arg(long, env = "APO_MAX_SERIES", default_value_t = 20_000)]
     pub max_series: usize,
-    /// Most live series (metrics) of one service: a new one past it is folded into the
-    /// service's series `otel.metric.overflow`, as OpenTelemetry SDKs mark attribute sets past
-    /// their cardinality limit (2 000 there too).
+    /// Most live series of one service: a new one past it is folded into the service's
+    /// series `otel.metric.overflow` (without attributes).
     #[arg(long, env = "APO_MAX_SERIES_PER_SERVICE", default_value_t = 2_000)]
     pub max_series_per_service: usize,
+    /// Most live attribute sets of one metric of one service: a new set past it is folded into
+    /// the metric's series with the one attribute `otel.metric.overflow = "true"`, exactly as
+    /// the OpenTelemetry SDKs fold attribute sets past their cardinality limit (2 000 there
+    /// too). Exact whatever --workers (a metric's sets are on one worker).
+    #[arg(long, env = "APO_MAX_ATTRIBUTE_SETS", default_value_t = 2_000)]
+    pub max_attribute_sets: usize,
+    /// The attribute keys whose values, with the service and the metric name, make a metric
+    /// series, comma-separated (`--series-attributes ''`: none, a series is service + metric).
+    /// A point's tags (OTLP data point attributes) are looked up first, then its resource's
+    /// attributes. Default: the OpenTelemetry semantic conventions' low-cardinality
+    /// dimensions, http.route, http.request.method, http.response.status_code, http.method,
+    /// http.status_code, rpc.system, rpc.service, rpc.method, rpc.grpc.status_code, db.system,
+    /// db.system.name, db.operation.name, db.collection.name, messaging.system,
+    /// messaging.destination.name, messaging.operation.name, error.type, host.name. Every
+    /// output record carries its series' attributes (`attributes`, a map column in Parquet:
+    /// `attributes['http.route']` in SQL) and they are in its Kafka key.
+    #[arg(long, env = "APO_SERIES_ATTRIBUTES", value_delimiter = ',', num_args = 0..)]
+    pub series_attributes: Option<Vec<String>>,
     /// A cumulative OTLP stream (the OpenTelemetry SDKs' default temporality: each export
     /// repeats the stream's totals, which APO turns into deltas against the stream's previous
     /// point) with no point for this long is forgotten; its next point is then a first point.

@@ -253,7 +253,9 @@ fn metrics_config(a: &RunArgs) -> Result<MetricsConfig, RunError> {
         series_limits: SeriesLimits {
             max_series: a.max_series,
             max_series_per_service: a.max_series_per_service,
+            max_attribute_sets: a.max_attribute_sets,
         },
+        series_attributes: a.series_attributes.clone(),
         cumulative: CumulativeConfig {
             silence: a.cumulative_silence,
             first_within: a.cumulative_first_within,

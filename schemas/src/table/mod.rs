@@ -12,7 +12,9 @@ mod tables;
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::attributes::Attributes;
 
 /// A record type with a Parquet table of its own.
 pub trait Table: Sized + 'static {
@@ -55,6 +57,20 @@ pub enum Value<R> {
     TimestampMs(fn(&R) -> i64, Option<fn(&mut R, i64)>),
     /// A UTC timestamp in nanoseconds since the Unix epoch.
     TimestampNs(fn(&R) -> i64, Option<fn(&mut R, i64)>),
+    /// A map of text to text (series attributes): an Arrow `Map<Utf8, Utf8>`, queried in SQL
+    /// as `attributes['http.route']`. Null in files written before the column existed; read
+    /// back as an empty map.
+    Map(fn(&R) -> &Attributes, Option<fn(&mut R, Attributes)>),
+}
+
+/// The Arrow type of a [`Value::Map`] column: what `arrow`'s `MapBuilder` makes of two string
+/// builders (entries `keys` not null, `values` nullable, unsorted).
+pub fn map_type() -> DataType {
+    let entries = DataType::Struct(Fields::from(vec![
+        Field::new("keys", DataType::Utf8, false),
+        Field::new("values", DataType::Utf8, true),
+    ]));
+    DataType::Map(Arc::new(Field::new("entries", entries, false)), false)
 }
 
 impl<R> Value<R> {
@@ -69,6 +85,7 @@ impl<R> Value<R> {
             Value::Bool(..) => DataType::Boolean,
             Value::TimestampMs(..) => DataType::Timestamp(TimeUnit::Millisecond, utc()),
             Value::TimestampNs(..) => DataType::Timestamp(TimeUnit::Nanosecond, utc()),
+            Value::Map(..) => map_type(),
         }
     }
 
@@ -76,7 +93,7 @@ impl<R> Value<R> {
     pub fn nullable(&self) -> bool {
         matches!(
             self,
-            Value::OptFloat64(..) | Value::OptInt64(..) | Value::OptUtf8(..)
+            Value::OptFloat64(..) | Value::OptInt64(..) | Value::OptUtf8(..) | Value::Map(..)
         )
     }
 }
@@ -162,6 +179,15 @@ macro_rules! __column {
             r.$field = v.to_string();
         }
         $crate::table::Value::Utf8(get, Some(set))
+    }};
+    ($ty:ty, [$field:ident], Map) => {{
+        fn get(r: &$ty) -> &$crate::attributes::Attributes {
+            &r.$field
+        }
+        fn set(r: &mut $ty, v: $crate::attributes::Attributes) {
+            r.$field = v;
+        }
+        $crate::table::Value::Map(get, Some(set))
     }};
     ($ty:ty, [$field:ident], OptFloat64) => {{
         fn get(r: &$ty) -> Option<f64> {

@@ -16,6 +16,7 @@ use crate::WindowStats;
 table!(WindowStats => "window_stats" {
     service: Utf8,
     metric: Utf8,
+    attributes: Map,
     unit: Utf8,
     window_seconds: Int64 as u32,
     window_start: TimestampMs,
@@ -180,6 +181,7 @@ pub fn drivers_text(r: &AnomalyRecord) -> String {
 table!(AnomalyRecord => "anomalies" {
     service: Utf8,
     metric: Utf8,
+    attributes: Map,
     window_seconds: Int64 as u32,
     window_start: TimestampMs,
     window_end: TimestampMs,
@@ -198,6 +200,7 @@ table!(AnomalyRecord => "anomalies" {
 table!(ForecastRecord => "forecasts" {
     service: Utf8,
     metric: Utf8,
+    attributes: Map,
     signal: Utf8,
     window_seconds: Int64 as u32,
     window_start: TimestampMs,

@@ -82,6 +82,7 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
         tags: BTreeMap::new(),
         histogram: None,
         cumulative: None,
+        resource: None,
     };
     let mut out = Vec::with_capacity(3 + scrape.utilization.len());
     if let Some(h) = histogram(&scrape.durations_s) {

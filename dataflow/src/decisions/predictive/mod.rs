@@ -181,6 +181,7 @@ mod tests {
 
     fn forecast(value: f64, lower: f64, upper: f64) -> ForecastRecord {
         ForecastRecord {
+            attributes: Default::default(),
             service: "s".into(),
             metric: "m".into(),
             signal: "rate".into(),

@@ -24,6 +24,7 @@ pub mod streams;
 
 use std::sync::Arc;
 
+use apo_schemas::attributes::SeriesAttributeKeys;
 use apo_schemas::cumulative::Cumulative;
 use apo_schemas::MetricPoint;
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,7 @@ impl RunningPoint {
             tags: self.tags,
             histogram: None,
             cumulative: Some(Box::new(self.cumulative)),
+            resource: None,
         }
     }
 }
@@ -114,13 +116,15 @@ impl RunningPoint {
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The stage: cumulative points, exchanged by stream, made deltas and pre-aggregated into
-/// partials of `window_seconds` windows with sketches of `alpha`. Its counts go to
+/// partials of `window_seconds` windows with sketches of `alpha`, series split by `keys`
+/// (a point's resource attributes among them are in its tags already). Its counts go to
 /// `progress`.
 pub fn cumulative_operator<'scope>(
     points: StreamVec<'scope, u64, RunningPoint>,
     config: CumulativeConfig,
     window_seconds: &[u32],
     alpha: f64,
+    keys: SeriesAttributeKeys,
     progress: Arc<Progress>,
 ) -> StreamVec<'scope, u64, Partial> {
     let index = points.scope().index();
@@ -128,7 +132,7 @@ pub fn cumulative_operator<'scope>(
     let pact = Exchange::new(|p: &RunningPoint| p.cumulative.stream);
     points.unary_frontier(pact, "Cumulative", move |_cap, _info| {
         let mut streams = Streams::new(config.settings());
-        let mut pre = PreAggregator::new(&windows, alpha);
+        let mut pre = PreAggregator::new(&windows, alpha, keys.clone());
         let mut stash: Stash<RunningPoint> = Stash::new();
         let mut partials = Vec::new();
         let mut warned = (0u64, None::<std::time::Instant>);

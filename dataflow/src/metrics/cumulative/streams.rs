@@ -328,6 +328,7 @@ mod tests {
 
     fn point(stream: u64, ts: i64, start_ms: i64, running: Running) -> MetricPoint {
         MetricPoint {
+            resource: None,
             timestamp: ts,
             service: "cart".into(),
             name: "m".into(),
