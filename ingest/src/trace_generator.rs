@@ -106,6 +106,7 @@ impl Builder<'_> {
     ) -> SpanId {
         let id = self.id();
         self.spans.push(Span {
+            links: Vec::new(),
             trace_id: self.trace,
             span_id: id,
             parent_span_id: parent,

@@ -49,5 +49,5 @@ pub mod window_stats;
 pub use decoded::Decoded;
 pub use metric::{bucket_bound, Histogram, MetricPoint, SchemaError};
 pub use row::OutputRow;
-pub use span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+pub use span::{Span, SpanId, SpanKind, SpanLink, SpanStatus, TraceId};
 pub use window_stats::WindowStats;

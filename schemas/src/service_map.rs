@@ -12,7 +12,8 @@ pub struct ServiceMapEdge {
     pub client: String,
     /// The callee.
     pub server: String,
-    /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
+    /// `""` between instrumented services, `messaging_system` (producer → consumer, as the
+    /// `servicegraph` connector names it), `database` or `virtual_node`.
     pub connection_type: String,
     /// The window's size, seconds.
     pub window_seconds: u32,
@@ -80,7 +81,8 @@ pub struct ServiceMapCurrent {
     pub client: String,
     /// The callee.
     pub server: String,
-    /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
+    /// `""` between instrumented services, `messaging_system` (producer → consumer, as the
+    /// `servicegraph` connector names it), `database` or `virtual_node`.
     pub connection_type: String,
     /// `upsert` or `retract`.
     pub change: String,

@@ -304,6 +304,22 @@ pub struct Span {
     /// a whole number; 1 when it was not sampled or says nothing.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub adjusted_count: u64,
+    /// Spans this one is linked to (OpenTelemetry span links): a CONSUMER span's links to the
+    /// PRODUCER spans of the messages it handled, in other traces, make messaging edges of the
+    /// service map.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpanLink>,
+}
+
+/// A link from a span to a span of this or another trace.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub struct SpanLink {
+    /// The linked span's trace.
+    pub trace_id: TraceId,
+    /// The linked span.
+    pub span_id: SpanId,
 }
 
 fn one() -> u64 {

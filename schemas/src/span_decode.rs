@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 
 use crate::decoded::Decoded;
 use crate::otlp::{any_to_string, service_name};
-use crate::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
+use crate::span::{Span, SpanId, SpanKind, SpanLink, SpanStatus, TraceId};
 use crate::SchemaError;
 
 /// Keeps the span at `index` of a message when it decoded and is valid, else records why not.
@@ -112,6 +112,7 @@ impl ZipkinSpan {
             }
         }
         Ok(Span {
+            links: Vec::new(),
             trace_id,
             span_id,
             parent_span_id,
@@ -270,6 +271,16 @@ fn decode_trace_request(req: &ExportTraceServiceRequest) -> Decoded<Span> {
                             })
                             .collect(),
                         follows_from: false,
+                        links: s
+                            .links
+                            .iter()
+                            .map(|l| {
+                                Ok(SpanLink {
+                                    trace_id: TraceId::from_bytes(&l.trace_id)?,
+                                    span_id: SpanId::from_bytes(&l.span_id)?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>, SchemaError>>()?,
                         adjusted_count: crate::span::adjusted_count(&s.trace_state).ok_or_else(
                             || SchemaError::Invalid {
                                 field: "trace_state",
@@ -489,5 +500,60 @@ mod tests {
         let idx: Vec<usize> = d.errors.iter().map(|(i, _)| *i).collect();
         assert_eq!(idx, vec![1, 2]);
         assert!(decode_spans_otlp(b"\xff\xff garbage").is_err());
+    }
+
+    /// A span's links decode from OTLP protobuf and OTLP JSON alike, and APO JSON carries
+    /// them as `links: [{trace_id, span_id}]`.
+    #[test]
+    fn otlp_span_links_decode() {
+        let link = span::Link {
+            trace_id: 7u128.to_be_bytes().to_vec(),
+            span_id: 9u64.to_be_bytes().to_vec(),
+            ..Default::default()
+        };
+        let s = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: 1u128.to_be_bytes().to_vec(),
+            span_id: 2u64.to_be_bytes().to_vec(),
+            name: "receive".into(),
+            kind: span::SpanKind::Consumer as i32,
+            start_time_unix_nano: 1_000_000,
+            end_time_unix_nano: 3_000_000,
+            links: vec![link],
+            ..Default::default()
+        };
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("billing".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![s],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let d = decode_spans_otlp(&req.encode_to_vec()).unwrap();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let want = vec![SpanLink {
+            trace_id: TraceId(7),
+            span_id: SpanId(9),
+        }];
+        assert_eq!(d.items[0].links, want);
+        let j = decode_spans_otlp_json(&serde_json::to_vec(&req).unwrap()).unwrap();
+        assert_eq!(j.items, d.items);
+        let apo = serde_json::to_string(&d.items[0]).unwrap();
+        assert!(
+            apo.contains(r#""links":[{"trace_id":"00000000000000000000000000000007","span_id":"0000000000000009"}]"#),
+            "{apo}"
+        );
+        assert_eq!(decode_spans_json(apo.as_bytes()).unwrap().items, d.items);
     }
 }

@@ -69,6 +69,16 @@ pub fn spans_to_otlp(spans: &[Span]) -> ExportTraceServiceRequest {
                     code,
                     message: String::new(),
                 }),
+                trace_state: trace_state(s.adjusted_count),
+                links: s
+                    .links
+                    .iter()
+                    .map(|l| otlp::span::Link {
+                        trace_id: l.trace_id.0.to_be_bytes().to_vec(),
+                        span_id: l.span_id.0.to_be_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             });
     }
@@ -88,6 +98,19 @@ pub fn spans_to_otlp(spans: &[Span]) -> ExportTraceServiceRequest {
             })
             .collect(),
     }
+}
+
+/// The W3C tracestate of a span sampled with probability 1 / `adjusted_count`: OpenTelemetry's
+/// rejection threshold `ot=th:…` (2^56 · (1 − probability), 14 hex digits, trailing zeros
+/// trimmed); empty for a span that was not sampled (a count of 1).
+pub fn trace_state(adjusted_count: u64) -> String {
+    if adjusted_count <= 1 {
+        return String::new();
+    }
+    let full: u128 = 1 << 56;
+    let t = full - full / u128::from(adjusted_count);
+    let hex = format!("{t:014x}");
+    format!("ot=th:{}", hex.trim_end_matches('0'))
 }
 
 /// OTLP protobuf bytes of [`spans_to_otlp`].
@@ -225,6 +248,7 @@ mod tests {
 
     fn spans() -> Vec<Span> {
         let base = Span {
+            links: Vec::new(),
             trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
             span_id: SpanId(1),
             parent_span_id: None,
@@ -297,5 +321,29 @@ mod tests {
         fine[0].end_ns += 999;
         let d = decode_spans_json(&encode_spans_zipkin(&fine)).unwrap();
         assert_eq!(d.items[0].end_ns, spans()[0].end_ns);
+    }
+
+    /// The threshold a count encodes decodes back to the count (OpenTelemetry's examples:
+    /// `th:8` is a probability of 1/2, `th:c` of 1/4), and links and counts go through OTLP.
+    #[test]
+    fn adjusted_counts_and_links_go_through_otlp() {
+        assert_eq!(trace_state(1), "");
+        assert_eq!(trace_state(2), "ot=th:8");
+        assert_eq!(trace_state(4), "ot=th:c");
+        for n in [2u64, 3, 4, 10, 1000] {
+            assert_eq!(crate::span::adjusted_count(&trace_state(n)), Some(n), "{n}");
+        }
+        let mut s = spans();
+        s[0].adjusted_count = 4;
+        s[1].links.push(crate::span::SpanLink {
+            trace_id: TraceId(5),
+            span_id: SpanId(6),
+        });
+        let back = decode_spans_otlp(&encode_spans_otlp(&s)).unwrap();
+        let mut got = back.items.clone();
+        got.sort_by_key(|x| x.span_id);
+        let mut want = s.clone();
+        want.sort_by_key(|x| x.span_id);
+        assert_eq!(got, want);
     }
 }

@@ -226,6 +226,7 @@ mod tests {
         {
             let end_ns = (1_764_115_200_000 + 5_000) * 1_000_000;
             p.add(&Span {
+                links: Vec::new(),
                 trace_id: TraceId(1),
                 span_id: SpanId(i as u64 + 1),
                 parent_span_id: None,

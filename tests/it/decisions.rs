@@ -154,6 +154,7 @@ fn call(id: u128, server: &str, end_ms: i64, failed: bool) -> Vec<apo_schemas::S
     let ns = |ms: i64| ms * 1_000_000;
     let span =
         |n: u64, parent: Option<u64>, service: &str, kind, from: i64, to: i64, status| Span {
+            links: Vec::new(),
             trace_id: TraceId(id),
             span_id: SpanId(id as u64 * 10 + n),
             parent_span_id: parent.map(|p| SpanId(id as u64 * 10 + p)),

@@ -877,7 +877,7 @@ fn the_shop_scales_the_backend_that_slows_its_frontend_and_its_spans_draw_the_ma
         ("frontend", "product-catalog", ""),
         ("checkout", "payment", ""),
         ("payment", "stripe-api", "virtual_node"),
-        ("checkout", "email", "messaging"),
+        ("checkout", "email", "messaging_system"),
         ("product-catalog", "product-catalog_db", "database"),
     ] {
         assert!(

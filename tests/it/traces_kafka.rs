@@ -407,3 +407,77 @@ fn a_graceful_stop_retracts_nothing_from_the_current_service_map() {
         );
     }
 }
+
+/// Issue 15, item 5, through the broker and `apo run`: span links and sampling weights on a
+/// known topology, as OTLP protobuf. An order service's PRODUCER span (sampled at 1/4: its
+/// tracestate's `ot=th:c`) has no consumer in its trace; a billing CONSUMER span in a trace of
+/// its own links it, failed, also sampled at 1/4: one `messaging_system` edge orders →
+/// billing of 4 calls, all failed, and no `user` edge for that consumer. A second billing
+/// consumer links a producer nobody sent: its trace's entry is `user` → billing, 1 call.
+/// Edges are exact.
+#[test]
+fn span_links_make_messaging_edges_across_traces_counted_with_their_adjusted_counts() {
+    use apo_schemas::{SpanId, SpanKind, SpanLink, SpanStatus, TraceId};
+    let start = (now_ms() - 3_600_000) / 10_000 * 10_000;
+    let span = |trace: u128, id: u64, parent: Option<u64>, kind, service: &str, at: i64| Span {
+        trace_id: TraceId(trace),
+        span_id: SpanId(id),
+        parent_span_id: parent.map(SpanId),
+        service: service.into(),
+        name: "op".into(),
+        kind,
+        start_ns: (start + at) * 1_000_000,
+        end_ns: (start + at + 20) * 1_000_000,
+        status: SpanStatus::Unset,
+        attributes: Default::default(),
+        follows_from: false,
+        adjusted_count: 4,
+        links: Vec::new(),
+    };
+    let order = vec![
+        span(0xa1, 1, None, SpanKind::Server, "orders", 100),
+        span(0xa1, 2, Some(1), SpanKind::Producer, "orders", 110),
+    ];
+    let mut consumer = span(0xb2, 3, None, SpanKind::Consumer, "billing", 400);
+    consumer.links.push(SpanLink {
+        trace_id: TraceId(0xa1),
+        span_id: SpanId(2),
+    });
+    consumer.status = SpanStatus::Error;
+    let mut orphan = span(0xc3, 4, None, SpanKind::Consumer, "billing", 500);
+    orphan.adjusted_count = 1;
+    orphan.links.push(SpanLink {
+        trace_id: TraceId(0xdead),
+        span_id: SpanId(99),
+    });
+    let traces = vec![order, vec![consumer], vec![orphan]];
+    let t = trace_topics("span-links", PARTITIONS);
+    let out = run(&t, &messages(&traces, SpanFormat::Otlp), 3);
+    assert!(
+        out.dlq.is_empty(),
+        "{:?}",
+        out.dlq.first().map(|d| &d.headers)
+    );
+    let mut edges: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    for e in &out.edges {
+        let k = (
+            e["client"].as_str().unwrap().to_string(),
+            e["server"].as_str().unwrap().to_string(),
+            e["connection_type"].as_str().unwrap().to_string(),
+        );
+        // the latest revision of each window (one window here)
+        edges.insert(
+            k,
+            (e["calls"].as_u64().unwrap(), e["failed"].as_u64().unwrap()),
+        );
+    }
+    let key = |c: &str, s: &str, k: &str| (c.to_string(), s.to_string(), k.to_string());
+    assert_eq!(
+        edges,
+        BTreeMap::from([
+            (key("user", "orders", ""), (4, 0)),
+            (key("orders", "billing", "messaging_system"), (4, 4)),
+            (key("user", "billing", ""), (1, 0)),
+        ])
+    );
+}

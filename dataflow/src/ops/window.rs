@@ -324,6 +324,7 @@ pub fn new_window_bytes(p: &Partial) -> usize {
 ///     attributes: Default::default(),
 ///     follows_from: false,
 ///     adjusted_count: 1,
+///     links: Vec::new(),
 /// };
 /// let partial = |s: &Span| {
 ///     let mut p = RedPartial::new(RedPartial::window_of(s, 10), 0.01, 10);

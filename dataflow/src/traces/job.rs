@@ -49,6 +49,7 @@ use crate::models::config::ModelConfig;
 use crate::ops::aggregate::window_start;
 use crate::ops::window::{delayed_window_operator, window_operator};
 use crate::traces::assembly::{AssembledTrace, AssemblyConfig};
+use crate::traces::links::{link_operator, trace_links, LinkHalf};
 use crate::traces::map_view::current_map;
 use crate::traces::path_share::{path_record, SharePartial, ShareWindow};
 use crate::traces::red::{RedPartial, RedWindow};
@@ -232,6 +233,7 @@ enum TraceOut {
     Path(CriticalPathRecord),
     Share(SharePartial),
     Edge(EdgePartial),
+    Link(LinkHalf),
 }
 
 impl TraceOut {
@@ -250,6 +252,12 @@ impl TraceOut {
     fn into_edge(self) -> Option<EdgePartial> {
         match self {
             TraceOut::Edge(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn into_link(self) -> Option<LinkHalf> {
+        match self {
+            TraceOut::Link(h) => Some(h),
             _ => None,
         }
     }
@@ -274,6 +282,7 @@ fn trace_outputs<'s>(
                 let mut shares: BTreeMap<ShareWindow, SharePartial> = BTreeMap::new();
                 let mut edges: BTreeMap<MapWindow, EdgePartial> = BTreeMap::new();
                 let mut paths = Vec::with_capacity(data.len());
+                let mut links = Vec::new();
                 for t in data.drain(..) {
                     let last_end = t.spans.iter().map(|s| s.event_time_ms()).max().unwrap_or(0);
                     let record = path_record(&t);
@@ -282,6 +291,7 @@ fn trace_outputs<'s>(
                         .entry(w.clone())
                         .or_insert_with(|| SharePartial::new(w, max_share_rows))
                         .add(&record);
+                    links.extend(trace_links(&t.spans, last_end));
                     let mut calls = trace_edges_with(&t.spans, &peers);
                     attribute_critical(&t.spans, &record.segments, &mut calls);
                     for mut c in calls {
@@ -298,6 +308,7 @@ fn trace_outputs<'s>(
                 session.give_iterator(paths.into_iter());
                 session.give_iterator(shares.into_values().map(TraceOut::Share));
                 session.give_iterator(edges.into_values().map(TraceOut::Edge));
+                session.give_iterator(links.into_iter().map(TraceOut::Link));
             });
         }
     })
@@ -423,29 +434,36 @@ impl Job for SpanJob {
         let traces = assemble_traces(spans, cfg.assembly, ctx.held(), ctx.progress.budget.clone());
         let peers = cfg.peer_attributes.clone();
         let mut outs =
-            trace_outputs(traces, size, alpha, cfg.max_share_rows, peers).partition(3, |x| {
+            trace_outputs(traces, size, alpha, cfg.max_share_rows, peers).partition(4, |x| {
                 let part = match &x {
                     TraceOut::Path(_) => 0,
                     TraceOut::Share(_) => 1,
                     TraceOut::Edge(_) => 2,
+                    TraceOut::Link(_) => 3,
                 };
                 (part, x)
             });
+        let links = outs
+            .pop()
+            .map(|p| p.flat_map(TraceOut::into_link))
+            .expect("four parts");
         let edges = outs
             .pop()
             .map(|p| p.flat_map(TraceOut::into_edge))
-            .expect("three parts");
+            .expect("four parts");
         let shares = outs
             .pop()
             .map(|p| p.flat_map(TraceOut::into_share))
-            .expect("three parts");
+            .expect("four parts");
         let paths = outs
             .pop()
             .map(|p| p.flat_map(TraceOut::into_path))
-            .expect("three parts");
+            .expect("four parts");
         let path_done = sink(paths, sinks.critical_path, delay, ctx, &mut states);
         let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held());
         let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
+        // Producer → consumer pairs across traces, each in time for its window.
+        let edges = edges.concat(link_operator(links, size, alpha, delay));
         let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held());
         let current = current_map(edges.clone(), cfg.map_horizon_ms, alpha);
         let edges = edges.map(EdgeWindow::into_edge);

@@ -2,7 +2,9 @@
 //! `servicegraph` connector (client, server, connection type; failed; latency).
 //!
 //! 1. A CLIENT or PRODUCER span with a SERVER or CONSUMER child in another service: an edge
-//!    from the client's service to the child's (`messaging` for producer → consumer).
+//!    from the client's service to the child's (`messaging_system` for producer → consumer).
+//!    A CONSUMER span linked to a PRODUCER span of another trace is paired with it across
+//!    traces ([`crate::traces::links`]).
 //! 2. A parent and child in different services where (1) does not apply (kinds missing): an
 //!    edge from the parent's service to the child's.
 //! 3. A CLIENT or PRODUCER span with no such child: the peer is not instrumented. A database
@@ -13,7 +15,8 @@
 //!    `peer.service`, `rpc.service`, `server.address`, `net.peer.name`, `net.sock.peer.addr`,
 //!    `net.sock.peer.name`, `http.url`, `http.target`), connection type `virtual_node`. Spans
 //!    naming none of these make no edge.
-//! 4. Root spans: an edge from the virtual node `user` to the root's service.
+//! 4. Root spans: an edge from the virtual node `user` to the root's service (for a root
+//!    CONSUMER span linked into another trace, only when its producer does not come).
 //!
 //! A sampled span stands for as many calls as its adjusted count (OpenTelemetry's `ot=th:`
 //! threshold): calls, failures and the latency sketches count it that many times.
@@ -63,7 +66,7 @@ pub struct Edge {
     pub client: String,
     /// The called service, database or queue.
     pub server: String,
-    /// `""` between instrumented services, `messaging`, `database` or `virtual_node`.
+    /// `""` between instrumented services, `messaging_system`, `database` or `virtual_node`.
     pub connection_type: String,
 }
 
@@ -195,7 +198,7 @@ pub fn trace_edges_with(spans: &[Span], peers: &[String]) -> Vec<EdgeCall> {
             .parent_span_id
             .and_then(|p| by_id.get(&p.0))
             .map(|&p| &spans[p]);
-        if parent.is_none() {
+        if parent.is_none() && !crate::traces::links::links_out(s) {
             out.push(call(edge(USER, &s.service, ""), s, s));
         }
         let is_client = matches!(s.kind, SpanKind::Client | SpanKind::Producer);
@@ -213,7 +216,7 @@ pub fn trace_edges_with(spans: &[Span], peers: &[String]) -> Vec<EdgeCall> {
             for c in served {
                 if c.service != s.service {
                     let kind = if s.kind == SpanKind::Producer {
-                        "messaging"
+                        "messaging_system"
                     } else {
                         ""
                     };

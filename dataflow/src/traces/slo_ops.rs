@@ -169,6 +169,7 @@ mod tests {
             window_start: 0,
         });
         let span = |status, adjusted_count| Span {
+            links: Vec::new(),
             trace_id: TraceId(1),
             span_id: SpanId(1),
             parent_span_id: None,

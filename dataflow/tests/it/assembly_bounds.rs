@@ -6,6 +6,7 @@ use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 fn span(trace: u128, id: u64, end_ms: i64) -> Span {
     Span {
+        links: Vec::new(),
         trace_id: TraceId(trace),
         span_id: SpanId(id),
         parent_span_id: None,

@@ -8,6 +8,7 @@ use apo_schemas::span::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 /// A span named by a letter: its id is the letter's code.
 fn span(name: char, parent: Option<char>, start: i64, end: i64) -> Span {
     Span {
+        links: Vec::new(),
         trace_id: TraceId(1),
         span_id: SpanId(name as u64),
         parent_span_id: parent.map(|p| SpanId(p as u64)),

@@ -67,7 +67,7 @@ fn the_web_shop_topology_and_its_critical_paths() {
         e("payment", "stripe-api", "virtual_node"),
         e("checkout", "shipping", ""),
         e("checkout", "orders", "database"),
-        e("checkout", "email", "messaging"),
+        e("checkout", "email", "messaging_system"),
     ]
     .into_iter()
     .collect();

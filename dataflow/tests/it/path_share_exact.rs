@@ -10,6 +10,7 @@ const MS: i64 = 1_000_000;
 
 fn span(trace: u128, id: u64, parent: Option<u64>, svc: &str, op: &str, s: i64, e: i64) -> Span {
     Span {
+        links: Vec::new(),
         trace_id: TraceId(trace),
         span_id: SpanId(id),
         parent_span_id: parent.map(SpanId),

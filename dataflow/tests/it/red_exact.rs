@@ -14,6 +14,7 @@ const T0: i64 = 1_764_115_200_000; // a whole minute, ms
 fn span(i: u64, op: &str, kind: SpanKind, status: SpanStatus, end_ms: i64, dur_us: i64) -> Span {
     let end_ns = end_ms * 1_000_000;
     Span {
+        links: Vec::new(),
         trace_id: TraceId(i as u128 + 1),
         span_id: SpanId(i + 1),
         parent_span_id: None,

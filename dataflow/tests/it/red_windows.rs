@@ -22,6 +22,7 @@ fn spans() -> Vec<Span> {
             let end_ms = T0 + (i as i64) * 3; // 60 s of spans
             let dur_us = ((seed >> 33) % 50_000) as i64 + 1;
             Span {
+                links: Vec::new(),
                 trace_id: TraceId(i as u128 + 1),
                 span_id: SpanId(i + 1),
                 parent_span_id: None,

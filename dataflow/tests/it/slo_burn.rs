@@ -8,6 +8,7 @@ use apo_schemas::{Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 fn span(kind: SpanKind, name: &str, ms: i64, error: bool, db: bool) -> Span {
     Span {
+        links: Vec::new(),
         trace_id: TraceId(1),
         span_id: SpanId(1),
         parent_span_id: None,

@@ -28,6 +28,7 @@ fn spans() -> Vec<Span> {
             id += 1;
             let end = T0 + t * 20 + (next() % 500) as i64;
             out.push(Span {
+                links: Vec::new(),
                 trace_id: TraceId(t as u128 + 1),
                 span_id: SpanId(id),
                 parent_span_id: (k > 0).then_some(SpanId(id - k)),

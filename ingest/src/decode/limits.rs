@@ -44,6 +44,12 @@ impl FieldLimits {
         bounded(field, value.len(), self.max_name_bytes, "bytes")
     }
 
+    /// Checks how many entries of a list (`links`) a record has, against the attributes'
+    /// limit.
+    pub fn check_count(&self, field: &'static str, n: usize) -> Result<(), SchemaError> {
+        bounded(field, n, self.max_attributes, "entries")
+    }
+
     /// Checks a record's attributes (`field` names them: `tags`, `attributes`): how many, and
     /// each key and value.
     pub fn check_attributes(

@@ -28,7 +28,9 @@ pub fn decode_span_message(
         bounds.check(s.start_ns.div_euclid(1_000_000), now_ms, "start_ns")?;
         limits.check_name("service", &s.service)?;
         limits.check_name("name", &s.name)?;
-        limits.check_attributes("attributes", &s.attributes)
+        limits.check_attributes("attributes", &s.attributes)?;
+        // The SDKs keep at most 128 links a span, as they keep attributes.
+        limits.check_count("links", s.links.len())
     })
 }
 

@@ -99,6 +99,7 @@ pub(super) fn server(service: &str, t: &Traced, start: Nanos, end: Nanos, ok: bo
         (SpanKind::Server, format!("GET /{service}"))
     };
     Span {
+        links: Vec::new(),
         trace_id: t.trace,
         span_id: t.span,
         parent_span_id: t.client.map(|c| c.0),
@@ -142,6 +143,7 @@ pub(super) fn client(
         )
     };
     Some(Span {
+        links: Vec::new(),
         trace_id: t.trace,
         span_id: id,
         parent_span_id: Some(parent),
@@ -167,6 +169,7 @@ pub(super) fn database(
     end: Nanos,
 ) -> Span {
     Span {
+        links: Vec::new(),
         trace_id: t.trace,
         span_id: ids.0,
         parent_span_id: Some(ids.1),
