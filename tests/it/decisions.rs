@@ -563,3 +563,80 @@ fn a_busy_connection_pool_is_tuned_by_littles_law() {
         [[d.id.as_str(), "tune", "succeeded"]]
     );
 }
+
+/// Issue 16's canary by `service.version`, end to end: `checkout` 1.5.0 runs beside 1.4.2 as
+/// the same service, its metrics told apart only by the version tag (and split by route,
+/// which the judge rolls up). The planner makes `service.version` a series attribute by itself
+/// (it is not one by default) and rolls 1.5.0 back once, at the fifth window both versions
+/// have.
+#[test]
+fn a_canary_version_slower_than_its_baseline_is_rolled_back() {
+    let t = topics("canary-version", 2);
+    let decisions = unique("canary-version.decisions");
+    apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("decisions.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        r#"
+window_seconds = 10
+decision_ttl = "3h"
+[[rollback]]
+service = "checkout"
+canary = "1.5.0"
+baseline = "1.4.2"
+[[rollback.metrics]]
+name = "http.server.request.duration"
+statistic = "p99"
+direction = "increase"
+critical = true
+"#,
+    )
+    .unwrap();
+    // Eight 10 s windows; in each, every version serves 40 requests on two routes, the
+    // canary twice as slow (the same spread).
+    let w = base();
+    let mut pts = Vec::new();
+    for window in 0..8i64 {
+        for (version, factor) in [("1.4.2", 1.0), ("1.5.0", 2.0)] {
+            for i in 0..40i64 {
+                let mut p = point(
+                    w + window * 10_000 + i * 200,
+                    "http.server.request.duration",
+                    factor * (50.0 + ((i * 37 + window * 11) % 50) as f64),
+                );
+                p.tags.insert("service.version".into(), version.into());
+                p.tags.insert(
+                    "http.route".into(),
+                    ["/pay", "/cart"][(i % 2) as usize].into(),
+                );
+                pts.push(p);
+            }
+        }
+    }
+    produce(&t.metrics, &messages(&pts, 2, 40));
+    let data = dir.path().join("data");
+    let issued = run_planner(
+        &t,
+        &data,
+        &planner,
+        &key_file.display().to_string(),
+        &decisions,
+        &["--windows", "10s"],
+    );
+    assert_eq!(issued.len(), 1, "{issued:#?}");
+    let d = &issued[0];
+    assert_eq!(d.target, "checkout");
+    assert_eq!(d.action, apo_schemas::decision::DecisionAction::Rollback);
+    assert_eq!(d.window_start, w + 4 * 10_000);
+    assert!(d.reason.starts_with("CanaryFailed: 1.5.0"), "{}", d.reason);
+    // The windows themselves are the versions' route series.
+    let versions: std::collections::BTreeSet<String> =
+        window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(3)))
+            .iter()
+            .filter_map(|s| s.attributes.get("service.version").cloned())
+            .collect();
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["1.4.2", "1.5.0"]);
+}

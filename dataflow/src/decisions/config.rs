@@ -262,8 +262,8 @@ impl PlannerConfig {
             if !rollback_targets.insert(r.target()) {
                 return bad(format!("rollback target `{}` is judged twice", r.target()));
             }
-            for service in [&r.canary, &r.baseline] {
-                if !judged.insert(service.as_str()) {
+            for service in r.services() {
+                if !judged.insert(service) {
                     return bad(format!(
                         "service `{service}` is in two [[rollback]] entries (a service is the \
                          canary or the baseline of one)"
@@ -320,8 +320,21 @@ impl PlannerConfig {
     pub fn route_key<'a>(&'a self, service: &'a str) -> &'a str {
         self.rollback
             .iter()
-            .find(|r| r.canary == service || r.baseline == service)
+            .find(|r| r.services().contains(&service))
             .map_or(service, |r| r.target())
+    }
+
+    /// The attributes the rules tell series apart by (a canary's `service.version`): the
+    /// metrics pipeline must keep them as series attributes.
+    pub fn series_attributes(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .rollback
+            .iter()
+            .filter_map(|r| r.attribute().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 }
 

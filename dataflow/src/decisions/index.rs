@@ -53,8 +53,9 @@ impl SeriesIndex {
         }
         for r in &c.rollback {
             for m in &r.metrics {
-                add(&r.canary, &m.name);
-                add(&r.baseline, &m.name);
+                for s in r.services() {
+                    add(s, &m.name);
+                }
             }
         }
         let mut scale = HashMap::new();
@@ -67,9 +68,9 @@ impl SeriesIndex {
         }
         let mut route = HashMap::new();
         for r in &c.rollback {
-            for s in [&r.canary, &r.baseline] {
+            for s in r.services() {
                 route
-                    .entry(s.clone())
+                    .entry(s.to_string())
                     .or_insert_with(|| r.target().to_string());
             }
         }

@@ -269,11 +269,18 @@ pub fn planner_operator<'s>(
 /// series' (a mixture's quantile is at most its components' largest: an upper bound, exact
 /// for one series). A metric with one series is passed as it is.
 pub(crate) fn rollup(rows: Vec<WindowStats>) -> Vec<WindowStats> {
+    rollup_keeping(rows, None)
+}
+
+/// [`rollup`], keeping apart the series of a metric that differ in attribute `keep` (a
+/// canary's `service.version`): a merged row has that attribute only.
+pub(crate) fn rollup_keeping(rows: Vec<WindowStats>, keep: Option<&str>) -> Vec<WindowStats> {
     if rows.iter().all(|w| w.attributes.is_empty()) {
         return rows;
     }
-    let mut by_series: BTreeMap<(String, String, u32, i64), WindowStats> = BTreeMap::new();
-    let mut merged: std::collections::BTreeSet<(String, String, u32, i64)> = Default::default();
+    type Key = (String, String, u32, i64, Option<String>);
+    let mut by_series: BTreeMap<Key, WindowStats> = BTreeMap::new();
+    let mut merged: std::collections::BTreeSet<Key> = Default::default();
     let mut order = Vec::new();
     for w in rows {
         let k = (
@@ -281,6 +288,7 @@ pub(crate) fn rollup(rows: Vec<WindowStats>) -> Vec<WindowStats> {
             w.metric.clone(),
             w.window_seconds,
             w.window_start,
+            keep.and_then(|a| w.attributes.get(a).cloned()),
         );
         match by_series.get_mut(&k) {
             None => {
@@ -316,6 +324,9 @@ pub(crate) fn rollup(rows: Vec<WindowStats>) -> Vec<WindowStats> {
             let mut w = by_series.remove(&k)?;
             if merged.contains(&k) {
                 w.attributes.clear();
+                if let (Some(a), Some(v)) = (keep, &k.4) {
+                    w.attributes.insert(a.to_string(), v.clone());
+                }
                 w.mean = if w.count > 0 {
                     w.sum / w.count as f64
                 } else {
@@ -334,6 +345,12 @@ fn plan(
     states: &mut PlannerState,
     rows: Vec<WindowStats>,
 ) -> Vec<Decision> {
+    // A canary told from its baseline by an attribute reads the rows before the roll-up.
+    let sides = config
+        .rollback
+        .iter()
+        .any(|r| r.attribute().is_some())
+        .then(|| rows.clone());
     let rows = rollup(rows);
     // target → window start → its rows
     let mut by_target: BTreeMap<&str, BTreeMap<i64, Vec<&WindowStats>>> = BTreeMap::new();
@@ -390,7 +407,19 @@ fn plan(
     for r in &config.rollback {
         // window start → the canary's and the baseline's rows
         let mut windows: BTreeMap<i64, Vec<&WindowStats>> = BTreeMap::new();
+        let side_rows = match (r.attribute(), &sides) {
+            (Some(a), Some(rows)) => canary_sides(r, a, rows),
+            _ => Vec::new(),
+        };
+        if r.attribute().is_some() {
+            for w in &side_rows {
+                windows.entry(w.window_start).or_default().push(w);
+            }
+        }
         for service in [&r.canary, &r.baseline] {
+            if r.attribute().is_some() {
+                break;
+            }
             for (start, ws) in by_target.get(service.as_str()).into_iter().flatten() {
                 windows
                     .entry(*start)
@@ -417,6 +446,32 @@ fn plan(
         }
     }
     out
+}
+
+/// The rows of a canary and its baseline that run as one service, told apart by `attribute`:
+/// each side's attribute series of a metric rolled up into one row per window, named by the
+/// side (its `service` is the side's value of the attribute, as the judge looks sides up).
+fn canary_sides(r: &RollbackTarget, attribute: &str, rows: &[WindowStats]) -> Vec<WindowStats> {
+    let Some(service) = r.service.as_deref() else {
+        return Vec::new();
+    };
+    let mine: Vec<WindowStats> = rows
+        .iter()
+        .filter(|w| {
+            w.service == service
+                && w.attributes
+                    .get(attribute)
+                    .is_some_and(|v| *v == r.canary || *v == r.baseline)
+        })
+        .cloned()
+        .collect();
+    rollup_keeping(mine, Some(attribute))
+        .into_iter()
+        .filter_map(|mut w| {
+            w.service = w.attributes.get(attribute)?.clone();
+            Some(w)
+        })
+        .collect()
 }
 
 /// The rollback decision of a failed canary.
@@ -1411,6 +1466,79 @@ mod tests {
         assert_eq!(run(1.6), out, "the same windows, the same decision");
         assert!(run(1.0).is_empty(), "a canary like its baseline passes");
         assert!(run(1.02).is_empty(), "2 % slower is within the tolerance");
+    }
+
+    /// The same canary, running as `checkout` itself and told apart by `service.version`
+    /// (each version's windows split further by route, which the judge rolls up): the same
+    /// decision as when it ran as a service of its own, and nothing for a healthy one.
+    #[test]
+    fn a_canary_told_apart_by_service_version_is_judged_as_one_of_its_own() {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let cfg = PlannerConfig::from_toml(
+            r#"
+            [[rollback]]
+            service = "checkout"
+            canary = "1.5.0"
+            baseline = "1.4.2"
+            group_weights = { latency = 50, errors = 50 }
+            [[rollback.metrics]]
+            name = "http.server.request.duration"
+            statistic = "p99"
+            direction = "increase"
+            group = "latency"
+            [[rollback.metrics]]
+            name = "http.server.errors"
+            group = "errors"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.series_attributes(), vec!["service.version".to_string()]);
+        assert!(cfg.reads("checkout", "http.server.errors"));
+        let by_version = |rows: Vec<WindowStats>| -> Vec<WindowStats> {
+            rows.into_iter()
+                .flat_map(|w| {
+                    let version = if w.service == "checkout-canary" {
+                        "1.5.0"
+                    } else {
+                        "1.4.2"
+                    };
+                    ["/pay", "/cart"].map(|route| {
+                        let mut r = w.clone();
+                        r.service = "checkout".into();
+                        r.attributes
+                            .insert("service.version".into(), version.into());
+                        r.attributes.insert("http.route".into(), route.into());
+                        r
+                    })
+                })
+                .collect()
+        };
+        let run = |slower: f64| {
+            let mut states = PlannerState::default();
+            canary_windows(14, slower)
+                .into_iter()
+                .flat_map(|rows| plan(&cfg, &key, &mut states, by_version(rows)))
+                .collect::<Vec<_>>()
+        };
+        let out = run(1.6);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let d = &out[0];
+        assert_eq!(d.target, "checkout");
+        assert_eq!(d.action, DecisionAction::Rollback);
+        assert_eq!(d.window_start, 1_800_000_000_000 + 4 * 60_000);
+        assert!(
+            d.reason
+                .starts_with("CanaryFailed: 1.5.0 scored 50.00 against 1.4.2"),
+            "{}",
+            d.reason
+        );
+        assert!(run(1.0).is_empty(), "a canary like its baseline passes");
+        let bad = PlannerConfig::from_toml(
+            "[[rollback]]\nattribute = \"k8s.deployment.name\"\ncanary = \"a\"\nbaseline = \"b\"\n[[rollback.metrics]]\nname = \"m\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("name it with `service`"), "{bad}");
     }
 
     #[test]

@@ -163,8 +163,14 @@ impl MetricsJob {
         self
     }
 
-    /// Adds the planner: decisions from closed windows.
+    /// Adds the planner: decisions from closed windows. The attributes its rules tell series
+    /// apart by (a canary's `service.version`) become series attributes if they are not.
     pub fn with_planner(mut self, stage: PlannerStage) -> Self {
+        let needed = stage.config.series_attributes();
+        if needed.iter().any(|k| !self.keys.contains(k)) {
+            let keys = SeriesAttributeKeys::new(self.keys.keys().iter().cloned().chain(needed));
+            self = self.with_series_attributes(keys);
+        }
         self.planner = Some(stage);
         self
     }

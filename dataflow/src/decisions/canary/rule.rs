@@ -21,6 +21,26 @@
 //! critical = true                    # its failure fails the canary whatever the score
 //! ```
 //!
+//! A canary that runs as the baseline's service, told apart by an attribute of its telemetry
+//! (the OpenTelemetry resource attribute `service.version`, as a canary deployment of a new
+//! version has it), names the service and the attribute's two values:
+//!
+//! ```toml
+//! [[rollback]]
+//! service = "checkout"               # both run as this service (the decisions' default target)
+//! attribute = "service.version"      # the default
+//! canary = "1.5.0"                   # the canary's value of the attribute
+//! baseline = "1.4.2"                 # the baseline's
+//! [[rollback.metrics]]
+//! name = "http.server.request.duration"
+//! statistic = "p99"
+//! ```
+//!
+//! The attribute is then a series attribute of the metrics pipeline (added to
+//! `--series-attributes` when it is not one), and each side's windows are its attribute
+//! series rolled up over any other attributes (the planner's roll-up: counts and sums exact,
+//! percentiles the largest).
+//!
 //! Each metric's samples are its statistic's values in the windows of the lookback that both
 //! the canary and the baseline have. After a rollback decision the rule stays quiet for
 //! `lookback` windows (the canary's windows after it are of the rollback, not of the canary).
@@ -77,12 +97,19 @@ fn marginal() -> f64 {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackTarget {
-    /// What a rollback decision names (default: the canary's service).
+    /// What a rollback decision names (default: the canary's service, or `service`).
     #[serde(default)]
     pub target: Option<String>,
-    /// The canary's service.
+    /// The service the canary and the baseline both run as, when an attribute of their
+    /// telemetry tells them apart: `canary` and `baseline` are then its values.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The attribute that tells them apart (with `service`; default `service.version`).
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// The canary's service (or, with `service`, its value of the attribute).
     pub canary: String,
-    /// The baseline's service.
+    /// The baseline's service (or, with `service`, its value of the attribute).
     pub baseline: String,
     /// Windows judged together.
     #[serde(default = "ten")]
@@ -131,7 +158,25 @@ pub fn statistic(w: &WindowStats, statistic: &str) -> Option<f64> {
 impl RollbackTarget {
     /// The decisions' target.
     pub fn target(&self) -> &str {
-        self.target.as_deref().unwrap_or(&self.canary)
+        self.target
+            .as_deref()
+            .or(self.service.as_deref())
+            .unwrap_or(&self.canary)
+    }
+
+    /// The attribute that tells the canary from the baseline, when both run as `service`.
+    pub fn attribute(&self) -> Option<&str> {
+        self.service
+            .as_ref()
+            .map(|_| self.attribute.as_deref().unwrap_or("service.version"))
+    }
+
+    /// The services whose windows the rule reads.
+    pub fn services(&self) -> Vec<&str> {
+        match &self.service {
+            Some(s) => vec![s.as_str()],
+            None => vec![self.canary.as_str(), self.baseline.as_str()],
+        }
     }
 
     /// Errors on settings the rule cannot run with.
@@ -144,7 +189,27 @@ impl RollbackTarget {
         }
         if self.canary == self.baseline {
             return Err(format!(
-                "rollback `{name}`: the canary and the baseline are the same service"
+                "rollback `{name}`: the canary and the baseline are the same {}",
+                match self.attribute() {
+                    Some(a) => format!("value of `{a}`"),
+                    None => "service".to_string(),
+                }
+            ));
+        }
+        if self.service.as_deref().is_some_and(|s| s.trim().is_empty())
+            || self
+                .attribute
+                .as_deref()
+                .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err(format!(
+                "rollback `{name}`: service and attribute must not be empty"
+            ));
+        }
+        if self.attribute.is_some() && self.service.is_none() {
+            return Err(format!(
+                "rollback `{name}`: `attribute` tells a canary from its baseline within one \
+                 service: name it with `service`"
             ));
         }
         if self.metrics.is_empty() {
@@ -188,8 +253,7 @@ impl RollbackTarget {
 
     /// Whether it reads this series.
     pub fn reads(&self, service: &str, metric: &str) -> bool {
-        (service == self.canary || service == self.baseline)
-            && self.metrics.iter().any(|m| m.name == metric)
+        self.services().contains(&service) && self.metrics.iter().any(|m| m.name == metric)
     }
 }
 
