@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// Spans to load and run through the trace pipeline (0: skip the trace benchmark).
     #[arg(long, env = "APO_SPAN_COUNT", default_value_t = 1_000_000)]
     pub span_count: u64,
+    /// OTLP data points the official SDK exports (cumulative, protobuf) for the OTLP phases
+    /// (from memory and through the broker, against APO JSON in the same run); 0: none.
+    #[arg(long, env = "APO_OTLP_POINTS", default_value_t = 1_000_000)]
+    pub otlp_points: u64,
     /// Worker threads.
     #[arg(short = 'w', long, env = "APO_WORKERS", default_value_t = 1)]
     pub workers: usize,

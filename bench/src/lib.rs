@@ -1,7 +1,8 @@
 //! `apo-bench`: APO measured. [`bench`] is `apo bench`: the metrics pipeline (`metrics`), the
 //! trace pipeline (`spans`), the models (`models`) and the planner and actuator (`decisions`), each against a baseline measured in the
 //! same run (raw consumption of the same topic, the broker's own acknowledgement time: `raw`),
-//! with every phase timed and its peak memory taken (`phase`). [`score`] and [`forecast`] are
+//! with every phase timed and its peak memory taken (`phase`); OTLP input as the SDK exports
+//! it against APO JSON (`otlp`). [`score`] and [`forecast`] are
 //! `apo score` and `apo forecast`: the models over a `timestamp,value` CSV file, as the stream
 //! would run them, for offline evaluation (`offline`).
 //!
@@ -13,6 +14,7 @@ mod decisions;
 mod metrics;
 mod models;
 mod offline;
+pub mod otlp;
 mod phase;
 mod raw;
 mod series;

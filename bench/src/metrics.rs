@@ -6,7 +6,9 @@
 //! 4. quantile error against exact values of the generated points;
 //! 5. peak RSS of the dataflow at two input sizes (points generated lazily), to show memory does
 //!    not grow with the number of points;
-//! 6. with `--span-count N` (default 1 M), the trace pipeline against raw consumption of its topic (`bench_spans`).
+//! 6. with `--span-count N` (default 1 M), the trace pipeline against raw consumption of its topic (`bench_spans`);
+//! 7. with `--otlp-points N` (default 1 M), OTLP as the SDK exports it, from memory and through
+//!    the broker, against the APO JSON phases 2 and 3 (`otlp`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,6 +35,12 @@ const BATCH: usize = 200;
 /// `--write` keeps the old file from this heading on (sections other commands measure).
 const KEPT_FROM: &str = "## Model quality";
 
+/// Series of the APO JSON phases' points (services × metrics of [`generator_config`]).
+pub(crate) fn json_series() -> usize {
+    let g = generator_config(0);
+    g.services * g.metrics
+}
+
 fn generator_config(start_ms: i64) -> GeneratorConfig {
     GeneratorConfig {
         services: 12,
@@ -47,7 +55,7 @@ fn generator_config(start_ms: i64) -> GeneratorConfig {
 /// The full metrics pipeline on `topics` (input, window stats, dead letters, ack probe) with a
 /// new consumer `group`, writing Parquet under `dir`; with the broker's ack times for a lone
 /// record, probed every 20 ms meanwhile (the latency's baseline).
-fn full_pipeline(
+pub(crate) fn full_pipeline(
     client: &rdkafka::ClientConfig,
     topics: [&String; 4],
     dir: &std::path::Path,
@@ -85,6 +93,29 @@ fn full_pipeline(
         .join()
         .map_err(|_| anyhow::anyhow!("ack probe panicked"))??;
     Ok((full?, acks))
+}
+
+/// The metrics dataflow fed from memory (decode included, no broker): worker `i` of `n` reads
+/// `mine(i, n)`; the window rows it made are kept.
+pub(crate) fn memory_phase(
+    workers: usize,
+    cfg: LaneConfig,
+    mine: impl Fn(usize, usize) -> Vec<Vec<u8>> + Send + Sync + 'static,
+) -> Result<PhaseResult> {
+    let sink = MemorySink::default();
+    let rows = sink.rows.clone();
+    let mem = run_phase(workers, cfg, move |i, n| {
+        Ok((
+            Box::new(MemorySource::new("memory", mine(i, n))) as _,
+            Box::new(MemoryDeadLetters::default()) as _,
+            MetricsJob::from_config(&MetricsConfig::default(), vec![Box::new(sink.clone())])
+                .map_err(|e| e.to_string())?,
+        ))
+    })?;
+    Ok(PhaseResult {
+        rows: rows.lock().map(|r| r.clone()).unwrap_or_default(),
+        ..mem
+    })
 }
 
 /// The close-to-output latency of a pipeline run, split at the hand-over to the sinks, and the
@@ -280,24 +311,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         .iter()
         .flat_map(|p| serde_json::from_slice::<Vec<MetricPoint>>(p).unwrap_or_default())
         .collect();
-    let sink = MemorySink::default();
-    let rows = sink.rows.clone();
     let mem = {
         let payloads = payloads.clone();
-        run_phase(a.workers, cfg.clone(), move |i, n| {
-            let mine: Vec<Vec<u8>> = payloads.iter().skip(i).step_by(n).cloned().collect();
-            Ok((
-                Box::new(MemorySource::new("memory", mine)) as _,
-                Box::new(MemoryDeadLetters::default()) as _,
-                MetricsJob::from_config(&MetricsConfig::default(), vec![Box::new(sink.clone())])
-                    .map_err(|e| e.to_string())?,
-            ))
+        memory_phase(a.workers, cfg.clone(), move |i, n| {
+            payloads.iter().skip(i).step_by(n).cloned().collect()
         })?
     };
-    let mem = PhaseResult {
-        rows: rows.lock().map(|r| r.clone()).unwrap_or_default(),
-        ..mem
-    };
+    // Decoding alone, for the OTLP comparison.
+    let (json_decode_pps, _) = crate::otlp::decode_rate(payloads.iter().map(|p| p.as_slice()));
     drop(payloads);
 
     // 4. Accuracy against exact quantiles.
@@ -365,6 +386,26 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         counts_exact = false;
     }
 
+    // OTLP as the SDK exports it, against the APO JSON phases above.
+    let otlp_section = if a.otlp_points > 0 {
+        Some(crate::otlp::otlp_rows(
+            &client,
+            partitions,
+            a.workers,
+            a.otlp_points,
+            stamp,
+            &a.data_dir,
+            &cfg,
+            (
+                json_decode_pps,
+                mem.points as f64 / mem.seconds,
+                full.points as f64 / full.seconds,
+            ),
+        )?)
+    } else {
+        None
+    };
+
     // The trace pipeline, on the same broker.
     let spans_section = if a.span_count > 0 {
         Some(crate::spans::bench_spans(
@@ -420,6 +461,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let _ = writeln!(out, "|---:|---:|---:|");
     for (n, r, pps) in &rss_sizes {
         let _ = writeln!(out, "| {n} | {} | {pps:.0} |", fmt_rss(*r));
+    }
+    if let Some(section) = &otlp_section {
+        let _ = write!(out, "\n## OTLP input (issue 15)\n\n{section}");
     }
     if let Some(section) = &series_section {
         let _ = write!(

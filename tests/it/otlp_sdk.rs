@@ -345,3 +345,27 @@ fn sdk_exports_count_what_was_recorded(temporality: Temporality) {
         "a window of the exponential histogram per export window and route"
     );
 }
+
+/// `apo bench`'s OTLP input is what the SDK exports: every export decodes into its 50
+/// cumulative data points of its own process, nothing to the dead letters.
+#[test]
+fn the_benchmark_sdk_exports_decode_as_cumulative_points() {
+    use apo_bench::otlp::{sdk_exports, POINTS_PER_EXPORT};
+    use apo_ingest::decode::{decode_metric_message, Encoding, FieldLimits, TimeBounds};
+    let exports = sdk_exports(2 * 12 * POINTS_PER_EXPORT as u64).unwrap();
+    assert_eq!(exports.len(), 2 * 12, "two rounds of twelve processes");
+    for (p, b) in &exports {
+        let d = decode_metric_message(
+            Some(b),
+            Encoding::Auto,
+            &TimeBounds::default(),
+            &FieldLimits::default(),
+            now_ms(),
+        )
+        .unwrap();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(d.items.len(), POINTS_PER_EXPORT);
+        assert!(d.items.iter().all(|m| m.cumulative.is_some()));
+        assert_eq!(d.items[0].service, format!("svc-{p:02}"));
+    }
+}

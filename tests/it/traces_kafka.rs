@@ -481,3 +481,101 @@ fn span_links_make_messaging_edges_across_traces_counted_with_their_adjusted_cou
         ])
     );
 }
+
+/// `--slo-file` with a Sloth spec (YAML): its availability SLI over the spanmetrics
+/// connector's calls counts the checkout's server spans and their errors; an SLI APO cannot
+/// read on spans stops the run with the reason.
+#[test]
+fn a_sloth_spec_is_the_slo_file() {
+    use apo_schemas::{SpanId, SpanKind, SpanStatus, TraceId};
+    let start = (now_ms() - 3_600_000) / 10_000 * 10_000;
+    let traces: Vec<Vec<Span>> = (0..20u64)
+        .map(|i| {
+            vec![Span {
+                trace_id: TraceId(0x5000 + u128::from(i)),
+                span_id: SpanId(1 + i),
+                parent_span_id: None,
+                service: "checkout".into(),
+                name: "POST /pay".into(),
+                kind: SpanKind::Server,
+                start_ns: (start + 100 + i as i64 * 10) * 1_000_000,
+                end_ns: (start + 105 + i as i64 * 10) * 1_000_000,
+                status: if i % 10 == 3 {
+                    SpanStatus::Error
+                } else {
+                    SpanStatus::Unset
+                },
+                attributes: Default::default(),
+                follows_from: false,
+                adjusted_count: 1,
+                links: Vec::new(),
+            }]
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.yaml");
+    std::fs::write(
+        &spec,
+        r#"version: "prometheus/v1"
+service: "checkout"
+slos:
+  - name: "requests-availability"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(traces_span_metrics_calls_total{service_name="checkout",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR"}[{{.window}}]))
+        total_query: sum(rate(traces_span_metrics_calls_total{service_name="checkout",span_kind="SPAN_KIND_SERVER"}[{{.window}}]))
+"#,
+    )
+    .unwrap();
+    let t = trace_topics("sloth", PARTITIONS);
+    produce(
+        &t.traces.as_ref().unwrap().spans,
+        &messages(&traces, SpanFormat::Json),
+    );
+    let spec_arg = spec.display().to_string();
+    let out = run_to_end(
+        &apo_run_args(
+            &t,
+            dir.path(),
+            &[&["--drain", "--slo-file", &spec_arg][..], &TRACE_FLAGS[..]].concat(),
+        ),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slo = read_outputs(&t, 0).slo;
+    let mine: Vec<&Value> = slo
+        .iter()
+        .filter(|s| s["objective"] == "requests-availability")
+        .collect();
+    assert!(!mine.is_empty(), "{slo:?}");
+    assert!(
+        slo.iter()
+            .all(|s| s["objective"] == "requests-availability"),
+        "only the spec's objective"
+    );
+    let events: u64 = mine.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+    let bad: u64 = mine.iter().map(|s| s["bad_events"].as_u64().unwrap()).sum();
+    assert_eq!((events, bad), (20, 2));
+    assert_eq!(mine[0]["target"].as_f64(), Some(0.999));
+
+    std::fs::write(
+        &spec,
+        "version: \"prometheus/v1\"\nservice: checkout\nslos:\n  - name: x\n    objective: 99\n    sli:\n      raw:\n        error_ratio_query: sum(rate(errors[5m]))\n",
+    )
+    .unwrap();
+    let out = apo(&apo_run_args(
+        &t,
+        dir.path(),
+        &["--drain", "--slo-file", &spec_arg],
+    ))
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raw SLI") && err.contains("slo.yaml"), "{err}");
+}

@@ -275,7 +275,7 @@ pub struct TraceArgs {
     /// Output topic of SLO states (compliance and burn-rate alerts per objective, service and window).
     #[arg(long, env = "APO_SLO_TOPIC", default_value = "apo.slo")]
     pub slo_topic: String,
-    /// SLO objectives and alert windows (TOML; see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m or 6 over 6 h and 30 m, tickets at 3 over 1 d and 2 h or 1 over 3 d and 6 h.
+    /// SLO objectives and alert windows: APO's TOML, or a Sloth SLO spec (YAML, prometheus/v1; its SLIs read over spans where they can be, see the README). Default: API p50 < 100 ms, p95 < 500 ms, p99 < 1 s, errors < 0.1 %; DB SELECT p95 < 50 ms, INSERT/UPDATE p95 < 200 ms; pages at burn 14.4 over 1 h and 5 m or 6 over 6 h and 30 m, tickets at 3 over 1 d and 2 h or 1 over 3 d and 6 h.
     #[arg(long, env = "APO_SLO_FILE")]
     pub slo_file: Option<PathBuf>,
     /// Window of RED, SLOs, critical-path shares and service-map edges (whole seconds).

@@ -4,5 +4,6 @@
 pub mod cluster;
 mod run;
 pub mod slo_file;
+pub mod sloth;
 
 pub use run::{RunConfig, Topics};

@@ -1,6 +1,6 @@
 //! The SLO file (`--slo-file`, TOML): objectives and burn-rate alert windows. Without a file
 //! the product SLA applies (`apo_dataflow::default_objectives`) with the SRE workbook's
-//! alert pairs.
+//! alert pairs. A Sloth spec (YAML) is read instead when the file is one ([`crate::config::sloth`]).
 //!
 //! ```toml
 //! include_defaults = false   # keep the default objectives beside these (default: false)
@@ -176,6 +176,10 @@ pub fn load(path: Option<&Path>) -> Result<(Vec<Objective>, BurnConfig)> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+    if crate::config::sloth::is_sloth(&text) {
+        let objectives = crate::config::sloth::parse(&text).map_err(|e| file(e.to_string()))?;
+        return Ok((objectives, BurnConfig::default()));
+    }
     parse(&text).map_err(|e| file(e.to_string()))
 }
 
