@@ -137,7 +137,7 @@ pub fn sdk_exports(points: u64) -> Result<Vec<(usize, Vec<u8>)>> {
 
 /// Data points per second decoding `payloads` on one thread (as a worker decodes what it
 /// reads: format sniffing, validity bounds and field limits included), and how many there were.
-pub(crate) fn decode_rate<'a>(payloads: impl Iterator<Item = &'a [u8]>) -> (f64, u64) {
+pub fn decode_rate<'a>(payloads: impl Iterator<Item = &'a [u8]>) -> (f64, u64) {
     use apo_ingest::decode::{decode_metric_message, Encoding, FieldLimits, TimeBounds};
     let payloads: Vec<&[u8]> = payloads.collect();
     let (bounds, limits) = (TimeBounds::default(), FieldLimits::default());
