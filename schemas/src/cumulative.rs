@@ -113,26 +113,56 @@ pub fn stream_id(
     metric: &str,
     point: &[(String, String)],
 ) -> u64 {
-    fn part(h: &mut SipHasher24, s: &str) {
-        h.write(s.as_bytes());
-        h.write_u8(0xff);
-    }
-    fn attrs(h: &mut SipHasher24, kv: &[(String, String)]) {
-        let mut sorted: Vec<&(String, String)> = kv.iter().collect();
+    let mut sorted: Vec<&(String, String)> = point.iter().collect();
+    sorted.sort();
+    StreamPrefix::of_resource(resource)
+        .with_metric(scope, metric)
+        .id(sorted.into_iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// [`stream_id`] in steps, for a decoder: the resource's part hashed once for all its metrics,
+/// the scope's and metric's once for all its points, each point's attributes last.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamPrefix(SipHasher24);
+
+fn part(h: &mut SipHasher24, s: &str) {
+    h.write(s.as_bytes());
+    h.write_u8(0xff);
+}
+
+impl StreamPrefix {
+    /// The prefix of `resource`'s streams (its attributes in any order).
+    pub fn of_resource(resource: &[(String, String)]) -> Self {
+        let mut sorted: Vec<&(String, String)> = resource.iter().collect();
         sorted.sort();
+        let mut h = SipHasher24::new_with_keys(0, 0);
         for (k, v) in sorted {
-            part(h, k);
-            part(h, v);
+            part(&mut h, k);
+            part(&mut h, v);
         }
         h.write_u8(0xfe);
+        StreamPrefix(h)
     }
-    let mut h = SipHasher24::new_with_keys(0, 0);
-    attrs(&mut h, resource);
-    part(&mut h, scope.0);
-    part(&mut h, scope.1);
-    part(&mut h, metric);
-    attrs(&mut h, point);
-    h.finish()
+
+    /// The prefix of the streams of `metric` of `scope` (name, version) of this resource.
+    pub fn with_metric(&self, scope: (&str, &str), metric: &str) -> Self {
+        let mut h = self.0;
+        part(&mut h, scope.0);
+        part(&mut h, scope.1);
+        part(&mut h, metric);
+        StreamPrefix(h)
+    }
+
+    /// The id of the stream whose point attributes are `point`, sorted by key (a map's order).
+    pub fn id<'a>(&self, point: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+        let mut h = self.0;
+        for (k, v) in point {
+            part(&mut h, k);
+            part(&mut h, v);
+        }
+        h.write_u8(0xfe);
+        h.finish()
+    }
 }
 
 #[cfg(test)]
