@@ -1,11 +1,34 @@
-//! Decoding alone, OTLP (the SDK's cumulative exports) against nothing else: for profiling
-//! the decoder (`perf record target/release/examples/otlp_decode`).
+//! Decoding alone, per point: the official SDK's cumulative OTLP exports (`apo bench`'s OTLP
+//! input) against APO JSON arrays of 200 generated points (`apo bench`'s metrics input), in
+//! one run, five rounds each, alternating. For the decoder's work and for profiling it:
+//! `cargo run --release -p apo-bench --example otlp_decode` (or under `perf record`).
+
+use apo_ingest::generator::{Generator, GeneratorConfig};
 
 fn main() -> anyhow::Result<()> {
-    let exports = apo_bench::otlp::sdk_exports(200_000)?;
-    for _ in 0..5 {
-        let (pps, n) = apo_bench::otlp::decode_rate(exports.iter().map(|(_, b)| b.as_slice()));
-        println!("{n} OTLP data points decoded at {pps:.0}/s");
+    let points = 200_000u64;
+    let exports = apo_bench::otlp::sdk_exports(points)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut g = Generator::new(&GeneratorConfig {
+        services: 12,
+        metrics: 4,
+        rate: 2_000.0,
+        start_ms: now - (points as f64 / 2.0) as i64 - 60_000,
+        incidents_per_hour: 6.0,
+        seed: 7,
+    });
+    let generated: Vec<apo_schemas::MetricPoint> = (0..points).map(|_| g.next_point()).collect();
+    let json: Vec<Vec<u8>> = generated
+        .chunks(200)
+        .map(serde_json::to_vec)
+        .collect::<Result<_, _>>()?;
+    for round in 1..=5 {
+        let (otlp, n) = apo_bench::otlp::decode_rate(exports.iter().map(|(_, b)| b.as_slice()));
+        let (apo, m) = apo_bench::otlp::decode_rate(json.iter().map(Vec::as_slice));
+        println!(
+            "round {round}: OTLP {otlp:.0} data points/s ({n}), APO JSON {apo:.0} points/s ({m}): {:.2}x",
+            otlp / apo
+        );
     }
     Ok(())
 }
