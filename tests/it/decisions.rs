@@ -13,6 +13,15 @@ use apo_schemas::MetricPoint;
 
 use crate::common::*;
 
+/// The signing key file and the planner file `toml` in `dir`.
+fn planner_files(dir: &std::path::Path, toml: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key_file = dir.join("decisions.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let planner = dir.join("planner.toml");
+    std::fs::write(&planner, toml).unwrap();
+    (key_file, planner)
+}
+
 fn point(ts: i64, name: &str, value: f64) -> MetricPoint {
     MetricPoint {
         timestamp: ts,
@@ -34,11 +43,8 @@ fn a_scale_up_is_decided_signed_executed_once_and_audited_once() {
     let actions = unique("decide.actions");
     apo_ingest::kafka::ensure_topics(&client(), &[&decisions, &actions], 4).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("decisions.key");
-    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let planner = dir.path().join("planner.toml");
-    std::fs::write(
-        &planner,
+    let (key_file, planner) = planner_files(
+        dir.path(),
         r#"
 window_seconds = 10
 decision_ttl = "3h"
@@ -47,8 +53,7 @@ target = "checkout"
 max_replicas = 100
 metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
 "#,
-    )
-    .unwrap();
+    );
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
@@ -205,14 +210,7 @@ fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
     let decisions = unique("circuit.decisions");
     apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("decisions.key");
-    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let planner = dir.path().join("planner.toml");
-    std::fs::write(
-        &planner,
-        "window_seconds = 10\ndecision_ttl = \"1h\"\n[[circuit]]\nclient = \"frontend\"\nserver = \"checkout\"\nmin_calls = 20\n",
-    )
-    .unwrap();
+    let (key_file, planner) = planner_files(dir.path(), "window_seconds = 10\ndecision_ttl = \"1h\"\n[[circuit]]\nclient = \"frontend\"\nserver = \"checkout\"\nmin_calls = 20\n");
     // 10 s windows from a minute boundary: frontend calls cart and checkout every 200 ms;
     // in the third window every call to checkout fails; frontend then stops calling it (its
     // breaker is open) for three windows, and calls it again, healthy, from the seventh on.
@@ -575,11 +573,8 @@ fn a_canary_version_slower_than_its_baseline_is_rolled_back() {
     let decisions = unique("canary-version.decisions");
     apo_ingest::kafka::ensure_topics(&client(), &[&decisions], 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("decisions.key");
-    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let planner = dir.path().join("planner.toml");
-    std::fs::write(
-        &planner,
+    let (key_file, planner) = planner_files(
+        dir.path(),
         r#"
 window_seconds = 10
 decision_ttl = "3h"
@@ -593,8 +588,7 @@ statistic = "p99"
 direction = "increase"
 critical = true
 "#,
-    )
-    .unwrap();
+    );
     // Eight 10 s windows; in each, every version serves 40 requests on two routes, the
     // canary twice as slow (the same spread).
     let w = base();

@@ -21,7 +21,7 @@
 //! the forecasts issued at it are in; the rule reads only those issued by the window it
 //! decides on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use apo_schemas::decision::{
@@ -50,6 +50,7 @@ use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::capacity::{needed, Need, Plan};
 use crate::decisions::predictive::curve::ForecastCurve;
 use crate::decisions::predictive::Predictive;
+use crate::models::config::Signal;
 use crate::ops::route::route_strs;
 use crate::ops::stash::{next_passed, stash_input, Stash};
 
@@ -178,7 +179,7 @@ impl PlannerState {
             };
             let Some(p) = &t.predictive else { continue };
             let planned = p.planned(f);
-            let additive = matches!(f.signal.as_str(), "sum" | "rate");
+            let additive = f.signal.parse::<Signal>().is_ok_and(Signal::additive);
             combined
                 .entry((
                     &f.service,
@@ -278,62 +279,57 @@ pub(crate) fn rollup_keeping(rows: Vec<WindowStats>, keep: Option<&str>) -> Vec<
     if rows.iter().all(|w| w.attributes.is_empty()) {
         return rows;
     }
-    type Key = (String, String, u32, i64, Option<String>);
-    let mut by_series: BTreeMap<Key, WindowStats> = BTreeMap::new();
-    let mut merged: std::collections::BTreeSet<Key> = Default::default();
-    let mut order = Vec::new();
+    // Each (service, metric, window, kept value)'s row, in first-seen order, and whether
+    // another series was folded into it.
+    let mut out: Vec<(WindowStats, bool)> = Vec::new();
+    let mut at: HashMap<(String, String, u32, i64, Option<String>), usize> = HashMap::new();
     for w in rows {
+        let kept = keep.and_then(|a| w.attributes.get(a).cloned());
         let k = (
             w.service.clone(),
             w.metric.clone(),
             w.window_seconds,
             w.window_start,
-            keep.and_then(|a| w.attributes.get(a).cloned()),
+            kept,
         );
-        match by_series.get_mut(&k) {
-            None => {
-                order.push(k.clone());
-                by_series.insert(k, w);
-            }
-            Some(acc) => {
-                merged.insert(k);
-                acc.count += w.count;
-                acc.sum += w.sum;
-                acc.min = acc.min.min(w.min);
-                acc.max = acc.max.max(w.max);
-                for (a, b) in [
-                    (&mut acc.p50, w.p50),
-                    (&mut acc.p90, w.p90),
-                    (&mut acc.p95, w.p95),
-                    (&mut acc.p99, w.p99),
-                    (&mut acc.p999, w.p999),
-                ] {
-                    *a = a.max(b);
-                }
-                acc.relative_accuracy = acc.relative_accuracy.max(w.relative_accuracy);
-                acc.revision = acc.revision.max(w.revision);
-                if acc.unit.is_empty() {
-                    acc.unit = w.unit;
-                }
-            }
+        let Some(&i) = at.get(&k) else {
+            at.insert(k, out.len());
+            out.push((w, false));
+            continue;
+        };
+        let (acc, merged) = &mut out[i];
+        *merged = true;
+        acc.count += w.count;
+        acc.sum += w.sum;
+        acc.min = acc.min.min(w.min);
+        acc.max = acc.max.max(w.max);
+        for (a, b) in [
+            (&mut acc.p50, w.p50),
+            (&mut acc.p90, w.p90),
+            (&mut acc.p95, w.p95),
+            (&mut acc.p99, w.p99),
+            (&mut acc.p999, w.p999),
+        ] {
+            *a = a.max(b);
+        }
+        acc.relative_accuracy = acc.relative_accuracy.max(w.relative_accuracy);
+        acc.revision = acc.revision.max(w.revision);
+        if acc.unit.is_empty() {
+            acc.unit = w.unit;
         }
     }
-    order
-        .into_iter()
-        .filter_map(|k| {
-            let mut w = by_series.remove(&k)?;
-            if merged.contains(&k) {
-                w.attributes.clear();
-                if let (Some(a), Some(v)) = (keep, &k.4) {
-                    w.attributes.insert(a.to_string(), v.clone());
-                }
+    out.into_iter()
+        .map(|(mut w, merged)| {
+            if merged {
+                w.attributes
+                    .retain(|k, _| keep.is_some_and(|a| a == k.as_str()));
                 w.mean = if w.count > 0 {
                     w.sum / w.count as f64
                 } else {
                     f64::NAN
                 };
             }
-            Some(w)
+            w
         })
         .collect()
 }
@@ -345,12 +341,16 @@ fn plan(
     states: &mut PlannerState,
     rows: Vec<WindowStats>,
 ) -> Vec<Decision> {
-    // A canary told from its baseline by an attribute reads the rows before the roll-up.
-    let sides = config
+    // A canary told from its baseline by an attribute reads the rows before the roll-up:
+    // each such rule's sides, taken out first.
+    let sides: Vec<Vec<WindowStats>> = config
         .rollback
         .iter()
-        .any(|r| r.attribute().is_some())
-        .then(|| rows.clone());
+        .map(|r| {
+            r.attribute()
+                .map_or_else(Vec::new, |a| canary_sides(r, a, &rows))
+        })
+        .collect();
     let rows = rollup(rows);
     // target → window start → its rows
     let mut by_target: BTreeMap<&str, BTreeMap<i64, Vec<&WindowStats>>> = BTreeMap::new();
@@ -404,27 +404,21 @@ fn plan(
             );
         }
     }
-    for r in &config.rollback {
+    for (r, side_rows) in config.rollback.iter().zip(&sides) {
         // window start → the canary's and the baseline's rows
         let mut windows: BTreeMap<i64, Vec<&WindowStats>> = BTreeMap::new();
-        let side_rows = match (r.attribute(), &sides) {
-            (Some(a), Some(rows)) => canary_sides(r, a, rows),
-            _ => Vec::new(),
-        };
         if r.attribute().is_some() {
-            for w in &side_rows {
+            for w in side_rows {
                 windows.entry(w.window_start).or_default().push(w);
             }
-        }
-        for service in [&r.canary, &r.baseline] {
-            if r.attribute().is_some() {
-                break;
-            }
-            for (start, ws) in by_target.get(service.as_str()).into_iter().flatten() {
-                windows
-                    .entry(*start)
-                    .or_default()
-                    .extend(ws.iter().copied());
+        } else {
+            for service in [&r.canary, &r.baseline] {
+                for (start, ws) in by_target.get(service.as_str()).into_iter().flatten() {
+                    windows
+                        .entry(*start)
+                        .or_default()
+                        .extend(ws.iter().copied());
+                }
             }
         }
         let state = states.canary.entry(r.target().to_string()).or_default();
@@ -1381,13 +1375,22 @@ mod tests {
     }
 
     fn canary_config() -> PlannerConfig {
-        PlannerConfig::from_toml(
+        canary_config_of(
             r#"
-            [[rollback]]
             target = "checkout"
             canary = "checkout-canary"
             baseline = "checkout"
-            group_weights = { latency = 50, errors = 50 }
+            "#,
+        )
+    }
+
+    /// A rollback rule on latency and errors, its canary and baseline named by `sides`.
+    fn canary_config_of(sides: &str) -> PlannerConfig {
+        PlannerConfig::from_toml(&format!(
+            r#"
+            [[rollback]]
+            {sides}
+            group_weights = {{ latency = 50, errors = 50 }}
             [[rollback.metrics]]
             name = "http.server.request.duration"
             statistic = "p99"
@@ -1396,8 +1399,8 @@ mod tests {
             [[rollback.metrics]]
             name = "http.server.errors"
             group = "errors"
-            "#,
-        )
+            "#
+        ))
         .unwrap()
     }
 
@@ -1474,24 +1477,13 @@ mod tests {
     #[test]
     fn a_canary_told_apart_by_service_version_is_judged_as_one_of_its_own() {
         let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
-        let cfg = PlannerConfig::from_toml(
+        let cfg = canary_config_of(
             r#"
-            [[rollback]]
             service = "checkout"
             canary = "1.5.0"
             baseline = "1.4.2"
-            group_weights = { latency = 50, errors = 50 }
-            [[rollback.metrics]]
-            name = "http.server.request.duration"
-            statistic = "p99"
-            direction = "increase"
-            group = "latency"
-            [[rollback.metrics]]
-            name = "http.server.errors"
-            group = "errors"
             "#,
-        )
-        .unwrap();
+        );
         assert_eq!(cfg.series_attributes(), vec!["service.version".to_string()]);
         assert!(cfg.reads("checkout", "http.server.errors"));
         let by_version = |rows: Vec<WindowStats>| -> Vec<WindowStats> {

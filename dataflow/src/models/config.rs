@@ -43,6 +43,12 @@ impl Signal {
         }
     }
 
+    /// Whether the signal of several series together is their sum (a sum, a rate), rather
+    /// than at most their largest.
+    pub fn additive(self) -> bool {
+        matches!(self, Signal::Sum | Signal::Rate)
+    }
+
     pub(crate) fn of(self, w: &WindowStats) -> f64 {
         match self {
             Signal::Mean => w.mean,

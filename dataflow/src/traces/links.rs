@@ -101,6 +101,13 @@ pub fn links_out(s: &Span) -> bool {
 /// no SERVER or CONSUMER child in the trace, and each cross-trace link of each CONSUMER span.
 pub fn trace_links(spans: &[Span], trace_end_ms: i64) -> Vec<LinkHalf> {
     let mut out = Vec::new();
+    // Most traces have neither: no index built for them.
+    if !spans
+        .iter()
+        .any(|s| s.kind == SpanKind::Producer || links_out(s))
+    {
+        return out;
+    }
     let served: std::collections::HashSet<u64> = spans
         .iter()
         .filter(|c| matches!(c.kind, SpanKind::Server | SpanKind::Consumer))

@@ -50,6 +50,7 @@ use std::collections::BTreeMap;
 
 use apo_dataflow::{Indicator, Objective};
 use apo_schemas::SpanKind;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::RunError;
@@ -82,9 +83,9 @@ struct Spec {
     #[serde(default)]
     version: Option<String>,
     service: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    labels: BTreeMap<String, String>,
+    /// Accepted, not used (APO's records carry no Prometheus labels).
+    #[serde(default, rename = "labels")]
+    _labels: IgnoredAny,
     slos: Vec<Slo>,
 }
 
@@ -93,12 +94,11 @@ struct Spec {
 struct Slo {
     name: String,
     objective: f64,
-    #[serde(default)]
-    #[allow(dead_code)]
-    description: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    labels: BTreeMap<String, String>,
+    /// Accepted, not used (the objective's own description says what it measures).
+    #[serde(default, rename = "description")]
+    _description: IgnoredAny,
+    #[serde(default, rename = "labels")]
+    _labels: IgnoredAny,
     sli: Sli,
     #[serde(default)]
     alerting: Option<Alerting>,
