@@ -1,7 +1,11 @@
 //! Decoding alone, per point: the official SDK's cumulative OTLP exports (`apo bench`'s OTLP
 //! input) against APO JSON arrays of 200 generated points (`apo bench`'s metrics input), in
 //! one run, five rounds each, alternating. For the decoder's work and for profiling it:
-//! `cargo run --release -p apo-bench --example otlp_decode` (or under `perf record`).
+//! `cargo run --release -p apo-bench --example otlp_decode` (or under `perf record`). With the
+//! `apo` binary's allocator (mimalloc), as `apo bench` decodes.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use apo_ingest::generator::{Generator, GeneratorConfig};
 
@@ -22,13 +26,19 @@ fn main() -> anyhow::Result<()> {
         .chunks(200)
         .map(serde_json::to_vec)
         .collect::<Result<_, _>>()?;
-    for round in 1..=5 {
-        let (otlp, n) = apo_bench::otlp::decode_rate(exports.iter().map(|(_, b)| b.as_slice()));
-        let (apo, m) = apo_bench::otlp::decode_rate(json.iter().map(Vec::as_slice));
+    let otlp: Vec<&[u8]> = exports.iter().map(|(_, b)| b.as_slice()).collect();
+    let json: Vec<&[u8]> = json.iter().map(Vec::as_slice).collect();
+    let c = apo_bench::otlp::DecodeComparison::run(&otlp, &json, apo_bench::otlp::DECODE_ROUNDS);
+    for (round, (o, j)) in c.otlp.iter().zip(&c.json).enumerate() {
         println!(
-            "round {round}: OTLP {otlp:.0} data points/s ({n}), APO JSON {apo:.0} points/s ({m}): {:.2}x",
-            otlp / apo
+            "round {}: OTLP {o:.0} data points/s ({}), APO JSON {j:.0} points/s ({}): {:.2}x",
+            round + 1,
+            c.counts.0,
+            c.counts.1,
+            o / j
         );
     }
+    let (o, j) = c.medians();
+    println!("medians: OTLP {o:.0}, APO JSON {j:.0}: {:.2}x", o / j);
     Ok(())
 }

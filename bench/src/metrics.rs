@@ -317,9 +317,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             payloads.iter().skip(i).step_by(n).cloned().collect()
         })?
     };
-    // Decoding alone, for the OTLP comparison.
-    let (json_decode_pps, _) = crate::otlp::decode_rate(payloads.iter().map(|p| p.as_slice()));
-    drop(payloads);
 
     // 4. Accuracy against exact quantiles.
     let mut exact: BTreeMap<(String, String, u32, i64), Vec<f64>> = BTreeMap::new();
@@ -396,8 +393,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             stamp,
             &a.data_dir,
             &cfg,
+            &payloads,
             (
-                json_decode_pps,
                 mem.points as f64 / mem.seconds,
                 full.points as f64 / full.seconds,
             ),
@@ -405,6 +402,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } else {
         None
     };
+    drop(payloads);
 
     // The trace pipeline, on the same broker.
     let spans_section = if a.span_count > 0 {

@@ -152,9 +152,55 @@ pub fn decode_rate<'a>(payloads: impl Iterator<Item = &'a [u8]>) -> (f64, u64) {
     (points as f64 / started.elapsed().as_secs_f64(), points)
 }
 
-/// The OTLP measurements: the dataflow from memory and the full pipeline through the broker,
-/// on the SDK's exports of about `points` data points; rows to print beside the APO JSON
-/// phases (points/s of those given as `json`: decoding, from memory, the full pipeline).
+/// Rounds of [`decode_comparison`].
+pub const DECODE_ROUNDS: usize = 5;
+
+/// Decoding alone, OTLP against APO JSON in the same state of the process: `rounds` rounds,
+/// each decoding all of `otlp` then all of `json`, so that neither is measured only first (on
+/// a cold heap) or only after the other. Each one's points/s per round, and the medians.
+pub struct DecodeComparison {
+    /// OTLP data points/s, per round.
+    pub otlp: Vec<f64>,
+    /// APO JSON points/s, per round.
+    pub json: Vec<f64>,
+    /// Data points in `otlp`, points in `json`.
+    pub counts: (u64, u64),
+}
+
+impl DecodeComparison {
+    /// Runs the rounds.
+    pub fn run(otlp: &[&[u8]], json: &[&[u8]], rounds: usize) -> Self {
+        let mut c = DecodeComparison {
+            otlp: Vec::new(),
+            json: Vec::new(),
+            counts: (0, 0),
+        };
+        for _ in 0..rounds.max(1) {
+            let (o, n) = decode_rate(otlp.iter().copied());
+            let (j, m) = decode_rate(json.iter().copied());
+            c.otlp.push(o);
+            c.json.push(j);
+            c.counts = (n, m);
+        }
+        c
+    }
+
+    /// The medians: (OTLP, APO JSON).
+    pub fn medians(&self) -> (f64, f64) {
+        (median(&self.otlp), median(&self.json))
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The OTLP measurements: decoding alone against APO JSON's `json_payloads` ([`DecodeComparison`]),
+/// the dataflow from memory and the full pipeline through the broker, on the SDK's exports of
+/// about `points` data points; rows to print beside the APO JSON phases (points/s of those
+/// given as `json`: from memory, the full pipeline).
 #[allow(clippy::too_many_arguments)]
 pub fn otlp_rows(
     client: &rdkafka::ClientConfig,
@@ -164,16 +210,27 @@ pub fn otlp_rows(
     stamp: i64,
     data_dir: &std::path::Path,
     cfg: &LaneConfig,
-    json: (f64, f64, f64),
+    json_payloads: &[Vec<u8>],
+    json: (f64, f64),
 ) -> Result<String> {
     eprintln!("OTLP: the SDK exporting about {points} data points…");
     let exports = Arc::new(sdk_exports(points)?);
     let data_points = (exports.len() * POINTS_PER_EXPORT) as u64;
     let bytes: usize = exports.iter().map(|(_, b)| b.len()).sum();
-    eprintln!("OTLP: decoding alone…");
-    let (decode_pps, decoded) = decode_rate(exports.iter().map(|(_, b)| b.as_slice()));
-    if decoded != data_points {
-        anyhow::bail!("decoded {decoded} of {data_points} OTLP data points");
+    eprintln!("OTLP: decoding alone against APO JSON, {DECODE_ROUNDS} rounds…");
+    let decoding = DecodeComparison::run(
+        &exports
+            .iter()
+            .map(|(_, b)| b.as_slice())
+            .collect::<Vec<_>>(),
+        &json_payloads.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        DECODE_ROUNDS,
+    );
+    if decoding.counts.0 != data_points {
+        anyhow::bail!(
+            "decoded {} of {data_points} OTLP data points",
+            decoding.counts.0
+        );
     }
 
     eprintln!("OTLP: dataflow from memory…");
@@ -240,7 +297,7 @@ pub fn otlp_rows(
     Ok(report(
         &mem,
         &full,
-        decode_pps,
+        &decoding,
         data_points,
         bytes,
         windows,
@@ -251,12 +308,19 @@ pub fn otlp_rows(
 fn report(
     mem: &PhaseResult,
     full: &PhaseResult,
-    decode_pps: f64,
+    decoding: &DecodeComparison,
     data_points: u64,
     bytes: usize,
     windows: usize,
-    (json_decode, json_mem, json_full): (f64, f64, f64),
+    (json_mem, json_full): (f64, f64),
 ) -> String {
+    let (decode_pps, json_decode) = decoding.medians();
+    let rounds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{:.2}", x / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let rate = |r: &PhaseResult| r.points as f64 / r.seconds;
     let fmt_rss = |r: Option<f64>| r.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
     let mut out = format!(
@@ -273,7 +337,9 @@ fn report(
         crate::metrics::json_series(),
     );
     out += &format!(
-        "| OTLP, decoding alone (one thread) | {decode_pps:.0} | – | – | APO JSON decoding {json_decode:.0} points/s: {:.2}× |\n",
+        "| OTLP, decoding alone (one thread; median of {} rounds alternating with APO JSON) | {decode_pps:.0} | – | – | APO JSON decoding {json_decode:.0} points/s ({} points): {:.2}× |\n",
+        decoding.otlp.len(),
+        decoding.counts.1,
         decode_pps / json_decode
     );
     out += &format!(
@@ -289,6 +355,11 @@ fn report(
         full.seconds,
         fmt_rss(full.rss_mib),
         rate(full) / json_full
+    );
+    out += &format!(
+        "\nDecoding rounds, M points/s: OTLP {}; APO JSON {}.\n",
+        rounds(&decoding.otlp),
+        rounds(&decoding.json)
     );
     out
 }

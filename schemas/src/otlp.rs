@@ -50,7 +50,7 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
     }
     let req = ExportMetricsServiceRequest::decode(bytes)
         .map_err(|e| SchemaError::Protobuf(e.to_string()))?;
-    Ok(decode_request(&req))
+    Ok(decode_request(req))
 }
 
 /// Decodes one OTLP JSON message (the protobuf JSON mapping the Collector's Kafka exporter
@@ -59,49 +59,50 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError>
 pub fn decode_metrics_json(bytes: &[u8]) -> Result<Decoded<MetricPoint>, SchemaError> {
     let req: ExportMetricsServiceRequest =
         serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(format!("OTLP JSON: {e}")))?;
-    Ok(decode_request(&req))
+    Ok(decode_request(req))
 }
 
 /// One data point's attributes, time, start time and values.
-type Values<'a> = (&'a [KeyValue], u64, u64, Result<Running, SchemaError>);
+type Values = (Vec<KeyValue>, u64, u64, Result<Running, SchemaError>);
 
-/// The [`Values`] of the data points of `$data`, each read by `$read` and made values by
-/// `$into` (any kind of data point: they share their attribute and time fields).
+/// The [`Values`] of the data points of `$data`, each read by `$read` (taking the point, so
+/// that its vectors move rather than copy) and made values by `$into` (any kind of data point:
+/// they share their attribute and time fields).
 macro_rules! values {
     ($data:expr, $read:expr, $into:expr) => {
         $data
             .data_points
-            .iter()
-            .map(|dp| {
+            .into_iter()
+            .map(|mut dp| {
+                let attrs = std::mem::take(&mut dp.attributes);
                 let times = (dp.time_unix_nano, dp.start_time_unix_nano);
-                (&dp.attributes[..], times.0, times.1, $read(dp).map($into))
+                (attrs, times.0, times.1, $read(dp).map($into))
             })
-            .collect::<Vec<Values<'_>>>()
+            .collect::<Vec<Values>>()
     };
 }
 
-/// The points of one request.
-fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
+/// The points of one request, taken apart: its strings and vectors move into the points.
+fn decode_request(req: ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
     let mut out = Decoded::default();
     let mut index = 0usize;
-    for rm in &req.resource_metrics {
+    for rm in req.resource_metrics {
         let service = service_name(rm.resource.as_ref());
         let resource: Arc<[(String, String)]> = rm
             .resource
-            .as_ref()
-            .map(|r| tags(&r.attributes).into_iter().collect())
+            .map(|r| tags(r.attributes).into_iter().collect())
             .unwrap_or_default();
         let shared = (!resource.is_empty()).then(|| resource.clone());
         // The resource's part of its streams' ids, hashed once.
         let resource_prefix = StreamPrefix::of_resource(&resource);
-        for sm in &rm.scope_metrics {
+        for sm in rm.scope_metrics {
             let scope = sm
                 .scope
                 .as_ref()
                 .map(|s| (s.name.as_str(), s.version.as_str()))
                 .unwrap_or(("", ""));
-            for m in &sm.metrics {
-                let Some(data) = &m.data else {
+            for m in sm.metrics {
+                let Some(data) = m.data else {
                     out.errors.push((
                         index,
                         SchemaError::Invalid {
@@ -113,7 +114,7 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
                     continue;
                 };
                 let prefix = resource_prefix.with_metric(scope, &m.name);
-                let base = |attrs: &[KeyValue], t: u64| MetricPoint {
+                let base = |attrs: Vec<KeyValue>, t: u64| MetricPoint {
                     timestamp: ms(t),
                     service: service.clone(),
                     name: m.name.clone(),
@@ -125,7 +126,7 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
                     resource: shared.clone(),
                 };
                 // A cumulative point: its stream's totals, made a delta downstream.
-                let running = |attrs: &[KeyValue], t: u64, start: u64, running: Running| {
+                let running = |attrs: Vec<KeyValue>, t: u64, start: u64, running: Running| {
                     let mut p = base(attrs, t);
                     p.cumulative = Some(Box::new(Cumulative {
                         // the tags in key order, as stream_id sorts them
@@ -137,7 +138,7 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
                 };
                 // Each data point's values (a number, or a histogram's counts), and whether
                 // they are its stream's totals since its start.
-                let (totals, points): (bool, Vec<Values<'_>>) = match data {
+                let (totals, points): (bool, Vec<Values>) = match data {
                     metric::Data::Gauge(g) => (false, values!(g, number, Running::Sum)),
                     metric::Data::Sum(s) => (
                         s.aggregation_temporality == CUMULATIVE && s.is_monotonic,
@@ -183,7 +184,7 @@ fn decode_request(req: &ExportMetricsServiceRequest) -> Decoded<MetricPoint> {
 }
 
 /// A summary data point's count and sum, its sum finite.
-fn summary(dp: &SummaryDataPoint) -> Result<Running, SchemaError> {
+fn summary(dp: SummaryDataPoint) -> Result<Running, SchemaError> {
     if !dp.sum.is_finite() {
         return Err(SchemaError::Invalid {
             field: "summary",
@@ -197,7 +198,7 @@ fn summary(dp: &SummaryDataPoint) -> Result<Running, SchemaError> {
 }
 
 /// A number data point's value.
-fn number(dp: &NumberDataPoint) -> Result<f64, SchemaError> {
+fn number(dp: NumberDataPoint) -> Result<f64, SchemaError> {
     match dp.value {
         Some(number_data_point::Value::AsDouble(v)) => Ok(v),
         Some(number_data_point::Value::AsInt(v)) => Ok(v as f64),
@@ -210,7 +211,7 @@ fn number(dp: &NumberDataPoint) -> Result<f64, SchemaError> {
 
 /// An explicit-bucket histogram data point's counts, checked: as many counts as buckets (or
 /// none), finite increasing bounds, counts that add up to the count, a sum when it has values.
-fn buckets(dp: &HistogramDataPoint) -> Result<Buckets, SchemaError> {
+fn buckets(dp: HistogramDataPoint) -> Result<Buckets, SchemaError> {
     let invalid = |reason: String| SchemaError::Invalid {
         field: "histogram",
         reason,
@@ -241,8 +242,8 @@ fn buckets(dp: &HistogramDataPoint) -> Result<Buckets, SchemaError> {
         None => return Err(invalid("histogram without sum".into())),
     };
     Ok(Buckets {
-        bounds: bounds.clone(),
-        counts: dp.bucket_counts.clone(),
+        bounds: dp.explicit_bounds,
+        counts: dp.bucket_counts,
         count: dp.count,
         sum,
         min: dp.min,
@@ -252,14 +253,13 @@ fn buckets(dp: &HistogramDataPoint) -> Result<Buckets, SchemaError> {
 
 /// An exponential histogram data point's counts, checked ([`Exponential::check`]; a sum
 /// when it has values).
-fn exponential(dp: &ExponentialHistogramDataPoint) -> Result<Exponential, SchemaError> {
-    let range = |b: &Option<exponential_histogram_data_point::Buckets>| {
-        b.as_ref()
-            .map(|b| ExpRange {
-                offset: b.offset,
-                counts: b.bucket_counts.clone(),
-            })
-            .unwrap_or_default()
+fn exponential(dp: ExponentialHistogramDataPoint) -> Result<Exponential, SchemaError> {
+    let range = |b: Option<exponential_histogram_data_point::Buckets>| {
+        b.map(|b| ExpRange {
+            offset: b.offset,
+            counts: b.bucket_counts,
+        })
+        .unwrap_or_default()
     };
     let invalid = |reason: String| SchemaError::Invalid {
         field: "exponential_histogram",
@@ -274,8 +274,8 @@ fn exponential(dp: &ExponentialHistogramDataPoint) -> Result<Exponential, Schema
         scale: dp.scale,
         zero_count: dp.zero_count,
         zero_threshold: dp.zero_threshold,
-        positive: range(&dp.positive),
-        negative: range(&dp.negative),
+        positive: range(dp.positive),
+        negative: range(dp.negative),
         count: dp.count,
         sum,
         min: dp.min,
@@ -333,15 +333,20 @@ pub fn histogram_of(b: &Buckets) -> Option<Histogram> {
     })
 }
 
-fn tags(attrs: &[KeyValue]) -> BTreeMap<String, String> {
+/// Attributes as tags, their keys and string values moved, not copied.
+fn tags(attrs: Vec<KeyValue>) -> BTreeMap<String, String> {
     attrs
-        .iter()
-        .filter_map(|kv| {
-            kv.value
-                .as_ref()
-                .map(|v| (kv.key.clone(), any_to_string(v)))
-        })
+        .into_iter()
+        .filter_map(|kv| kv.value.map(|v| (kv.key, into_string(v))))
         .collect()
+}
+
+/// A value as text, a string value moved.
+fn into_string(v: AnyValue) -> String {
+    match v.value {
+        Some(any_value::Value::StringValue(s)) => s,
+        other => any_to_string(&AnyValue { value: other }),
+    }
 }
 
 /// The resource attribute `service.name` (empty when absent).
