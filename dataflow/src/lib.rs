@@ -26,7 +26,9 @@ mod traces;
 
 pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
 pub use decisions::circuit::operator::CIRCUIT_RULE;
-pub use decisions::config::{MetricTarget, PlannerConfig, ScaleTarget, DEFAULT_REPLICAS_METRIC};
+pub use decisions::config::{
+    MetricTarget, PlannerConfig, ScaleTarget, TargetSignal, DEFAULT_REPLICAS_METRIC,
+};
 pub use decisions::hpa::behavior::{
     Autoscaler, Behavior, Limit, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy,
 };

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::VerifyConfig;
 
 /// One closed window of a watched signal (its latest revision).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
     /// Inclusive start, ms since the Unix epoch.
     pub start: i64,

@@ -4,6 +4,11 @@
 //! It starts at the first record written a retention before now (the broker's offsets for
 //! times; from the beginning where the broker cannot say), so a restarted actuator sees the
 //! windows before the actions it still watches.
+//!
+//! A latency metric split into attribute series (`http.route`, `error.type`: issue 15's
+//! series attributes) is one signal to the judge, as it is to the planner's rules: each
+//! series' latest revision is kept, and the window judged is their roll-up, the largest
+//! statistic (an upper bound of the metric's) over their points summed ([`LatencySeries`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -38,7 +43,56 @@ pub struct Watch {
     /// Target → its verification settings.
     configs: BTreeMap<String, VerifyConfig>,
     signals: BTreeMap<String, Signals>,
+    latency: LatencySeries,
     unreadable: u64,
+}
+
+/// The latency windows of each target by attribute series, each series' latest revision.
+#[derive(Debug, Default)]
+pub struct LatencySeries {
+    /// Target → window start → series text → its window.
+    windows: BTreeMap<String, BTreeMap<i64, BTreeMap<String, Window>>>,
+}
+
+impl LatencySeries {
+    /// Takes `w` of `series` of `target` (unless a later revision of it is held) and returns
+    /// the window's roll-up over the series held: the largest value, the points summed, the
+    /// latest revision. `None` when `w` was an older revision.
+    pub fn add(&mut self, target: &str, series: String, w: Window) -> Option<Window> {
+        let by_series = self
+            .windows
+            .entry(target.to_string())
+            .or_default()
+            .entry(w.start)
+            .or_default();
+        if by_series
+            .get(&series)
+            .is_some_and(|old| old.revision > w.revision)
+        {
+            return None;
+        }
+        by_series.insert(series, w);
+        let mut rolled = w;
+        for s in by_series.values() {
+            rolled.value = rolled.value.max(s.value);
+            rolled.revision = rolled.revision.max(s.revision);
+        }
+        rolled.events = by_series.values().map(|s| s.events).sum();
+        Some(rolled)
+    }
+
+    /// Forgets the windows that ended before `oldest` (ms).
+    pub fn forget_before(&mut self, oldest: i64) {
+        for windows in self.windows.values_mut() {
+            while windows
+                .first_key_value()
+                .is_some_and(|(_, s)| s.values().all(|w| w.end < oldest))
+            {
+                windows.pop_first();
+            }
+        }
+        self.windows.retain(|_, w| !w.is_empty());
+    }
 }
 
 impl Watch {
@@ -99,6 +153,7 @@ impl Watch {
             topics,
             configs,
             signals: BTreeMap::new(),
+            latency: LatencySeries::default(),
             unreadable: 0,
         })
     }
@@ -165,7 +220,10 @@ impl Watch {
                 events: s.count,
                 bad: 0,
             };
-            (s.service, LATENCY.to_string(), w)
+            let Some(rolled) = self.latency.add(&s.service, s.series_text(), w) else {
+                return;
+            };
+            (s.service, LATENCY.to_string(), rolled)
         } else {
             let Ok(s) = serde_json::from_slice::<SloState>(bytes) else {
                 self.unreadable += 1;
@@ -184,7 +242,9 @@ impl Watch {
             };
             (s.service, slo_key(&s.objective), w)
         };
+        let is_latency = key == LATENCY;
         let oldest = apo_core::clock::now_ms() - RETENTION.as_millis() as i64;
+        self.latency.forget_before(oldest);
         if w.end < oldest {
             return;
         }
@@ -195,7 +255,9 @@ impl Watch {
             .entry(key)
             .or_default();
         match windows.get(&w.start) {
-            Some(old) if old.revision > w.revision => {}
+            // a latency roll-up replaces the window whatever its revision (a series may be
+            // new in it); an SLO's older revision does not
+            Some(old) if old.revision > w.revision && !is_latency => {}
             _ => {
                 windows.insert(w.start, w);
             }
@@ -206,5 +268,57 @@ impl Watch {
         {
             windows.pop_first();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start: i64, revision: u32, value: f64, events: u64) -> Window {
+        Window {
+            start,
+            end: start + 10_000,
+            revision,
+            value,
+            events,
+            bad: 0,
+        }
+    }
+
+    /// Two series of one window (the requests that succeeded and those that timed out): one
+    /// window of the largest p99 over every point; a revision of one series replaces only its
+    /// own part; an older revision changes nothing.
+    #[test]
+    fn attribute_series_of_a_latency_metric_roll_up_into_one_window() {
+        let mut l = LatencySeries::default();
+        let ok = "http.server.request.duration".to_string();
+        let timeouts = "http.server.request.duration{error.type=\"timeout\"}".to_string();
+        assert_eq!(
+            l.add("checkout", ok.clone(), window(0, 1, 0.2, 90)),
+            Some(window(0, 1, 0.2, 90))
+        );
+        assert_eq!(
+            l.add("checkout", timeouts.clone(), window(0, 1, 10.0, 10)),
+            Some(window(0, 1, 10.0, 100))
+        );
+        // the successful requests revised (late data): 95 of them now, the timeouts kept
+        assert_eq!(
+            l.add("checkout", ok.clone(), window(0, 2, 0.3, 95)),
+            Some(window(0, 2, 10.0, 105))
+        );
+        assert_eq!(l.add("checkout", ok.clone(), window(0, 1, 0.2, 90)), None);
+        // another target, another window: apart
+        assert_eq!(
+            l.add("cart", ok.clone(), window(0, 1, 0.5, 7)),
+            Some(window(0, 1, 0.5, 7))
+        );
+        assert_eq!(
+            l.add("checkout", ok, window(10_000, 1, 0.1, 50)),
+            Some(window(10_000, 1, 0.1, 50))
+        );
+        l.forget_before(10_001);
+        assert_eq!(l.windows["checkout"].len(), 1);
+        assert!(!l.windows.contains_key("cart"));
     }
 }

@@ -9,6 +9,8 @@
 //! min_replicas = 2
 //! max_replicas = 20
 //! metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
+//! # or on requests a second, 25 a replica (an External metric's AverageValue):
+//! # metrics = [{ name = "http.server.request.duration", signal = "rate", average_value = 25 }]
 //! # replicas_metric = "k8s.deployment.available_pods"   # its window mean: the ready replicas
 //! # desired_replicas_metric = "k8s.deployment.desired_pods"  # the replicas asked for (spec)
 //! # tolerance = 0.1
@@ -70,7 +72,33 @@ pub const DEFAULT_DESIRED_REPLICAS_METRIC: &str = "k8s.deployment.desired_pods";
 /// The HPA controller's default tolerance.
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
 
-/// One metric an HPA scales on: the pods' average against `average_value`.
+/// What of a metric's window an HPA metric reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetSignal {
+    /// The window's mean is the pods' average (a `Pods` or `Resource` metric of the HPA).
+    #[default]
+    Mean,
+    /// The window's points per second (count / window seconds) are the Deployment's total,
+    /// kept at `average_value` a pod: an `External` metric with an `AverageValue` target, as
+    /// KEDA's Prometheus scaler sets one up on a request rate. A histogram's count is every
+    /// request it recorded, failed ones included, so unlike a utilisation it does not stop
+    /// at 100 % when the replicas are saturated.
+    Rate,
+}
+
+impl TargetSignal {
+    /// Its name in decisions' evidence.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetSignal::Mean => "mean",
+            TargetSignal::Rate => "rate",
+        }
+    }
+}
+
+/// One metric an HPA scales on: the pods' average (or the total per pod, `signal = "rate"`)
+/// against `average_value`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricTarget {
@@ -78,6 +106,9 @@ pub struct MetricTarget {
     pub name: String,
     /// The average per pod to keep (the HPA's `target.averageValue`).
     pub average_value: f64,
+    /// What of the window is read: `mean` (the default) or `rate`.
+    #[serde(default)]
+    pub signal: TargetSignal,
 }
 
 /// One target the HPA rule scales.

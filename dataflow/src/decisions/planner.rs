@@ -39,11 +39,13 @@ use crate::decisions::cache::climb::{Climber, Increase};
 use crate::decisions::cache::CacheTarget;
 use crate::decisions::canary::judge::Verdict;
 use crate::decisions::canary::rule::{CanaryState, Judgement, RollbackTarget};
-use crate::decisions::config::{PlannerConfig, ScaleTarget};
+use crate::decisions::config::{MetricTarget, PlannerConfig, ScaleTarget, TargetSignal};
 use crate::decisions::gc::heap::{change as gc_change, live_set, Change, Seen};
 use crate::decisions::gc::{GcTarget, G1_OCCUPANCY, G1_PAUSE_GOAL_MS};
 use crate::decisions::hpa::behavior::Autoscaler;
-use crate::decisions::hpa::calculator::{desired_from_average, largest_proposal};
+use crate::decisions::hpa::calculator::{
+    desired_from_average, desired_from_total, largest_proposal,
+};
 use crate::decisions::index::SeriesIndex;
 use crate::decisions::pool::littles_law::{busy, seconds_per, size_for};
 use crate::decisions::pool::PoolTarget;
@@ -631,6 +633,14 @@ fn count_of(row: Option<&WindowStats>) -> Option<u32> {
         .map(|r| r.mean.round().min(f64::from(u32::MAX)) as u32)
 }
 
+/// What an HPA metric reads of its window: the mean, or the points per second.
+fn signal_of(w: &WindowStats, signal: TargetSignal) -> f64 {
+    match signal {
+        TargetSignal::Mean => w.mean,
+        TargetSignal::Rate => w.count as f64 / f64::from(w.window_seconds.max(1)),
+    }
+}
+
 /// The evidence of a window's mean, against `target` when there is one.
 fn mean_evidence(w: &WindowStats, target: Option<f64>) -> Evidence {
     Evidence {
@@ -672,11 +682,11 @@ fn scale(
             state.pending = None;
         }
     }
-    let used: Vec<(&WindowStats, f64)> = t
+    let used: Vec<(&WindowStats, &MetricTarget, f64)> = t
         .metrics
         .iter()
-        .filter_map(|m| find(&m.name).map(|w| (w, m.average_value)))
-        .filter(|(w, _)| w.mean.is_finite())
+        .filter_map(|m| find(&m.name).map(|w| (w, m, signal_of(w, m.signal))))
+        .filter(|(_, _, v)| v.is_finite())
         .collect();
     if used.is_empty() {
         return None;
@@ -700,7 +710,12 @@ fn scale(
     let ready = ready.min(current);
     let proposals: Vec<_> = used
         .iter()
-        .map(|(w, target)| desired_from_average(current, ready, w.mean, *target, t.tolerance))
+        .map(|(_, m, v)| match m.signal {
+            TargetSignal::Mean => {
+                desired_from_average(current, ready, *v, m.average_value, t.tolerance)
+            }
+            TargetSignal::Rate => desired_from_total(current, *v, m.average_value, t.tolerance),
+        })
         .collect();
     let reactive = largest_proposal(&proposals)?;
     // The forecast's recommendation counts where it asks for more.
@@ -722,13 +737,33 @@ fn scale(
     }
     let mut evidence: Vec<Evidence> = used
         .iter()
-        .map(|(w, target)| mean_evidence(w, Some(*target)))
+        .map(|(w, m, v)| match m.signal {
+            TargetSignal::Mean => mean_evidence(w, Some(m.average_value)),
+            // as the HPA's status reports an External per-pod metric: the total over the pods
+            TargetSignal::Rate => Evidence {
+                metric: w.metric.clone(),
+                statistic: format!("rate a replica, over {current}"),
+                window_seconds: w.window_seconds,
+                window_start: w.window_start,
+                value: v / f64::from(current),
+                target: Some(m.average_value),
+            },
+        })
         .collect();
     evidence.extend(replicas_row.map(|r| mean_evidence(r, None)));
     evidence.extend(asked_row.map(|r| mean_evidence(r, None)));
     let usage: Vec<String> = used
         .iter()
-        .map(|(w, target)| format!("{} {:.4} against {}", w.metric, w.mean, target))
+        .map(|(w, m, v)| match m.signal {
+            TargetSignal::Mean => format!("{} {:.4} against {}", w.metric, v, m.average_value),
+            TargetSignal::Rate => format!(
+                "{} rate {:.2}/s ({:.2} a replica of {current}) against {} a replica",
+                w.metric,
+                v,
+                v / f64::from(current),
+                m.average_value
+            ),
+        })
         .collect();
     let bounds = format!("bounds {}..={}", t.min_replicas, t.max_replicas);
     let (rule, reason) = match predicted {
@@ -1232,6 +1267,7 @@ mod tests {
                 metrics: vec![MetricTarget {
                     name: "cpu.utilization".into(),
                     average_value: 0.75,
+                    signal: TargetSignal::Mean,
                 }],
                 replicas_metric: DEFAULT_REPLICAS_METRIC.into(),
                 desired_replicas_metric: DEFAULT_DESIRED_REPLICAS_METRIC.into(),
@@ -1270,6 +1306,53 @@ mod tests {
         // the same windows on fresh state: the same decision, id and signature
         let again = plan(&config(), &key, &mut PlannerState::default(), rows);
         assert_eq!(again, out);
+    }
+
+    /// A step that saturates the replicas: 2 serving 120 requests/s flat out. Their CPU stops at
+    /// 100 %, so the utilisation can ask for ceil(2 × 1 / 0.6) = 4 at most, and the next window
+    /// (2 of 4 ready, still flat out) for nothing more; the request rate, kept at 22.92 a
+    /// replica (38.2 at 100 %, at 60 %), asks for ceil(120 / 22.92) = 6 at once. Either metric
+    /// alone gives its own count; together the larger wins, and the decision says which.
+    #[test]
+    fn a_request_rate_target_sees_past_a_saturated_utilisation() {
+        let key = SigningKey::new(None, b"0123456789abcdef0123456789abcdef").unwrap();
+        let (t0, duration) = (1_800_000_000_000, "http.server.request.duration");
+        let cpu = MetricTarget {
+            name: "cpu.utilization".into(),
+            average_value: 0.6,
+            signal: TargetSignal::Mean,
+        };
+        let rate = MetricTarget {
+            name: duration.into(),
+            average_value: 22.92,
+            signal: TargetSignal::Rate,
+        };
+        let with = |metrics: Vec<MetricTarget>| {
+            let mut cfg = config();
+            cfg.scale[0].metrics = metrics;
+            cfg
+        };
+        let mut requests = row(duration, t0, 0.2);
+        requests.count = 120 * 60;
+        let mut rows = scale_rows(t0, 2.0, 2.0, 1.0);
+        rows.push(requests);
+        let to = |cfg: &PlannerConfig| {
+            let out = plan(cfg, &key, &mut PlannerState::default(), rows.clone());
+            assert_eq!(out.len(), 1);
+            out[0].clone()
+        };
+        assert_eq!(to(&with(vec![cpu.clone()])).replicas_to, Some(4));
+        let d = to(&with(vec![cpu.clone(), rate.clone()]));
+        assert_eq!((d.replicas_from, d.replicas_to), (Some(2), Some(6)));
+        assert!(
+            d.reason
+                .contains("rate 120.00/s (60.00 a replica of 2) against 22.92"),
+            "{}",
+            d.reason
+        );
+        let e = d.evidence.iter().find(|e| e.metric == duration).unwrap();
+        assert_eq!((e.value, e.target), (60.0, Some(22.92)));
+        assert_eq!(to(&with(vec![rate])).replicas_to, Some(6));
     }
 
     /// The replicas (ready, asked for) and the utilisation of the window starting at `start`.

@@ -197,6 +197,11 @@ impl Prepared {
         self.duration_s
     }
 
+    /// The highest request rate it is offered (a trace's --peak; a synthetic load's own).
+    pub fn peak(&self) -> f64 {
+        self.peak
+    }
+
     /// The request rate it is offered by simulated time (seconds since its start).
     pub fn rate(&self) -> RateFn {
         Arc::clone(&self.rate)

@@ -63,16 +63,27 @@ pub fn tuning_rules(a: &SimArgs, apo: &str) -> String {
     out
 }
 
-/// The planner's rules: the HPA rule on `hpa`; the HPA rule and the predictive rule on `apo`,
-/// and the rules of `tuning` ([`tuning_rules`]).
+/// The planner's rules: the HPA rule on `hpa` (CPU utilisation); on `apo` the HPA rule on
+/// the utilisation and on the request rate (every request, failed ones included, at the
+/// replicas' capacity at the target utilisation a replica: it does not saturate where the
+/// utilisation stops at 100 %), the predictive rule, and the rules of `tuning`
+/// ([`tuning_rules`]).
 pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
-    let scale = |target: &str| {
+    let scale = |target: &str, rate: bool| {
+        let rate = if rate {
+            format!(
+                ", {{ name = \"{REQUEST_DURATION}\", signal = \"rate\", average_value = {} }}",
+                s.per_replica * s.utilization
+            )
+        } else {
+            String::new()
+        };
         format!(
             "[[scale]]\n\
              target = \"{target}\"\n\
              min_replicas = 1\n\
              max_replicas = {}\n\
-             metrics = [{{ name = \"{CPU_UTILIZATION}\", average_value = {} }}]\n",
+             metrics = [{{ name = \"{CPU_UTILIZATION}\", average_value = {} }}{rate}]\n",
             s.max_replicas, s.utilization
         )
     };
@@ -90,8 +101,8 @@ pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
          quantile = {}\n\
          scheduling_buffer = \"{}s\"\n{tuning}",
         s.window_s,
-        scale(hpa),
-        scale(apo),
+        scale(hpa, false),
+        scale(apo, true),
         s.per_replica,
         s.utilization,
         s.quantile,
@@ -152,7 +163,7 @@ pub fn load_name(a: &SimArgs) -> String {
 pub fn section(
     a: &SimArgs,
     s: &Sizing,
-    mean: f64,
+    (mean, peak): (f64, f64),
     speed: f64,
     wall: Duration,
     table: &str,
@@ -166,10 +177,12 @@ pub fn section(
          One service of {workers} workers a replica, log-normal service time (median {median:?}, \
          sigma {sigma}: {per:.1} requests/s a replica at 100 %), {startup:?} to start a replica, \
          callers that give up after {timeout:?} (a request answered later fails), at most \
-         {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak} \
+         {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak:.1} \
          requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
          and APO start from {fixed}, on {window} s windows, the HPA rule on \
-         `{CPU_UTILIZATION}` at {util:.0} %; APO adds the predictive rule (the LSTM's forecast of \
+         `{CPU_UTILIZATION}` at {util:.0} %; APO scales on the request rate as well (every request, \
+         failed ones included, at {rate:.1} requests/s a replica: the utilisation stops at 100 % \
+         when the replicas are saturated, the rate does not) and adds the predictive rule (the LSTM's forecast of \
          the request rate, {buffer} s ahead, planned for at its {planned}){tuned}. An SLA-violation minute: request p95 over \
          {slo:?} or errors over the error budget. Figures from the sim's own requests.\n\n\
          {table}\n\
@@ -183,9 +196,9 @@ pub fn section(
         startup = a.startup,
         timeout = a.timeout,
         max = s.max_replicas,
-        peak = a.peak,
         fixed = s.fixed,
         util = s.utilization * 100.0,
+        rate = s.per_replica * s.utilization,
         window = s.window_s,
         buffer = s.buffer_s,
         slo = a.slo_p95,
@@ -266,6 +279,7 @@ fn with_section(text: &str, name: &str, section: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apo_dataflow::TargetSignal;
 
     fn sizing() -> Sizing {
         Sizing {
@@ -291,6 +305,19 @@ mod tests {
         assert_eq!(rules.window_seconds, 60);
         assert_eq!(rules.scale.len(), 2);
         assert!(rules.scale[0].predictive.is_none(), "the HPA rule alone");
+        // the HPA rule on the utilisation; APO on it and on the request rate, 38.2 × 60 % a
+        // replica
+        let metrics = |i: usize| -> Vec<(String, apo_dataflow::TargetSignal, f64)> {
+            rules.scale[i]
+                .metrics
+                .iter()
+                .map(|m| (m.name.clone(), m.signal, m.average_value))
+                .collect()
+        };
+        let cpu = (CPU_UTILIZATION.to_string(), TargetSignal::Mean, 0.6);
+        assert_eq!(metrics(0), [cpu.clone()]);
+        let rate = (REQUEST_DURATION.to_string(), TargetSignal::Rate, 38.2 * 0.6);
+        assert_eq!(metrics(1), [cpu, rate]);
         let p = rules.scale[1].predictive.as_ref().expect("APO's forecast");
         assert_eq!(p.capacity_per_replica, 38.2);
         assert_eq!(p.scheduling_buffer, Duration::from_secs(90));

@@ -109,7 +109,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
 
     // the three sims, sized once the load's mean is known
     let probe = Prepared::new(a.clone())?;
-    let (duration_s, rate) = (probe.duration_s(), probe.rate());
+    let (duration_s, rate, peak) = (probe.duration_s(), probe.rate(), probe.peak());
     drop(probe);
     let mean = mean_rate(&*rate, duration_s);
     let mean_service_s = a.service_time.as_secs_f64() * (a.sigma * a.sigma / 2.0).exp();
@@ -256,7 +256,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     let section = files::section(
         &a,
         &sizing,
-        mean,
+        (mean, peak),
         clock.speed,
         wall,
         &table,

@@ -15,7 +15,8 @@ use rand::{Rng, SeedableRng};
 
 use super::spans::{self, Ids, Traced};
 use super::{
-    ns, rounded_rank, RunSpec, Scrape, Window, CACHE_SETTING, HEAP_SETTING, NS, POOL_SETTING,
+    ns, rounded_rank, Failure, RunSpec, Scrape, Window, CACHE_SETTING, HEAP_SETTING, NS,
+    POOL_SETTING,
 };
 use crate::control::board::Command;
 use crate::events::{Events, Nanos};
@@ -496,7 +497,15 @@ impl<'s, 'a> Sim<'s, 'a> {
         let node = req.node;
         let spec = self.spec;
         let n = &spec.fleet.nodes[node];
-        let ok = ok && !late(n.service.timeout, now - req.arrived);
+        let timed_out = late(n.service.timeout, now - req.arrived);
+        let ok = ok && !timed_out;
+        let failure = if timed_out {
+            Failure::Timeout
+        } else if req.replica.is_none() {
+            Failure::Unavailable
+        } else {
+            Failure::Error
+        };
         if let Some(r) = req.replica {
             if let Some(next) = self.services[node].finish(r) {
                 self.starts.push((node, r, next));
@@ -508,6 +517,11 @@ impl<'s, 'a> Sim<'s, 'a> {
                 .push((now - req.arrived) as f64 / NS);
         } else if !ok {
             self.scrapes[node].failed += 1;
+            if self.scraped() {
+                self.scrapes[node]
+                    .failures_s
+                    .push((failure, (now - req.arrived) as f64 / NS));
+            }
         }
         // a user request: the entry's (calls go to later nodes, so none reaches it)
         if node == 0 {

@@ -99,6 +99,9 @@ pub struct Scrape {
     /// Its requests that failed in it: refused (no replica ready, or a full line), timed
     /// out, failed on their own or by a call they made.
     pub failed: u64,
+    /// Each of them as its instrumentation records it (the duration histogram records every
+    /// request, a failed one with its `error.type`): why it failed and its duration, seconds.
+    pub failures_s: Vec<(Failure, f64)>,
     /// Replicas the service is scaled to at its end, and those serving.
     pub replicas: u32,
     /// (serving)
@@ -134,6 +137,7 @@ impl Scrape {
             every_s,
             durations_s: Vec::new(),
             failed: 0,
+            failures_s: Vec::new(),
             replicas: 0,
             ready: 0,
             utilization: Vec::new(),
@@ -143,6 +147,28 @@ impl Scrape {
             gc_pauses_s: Vec::new(),
             heap: None,
             spans: Vec::new(),
+        }
+    }
+}
+
+/// Why a request failed, as the `error.type` of its duration's point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    /// Its caller's timeout passed (abandoned in line, or answered too late).
+    Timeout,
+    /// No replica took it (none ready, or its line full): what a proxy answers 503 for.
+    Unavailable,
+    /// It failed on its own, or a call it made did.
+    Error,
+}
+
+impl Failure {
+    /// Its `error.type`: `timeout`, and the HTTP status codes for the other two.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Unavailable => "503",
+            Failure::Error => "500",
         }
     }
 }

@@ -164,6 +164,13 @@ fn callers_time_out_and_a_request_answered_late_fails() {
         );
         ended += s.durations_s.len() as u64;
         failed += s.failed;
+        // each failure is in the scrape's failures, as a timeout, of a request that waited
+        // past its caller's 2 s
+        assert_eq!(s.failures_s.len() as u64, s.failed);
+        assert!(s
+            .failures_s
+            .iter()
+            .all(|(why, d)| *why == Failure::Timeout && *d > 2.0));
         true
     })
     .unwrap();
@@ -179,6 +186,36 @@ fn callers_time_out_and_a_request_answered_late_fails() {
     let slow = run(&spec(None)).unwrap();
     assert!(slow.iter().all(|w| w.failed == 0));
     assert!(slow[1].p95_s > 20.0, "{slow:?}");
+    // a line of at most 10 and no timeout: the requests it refuses fail at once, as
+    // unavailable, and are every failure
+    let limited = RunSpec {
+        seed: 3,
+        ..fleet_spec(
+            Topology::single(
+                "checkout",
+                ServiceConfig {
+                    queue_limit: Some(10),
+                    ..ServiceConfig::default()
+                },
+                1,
+            ),
+            &rate,
+            76.0,
+        )
+    };
+    let mut refused = 0u64;
+    run_scraped(&limited, &mut |mut s| {
+        let s = s.remove(0);
+        assert_eq!(s.failures_s.len() as u64, s.failed);
+        assert!(s
+            .failures_s
+            .iter()
+            .all(|(why, d)| *why == Failure::Unavailable && *d == 0.0));
+        refused += s.failed;
+        true
+    })
+    .unwrap();
+    assert!(refused > 1_000, "{refused}");
 }
 
 #[test]
@@ -427,10 +464,12 @@ fn a_failing_or_late_call_fails_its_caller() {
     };
     let mut failed = [0u64; 3];
     let mut ok = [0usize; 3];
-    let count = |failed: &mut [u64; 3], ok: &mut [usize; 3], s: Vec<Scrape>| {
+    let mut why: Vec<Vec<Failure>> = vec![Vec::new(); 3];
+    let mut count = |failed: &mut [u64; 3], ok: &mut [usize; 3], s: Vec<Scrape>| {
         for (i, s) in s.into_iter().enumerate() {
             failed[i] += s.failed;
             ok[i] += s.durations_s.len();
+            why[i].extend(s.failures_s.iter().map(|f| f.0));
         }
         true
     };
@@ -465,6 +504,13 @@ fn a_failing_or_late_call_fails_its_caller() {
     .unwrap();
     assert_eq!((ok[0], ok[2], failed[1]), (0, 0, 0));
     assert!(failed[0] > 150 && failed[2].abs_diff(failed[0]) <= 1);
+    // why, as each one's duration records it: the frontend's failed by a call (500), A's
+    // never, B's on its own (500) in the first fleet and late (timeout) in the second
+    assert!(why[0].iter().all(|w| *w == Failure::Error) && why[0].len() > 300);
+    assert!(why[1].is_empty());
+    let late_b = why[2].iter().filter(|w| **w == Failure::Timeout).count() as u64;
+    assert_eq!(late_b, failed[2]);
+    assert!(why[2].iter().filter(|w| **w == Failure::Error).count() > 150);
     use apo_schemas::{SpanKind, SpanStatus};
     for s in &spans {
         if s.service == "frontend" && s.kind == SpanKind::Client && s.name == "GET /b" {

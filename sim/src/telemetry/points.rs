@@ -4,7 +4,10 @@
 //! - `http.server.request.duration` (s): the requests that ended in the interval, as one
 //!   histogram point whose buckets are logarithmic with a relative accuracy of
 //!   [`BUCKET_ACCURACY`] (count, sum, min and max exact), the form of the SDKs' exponential
-//!   histograms;
+//!   histograms; the failed ones as a point of their own per `error.type` (`timeout`, `503`
+//!   for a request no replica took, `500`), as the semantic conventions record every request,
+//!   so that the histogram's count is the requests offered even when the replicas are
+//!   saturated;
 //! - `k8s.deployment.available_pods` and `k8s.deployment.desired_pods`: the serving replicas
 //!   (what the HPA rule reads as the current replicas) and those asked for;
 //! - `cpu.utilization` (1): one point per serving replica (tagged `k8s.pod.name`), so that a
@@ -34,10 +37,14 @@ use std::collections::BTreeMap;
 use apo_schemas::metric::{bucket_bound, Histogram};
 use apo_schemas::MetricPoint;
 
+#[cfg(test)]
+use crate::run::Failure;
 use crate::run::Scrape;
 
 /// The requests' durations.
 pub const REQUEST_DURATION: &str = "http.server.request.duration";
+/// The attribute of a failed request's duration: why it failed.
+pub const ERROR_TYPE: &str = "error.type";
 /// The serving replicas (the planner's default replicas metric).
 pub const AVAILABLE_PODS: &str = "k8s.deployment.available_pods";
 /// The replicas asked for.
@@ -90,6 +97,20 @@ pub fn points(service: &str, start_ms: i64, scrape: &Scrape) -> Vec<MetricPoint>
             histogram: Some(h),
             ..point(REQUEST_DURATION, 0.0, "s")
         });
+    }
+    let mut failures: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for (why, d) in &scrape.failures_s {
+        failures.entry(why.error_type()).or_default().push(*d);
+    }
+    for (error_type, durations) in failures {
+        if let Some(h) = histogram(&durations) {
+            let mut p = MetricPoint {
+                histogram: Some(h),
+                ..point(REQUEST_DURATION, 0.0, "s")
+            };
+            p.tags.insert(ERROR_TYPE.into(), error_type.into());
+            out.push(p);
+        }
     }
     if let Some((size, used, waiting)) = scrape.pool {
         if let Some(h) = histogram(&scrape.db_use_s) {
@@ -250,6 +271,42 @@ mod tests {
         assert_eq!((p[3].value, p[4].value), (0.5, 0.25));
         assert_eq!(p[4].tags["k8s.pod.name"], "checkout-1");
         for q in &p {
+            q.validate().unwrap();
+        }
+        // failed requests: a duration point per error.type after the successful ones, their
+        // counts, extremes and sums exact
+        let failed = points(
+            "checkout",
+            0,
+            &Scrape {
+                failures_s: vec![
+                    (Failure::Timeout, 10.5),
+                    (Failure::Unavailable, 0.0),
+                    (Failure::Timeout, 12.0),
+                    (Failure::Error, 0.3),
+                ],
+                ..s.clone()
+            },
+        );
+        let durations: Vec<(&str, u64, f64, f64)> = failed
+            .iter()
+            .filter(|p| p.name == REQUEST_DURATION)
+            .map(|p| {
+                let h = p.histogram.as_ref().unwrap();
+                let why = p.tags.get(ERROR_TYPE).map_or("", String::as_str);
+                (why, h.count, h.min, h.max)
+            })
+            .collect();
+        assert_eq!(
+            durations,
+            [
+                ("", 3, 0.1, 0.4),
+                ("500", 1, 0.3, 0.3),
+                ("503", 1, 0.0, 0.0),
+                ("timeout", 2, 10.5, 12.0)
+            ]
+        );
+        for q in &failed {
             q.validate().unwrap();
         }
         // without requests: no duration point

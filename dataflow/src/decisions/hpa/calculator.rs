@@ -1,5 +1,6 @@
 //! The Kubernetes HPA's replica calculator for a per-pod metric (`replica_calculator.go`,
-//! `calcPlainMetricReplicas`), as a pure function of the pods' samples.
+//! `calcPlainMetricReplicas`), as a pure function of the pods' samples, and for a total kept
+//! at a value per pod (`GetExternalPerPodMetricReplicas`, [`desired_from_total`]).
 //!
 //! - The usage ratio is the ready pods' average over the target. Values are in milli-units and
 //!   the average is truncated to a whole milli-unit, as the controller's int64 arithmetic
@@ -141,6 +142,33 @@ pub fn desired_from_average(
     desired_replicas(current, milli(target), &pods, tolerance)
 }
 
+/// The replica count a total asks for (an External metric with an `AverageValue` target, the
+/// controller's `GetExternalPerPodMetricReplicas`): the usage ratio is the total over
+/// `per_pod` × the current count (every pod, ready or not: the scale's status replicas);
+/// within the tolerance (inclusive) nothing changes, else `ceil(total / per_pod)`. Values in
+/// milli-units, each rounded to one as the metrics API's quantities are; the ratio and the
+/// division in f64, as there.
+pub fn desired_from_total(
+    current: u32,
+    total: f64,
+    per_pod: f64,
+    tolerance: f64,
+) -> Result<u32, CalculatorError> {
+    let milli = |v: f64| (v * 1000.0).round() as i64;
+    let (usage, target) = (milli(total), milli(per_pod));
+    if target <= 0 {
+        return Err(CalculatorError::BadTarget(target));
+    }
+    if current == 0 {
+        return Err(CalculatorError::NoPods);
+    }
+    let ratio = usage as f64 / (target as f64 * f64::from(current));
+    if (1.0 - ratio).abs() <= tolerance {
+        return Ok(current);
+    }
+    Ok(ceil_count(usage as f64 / target as f64))
+}
+
 /// `ceil(x)` as a replica count, saturating.
 fn ceil_count(x: f64) -> u32 {
     if x.is_nan() || x <= 0.0 {
@@ -271,6 +299,31 @@ mod tests {
             PodSample::missing(),
         ];
         assert_eq!(desired_replicas(3, 100, &pods, TOL), Ok(3));
+    }
+
+    /// The controller's own cases (`replica_calculator_test.go`,
+    /// `TestReplicaCalcScaleUpPerPodCMExternal` and `TestReplicaCalcTolerancePerPodCMExternal`):
+    /// a total of 8600 m over 3 pods against 2150 m a pod is 4; against 2900 m it is within the
+    /// tolerance (8600 / 8700) and stays 3. Its levels are milli-values, ours units.
+    #[test]
+    fn a_total_per_pod_as_the_controller_computes_it() {
+        assert_eq!(desired_from_total(3, 8.6, 2.15, TOL), Ok(4));
+        assert_eq!(desired_from_total(3, 8.6, 2.9, TOL), Ok(3));
+        // every pod counts, not only the ready ones: 120 requests/s at 22.92 a pod is 6 from
+        // 2 or from 4 (the ratio is not rebalanced for starting pods, unlike a mean)
+        assert_eq!(desired_from_total(2, 120.0, 22.92, TOL), Ok(6));
+        assert_eq!(desired_from_total(4, 120.0, 22.92, TOL), Ok(6));
+        // down: 10/s at 22.92 a pod from 5 is 1; nothing is 0 (the bounds then say 1)
+        assert_eq!(desired_from_total(5, 10.0, 22.92, TOL), Ok(1));
+        assert_eq!(desired_from_total(5, 0.0, 22.92, TOL), Ok(0));
+        assert_eq!(
+            desired_from_total(0, 1.0, 1.0, TOL),
+            Err(CalculatorError::NoPods)
+        );
+        assert_eq!(
+            desired_from_total(1, 1.0, 0.0, TOL),
+            Err(CalculatorError::BadTarget(0))
+        );
     }
 
     #[test]
