@@ -105,6 +105,15 @@ impl Default for ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// Requests a second a replica's workers serve flat out on their own work: workers over
+    /// the log-normal service time's mean, median × e^(σ²/2) (what its CPU utilisation reads
+    /// 100 % at; a worker held waiting for its database or its calls is not counted busy).
+    pub fn per_replica(&self) -> f64 {
+        self.workers as f64 / (self.median_s * (self.sigma * self.sigma / 2.0).exp())
+    }
+}
+
 /// A job: its number and when it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {

@@ -240,6 +240,34 @@ impl Topology {
         Ok(())
     }
 
+    /// Each node's share of the entry's requests: 1 at the entry, and along every call the
+    /// caller's share times the call's chance, synchronous or a message (calls go to later
+    /// nodes, so one pass in order adds up every path).
+    pub fn shares(&self) -> Vec<f64> {
+        let mut shares = vec![0.0; self.nodes.len()];
+        if let Some(entry) = shares.first_mut() {
+            *entry = 1.0;
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            let from = shares[i];
+            for d in &n.calls {
+                if let Some(to) = shares.get_mut(d.to) {
+                    *to += from * d.chance;
+                }
+            }
+        }
+        shares
+    }
+
+    /// The same fleet, every node's name followed by `-suffix` (the report's runs: three
+    /// fleets in one system, their services apart).
+    pub fn suffixed(mut self, suffix: &str) -> Self {
+        for n in &mut self.nodes {
+            n.name = format!("{}-{suffix}", n.name);
+        }
+        self
+    }
+
     /// The index of the node named `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
@@ -271,5 +299,49 @@ mod tests {
         assert!(external.check().unwrap_err().contains("external"));
         assert!(Topology { nodes: Vec::new() }.check().is_err());
         assert!(Topology::named("mesh", "x", &ServiceConfig::default(), 1).is_err());
+    }
+
+    /// The shop's shares by hand: the frontend's fan-out (90, 60, 40, 10 %), checkout's call
+    /// to payment and payment's to stripe-api (all of theirs), and checkout's message to email.
+    #[test]
+    fn each_service_takes_its_share_of_the_entrys_requests() {
+        let shop = Topology::shop(&ServiceConfig::default(), 2);
+        let named: Vec<(&str, f64)> = shop
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .zip(shop.shares())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("frontend", 1.0),
+                ("product-catalog", 0.9),
+                ("recommendation", 0.6),
+                ("cart", 0.4),
+                ("checkout", 0.1),
+                ("payment", 0.1),
+                ("stripe-api", 0.1),
+                ("email", 0.1)
+            ]
+        );
+        // two paths to one node add up: a calls b (50 %) and c (all), c calls b (50 %)
+        let both = Topology {
+            nodes: vec![
+                Node::new("a", ServiceConfig::default(), 1)
+                    .calls(1, 0.5)
+                    .sends(2, 1.0),
+                Node::new("b", ServiceConfig::default(), 1),
+                Node::new("c", ServiceConfig::default(), 1).calls(1, 0.5),
+            ],
+        };
+        assert_eq!(both.shares(), vec![1.0, 1.0, 1.0]);
+        let hpa = shop.suffixed("hpa");
+        assert_eq!(hpa.nodes[0].name, "frontend-hpa");
+        assert_eq!(hpa.index("stripe-api-hpa"), Some(6));
+        assert_eq!(hpa.check(), Ok(()));
+        // a replica's own work: 4 workers at 100 ms, σ 0.3 → 4 / 0.1046 = 38.25 a second
+        let per = ServiceConfig::default().per_replica();
+        assert!((per - 4.0 / (0.1 * (0.045f64).exp())).abs() < 1e-12 && per > 38.2);
     }
 }

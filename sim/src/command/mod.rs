@@ -197,6 +197,11 @@ impl Prepared {
         self.duration_s
     }
 
+    /// Its fleet.
+    pub fn fleet(&self) -> &Topology {
+        &self.fleet
+    }
+
     /// The highest request rate it is offered (a trace's --peak; a synthetic load's own).
     pub fn peak(&self) -> f64 {
         self.peak
@@ -222,17 +227,17 @@ impl Prepared {
         address: &str,
         stop: &AtomicBool,
     ) -> anyhow::Result<(Vec<Window>, i64)> {
-        self.run_observed(client, address, stop, &mut |_, _| {})
+        self.run_observed(client, address, stop, &mut |_: &[Scrape], _| {})
     }
 
-    /// [`Prepared::run`], handing each scrape to `observe` with the event time the run
-    /// started at, as its interval ends.
+    /// [`Prepared::run`], handing each scrape interval's scrapes (one per node of its fleet,
+    /// the entry first) to `observe` with the event time the run started at, as it ends.
     pub fn run_observed(
         self,
         client: &rdkafka::ClientConfig,
         address: &str,
         stop: &AtomicBool,
-        observe: &mut dyn FnMut(&Scrape, i64),
+        observe: &mut dyn FnMut(&[Scrape], i64),
     ) -> anyhow::Result<(Vec<Window>, i64)> {
         let a = &self.a;
         let speed = apo_core::clock::check()?.speed;
@@ -322,7 +327,7 @@ impl Prepared {
             let Some(entry) = scrapes.first() else {
                 return false;
             };
-            observe(entry, start_ms);
+            observe(&scrapes, start_ms);
             if !self.quiet {
                 progress.add(entry);
             }

@@ -5,6 +5,11 @@
 //! are paid for), the scale changes the service took, and the episodes short of capacity (from
 //! the first scrape whose serving replicas would run above the capacity utilisation at the
 //! load offered to the first that would not).
+//!
+//! A fleet ([`Measure::fleet`]) is measured the same way: the requests at its entry (what the
+//! users see), the replicas and replica-minutes of every service of ours added up, the scale
+//! changes of each counted, and a scrape short of capacity when any service is, each at its
+//! share of the load offered; an external service is not ours to count.
 
 use apo_dataflow::DDSketch;
 
@@ -40,6 +45,16 @@ impl Capacity {
     }
 }
 
+/// A service of a fleet as the measure judges it: its capacity, and its share of the load
+/// offered at the entry (1 at the entry; `Topology::shares`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Served {
+    /// Its replicas' capacity.
+    pub capacity: Capacity,
+    /// Its share of the entry's requests.
+    pub share: f64,
+}
+
 /// One minute of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Minute {
@@ -53,7 +68,7 @@ pub struct Minute {
     pub errors: u64,
     /// Its request p95, seconds (0 without requests).
     pub p95_s: f64,
-    /// Replicas asked for, and serving, at its end.
+    /// Replicas asked for, and serving, at its end (of every service of a fleet).
     pub replicas: u32,
     /// (serving)
     pub ready: u32,
@@ -118,31 +133,47 @@ pub fn nearest_rank(values: &[f64], q: f64) -> f64 {
 /// Measures a run scrape by scrape.
 pub struct Measure {
     objective: Objective,
-    capacity: Capacity,
+    /// Per node of the fleet, the service measured (`None`: external).
+    services: Vec<Option<Served>>,
     rate: RateFn,
     minute_s: f64,
     sketch: DDSketch,
     minute: Vec<f64>,
     minute_errors: u64,
     minute_load: (f64, u32),
-    last_replicas: Option<u32>,
+    last_replicas: Vec<Option<u32>>,
     short_since: Option<f64>,
     summary: Summary,
 }
 
 impl Measure {
-    /// Measures against `objective` and `capacity`, the load offered being `rate`.
+    /// Measures one service against `objective` and `capacity`, the load offered being
+    /// `rate`.
     pub fn new(objective: Objective, capacity: Capacity, rate: RateFn) -> Self {
+        Measure::fleet(
+            objective,
+            vec![Some(Served {
+                capacity,
+                share: 1.0,
+            })],
+            rate,
+        )
+    }
+
+    /// Measures a fleet whose nodes are `services` (in its order, the entry first; `None` for
+    /// an external one), the load offered at its entry being `rate`.
+    pub fn fleet(objective: Objective, services: Vec<Option<Served>>, rate: RateFn) -> Self {
+        let nodes = services.len();
         Measure {
             objective,
-            capacity,
+            services,
             rate,
             minute_s: 60.0,
             sketch: DDSketch::new(ACCURACY),
             minute: Vec::new(),
             minute_errors: 0,
             minute_load: (0.0, 0),
-            last_replicas: None,
+            last_replicas: vec![None; nodes],
             short_since: None,
             summary: Summary {
                 minutes: Vec::new(),
@@ -159,25 +190,41 @@ impl Measure {
         }
     }
 
-    /// Takes one scrape.
+    /// Takes one scrape of a single service.
     pub fn add(&mut self, s: &Scrape) {
+        self.add_fleet(std::slice::from_ref(s));
+    }
+
+    /// Takes one scrape interval of a fleet: its nodes' scrapes, the entry first.
+    pub fn add_fleet(&mut self, scrapes: &[Scrape]) {
+        let Some(s) = scrapes.first() else {
+            return;
+        };
         for &d in &s.durations_s {
             self.sketch.add(d);
         }
         self.minute.extend_from_slice(&s.durations_s);
         self.minute_errors += s.failed;
-        let sum = &mut self.summary;
-        sum.requests += s.durations_s.len() as u64;
-        sum.errors += s.failed;
-        sum.replica_minutes += f64::from(s.replicas) * s.every_s / 60.0;
-        if self.last_replicas.is_some_and(|r| r != s.replicas) {
-            sum.actions += 1;
-        }
-        self.last_replicas = Some(s.replicas);
         let load = (self.rate)(s.at_s - s.every_s / 2.0);
         self.minute_load.0 += load;
         self.minute_load.1 += 1;
-        let short = s.ready < self.capacity.needed(load);
+        let sum = &mut self.summary;
+        sum.requests += s.durations_s.len() as u64;
+        sum.errors += s.failed;
+        let (mut replicas, mut ready, mut short) = (0u32, 0u32, false);
+        for (i, n) in scrapes.iter().enumerate() {
+            let Some(served) = self.services.get(i).copied().flatten() else {
+                continue;
+            };
+            sum.replica_minutes += f64::from(n.replicas) * n.every_s / 60.0;
+            if self.last_replicas[i].is_some_and(|r| r != n.replicas) {
+                sum.actions += 1;
+            }
+            self.last_replicas[i] = Some(n.replicas);
+            replicas = replicas.saturating_add(n.replicas);
+            ready = ready.saturating_add(n.ready);
+            short |= n.ready < served.capacity.needed(load * served.share);
+        }
         match (short, self.short_since) {
             (true, None) => self.short_since = Some(s.at_s - s.every_s),
             (false, Some(from)) => {
@@ -188,11 +235,11 @@ impl Measure {
         }
         sum.short_at_end_s = self.short_since.map_or(0.0, |from| s.at_s - from);
         if ends_multiple(s.at_s, self.minute_s) {
-            self.close_minute(s);
+            self.close_minute(s.at_s, replicas, ready);
         }
     }
 
-    fn close_minute(&mut self, s: &Scrape) {
+    fn close_minute(&mut self, at_s: f64, replicas: u32, ready: u32) {
         let p95 = nearest_rank(&self.minute, 0.95);
         let requests = self.minute.len() as u64;
         let errors = self.minute_errors;
@@ -206,13 +253,13 @@ impl Measure {
             || error_rate > self.objective.max_error_rate;
         let (load_sum, n) = self.minute_load;
         self.summary.minutes.push(Minute {
-            end_s: s.at_s,
+            end_s: at_s,
             load: if n == 0 { 0.0 } else { load_sum / f64::from(n) },
             requests,
             errors,
             p95_s: p95,
-            replicas: s.replicas,
-            ready: s.ready,
+            replicas,
+            ready,
             violated,
         });
         self.minute.clear();
@@ -311,5 +358,56 @@ mod tests {
             s.p50_s
         );
         assert!((s.error_rate() - 2.0 / 1422.0).abs() < 1e-12);
+    }
+
+    /// A fleet: the entry's requests, the services of ours added up, the external one left
+    /// out, a shortage of the second service alone counted at its share of the load.
+    #[test]
+    fn a_fleet_is_its_entrys_requests_and_every_service_of_ours() {
+        // 100 requests/s at the entry, 40 % of them to the second service; 50 a replica at
+        // 100 %, 40 at 80 %: the entry needs 3, the second 1 (40 / 40), then 5 and 2 from
+        // 120 s when the load becomes 200/s (80 for the second)
+        let rate: RateFn = Arc::new(|t| if t < 120.0 { 100.0 } else { 200.0 });
+        let capacity = Capacity {
+            per_replica: 50.0,
+            utilization: 0.8,
+        };
+        let served = |share: f64| Some(Served { capacity, share });
+        let mut m = Measure::fleet(
+            Objective {
+                p95_s: 0.5,
+                max_error_rate: 0.001,
+            },
+            vec![served(1.0), served(0.4), None],
+            rate,
+        );
+        let at = |t: f64, entry: (u32, u32), second: (u32, u32)| {
+            vec![
+                scrape(t, vec![0.1; 10], 0, entry.0, entry.1),
+                scrape(t, vec![5.0; 1_000], 7, second.0, second.1),
+                scrape(t, vec![], 0, 1_000, 1_000),
+            ]
+        };
+        m.add_fleet(&at(30.0, (3, 3), (1, 1)));
+        m.add_fleet(&at(60.0, (3, 3), (1, 1)));
+        m.add_fleet(&at(90.0, (5, 5), (1, 1)));
+        m.add_fleet(&at(120.0, (5, 5), (1, 1)));
+        // from 120 s the second needs 2 and has 1 ready for two scrapes
+        m.add_fleet(&at(150.0, (5, 5), (2, 1)));
+        m.add_fleet(&at(180.0, (5, 5), (2, 1)));
+        m.add_fleet(&at(210.0, (5, 5), (2, 2)));
+        m.add_fleet(&at(240.0, (5, 5), (2, 2)));
+        let s = m.finish();
+        // the entry's 80 requests, none of the second's; its 7 failures not the users'
+        assert_eq!((s.requests, s.errors), (80, 0));
+        assert_eq!(s.violation_minutes(), 0);
+        // (3+1) x 2 + (5+1) x 2 + (5+2) x 4 half-minutes
+        assert_eq!(s.replica_minutes, (8.0 + 12.0 + 28.0) / 2.0);
+        assert_eq!(s.actions, 2, "the entry 3 -> 5, the second 1 -> 2");
+        let totals: Vec<(u32, u32)> = s.minutes.iter().map(|m| (m.replicas, m.ready)).collect();
+        assert_eq!(totals, vec![(4, 4), (6, 6), (7, 6), (7, 7)]);
+        // the scrapes ending at 150 and 180 s (from 120 s to 180 s) short: 60 s; the entry
+        // at 5 is not short of its 5, the external service of its 1 000 not measured
+        assert_eq!(s.shortages_s, vec![60.0]);
     }
 }

@@ -110,10 +110,9 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     // the three sims, sized once the load's mean is known
     let probe = Prepared::new(a.clone())?;
     let (duration_s, rate, peak) = (probe.duration_s(), probe.rate(), probe.peak());
+    let per_replica = probe.fleet().nodes[0].service.per_replica();
     drop(probe);
     let mean = mean_rate(&*rate, duration_s);
-    let mean_service_s = a.service_time.as_secs_f64() * (a.sigma * a.sigma / 2.0).exp();
-    let per_replica = a.workers as f64 / mean_service_s;
     let fixed = ((mean / (per_replica * r.utilization)).ceil() as u32).max(1);
     if fixed > a.max_replicas {
         bail!(
@@ -387,9 +386,10 @@ fn start(
                 let mut m = Measure::new(objective, capacity, rate);
                 let started = Instant::now();
                 let r = sim.run_observed(&client, &address, &stop, &mut |s, _| {
-                    m.add(s);
-                    if crate::run::ends_multiple(s.at_s, 3600.0) {
-                        progress(name, s.at_s, duration_s, started, m.minutes());
+                    m.add_fleet(s);
+                    let at_s = s.first().map_or(0.0, |e| e.at_s);
+                    if crate::run::ends_multiple(at_s, 3600.0) {
+                        progress(name, at_s, duration_s, started, m.minutes());
                     }
                 });
                 let out = match r {
