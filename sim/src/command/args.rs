@@ -40,6 +40,13 @@ pub struct SimArgs {
     /// Replicas at the start (serving from the start).
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,
+    /// The report's: every service's name followed by `-SUFFIX` (its runs apart in one system).
+    #[arg(skip)]
+    pub suffix: Option<String>,
+    /// The report's: each node's replicas at the start, in the fleet's order (empty: the
+    /// topology's own).
+    #[arg(skip)]
+    pub replicas_of: Vec<u32>,
     /// The most replicas it may be scaled to (more is refused: 422).
     #[arg(long, default_value_t = 10)]
     pub max_replicas: u32,

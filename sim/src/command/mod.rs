@@ -60,6 +60,44 @@ pub fn sim(a: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The service `a`'s flags describe (a single service's, the shop's entry's settings).
+pub fn service_config(a: &SimArgs) -> anyhow::Result<ServiceConfig> {
+    Ok(ServiceConfig {
+        workers: a.workers,
+        startup: u64::try_from(a.startup.as_nanos()).context("--startup is too long")?,
+        max_replicas: a.max_replicas,
+        median_s: a.service_time.as_secs_f64(),
+        sigma: a.sigma,
+        timeout: match a.timeout.as_nanos() {
+            0 => None,
+            t => Some(u64::try_from(t).context("--timeout is too long")?),
+        },
+        queue_limit: a.queue_limit,
+        db: a.db_pool.map(|pool_size| DbConfig {
+            pool_size,
+            servers: a.db_servers,
+            median_s: a.db_time.as_secs_f64(),
+            sigma: a.db_sigma,
+        }),
+        stable_median_s: a.stable_service_time.map(|d| d.as_secs_f64()),
+        heap: a.heap_mib.map(|limit| {
+            const MIB: f64 = 1024.0 * 1024.0;
+            HeapConfig {
+                limit_bytes: limit * MIB,
+                live_bytes: a.heap_live_mib * MIB,
+                request_live_bytes: a.request_live_mib * MIB,
+                request_alloc_bytes: a.request_alloc_mib * MIB,
+                young_pause_s: a.gc_pause.as_secs_f64(),
+            }
+        }),
+        cache: a.cache_size.map(|size| CacheConfig {
+            objects: a.cache_objects,
+            alpha: a.cache_alpha,
+            size,
+        }),
+    })
+}
+
 /// A sim checked and listening, ready to run: what `apo sim` runs, and the embedded default's
 /// closed loop beside its pipeline.
 pub struct Prepared {
@@ -82,45 +120,18 @@ impl Prepared {
         if scrape_s <= 0.0 || window_s < scrape_s {
             bail!("--scrape must be positive and --window at least --scrape");
         }
-        let service = ServiceConfig {
-            workers: a.workers,
-            startup: u64::try_from(a.startup.as_nanos()).context("--startup is too long")?,
-            max_replicas: a.max_replicas,
-            median_s: a.service_time.as_secs_f64(),
-            sigma: a.sigma,
-            timeout: match a.timeout.as_nanos() {
-                0 => None,
-                t => Some(u64::try_from(t).context("--timeout is too long")?),
-            },
-            queue_limit: a.queue_limit,
-            db: a.db_pool.map(|pool_size| DbConfig {
-                pool_size,
-                servers: a.db_servers,
-                median_s: a.db_time.as_secs_f64(),
-                sigma: a.db_sigma,
-            }),
-            stable_median_s: a.stable_service_time.map(|d| d.as_secs_f64()),
-            heap: a.heap_mib.map(|limit| {
-                const MIB: f64 = 1024.0 * 1024.0;
-                HeapConfig {
-                    limit_bytes: limit * MIB,
-                    live_bytes: a.heap_live_mib * MIB,
-                    request_live_bytes: a.request_live_mib * MIB,
-                    request_alloc_bytes: a.request_alloc_mib * MIB,
-                    young_pause_s: a.gc_pause.as_secs_f64(),
-                }
-            }),
-            cache: a.cache_size.map(|size| CacheConfig {
-                objects: a.cache_objects,
-                alpha: a.cache_alpha,
-                size,
-            }),
-        };
+        let service = service_config(&a)?;
         if !(0.0..=1.0).contains(&a.trace_sample) {
             bail!("--trace-sample {} is not a share (0 to 1)", a.trace_sample);
         }
-        let fleet = Topology::named(&a.topology, &a.service, &service, a.replicas)
+        let mut fleet = Topology::named(&a.topology, &a.service, &service, a.replicas)
             .map_err(anyhow::Error::msg)?;
+        if let Some(suffix) = &a.suffix {
+            fleet = fleet.suffixed(suffix);
+        }
+        for (n, r) in fleet.nodes.iter_mut().zip(&a.replicas_of) {
+            n.replicas = *r;
+        }
         fleet.check().map_err(anyhow::Error::msg)?;
         for n in &fleet.nodes {
             crate::service::Service::new(n.service.clone(), n.replicas)

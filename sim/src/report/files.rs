@@ -10,6 +10,7 @@ use anyhow::Context;
 use apo_dataflow::{quantile_name, UPPER_QUANTILE};
 
 use crate::command::SimArgs;
+use crate::service::ServiceConfig;
 use crate::telemetry::points::{
     CACHE_HITS, CACHE_MAX_SIZE, CACHE_MISSES, CPU_UTILIZATION, REQUEST_DURATION,
 };
@@ -17,6 +18,8 @@ use crate::telemetry::points::{
 /// How the runs are sized.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sizing {
+    /// The services of ours and the fixed run's replicas of each (one for a single service).
+    pub services: Vec<(String, u32)>,
     /// The planner's window, seconds.
     pub window_s: u64,
     /// The fixed run's replicas (every run starts with them).
@@ -34,30 +37,30 @@ pub struct Sizing {
     pub quantile: f64,
 }
 
-/// The rules that tune `apo` besides scaling it, for what its service has (`a`'s flags): the
-/// pool rule with a database (its pool at most the database's servers, or its size now if
-/// more), the cache rule with a cache (at most every object), the GC rule with a heap (at
+/// The rules that tune `apo` besides scaling it, for what its service has: the pool rule
+/// with a database (its pool at most the database's servers, or its size now if more), the
+/// cache rule with a cache in front of it (at most every object), the GC rule with a heap (at
 /// most four times the heap).
-pub fn tuning_rules(a: &SimArgs, apo: &str) -> String {
+pub fn tuning_rules(service: &ServiceConfig, apo: &str) -> String {
     let mut out = String::new();
-    if let Some(pool) = a.db_pool {
+    if let Some(db) = &service.db {
         out.push_str(&format!(
             "\n[[pool]]\ntarget = \"{apo}\"\nmax_size = {}\n",
-            a.db_servers.max(pool).max(1)
+            db.servers.max(db.pool_size).max(1)
         ));
+        if let Some(cache) = &service.cache {
+            out.push_str(&format!(
+                "\n[[cache]]\ntarget = \"{apo}\"\nhits_metric = \"{CACHE_HITS}\"\n\
+                 misses_metric = \"{CACHE_MISSES}\"\nsize_metric = \"{CACHE_MAX_SIZE}\"\n\
+                 max_size = {}\n",
+                cache.objects.max(1)
+            ));
+        }
     }
-    if a.db_pool.is_some() && a.cache_size.is_some() {
-        out.push_str(&format!(
-            "\n[[cache]]\ntarget = \"{apo}\"\nhits_metric = \"{CACHE_HITS}\"\n\
-             misses_metric = \"{CACHE_MISSES}\"\nsize_metric = \"{CACHE_MAX_SIZE}\"\n\
-             max_size = {}\n",
-            a.cache_objects.max(1)
-        ));
-    }
-    if let Some(heap) = a.heap_mib {
+    if let Some(heap) = &service.heap {
         out.push_str(&format!(
             "\n[[gc]]\ntarget = \"{apo}\"\nmax_heap = {}\n",
-            (4.0 * heap * 1024.0 * 1024.0).round()
+            (4.0 * heap.limit_bytes).round()
         ));
     }
     out
@@ -68,12 +71,15 @@ pub fn tuning_rules(a: &SimArgs, apo: &str) -> String {
 /// replicas' capacity at the target utilisation a replica: it does not saturate where the
 /// utilisation stops at 100 %), the predictive rule, and the rules of `tuning`
 /// ([`tuning_rules`]).
-pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
-    let scale = |target: &str, rate: bool| {
-        let rate = if rate {
+///
+/// `targets`: per service, its HPA run's name, its APO run's and what a replica of it serves
+/// at 100 % (a fleet has several).
+pub fn planner_rules(s: &Sizing, targets: &[(String, String, f64)], tuning: &str) -> String {
+    let scale = |target: &str, per_replica: Option<f64>| {
+        let rate = if let Some(per) = per_replica {
             format!(
                 ", {{ name = \"{REQUEST_DURATION}\", signal = \"rate\", average_value = {} }}",
-                s.per_replica * s.utilization
+                per * s.utilization
             )
         } else {
             String::new()
@@ -87,27 +93,32 @@ pub fn planner_rules(s: &Sizing, hpa: &str, apo: &str, tuning: &str) -> String {
             s.max_replicas, s.utilization
         )
     };
-    format!(
+    let mut out = format!(
         "# written by `apo sim --report`\n\
          window_seconds = {}\n\
-         decision_ttl = \"5m\"\n\n\
-         {}\n\
-         {}\
-         [scale.predictive]\n\
-         metric = \"{REQUEST_DURATION}\"\n\
-         signal = \"rate\"\n\
-         capacity_per_replica = {}\n\
-         target_utilization = {}\n\
-         quantile = {}\n\
-         scheduling_buffer = \"{}s\"\n{tuning}",
-        s.window_s,
-        scale(hpa, false),
-        scale(apo, true),
-        s.per_replica,
-        s.utilization,
-        s.quantile,
-        s.buffer_s
-    )
+         decision_ttl = \"5m\"\n",
+        s.window_s
+    );
+    for (hpa, apo, per_replica) in targets {
+        out.push_str(&format!(
+            "\n{}\n\
+             {}\
+             [scale.predictive]\n\
+             metric = \"{REQUEST_DURATION}\"\n\
+             signal = \"rate\"\n\
+             capacity_per_replica = {per_replica}\n\
+             target_utilization = {}\n\
+             quantile = {}\n\
+             scheduling_buffer = \"{}s\"\n",
+            scale(hpa, None),
+            scale(apo, Some(*per_replica)),
+            s.utilization,
+            s.quantile,
+            s.buffer_s
+        ));
+    }
+    out.push_str(tuning);
+    out
 }
 
 /// The actuator's policy: each target (service, webhook url) through the webhook executor,
@@ -140,6 +151,9 @@ pub fn load_name(a: &SimArgs) -> String {
             .unwrap_or_else(|| t.display().to_string()),
         None => a.load.clone(),
     };
+    if a.topology != "single" {
+        name.push_str(&format!(", {}", a.topology));
+    }
     if let Some(pool) = a.db_pool {
         name.push_str(&format!(", pool {pool}"));
         if let Some(size) = a.cache_size {
@@ -171,10 +185,23 @@ pub fn section(
     command: String,
 ) -> String {
     let name = load_name(a);
+    let fleet = if s.services.len() > 1 {
+        let each: Vec<String> = s.services.iter().map(|(n, f)| format!("{n} {f}")).collect();
+        format!(
+            "The web shop (`--topology shop`: its services, their calls and their own service \
+             times as the README describes them), each service sized at its share of the \
+             load's requests on its own replicas' capacity, and scaled, tuned and measured as \
+             one (the requests at `frontend`, the replicas of every service added up; fixed \
+             capacity: {}). Its entry: ",
+            each.join(", ")
+        )
+    } else {
+        String::new()
+    };
     format!(
         "### The loop against the HPA rule: {name}\n\n\
          `apo {command}` ({date}, {wall} of wall time at {speed}x on this machine)\n\n\
-         One service of {workers} workers a replica, log-normal service time (median {median:?}, \
+         {fleet}One service of {workers} workers a replica, log-normal service time (median {median:?}, \
          sigma {sigma}: {per:.1} requests/s a replica at 100 %), {startup:?} to start a replica, \
          callers that give up after {timeout:?} (a request answered later fails), at most \
          {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak:.1} \
@@ -283,6 +310,7 @@ mod tests {
 
     fn sizing() -> Sizing {
         Sizing {
+            services: vec![("checkout".into(), 2)],
             window_s: 60,
             fixed: 2,
             max_replicas: 20,
@@ -295,10 +323,10 @@ mod tests {
 
     #[test]
     fn its_rules_and_policy_parse_as_the_planner_and_the_actuator_read_them() {
+        let one = |h: &str, a: &str| vec![(h.to_string(), a.to_string(), 38.2)];
         let rules: apo_dataflow::PlannerConfig = toml::from_str(&planner_rules(
             &sizing(),
-            "checkout-hpa",
-            "checkout-apo",
+            &one("checkout-hpa", "checkout-apo"),
             "",
         ))
         .unwrap();
@@ -328,7 +356,7 @@ mod tests {
             ..sizing()
         };
         let rules: apo_dataflow::PlannerConfig =
-            toml::from_str(&planner_rules(&median, "h", "a", "")).unwrap();
+            toml::from_str(&planner_rules(&median, &one("h", "a"), "")).unwrap();
         assert_eq!(rules.scale[1].predictive.as_ref().unwrap().quantile, 0.5);
         let a: SimArgs =
             crate::command::parse_flags(&["--forecast-quantile".into(), "0.5".into()]).unwrap();
@@ -344,11 +372,11 @@ mod tests {
             "480".into(),
         ])
         .unwrap();
-        let tuning = tuning_rules(&a, "checkout-apo");
+        let service = crate::command::service_config(&a).unwrap();
+        let tuning = tuning_rules(&service, "checkout-apo");
         let all: apo_dataflow::PlannerConfig = toml::from_str(&planner_rules(
             &sizing(),
-            "checkout-hpa",
-            "checkout-apo",
+            &one("checkout-hpa", "checkout-apo"),
             &tuning,
         ))
         .unwrap();
@@ -359,6 +387,36 @@ mod tests {
         );
         assert_eq!(all.cache[0].target, "checkout-apo");
         assert_eq!(all.gc[0].max_heap, 4.0 * 480.0 * 1024.0 * 1024.0);
+        // a fleet: each service scaled in both runs, APO's on its own capacity
+        let fleet = vec![
+            (
+                "frontend-hpa".to_string(),
+                "frontend-apo".to_string(),
+                6_000.0,
+            ),
+            ("cart-hpa".to_string(), "cart-apo".to_string(), 1_300.0),
+        ];
+        let shop: apo_dataflow::PlannerConfig =
+            toml::from_str(&planner_rules(&sizing(), &fleet, "")).unwrap();
+        shop.validate().unwrap();
+        let scaled: Vec<(&str, Option<f64>)> = shop
+            .scale
+            .iter()
+            .map(|t| {
+                let p = t.predictive.as_ref().map(|p| p.capacity_per_replica);
+                (t.target.as_str(), p)
+            })
+            .collect();
+        assert_eq!(
+            scaled,
+            [
+                ("frontend-hpa", None),
+                ("frontend-apo", Some(6_000.0)),
+                ("cart-hpa", None),
+                ("cart-apo", Some(1_300.0))
+            ]
+        );
+        assert_eq!(shop.scale[3].metrics[1].average_value, 1_300.0 * 0.6);
         assert!(tuned(&a).contains("the GC rule (a heap of 480 MiB"));
         assert_eq!(
             load_name(&a),

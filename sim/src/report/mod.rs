@@ -38,7 +38,7 @@ pub use args::ReportArgs;
 use crate::command::{parse_flags, Prepared, RateFn, SimArgs};
 use crate::embedded::secret_file;
 use crate::report::files::{planner_rules, policy_file, tuning_rules, Sizing};
-use crate::report::measure::{Capacity, Measure, Objective, Summary};
+use crate::report::measure::{Capacity, Measure, Objective, Served, Summary};
 
 /// The runs: name (the service's suffix) and label.
 pub const RUNS: [(&str, &str); 3] = [
@@ -90,13 +90,6 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if a.topology != "single" {
-        bail!(
-            "--report sizes and measures one service for now: drop --topology {} (the web shop \
-             runs with `apo sim --topology shop` beside `apo run`)",
-            a.topology
-        );
-    }
     // its runs are measured from the sim's own requests; spans would only load the pipeline
     a.trace_sample = 0.0;
     a.listen.set_port(0);
@@ -107,24 +100,42 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     let decision_key = secret_file(&out.join("decisions.key"))?;
     a.webhook_secret_file = Some(webhook_key.clone());
 
-    // the three sims, sized once the load's mean is known
+    // the three sims, sized once the load's mean is known: each service of ours at its share
     let probe = Prepared::new(a.clone())?;
     let (duration_s, rate, peak) = (probe.duration_s(), probe.rate(), probe.peak());
-    let per_replica = probe.fleet().nodes[0].service.per_replica();
+    let fleet = probe.fleet().clone();
     drop(probe);
     let mean = mean_rate(&*rate, duration_s);
-    let fixed = ((mean / (per_replica * r.utilization)).ceil() as u32).max(1);
-    if fixed > a.max_replicas {
-        bail!(
-            "the load's mean ({mean:.1} requests/s) needs {fixed} replicas at {} % \
-             utilisation, over --max-replicas {}",
-            r.utilization * 100.0,
-            a.max_replicas
-        );
+    let shares = fleet.shares();
+    let mut fixed_of = Vec::with_capacity(fleet.nodes.len());
+    for (n, share) in fleet.nodes.iter().zip(&shares) {
+        let per = n.service.per_replica();
+        let fixed = ((mean * share / (per * r.utilization)).ceil() as u32).max(1);
+        if !n.external && fixed > a.max_replicas {
+            bail!(
+                "`{}`: the load's mean ({mean:.1} requests/s, {:.0} % of it) needs {fixed} \
+                 replicas at {} % utilisation, over --max-replicas {}",
+                n.name,
+                share * 100.0,
+                r.utilization * 100.0,
+                a.max_replicas
+            );
+        }
+        // an external service keeps its own
+        fixed_of.push(if n.external { n.replicas } else { fixed });
     }
+    let entry = &fleet.nodes[0];
+    let per_replica = entry.service.per_replica();
     let sizing = Sizing {
+        services: fleet
+            .nodes
+            .iter()
+            .zip(&fixed_of)
+            .filter(|(n, _)| !n.external)
+            .map(|(n, f)| (n.name.clone(), *f))
+            .collect(),
         window_s: a.window.as_secs(),
-        fixed,
+        fixed: fixed_of[0],
         max_replicas: a.max_replicas,
         per_replica,
         utilization: r.utilization,
@@ -134,27 +145,49 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     let mut sims = Vec::new();
     for (name, _) in RUNS {
         let mut s = a.clone();
-        s.service = format!("{}-{name}", a.service);
-        s.replicas = fixed;
+        s.suffix = Some(name.to_string());
+        s.replicas_of = fixed_of.clone();
         sims.push(Prepared::new(s)?.quiet());
     }
+    let ours: Vec<&crate::topology::Node> = fleet.nodes.iter().filter(|n| !n.external).collect();
+    let named = |n: &crate::topology::Node, i: usize| format!("{}-{}", n.name, RUNS[i].0);
     let planner = out.join("planner.toml");
-    let service = |i: usize| format!("{}-{}", a.service, RUNS[i].0);
-    let tuning = tuning_rules(&a, &service(2));
-    std::fs::write(
-        &planner,
-        planner_rules(&sizing, &service(1), &service(2), &tuning),
-    )
-    .with_context(|| format!("writing {}", planner.display()))?;
+    let targets: Vec<(String, String, f64)> = ours
+        .iter()
+        .map(|n| (named(n, 1), named(n, 2), n.service.per_replica()))
+        .collect();
+    let tuning: String = ours
+        .iter()
+        .map(|n| tuning_rules(&n.service, &named(n, 2)))
+        .collect();
+    std::fs::write(&planner, planner_rules(&sizing, &targets, &tuning))
+        .with_context(|| format!("writing {}", planner.display()))?;
     let policy = out.join("policy.toml");
-    let targets: Vec<(String, String)> = (1..3)
-        .map(|i| {
-            let url = format!("{}/hooks/{}", sims[i].control_url(), service(i));
-            (service(i), url)
+    let hooks: Vec<(String, String)> = (1..3)
+        .flat_map(|i| {
+            let base = sims[i].control_url();
+            ours.iter().map(move |n| {
+                let name = named(n, i);
+                (name.clone(), format!("{base}/hooks/{name}"))
+            })
         })
         .collect();
-    std::fs::write(&policy, policy_file(&targets, &webhook_key, a.max_replicas))
+    std::fs::write(&policy, policy_file(&hooks, &webhook_key, a.max_replicas))
         .with_context(|| format!("writing {}", policy.display()))?;
+    let served: Vec<Option<Served>> = fleet
+        .nodes
+        .iter()
+        .zip(&shares)
+        .map(|(n, share)| {
+            (!n.external).then(|| Served {
+                capacity: Capacity {
+                    per_replica: n.service.per_replica(),
+                    utilization: r.capacity_utilization,
+                },
+                share: *share,
+            })
+        })
+        .collect();
 
     // the clock: the run's simulated time ends an hour before the wall clock's now
     let clock = match std::env::var_os(apo_core::clock::APO_NOW) {
@@ -173,6 +206,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         }
     };
     let wall_s = duration_s / clock.speed;
+    let fixed = sizing.fixed;
     eprintln!(
         "report: {} of simulated load at {}x (about {} of wall time): fixed {fixed} replicas \
          (the mean, {mean:.1} requests/s, at {:.0} %), the HPA rule, and APO, each from {fixed} \
@@ -211,17 +245,13 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         p95_s: a.slo_p95.as_secs_f64(),
         max_error_rate: r.max_error_rate,
     };
-    let capacity = Capacity {
-        per_replica,
-        utilization: r.capacity_utilization,
-    };
     let results: Results = Arc::new(Mutex::new(vec![None, None, None]));
     let started = Instant::now();
     let shared = Arc::clone(&results);
     apo_pipeline::run_with(
         run,
         Some(Box::new(move |e: &Embedded| {
-            start(sims, actuate, e, objective, capacity, rate, shared)
+            start(sims, actuate, e, objective, served, rate, shared)
         })),
     )
     .map_err(anyhow::Error::from)?;
@@ -367,7 +397,7 @@ fn start(
     mut actuate: ActuateArgs,
     e: &Embedded,
     objective: Objective,
-    capacity: Capacity,
+    served: Vec<Option<Served>>,
     rate: RateFn,
     results: Results,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, RunError> {
@@ -377,13 +407,13 @@ fn start(
     let mut runs = Vec::new();
     for (i, sim) in sims.into_iter().enumerate() {
         let (client, address, stop) = (e.client.clone(), e.address.clone(), e.stop.clone());
-        let (rate, results) = (Arc::clone(&rate), Arc::clone(&results));
+        let (rate, results, served) = (Arc::clone(&rate), Arc::clone(&results), served.clone());
         let name = RUNS[i].0;
         let duration_s = sim.duration_s();
         let h = std::thread::Builder::new()
             .name(format!("sim-{name}"))
             .spawn(move || {
-                let mut m = Measure::new(objective, capacity, rate);
+                let mut m = Measure::fleet(objective, served, rate);
                 let started = Instant::now();
                 let r = sim.run_observed(&client, &address, &stop, &mut |s, _| {
                     m.add_fleet(s);
