@@ -808,6 +808,99 @@ fn the_report_runs_one_load_three_ways_through_the_whole_system() {
 }
 
 #[test]
+fn the_report_runs_the_web_shop_three_ways_each_service_at_its_share() {
+    // The shop, 50 then 170 requests/s three minutes in: the mean is exactly 140/s. Each
+    // service of ours is sized at its share on its own replicas' capacity at 60 %: frontend
+    // 140 / (64 / (0.01 e^0.045)) -> 1, product-catalog 126 / 1 530 -> 1, recommendation
+    // 84 / (0.6 x 4 / (0.08 e^0.125)) = 84 / 26.5 = 3.17 -> 4, cart, checkout, payment 1 each,
+    // email 14 / 38.2 at 60 % -> 1: 10 replicas, 120 replica-minutes over 12 minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
+    let args: Vec<String> = [
+        "sim",
+        "--report",
+        "--topology",
+        "shop",
+        "--load",
+        "step:50,170,3m",
+        "--duration",
+        "12m",
+        "--speed",
+        "60",
+        "--startup",
+        "15s",
+        "--out",
+        &out.display().to_string(),
+        "--models-dir",
+        &models.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run_to_end(&args, Duration::from_secs(300));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let fixed = row(&stdout, "fixed capacity");
+    assert_eq!(
+        (fixed[6].as_str(), fixed[7].as_str()),
+        ("120", "0"),
+        "{stdout}"
+    );
+    for label in ["HPA rule", "APO, all rules"] {
+        let r = row(&stdout, label);
+        assert!(r[7].parse::<u32>().unwrap() >= 1, "{label}: {stdout}");
+    }
+    // every service of ours in both scaled runs, APO's with its pool and cache rules
+    let rules = std::fs::read_to_string(out.join("planner.toml")).unwrap();
+    for service in [
+        "frontend",
+        "product-catalog",
+        "recommendation",
+        "cart",
+        "checkout",
+        "payment",
+        "email",
+    ] {
+        for run in ["hpa", "apo"] {
+            assert!(
+                rules.contains(&format!("target = \"{service}-{run}\"")),
+                "{service}-{run}: {rules}"
+            );
+        }
+    }
+    assert!(
+        !rules.contains("stripe-api"),
+        "an external service is not ours: {rules}"
+    );
+    assert!(
+        rules.contains("[[pool]]\ntarget = \"product-catalog-apo\""),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("[[cache]]\ntarget = \"product-catalog-apo\""),
+        "{rules}"
+    );
+    // recommendation, which the step overloads, was scaled in both runs
+    let decided = sql_csv(
+        &out.join("data"),
+        "SELECT DISTINCT target FROM decisions ORDER BY target",
+    );
+    let targets: Vec<&str> = decided.iter().map(|r| r[0].as_str()).collect();
+    for t in ["recommendation-apo", "recommendation-hpa"] {
+        assert!(targets.contains(&t), "{t}: {decided:?}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("step:50,170,3m, shop") && md.contains("recommendation 4"),
+        "{md}"
+    );
+}
+
+#[test]
 fn the_shop_scales_the_backend_that_slows_its_frontend_and_its_spans_draw_the_map() {
     // The web shop (`--topology shop`), 50 then 170 requests/s two minutes in: 60 % of the
     // frontend's requests call recommendation (2 replicas: about 88 calls/s at most), which
