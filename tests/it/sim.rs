@@ -722,40 +722,43 @@ fn row(table: &str, label: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_report_runs_one_load_three_ways_through_the_whole_system() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report");
-    let bench = dir.path().join("BENCHMARKS.md");
-    std::fs::write(&bench, "# Benchmarks\n\nkept\n").unwrap();
+/// `apo sim --report` with `extra` flags, at 60x with 15 s start-ups and the committed
+/// models, into `out`: its stdout (the table), after asserting it succeeded.
+fn run_report(out: &Path, extra: &[&str]) -> String {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
-    let args: Vec<String> = [
-        "sim",
-        "--report",
-        "--load",
-        "step:20,100,5m",
-        "--duration",
-        "15m",
-        "--speed",
-        "60",
-        "--startup",
-        "15s",
-        "--out",
-        &out.display().to_string(),
-        "--benchmarks",
-        &bench.display().to_string(),
-        "--models-dir",
-        &models.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let (out, models) = (out.display().to_string(), models.display().to_string());
+    let mut args: Vec<String> = ["sim", "--report", "--speed", "60", "--startup", "15s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(["--out".into(), out, "--models-dir".into(), models]);
     let o = run_to_end(&args, Duration::from_secs(300));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&o.stdout).to_string(),
         String::from_utf8_lossy(&o.stderr).to_string(),
     );
     assert!(o.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn the_report_runs_one_load_three_ways_through_the_whole_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let bench = dir.path().join("BENCHMARKS.md");
+    std::fs::write(&bench, "# Benchmarks\n\nkept\n").unwrap();
+    let stdout = run_report(
+        &out,
+        &[
+            "--load",
+            "step:20,100,5m",
+            "--duration",
+            "15m",
+            "--benchmarks",
+            &bench.display().to_string(),
+        ],
+    );
     eprintln!("{stdout}");
     // fixed: the mean, (5 x 20 + 10 x 100) / 15 = 73.3 requests/s, at 60 % of the 38.2 a
     // replica serves (4 workers, mean service time 0.1 e^(0.3^2 / 2) s): 3.2, so 4 replicas,
@@ -816,34 +819,17 @@ fn the_report_runs_the_web_shop_three_ways_each_service_at_its_share() {
     // email 14 / 38.2 at 60 % -> 1: 10 replicas, 120 replica-minutes over 12 minutes.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
-    let args: Vec<String> = [
-        "sim",
-        "--report",
-        "--topology",
-        "shop",
-        "--load",
-        "step:50,170,3m",
-        "--duration",
-        "12m",
-        "--speed",
-        "60",
-        "--startup",
-        "15s",
-        "--out",
-        &out.display().to_string(),
-        "--models-dir",
-        &models.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = run_to_end(&args, Duration::from_secs(300));
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
+    let stdout = run_report(
+        &out,
+        &[
+            "--topology",
+            "shop",
+            "--load",
+            "step:50,170,3m",
+            "--duration",
+            "12m",
+        ],
     );
-    assert!(o.status.success(), "{stdout}\n{stderr}");
     let fixed = row(&stdout, "fixed capacity");
     assert_eq!(
         (fixed[6].as_str(), fixed[7].as_str()),

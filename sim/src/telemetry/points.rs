@@ -204,6 +204,7 @@ pub fn histogram(values: &[f64]) -> Option<Histogram> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Failure;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
     use rand_distr::{Distribution, LogNormal};
