@@ -28,6 +28,7 @@ pub use apo_core::{MemorySink, RowSink, SinkError, OUTPUT_DELAY_BOUND};
 pub use decisions::circuit::operator::CIRCUIT_RULE;
 pub use decisions::config::{
     MetricTarget, PlannerConfig, ScaleTarget, TargetSignal, DEFAULT_REPLICAS_METRIC,
+    DEFAULT_TOLERANCE,
 };
 pub use decisions::hpa::behavior::{
     Autoscaler, Behavior, Limit, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy,

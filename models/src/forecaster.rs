@@ -18,7 +18,8 @@ use crate::metadata::{self, LstmMeta};
 /// A forecast of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Forecast {
-    /// Seconds ahead of the last input value.
+    /// Seconds ahead of the last input value at the model's own resolution (its horizon over
+    /// its steps, a step).
     pub horizon_seconds: u64,
     /// Steps ahead at the series' resolution.
     pub steps: usize,
@@ -121,6 +122,34 @@ impl Forecaster {
         Ok(steps as usize)
     }
 
+    /// The step that lies `horizon_seconds` ahead at `resolution_seconds`, or an error unless
+    /// the horizon is a whole number of steps in 1..=horizon_steps.
+    pub fn steps_ahead(
+        &self,
+        resolution_seconds: f64,
+        horizon_seconds: u64,
+    ) -> Result<usize, ModelError> {
+        let exact = horizon_seconds as f64 / resolution_seconds;
+        let steps = exact.round();
+        if !resolution_seconds.is_finite()
+            || resolution_seconds <= 0.0
+            || steps < 1.0
+            || steps > self.meta.horizon_steps as f64
+            || (exact - steps).abs() > 1e-9 * exact.max(1.0)
+        {
+            return Err(ModelError::Input(format!(
+                "a series at {resolution_seconds} s resolution cannot be forecast {horizon_seconds} s ahead: the model gives 1 to {} whole steps",
+                self.meta.horizon_steps
+            )));
+        }
+        Ok(steps as usize)
+    }
+
+    /// The most steps ahead the model forecasts.
+    pub fn horizon_steps(&self) -> usize {
+        self.meta.horizon_steps
+    }
+
     /// Raw model output for normalised inputs: `[horizon_steps][median, lower, upper]`.
     pub fn run_normalised(
         &self,
@@ -156,6 +185,19 @@ impl Forecaster {
 
     /// Forecast `steps` ahead from the last `seq_len` values of `history` (oldest first).
     pub fn forecast(&self, history: &[f64], steps: usize) -> Result<Forecast, ModelError> {
+        let mut one = self.forecast_steps(history, &[steps])?;
+        one.pop()
+            .ok_or_else(|| ModelError::Input("no forecast for one step".into()))
+    }
+
+    /// Forecasts at each of `steps` ahead (each in 1..=horizon_steps), in their order, from one
+    /// run of the model on the last `seq_len` values of `history` (oldest first): the model
+    /// gives every step at once, so more horizons cost no more runs.
+    pub fn forecast_steps(
+        &self,
+        history: &[f64],
+        steps: &[usize],
+    ) -> Result<Vec<Forecast>, ModelError> {
         let l = self.meta.seq_len;
         if history.len() < l {
             return Err(ModelError::Input(format!(
@@ -163,9 +205,12 @@ impl Forecaster {
                 history.len()
             )));
         }
-        if steps == 0 || steps > self.meta.horizon_steps {
+        if let Some(bad) = steps
+            .iter()
+            .find(|&&s| s == 0 || s > self.meta.horizon_steps)
+        {
             return Err(ModelError::Input(format!(
-                "steps must be 1..={}, got {steps}",
+                "steps must be 1..={}, got {bad}",
                 self.meta.horizon_steps
             )));
         }
@@ -179,14 +224,22 @@ impl Forecaster {
         let x: Vec<f32> = window.iter().map(|v| ((v - mean) / scale) as f32).collect();
         let zeros = vec![0.0f32; self.meta.hidden];
         let out = self.run_normalised(&x, &zeros, &zeros)?;
-        let [m, lo, hi] = out[steps - 1];
         let back = |y: f32| mean + scale * f64::from(y);
-        Ok(Forecast {
-            horizon_seconds: self.meta.horizon_seconds,
-            steps,
-            value: back(m),
-            lower: back(lo),
-            upper: back(hi),
-        })
+        let per_step = self.meta.horizon_seconds / self.meta.horizon_steps.max(1) as u64;
+        steps
+            .iter()
+            .map(|&s| {
+                let [m, lo, hi] = *out.get(s - 1).ok_or_else(|| {
+                    ModelError::Input(format!("the model gave {} steps, not {s}", out.len()))
+                })?;
+                Ok(Forecast {
+                    horizon_seconds: per_step * s as u64,
+                    steps: s,
+                    value: back(m),
+                    lower: back(lo),
+                    upper: back(hi),
+                })
+            })
+            .collect()
     }
 }

@@ -323,10 +323,12 @@ fn a_failing_edge_opens_its_circuit_which_half_opens_and_closes() {
 
 /// The predictive rule in the pipeline: 75 minutes of a load that ramps from 300 to 750 a
 /// minute, the CPU at its target on 8 replicas (the HPA rule alone keeps 8) → the LSTM's
-/// forecasts (from the 48th window on, 15 minutes ahead) → scale-ups of the rule
-/// `predictive`, each the fewest replicas that carry the forecast it names, that forecast
-/// being the latest the pipeline published by the decision's window for a window after the
-/// scheduling buffer.
+/// forecasts (from the 48th window on, at `--forecast-horizons 2m,3m,15m`: three records a
+/// window, each the model's step of its horizon) → scale-ups of the rule `predictive`, each
+/// the fewest replicas that carry the forecast it names, that forecast being the latest the
+/// pipeline published by the decision's window for the window after the scheduling buffer:
+/// the one issued at the decision's own window, two minutes ahead, not one issued 13 minutes
+/// before it.
 #[test]
 fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
     use apo_schemas::model_output::ForecastRecord;
@@ -386,6 +388,8 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
             &iforest,
             "--forecasts-topic",
             &forecasts,
+            "--forecast-horizons",
+            "2m,3m,15m",
             "--anomalies-topic",
             &anomalies,
             "--actions-topic",
@@ -400,6 +404,19 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
         .filter(|f: &ForecastRecord| f.metric == "app.load")
         .collect();
     assert!(published.len() > 15, "{} forecasts", published.len());
+    // each window forecast at the three horizons
+    let mut by_window: std::collections::BTreeMap<i64, Vec<&ForecastRecord>> = Default::default();
+    for f in &published {
+        by_window.entry(f.window_end).or_default().push(f);
+    }
+    for (end, fs) in &by_window {
+        let mut horizons: Vec<u64> = fs.iter().map(|f| f.horizon_seconds).collect();
+        horizons.sort_unstable();
+        assert_eq!(horizons, [120, 180, 900], "window ending {end}");
+        for f in fs {
+            assert_eq!(f.target_time, end + f.horizon_seconds as i64 * 1000);
+        }
+    }
     assert!(
         !issued.is_empty(),
         "the forecast of a rising load scales up"
@@ -431,6 +448,11 @@ fn forecasts_of_a_rising_load_scale_up_ahead_of_it() {
             .max_by_key(|f| f.window_end)
             .unwrap_or_else(|| panic!("no forecast of {for_end} by {}", d.window_end));
         assert_eq!(e.value, latest.upper, "{d:#?}");
+        assert_eq!(
+            (latest.window_end, latest.horizon_seconds),
+            (d.window_end, 120),
+            "planned with the forecast issued at its own window: {d:#?}"
+        );
         // n replicas at 70 % of 100: the fewest (n - 1 would run the peak over 70 %), at most
         // 90 % in a burst; the default scale-up policy allows max(+4, x2) from 8
         let per = e.target.expect("what n replicas carry at the target");

@@ -291,6 +291,7 @@ impl Job for MetricsJob {
                             model,
                             meta_model,
                             cfg.forecast_signal,
+                            cfg.forecast_horizons.clone(),
                             stage.forecast_past,
                         );
                         done = done.concat(tracked_sink(

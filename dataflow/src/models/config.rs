@@ -94,6 +94,10 @@ pub struct ModelConfig {
     pub alert: AlertConfig,
     /// The window statistic forecast.
     pub forecast_signal: Signal,
+    /// The horizons each window is forecast at, seconds (each a whole number of the series'
+    /// windows, 1 to the model's steps; a window size that makes none of them whole is not
+    /// forecast); empty: the model's own horizon (15 minutes for the shipped LSTM).
+    pub forecast_horizons: Vec<u64>,
     /// How often the model files are looked at for a replacement.
     #[serde(with = "humantime_serde")]
     pub reload_check: Duration,
@@ -106,6 +110,7 @@ impl Default for ModelConfig {
             forecast_model: None,
             alert: AlertConfig::default(),
             forecast_signal: Signal::Mean,
+            forecast_horizons: Vec::new(),
             reload_check: Duration::from_secs(5),
         }
     }
@@ -119,7 +124,20 @@ impl ModelConfig {
             IsolationForest::load(p)?;
         }
         if let Some(p) = &self.forecast_model {
-            Forecaster::load(p)?;
+            let m = Forecaster::load(p)?;
+            let most = m.horizon_steps() as u64;
+            if let Some(bad) = self.forecast_horizons.iter().find(|&&h| h == 0) {
+                return Err(ModelError::Input(format!(
+                    "a forecast horizon must be at least a second (got {bad} s)"
+                )));
+            }
+            // a horizon some window size can forecast: at most the model's steps of the
+            // largest window there is (a day)
+            if let Some(bad) = self.forecast_horizons.iter().find(|&&h| h > most * 86_400) {
+                return Err(ModelError::Input(format!(
+                    "a forecast horizon of {bad} s is more than {most} windows of a day"
+                )));
+            }
         }
         Ok(())
     }

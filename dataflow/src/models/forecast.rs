@@ -29,18 +29,37 @@ fn push_bounded(hist: &mut VecDeque<f64>, x: f64, len: usize) {
     hist.push_back(x);
 }
 
-/// Forecasts back from the forecasting thread: per window (index into its batch), the
-/// forecast or why there is none; the model's version.
-type Forecasts = (Vec<(usize, Result<Forecast, ModelError>)>, String);
+/// Forecasts back from the forecasting thread: per window (index into its batch), its
+/// forecasts (one per horizon) or why there are none; the model's version.
+type Forecasts = (Vec<(usize, Result<Vec<Forecast>, ModelError>)>, String);
 
-/// Forecasts every series whose window size gives the model's horizon in 1..=15 steps, on a
-/// thread of its own (as the forest). `meta_model` answers the input length and steps on the
-/// worker; the thread's own handle forecasts.
+/// The steps ahead a window of `window_seconds` is forecast at: those of `horizons` (seconds)
+/// that are whole steps the model gives, in order, or the model's own horizon when `horizons`
+/// is empty; empty when none is.
+fn steps_of(m: &Forecaster, window_seconds: u32, horizons: &[u64]) -> Vec<usize> {
+    let res = f64::from(window_seconds);
+    if horizons.is_empty() {
+        return m.steps_for(res).into_iter().collect();
+    }
+    let mut steps: Vec<usize> = horizons
+        .iter()
+        .filter_map(|&h| m.steps_ahead(res, h).ok())
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps
+}
+
+/// Forecasts every series whose window size gives a horizon in 1..=15 steps (the model's
+/// own, or each of `horizons`, seconds: one record per horizon, from one run of the model), on
+/// a thread of its own (as the forest). `meta_model` answers the input length and steps on
+/// the worker; the thread's own handle forecasts.
 pub fn forecast_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
     model: Watched<Forecaster>,
     mut meta_model: Watched<Forecaster>,
     signal: Signal,
+    horizons: Vec<u64>,
     past: Option<Arc<PastWindows<WindowStats>>>,
 ) -> StreamVec<'s, u64, ForecastRecord> {
     let worker = stats.scope().worker();
@@ -49,11 +68,11 @@ pub fn forecast_operator<'s>(
         let (jobs, results) = spawn_model_thread(
             "apo-forecaster",
             worker.sync_activator_for(info.address.to_vec()),
-            move |inputs: Vec<(usize, Vec<f64>, usize)>| -> Forecasts {
+            move |inputs: Vec<(usize, Vec<f64>, Vec<usize>)>| -> Forecasts {
                 let m = model.get();
                 let out = inputs
                     .into_iter()
-                    .map(|(i, x, steps)| (i, m.forecast(&x, steps)))
+                    .map(|(i, x, steps)| (i, m.forecast_steps(&x, &steps)))
                     .collect();
                 (out, m.version().to_string())
             },
@@ -70,9 +89,12 @@ pub fn forecast_operator<'s>(
                 if let Some((_, last)) = batch.last() {
                     keys.evict(last.window_end, window_ms);
                 }
-                let mut inputs: Vec<(usize, Vec<f64>, usize)> = Vec::new();
+                let mut inputs: Vec<(usize, Vec<f64>, Vec<usize>)> = Vec::new();
                 for (i, (k, w)) in batch.iter().enumerate() {
-                    let Ok(steps) = m.steps_for(f64::from(w.window_seconds)) else { continue };
+                    let steps = steps_of(m, w.window_seconds, &horizons);
+                    if steps.is_empty() {
+                        continue;
+                    }
                     let v = signal.of(w);
                     if !v.is_finite() {
                         continue;
@@ -107,7 +129,7 @@ pub fn forecast_operator<'s>(
                 for (i, f) in forecasts {
                     let (_, w) = &batch[i];
                     match f {
-                        Ok(f) => {
+                        Ok(fs) => for f in fs {
                             let steps = f.steps;
                             session.give(ForecastRecord {
                                 service: w.service.clone(),
@@ -125,7 +147,7 @@ pub fn forecast_operator<'s>(
                                 model_version: version.clone(),
                                 revision: 1,
                             })
-                        }
+                        },
                         Err(e) => tracing::error!(error = %e, service = %w.service, metric = %w.metric, "forecast failed"),
                     }
                 }

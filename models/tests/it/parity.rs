@@ -161,4 +161,25 @@ fn forecasts_are_ordered_and_in_units_of_the_series() {
         "90 steps is past the model's 15"
     );
     assert!(model.forecast(&series[..10], 3).is_err());
+    // several horizons from one run: each as the forecast of its step alone
+    let many = model
+        .forecast_steps(&series, &[1, 2, 3, 15])
+        .expect("steps");
+    for f in &many {
+        assert_eq!(*f, model.forecast(&series, f.steps).expect("one step"));
+    }
+    let seconds: Vec<u64> = many.iter().map(|f| f.horizon_seconds).collect();
+    assert_eq!(
+        seconds,
+        [60, 120, 180, 900],
+        "a step is 60 s of the model's own"
+    );
+    assert!(model.forecast_steps(&series, &[2, 16]).is_err(), "past 15");
+    assert!(model.forecast_steps(&series, &[0]).is_err());
+    // horizons in seconds: whole steps of the series' windows, 1 to 15 of them
+    assert_eq!(model.steps_ahead(60.0, 120).unwrap(), 2);
+    assert_eq!(model.steps_ahead(10.0, 150).unwrap(), 15);
+    assert!(model.steps_ahead(10.0, 160).is_err(), "16 steps");
+    assert!(model.steps_ahead(60.0, 90).is_err(), "a step and a half");
+    assert!(model.steps_ahead(60.0, 0).is_err());
 }

@@ -211,6 +211,13 @@ pub struct ModelArgs {
     /// The window statistic forecast: mean, p50, p95, p99, max, sum or rate.
     #[arg(long, env = "APO_FORECAST_SIGNAL", default_value = "mean")]
     pub forecast_signal: apo_dataflow::Signal,
+    /// The horizons each window is forecast at (e.g. 2m,3m,15m), each a whole number of the
+    /// series' windows up to the model's steps (15 for the shipped LSTM); one forecast record
+    /// per horizon, from one run of the model. A planner's predictive rule plans with the
+    /// freshest forecast of each window it looks at, so horizons near its scheduling buffer
+    /// give it the latest information. [default: the model's own horizon, 15 minutes]
+    #[arg(long, env = "APO_FORECAST_HORIZONS", value_delimiter = ',', value_parser = duration)]
+    pub forecast_horizons: Vec<Duration>,
     #[command(flatten)]
     /// How anomaly scores become alerts.
     pub alert: AlertArgs,

@@ -300,6 +300,11 @@ fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>, RunError> {
             }
         })
     };
+    if let Some(d) = m.forecast_horizons.iter().find(|d| d.subsec_nanos() != 0) {
+        return Err(RunError::Models(apo_models::ModelError::Input(format!(
+            "--forecast-horizons: {d:?} is not a whole number of seconds"
+        ))));
+    }
     let cfg = ModelConfig {
         anomaly_model: pick(&m.anomaly_model, "iforest.onnx", "anomaly"),
         forecast_model: pick(&m.forecast_model, "lstm.onnx", "forecast"),
@@ -308,6 +313,7 @@ fn model_config(a: &RunArgs) -> Result<Option<ModelConfig>, RunError> {
             ..m.alert.config()
         },
         forecast_signal: m.forecast_signal,
+        forecast_horizons: m.forecast_horizons.iter().map(|d| d.as_secs()).collect(),
         reload_check: m.model_reload_check,
     };
     if cfg.anomaly_model.is_none() && cfg.forecast_model.is_none() {

@@ -7,13 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use apo_dataflow::{quantile_name, UPPER_QUANTILE};
+use apo_dataflow::quantile_name;
 
 use crate::command::SimArgs;
+use crate::report::args::ApoUtilization;
 use crate::service::ServiceConfig;
 use crate::telemetry::points::{
     CACHE_HITS, CACHE_MAX_SIZE, CACHE_MISSES, CPU_UTILIZATION, REQUEST_DURATION,
 };
+
+/// The forecast's quantile APO's predictive rule plans for unless `--forecast-quantile` says
+/// otherwise: the median, chosen on day 2 of the ELB trace (BENCHMARKS.md).
+pub const DEFAULT_QUANTILE: f64 = 0.5;
 
 /// How the runs are sized.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +33,10 @@ pub struct Sizing {
     pub max_replicas: u32,
     /// Requests a second one replica serves at 100 % utilisation.
     pub per_replica: f64,
-    /// The utilisation replicas are sized for.
+    /// The utilisation the fixed capacity and the HPA rule are sized for.
     pub utilization: f64,
+    /// The utilisation APO's rules size replicas for.
+    pub apo_utilization: f64,
     /// How long before a forecast load a predictive decision is made, seconds (the start-up
     /// delay and a window).
     pub buffer_s: u64,
@@ -66,23 +73,24 @@ pub fn tuning_rules(service: &ServiceConfig, apo: &str) -> String {
     out
 }
 
-/// The planner's rules: the HPA rule on `hpa` (CPU utilisation); on `apo` the HPA rule on
-/// the utilisation and on the request rate (every request, failed ones included, at the
-/// replicas' capacity at the target utilisation a replica: it does not saturate where the
-/// utilisation stops at 100 %), the predictive rule, and the rules of `tuning`
-/// ([`tuning_rules`]).
+/// The planner's rules: the HPA rule on `hpa` (CPU utilisation at `utilization`); on `apo`,
+/// at `apo_utilization`, the HPA rule on the utilisation and on the request rate (every
+/// request, failed ones included, at the replicas' capacity at that utilisation a replica: it
+/// does not saturate where the utilisation stops at 100 %), the predictive rule, and the
+/// rules of `tuning` ([`tuning_rules`]).
 ///
 /// `targets`: per service, its HPA run's name, its APO run's and what a replica of it serves
 /// at 100 % (a fleet has several).
 pub fn planner_rules(s: &Sizing, targets: &[(String, String, f64)], tuning: &str) -> String {
     let scale = |target: &str, per_replica: Option<f64>| {
-        let rate = if let Some(per) = per_replica {
-            format!(
+        let (util, rate) = if let Some(per) = per_replica {
+            let rate = format!(
                 ", {{ name = \"{REQUEST_DURATION}\", signal = \"rate\", average_value = {} }}",
-                per * s.utilization
-            )
+                per * s.apo_utilization
+            );
+            (s.apo_utilization, rate)
         } else {
-            String::new()
+            (s.utilization, String::new())
         };
         format!(
             "[[scale]]\n\
@@ -90,7 +98,7 @@ pub fn planner_rules(s: &Sizing, targets: &[(String, String, f64)], tuning: &str
              min_replicas = 1\n\
              max_replicas = {}\n\
              metrics = [{{ name = \"{CPU_UTILIZATION}\", average_value = {} }}{rate}]\n",
-            s.max_replicas, s.utilization
+            s.max_replicas, util
         )
     };
     let mut out = format!(
@@ -112,7 +120,7 @@ pub fn planner_rules(s: &Sizing, targets: &[(String, String, f64)], tuning: &str
              scheduling_buffer = \"{}s\"\n",
             scale(hpa, None),
             scale(apo, Some(*per_replica)),
-            s.utilization,
+            s.apo_utilization,
             s.quantile,
             s.buffer_s
         ));
@@ -141,8 +149,9 @@ pub fn policy_file(targets: &[(String, String)], secret: &Path, max_replicas: u3
 }
 
 /// The report's name: the load's (the trace's file name, or the synthetic shape), and what
-/// the service has for the tuning rules (`, pool 4`, `, cache 1000`, `, heap 480 MiB`), so
-/// that a report of the same load on another service keeps its own section.
+/// the service has for the tuning rules (`, pool 4`, `, cache 1000`, `, heap 480 MiB`), and
+/// the flags that change a run from the defaults' (`, from 2d`, `, forecast upper bound`,
+/// `, APO at 70 %`), so that a report of the same load run otherwise keeps its own section.
 pub fn load_name(a: &SimArgs) -> String {
     let mut name = match &a.trace {
         Some(t) => t
@@ -163,11 +172,25 @@ pub fn load_name(a: &SimArgs) -> String {
     if let Some(heap) = a.heap_mib {
         name.push_str(&format!(", heap {heap} MiB"));
     }
-    if a.report.forecast_quantile != UPPER_QUANTILE {
+    if !a.trace_from.is_zero() {
+        name.push_str(&format!(
+            ", from {}",
+            humantime::format_duration(a.trace_from)
+        ));
+    }
+    if a.report.forecast_quantile != DEFAULT_QUANTILE {
         name.push_str(&format!(
             ", forecast {}",
             quantile_name(a.report.forecast_quantile, false)
         ));
+    }
+    if a.report.fresh_forecasts {
+        name.push_str(", fresh forecasts");
+    }
+    match a.report.apo_utilization {
+        Some(ApoUtilization::Given(u)) => name.push_str(&format!(", APO at {:.0} %", u * 100.0)),
+        Some(ApoUtilization::Slo) => name.push_str(", APO at the SLO's utilisation"),
+        None => {}
     }
     name
 }
@@ -207,10 +230,11 @@ pub fn section(
          {max} replicas; the load's mean {mean:.1} requests/s, its peak {peak:.1} \
          requests/s. Fixed capacity: {fixed} replicas (the mean at {util:.0} %); the HPA rule \
          and APO start from {fixed}, on {window} s windows, the HPA rule on \
-         `{CPU_UTILIZATION}` at {util:.0} %; APO scales on the request rate as well (every request, \
+         `{CPU_UTILIZATION}` at {util:.0} %; APO sizes for {apo:.0} % ({why}), scales on the \
+         request rate as well (every request, \
          failed ones included, at {rate:.1} requests/s a replica: the utilisation stops at 100 % \
          when the replicas are saturated, the rate does not) and adds the predictive rule (the LSTM's forecast of \
-         the request rate, {buffer} s ahead, planned for at its {planned}){tuned}. An SLA-violation minute: request p95 over \
+         the request rate, {buffer} s ahead, planned for at its {planned}, {issued}){tuned}. An SLA-violation minute: request p95 over \
          {slo:?} or errors over the error budget. Figures from the sim's own requests.\n\n\
          {table}\n\
          ![load, replicas and p95 per minute]({svg})\n",
@@ -225,13 +249,28 @@ pub fn section(
         max = s.max_replicas,
         fixed = s.fixed,
         util = s.utilization * 100.0,
-        rate = s.per_replica * s.utilization,
+        apo = s.apo_utilization * 100.0,
+        why = match a.report.apo_utilization {
+            None => "as the HPA rule".to_string(),
+            Some(ApoUtilization::Given(_)) => "--apo-utilization".to_string(),
+            Some(ApoUtilization::Slo) => format!(
+                "from the SLO: the highest utilisation at which a replica as an M/M/c queue keeps \
+                 its p95 within {:?}, by Erlang C, less the HPA rule's 10 % tolerance",
+                a.slo_p95
+            ),
+        },
+        rate = s.per_replica * s.apo_utilization,
         window = s.window_s,
         buffer = s.buffer_s,
         slo = a.slo_p95,
         svg = svg.display(),
         tuned = tuned(a),
         planned = quantile_name(s.quantile, false),
+        issued = if a.report.fresh_forecasts {
+            "forecasts issued at the decision's window"
+        } else {
+            "forecasts issued 15 minutes ahead"
+        },
     )
 }
 
@@ -316,6 +355,7 @@ mod tests {
             max_replicas: 20,
             per_replica: 38.2,
             utilization: 0.6,
+            apo_utilization: 0.7,
             buffer_s: 90,
             quantile: 0.95,
         }
@@ -333,8 +373,8 @@ mod tests {
         assert_eq!(rules.window_seconds, 60);
         assert_eq!(rules.scale.len(), 2);
         assert!(rules.scale[0].predictive.is_none(), "the HPA rule alone");
-        // the HPA rule on the utilisation; APO on it and on the request rate, 38.2 × 60 % a
-        // replica
+        // the HPA rule on the utilisation at 60 %; APO on it and on the request rate, both at
+        // APO's 70 % (38.2 × 70 % a replica)
         let metrics = |i: usize| -> Vec<(String, apo_dataflow::TargetSignal, f64)> {
             rules.scale[i]
                 .metrics
@@ -342,15 +382,16 @@ mod tests {
                 .map(|m| (m.name.clone(), m.signal, m.average_value))
                 .collect()
         };
-        let cpu = (CPU_UTILIZATION.to_string(), TargetSignal::Mean, 0.6);
-        assert_eq!(metrics(0), [cpu.clone()]);
-        let rate = (REQUEST_DURATION.to_string(), TargetSignal::Rate, 38.2 * 0.6);
-        assert_eq!(metrics(1), [cpu, rate]);
+        let cpu = |u: f64| (CPU_UTILIZATION.to_string(), TargetSignal::Mean, u);
+        assert_eq!(metrics(0), [cpu(0.6)]);
+        let rate = (REQUEST_DURATION.to_string(), TargetSignal::Rate, 38.2 * 0.7);
+        assert_eq!(metrics(1), [cpu(0.7), rate]);
         let p = rules.scale[1].predictive.as_ref().expect("APO's forecast");
         assert_eq!(p.capacity_per_replica, 38.2);
+        assert_eq!(p.target_utilization, 0.7);
         assert_eq!(p.scheduling_buffer, Duration::from_secs(90));
         assert_eq!(p.signal.as_deref(), Some("rate"));
-        assert_eq!(p.quantile, 0.95, "the upper bound, by default");
+        assert_eq!(p.quantile, 0.95, "the sizing's");
         let median = Sizing {
             quantile: 0.5,
             ..sizing()
@@ -358,9 +399,32 @@ mod tests {
         let rules: apo_dataflow::PlannerConfig =
             toml::from_str(&planner_rules(&median, &one("h", "a"), "")).unwrap();
         assert_eq!(rules.scale[1].predictive.as_ref().unwrap().quantile, 0.5);
-        let a: SimArgs =
-            crate::command::parse_flags(&["--forecast-quantile".into(), "0.5".into()]).unwrap();
-        assert_eq!(load_name(&a), "step:20,100,2m, forecast median");
+        let a: SimArgs = crate::command::parse_flags(&[
+            "--forecast-quantile".into(),
+            "0.95".into(),
+            "--apo-utilization".into(),
+            "0.7".into(),
+            "--trace-from".into(),
+            "2d".into(),
+            "--fresh-forecasts".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            load_name(&a),
+            "step:20,100,2m, from 2days, forecast upper bound, fresh forecasts, APO at 70 %"
+        );
+        let slo: SimArgs =
+            crate::command::parse_flags(&["--apo-utilization".into(), "SLO".into()]).unwrap();
+        assert_eq!(slo.report.apo_utilization, Some(ApoUtilization::Slo));
+        assert_eq!(
+            load_name(&slo),
+            "step:20,100,2m, APO at the SLO's utilisation"
+        );
+        assert!(crate::command::parse_flags::<SimArgs>(&[
+            "--apo-utilization".into(),
+            "hot".into()
+        ])
+        .is_err());
         assert!(rules.gc.is_empty() && rules.pool.is_empty() && rules.cache.is_empty());
         // with a database, a cache and a heap, APO's run tunes them too (the HPA's does not)
         let a: SimArgs = crate::command::parse_flags(&[
@@ -416,7 +480,7 @@ mod tests {
                 ("cart-apo", Some(1_300.0))
             ]
         );
-        assert_eq!(shop.scale[3].metrics[1].average_value, 1_300.0 * 0.6);
+        assert_eq!(shop.scale[3].metrics[1].average_value, 1_300.0 * 0.7);
         assert!(tuned(&a).contains("the GC rule (a heap of 480 MiB"));
         assert_eq!(
             load_name(&a),

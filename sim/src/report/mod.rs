@@ -37,6 +37,8 @@ pub use args::ReportArgs;
 
 use crate::command::{parse_flags, Prepared, RateFn, SimArgs};
 use crate::embedded::secret_file;
+use crate::queue::erlang::utilization_for;
+use crate::report::args::ApoUtilization;
 use crate::report::files::{planner_rules, policy_file, tuning_rules, Sizing};
 use crate::report::measure::{Capacity, Measure, Objective, Served, Summary};
 
@@ -68,6 +70,14 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     ] {
         if !(u > 0.0 && u <= 1.0) {
             bail!("{flag} must be over 0 and at most 1 (got {u})");
+        }
+    }
+    if let Some(ApoUtilization::Given(u)) = r.apo_utilization {
+        if !(u > 0.0 && u <= BURST_UTILIZATION) {
+            bail!(
+                "--apo-utilization must be over 0 and at most the predictive rule's burst \
+                 utilisation, {BURST_UTILIZATION} (got {u})"
+            );
         }
     }
     let upper = apo_dataflow::UPPER_QUANTILE;
@@ -126,6 +136,20 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
     }
     let entry = &fleet.nodes[0];
     let per_replica = entry.service.per_replica();
+    let apo_utilization = match r.apo_utilization {
+        None => r.utilization,
+        Some(ApoUtilization::Given(u)) => u,
+        Some(ApoUtilization::Slo) => slo_utilization(&fleet, a.slo_p95.as_secs_f64())
+            .unwrap_or_else(|| {
+                eprintln!(
+                "report: no utilisation keeps a replica's p95 within --slo-p95 {:?} as an M/M/c \
+                 queue: APO sizes for --utilization {} %",
+                a.slo_p95,
+                r.utilization * 100.0
+            );
+                r.utilization
+            }),
+    };
     let sizing = Sizing {
         services: fleet
             .nodes
@@ -139,6 +163,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         max_replicas: a.max_replicas,
         per_replica,
         utilization: r.utilization,
+        apo_utilization,
         buffer_s: a.startup.as_secs() + a.window.as_secs(),
         quantile: r.forecast_quantile,
     };
@@ -219,7 +244,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         data.display()
     );
 
-    let mut run = parse_flags::<RunArgs>(&run_flags(
+    let mut flags = run_flags(
         &data,
         &sizing,
         &planner,
@@ -227,7 +252,12 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
         &lstm,
         &iforest,
         duration_s,
-    ))?;
+    );
+    if r.fresh_forecasts {
+        flags.push("--forecast-horizons".into());
+        flags.push(forecast_horizons(sizing.window_s, sizing.buffer_s));
+    }
+    let mut run = parse_flags::<RunArgs>(&flags)?;
     run.planner.file = Some(planner.clone());
     let actuate = parse_flags::<ActuateArgs>(&[
         "--policy".into(),
@@ -310,6 +340,25 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
 
 /// `out` made, and `data` under it empty: a report's earlier data is removed, anything else
 /// there is an error.
+/// The predictive rule's default burst utilisation: APO's target may not be above it.
+const BURST_UTILIZATION: f64 = 0.9;
+
+/// The utilisation APO sizes for from the SLO: for each service of ours the highest at which
+/// a replica as an M/M/c queue (c its workers, μ its mean service rate a worker) keeps the
+/// p95 response time within `slo_p95_s` ([`utilization_for`]), less the HPA rule's
+/// tolerance; the lowest of them, at most the burst utilisation. `None` when a service does
+/// not keep it at any load.
+fn slo_utilization(fleet: &crate::topology::Topology, slo_p95_s: f64) -> Option<f64> {
+    let mut lowest = BURST_UTILIZATION;
+    for n in fleet.nodes.iter().filter(|n| !n.external) {
+        let s = &n.service;
+        let mu = s.per_replica() / s.workers as f64;
+        let rho = utilization_for(s.workers, mu, 0.95, slo_p95_s)?;
+        lowest = lowest.min(rho / (1.0 + apo_dataflow::DEFAULT_TOLERANCE));
+    }
+    Some(lowest)
+}
+
 fn prepare_out(out: &Path, data: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     if data.exists() {
@@ -388,6 +437,20 @@ fn run_flags(
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// The horizons the pipeline forecasts at for the predictive rule with `--fresh-forecasts`:
+/// each window up to the last one a decision made now plans for (the scheduling buffer and a
+/// window ahead), so it plans with forecasts issued at its own window, and the model's 15
+/// minutes (the forecasts' usual horizon, for `apo sql`).
+fn forecast_horizons(window_s: u64, buffer_s: u64) -> String {
+    let window_s = window_s.max(1);
+    let last = buffer_s.div_ceil(window_s) + 1;
+    let mut out: Vec<String> = (1..=last).map(|k| format!("{}s", k * window_s)).collect();
+    if !(1..=last).any(|k| k * window_s == 900) {
+        out.push("900s".into());
+    }
+    out.join(",")
 }
 
 /// Starts the three sims (each measured), the actuator, and a thread that stops the run when
@@ -469,4 +532,36 @@ fn progress(name: &str, at_s: f64, duration_s: f64, started: Instant, minutes: &
         duration_s / 3600.0,
         started.elapsed().as_secs(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{forecast_horizons, slo_utilization};
+    use crate::topology::Topology;
+
+    #[test]
+    fn apo_sized_by_the_slo_is_erlang_cs_utilisation_less_the_tolerance() {
+        let a: crate::command::SimArgs = crate::command::parse_flags(&[]).unwrap();
+        let service = crate::command::service_config(&a).unwrap();
+        // 4 workers at a 104.6 ms mean: p95 within 500 ms up to 80.3 % (sim/golden), / 1.1
+        let u = slo_utilization(&Topology::single("checkout", service.clone(), 2), 0.5).unwrap();
+        assert!((u - 0.8026 / 1.1).abs() < 1e-3, "{u}");
+        // an objective the service time alone misses: none
+        assert_eq!(
+            slo_utilization(&Topology::single("checkout", service, 2), 0.2),
+            None
+        );
+    }
+
+    #[test]
+    fn the_forecasts_reach_the_windows_a_decision_plans_for() {
+        // a decision at T plans for the windows ending at T + 2 and 3 minutes (a 90 s buffer)
+        assert_eq!(forecast_horizons(60, 90), "60s,120s,180s,900s");
+        assert_eq!(forecast_horizons(60, 60), "60s,120s,900s");
+        // the model's 15 minutes once
+        let long = forecast_horizons(60, 840);
+        assert_eq!(long.split(',').count(), 15);
+        assert!(long.ends_with(",900s"));
+        assert_eq!(forecast_horizons(10, 40), "10s,20s,30s,40s,50s,900s");
+    }
 }
