@@ -8,6 +8,7 @@
 //! | `apo.dlq.topic`, `apo.dlq.partition`, `apo.dlq.offset` | the origin of the message |
 //! | `apo.dlq.points` | for a message only partly unusable: the positions of the unusable points |
 //! | `apo.dlq.truncated` | only when the copy had to be cut to fit the producer's message limit: the original payload's length in bytes |
+//! | `apo.dlq.kept` | only for a cut JSON array with unusable points: the original positions of the elements in the copy, in its order (`30000,0-14998`) |
 //! | `apo.dlq.points_truncated` | only when the list of positions was cut: how many positions there were |
 //!
 //! A message whose points fail for different reasons is written once per reason.
@@ -15,7 +16,10 @@
 //! A dead letter always fits the producer's limit (`message.max.bytes`, librdkafka's default
 //! 1 000 000 bytes): the detail is cut to [`MAX_DETAIL_BYTES`], the list of positions to
 //! [`MAX_POINTS_BYTES`] and the payload to what is left, each cut said in a header. A message
-//! too large to copy is never a reason to stop.
+//! too large to copy is never a reason to stop. A JSON array whose unusable points are known is
+//! cut so as to keep the evidence: its unusable elements first, whole, then its good ones from
+//! the start while they fit, as a JSON array of their own ([`evidence_first`]); any other
+//! payload keeps its first bytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,6 +97,90 @@ fn cut_points(points: &str, max: usize) -> (&str, Option<usize>) {
     (head, Some(points.split(',').count()))
 }
 
+/// A JSON array `payload` cut to at most `room` bytes keeping the elements at `positions` (the
+/// unusable points, comma-separated indices) first, each whole, then the others in order from
+/// the first while they fit; with the original positions of what it kept, as ranges in the
+/// copy's order. `None` when the payload is not a JSON array, a position is not one of its
+/// indices, or not even the first unusable element fits: the caller keeps the first bytes.
+pub fn evidence_first(payload: &[u8], positions: &str, room: usize) -> Option<(Vec<u8>, String)> {
+    let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(payload).ok()?;
+    let mut bad: Vec<usize> = positions
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < elements.len())
+        })
+        .collect::<Option<_>>()?;
+    bad.sort_unstable();
+    bad.dedup();
+    /// Appends element `i` with its comma when it fits with the closing bracket.
+    fn take(
+        elements: &[&serde_json::value::RawValue],
+        i: usize,
+        room: usize,
+        out: &mut Vec<u8>,
+        kept: &mut Vec<usize>,
+    ) -> bool {
+        let raw = elements[i].get().as_bytes();
+        let comma = usize::from(!kept.is_empty());
+        if out.len() + comma + raw.len() + 1 > room {
+            return false;
+        }
+        if comma == 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(raw);
+        kept.push(i);
+        true
+    }
+    let mut out = Vec::with_capacity(room.min(payload.len()));
+    out.push(b'[');
+    let mut kept: Vec<usize> = Vec::new();
+    for &i in &bad {
+        if !take(&elements, i, room, &mut out, &mut kept) {
+            break;
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let mut next = bad.iter().peekable();
+    for i in 0..elements.len() {
+        if next.peek() == Some(&&i) {
+            next.next();
+            continue;
+        }
+        if !take(&elements, i, room, &mut out, &mut kept) {
+            break;
+        }
+    }
+    out.push(b']');
+    Some((out, ranges(&kept)))
+}
+
+/// Indices as comma-separated runs, `a-b` for consecutive ones, in the given order.
+fn ranges(indices: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let start = indices[i];
+        let mut end = start;
+        while i + 1 < indices.len() && indices[i + 1] == end + 1 {
+            end += 1;
+            i += 1;
+        }
+        parts.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 impl DeadLetterSink for KafkaDeadLetters {
     fn send(&mut self, d: DeadLetter<'_>) -> Result<(), IngestError> {
         let partition = d.origin.partition.to_string();
@@ -138,7 +226,30 @@ impl DeadLetterSink for KafkaDeadLetters {
         used += key.map_or(0, <[u8]>::len);
         let payload = d.origin.payload.unwrap_or_default();
         let room = self.max_bytes.saturating_sub(used);
-        let payload = if payload.len() > room {
+        // the unusable points first when the payload is a JSON array that names them
+        let reordered = (payload.len() > room)
+            .then(|| d.points.and_then(|p| evidence_first(payload, p, room)))
+            .flatten();
+        let payload = if let Some((copy, kept)) = &reordered {
+            tracing::warn!(
+                topic = d.origin.topic,
+                partition = d.origin.partition,
+                offset = d.origin.offset,
+                bytes = payload.len(),
+                kept = copy.len(),
+                "dead letter cut to fit the producer's message limit, its unusable points first"
+            );
+            headers = headers
+                .insert(Header {
+                    key: "apo.dlq.truncated",
+                    value: Some(&payload.len().to_string()),
+                })
+                .insert(Header {
+                    key: "apo.dlq.kept",
+                    value: Some(cut_points(kept, MAX_POINTS_BYTES).0),
+                });
+            &copy[..]
+        } else if payload.len() > room {
             tracing::warn!(
                 topic = d.origin.topic,
                 partition = d.origin.partition,
@@ -242,5 +353,31 @@ mod tests {
         assert_eq!(cut_points("1,2,3", 5), ("1,2,3", None));
         assert_eq!(cut_points("1,22,333", 6), ("1,22", Some(3)));
         assert_eq!(cut_points("12345", 3), ("", Some(1)));
+    }
+
+    #[test]
+    fn a_cut_array_keeps_its_unusable_points_first_then_the_good_ones_from_the_start() {
+        let payload = br#"[{"a":0},{"a":1},{"bad":2},{"a":3},{"bad":4},{"a":5}]"#;
+        // room for the brackets, the two bad ones and two good ones (each 7 bytes, 9 and 9 for
+        // the bad ones, a comma between each)
+        let (copy, kept) = evidence_first(payload, "4,2", 2 + 9 + 1 + 9 + 1 + 7 + 1 + 7).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&copy).unwrap(),
+            r#"[{"bad":2},{"bad":4},{"a":0},{"a":1}]"#
+        );
+        assert_eq!(kept, "2,4,0-1");
+        // everything fits: every element, the bad ones first
+        let (all, kept) = evidence_first(payload, "2,4", 1000).unwrap();
+        assert_eq!(all.len(), payload.len());
+        assert_eq!(kept, "2,4,0-1,3,5");
+        // a copy is valid JSON of the same elements
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&all).unwrap();
+        assert_eq!(v[0], serde_json::json!({"bad": 2}));
+        // not an array, a position outside it, or no room for one bad element: None
+        assert_eq!(evidence_first(br#"{"a":1}"#, "0", 100), None);
+        assert_eq!(evidence_first(payload, "6", 100), None);
+        assert_eq!(evidence_first(payload, "x", 100), None);
+        assert_eq!(evidence_first(payload, "2", 5), None);
+        assert_eq!(ranges(&[30000, 0, 1, 2, 7]), "30000,0-2,7");
     }
 }

@@ -37,8 +37,6 @@ use std::collections::BTreeMap;
 use apo_schemas::metric::{bucket_bound, Histogram};
 use apo_schemas::MetricPoint;
 
-#[cfg(test)]
-use crate::run::Failure;
 use crate::run::Scrape;
 
 /// The requests' durations.
