@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use apo_actuators::{ActuateArgs, OverrideArgs};
 use apo_bench::{BenchArgs, ForecastArgs, ScoreArgs};
-use apo_pipeline::args::{ProduceArgs, RunArgs};
+use apo_pipeline::args::{BrokerArgs, ProduceArgs, RunArgs};
 use apo_sim::command::SimArgs;
 use clap::{Args, Parser, Subcommand};
 
@@ -75,6 +75,8 @@ and each run's minutes (minutes.csv) to --out, and with --benchmarks into a Mark
     Sim(Box<SimArgs>),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).
     Sql(SqlArgs),
+    /// Run the embedded Kafka-protocol broker on its own (tansu, sqlite storage) until stopped.
+    Broker(BrokerArgs),
     /// Measure throughput, latency, memory and accuracy against baselines from the same run.
     Bench(BenchArgs),
     /// Score a `timestamp,value` CSV series with the anomaly model, as the stream would.

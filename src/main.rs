@@ -1,5 +1,5 @@
 //! `apo`: the command line. It parses arguments and the configuration file and calls the
-//! library that does the work: `apo-pipeline` (`run`, `produce`), `apo-sinks` (`sql`),
+//! library that does the work: `apo-pipeline` (`run`, `produce`, `broker`), `apo-sinks` (`sql`),
 //! `apo-bench` (`bench`, `score`, `forecast`).
 
 mod cli;
@@ -75,6 +75,7 @@ fn main() {
             apo_sim::command::sim(*a)
         }
         cli::Command::Sql(a) => sql::sql(a),
+        cli::Command::Broker(a) => apo_pipeline::standalone::broker(a).map_err(anyhow::Error::from),
         cli::Command::Bench(mut a) => {
             config::with_file_kafka_props(&mut a.kafka);
             apo_bench::bench(a)

@@ -2,9 +2,10 @@
 //! [`RunConfig`]) it builds what each worker runs ([`topology::worker_lanes`]: the metrics and
 //! trace lanes and their outputs, each table a Kafka topic plus a Parquet table through
 //! [`Outputs::standard`]), connects to the broker or starts the embedded one ([`Broker`]),
-//! stops on signals, prints progress, and runs it all ([`run()`]); `apo produce` is here too.
+//! stops on signals, prints progress, and runs it all ([`run()`]); `apo produce` and `apo
+//! broker` ([`standalone`]: the embedded broker as a process of its own) are here too.
 //!
-//! - [`args`]: the flags of `apo run` and `apo produce` (clap);
+//! - [`args`]: the flags of `apo run`, `apo produce` and `apo broker` (clap);
 //! - [`config`]: [`RunConfig`], the timely cluster, the SLO file;
 //! - [`topology`]: the workers' lanes, jobs and sinks;
 //! - [`outputs`]: the standard output of a table;
@@ -20,6 +21,7 @@ mod produce;
 pub mod report;
 mod run;
 pub mod signals;
+pub mod standalone;
 pub mod topology;
 pub mod traffic;
 pub mod warm;

@@ -29,6 +29,11 @@ pub fn brokers() -> String {
     )
 }
 
+/// Makes every helper called on this thread use the broker at `addr` (one a test started).
+pub fn use_broker_on_this_thread(addr: &str) {
+    OWN_BROKER.with(|b| *b.borrow_mut() = Some(addr.to_string()));
+}
+
 /// A `tansu` broker of a test's own, for tests that stop or restart it (the shared one must
 /// stay up for the others); `scripts/test.sh` installs tansu on the PATH. Killed on drop.
 pub struct OwnBroker {

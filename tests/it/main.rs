@@ -2,6 +2,7 @@
 //! DataFusion and tract instead of one per file); a module per former test file.
 
 mod actuate;
+mod broker_cmd;
 mod broker_outage;
 mod chaos;
 mod cli;

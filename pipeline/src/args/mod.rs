@@ -1,9 +1,10 @@
-//! The run's settings as flags: clap argument groups of `apo run` and `apo produce`. Every flag
+//! The run's settings as flags: clap argument groups of `apo run`, `apo produce` and `apo broker`. Every flag
 //! can also come from an environment variable (`APO_…`, shown in `--help`); the binary layers a
 //! TOML file under both (file values become the flags' defaults). [`crate::RunConfig`] turns
 //! [`RunArgs`] into the typed, checked configuration the topology is built from.
 
 mod alert;
+mod broker;
 mod kafka;
 mod planner;
 mod produce;
@@ -12,6 +13,7 @@ mod run;
 use std::time::Duration;
 
 pub use alert::AlertArgs;
+pub use broker::BrokerArgs;
 pub use kafka::KafkaArgs;
 pub use planner::PlannerArgs;
 pub use produce::ProduceArgs;
