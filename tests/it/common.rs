@@ -34,8 +34,8 @@ pub fn use_broker_on_this_thread(addr: &str) {
     OWN_BROKER.with(|b| *b.borrow_mut() = Some(addr.to_string()));
 }
 
-/// A broker of a test's own (`apo broker`, the embedded tansu on its own), for tests that
-/// stop or restart it (the shared one must stay up for the others). Killed on drop.
+/// A `tansu` broker of a test's own, for tests that stop or restart it (the shared one must
+/// stay up for the others); `scripts/test.sh` installs tansu on the PATH. Killed on drop.
 pub struct OwnBroker {
     child: Option<Child>,
     dir: std::path::PathBuf,
@@ -79,21 +79,29 @@ impl OwnBroker {
     }
 
     fn spawn(&mut self) {
-        let port = self.addr.rsplit(':').next().unwrap_or("0").to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_apo"))
-            .args(["broker", "--port", &port])
-            .arg("--data-dir")
-            .arg(&self.dir)
+        let url = format!("tcp://{}", self.addr);
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+                "--silent",
+            ])
+            .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("apo broker starts");
+            .expect("tansu on the PATH (scripts/test.sh installs it)");
         self.child = Some(child);
         let started = Instant::now();
         while std::net::TcpStream::connect(&self.addr).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "apo broker did not listen on {}",
+                "tansu did not listen on {}",
                 self.addr
             );
             std::thread::sleep(Duration::from_millis(100));
