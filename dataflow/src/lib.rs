@@ -39,7 +39,7 @@ pub use decisions::hpa::calculator::{
 pub use decisions::planner::{
     planner_operator, PlannerStage, CACHE_RULE, CANARY_RULE, HPA_RULE, POOL_RULE, PREDICTIVE_RULE,
 };
-pub use decisions::predictive::{quantile_name, UPPER_QUANTILE};
+pub use decisions::predictive::{quantile_name, DEFAULT_BURST_UTILIZATION, UPPER_QUANTILE};
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;

@@ -227,42 +227,42 @@ impl DeadLetterSink for KafkaDeadLetters {
         let payload = d.origin.payload.unwrap_or_default();
         let room = self.max_bytes.saturating_sub(used);
         // the unusable points first when the payload is a JSON array that names them
-        let reordered = (payload.len() > room)
-            .then(|| d.points.and_then(|p| evidence_first(payload, p, room)))
-            .flatten();
-        let payload = if let Some((copy, kept)) = &reordered {
+        // Cut to fit: a JSON array that names its unusable points keeps them first (its
+        // `apo.dlq.kept` header counted in the room), any other payload its first bytes.
+        let mut cut_copy = None;
+        let payload: &[u8] = if payload.len() > room {
+            let evidence = d.points.and_then(|p| {
+                let (copy, kept) = evidence_first(payload, p, room)?;
+                let listed = cut_points(&kept, MAX_POINTS_BYTES).0.len();
+                if copy.len() + listed <= room {
+                    Some((copy, kept))
+                } else {
+                    // fewer elements, so a list no longer than this one
+                    evidence_first(payload, p, room.saturating_sub(listed))
+                }
+            });
             tracing::warn!(
                 topic = d.origin.topic,
                 partition = d.origin.partition,
                 offset = d.origin.offset,
                 bytes = payload.len(),
-                kept = copy.len(),
-                "dead letter cut to fit the producer's message limit, its unusable points first"
-            );
-            headers = headers
-                .insert(Header {
-                    key: "apo.dlq.truncated",
-                    value: Some(&payload.len().to_string()),
-                })
-                .insert(Header {
-                    key: "apo.dlq.kept",
-                    value: Some(cut_points(kept, MAX_POINTS_BYTES).0),
-                });
-            &copy[..]
-        } else if payload.len() > room {
-            tracing::warn!(
-                topic = d.origin.topic,
-                partition = d.origin.partition,
-                offset = d.origin.offset,
-                bytes = payload.len(),
-                kept = room,
+                evidence_first = evidence.is_some(),
                 "dead letter cut to fit the producer's message limit"
             );
             headers = headers.insert(Header {
                 key: "apo.dlq.truncated",
                 value: Some(&payload.len().to_string()),
             });
-            &payload[..room]
+            match evidence {
+                Some((copy, kept)) => {
+                    headers = headers.insert(Header {
+                        key: "apo.dlq.kept",
+                        value: Some(cut_points(&kept, MAX_POINTS_BYTES).0),
+                    });
+                    &cut_copy.insert(copy)[..]
+                }
+                None => &payload[..room],
+            }
         } else {
             payload
         };

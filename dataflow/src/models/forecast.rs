@@ -90,8 +90,17 @@ pub fn forecast_operator<'s>(
                     keys.evict(last.window_end, window_ms);
                 }
                 let mut inputs: Vec<(usize, Vec<f64>, Vec<usize>)> = Vec::new();
+                // the steps of each window size, worked out once a batch
+                let mut steps_by_size: Vec<(u32, Vec<usize>)> = Vec::new();
                 for (i, (k, w)) in batch.iter().enumerate() {
-                    let steps = steps_of(m, w.window_seconds, &horizons);
+                    let at = match steps_by_size.iter().position(|(s, _)| *s == w.window_seconds) {
+                        Some(at) => at,
+                        None => {
+                            steps_by_size.push((w.window_seconds, steps_of(m, w.window_seconds, &horizons)));
+                            steps_by_size.len() - 1
+                        }
+                    };
+                    let steps = &steps_by_size[at].1;
                     if steps.is_empty() {
                         continue;
                     }
@@ -110,7 +119,7 @@ pub fn forecast_operator<'s>(
                     let hist = keys.touch(k.clone(), w.window_end);
                     push_bounded(hist, v, l);
                     if hist.len() == l {
-                        inputs.push((i, hist.iter().copied().collect(), steps));
+                        inputs.push((i, hist.iter().copied().collect(), steps.clone()));
                     }
                 }
                 if inputs.is_empty() {

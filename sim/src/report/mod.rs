@@ -341,7 +341,7 @@ pub fn report(mut a: SimArgs) -> anyhow::Result<()> {
 /// `out` made, and `data` under it empty: a report's earlier data is removed, anything else
 /// there is an error.
 /// The predictive rule's default burst utilisation: APO's target may not be above it.
-const BURST_UTILIZATION: f64 = 0.9;
+const BURST_UTILIZATION: f64 = apo_dataflow::DEFAULT_BURST_UTILIZATION;
 
 /// The utilisation APO sizes for from the SLO: for each service of ours the highest at which
 /// a replica as an M/M/c queue (c its workers, μ its mean service rate a worker) keeps the

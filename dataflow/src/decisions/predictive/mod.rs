@@ -77,8 +77,11 @@ fn default_quantile() -> f64 {
     UPPER_QUANTILE
 }
 
+/// The utilisation tolerated in a burst unless a rule says otherwise.
+pub const DEFAULT_BURST_UTILIZATION: f64 = 0.9;
+
 fn default_burst() -> f64 {
-    0.9
+    DEFAULT_BURST_UTILIZATION
 }
 
 fn default_burst_for() -> Duration {
