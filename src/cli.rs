@@ -74,6 +74,14 @@ and each run's minutes (minutes.csv) to --out, and with --benchmarks into a Mark
     )]
     Sim(Box<SimArgs>),
     /// Query the Parquet tables of a data directory with SQL (DataFusion).
+    #[command(
+        long_about = "Query the Parquet tables of a data directory with SQL (DataFusion). Each \
+table (window_stats, red, slo, service_map, service_map_current, critical_path, critical_path_share, \
+anomalies, forecasts, decisions, actions) is read as its latest rows: one per key, the highest \
+revision, so a window revised by late data or replayed after a restart counts once. Every row as \
+written, each revision and each replayed copy, is in <table>_log (window_stats_log, ...). Files are \
+partitioned by day: the `date` column (YYYY-MM-DD)."
+    )]
     Sql(SqlArgs),
     /// Run the embedded Kafka-protocol broker on its own (tansu, sqlite storage) until stopped.
     Broker(BrokerArgs),

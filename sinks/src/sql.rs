@@ -1,10 +1,15 @@
 //! `apo sql`: registers every table under the data directory in DataFusion (Parquet, partitioned
 //! by `date=YYYY-MM-DD` directories, exposed as a `date` column) and answers a query as a table,
 //! CSV or JSON.
+//!
+//! A table is read as its latest rows: one row per key ([`apo_schemas::table::Table::KEY`]),
+//! the highest `revision` of it, so a window revised by late data or written again by a replay
+//! after a restart counts once. Every row as written, each revision and each replayed copy, is
+//! in `<table>_log`.
 
 use std::path::Path;
 
-use apo_schemas::table::every_table;
+use apo_schemas::table::{every_table, TableInfo};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -57,8 +62,40 @@ impl From<datafusion::error::DataFusionError> for SqlError {
 
 /// Tables every data directory has, with their schemas (registered even when still empty, so
 /// queries against them answer with no rows rather than an unknown-table error).
-fn known_tables() -> Vec<(&'static str, datafusion::arrow::datatypes::SchemaRef)> {
+fn known_tables() -> Vec<TableInfo> {
     every_table()
+}
+
+/// The name every row of `table` is read under.
+pub fn log_name(table: &str) -> String {
+    format!("{table}_log")
+}
+
+/// The view of `t`'s latest rows over its log: per key, the row of the highest revision (any
+/// one of identical replayed copies).
+fn latest_view(t: &TableInfo) -> String {
+    let quote = |c: &str| format!("\"{c}\"");
+    let columns: Vec<String> = t
+        .schema
+        .fields()
+        .iter()
+        .map(|f| quote(f.name()))
+        .chain(std::iter::once(quote("date")))
+        .collect();
+    let key: Vec<String> = t.key.iter().map(|k| quote(k)).collect();
+    let order = if t.schema.field_with_name("revision").is_ok() {
+        "ORDER BY \"revision\" DESC"
+    } else {
+        ""
+    };
+    format!(
+        "CREATE VIEW \"{name}\" AS SELECT {cols} FROM (SELECT *, row_number() OVER \
+         (PARTITION BY {key} {order}) AS apo_latest FROM \"{log}\") WHERE apo_latest = 1",
+        name = t.name,
+        cols = columns.join(", "),
+        key = key.join(", "),
+        log = log_name(t.name),
+    )
 }
 
 /// A session with every table of `data_dir` registered.
@@ -69,21 +106,26 @@ pub async fn session(data_dir: &Path) -> Result<SessionContext, SqlError> {
     let ctx = SessionContext::new();
     let partition = vec![("date".to_string(), DataType::Utf8)];
     let known = known_tables();
-    for (name, schema) in &known {
-        let dir = data_dir.join(name);
+    for t in &known {
+        let dir = data_dir.join(t.name);
         std::fs::create_dir_all(&dir).map_err(|e| SqlError::Format(e.to_string()))?;
         let opts = ParquetReadOptions::default()
             .table_partition_cols(partition.clone())
-            .schema(schema);
-        ctx.register_parquet(*name, dir.to_string_lossy().as_ref(), opts)
-            .await?;
+            .schema(&t.schema);
+        let path = dir.to_string_lossy();
+        if t.key.is_empty() {
+            ctx.register_parquet(t.name, path.as_ref(), opts).await?;
+        } else {
+            ctx.register_parquet(log_name(t.name), path.as_ref(), opts)
+                .await?;
+            ctx.sql(&latest_view(t)).await?;
+        }
     }
     // Any other table directory (written by a newer version, say): schema inferred.
     if let Ok(entries) = std::fs::read_dir(data_dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || known.iter().any(|(k, _)| *k == name) || !e.path().is_dir()
-            {
+            if name.starts_with('.') || known.iter().any(|t| t.name == name) || !e.path().is_dir() {
                 continue;
             }
             let opts = ParquetReadOptions::default().table_partition_cols(partition.clone());
@@ -294,9 +336,61 @@ mod tests {
             async move { render(&query(&dir, sql).await.unwrap(), OutputFormat::Csv).unwrap() }
         };
         assert_eq!(n("SELECT count(*) AS n FROM window_stats").await, "n\n40\n");
+        // The same RED rows written 40 times: 40 copies in the log, one of each read.
+        assert_eq!(
+            n("SELECT count(*) AS n FROM red_log").await,
+            format!("n\n{}\n", 40 * red_rows.len())
+        );
         assert_eq!(
             n("SELECT count(*) AS n FROM red").await,
-            format!("n\n{}\n", 40 * red_rows.len())
+            format!("n\n{}\n", red_rows.len())
+        );
+    }
+
+    /// A window revised by late data, a replayed copy of a window and two attribute series of
+    /// one metric: each window counts once, at its highest revision; the log keeps every row.
+    #[tokio::test]
+    async fn a_revised_or_replayed_window_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = ParquetStatsSink::new(dir.path(), "w0", Duration::ZERO).unwrap();
+        let t = 1_764_115_200_000;
+        let route = |r: &str, mut w: WindowStats| {
+            w.attributes.insert("http.route".into(), r.into());
+            w
+        };
+        let revised = WindowStats {
+            revision: 2,
+            ..row("a", t, 5)
+        };
+        sink.write(&[row("a", t, 3), row("a", t + 10_000, 4)])
+            .unwrap();
+        sink.write(&[revised]).unwrap();
+        // A restart replays both windows of `a` (byte for byte) and the series of two routes.
+        sink.write(&[row("a", t, 3), row("a", t + 10_000, 4)])
+            .unwrap();
+        sink.write(&[route("/x", row("b", t, 1)), route("/y", row("b", t, 2))])
+            .unwrap();
+        assert_eq!(sink.poll_durable(true).unwrap(), 4);
+        let q = |sql: &'static str| {
+            let dir = dir.path().to_path_buf();
+            async move { render(&query(&dir, sql).await.unwrap(), OutputFormat::Csv).unwrap() }
+        };
+        assert_eq!(
+            q(
+                "SELECT service, count(*) AS windows, sum(count) AS points, max(revision) AS r \
+               FROM window_stats GROUP BY service ORDER BY service"
+            )
+            .await,
+            "service,windows,points,r\na,2,9,2\nb,2,3,1\n"
+        );
+        assert_eq!(
+            q("SELECT count(*) AS n FROM window_stats_log").await,
+            "n\n7\n"
+        );
+        // The date partition is a column of the view as of the table.
+        assert_eq!(
+            q("SELECT DISTINCT date FROM window_stats").await,
+            "date\n2025-11-26\n"
         );
     }
 

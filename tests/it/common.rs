@@ -609,10 +609,40 @@ pub fn check_exact(w: &WindowStats, want: &Exact) {
     check_window(w, v);
 }
 
+/// The exact sum of `v` rounded once to the nearest f64 (ties to even), for values from 2^-62
+/// to 2^64 in magnitude (each a whole multiple of 2^-62, summed as an integer): the reference
+/// for a window's `sum`, independent of the ExactSum it checks.
+pub fn exact_sum(v: &[f64]) -> f64 {
+    const SCALE: f64 = 4_611_686_018_427_387_904.0; // 2^62
+    let total: i128 = v
+        .iter()
+        .map(|&x| {
+            let scaled = x * SCALE;
+            assert!(
+                scaled.fract() == 0.0 && scaled.abs() < 2f64.powi(126),
+                "{x} is not a whole multiple of 2^-62 in range"
+            );
+            scaled as i128
+        })
+        .sum();
+    // i128 → f64 rounds to nearest, ties to even; the power of two is exact.
+    total as f64 / SCALE
+}
+
+/// `points` with every value divided by 1 000 (milliseconds as seconds): values no f64 holds
+/// exactly, whose sums change in the last bits with the order of their additions.
+pub fn in_seconds(mut points: Vec<MetricPoint>) -> Vec<MetricPoint> {
+    for p in &mut points {
+        p.value /= 1000.0;
+        p.unit = "s".into();
+    }
+    points
+}
+
 /// Asserts one window's statistics against the exact values.
 pub fn check_window(w: &WindowStats, v: &[f64]) {
     assert_eq!(w.count, v.len() as u64, "count of {}", w.key());
-    assert_eq!(w.sum, v.iter().sum::<f64>(), "sum of {}", w.key());
+    assert_eq!(w.sum, exact_sum(v), "sum of {}", w.key());
     assert_eq!(w.min, v[0], "min of {}", w.key());
     assert_eq!(w.max, v[v.len() - 1], "max of {}", w.key());
     for (q, got) in [

@@ -53,6 +53,7 @@ use crate::decisions::predictive::capacity::{needed, Need, Plan};
 use crate::decisions::predictive::curve::ForecastCurve;
 use crate::decisions::predictive::Predictive;
 use crate::models::config::Signal;
+use crate::ops::exact_sum::ExactSum;
 use crate::ops::route::route_strs;
 use crate::ops::stash::{next_passed, stash_input, Stash};
 
@@ -281,9 +282,9 @@ pub(crate) fn rollup_keeping(rows: Vec<WindowStats>, keep: Option<&str>) -> Vec<
     if rows.iter().all(|w| w.attributes.is_empty()) {
         return rows;
     }
-    // Each (service, metric, window, kept value)'s row, in first-seen order, and whether
-    // another series was folded into it.
-    let mut out: Vec<(WindowStats, bool)> = Vec::new();
+    // Each (service, metric, window, kept value)'s row, in first-seen order, whether another
+    // series was folded into it, and its sum kept exactly (the same in any order of the rows).
+    let mut out: Vec<(WindowStats, bool, ExactSum)> = Vec::new();
     let mut at: HashMap<(String, String, u32, i64, Option<String>), usize> = HashMap::new();
     for w in rows {
         let kept = keep.and_then(|a| w.attributes.get(a).cloned());
@@ -296,13 +297,14 @@ pub(crate) fn rollup_keeping(rows: Vec<WindowStats>, keep: Option<&str>) -> Vec<
         );
         let Some(&i) = at.get(&k) else {
             at.insert(k, out.len());
-            out.push((w, false));
+            let sum = ExactSum::from(w.sum);
+            out.push((w, false, sum));
             continue;
         };
-        let (acc, merged) = &mut out[i];
+        let (acc, merged, sum) = &mut out[i];
         *merged = true;
         acc.count += w.count;
-        acc.sum += w.sum;
+        sum.add(w.sum);
         acc.min = acc.min.min(w.min);
         acc.max = acc.max.max(w.max);
         for (a, b) in [
@@ -321,8 +323,9 @@ pub(crate) fn rollup_keeping(rows: Vec<WindowStats>, keep: Option<&str>) -> Vec<
         }
     }
     out.into_iter()
-        .map(|(mut w, merged)| {
+        .map(|(mut w, merged, sum)| {
             if merged {
+                w.sum = sum.value();
                 w.attributes
                     .retain(|k, _| keep.is_some_and(|a| a == k.as_str()));
                 w.mean = if w.count > 0 {

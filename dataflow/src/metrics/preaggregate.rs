@@ -125,7 +125,13 @@ mod tests {
         out.sort_by(|a, b| a.key.cmp(&b.key));
         let got: Vec<(String, u64, f64)> = out
             .iter()
-            .map(|p| (p.key.attributes["http.route"].clone(), p.count, p.sum))
+            .map(|p| {
+                (
+                    p.key.attributes["http.route"].clone(),
+                    p.count,
+                    p.sum.value(),
+                )
+            })
             .collect();
         assert_eq!(got, vec![("/a".into(), 2, 4.0), ("/b".into(), 1, 10.0)]);
 

@@ -5,6 +5,7 @@ use apo_schemas::attributes::Attributes;
 use apo_schemas::{MetricPoint, WindowStats};
 use serde::{Deserialize, Serialize};
 
+use crate::ops::exact_sum::ExactSum;
 use crate::ops::sketch::DDSketch;
 
 /// Identity of one window of one series.
@@ -104,7 +105,8 @@ pub struct Partial {
     pub key: WindowKey,
     pub unit: String,
     pub count: u64,
-    pub sum: f64,
+    /// Kept exactly: a window's sum is the same however its points were grouped and merged.
+    pub sum: ExactSum,
     pub min: f64,
     pub max: f64,
     pub sketch: DDSketch,
@@ -118,7 +120,7 @@ impl Partial {
             key,
             unit,
             count: 0,
-            sum: 0.0,
+            sum: ExactSum::new(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             sketch: DDSketch::new(alpha),
@@ -131,14 +133,14 @@ impl Partial {
         match &p.histogram {
             None => {
                 self.count += 1;
-                self.sum += p.value;
+                self.sum.add(p.value);
                 self.min = self.min.min(p.value);
                 self.max = self.max.max(p.value);
                 self.sketch.add(p.value);
             }
             Some(h) => {
                 self.count += h.count;
-                self.sum += h.sum;
+                self.sum.add(h.sum);
                 self.min = self.min.min(h.min);
                 self.max = self.max.max(h.max);
                 for &(v, n) in &h.buckets {
@@ -160,12 +162,13 @@ impl Partial {
             + attributes_bytes(&self.key.attributes)
             + block_bytes(self.unit.capacity())
             + self.sketch.heap_bytes()
+            + self.sum.heap_bytes()
     }
 
     /// Folds another partial of the same window into this one.
     pub fn merge(&mut self, o: &Partial) {
         self.count += o.count;
-        self.sum += o.sum;
+        self.sum.merge(&o.sum);
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         self.bucket_bound = self.bucket_bound.max(o.bucket_bound);
@@ -209,11 +212,11 @@ impl Partial {
             window_start: self.key.window_start,
             window_end: self.key.window_end(),
             count: self.count,
-            sum: self.sum,
+            sum: self.sum.value(),
             min: self.min,
             max: self.max,
             mean: if self.count > 0 {
-                self.sum / self.count as f64
+                self.sum.value() / self.count as f64
             } else {
                 f64::NAN
             },

@@ -3,6 +3,7 @@
 //! of its own. Used by the metrics, trace and model stages alike.
 
 pub(crate) mod aggregate;
+pub(crate) mod exact_sum;
 pub(crate) mod held;
 pub(crate) mod offload;
 pub(crate) mod route;

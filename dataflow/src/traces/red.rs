@@ -16,6 +16,7 @@ use apo_schemas::{Span, SpanKind, SpanStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::aggregate::window_start;
+use crate::ops::exact_sum::ExactSum;
 use crate::ops::sketch::DDSketch;
 
 /// How many operations per service a partial holds while its window is open, as a multiple of
@@ -53,7 +54,8 @@ fn hash_str(s: &str) -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Durations {
     pub calls: u64,
-    pub sum_ms: f64,
+    /// Kept exactly ([`ExactSum`]): the same however spans were grouped and merged.
+    pub sum_ms: ExactSum,
     pub min_ms: f64,
     pub max_ms: f64,
     pub sketch: DDSketch,
@@ -63,7 +65,7 @@ impl Durations {
     pub fn new(alpha: f64) -> Self {
         Durations {
             calls: 0,
-            sum_ms: 0.0,
+            sum_ms: ExactSum::new(),
             min_ms: f64::INFINITY,
             max_ms: f64::NEG_INFINITY,
             sketch: DDSketch::new(alpha),
@@ -77,7 +79,7 @@ impl Durations {
     /// Counts `n` calls of `ms` (a sampled span standing for `n`).
     pub fn add_n(&mut self, ms: f64, n: u64) {
         self.calls += n;
-        self.sum_ms += ms * n as f64;
+        self.sum_ms.add(ms * n as f64);
         self.min_ms = self.min_ms.min(ms);
         self.max_ms = self.max_ms.max(ms);
         self.sketch.add_n(ms, n);
@@ -85,7 +87,7 @@ impl Durations {
 
     pub fn merge(&mut self, o: &Durations) {
         self.calls += o.calls;
-        self.sum_ms += o.sum_ms;
+        self.sum_ms.merge(&o.sum_ms);
         self.min_ms = self.min_ms.min(o.min_ms);
         self.max_ms = self.max_ms.max(o.max_ms);
         if let Err(e) = self.sketch.merge(&o.sketch) {
@@ -255,10 +257,10 @@ impl RedPartial {
                 } else {
                     0.0
                 },
-                duration_sum_ms: d.sum_ms,
+                duration_sum_ms: d.sum_ms.value(),
                 duration_min_ms: d.min_ms,
                 duration_max_ms: d.max_ms,
-                duration_mean_ms: d.sum_ms / d.calls.max(1) as f64,
+                duration_mean_ms: d.sum_ms.value() / d.calls.max(1) as f64,
                 duration_p50_ms: d.quantile(0.5),
                 duration_p90_ms: d.quantile(0.9),
                 duration_p95_ms: d.quantile(0.95),

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use apo_schemas::critical_path::PathSegment;
 use apo_schemas::{Span, SpanKind, SpanStatus};
 
+use crate::ops::exact_sum::ExactSum;
 use crate::traces::red::Durations;
 use serde::{Deserialize, Serialize};
 
@@ -255,7 +256,8 @@ pub struct EdgeStats {
     pub latency: Durations,
     /// The server side's latency.
     pub server: Durations,
-    pub critical_ms: f64,
+    /// Kept exactly ([`ExactSum`]): the same however calls were grouped and merged.
+    pub critical_ms: ExactSum,
 }
 
 /// The edges of some of one window's traces.
@@ -289,11 +291,11 @@ impl EdgePartial {
                 failed: 0,
                 latency: Durations::new(alpha),
                 server: Durations::new(alpha),
-                critical_ms: 0.0,
+                critical_ms: ExactSum::new(),
             });
         let n = c.weight.max(1);
         e.failed += c.failed as u64 * n;
-        e.critical_ms += c.critical_ms * n as f64;
+        e.critical_ms.add(c.critical_ms * n as f64);
         e.latency.add_n(c.duration_ms, n);
         e.server.add_n(c.server_duration_ms, n);
     }
@@ -306,7 +308,7 @@ impl EdgePartial {
                     e.failed += s.failed;
                     e.latency.merge(&s.latency);
                     e.server.merge(&s.server);
-                    e.critical_ms += s.critical_ms;
+                    e.critical_ms.merge(&s.critical_ms);
                 }
                 None => {
                     self.edges.insert(edge.clone(), s.clone());
@@ -330,17 +332,17 @@ impl EdgePartial {
                     window_end: self.key.window_end(),
                     calls: d.calls,
                     failed: s.failed,
-                    latency_mean_ms: d.sum_ms / d.calls.max(1) as f64,
+                    latency_mean_ms: d.sum_ms.value() / d.calls.max(1) as f64,
                     latency_p50_ms: d.quantile(0.5),
                     latency_p95_ms: d.quantile(0.95),
                     latency_p99_ms: d.quantile(0.99),
                     latency_max_ms: d.max_ms,
-                    server_latency_mean_ms: server.sum_ms / server.calls.max(1) as f64,
+                    server_latency_mean_ms: server.sum_ms.value() / server.calls.max(1) as f64,
                     server_latency_p50_ms: server.quantile(0.5),
                     server_latency_p95_ms: server.quantile(0.95),
                     server_latency_p99_ms: server.quantile(0.99),
                     server_latency_max_ms: server.max_ms,
-                    critical_path_ms: s.critical_ms,
+                    critical_path_ms: s.critical_ms.value(),
                     relative_accuracy: self.alpha,
                     revision,
                 };

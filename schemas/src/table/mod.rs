@@ -18,6 +18,10 @@ use crate::attributes::Attributes;
 
 /// A record type with a Parquet table of its own.
 pub trait Table: Sized + 'static {
+    /// The columns that name one row's subject (a series' window, a decision): rows with the
+    /// same key are revisions or replayed copies of one result, and `apo sql` reads the latest
+    /// (highest `revision`) of each. Empty when every row is its own.
+    const KEY: &'static [&'static str] = &[];
     /// The table's name (its directory under the data directory, its name in SQL).
     const NAME: &'static str;
     /// The columns, in order.
@@ -116,9 +120,10 @@ pub fn schema<R: Table>() -> SchemaRef {
 /// `OptUtf8`). Computed columns are not read back.
 #[macro_export]
 macro_rules! table {
-    ($ty:ty => $name:literal { $( $first:ident $(= $field:ident)? : $kind:ident $(as $cast:ident)? $(($getter:path))? ),* $(,)? }) => {
+    ($ty:ty => $name:literal $(key [$($k:ident),* $(,)?])? { $( $first:ident $(= $field:ident)? : $kind:ident $(as $cast:ident)? $(($getter:path))? ),* $(,)? }) => {
         impl $crate::table::Table for $ty {
             const NAME: &'static str = $name;
+            $(const KEY: &'static [&'static str] = &[$(stringify!($k)),*];)?
             fn columns() -> Vec<$crate::table::Column<Self>> {
                 vec![ $(
                     $crate::table::Column {
@@ -227,6 +232,7 @@ macro_rules! __column {
 pub use tables::{
     action_outcome, circuit_open_for_ms, circuit_peer, circuit_state, critical_path_segments,
     decision_action, drivers_text, every_table, evidence_json, tune_from, tune_setting, tune_to,
+    TableInfo,
 };
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::slo::SloState;
 use crate::table;
 use crate::WindowStats;
 
-table!(WindowStats => "window_stats" {
+table!(WindowStats => "window_stats" key [service, metric, attributes, window_seconds, window_start] {
     service: Utf8,
     metric: Utf8,
     attributes: Map,
@@ -35,7 +35,7 @@ table!(WindowStats => "window_stats" {
     revision: Int32 as u32,
 });
 
-table!(RedStats => "red" {
+table!(RedStats => "red" key [service_name, span_name, span_kind, status_code, window_seconds, window_start] {
     service_name: Utf8,
     span_name: Utf8,
     span_kind: Utf8,
@@ -69,7 +69,7 @@ pub fn critical_path_segments(r: &CriticalPathRecord) -> String {
     serde_json::to_string(&r.segments).unwrap_or_default()
 }
 
-table!(CriticalPathRecord => "critical_path" {
+table!(CriticalPathRecord => "critical_path" key [trace_id, fragment] {
     trace_id: Utf8,
     fragment: Int64 as u32,
     complete: Bool,
@@ -83,7 +83,7 @@ table!(CriticalPathRecord => "critical_path" {
     segments: Text(critical_path_segments),
 });
 
-table!(CriticalPathShare => "critical_path_share" {
+table!(CriticalPathShare => "critical_path_share" key [window_seconds, window_start, service, operation] {
     window_seconds: Int64 as u32,
     window_start: TimestampMs,
     window_end: TimestampMs,
@@ -97,7 +97,7 @@ table!(CriticalPathShare => "critical_path_share" {
     revision: Int32 as u32,
 });
 
-table!(ServiceMapEdge => "service_map" {
+table!(ServiceMapEdge => "service_map" key [client, server, connection_type, window_seconds, window_start] {
     client: Utf8,
     server: Utf8,
     connection_type: Utf8,
@@ -122,7 +122,7 @@ table!(ServiceMapEdge => "service_map" {
     revision: Int32 as u32,
 });
 
-table!(SloState => "slo" {
+table!(SloState => "slo" key [objective, service, window_seconds, window_start] {
     objective: Utf8,
     service: Utf8,
     description: Utf8,
@@ -148,7 +148,7 @@ table!(SloState => "slo" {
     revision: Int32 as u32,
 });
 
-table!(ServiceMapCurrent => "service_map_current" {
+table!(ServiceMapCurrent => "service_map_current" key [client, server, connection_type, horizon_seconds, as_of, change] {
     client: Utf8,
     server: Utf8,
     connection_type: Utf8,
@@ -178,7 +178,7 @@ pub fn drivers_text(r: &AnomalyRecord) -> String {
         .join(",")
 }
 
-table!(AnomalyRecord => "anomalies" {
+table!(AnomalyRecord => "anomalies" key [service, metric, attributes, window_seconds, window_start] {
     service: Utf8,
     metric: Utf8,
     attributes: Map,
@@ -197,7 +197,7 @@ table!(AnomalyRecord => "anomalies" {
     revision: Int32 as u32,
 });
 
-table!(ForecastRecord => "forecasts" {
+table!(ForecastRecord => "forecasts" key [service, metric, attributes, signal, window_seconds, window_start, horizon_seconds] {
     service: Utf8,
     metric: Utf8,
     attributes: Map,
@@ -305,7 +305,7 @@ pub fn evidence_json(d: &Decision) -> String {
     serde_json::to_string(&d.evidence).unwrap_or_default()
 }
 
-table!(Decision => "decisions" {
+table!(Decision => "decisions" key [id] {
     id: Utf8,
     target: Utf8,
     action: Utf8(decision_action),
@@ -345,12 +345,27 @@ table!(ActionRecord => "actions" {
     detail: OptUtf8,
 });
 
-/// Every table, with its schema: what `apo sql` registers (even when still empty). A new table
-/// is one line here beside its declaration above.
-pub fn every_table() -> Vec<(&'static str, arrow_schema::SchemaRef)> {
+/// A table's name, schema and key ([`super::Table::KEY`]).
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Its name, the folder of its files and its name in SQL.
+    pub name: &'static str,
+    /// Its columns.
+    pub schema: arrow_schema::SchemaRef,
+    /// The columns naming a row's subject (empty: every row is its own).
+    pub key: &'static [&'static str],
+}
+
+/// Every table, with its schema and key: what `apo sql` registers (even when still empty). A new
+/// table is one line here beside its declaration above.
+pub fn every_table() -> Vec<TableInfo> {
     use super::{schema, Table};
-    fn entry<T: Table>() -> (&'static str, arrow_schema::SchemaRef) {
-        (T::NAME, schema::<T>())
+    fn entry<T: Table>() -> TableInfo {
+        TableInfo {
+            name: T::NAME,
+            schema: schema::<T>(),
+            key: T::KEY,
+        }
     }
     vec![
         entry::<WindowStats>(),

@@ -28,7 +28,7 @@ fn describe(name: &str, s: &SchemaRef) -> String {
 fn all() -> String {
     every_table()
         .iter()
-        .map(|(name, s)| describe(name, s))
+        .map(|t| describe(t.name, &t.schema))
         .collect()
 }
 
@@ -99,4 +99,20 @@ fn every_field_of_every_record_is_a_column() {
         ("tune", "tune_to"),
     ]);
     check::<ActionRecord>(&[]);
+}
+
+/// A key names columns of its table; and every table but the audit log has one (its rows are
+/// files named after their bytes: a copy is the same file).
+#[test]
+fn every_key_is_made_of_the_tables_columns() {
+    for t in every_table() {
+        for k in t.key {
+            assert!(
+                t.schema.field_with_name(k).is_ok(),
+                "table `{}`: key column `{k}` is not a column",
+                t.name
+            );
+        }
+        assert_eq!(t.key.is_empty(), t.name == "actions", "table `{}`", t.name);
+    }
 }
