@@ -120,3 +120,44 @@ fn an_hour_of_old_data_after_an_idle_period_lands_in_its_windows() {
     });
     check_all(&stats, &want, &t);
 }
+
+/// A late record within the horizon revises its window at the next tick, though nothing moves
+/// the watermark after it (issue 30, item 7: it used to wait for newer data).
+#[test]
+fn a_late_record_revises_its_window_without_waiting_for_the_watermark() {
+    let t = topics("revise-now", 1);
+    let start = (now_ms() - 120_000) / 10_000 * 10_000;
+    // 60 s of points, one every 100 ms: with 1 s of lateness, five 10 s windows close.
+    let pts: Vec<MetricPoint> = (0..600)
+        .map(|i| point(start + i * 100, "svc", (i % 7) as f64))
+        .collect();
+    produce(&t.metrics, &messages(&pts, 1, 100));
+    let late = point(start + 1_000, "svc", 1_000.0);
+    let mut all = pts.clone();
+    all.push(late.clone());
+    let want = exact(&all, &[10]);
+    let extra = ["--windows", "10s", "--lateness", "1s", "--horizon", "5m"];
+    let (stats, _) = live_run(&t, &extra, 6, || {
+        let started = std::time::Instant::now();
+        while consume(&t.stats, 5, Duration::from_millis(500)).len() < 5 {
+            assert!(started.elapsed() < Duration::from_secs(120), "no windows");
+        }
+        // The watermark stays where it is from now on: nothing newer comes.
+        std::thread::sleep(Duration::from_secs(2));
+        produce(&t.metrics, &messages(&[late], 1, 1));
+        let sent = std::time::Instant::now();
+        while consume(&t.stats, 6, Duration::from_millis(500)).len() < 6 {
+            assert!(
+                sent.elapsed() < Duration::from_secs(20),
+                "the late record revised nothing within 20 s"
+            );
+        }
+        println!("revision after {:.1} s", sent.elapsed().as_secs_f64());
+    });
+    assert_no_dead_letters(&t);
+    let revised: Vec<_> = stats.iter().filter(|w| w.revision == 2).collect();
+    assert_eq!(revised.len(), 1, "{stats:?}");
+    assert_eq!(revised[0].window_start, start);
+    check_exact(revised[0], &want);
+    assert_eq!(stats.len(), 6, "five windows and one revision");
+}

@@ -57,6 +57,11 @@ struct Feed<J: Job> {
     worker: usize,
     /// An advance closed an output since the last read began: stop reading, step the dataflow.
     closed: bool,
+    /// The input time at which a record behind the watermark went in (it may revise a closed
+    /// window), until the time moves past it.
+    revising: Option<u64>,
+    /// When the input time was last moved on for such a record without the watermark.
+    nudged: Instant,
 }
 
 impl<J: Job> Feed<J> {
@@ -70,6 +75,28 @@ impl<J: Job> Feed<J> {
             for p in self.outbox.drain(..) {
                 self.input.send(p);
             }
+        }
+    }
+
+    /// Lets records behind the watermark revise their windows now rather than when the
+    /// watermark next moves: the input time steps 1 ms past their time (at most every
+    /// [`NUDGE_EVERY`], and never to the next tick, whose windows only the watermark closes).
+    /// A window ends on a whole second, so the step closes nothing; it only lets the frontier
+    /// pass the records' time, which is when operators apply them.
+    fn nudge(&mut self) {
+        let Some(at) = self.revising else {
+            return;
+        };
+        let t = self.time();
+        if t > at {
+            self.revising = None;
+            return;
+        }
+        let tick = TICK_MS as u64;
+        if self.nudged.elapsed() >= NUDGE_EVERY && t % tick < tick - 1 {
+            self.advance_to(t + 1);
+            self.nudged = Instant::now();
+            self.revising = None;
         }
     }
 
@@ -87,6 +114,11 @@ impl<J: Job> Feed<J> {
 
 /// The longest a worker reads before it steps the dataflow again.
 const READ_BUDGET: Duration = Duration::from_millis(5);
+
+/// The least time between two steps of the input time for records behind the watermark
+/// ([`Feed::nudge`]): a stalled watermark leaves 999 such steps within its tick, about four
+/// minutes of revisions at this pace before they wait for it again.
+const NUDGE_EVERY: Duration = Duration::from_millis(250);
 
 /// How often a lane publishes the bytes it holds and re-evaluates the memory budget.
 const BUDGET_EVERY: Duration = Duration::from_millis(100);
@@ -211,6 +243,8 @@ impl<J: Job> JobLane<J> {
                 progress: progress.clone(),
                 worker: worker.index(),
                 closed: false,
+                revising: None,
+                nudged: Instant::now(),
             }),
             source,
             dlq,
@@ -360,6 +394,7 @@ impl<J: Job> Lane for JobLane<J> {
         inp.flush();
         let wm = self.tracker.refresh(Instant::now(), now_ms());
         inp.advance_to(quantise(wm));
+        inp.nudge();
         for c in self.commits.values_mut() {
             c.closed_until(inp.time() as i64);
         }
@@ -715,6 +750,10 @@ fn process_message<J: Job>(
             }
             late.push(pos);
         } else {
+            if ts < t as i64 {
+                // Behind the watermark: it may revise a closed window.
+                feed.revising = Some(feed.time());
+            }
             let end = feed.job.closes_at(&p);
             feed.job.buffer(p);
             used += 1;
