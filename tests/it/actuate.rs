@@ -379,7 +379,11 @@ impl Killed {
         id_prefix: &str,
         max_delay_ms: u64,
     ) -> Killed {
-        let seed = now_ms() as u64;
+        // A failure names its seed; APO_TEST_SEED replays it.
+        let seed = std::env::var("APO_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(now_ms() as u64);
         eprintln!("seed {seed}");
         let decisions = unique(&format!("{prefix}.decisions"));
         let actions = unique(&format!("{prefix}.actions"));
