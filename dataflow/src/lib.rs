@@ -41,6 +41,10 @@ pub use decisions::planner::{
 };
 pub use decisions::predictive::{quantile_name, DEFAULT_BURST_UTILIZATION, UPPER_QUANTILE};
 pub use engine::budget::{resident_bytes, BudgetUse, MemoryBudget};
+pub use engine::checkpoint::{
+    Checkpoints, LaneState, Manifest, RestoreError, Store as CheckpointStore, StoreError, Taken,
+    KEEP as CHECKPOINTS_KEPT,
+};
 pub use engine::config::{IdlePolicy, LaneConfig, TICK_MS};
 pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;

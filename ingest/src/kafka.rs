@@ -182,6 +182,19 @@ impl MessageSource for KafkaSource {
         &self.partitions
     }
 
+    fn seek(&mut self, positions: &[(i32, i64)]) -> Result<(), IngestError> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in &self.partitions {
+            let offset = match positions.iter().find(|(q, _)| *q == p) {
+                Some(&(_, o)) => Offset::Offset(o),
+                None => Offset::Stored,
+            };
+            tpl.add_partition_offset(&self.topic, p, offset)?;
+        }
+        self.consumer.assign(&tpl)?;
+        Ok(())
+    }
+
     fn poll(
         &mut self,
         max: usize,

@@ -151,6 +151,23 @@ impl WatermarkTracker {
             .collect()
     }
 
+    /// (partition, highest event time seen) of every partition, for a checkpoint.
+    pub fn event_times(&self) -> Vec<(i32, Option<i64>)> {
+        self.parts.iter().map(|(&p, s)| (p, s.max_ts)).collect()
+    }
+
+    /// Takes up the event times and watermark of a checkpoint ([`Self::event_times`],
+    /// [`Self::watermark`]) for the partitions it tracks; others are ignored.
+    pub fn restore(&mut self, event_times: &[(i32, Option<i64>)], watermark: i64) {
+        for &(p, ts) in event_times {
+            if let Some(s) = self.parts.get_mut(&p) {
+                s.max_ts = ts;
+            }
+        }
+        self.recompute(None);
+        self.current = self.current.max(watermark);
+    }
+
     /// True when every partition has reached its log end since its last message.
     pub fn all_caught_up(&self) -> bool {
         self.parts.values().all(|p| p.caught_up)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use apo_dataflow::{run_lanes, MemoryBudget, Progress};
+use apo_dataflow::{run_lanes, CheckpointStore, Checkpoints, MemoryBudget, Progress};
 use apo_ingest::actions::follow_actions;
 
 use crate::args::RunArgs;
@@ -126,7 +126,9 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     };
 
     let budget = Arc::new(MemoryBudget::new(a.memory_budget.0));
+    let metrics_checkpoints = metrics_checkpoints(&cfg, &a)?;
     let shared = Shared {
+        metrics_checkpoints: metrics_checkpoints.clone(),
         client,
         actions,
         past: WarmStart::for_run(&cfg)?,
@@ -158,6 +160,25 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     if let Some(r) = reporter {
         r.finish();
     }
+    if let Some(c) = &metrics_checkpoints {
+        let taken = c.taken();
+        if let Some(last) = taken.last() {
+            tracing::info!(
+                checkpoints = taken.len(),
+                last_epoch = last.epoch,
+                last_bytes = last.bytes,
+                last_millis = last.duration.as_millis() as u64,
+                "metrics checkpoints taken in this run"
+            );
+        }
+        if a.drain && errors.is_empty() {
+            // The drain committed everything it read and closed every window: the next run
+            // starts from those offsets with nothing open, not from a checkpoint before them.
+            if let Err(e) = c.clear() {
+                tracing::warn!(error = %e, "could not remove the checkpoints after the drain");
+            }
+        }
+    }
     for t in threads {
         let _ = t.join();
     }
@@ -166,4 +187,33 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
         return Err(RunError::Workers(errors.join("; ")));
     }
     Ok(())
+}
+
+/// The metrics job's checkpoints: the newest one loaded for the workers to resume from, or
+/// `None` (with the reason logged) when the run takes none.
+fn metrics_checkpoints(cfg: &RunConfig, a: &RunArgs) -> Result<Option<Arc<Checkpoints>>, RunError> {
+    let store = CheckpointStore::new(cfg.metrics_checkpoint_dir());
+    if cfg.from_scratch {
+        store
+            .clear()
+            .map_err(|e| RunError::Config(format!("--from-scratch: {e}")))?;
+        tracing::info!(dir = %store.dir().display(), "--from-scratch: checkpoints removed");
+    }
+    if let Some(why) = cfg.metrics_checkpoints_off(a.processes) {
+        tracing::info!(
+            reason = why,
+            "no checkpoints of the metrics job: a restart replays from the committed offsets"
+        );
+        return Ok(None);
+    }
+    let workers = a.workers.max(1) * a.processes.max(1);
+    Checkpoints::open(
+        "metrics",
+        store,
+        cfg.checkpoint_interval,
+        workers,
+        cfg.metrics_fingerprint(workers),
+    )
+    .map(Some)
+    .map_err(|e| RunError::Config(e.to_string()))
 }

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use apo_dataflow::{Checkpoints, JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress};
 use apo_dataflow::{CircuitStage, RedAnomalies, SpanJob, SpanSinks, StateInputs};
-use apo_dataflow::{JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress};
 use apo_ingest::actions::ActionLog;
 use apo_ingest::dlq::KafkaDeadLetters;
 use apo_ingest::kafka::KafkaSource;
@@ -36,6 +36,8 @@ pub struct Shared {
     pub metrics_progress: Arc<Progress>,
     /// The trace lane's progress, one slot per worker.
     pub traces_progress: Arc<Progress>,
+    /// The metrics job's checkpoints, when it takes them.
+    pub metrics_checkpoints: Option<Arc<Checkpoints>>,
 }
 
 /// The sinks of the trace job's tables, each the standard pair of its topic.
@@ -154,13 +156,14 @@ pub fn worker_lanes(
         cfg.parquet_roll,
         &cfg.topics.dlq,
     );
-    let metrics = JobLane::new(
+    let metrics = JobLane::with_checkpoints(
         worker,
         &cfg.lanes,
         metrics_job(cfg, &outputs, shared)?,
         source(cfg, shared, &cfg.topics.metrics, worker)?,
         dead_letters(cfg, shared)?,
         shared.metrics_progress.clone(),
+        shared.metrics_checkpoints.clone(),
     )?;
     let mut lanes: Vec<Box<dyn Lane>> = vec![Box::new(metrics)];
     if let Some(job) = span_job(cfg, &outputs, shared)? {

@@ -3,7 +3,8 @@
 //! last `--drain` finishes. The union of everything written, de-duplicated by key, must be an
 //! uninterrupted run's output: every window there, each equal to the exact computation, no two
 //! different records under one key, nothing in the dead-letter topic. Once with one worker,
-//! once with `-w 2`, once with two processes. The moments are drawn from a seeded generator
+//! once with `-w 2`, once with two processes. One process checkpoints every second, and its
+//! newest checkpoint must move between kills: the restarts resume from checkpoints. The moments are drawn from a seeded generator
 //! (printed), so a failure can be replayed.
 
 use std::process::{Child, Stdio};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::*;
 
-const RUN: [&str; 8] = [
+const RUN: [&str; 10] = [
     "--windows",
     "10s,60s",
     "--lateness",
@@ -20,7 +21,22 @@ const RUN: [&str; 8] = [
     "20s",
     "--parquet-roll",
     "200ms",
+    // Checkpoints between the kills (one process; two take none yet).
+    "--checkpoint-interval",
+    "1s",
 ];
+
+/// The epoch of the newest complete checkpoint of the metrics job under `data_dir`.
+fn newest_checkpoint(data_dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(data_dir.join("checkpoints/metrics"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_prefix("epoch-")?.parse::<u64>().ok()
+        })
+        .max()
+}
 
 /// `apo run` as `processes` processes (each with `extra`), with stderr discarded.
 fn spawn(t: &Topics, dir: &std::path::Path, extra: &[&str], processes: usize) -> Vec<Child> {
@@ -77,6 +93,7 @@ fn chaos(name: &str, extra: &[&str], processes: usize, seed: u64) {
     // input left.
     let mut live = extra.to_vec();
     live.extend(["--max-messages-per-sec", "100"]);
+    let mut epochs = Vec::new();
     for round in 0..10 {
         let mut children = spawn(&t, data.path(), &live, processes);
         std::thread::sleep(Duration::from_millis(2_000 + rng.below(3_000)));
@@ -89,6 +106,16 @@ fn chaos(name: &str, extra: &[&str], processes: usize, seed: u64) {
             let _ = c.kill();
             let _ = c.wait();
         }
+        epochs.push(newest_checkpoint(data.path()));
+    }
+    println!("chaos {name}: the newest checkpoint after each kill: {epochs:?}");
+    if processes == 1 {
+        // Checkpoints were written between kills, and each restart resumed from them.
+        let moved = epochs.windows(2).filter(|w| w[1] > w[0]).count();
+        assert!(
+            moved >= 3,
+            "checkpoints moved between only {moved} kills: {epochs:?}"
+        );
     }
     let before = consume(&t.stats, usize::MAX, Duration::from_secs(2)).len();
     println!(

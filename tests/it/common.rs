@@ -819,3 +819,14 @@ pub fn assert_uninterrupted_output(t: &Topics, want: &Exact) {
         check_exact(&v[0], want);
     }
 }
+
+/// Window statistics records by key, each copy's bytes as written (a replay's copies must be
+/// byte for byte the first).
+pub fn copies_by_key(records: Vec<Record>) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut by_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for r in records {
+        let w: WindowStats = serde_json::from_slice(&r.payload).expect("window stats JSON");
+        by_key.entry(w.key()).or_default().push(r.payload);
+    }
+    by_key
+}

@@ -5,6 +5,7 @@ mod actuate;
 mod broker_cmd;
 mod broker_outage;
 mod chaos;
+mod checkpoints;
 mod cli;
 mod common;
 mod decisions;

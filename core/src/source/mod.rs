@@ -54,6 +54,14 @@ pub trait MessageSource {
         -> Result<(), IngestError>;
     /// Messages behind the log end over this worker's partitions, when known.
     fn lag(&mut self) -> Option<i64>;
+    /// Reads each of `positions`' partitions from its offset next (restoring a checkpoint).
+    fn seek(&mut self, positions: &[(i32, i64)]) -> Result<(), IngestError> {
+        let _ = positions;
+        Err(IngestError::Config(format!(
+            "the source of `{}` cannot resume from a checkpoint's offsets",
+            self.topic()
+        )))
+    }
     /// The broker addresses it reads from, for messages about waiting on them (`None`: not a
     /// broker).
     fn brokers(&self) -> Option<&str> {

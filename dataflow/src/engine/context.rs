@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::engine::checkpoint::{Checkpoints, OperatorCheckpoint, Wakers};
 use crate::engine::progress::Progress;
 use crate::ops::held::Held;
 
@@ -15,6 +16,12 @@ pub struct BuildContext {
     pub progress: Arc<Progress>,
     /// One cell per stateful operator on this worker (see [`BuildContext::held`]).
     held: RefCell<Vec<Rc<Held>>>,
+    /// The job's checkpoints, when it takes them, and this worker's index.
+    checkpoints: Option<(Arc<Checkpoints>, usize)>,
+    /// Operators registered for checkpoints, per name (`Windows#0`, `Windows#1`, …).
+    named: RefCell<std::collections::BTreeMap<&'static str, usize>>,
+    /// Their activators, woken when a checkpoint is announced.
+    wakers: Wakers,
 }
 
 impl BuildContext {
@@ -24,6 +31,34 @@ impl BuildContext {
             horizon_ms,
             progress,
             held: RefCell::default(),
+            checkpoints: None,
+            named: RefCell::default(),
+            wakers: Wakers::default(),
+        }
+    }
+
+    /// The same, for a job whose state goes into `checkpoints` (this being `worker`).
+    pub fn with_checkpoints(mut self, checkpoints: Arc<Checkpoints>, worker: usize) -> Self {
+        self.checkpoints = Some((checkpoints, worker));
+        self
+    }
+
+    /// A stateful operator's checkpoint handle (`None` when the job takes none). Operators are
+    /// named by kind and order of construction, the same on every worker and in every run of
+    /// one configuration.
+    pub fn checkpoint(&self, kind: &'static str) -> Option<OperatorCheckpoint> {
+        let (c, worker) = self.checkpoints.as_ref()?;
+        let mut named = self.named.borrow_mut();
+        let n = named.entry(kind).or_default();
+        let name = format!("{kind}#{n}");
+        *n += 1;
+        Some(c.operator(*worker, name, self.wakers.clone()))
+    }
+
+    /// Schedules every checkpointed operator of this worker (an epoch was announced).
+    pub fn wake_checkpointed(&self) {
+        for a in self.wakers.borrow().iter() {
+            a.activate();
         }
     }
 

@@ -20,6 +20,7 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
+use crate::engine::checkpoint::{Checkpoints, LaneState};
 use crate::engine::commit::{MessageTimes, PartitionCommits};
 use crate::engine::config::{LaneConfig, TICK_MS};
 use crate::engine::context::BuildContext;
@@ -62,6 +63,8 @@ struct Feed<J: Job> {
     revising: Option<u64>,
     /// When the input time was last moved on for such a record without the watermark.
     nudged: Instant,
+    /// The job's checkpoints, when it takes them.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl<J: Job> Feed<J> {
@@ -78,12 +81,35 @@ impl<J: Job> Feed<J> {
         }
     }
 
+    /// Moves the input time to `t` at a message boundary (the only place it moves), telling
+    /// the job's checkpoints first: every message up to `positions` went in before `t`, none
+    /// after them.
+    fn move_to(&mut self, t: u64, tracker: &WatermarkTracker, positions: &BTreeMap<i32, i64>) {
+        if t <= self.time() {
+            return;
+        }
+        if let Some(c) = &self.checkpoints {
+            c.lane_moving(
+                self.time(),
+                t,
+                LaneState {
+                    worker: self.worker,
+                    positions: positions.iter().map(|(&p, &o)| (p, o)).collect(),
+                    event_times: tracker.event_times(),
+                    watermark: tracker.watermark(),
+                    time: t,
+                },
+            );
+        }
+        self.advance_to(t);
+    }
+
     /// Lets records behind the watermark revise their windows now rather than when the
     /// watermark next moves: the input time steps 1 ms past their time (at most every
     /// [`NUDGE_EVERY`], and never to the next tick, whose windows only the watermark closes).
     /// A window ends on a whole second, so the step closes nothing; it only lets the frontier
     /// pass the records' time, which is when operators apply them.
-    fn nudge(&mut self) {
+    fn nudge(&mut self, tracker: &WatermarkTracker, positions: &BTreeMap<i32, i64>) {
         let Some(at) = self.revising else {
             return;
         };
@@ -94,7 +120,7 @@ impl<J: Job> Feed<J> {
         }
         let tick = TICK_MS as u64;
         if self.nudged.elapsed() >= NUDGE_EVERY && t % tick < tick - 1 {
-            self.advance_to(t + 1);
+            self.move_to(t + 1, tracker, positions);
             self.nudged = Instant::now();
             self.revising = None;
         }
@@ -186,6 +212,10 @@ pub struct JobLane<J: Job> {
     /// A live run's outage watch: since when the broker has acknowledged nothing while
     /// something waits for it, and when that was last reported.
     outage: Option<(Instant, Instant)>,
+    /// The next offset to read of each partition read from (a checkpoint's positions).
+    positions: BTreeMap<i32, i64>,
+    /// The last checkpoint epoch this worker's operators were woken for.
+    woken_for: u64,
 }
 
 /// How long one commit round waits for the dead letters its offsets depend on before it leaves
@@ -206,29 +236,73 @@ impl<J: Job> JobLane<J> {
     pub fn new(
         worker: &mut Worker,
         cfg: &LaneConfig,
-        mut job: J,
+        job: J,
         source: Box<dyn MessageSource>,
         dlq: Box<dyn DeadLetterSink>,
         progress: Arc<Progress>,
+    ) -> Result<Self, PipelineError> {
+        Self::with_checkpoints(worker, cfg, job, source, dlq, progress, None)
+    }
+
+    /// [`JobLane::new`] for a job whose state goes into `checkpoints`: the lane and every
+    /// stateful operator resume from the newest one, and each one written lets the lane commit
+    /// the offsets it reflects.
+    pub fn with_checkpoints(
+        worker: &mut Worker,
+        cfg: &LaneConfig,
+        mut job: J,
+        mut source: Box<dyn MessageSource>,
+        dlq: Box<dyn DeadLetterSink>,
+        progress: Arc<Progress>,
+        checkpoints: Option<Arc<Checkpoints>>,
     ) -> Result<Self, PipelineError> {
         cfg.validate()?;
         let horizon_ms = cfg.horizon.as_millis() as i64;
         let mut input: InputHandleVec<u64, J::Input> = InputHandleVec::new();
         let probe: ProbeHandle<u64> = ProbeHandle::new();
-        let ctx = BuildContext::new(horizon_ms, progress.clone());
+        let mut ctx = BuildContext::new(horizon_ms, progress.clone());
+        if let Some(c) = &checkpoints {
+            ctx = ctx.with_checkpoints(c.clone(), worker.index());
+        }
         let sink_states: Vec<Rc<SinkState>> = worker.dataflow::<u64, _, _>(|scope| {
             let (done, states) = job.build(input.to_stream(scope), &ctx);
             done.probe_with(&probe);
             states
         });
         let partitions: Vec<i32> = source.partitions().to_vec();
-        let tracker = WatermarkTracker::new(
+        let mut tracker = WatermarkTracker::new(
             &partitions,
             cfg.lateness,
             cfg.idle_timeout,
             cfg.idle_policy,
             Instant::now(),
         );
+        let mut positions = BTreeMap::new();
+        if let Some(c) = &checkpoints {
+            if let Some(l) = c.restored_lane(worker.index()) {
+                source.seek(&l.positions)?;
+                tracker.restore(&l.event_times, l.watermark);
+                input.advance_to(l.time);
+                positions.extend(l.positions.iter().copied());
+                tracing::info!(
+                    worker = worker.index(),
+                    topic = source.topic(),
+                    positions = ?l.positions,
+                    time = l.time,
+                    "resuming from the checkpoint"
+                );
+            }
+            c.lane_started(
+                *input.time(),
+                LaneState {
+                    worker: worker.index(),
+                    positions: positions.iter().map(|(&p, &o)| (p, o)).collect(),
+                    event_times: tracker.event_times(),
+                    watermark: tracker.watermark(),
+                    time: *input.time(),
+                },
+            );
+        }
         let commits = partitions
             .iter()
             .map(|&p| (p, PartitionCommits::default()))
@@ -245,6 +319,7 @@ impl<J: Job> JobLane<J> {
                 closed: false,
                 revising: None,
                 nudged: Instant::now(),
+                checkpoints,
             }),
             source,
             dlq,
@@ -274,6 +349,8 @@ impl<J: Job> JobLane<J> {
             letters_waiting: 0,
             letters_stuck: None,
             outage: None,
+            positions,
+            woken_for: 0,
             progress,
         })
     }
@@ -302,13 +379,14 @@ impl<J: Job> Lane for JobLane<J> {
         let cfg = &self.cfg;
         let now = Instant::now();
         let clock = now_ms().max(self.wall_now);
-        let (tracker, commits, dlq, progress, report, horizon_ms) = (
+        let (tracker, commits, dlq, progress, report, horizon_ms, positions) = (
             &mut self.tracker,
             &mut self.commits,
             &mut self.dlq,
             &self.progress,
             &mut self.report,
             self.horizon_ms,
+            &mut self.positions,
         );
         let mut batch_err: Option<IngestError> = None;
         inp.closed = false;
@@ -337,6 +415,10 @@ impl<J: Job> Lane for JobLane<J> {
                             if let Some(c) = commits.get_mut(&m.partition) {
                                 c.push(m.offset, release, end, closed_upto, times);
                             }
+                            positions.insert(m.partition, m.offset + 1);
+                            // The input time moves between messages only: a checkpoint's
+                            // positions are then a clean cut of the input.
+                            inp.move_to(quantise(tracker.watermark()), tracker, positions);
                         }
                         Err(e) => batch_err = Some(e),
                     }
@@ -393,8 +475,8 @@ impl<J: Job> Lane for JobLane<J> {
         };
         inp.flush();
         let wm = self.tracker.refresh(Instant::now(), now_ms());
-        inp.advance_to(quantise(wm));
-        inp.nudge();
+        inp.move_to(quantise(wm), &self.tracker, &self.positions);
+        inp.nudge(&self.tracker, &self.positions);
         for c in self.commits.values_mut() {
             c.closed_until(inp.time() as i64);
         }
@@ -423,10 +505,27 @@ impl<J: Job> Lane for JobLane<J> {
         let durable = self
             .probe
             .with_frontier(|f| f.first().map_or(i64::MAX, |&t| t as i64));
+        if let Some(c) = self.feed.as_ref().and_then(|f| f.checkpoints.clone()) {
+            c.lane_settled(self.worker, durable.max(0) as u64);
+            // A new epoch: operators whose frontier already reached it deposit now.
+            if c.announced() > self.woken_for {
+                self.woken_for = c.announced();
+                self.ctx.wake_checkpointed();
+            }
+            // A checkpoint on disk: its positions are safe to commit (once the dead letters
+            // of the messages before them are acknowledged, as any commit).
+            if let Some(positions) = c.take_commit(self.worker) {
+                for (p, next) in positions {
+                    let o = self.uncommitted.entry(p).or_insert(next - 1);
+                    *o = (*o).max(next - 1);
+                }
+            }
+        }
         if last_round || self.last_commit.elapsed() >= self.cfg.commit_interval {
             for (&p, c) in self.commits.iter_mut() {
                 if let Some(o) = c.take_committable(durable) {
-                    self.uncommitted.insert(p, o);
+                    let e = self.uncommitted.entry(p).or_insert(o);
+                    *e = (*e).max(o);
                 }
             }
             self.commit_after_letters(stopping)?;
@@ -731,8 +830,8 @@ fn process_message<J: Job>(
         let own = quantise(tracker.partition_watermark(m.partition));
         let wm = tracker.observe(m.partition, ts);
         let t = quantise(wm);
-        // The watermark moved: what was buffered so far belongs to the old time.
-        feed.advance_to(t);
+        // The input time moves after the message (`JobLane::pump`): every point of a message
+        // goes in at one time, so a message boundary is a clean cut for checkpoints.
         let bound = own.max(t) as i64;
         if ts < bound - horizon_ms {
             if late.is_empty() {

@@ -4,6 +4,7 @@
 //! knows metrics, traces or models.
 
 pub(crate) mod budget;
+pub(crate) mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod config;
 pub(crate) mod context;

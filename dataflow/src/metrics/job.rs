@@ -32,7 +32,7 @@ use crate::models::config::ModelConfig;
 use crate::models::forecast::forecast_operator;
 use crate::models::warm::PastWindows;
 use crate::ops::aggregate::{window_start, Partial};
-use crate::ops::window::window_operator;
+use crate::ops::window::checkpointed_window_operator;
 
 /// The models' stage of the metrics pipeline and where its records go.
 pub struct ModelStage {
@@ -257,6 +257,7 @@ impl Job for MetricsJob {
             self.relative_accuracy,
             self.keys.clone(),
             ctx.progress.clone(),
+            ctx.checkpoint("Cumulative"),
         );
         let limited = series_limit_operator(
             partials.concat(deltas),
@@ -264,8 +265,15 @@ impl Job for MetricsJob {
             smallest as u32,
             ctx.horizon_ms,
             ctx.progress.clone(),
+            ctx.checkpoint("SeriesLimit"),
         );
-        let stats = window_operator(limited, ctx.horizon_ms, ctx.held());
+        let stats = checkpointed_window_operator(
+            limited,
+            ctx.horizon_ms,
+            0,
+            ctx.held(),
+            ctx.checkpoint("Windows"),
+        );
         let mut states = Vec::new();
         let sinks = std::mem::take(&mut self.sinks);
         let mut done = tracked_sink(stats.clone(), sinks, 0, ctx, &mut states);

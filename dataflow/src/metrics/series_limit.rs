@@ -43,6 +43,7 @@ use timely::dataflow::StreamVec;
 
 use apo_schemas::attributes::{is_overflow, overflow_attributes};
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::engine::progress::Progress;
 use crate::ops::aggregate::Partial;
 use crate::ops::route::route_strs;
@@ -87,7 +88,7 @@ impl SeriesLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Live {
     /// End of the latest window + horizon: live until the watermark reaches it.
     expires: i64,
@@ -97,7 +98,7 @@ struct Live {
     fate: Fate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Fate {
     Kept,
     ServiceOverflow,
@@ -132,7 +133,7 @@ fn take_due(expiry: &mut BTreeMap<i64, Vec<u64>>, t: i64) -> Vec<u64> {
 
 /// A live attribute set of a metric, and whether it is folded into the metric's overflow
 /// series.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct LiveSet {
     expires: i64,
     /// The route of its (service, metric).
@@ -141,7 +142,7 @@ struct LiveSet {
 }
 
 /// One worker's live attribute sets per metric, against `max_attribute_sets`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct AttributeSets {
     sets: HashMap<u64, LiveSet>,
     /// Kept sets per metric.
@@ -230,7 +231,58 @@ pub struct SeriesLimiter {
     sets: AttributeSets,
 }
 
+/// What a checkpoint keeps of a limiter: its live series and their decisions, and its counts
+/// (its limits, horizon and budget come from the run's settings).
+type LimiterSnapshot<'a> = (
+    &'a HashMap<u64, Live>,
+    &'a HashMap<u64, usize>,
+    &'a BTreeMap<i64, Vec<u64>>,
+    [u64; 5],
+    &'a AttributeSets,
+);
+type LimiterRestored = (
+    HashMap<u64, Live>,
+    HashMap<u64, usize>,
+    BTreeMap<i64, Vec<u64>>,
+    [u64; 5],
+    AttributeSets,
+);
+
 impl SeriesLimiter {
+    /// The live series and their decisions as bytes, for a checkpoint.
+    pub fn snapshot(&self) -> Result<Vec<u8>, bincode::Error> {
+        let counts = [
+            self.total as u64,
+            self.folded as u64,
+            self.folded_global as u64,
+            self.points_folded,
+            self.budget_folds,
+        ];
+        let s: LimiterSnapshot<'_> = (
+            &self.series,
+            &self.per_service,
+            &self.expiry,
+            counts,
+            &self.sets,
+        );
+        bincode::serialize(&s)
+    }
+
+    /// This limiter with the live series and decisions of a [`SeriesLimiter::snapshot`].
+    pub fn restored(mut self, bytes: &[u8]) -> Result<Self, bincode::Error> {
+        let (series, per_service, expiry, c, sets): LimiterRestored = bincode::deserialize(bytes)?;
+        self.series = series;
+        self.per_service = per_service;
+        self.expiry = expiry;
+        self.total = c[0] as usize;
+        self.folded = c[1] as usize;
+        self.folded_global = c[2] as usize;
+        self.points_folded = c[3];
+        self.budget_folds = c[4];
+        self.sets = sets;
+        Ok(self)
+    }
+
     /// A limiter with `limits` (this worker's share) for windows revisable `horizon_ms` after
     /// their end.
     pub fn new(limits: SeriesLimits, horizon_ms: i64) -> Self {
@@ -465,23 +517,44 @@ pub fn series_limit_operator<'scope>(
     smallest_window_seconds: u32,
     horizon_ms: i64,
     progress: Arc<Progress>,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'scope, u64, Partial> {
     let index = partials.scope().index();
     let peers = partials.scope().peers().max(1);
     let share = limits.share(peers);
     let pact = Exchange::new(|p: &Partial| p.key.route());
-    partials.unary_frontier(pact, "SeriesLimit", move |_cap, _info| {
+    let scope = partials.scope();
+    partials.unary_frontier(pact, "SeriesLimit", move |_cap, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
         let mut limiter =
             SeriesLimiter::new(share, horizon_ms).counting_points_of(smallest_window_seconds);
+        if let Some(bytes) = checkpoint.as_ref().and_then(|c| c.restored()) {
+            let fresh =
+                SeriesLimiter::new(share, horizon_ms).counting_points_of(smallest_window_seconds);
+            match fresh.restored(bytes) {
+                Ok(l) => limiter = l,
+                Err(e) => tracing::error!(error = %e, "series limits in the checkpoint unreadable; starting empty"),
+            }
+        }
         let mut stash: Stash<Partial> = BTreeMap::new();
         let mut evaluated = u64::MAX;
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
             let f = frontier.frontier();
+            // A checkpoint due before batch `next`: the limiter with every batch before its
+            // time applied.
+            let mut deposit_before = |next: u64, limiter: &SeriesLimiter| {
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(next, |_| limiter.snapshot());
+                }
+            };
             while let Some((&t, _)) = stash.first_key_value() {
                 if f.less_equal(&t) {
                     break;
                 }
+                deposit_before(t, &limiter);
                 let Some((_, (cap, mut batch))) = stash.pop_first() else {
                     break;
                 };
@@ -502,6 +575,7 @@ pub fn series_limit_operator<'scope>(
                 let c = limiter.counts();
                 progress.set_series(index, c.live, c.folded, c.points_folded);
             }
+            deposit_before(f.first().copied().unwrap_or(u64::MAX), &limiter);
         }
     })
 }

@@ -136,6 +136,20 @@ pub struct RunArgs {
     /// Longest time rows wait before their Parquet file is written (offsets commit after it).
     #[arg(long, env = "APO_PARQUET_ROLL", default_value = "10s", value_parser = duration)]
     pub parquet_roll: Duration,
+    /// How often the metrics job's state is checkpointed: every worker's open windows and
+    /// their sketches, the windows still revisable, the series limits, the cumulative streams,
+    /// and the offsets and watermark they reflect, written under --data-dir/checkpoints/metrics
+    /// (the newest 3 kept) before those offsets are committed. A restart resumes from the
+    /// newest and re-reads at most about this much input. 0s turns them off (a restart then
+    /// replays from the last offsets committed at a cut no open window spans). For now on one
+    /// process (-n 1) and without the models or the planner, which keep the replay.
+    #[arg(long, env = "APO_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub checkpoint_interval: Duration,
+    /// Discard the metrics job's checkpoints at start and begin from the consumer group's
+    /// committed offsets (needed after changing a setting the checkpoint depends on: windows,
+    /// lateness, horizon, workers, series limits or attributes).
+    #[arg(long, env = "APO_FROM_SCRATCH")]
+    pub from_scratch: bool,
     /// Process what the topic holds, close every window, commit, and exit.
     #[arg(long, env = "APO_DRAIN")]
     pub drain: bool,

@@ -97,6 +97,10 @@ pub struct RunConfig {
     pub warm_start: bool,
     /// The planner, when a rules file is given: its rules and its signing key.
     pub planner: Option<(PlannerConfig, SigningKey)>,
+    /// How often the metrics job is checkpointed (zero: never).
+    pub checkpoint_interval: Duration,
+    /// Discard the checkpoints at start.
+    pub from_scratch: bool,
 }
 
 impl RunConfig {
@@ -142,7 +146,48 @@ impl RunConfig {
             parquet_roll: a.parquet_roll,
             process: a.process,
             warm_start: a.models.warm_start,
+            checkpoint_interval: a.checkpoint_interval,
+            from_scratch: a.from_scratch,
         })
+    }
+
+    /// The metrics job's checkpoint directory.
+    pub fn metrics_checkpoint_dir(&self) -> PathBuf {
+        self.data_dir.join("checkpoints").join("metrics")
+    }
+
+    /// Why the metrics job takes no checkpoints (`None`: it takes them).
+    pub fn metrics_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
+        if self.checkpoint_interval.is_zero() {
+            Some("--checkpoint-interval 0s")
+        } else if processes > 1 {
+            Some("checkpoints are taken in one process for now (-n 1)")
+        } else if self.models.is_some() {
+            Some("the models' state is not checkpointed yet")
+        } else if self.planner.is_some() {
+            Some("the planner's state is not checkpointed yet")
+        } else {
+            None
+        }
+    }
+
+    /// What the metrics job's state depends on: a checkpoint taken under other settings is
+    /// refused.
+    pub fn metrics_fingerprint(&self, workers: usize) -> String {
+        let m = &self.metrics;
+        format!(
+            "metrics workers={workers} topic={} windows={:?} accuracy={} lateness={:?} \
+             horizon={:?} idle={:?} limits={:?} attributes={:?} cumulative={:?}",
+            self.topics.metrics,
+            m.window_seconds,
+            m.relative_accuracy,
+            self.lanes.lateness,
+            self.lanes.horizon,
+            self.lanes.idle_policy,
+            m.series_limits,
+            m.series_attributes(),
+            m.cumulative,
+        )
     }
 
     /// Every topic this run uses, inputs and outputs: what `--create-topics` creates (or what

@@ -34,6 +34,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::engine::progress::Progress;
 use crate::metrics::preaggregate::PreAggregator;
 use crate::ops::aggregate::Partial;
@@ -126,19 +127,44 @@ pub fn cumulative_operator<'scope>(
     alpha: f64,
     keys: SeriesAttributeKeys,
     progress: Arc<Progress>,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'scope, u64, Partial> {
     let index = points.scope().index();
     let windows = window_seconds.to_vec();
     let pact = Exchange::new(|p: &RunningPoint| p.cumulative.stream);
-    points.unary_frontier(pact, "Cumulative", move |_cap, _info| {
+    let scope = points.scope();
+    points.unary_frontier(pact, "Cumulative", move |_cap, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
         let mut streams = Streams::new(config.settings());
+        if let Some(bytes) = checkpoint.as_ref().and_then(|c| c.restored()) {
+            match Streams::new(config.settings()).restored(bytes) {
+                Ok(s) => streams = s,
+                Err(e) => tracing::error!(error = %e, "cumulative streams in the checkpoint unreadable; starting empty"),
+            }
+        }
         let mut pre = PreAggregator::new(&windows, alpha, keys.clone());
         let mut stash: Stash<RunningPoint> = Stash::new();
         let mut partials = Vec::new();
         let mut warned = (0u64, None::<std::time::Instant>);
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some((cap, mut batch)) = next_passed(&mut stash, frontier.frontier()) {
+            // A checkpoint due before batch `next`: the streams with every batch before its
+            // time applied.
+            let mut deposit_before = |next: u64, streams: &Streams| {
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(next, |_| streams.snapshot());
+                }
+            };
+            while let Some(&t) = stash.keys().next() {
+                if frontier.frontier().less_equal(&t) {
+                    break;
+                }
+                deposit_before(t, &streams);
+                let Some((cap, mut batch)) = next_passed(&mut stash, frontier.frontier()) else {
+                    break;
+                };
                 streams.evict_silent(*cap.time() as i64);
                 batch.sort_by_key(|p| (p.cumulative.stream, p.timestamp));
                 for p in batch {
@@ -165,6 +191,10 @@ pub fn cumulative_operator<'scope>(
                     warned = (c.stale, Some(std::time::Instant::now()));
                 }
             }
+            deposit_before(
+                frontier.frontier().first().copied().unwrap_or(u64::MAX),
+                &streams,
+            );
         }
     })
 }

@@ -77,7 +77,7 @@ pub struct StreamCounts {
 }
 
 /// A stream's previous point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Last {
     start_ms: i64,
     ts: i64,
@@ -99,6 +99,17 @@ impl Streams {
             by_id: HashMap::new(),
             counts: StreamCounts::default(),
         }
+    }
+
+    /// The streams' previous points as bytes, for a checkpoint.
+    pub fn snapshot(&self) -> Result<Vec<u8>, bincode::Error> {
+        bincode::serialize(&self.by_id)
+    }
+
+    /// These streams with the previous points of a [`Streams::snapshot`].
+    pub fn restored(mut self, bytes: &[u8]) -> Result<Self, bincode::Error> {
+        self.by_id = bincode::deserialize(bytes)?;
+        Ok(self)
     }
 
     /// What the points so far came to.
