@@ -528,3 +528,122 @@ impl OperatorCheckpoint {
             .deposit_part(self.worker, epoch, self.name.clone(), bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(worker: usize, next: i64, time: u64) -> LaneState {
+        LaneState {
+            worker,
+            positions: vec![(worker as i32, next)],
+            event_times: vec![(worker as i32, Some(time as i64))],
+            watermark: time as i64,
+            time,
+        }
+    }
+
+    /// Two lanes, one far ahead of the other: the epoch is at the slower lane's time, the
+    /// faster lane's part is its state at the move that crossed that time (not its newest),
+    /// each operator deposits once its frontier reaches it, the checkpoint is written once the
+    /// outputs before it are durable, and then each lane may commit its part's positions.
+    #[test]
+    fn an_epoch_at_the_lowest_lane_time_takes_each_lane_at_the_move_that_reached_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let c = Checkpoints::open("metrics", store.clone(), Duration::ZERO, 2, "f".into()).unwrap();
+        let mut ops: Vec<OperatorCheckpoint> = (0..2)
+            .map(|w| c.operator(w, "Windows#0".into(), Wakers::default()))
+            .collect();
+        c.lane_started(0, state(0, 0, 0));
+        c.lane_started(0, state(1, 0, 0));
+        // Lane 0 moves 0 → 5 000 → 9 000 (after messages up to offsets 10 and 20); lane 1
+        // moves 0 → 4 000 → 6 000.
+        c.lane_moving(0, 5_000, state(0, 10, 5_000));
+        c.lane_moving(5_000, 9_000, state(0, 20, 9_000));
+        c.lane_moving(0, 4_000, state(1, 7, 4_000));
+        c.lane_moving(4_000, 6_000, state(1, 9, 6_000));
+        c.lane_settled(0, 0);
+        assert_eq!(c.announced(), 1);
+        // Operators below the epoch's time have nothing due.
+        assert_eq!(ops[0].due(5_999), None);
+        for op in ops.iter_mut() {
+            op.deposit_due(6_000, |t| {
+                assert_eq!(t, 6_000, "the lowest lane time");
+                Ok::<_, bincode::Error>(vec![1, 2, 3])
+            });
+        }
+        assert!(
+            c.taken().is_empty(),
+            "outputs before it are not durable yet"
+        );
+        c.lane_settled(0, 6_000);
+        c.lane_settled(1, 6_000);
+        let started = Instant::now();
+        while c.taken().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let loaded = store.load_newest().unwrap().unwrap();
+        let lanes: Vec<(usize, Vec<(i32, i64)>, u64)> = loaded
+            .manifest
+            .lanes
+            .iter()
+            .map(|l| (l.worker, l.positions.clone(), l.time))
+            .collect();
+        // Lane 0 crossed 6 000 on its move to 9 000: after offset 20, resuming at 9 000.
+        assert_eq!(
+            lanes,
+            vec![(0, vec![(0, 20)], 9_000), (1, vec![(1, 9)], 6_000)]
+        );
+        assert_eq!(loaded.manifest.time, 6_000);
+        assert_eq!(loaded.parts.len(), 2);
+        assert_eq!(c.take_commit(0), Some(vec![(0, 20)]));
+        assert_eq!(c.take_commit(0), None);
+        // Nothing moved since: no new epoch at the same time.
+        c.lane_settled(0, 6_000);
+        assert_eq!(c.announced(), 1);
+    }
+
+    /// A restart resumes from the newest checkpoint; a checkpoint of other settings is refused.
+    #[test]
+    fn a_checkpoint_of_other_settings_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let m = Manifest {
+            format: 0,
+            job: "metrics".into(),
+            epoch: 4,
+            time: 1_000,
+            taken_at_ms: 0,
+            fingerprint: "windows=[10]".into(),
+            workers: 1,
+            lanes: vec![state(0, 3, 1_000)],
+            parts: Vec::new(),
+        };
+        store.write(m, &[]).unwrap();
+        let c = Checkpoints::open(
+            "metrics",
+            store.clone(),
+            Duration::ZERO,
+            1,
+            "windows=[10]".into(),
+        )
+        .unwrap();
+        assert_eq!(c.restored_epoch(), Some(4));
+        assert_eq!(
+            c.restored_lane(0).map(|l| l.positions.clone()),
+            Some(vec![(0, 3)])
+        );
+        let e = Checkpoints::open("metrics", store, Duration::ZERO, 1, "windows=[20]".into())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("windows=[10]")
+                && e.contains("windows=[20]")
+                && e.contains("--from-scratch"),
+            "{e}"
+        );
+    }
+}
