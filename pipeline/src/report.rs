@@ -69,6 +69,12 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
             format!("{series} | cumulative streams {live}, {stale} stale points not counted")
         }
     };
+    let series = match p.last_checkpoint() {
+        None => series,
+        Some((epoch, bytes, ms)) => {
+            format!("{series} | checkpoint {epoch}: {} in {ms} ms", mb(bytes))
+        }
+    };
     let state = mb(p.held_bytes());
     format!(
         "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",

@@ -139,6 +139,9 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     if cfg.spans.is_some() {
         lanes.push((&TRACES, shared.traces_progress.clone()));
     }
+    if let Some(c) = &metrics_checkpoints {
+        c.report_to(shared.metrics_progress.clone());
+    }
     let reporter = Reporter::start(a.progress_interval, lanes);
 
     let worker_stop = stop.clone();

@@ -125,7 +125,9 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
     ];
     let feeder = Feeder::start(&t.metrics);
     let log = dir.path().join("first.log");
-    let mut child = apo(&apo_run_args(&t, dir.path(), &run))
+    let mut first = run.to_vec();
+    first.extend(["--progress-interval", "1s"]);
+    let mut child = apo(&apo_run_args(&t, dir.path(), &first))
         .env("APO_LOG", "info")
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -145,6 +147,11 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
     let sent_at_kill = feeder.messages();
     child.kill().unwrap();
     child.wait().unwrap();
+    let progress = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        progress.contains("| checkpoint "),
+        "the progress line reports checkpoints: {progress}"
+    );
     let manifest = newest_manifest(dir.path()).unwrap_or_else(|| {
         panic!(
             "no checkpoint after {:?} of a live stream: {}",

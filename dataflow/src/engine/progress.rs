@@ -37,6 +37,9 @@ pub struct Progress {
     pub close_clock: CloseClock,
     /// The process's memory budget, shared with its other lanes.
     pub budget: Arc<MemoryBudget>,
+    /// The last checkpoint written: its epoch (0: none yet), size in bytes, and milliseconds
+    /// from its announcement to its files on disk.
+    pub checkpoint: [AtomicU64; 3],
 }
 
 /// One worker's gauges.
@@ -185,6 +188,12 @@ impl Progress {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// The last checkpoint written: its epoch, bytes and milliseconds (`None` before the first).
+    pub fn last_checkpoint(&self) -> Option<(u64, u64, u64)> {
+        let g = |i: usize| self.checkpoint[i].load(Ordering::Relaxed);
+        (g(0) > 0).then(|| (g(0), g(1), g(2)))
     }
 
     /// Worker `index`'s gauge slot (global index, taken modulo the local worker count).
@@ -339,6 +348,7 @@ impl Default for Progress {
             close_to_output: Mutex::default(),
             close_clock: CloseClock::default(),
             budget: MemoryBudget::unlimited(),
+            checkpoint: Default::default(),
         }
     }
 }

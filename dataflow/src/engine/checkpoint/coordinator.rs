@@ -102,6 +102,8 @@ pub struct Checkpoints {
     restored: Option<Loaded>,
     /// The newest epoch announced (0: none), read by operators without the lock.
     announced: AtomicU64,
+    /// Where each checkpoint written is reported (the lane's progress line).
+    progress: std::sync::OnceLock<Arc<crate::engine::progress::Progress>>,
     inner: Mutex<Inner>,
 }
 
@@ -165,6 +167,7 @@ impl Checkpoints {
             store,
             restored,
             announced: AtomicU64::new(0),
+            progress: std::sync::OnceLock::new(),
             inner: Mutex::new(Inner {
                 lanes: vec![None; workers.max(1)],
                 moves: (0..workers.max(1)).map(|_| Default::default()).collect(),
@@ -311,6 +314,11 @@ impl Checkpoints {
         self.complete(&mut inner);
     }
 
+    /// Reports each checkpoint written to `progress` (its epoch, size and duration).
+    pub fn report_to(&self, progress: Arc<crate::engine::progress::Progress>) {
+        let _ = self.progress.set(progress);
+    }
+
     /// The newest epoch announced (0: none yet).
     pub fn announced(&self) -> u64 {
         self.announced.load(Ordering::Acquire)
@@ -426,6 +434,14 @@ impl Checkpoints {
                                 path = %path.display(),
                                 "checkpoint written"
                             );
+                            if let Some(p) = me.progress.get() {
+                                for (i, v) in [epoch, bytes, taken.duration.as_millis() as u64]
+                                    .into_iter()
+                                    .enumerate()
+                                {
+                                    p.checkpoint[i].store(v, Ordering::Relaxed);
+                                }
+                            }
                             inner.taken.push(taken);
                             for (w, p) in positions {
                                 if let Some(c) = inner.commits.get_mut(w) {
