@@ -33,6 +33,8 @@ pub struct SourceContext {
     topic: String,
     partitions: Vec<i32>,
     lag: Mutex<Option<i64>>,
+    /// Each partition's lag, as of the last statistics.
+    lags: Mutex<std::collections::BTreeMap<i32, i64>>,
 }
 
 impl SourceContext {
@@ -42,7 +44,13 @@ impl SourceContext {
             topic: topic.to_string(),
             partitions: partitions.to_vec(),
             lag: Mutex::new(None),
+            lags: Mutex::default(),
         }
+    }
+
+    /// Each partition's lag, as of the last statistics (partitions without one left out).
+    pub fn partition_lags(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.lags.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Messages between the position of the application and the end of each partition,
@@ -86,6 +94,14 @@ impl ClientContext for SourceContext {
             .try_fold(0i64, |acc, l| l.map(|l| acc + l));
         if let Ok(mut l) = self.lag.lock() {
             *l = lag;
+        }
+        let lags = self
+            .partitions
+            .iter()
+            .filter_map(|p| Some((*p, topic.partitions.get(p).and_then(partition_lag)?)))
+            .collect();
+        if let Ok(mut l) = self.lags.lock() {
+            *l = lags;
         }
     }
 }
@@ -286,6 +302,10 @@ impl MessageSource for KafkaSource {
             waited: limit,
             detail,
         })
+    }
+
+    fn partition_lags(&mut self) -> std::collections::BTreeMap<i32, i64> {
+        self.consumer.context().partition_lags()
     }
 
     fn lag(&mut self) -> Option<i64> {

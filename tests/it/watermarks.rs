@@ -161,3 +161,75 @@ fn a_late_record_revises_its_window_without_waiting_for_the_watermark() {
     check_exact(revised[0], &want);
     assert_eq!(stats.len(), 6, "five windows and one revision");
 }
+
+/// A record the broker never serves (the embedded broker does not serve a record larger than
+/// the consumer's fetch limit) stops its partition after the partition had reached its end: the
+/// lane reports it stuck, with the offset it cannot get past and the messages behind it, within
+/// the idle timeout (issue 30, item 5: it was taken for an idle partition and nothing said).
+#[test]
+fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_with_offset_and_lag() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let t = topics("stuck", 2);
+    let start = (now_ms() - 120_000) / 10_000 * 10_000;
+    let small = |from: i64| -> Vec<(i32, Vec<u8>)> {
+        (0..2)
+            .map(|p| {
+                let pts: Vec<MetricPoint> = (0..10)
+                    .map(|i| point(from + i * 100, &format!("svc-{p}"), 1.0))
+                    .collect();
+                (p, serde_json::to_vec(&pts).unwrap())
+            })
+            .collect()
+    };
+    produce(&t.metrics, &small(start));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = apo(&apo_run_args(&t, dir.path(), &["--windows", "10s"]))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Both partitions read to their end, then a valid 10 MB array on partition 0 (offset 1)
+    // and a small message behind it.
+    std::thread::sleep(Duration::from_secs(5));
+    let big: Vec<MetricPoint> = (0..110_000)
+        .map(|i| point(start + 2_000 + i / 100, "svc-0", 1.0))
+        .collect();
+    let big = serde_json::to_vec(&big).unwrap();
+    assert!(big.len() > 8_000_000, "{} bytes", big.len());
+    let producer: BaseProducer = client()
+        .set("message.max.bytes", "20000000")
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::<[u8], [u8]>::to(&t.metrics)
+                .partition(0)
+                .payload(&big),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(60)).unwrap();
+    produce(&t.metrics, &small(start + 3_000)[..1]);
+    let sent = std::time::Instant::now();
+    let said = loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.contains("fetch is stuck") || sent.elapsed() > Duration::from_secs(30) {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = said
+        .lines()
+        .find(|l| l.contains("fetch is stuck"))
+        .unwrap_or_else(|| panic!("no partition reported stuck in 30 s: {said}"));
+    assert!(
+        line.contains("partition=0") && line.contains("offset=1") && line.contains("lag="),
+        "{line}"
+    );
+    println!(
+        "reported after {:.1} s: {line}",
+        sent.elapsed().as_secs_f64()
+    );
+}

@@ -54,6 +54,10 @@ pub trait MessageSource {
         -> Result<(), IngestError>;
     /// Messages behind the log end over this worker's partitions, when known.
     fn lag(&mut self) -> Option<i64>;
+    /// Messages behind the log end of each partition, where known.
+    fn partition_lags(&mut self) -> std::collections::BTreeMap<i32, i64> {
+        std::collections::BTreeMap::new()
+    }
     /// Reads each of `positions`' partitions from its offset next (restoring a checkpoint).
     fn seek(&mut self, positions: &[(i32, i64)]) -> Result<(), IngestError> {
         let _ = positions;

@@ -705,6 +705,19 @@ impl<J: Job> JobLane<J> {
     /// quiet as a whole, its partitions level, is not reported.
     fn report_silent(&mut self) {
         let now = Instant::now();
+        // A silent partition with messages waiting is stuck, not at its end, whatever its
+        // last end-of-partition said (it may have reached its end before the record it cannot
+        // get past arrived).
+        let lags = self.source.partition_lags();
+        let stuck: Vec<(i32, i64)> = self
+            .tracker
+            .silent(now)
+            .iter()
+            .filter_map(|&(p, _, _)| Some((p, *lags.get(&p).filter(|l| **l > 0)?)))
+            .collect();
+        for &(p, _) in &stuck {
+            self.tracker.behind(p);
+        }
         let silent = self.tracker.silent(now);
         let wm = self.tracker.watermark();
         let hold = self.tracker.policy() == IdlePolicy::Hold;
@@ -727,12 +740,15 @@ impl<J: Job> JobLane<J> {
             let secs = self.cfg.idle_timeout.as_secs_f64();
             let topic = self.source.topic();
             if !at_end {
+                let lag = stuck.iter().find(|(q, _)| *q == p).map(|(_, l)| *l);
                 tracing::warn!(
                     topic,
                     partition = p,
+                    offset = self.positions.get(&p).copied(),
+                    lag,
                     "partition has delivered nothing for {secs:.0} s though it has not reached \
-                     its log end: its fetch is stuck (a record larger than the fetch limit, a \
-                     broker problem); its lag grows"
+                     its log end: its fetch is stuck at `offset` (a record larger than the fetch \
+                     limit, a broker problem); `lag` messages wait behind it"
                 );
             } else if hold && pwm <= wm && ahead.saturating_sub(pwm) > gap {
                 tracing::warn!(
