@@ -112,15 +112,6 @@ impl WatermarkTracker {
         }
     }
 
-    /// Notes that `partition` has messages waiting although it delivers none (a stuck fetch):
-    /// it is not at its end, so never idle.
-    pub fn behind(&mut self, partition: i32) {
-        if let Some(p) = self.parts.get_mut(&partition) {
-            p.caught_up = false;
-            p.idle = false;
-        }
-    }
-
     /// Notes that `partition` reached its log end.
     pub fn caught_up(&mut self, partition: i32) {
         if let Some(p) = self.parts.get_mut(&partition) {

@@ -707,18 +707,15 @@ impl<J: Job> JobLane<J> {
         let now = Instant::now();
         // A silent partition with messages waiting is stuck, not at its end, whatever its
         // last end-of-partition said (it may have reached its end before the record it cannot
-        // get past arrived).
+        // get past arrived). Reported only: the statistics can be a couple of seconds old, so
+        // they do not decide whether a drain is over.
         let lags = self.source.partition_lags();
-        let stuck: Vec<(i32, i64)> = self
+        let silent: Vec<(i32, bool, i64)> = self
             .tracker
             .silent(now)
-            .iter()
-            .filter_map(|&(p, _, _)| Some((p, *lags.get(&p).filter(|l| **l > 0)?)))
+            .into_iter()
+            .map(|(p, at_end, wm)| (p, at_end && lags.get(&p).is_none_or(|l| *l == 0), wm))
             .collect();
-        for &(p, _) in &stuck {
-            self.tracker.behind(p);
-        }
-        let silent = self.tracker.silent(now);
         let wm = self.tracker.watermark();
         let hold = self.tracker.policy() == IdlePolicy::Hold;
         // The furthest any partition has got: a silent one well behind it keeps windows open
@@ -740,7 +737,7 @@ impl<J: Job> JobLane<J> {
             let secs = self.cfg.idle_timeout.as_secs_f64();
             let topic = self.source.topic();
             if !at_end {
-                let lag = stuck.iter().find(|(q, _)| *q == p).map(|(_, l)| *l);
+                let lag = lags.get(&p).copied();
                 tracing::warn!(
                     topic,
                     partition = p,
