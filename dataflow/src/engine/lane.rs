@@ -92,13 +92,7 @@ impl<J: Job> Feed<J> {
             c.lane_moving(
                 self.time(),
                 t,
-                LaneState {
-                    worker: self.worker,
-                    positions: positions.iter().map(|(&p, &o)| (p, o)).collect(),
-                    event_times: tracker.event_times(),
-                    watermark: tracker.watermark(),
-                    time: t,
-                },
+                lane_state(self.worker, positions, tracker, t),
             );
         }
         self.advance_to(t);
@@ -292,16 +286,8 @@ impl<J: Job> JobLane<J> {
                     "resuming from the checkpoint"
                 );
             }
-            c.lane_started(
-                *input.time(),
-                LaneState {
-                    worker: worker.index(),
-                    positions: positions.iter().map(|(&p, &o)| (p, o)).collect(),
-                    event_times: tracker.event_times(),
-                    watermark: tracker.watermark(),
-                    time: *input.time(),
-                },
-            );
+            let t = *input.time();
+            c.lane_started(t, lane_state(worker.index(), &positions, &tracker, t));
         }
         let commits = partitions
             .iter()
@@ -516,17 +502,19 @@ impl<J: Job> Lane for JobLane<J> {
             // of the messages before them are acknowledged, as any commit).
             if let Some(positions) = c.take_commit(self.worker) {
                 for (p, next) in positions {
-                    let o = self.uncommitted.entry(p).or_insert(next - 1);
-                    *o = (*o).max(next - 1);
+                    self.commit_up_to(p, next - 1);
                 }
             }
         }
         if last_round || self.last_commit.elapsed() >= self.cfg.commit_interval {
+            let mut due = Vec::new();
             for (&p, c) in self.commits.iter_mut() {
                 if let Some(o) = c.take_committable(durable) {
-                    let e = self.uncommitted.entry(p).or_insert(o);
-                    *e = (*e).max(o);
+                    due.push((p, o));
                 }
+            }
+            for (p, o) in due {
+                self.commit_up_to(p, o);
             }
             self.commit_after_letters(stopping)?;
             self.last_commit = Instant::now();
@@ -590,6 +578,13 @@ impl<J: Job> Lane for JobLane<J> {
 }
 
 impl<J: Job> JobLane<J> {
+    /// Marks `offset` of `partition` due for commit (a clean cut or a checkpoint's position,
+    /// whichever is further).
+    fn commit_up_to(&mut self, partition: i32, offset: i64) {
+        let o = self.uncommitted.entry(partition).or_insert(offset);
+        *o = (*o).max(offset);
+    }
+
     /// Commits the offsets due once the dead letters of their messages are durable. While the
     /// broker does not acknowledge them, nothing is committed (the letters stay queued, so
     /// nothing is lost), the worker goes on, and a live run says so every few seconds; a drain
@@ -791,6 +786,23 @@ impl<J: Job> JobLane<J> {
              sets this limit)",
             self.cfg.drain_stall
         )))
+    }
+}
+
+/// A lane's state for a checkpoint at input time `time`: where each partition is read next,
+/// and its watermark.
+fn lane_state(
+    worker: usize,
+    positions: &BTreeMap<i32, i64>,
+    tracker: &WatermarkTracker,
+    time: u64,
+) -> LaneState {
+    LaneState {
+        worker,
+        positions: positions.iter().map(|(&p, &o)| (p, o)).collect(),
+        event_times: tracker.event_times(),
+        watermark: tracker.watermark(),
+        time,
     }
 }
 
