@@ -50,7 +50,7 @@ pub use engine::context::BuildContext;
 pub use engine::error::PipelineError;
 pub use engine::job::{crosses, Decoded, Job};
 pub use engine::lane::{JobLane, Lane, WorkerReport};
-pub use engine::progress::{percentile, Latency, Progress};
+pub use engine::progress::{percentile, Latency, Progress, StuckPartition};
 pub use engine::sink::{sink_operator, tracked_sink, RowsCallback, SinkState};
 pub use engine::worker::{run_job, run_lanes};
 pub use metrics::config::MetricsConfig;

@@ -19,6 +19,12 @@
 //!
 //! Either way, [`WatermarkTracker::silent`] names the partitions that have been silent for the
 //! idle timeout, so the lane can say which partition holds things up.
+//!
+//! A partition whose log end is past its position yet delivers nothing is *behind*
+//! ([`WatermarkTracker::set_behind`], from the consumer's statistics): it is never idle, under
+//! either policy. One stuck that way for the stuck timeout can be [released]
+//! (`WatermarkTracker::release`): it stops holding the watermark until it delivers again, and
+//! its records, when they come, are judged late by its own partition's rule.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -40,6 +46,10 @@ struct Partition {
     last_active: Instant,
     caught_up: bool,
     idle: bool,
+    /// Messages wait behind the partition's position (the consumer's statistics).
+    behind: bool,
+    /// Stuck for the stuck timeout: it does not hold the watermark until it delivers.
+    released: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +86,8 @@ impl WatermarkTracker {
                             last_active: now,
                             caught_up: false,
                             idle: false,
+                            behind: false,
+                            released: false,
                         },
                     )
                 })
@@ -109,7 +121,38 @@ impl WatermarkTracker {
             p.last_active = now;
             p.caught_up = false;
             p.idle = false;
+            p.released = false;
         }
+    }
+
+    /// Notes whether messages wait behind `partition`'s position (its lag, from the consumer's
+    /// statistics): a partition behind is never idle, whatever its last end-of-partition said.
+    pub fn set_behind(&mut self, partition: i32, behind: bool) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.behind = behind;
+        }
+    }
+
+    /// Stops `partition` holding the watermark until it delivers again (it is stuck: its next
+    /// record cannot be fetched). Returns the watermark, moved on the other partitions alone.
+    pub fn release(&mut self, partition: i32) -> i64 {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.released = true;
+            self.recompute(None);
+        }
+        self.current
+    }
+
+    /// True while `partition` is released ([`Self::release`]) and has not delivered since.
+    pub fn released(&self, partition: i32) -> bool {
+        self.parts.get(&partition).is_some_and(|p| p.released)
+    }
+
+    /// How long `partition` has delivered nothing, as of `now`.
+    pub fn quiet_for(&self, partition: i32, now: Instant) -> Option<Duration> {
+        self.parts
+            .get(&partition)
+            .map(|p| now.saturating_duration_since(p.last_active))
     }
 
     /// Notes that `partition` reached its log end.
@@ -135,7 +178,8 @@ impl WatermarkTracker {
     /// `wall_ms`, used when all are idle).
     pub fn refresh(&mut self, now: Instant, wall_ms: i64) -> i64 {
         for p in self.parts.values_mut() {
-            p.idle = p.caught_up && now.duration_since(p.last_active) >= self.idle_timeout;
+            p.idle =
+                p.caught_up && !p.behind && now.duration_since(p.last_active) >= self.idle_timeout;
         }
         self.recompute(Some(wall_ms));
         self.current
@@ -147,7 +191,7 @@ impl WatermarkTracker {
         self.parts
             .iter()
             .filter(|(_, p)| now.duration_since(p.last_active) >= self.idle_timeout)
-            .map(|(&i, p)| (i, p.caught_up, self.partition_watermark(i)))
+            .map(|(&i, p)| (i, p.caught_up && !p.behind, self.partition_watermark(i)))
             .collect()
     }
 
@@ -180,7 +224,10 @@ impl WatermarkTracker {
 
     fn recompute(&mut self, wall_ms: Option<i64>) {
         let advance = self.policy == IdlePolicy::Advance;
-        let holding = self.parts.values().filter(|p| !(advance && p.idle));
+        let holding = self
+            .parts
+            .values()
+            .filter(|p| !(p.released || advance && p.idle));
         let mut any = false;
         let mut min = i64::MAX;
         for p in holding {
@@ -293,5 +340,59 @@ mod tests {
         let much_later = later + Duration::from_secs(6);
         assert_eq!(w.refresh(much_later, 100_000), 94_000);
         assert!(w.all_idle());
+    }
+
+    #[test]
+    fn a_partition_behind_is_never_idle_and_a_released_one_holds_nothing_until_it_delivers() {
+        let t0 = Instant::now();
+        let mut w = WatermarkTracker::new(
+            &[0, 1],
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            IdlePolicy::Advance,
+            t0,
+        );
+        for p in [0, 1] {
+            w.touch(p, t0);
+            w.observe(p, 10_000);
+            w.caught_up(p);
+        }
+        w.set_behind(0, true);
+        let later = t0 + Duration::from_secs(6);
+        w.touch(1, later);
+        w.observe(1, 40_000);
+        assert_eq!(
+            w.refresh(later, 0),
+            9_000,
+            "partition 0 reached its end once, but messages wait behind it: not idle"
+        );
+        assert_eq!(w.silent(later), vec![(0, false, 9_000)]);
+        assert_eq!(w.quiet_for(0, later), Some(Duration::from_secs(6)));
+        assert_eq!(w.release(0), 39_000, "released: partition 1 alone");
+        assert!(w.released(0));
+        w.touch(0, later);
+        assert!(!w.released(0), "it delivered: it holds again");
+        assert_eq!(
+            w.observe(0, 12_000),
+            39_000,
+            "and the watermark does not go back"
+        );
+        assert_eq!(w.partition_watermark(0), 11_000);
+
+        let mut h = WatermarkTracker::new(
+            &[0, 1],
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            IdlePolicy::Hold,
+            t0,
+        );
+        h.touch(1, t0);
+        h.observe(1, 20_000);
+        assert_eq!(h.refresh(later, 0), i64::MIN, "partition 0 holds it");
+        assert_eq!(
+            h.release(0),
+            19_000,
+            "under hold too, a released one does not"
+        );
     }
 }

@@ -75,6 +75,16 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
             format!("{series} | checkpoint {epoch}: {} in {ms} ms", mb(bytes))
         }
     };
+    let series = p.stuck().into_iter().fold(series, |line, (partition, s)| {
+        let at = s.offset.map_or("?".to_string(), |o| o.to_string());
+        let lag = s.lag.map_or("?".to_string(), |l| l.to_string());
+        let holds = if s.released {
+            "no longer holding the watermark"
+        } else {
+            "holding the watermark"
+        };
+        format!("{line} | STUCK partition {partition} at offset {at} ({lag} behind, {holds})")
+    });
     let state = mb(p.held_bytes());
     format!(
         "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",

@@ -165,9 +165,12 @@ fn a_late_record_revises_its_window_without_waiting_for_the_watermark() {
 /// A record the broker never serves (the embedded broker does not serve a record larger than
 /// the consumer's fetch limit) stops its partition after the partition had reached its end: the
 /// lane reports it stuck, with the offset it cannot get past and the messages behind it, within
-/// the idle timeout (issue 30, item 5: it was taken for an idle partition and nothing said).
+/// the idle timeout (issue 30, item 5: it was taken for an idle partition and nothing said);
+/// after the stuck timeout it stops holding the watermark, so the other partition's windows
+/// close (they stayed open for good), and the progress line says so.
 #[test]
-fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_with_offset_and_lag() {
+fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_then_stops_holding_the_watermark()
+{
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let t = topics("stuck", 2);
     let start = (now_ms() - 120_000) / 10_000 * 10_000;
@@ -184,7 +187,19 @@ fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_with_offset_and
     produce(&t.metrics, &small(start));
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = apo(&apo_run_args(&t, dir.path(), &["--windows", "10s"]))
+    let args = apo_run_args(
+        &t,
+        dir.path(),
+        &[
+            "--windows",
+            "10s",
+            "--stuck-timeout",
+            "6s",
+            "--progress-interval",
+            "1s",
+        ],
+    );
+    let mut child = apo(&args)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -210,14 +225,43 @@ fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_with_offset_and
         .unwrap();
     producer.flush(Duration::from_secs(60)).unwrap();
     produce(&t.metrics, &small(start + 3_000)[..1]);
+    // Partition 1 goes on: its data would close its windows up to start + 30 s, were
+    // partition 0 not holding the watermark at start + 1 s less the lateness.
+    for from in [start + 15_000, start + 25_000, start + 36_000] {
+        produce(&t.metrics, &small(from)[1..]);
+    }
     let sent = std::time::Instant::now();
-    let said = loop {
-        let said = std::fs::read_to_string(&log).unwrap_or_default();
-        if said.contains("fetch is stuck") || sent.elapsed() > Duration::from_secs(30) {
-            break said;
+    let wait_for = |what: &str, limit: u64| -> String {
+        loop {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            if said.contains(what) || sent.elapsed() > Duration::from_secs(limit) {
+                return said;
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        std::thread::sleep(Duration::from_millis(500));
     };
+    let said = wait_for("fetch is stuck", 30);
+    let reported = sent.elapsed();
+    // Until the stuck timeout, partition 0 holds the watermark: svc-1's windows stay open.
+    let closed = |stats: &[apo_schemas::WindowStats]| {
+        stats
+            .iter()
+            .filter(|w| w.service == "svc-1" && w.window_start >= start + 10_000)
+            .count()
+    };
+    let held = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(1)));
+    let held_at = sent.elapsed();
+    let said_released = wait_for("no longer holds the watermark", 60);
+    let released = sent.elapsed();
+    // After it, the other partition's windows close.
+    let mut stats = Vec::new();
+    while sent.elapsed() < Duration::from_secs(90) {
+        stats = window_stats(&consume(&t.stats, usize::MAX, Duration::from_secs(1)));
+        if closed(&stats) >= 2 {
+            break;
+        }
+    }
+    let progress = wait_for("no longer holding the watermark", 90);
     let _ = child.kill();
     let _ = child.wait();
     let line = said
@@ -228,8 +272,42 @@ fn a_partition_stuck_behind_a_record_it_cannot_fetch_is_reported_with_offset_and
         line.contains("partition=0") && line.contains("offset=1") && line.contains("lag="),
         "{line}"
     );
+    if held_at < Duration::from_secs(6) {
+        assert_eq!(
+            closed(&held),
+            0,
+            "closed before the stuck timeout: {held:?}"
+        );
+    }
+    let line = said_released
+        .lines()
+        .find(|l| l.contains("no longer holds the watermark"))
+        .unwrap_or_else(|| panic!("partition 0 never stopped holding the watermark: {said}"));
+    assert!(
+        line.contains("partition=0") && line.contains("offset=1"),
+        "{line}"
+    );
+    assert!(
+        released >= Duration::from_secs(6),
+        "released after {released:?}, before the stuck timeout"
+    );
+    assert_eq!(
+        closed(&stats),
+        2,
+        "svc-1's windows at start + 10 s and + 20 s close once partition 0 stops holding \
+         the watermark: {stats:?}"
+    );
+    let line = progress
+        .lines()
+        .rfind(|l| l.contains("STUCK partition 0"))
+        .unwrap_or_else(|| panic!("no progress line names the stuck partition: {progress}"));
+    assert!(
+        line.contains("at offset 1") && line.contains("no longer holding the watermark"),
+        "{line}"
+    );
     println!(
-        "reported after {:.1} s: {line}",
-        sent.elapsed().as_secs_f64()
+        "reported after {:.1} s, released after {:.1} s: {line}",
+        reported.as_secs_f64(),
+        released.as_secs_f64()
     );
 }

@@ -31,6 +31,11 @@ pub struct LaneConfig {
     /// either policy, a partition silent this long while others deliver is reported.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A partition that delivers nothing while messages wait behind its position (its fetch
+    /// is stuck: a record larger than the fetch limit, a broker fault) stops holding the
+    /// watermark after this long, so the other partitions' windows close; zero: never.
+    #[serde(with = "humantime_serde")]
+    pub stuck_timeout: Duration,
     /// Stop once every partition is caught up, closing all windows (batch / test mode).
     pub drain: bool,
     /// Drain mode: fail when no message was read and no output became durable for this long
@@ -53,6 +58,7 @@ impl Default for LaneConfig {
             horizon: Duration::from_secs(300),
             idle_policy: IdlePolicy::Hold,
             idle_timeout: Duration::from_secs(30),
+            stuck_timeout: Duration::from_secs(120),
             drain: false,
             drain_stall: Duration::from_secs(60),
             commit_interval: Duration::from_secs(1),

@@ -26,7 +26,7 @@ use crate::engine::config::{LaneConfig, TICK_MS};
 use crate::engine::context::BuildContext;
 use crate::engine::error::PipelineError;
 use crate::engine::job::Job;
-use crate::engine::progress::Progress;
+use crate::engine::progress::{Progress, StuckPartition};
 use crate::engine::sink::SinkState;
 
 /// A lane as the worker loop sees it (the job's types hidden).
@@ -188,6 +188,12 @@ pub struct JobLane<J: Job> {
     dead_lettered: u64,
     /// Partitions reported silent, until they deliver again.
     reported_silent: BTreeSet<i32>,
+    /// Messages behind each partition's position, from the consumer's last statistics.
+    lags: BTreeMap<i32, i64>,
+    /// Since when each stuck partition has been stuck (see `watch_stuck`).
+    stuck_since: BTreeMap<i32, Instant>,
+    /// When the lane last polled its source for messages.
+    polled: Instant,
     /// Token bucket for max_messages_per_sec (burst of one second).
     tokens: f64,
     refilled: Instant,
@@ -224,6 +230,11 @@ const OUTAGE_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long a stop (SIGINT / SIGTERM) waits for dead letters before leaving their messages to
 /// the replay after the restart.
 const STOP_LETTERS_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a partition with messages behind its position must deliver nothing, while the
+/// lane polls, before it counts as stuck (statistics come every 2 s; a partition that is merely
+/// busy delivers far more often).
+const STUCK_QUIET: Duration = Duration::from_secs(1);
 
 impl<J: Job> JobLane<J> {
     /// Builds `job`'s dataflow on `worker`, reading from `source`.
@@ -326,6 +337,9 @@ impl<J: Job> JobLane<J> {
             last_durable: i64::MIN,
             dead_lettered: 0,
             reported_silent: BTreeSet::new(),
+            lags: BTreeMap::new(),
+            stuck_since: BTreeMap::new(),
+            polled: Instant::now(),
             tokens: cfg.max_messages_per_sec.unwrap_or(0.0),
             refilled: Instant::now(),
             budget_slot: progress.budget.slot(),
@@ -444,6 +458,7 @@ impl<J: Job> Lane for JobLane<J> {
             } else {
                 Duration::ZERO
             };
+            self.polled = Instant::now();
             self.source.poll(max, t, &mut handle)?
         };
         self.tokens -= n as f64;
@@ -697,20 +712,12 @@ impl<J: Job> JobLane<J> {
     /// Says, once per silence, which partition has delivered nothing for the idle timeout while
     /// it matters: one behind its log end (its fetch is stuck), or one holding the watermark
     /// with the others' data well past it (more than the lateness, at least 1 s). A topic that is
-    /// quiet as a whole, its partitions level, is not reported.
+    /// quiet as a whole, its partitions level, is not reported. A partition stuck for the stuck
+    /// timeout stops holding the watermark, and the report says so.
     fn report_silent(&mut self) {
         let now = Instant::now();
-        // A silent partition with messages waiting is stuck, not at its end, whatever its
-        // last end-of-partition said (it may have reached its end before the record it cannot
-        // get past arrived). Reported only: the statistics can be a couple of seconds old, so
-        // they do not decide whether a drain is over.
-        let lags = self.source.partition_lags();
-        let silent: Vec<(i32, bool, i64)> = self
-            .tracker
-            .silent(now)
-            .into_iter()
-            .map(|(p, at_end, wm)| (p, at_end && lags.get(&p).is_none_or(|l| *l == 0), wm))
-            .collect();
+        self.watch_stuck(now);
+        let silent = self.tracker.silent(now);
         let wm = self.tracker.watermark();
         let hold = self.tracker.policy() == IdlePolicy::Hold;
         // The furthest any partition has got: a silent one well behind it keeps windows open
@@ -725,22 +732,23 @@ impl<J: Job> JobLane<J> {
         let gap = (self.cfg.lateness.as_millis() as i64).max(1_000);
         self.reported_silent
             .retain(|p| silent.iter().any(|(q, _, _)| q == p));
-        for &(p, at_end, pwm) in &silent {
+        for &(p, _, pwm) in &silent {
             if self.reported_silent.contains(&p) {
                 continue;
             }
             let secs = self.cfg.idle_timeout.as_secs_f64();
             let topic = self.source.topic();
-            if !at_end {
-                let lag = lags.get(&p).copied();
+            if self.stuck_since.contains_key(&p) {
                 tracing::warn!(
                     topic,
                     partition = p,
                     offset = self.positions.get(&p).copied(),
-                    lag,
+                    lag = self.lags.get(&p).copied(),
+                    stuck_timeout_s = self.cfg.stuck_timeout.as_secs_f64(),
                     "partition has delivered nothing for {secs:.0} s though it has not reached \
                      its log end: its fetch is stuck at `offset` (a record larger than the fetch \
-                     limit, a broker problem); `lag` messages wait behind it"
+                     limit, a broker problem); `lag` messages wait behind it. It stops holding \
+                     the watermark after --stuck-timeout"
                 );
             } else if hold && pwm <= wm && ahead.saturating_sub(pwm) > gap {
                 tracing::warn!(
@@ -755,6 +763,62 @@ impl<J: Job> JobLane<J> {
                 continue;
             }
             self.reported_silent.insert(p);
+        }
+        for &p in self.source.partitions() {
+            let stuck = self.stuck_since.contains_key(&p) && self.reported_silent.contains(&p);
+            let s = stuck.then(|| StuckPartition {
+                offset: self.positions.get(&p).copied(),
+                lag: self.lags.get(&p).copied(),
+                released: self.tracker.released(p),
+            });
+            self.progress.set_stuck(p, s);
+        }
+    }
+
+    /// Follows which partitions are stuck: messages wait behind their position (the consumer's
+    /// statistics) while they deliver nothing and the lane is reading. One stuck for the stuck
+    /// timeout stops holding the watermark until it delivers.
+    fn watch_stuck(&mut self, now: Instant) {
+        self.lags = self.source.partition_lags();
+        // A lane that did not poll (over the memory budget, its sinks behind) cannot blame its
+        // partitions for delivering nothing.
+        let reading = now.duration_since(self.polled) < STUCK_QUIET;
+        let partitions = self.source.partitions().to_vec();
+        for p in partitions {
+            let behind = self.lags.get(&p).is_some_and(|l| *l > 0);
+            self.tracker.set_behind(p, behind);
+            let quiet = self.tracker.quiet_for(p, now).unwrap_or_default();
+            if !(behind && reading && quiet >= STUCK_QUIET) {
+                let was_reported = self.reported_silent.contains(&p) || self.tracker.released(p);
+                if self.stuck_since.remove(&p).is_some() && was_reported && quiet < STUCK_QUIET {
+                    tracing::info!(
+                        topic = self.source.topic(),
+                        partition = p,
+                        "partition delivers again; it holds the watermark again"
+                    );
+                }
+                continue;
+            }
+            let since = *self.stuck_since.entry(p).or_insert(now);
+            let timeout = self.cfg.stuck_timeout;
+            if timeout.is_zero() || now.duration_since(since) < timeout || self.tracker.released(p)
+            {
+                continue;
+            }
+            let wm = self.tracker.release(p);
+            tracing::warn!(
+                topic = self.source.topic(),
+                partition = p,
+                offset = self.positions.get(&p).copied(),
+                lag = self.lags.get(&p).copied(),
+                watermark_ms = wm,
+                "partition has been stuck for {:.0} s (--stuck-timeout): it no longer holds the \
+                 watermark, so windows close on the other partitions' data; its records, if they \
+                 come, are judged late by its own partition's rule. The record at `offset` \
+                 cannot be fetched: compare its size with the consumer's fetch limits and the \
+                 broker's, or move the consumer group past it",
+                timeout.as_secs_f64()
+            );
         }
     }
 

@@ -40,6 +40,19 @@ pub struct Progress {
     /// The last checkpoint written: its epoch (0: none yet), size in bytes, and milliseconds
     /// from its announcement to its files on disk.
     pub checkpoint: [AtomicU64; 3],
+    /// Partitions whose fetch is stuck, as their lanes last reported them.
+    stuck: Mutex<BTreeMap<i32, StuckPartition>>,
+}
+
+/// A partition that delivers nothing while messages wait behind its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckPartition {
+    /// The offset it cannot get past (the next one to read), when known.
+    pub offset: Option<i64>,
+    /// Messages waiting behind it, as of the consumer's last statistics.
+    pub lag: Option<i64>,
+    /// Stuck past the stuck timeout: it no longer holds the watermark.
+    pub released: bool,
 }
 
 /// One worker's gauges.
@@ -196,6 +209,21 @@ impl Progress {
         (g(0) > 0).then(|| (g(0), g(1), g(2)))
     }
 
+    /// `partition` is stuck as `s` says (`None`: it delivers again).
+    pub fn set_stuck(&self, partition: i32, s: Option<StuckPartition>) {
+        if let Ok(mut m) = self.stuck.lock() {
+            match s {
+                Some(s) => m.insert(partition, s),
+                None => m.remove(&partition),
+            };
+        }
+    }
+
+    /// The partitions stuck now, by partition.
+    pub fn stuck(&self) -> BTreeMap<i32, StuckPartition> {
+        self.stuck.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
     /// Worker `index`'s gauge slot (global index, taken modulo the local worker count).
     fn slot(&self, index: usize) -> Option<&WorkerGauges> {
         let n = self.gauges.len();
@@ -349,6 +377,7 @@ impl Default for Progress {
             close_clock: CloseClock::default(),
             budget: MemoryBudget::unlimited(),
             checkpoint: Default::default(),
+            stuck: Mutex::default(),
         }
     }
 }

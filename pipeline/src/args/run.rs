@@ -62,6 +62,14 @@ pub struct RunArgs {
     /// either way, a partition silent this long while others deliver is reported.
     #[arg(long, env = "APO_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub idle_timeout: Duration,
+    /// A partition that delivers nothing while messages wait behind its position (its fetch
+    /// is stuck at one offset: a record larger than the fetch limit, a broker fault) is
+    /// reported after --idle-timeout, and after this long stops holding the watermark, so the
+    /// other partitions' windows close again; its records, if they ever come, are judged late
+    /// by its own partition's rule. The report names the partition and the offset to act on.
+    /// 0s: a stuck partition holds the watermark until it delivers.
+    #[arg(long, env = "APO_STUCK_TIMEOUT", default_value = "2m", value_parser = duration)]
+    pub stuck_timeout: Duration,
     /// Points older than this (by the clock) are invalid. The clock is the system's, moved by
     /// the APO_NOW environment variable when set (`+30d`, `-2h`, or an RFC 3339 time to start
     /// from, optionally `at` a system time and with a speed, `x60`), e.g. to process an

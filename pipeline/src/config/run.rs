@@ -315,6 +315,7 @@ fn lane_config(a: &RunArgs) -> Result<LaneConfig, RunError> {
         lateness: a.lateness,
         horizon: a.horizon,
         idle_timeout: a.idle_timeout,
+        stuck_timeout: a.stuck_timeout,
         idle_policy: if a.idle_advance {
             IdlePolicy::Advance
         } else {
