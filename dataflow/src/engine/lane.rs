@@ -5,7 +5,7 @@
 //! ([`crate::engine::worker::run_lanes`]) steps one timely worker over several lanes, so the metrics
 //! and trace pipelines share one cluster.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,8 +186,8 @@ pub struct JobLane<J: Job> {
     last_durable: i64,
     /// Output rows dead-lettered by the sinks, as last added to the progress counter.
     dead_lettered: u64,
-    /// Partitions reported silent, until they deliver again.
-    reported_silent: BTreeSet<i32>,
+    /// Partitions reported silent (`true`: reported stuck), until they deliver again.
+    reported_silent: BTreeMap<i32, bool>,
     /// Messages behind each partition's position, from the consumer's last statistics.
     lags: BTreeMap<i32, i64>,
     /// Since when each stuck partition has been stuck (see `watch_stuck`).
@@ -230,6 +230,11 @@ const OUTAGE_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long a stop (SIGINT / SIGTERM) waits for dead letters before leaving their messages to
 /// the replay after the restart.
 const STOP_LETTERS_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a partition must have been stuck before it is reported (besides the idle timeout):
+/// while the consumer catches up, librdkafka can serve other partitions' fetched messages for
+/// a few seconds before a partition's next ones.
+const STUCK_REPORT_AFTER: Duration = Duration::from_secs(5);
 
 /// How long a partition with messages behind its position must deliver nothing, while the
 /// lane polls, before it counts as stuck (statistics come every 2 s; a partition that is merely
@@ -336,7 +341,7 @@ impl<J: Job> JobLane<J> {
             last_progress: Instant::now(),
             last_durable: i64::MIN,
             dead_lettered: 0,
-            reported_silent: BTreeSet::new(),
+            reported_silent: BTreeMap::new(),
             lags: BTreeMap::new(),
             stuck_since: BTreeMap::new(),
             polled: Instant::now(),
@@ -731,14 +736,27 @@ impl<J: Job> JobLane<J> {
             .unwrap_or(i64::MIN);
         let gap = (self.cfg.lateness.as_millis() as i64).max(1_000);
         self.reported_silent
-            .retain(|p| silent.iter().any(|(q, _, _)| q == p));
+            .retain(|p, _| silent.iter().any(|(q, _, _)| q == p));
         for &(p, _, pwm) in &silent {
-            if self.reported_silent.contains(&p) {
+            // Reported stuck: nothing more to say; reported holding the watermark: it may
+            // still turn out stuck.
+            let reported = self.reported_silent.get(&p).copied();
+            if reported == Some(true) || (reported.is_some() && !self.stuck_since.contains_key(&p))
+            {
                 continue;
             }
             let secs = self.cfg.idle_timeout.as_secs_f64();
             let topic = self.source.topic();
-            if self.stuck_since.contains_key(&p) {
+            let stuck_for = self
+                .stuck_since
+                .get(&p)
+                .map(|since| now.duration_since(*since));
+            if stuck_for.is_some_and(|d| d < STUCK_REPORT_AFTER) {
+                // Not yet: a partition can go unserved for a few seconds while the consumer
+                // catches up on the others.
+                continue;
+            }
+            if stuck_for.is_some() {
                 tracing::warn!(
                     topic,
                     partition = p,
@@ -762,10 +780,10 @@ impl<J: Job> JobLane<J> {
             } else {
                 continue;
             }
-            self.reported_silent.insert(p);
+            self.reported_silent.insert(p, stuck_for.is_some());
         }
         for &p in self.source.partitions() {
-            let stuck = self.stuck_since.contains_key(&p) && self.reported_silent.contains(&p);
+            let stuck = self.reported_silent.get(&p) == Some(&true);
             let s = stuck.then(|| StuckPartition {
                 offset: self.positions.get(&p).copied(),
                 lag: self.lags.get(&p).copied(),
@@ -789,7 +807,7 @@ impl<J: Job> JobLane<J> {
             self.tracker.set_behind(p, behind);
             let quiet = self.tracker.quiet_for(p, now).unwrap_or_default();
             if !(behind && reading && quiet >= STUCK_QUIET) {
-                let was_reported = self.reported_silent.contains(&p) || self.tracker.released(p);
+                let was_reported = self.reported_silent.get(&p) == Some(&true);
                 if self.stuck_since.remove(&p).is_some() && was_reported && quiet < STUCK_QUIET {
                     tracing::info!(
                         topic = self.source.topic(),
