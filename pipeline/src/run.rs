@@ -127,8 +127,10 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
 
     let budget = Arc::new(MemoryBudget::new(a.memory_budget.0));
     let metrics_checkpoints = metrics_checkpoints(&cfg, &a)?;
+    let traces_checkpoints = traces_checkpoints(&cfg, &a)?;
     let shared = Shared {
         metrics_checkpoints: metrics_checkpoints.clone(),
+        traces_checkpoints: traces_checkpoints.clone(),
         client,
         actions,
         past: WarmStart::for_run(&cfg)?,
@@ -141,6 +143,9 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     }
     if let Some(c) = &metrics_checkpoints {
         c.report_to(shared.metrics_progress.clone());
+    }
+    if let Some(c) = &traces_checkpoints {
+        c.report_to(shared.traces_progress.clone());
     }
     let reporter = Reporter::start(a.progress_interval, lanes);
 
@@ -163,15 +168,22 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
     if let Some(r) = reporter {
         r.finish();
     }
-    if let Some(c) = &metrics_checkpoints {
+    for (job, c) in [
+        ("metrics", &metrics_checkpoints),
+        ("traces", &traces_checkpoints),
+    ] {
+        let Some(c) = c else {
+            continue;
+        };
         let taken = c.taken();
         if let Some(last) = taken.last() {
             tracing::info!(
+                job,
                 checkpoints = taken.len(),
                 last_epoch = last.epoch,
                 last_bytes = last.bytes,
                 last_millis = last.duration.as_millis() as u64,
-                "metrics checkpoints taken in this run"
+                "checkpoints taken in this run"
             );
         }
         if a.drain && errors.is_empty() {
@@ -195,28 +207,58 @@ pub fn run_with(a: RunArgs, traffic: Option<StartTraffic>) -> Result<(), RunErro
 /// The metrics job's checkpoints: the newest one loaded for the workers to resume from, or
 /// `None` (with the reason logged) when the run takes none.
 fn metrics_checkpoints(cfg: &RunConfig, a: &RunArgs) -> Result<Option<Arc<Checkpoints>>, RunError> {
-    let store = CheckpointStore::new(cfg.metrics_checkpoint_dir());
+    let workers = a.workers.max(1) * a.processes.max(1);
+    job_checkpoints(
+        "metrics",
+        cfg,
+        cfg.metrics_checkpoint_dir(),
+        cfg.metrics_checkpoints_off(a.processes),
+        cfg.metrics_fingerprint(workers),
+        workers,
+    )
+}
+
+/// The trace job's checkpoints (`None` without the trace pipeline or when the run takes none).
+fn traces_checkpoints(cfg: &RunConfig, a: &RunArgs) -> Result<Option<Arc<Checkpoints>>, RunError> {
+    if cfg.spans.is_none() {
+        return Ok(None);
+    }
+    let workers = a.workers.max(1) * a.processes.max(1);
+    job_checkpoints(
+        "traces",
+        cfg,
+        cfg.traces_checkpoint_dir(),
+        cfg.traces_checkpoints_off(a.processes),
+        cfg.traces_fingerprint(workers),
+        workers,
+    )
+}
+
+/// `job`'s checkpoints in `dir` (removed first with --from-scratch), unless `off` says why not.
+fn job_checkpoints(
+    job: &str,
+    cfg: &RunConfig,
+    dir: std::path::PathBuf,
+    off: Option<&'static str>,
+    fingerprint: String,
+    workers: usize,
+) -> Result<Option<Arc<Checkpoints>>, RunError> {
+    let store = CheckpointStore::new(dir);
     if cfg.from_scratch {
         store
             .clear()
             .map_err(|e| RunError::Config(format!("--from-scratch: {e}")))?;
-        tracing::info!(dir = %store.dir().display(), "--from-scratch: checkpoints removed");
+        tracing::info!(job, dir = %store.dir().display(), "--from-scratch: checkpoints removed");
     }
-    if let Some(why) = cfg.metrics_checkpoints_off(a.processes) {
+    if let Some(why) = off {
         tracing::info!(
+            job,
             reason = why,
-            "no checkpoints of the metrics job: a restart replays from the committed offsets"
+            "no checkpoints of this job: a restart replays from the committed offsets"
         );
         return Ok(None);
     }
-    let workers = a.workers.max(1) * a.processes.max(1);
-    Checkpoints::open(
-        "metrics",
-        store,
-        cfg.checkpoint_interval,
-        workers,
-        cfg.metrics_fingerprint(workers),
-    )
-    .map(Some)
-    .map_err(|e| RunError::Config(e.to_string()))
+    Checkpoints::open(job, store, cfg.checkpoint_interval, workers, fingerprint)
+        .map(Some)
+        .map_err(|e| RunError::Config(e.to_string()))
 }

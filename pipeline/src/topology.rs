@@ -38,6 +38,8 @@ pub struct Shared {
     pub traces_progress: Arc<Progress>,
     /// The metrics job's checkpoints, when it takes them.
     pub metrics_checkpoints: Option<Arc<Checkpoints>>,
+    /// The trace job's checkpoints, when it takes them.
+    pub traces_checkpoints: Option<Arc<Checkpoints>>,
 }
 
 /// The sinks of the trace job's tables, each the standard pair of its topic.
@@ -167,13 +169,14 @@ pub fn worker_lanes(
     )?;
     let mut lanes: Vec<Box<dyn Lane>> = vec![Box::new(metrics)];
     if let Some(job) = span_job(cfg, &outputs, shared)? {
-        let spans = JobLane::new(
+        let spans = JobLane::with_checkpoints(
             worker,
             &cfg.lanes,
             job,
             source(cfg, shared, &cfg.topics.spans, worker)?,
             dead_letters(cfg, shared)?,
             shared.traces_progress.clone(),
+            shared.traces_checkpoints.clone(),
         )?;
         lanes.push(Box::new(spans));
     }

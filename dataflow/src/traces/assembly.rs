@@ -140,6 +140,50 @@ impl TraceAssembler {
         }
     }
 
+    /// The assembler's state as bytes, for a checkpoint: its open traces and the traces it
+    /// emitted within the horizon, each in trace order. As JSON: a span's serialised form is
+    /// its wire format, which leaves out fields at their defaults (bincode cannot read that).
+    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut open: Vec<_> = self
+            .open
+            .iter()
+            .map(|(id, o)| (*id, &o.spans, o.last_ms, o.fragment, o.straggler))
+            .collect();
+        open.sort_by_key(|o| o.0);
+        let mut emitted: Vec<_> = self.emitted.iter().map(|(id, e)| (*id, *e)).collect();
+        emitted.sort_by_key(|e| e.0);
+        serde_json::to_vec(&(open, emitted))
+    }
+
+    /// An assembler with the bounds of `cfg` and the state a [`Self::snapshot`] took.
+    pub fn restored(cfg: AssemblyConfig, bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        type Kept = (
+            Vec<(TraceId, Vec<Span>, i64, u32, bool)>,
+            Vec<(TraceId, (u32, bool, i64))>,
+        );
+        let (open, emitted): Kept = serde_json::from_slice(bytes)?;
+        let mut a = TraceAssembler::new(cfg);
+        for (id, spans, last_ms, fragment, straggler) in open {
+            a.deadlines.insert((last_ms + cfg.idle_ms, id), ());
+            a.held += spans.len();
+            a.bytes += spans.iter().map(span_bytes).sum::<usize>();
+            a.open.insert(
+                id,
+                Open {
+                    spans,
+                    last_ms,
+                    fragment,
+                    straggler,
+                },
+            );
+        }
+        for (id, e) in emitted {
+            a.expiry.insert((e.2, id), ());
+            a.emitted.insert(id, e);
+        }
+        Ok(a)
+    }
+
     /// Estimated bytes of the spans held ([`span_bytes`]), and the open traces' entries.
     pub fn held_bytes(&self) -> usize {
         self.bytes + self.open.len() * (std::mem::size_of::<(TraceId, Open)>() + 64)

@@ -47,7 +47,7 @@ use crate::engine::sink::{tracked_sink as sink, SinkState};
 use crate::models::anomaly::{anomaly_stage, StateInputs};
 use crate::models::config::ModelConfig;
 use crate::ops::aggregate::window_start;
-use crate::ops::window::{delayed_window_operator, window_operator};
+use crate::ops::window::checkpointed_window_operator;
 use crate::traces::assembly::{AssembledTrace, AssemblyConfig};
 use crate::traces::links::{link_operator, trace_links, LinkHalf};
 use crate::traces::map_view::current_map;
@@ -416,7 +416,8 @@ impl Job for SpanJob {
             .map(|p| p.flat_map(SpanInput::into_red))
             .expect("three parts");
 
-        let red = window_operator(red, ctx.horizon_ms, ctx.held());
+        let red =
+            checkpointed_window_operator(red, ctx.horizon_ms, 0, ctx.held(), ctx.checkpoint("Red"));
         let mut red_done = sink(red.clone(), sinks.red, 0, ctx, &mut states);
         if let Some(stage) = self.anomalies.take() {
             if let Some(scores) = anomaly_stage(red, &stage.config, stage.inputs) {
@@ -424,14 +425,22 @@ impl Job for SpanJob {
             }
         }
 
-        let slo = window_operator(slo, ctx.horizon_ms, ctx.held());
+        let slo =
+            checkpointed_window_operator(slo, ctx.horizon_ms, 0, ctx.held(), ctx.checkpoint("Slo"));
         let slo = burn_operator(
             slo,
             SloTrackers::new(self.objectives.clone(), size, cfg.burn),
+            ctx.checkpoint("SloBurn"),
         );
         let slo_done = sink(slo, sinks.slo, 0, ctx, &mut states);
 
-        let traces = assemble_traces(spans, cfg.assembly, ctx.held(), ctx.progress.budget.clone());
+        let traces = assemble_traces(
+            spans,
+            cfg.assembly,
+            ctx.held(),
+            ctx.progress.budget.clone(),
+            ctx.checkpoint("AssembleTraces"),
+        );
         let peers = cfg.peer_attributes.clone();
         let mut outs =
             trace_outputs(traces, size, alpha, cfg.max_share_rows, peers).partition(4, |x| {
@@ -460,12 +469,36 @@ impl Job for SpanJob {
             .map(|p| p.flat_map(TraceOut::into_path))
             .expect("four parts");
         let path_done = sink(paths, sinks.critical_path, delay, ctx, &mut states);
-        let shares = delayed_window_operator(shares, ctx.horizon_ms, delay, ctx.held());
+        let shares = checkpointed_window_operator(
+            shares,
+            ctx.horizon_ms,
+            delay,
+            ctx.held(),
+            ctx.checkpoint("Shares"),
+        );
         let share_done = sink(shares, sinks.critical_path_share, delay, ctx, &mut states);
         // Producer → consumer pairs across traces, each in time for its window.
-        let edges = edges.concat(link_operator(links, size, alpha, delay));
-        let edges = delayed_window_operator(edges, ctx.horizon_ms, delay, ctx.held());
-        let current = current_map(edges.clone(), cfg.map_horizon_ms, alpha);
+        let edges = edges.concat(link_operator(
+            links,
+            size,
+            alpha,
+            delay,
+            ctx.checkpoint("SpanLinks"),
+        ));
+        let edges = checkpointed_window_operator(
+            edges,
+            ctx.horizon_ms,
+            delay,
+            ctx.held(),
+            ctx.checkpoint("Edges"),
+        );
+        let current = current_map(
+            edges.clone(),
+            cfg.map_horizon_ms,
+            alpha,
+            ctx.checkpoint("MapWindows"),
+            ctx.checkpoint("MapChanges"),
+        );
         let edges = edges.map(EdgeWindow::into_edge);
         let mut map_done = sink(edges.clone(), sinks.service_map, delay, ctx, &mut states);
         if let Some(stage) = self.circuits.take() {

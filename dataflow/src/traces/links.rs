@@ -30,6 +30,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::ops::aggregate::window_start;
 use crate::ops::stash::{next_passed, stash_input, Stash};
 use crate::traces::service_map::{Edge, EdgeCall, EdgePartial, MapWindow, USER};
@@ -145,7 +146,7 @@ pub fn trace_links(spans: &[Span], trace_end_ms: i64) -> Vec<LinkHalf> {
 }
 
 /// A consumer half waiting for its producer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Waiting {
     side: Side,
     span_id: u64,
@@ -156,7 +157,7 @@ struct Waiting {
 }
 
 /// A producer half waiting for consumers (a message can be consumed by several groups).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Produced {
     side: Side,
     trace_end_ms: i64,
@@ -240,6 +241,34 @@ impl LinkJoin {
                 Some(deadline)
             }
         }
+    }
+
+    /// The halves waiting, as bytes for a checkpoint (in key order).
+    pub(crate) fn snapshot(&self) -> Result<Vec<u8>, bincode::Error> {
+        let mut producers: Vec<_> = self.producers.iter().collect();
+        producers.sort_by_key(|p| p.0);
+        let mut consumers: Vec<_> = self.consumers.iter().collect();
+        consumers.sort_by_key(|c| c.0);
+        bincode::serialize(&(producers, consumers, &self.expiry))
+    }
+
+    /// This (empty) join with the halves a [`Self::snapshot`] took.
+    pub(crate) fn restored(mut self, bytes: &[u8]) -> Result<Self, bincode::Error> {
+        type Kept = (
+            Vec<(LinkKey, Produced)>,
+            Vec<(LinkKey, Vec<Waiting>)>,
+            BTreeMap<u64, Vec<LinkKey>>,
+        );
+        let (producers, consumers, expiry): Kept = bincode::deserialize(bytes)?;
+        self.producers = producers.into_iter().collect();
+        self.consumers = consumers.into_iter().collect();
+        self.expiry = expiry;
+        Ok(self)
+    }
+
+    /// The deadlines halves wait for.
+    pub(crate) fn deadlines(&self) -> impl Iterator<Item = u64> + '_ {
+        self.expiry.keys().copied()
     }
 
     /// The earliest deadline still held.
@@ -328,13 +357,27 @@ pub fn link_operator<'s>(
     size_s: u32,
     alpha: f64,
     delay_ms: i64,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, EdgePartial> {
     let pact = Exchange::new(|h: &LinkHalf| (h.key.0 as u64) ^ ((h.key.0 >> 64) as u64) ^ h.key.1);
-    halves.unary_frontier(pact, "SpanLinks", move |_cap, _info| {
+    let scope = halves.scope();
+    halves.unary_frontier(pact, "SpanLinks", move |cap, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
         let mut join = LinkJoin::new(size_s, delay_ms);
+        if let Some(bytes) = checkpoint.as_ref().and_then(|c| c.restored()) {
+            match LinkJoin::new(size_s, delay_ms).restored(bytes) {
+                Ok(j) => join = j,
+                Err(e) => tracing::error!(error = %e, "span links in the checkpoint unreadable; starting empty"),
+            }
+        }
         let mut stash: Stash<LinkHalf> = Stash::new();
-        // A capability at each deadline a half waits for.
-        let mut held: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+        // A capability at each deadline a half waits for (the restored ones' from the
+        // operator's first capability).
+        let mut held: BTreeMap<u64, Capability<u64>> =
+            join.deadlines().map(|d| (d, cap.delayed(&d))).collect();
+        drop(cap);
         let mut calls = Vec::new();
         let partials = move |calls: &mut Vec<EdgeCall>| -> Vec<EdgePartial> {
             calls
@@ -357,6 +400,14 @@ pub fn link_operator<'s>(
                     .map(|(&t, _)| t)
                     .filter(|t| !f.less_equal(t));
                 let due = join.next_deadline().filter(|d| !f.less_equal(d));
+                // A checkpoint due before the next event: every earlier one applied.
+                let next = match (batch_t, due) {
+                    (Some(t), Some(d)) => Some(t.min(d)),
+                    (t, d) => t.or(d),
+                };
+                if let (Some(c), Some(next)) = (checkpoint.as_mut(), next) {
+                    c.deposit_due(next, |_| join.snapshot());
+                }
                 match (batch_t, due) {
                     (Some(t), d) if d.is_none_or(|d| t <= d) => {
                         let Some((cap, mut batch)) = next_passed(&mut stash, f) else {
@@ -391,6 +442,9 @@ pub fn link_operator<'s>(
                     }
                     _ => break,
                 }
+            }
+            if let Some(c) = checkpoint.as_mut() {
+                c.deposit_due(f.first().copied().unwrap_or(u64::MAX), |_| join.snapshot());
             }
             // Capabilities of deadlines no half waits for any more.
             held.retain(|d, _| join.expiry.contains_key(d));
@@ -515,5 +569,63 @@ mod tests {
         assert!(h
             .iter()
             .all(|h| matches!(h.side, LinkSide::Consumer { entry: false, .. })));
+    }
+
+    /// A checkpoint of the join (issue 30): restored from its snapshot, it pairs, expires and
+    /// reports unmatched entries exactly as the join that was never stopped.
+    #[test]
+    fn a_join_restored_from_its_snapshot_goes_on_as_the_original() {
+        let producer = span(1, 11, SpanKind::Producer, "orders", 1_000, 4);
+        let mut consumer = span(2, 21, SpanKind::Consumer, "billing", 2_000, 30);
+        consumer.links.push(SpanLink {
+            trace_id: TraceId(1),
+            span_id: SpanId(11),
+        });
+        let mut orphan = span(3, 31, SpanKind::Consumer, "billing", 3_000, 7);
+        orphan.links.push(SpanLink {
+            trace_id: TraceId(9),
+            span_id: SpanId(99),
+        });
+        let p = trace_links(std::slice::from_ref(&producer), 1_004);
+        let c = trace_links(std::slice::from_ref(&consumer), 2_030);
+        let o = trace_links(std::slice::from_ref(&orphan), 3_007);
+        let mut original = LinkJoin::new(10, 5_000);
+        let mut out = Vec::new();
+        assert!(original.add(1_100, o[0].clone(), &mut out).is_some());
+        assert!(original.add(1_200, p[0].clone(), &mut out).is_some());
+        assert_eq!(original.waiting(), (1, 1));
+        let bytes = original.snapshot().unwrap();
+        let mut restored = LinkJoin::new(10, 5_000).restored(&bytes).unwrap();
+        assert_eq!(restored.waiting(), (1, 1));
+        assert_eq!(
+            restored.deadlines().collect::<Vec<_>>(),
+            original.deadlines().collect::<Vec<_>>()
+        );
+        let play = |j: &mut LinkJoin| {
+            let mut out = Vec::new();
+            j.add(2_500, c[0].clone(), &mut out);
+            while let Some(d) = j.next_deadline() {
+                j.expire(d, &mut out);
+            }
+            out.iter()
+                .map(|e| {
+                    (
+                        e.edge.client.clone(),
+                        e.edge.server.clone(),
+                        e.weight,
+                        e.end_ms,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let want = play(&mut original);
+        assert_eq!(
+            want,
+            [
+                ("orders".to_string(), "billing".to_string(), 1, 2_030),
+                ("user".to_string(), "billing".to_string(), 1, 3_007),
+            ]
+        );
+        assert_eq!(play(&mut restored), want);
     }
 }

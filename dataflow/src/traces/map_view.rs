@@ -16,7 +16,9 @@ use apo_schemas::service_map::ServiceMapCurrent;
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::ops::sketch::{DDSketch, SketchBins};
+use crate::ops::stash::{next_passed, stash_input, Stash};
 use crate::traces::service_map::EdgeWindow;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -25,6 +27,9 @@ use timely::dataflow::StreamVec;
 
 /// client, server, connection type.
 type Edge = (String, String, String);
+
+/// A window present in the map: (edge, window start) → its value and when it retires.
+type Present = ((Edge, i64), (WindowCalls, u64));
 
 /// A change of an edge's totals: +1 for the new value, −1 for the old.
 type Change = ((Edge, EdgeTotals), isize);
@@ -102,24 +107,74 @@ impl EdgeTotals {
 /// The current map's changes from closed edge windows. `horizon_ms`: how long a window stays
 /// in the map after it closes.
 /// `alpha`: the relative accuracy of the edges' latency sketches.
+///
+/// With checkpoints (`windows_checkpoint` for the windows present, `changes_checkpoint` for the
+/// totals last given per edge), a restored run puts the windows present back into the
+/// collection at the checkpoint's time, with their retractions where they were, and gives
+/// rows at that time only for edges whose totals differ from the ones last given before it:
+/// the same rows as a run that was never stopped.
 pub fn current_map<'s>(
     edges: StreamVec<'s, u64, EdgeWindow>,
     horizon_ms: i64,
     alpha: f64,
+    mut windows_checkpoint: Option<OperatorCheckpoint>,
+    mut changes_checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, ServiceMapCurrent> {
     let horizon = horizon_ms.max(1) as u64;
+    let scope = edges.scope();
     // 1. Windows in and (later) out of the collection.
-    let updates = edges.unary_frontier(Pipeline, "MapWindows", move |_, _| {
+    let updates = edges.unary_frontier(Pipeline, "MapWindows", move |cap, info| {
+        if let Some(c) = &windows_checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
         // Present value and retirement time of each (edge, window).
         let mut present: HashMap<(Edge, i64), (WindowCalls, u64)> = HashMap::new();
+        // The windows of the restored checkpoint, given back at its time on the first run.
+        let mut restore: Option<(Capability<u64>, Vec<Present>)> = None;
+        if let Some(bytes) = windows_checkpoint.as_ref().and_then(|c| c.restored()) {
+            type Kept = (u64, Vec<Present>);
+            match bincode::deserialize::<Kept>(bytes) {
+                Ok((t, kept)) => restore = Some((cap.delayed(&t), kept)),
+                Err(e) => tracing::error!(error = %e, "current service map in the checkpoint unreadable; starting empty"),
+            }
+        }
+        drop(cap);
+        let mut stash: Stash<EdgeWindow> = Stash::new();
         move |(input, frontier), output| {
-            input.for_each(|cap, data| {
-                let Some(cap) = cap.retain_least(0) else {
-                    return;
-                };
+            if let Some((cap, kept)) = restore.take() {
                 let t = *cap.time();
                 let mut session = output.session(&cap);
-                for w in data.drain(..) {
+                for (slot, (value, retire)) in kept {
+                    session.give(((slot.0.clone(), value.clone()), t, 1isize));
+                    session.give(((slot.0.clone(), value.clone()), retire, -1isize));
+                    present.insert(slot, (value, retire));
+                }
+            }
+            stash_input(input, &mut stash);
+            let f = frontier.frontier();
+            let mut deposit_before = |next: u64, present: &HashMap<(Edge, i64), (WindowCalls, u64)>| {
+                if let Some(c) = windows_checkpoint.as_mut() {
+                    c.deposit_due(next, |time| {
+                        // In window order, without those retired by then.
+                        let mut kept: Vec<_> = present
+                            .iter()
+                            .filter(|(_, (_, retire))| *retire > time)
+                            .collect();
+                        kept.sort_by(|a, b| a.0.cmp(b.0));
+                        bincode::serialize(&(time, kept))
+                    });
+                }
+            };
+            while let Some(&t) = stash.keys().next() {
+                if f.less_equal(&t) {
+                    break;
+                }
+                deposit_before(t, &present);
+                let Some((cap, batch)) = next_passed(&mut stash, f) else {
+                    break;
+                };
+                let mut session = output.session(&cap);
+                for w in batch {
                     let e = &w.edge;
                     let edge = (
                         e.client.clone(),
@@ -144,8 +199,9 @@ pub fn current_map<'s>(
                     session.give(((edge, value.clone()), retire, -1isize));
                     present.insert(slot, (value, retire));
                 }
-            });
-            let upto = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+            }
+            let upto = f.first().copied().unwrap_or(u64::MAX);
+            deposit_before(upto, &present);
             present.retain(|_, (_, retire)| *retire > upto);
         }
     });
@@ -157,9 +213,28 @@ pub fn current_map<'s>(
         ));
     });
     // 3. Changes of the totals as rows, once their time is complete.
+    let scope = totals.inner.scope();
     totals
         .inner
-        .unary_frontier(Pipeline, "MapChanges", move |_, _| {
+        .unary_frontier(Pipeline, "MapChanges", move |cap, info| {
+            if let Some(c) = &changes_checkpoint {
+                c.wake_with(scope.activator_for(info.address.clone()));
+            }
+            // The totals last given per edge.
+            let mut current: BTreeMap<Edge, EdgeTotals> = BTreeMap::new();
+            // Restored: the checkpoint's time (a capability at it) and the totals given before
+            // it, against which the first changes at that time are judged.
+            let mut restored: Option<(Capability<u64>, BTreeMap<Edge, EdgeTotals>)> = None;
+            if let Some(bytes) = changes_checkpoint.as_ref().and_then(|c| c.restored()) {
+                match bincode::deserialize::<(u64, BTreeMap<Edge, EdgeTotals>)>(bytes) {
+                    Ok((t, before)) => {
+                        current = before.clone();
+                        restored = Some((cap.delayed(&t), before));
+                    }
+                    Err(e) => tracing::error!(error = %e, "current service map totals in the checkpoint unreadable; starting empty"),
+                }
+            }
+            drop(cap);
             let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Change>)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
@@ -171,12 +246,33 @@ pub fn current_map<'s>(
                             .push((d, r));
                     }
                 });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.frontier().less_equal(entry.key()) {
-                        break;
+                let f = frontier.frontier();
+                loop {
+                    let next = stash.first_key_value().map(|(&t, _)| t);
+                    // The restored time passed without changes: every edge given before it
+                    // has left the map.
+                    if let Some((rcap, before)) = restored.as_ref() {
+                        let t = *rcap.time();
+                        if next.is_none_or(|n| n > t) && !f.less_equal(&t) {
+                            let rows: Vec<ServiceMapCurrent> = before
+                                .keys()
+                                .map(|edge| row(edge.clone(), None, t, horizon, alpha))
+                                .collect();
+                            current.clear();
+                            output.session(rcap).give_iterator(rows.into_iter());
+                            restored = None;
+                            continue;
+                        }
                     }
-                    let t = *entry.key();
-                    let (cap, changes) = entry.remove();
+                    let Some(t) = next.filter(|t| !f.less_equal(t)) else {
+                        break;
+                    };
+                    if let Some(c) = changes_checkpoint.as_mut() {
+                        c.deposit_due(t, |time| bincode::serialize(&(time, &current)));
+                    }
+                    let Some((cap, changes)) = stash.remove(&t) else {
+                        break;
+                    };
                     let mut by_edge: BTreeMap<Edge, (Option<EdgeTotals>, bool)> = BTreeMap::new();
                     for ((edge, totals), r) in changes {
                         let e = by_edge.entry(edge).or_insert((None, false));
@@ -186,11 +282,37 @@ pub fn current_map<'s>(
                             e.1 = true;
                         }
                     }
+                    // At the restored time, the collection was rebuilt: an edge's totals are a
+                    // change only where they differ from those given before it.
+                    if let Some((rcap, before)) = restored.take_if(|(c, _)| *c.time() == t) {
+                        drop(rcap);
+                        for (edge, was) in before {
+                            match by_edge.get(&edge) {
+                                Some((Some(now), _)) if *now == was => {
+                                    by_edge.remove(&edge);
+                                }
+                                Some(_) => {}
+                                None => {
+                                    by_edge.insert(edge, (None, true));
+                                }
+                            }
+                        }
+                    }
                     let rows: Vec<ServiceMapCurrent> = by_edge
                         .into_iter()
-                        .map(|(edge, (now, _))| row(edge, now, t, horizon, alpha))
+                        .map(|(edge, (now, _))| {
+                            match &now {
+                                Some(totals) => current.insert(edge.clone(), totals.clone()),
+                                None => current.remove(&edge),
+                            };
+                            row(edge, now, t, horizon, alpha)
+                        })
                         .collect();
                     output.session(&cap).give_iterator(rows.into_iter());
+                }
+                if let Some(c) = changes_checkpoint.as_mut() {
+                    let upto = f.first().copied().unwrap_or(u64::MAX);
+                    c.deposit_due(upto, |time| bincode::serialize(&(time, &current)));
                 }
             }
         })

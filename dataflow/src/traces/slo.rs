@@ -195,6 +195,9 @@ impl BurnConfig {
     }
 }
 
+/// (start, events, bad) of a window or an hour.
+pub type Sums = (i64, u64, u64);
+
 /// Spans up to this long are summed window by window; longer ones by the hour.
 const FINE_MS: i64 = 6 * HOUR;
 
@@ -240,6 +243,18 @@ impl BurnTracker {
             history: VecDeque::new(),
             hours: VecDeque::new(),
         }
+    }
+
+    /// What a checkpoint keeps of the tracker: its trailing windows and hours.
+    pub fn history(&self) -> (&VecDeque<Sums>, &VecDeque<Sums>) {
+        (&self.history, &self.hours)
+    }
+
+    /// The tracker with the trailing windows and hours of a checkpoint ([`Self::history`]).
+    pub fn with_history(mut self, history: VecDeque<Sums>, hours: VecDeque<Sums>) -> Self {
+        self.history = history;
+        self.hours = hours;
+        self
     }
 
     /// Windows in a trailing span (at least one).

@@ -7,7 +7,7 @@
 //! A revision of a window (late spans) revises that window's state; states already given for
 //! later windows keep the burn rates they had (a page or ticket is not taken back).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use apo_schemas::slo::SloState;
@@ -17,6 +17,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::ops::stash::{stash_input, Stash};
 use crate::traces::red::RedWindow;
 use crate::traces::slo::{BurnConfig, BurnTracker, Objective};
@@ -102,6 +103,43 @@ impl SloTrackers {
         }
     }
 
+    /// The trackers as bytes, for a checkpoint: per (objective, service), in that order, the
+    /// trailing windows and hours.
+    pub fn snapshot(&self) -> Result<Vec<u8>, bincode::Error> {
+        let mut kept: Vec<_> = self
+            .trackers
+            .iter()
+            .map(|(k, t)| {
+                let (history, hours) = t.history();
+                (k, history, hours)
+            })
+            .collect();
+        kept.sort_by(|a, b| a.0.cmp(b.0));
+        bincode::serialize(&kept)
+    }
+
+    /// Trackers of the same objectives with the state a [`SloTrackers::snapshot`] took.
+    pub fn restored(&self, bytes: &[u8]) -> Result<Self, bincode::Error> {
+        let mut out = SloTrackers::new(self.objectives.clone(), self.window_s, self.cfg);
+        type Kept = Vec<(
+            (usize, String),
+            VecDeque<(i64, u64, u64)>,
+            VecDeque<(i64, u64, u64)>,
+        )>;
+        let kept: Kept = bincode::deserialize(bytes)?;
+        for ((objective, service), history, hours) in kept {
+            let Some(o) = self.objectives.get(objective) else {
+                return Err(Box::new(bincode::ErrorKind::Custom(format!(
+                    "objective {objective} of the checkpoint is not configured"
+                ))));
+            };
+            let t = BurnTracker::new(o.clone(), &service, self.window_s, self.cfg)
+                .with_history(history, hours);
+            out.trackers.insert((objective, service), t);
+        }
+        Ok(out)
+    }
+
     /// The state of a closed window (revision 1, in window order per pair) or of a revision.
     pub fn apply(&mut self, c: &SloCounts) -> Option<SloState> {
         let objective = self.objectives.get(c.objective)?.clone();
@@ -120,19 +158,41 @@ impl SloTrackers {
 
 /// States of the closed windows' counts, applied in time order (and window order within a
 /// time). Pipelined after the window operator: a service's windows all close on the worker
-/// owning it.
+/// owning it. With `checkpoint`, the trackers are restored from the job's checkpoint and
+/// deposited at each checkpoint's time with every batch before it applied.
 pub fn burn_operator<'s>(
     counts: StreamVec<'s, u64, SloCounts>,
-    mut trackers: SloTrackers,
+    trackers: SloTrackers,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, SloState> {
-    counts.unary_frontier(Pipeline, "SloBurn", move |_, _| {
+    let scope = counts.scope();
+    counts.unary_frontier(Pipeline, "SloBurn", move |_, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
+        let mut trackers = match checkpoint.as_ref().and_then(|c| c.restored()) {
+            None => trackers,
+            Some(bytes) => match trackers.restored(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "SLO burn state in the checkpoint unreadable; starting empty");
+                    trackers
+                }
+            },
+        };
         let mut stash: Stash<SloCounts> = BTreeMap::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
+            let mut deposit_before = |next: u64, trackers: &SloTrackers| {
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(next, |_| trackers.snapshot());
+                }
+            };
             while let Some(entry) = stash.first_entry() {
                 if frontier.frontier().less_equal(entry.key()) {
                     break;
                 }
+                deposit_before(*entry.key(), &trackers);
                 let (cap, mut batch) = entry.remove();
                 batch.sort_by(|a, b| {
                     (a.window_start, a.revision, a.objective, &a.service).cmp(&(
@@ -146,6 +206,10 @@ pub fn burn_operator<'s>(
                     batch.iter().filter_map(|c| trackers.apply(c)).collect();
                 output.session(&cap).give_iterator(states.into_iter());
             }
+            deposit_before(
+                frontier.frontier().first().copied().unwrap_or(u64::MAX),
+                &trackers,
+            );
         }
     })
 }
@@ -187,5 +251,47 @@ mod tests {
         p.add(&span(SpanStatus::Ok, 4), &objectives);
         p.add(&span(SpanStatus::Ok, 1), &objectives);
         assert_eq!(p.counts[&errors], (15, 10));
+    }
+
+    /// A checkpoint of the burn trackers (issue 30): restored from their snapshot, they give
+    /// the states (burn rates over the trailing windows, the budget left) the trackers that
+    /// were never stopped give, for new windows and for revisions of old ones.
+    #[test]
+    fn trackers_restored_from_their_snapshot_go_on_as_the_originals() {
+        let objectives = Rc::new(default_objectives());
+        let counts = |objective: usize, i: i64, bad: u64, revision: u32| SloCounts {
+            objective,
+            service: format!("svc-{}", i % 3),
+            window_start: 1_700_000_000_000 + i * 60_000,
+            events: 1_000,
+            bad,
+            revision,
+        };
+        let mut original = SloTrackers::new(objectives.clone(), 60, BurnConfig::default());
+        for i in 0..400 {
+            for o in 0..objectives.len() {
+                original.apply(&counts(o, i, (i as u64 * 7) % 50, 1));
+            }
+        }
+        let bytes = original.snapshot().unwrap();
+        let mut restored = original.restored(&bytes).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), bytes);
+        let next: Vec<SloCounts> = (400..500)
+            .flat_map(|i| (0..objectives.len()).map(move |o| (o, i)))
+            .map(|(o, i)| counts(o, i, (i as u64 * 3) % 40, 1))
+            .chain([counts(0, 450, 999, 2)])
+            .collect();
+        let want: Vec<SloState> = next.iter().filter_map(|c| original.apply(c)).collect();
+        let got: Vec<SloState> = next.iter().filter_map(|c| restored.apply(c)).collect();
+        assert_eq!(want.len(), next.len());
+        assert_eq!(got, want);
+        let fresh: Vec<SloState> = {
+            let mut empty = SloTrackers::new(objectives.clone(), 60, BurnConfig::default());
+            next.iter().filter_map(|c| empty.apply(c)).collect()
+        };
+        assert_ne!(
+            fresh, want,
+            "the history matters: an empty start gives other states"
+        );
     }
 }

@@ -165,3 +165,63 @@ fn shedding_emits_the_traces_nearest_their_deadline_until_a_tenth_is_gone() {
     assert_eq!(summary(&out), [(7, 1, false, Emitted::MemoryBound, 0)]);
     assert_eq!((small.held_spans(), small.held_bytes()), (0, 0));
 }
+
+/// A checkpoint of the assembler (issue 30): restored from its snapshot at any point, it goes
+/// on exactly as the one that was never stopped — open traces, fragment numbers, stragglers of
+/// traces already emitted.
+#[test]
+fn an_assembler_restored_from_its_snapshot_goes_on_as_the_original() {
+    // Trace 1 in fragments of 2, trace 2 complete then a straggler, trace 3 open.
+    let first: Vec<Span> = vec![
+        span(1, 1, 100),
+        span(1, 2, 150),
+        span(1, 3, 180),
+        span(2, 4, 200),
+        span(3, 5, 900),
+    ];
+    let rest: Vec<(Option<Span>, i64)> = vec![
+        (None, 1_500),              // trace 2 completes, trace 1's last fragment goes
+        (Some(span(2, 6, 250)), 0), // a straggler of trace 2
+        (Some(span(3, 7, 950)), 0),
+        (None, 2_000),
+        (Some(span(2, 8, 260)), 0), // after the straggler went
+        (None, 70_000),
+        (Some(span(2, 9, 270)), 0),
+        (None, 80_000),
+    ];
+    let play = |a: &mut TraceAssembler| {
+        let mut out = Vec::new();
+        for (s, wm) in rest.clone() {
+            match s {
+                Some(s) => a.add(s, &mut out),
+                None => a.advance(wm, &mut out),
+            }
+        }
+        out
+    };
+    let mut original = TraceAssembler::new(cfg(2, 1000));
+    let mut out = Vec::new();
+    for s in first {
+        original.add(s, &mut out);
+    }
+    assert_eq!(summary(&out), [(1, 2, false, Emitted::SizeBound, 0)]);
+    let bytes = original.snapshot().unwrap();
+    let mut restored = TraceAssembler::restored(cfg(2, 1000), &bytes).unwrap();
+    assert_eq!(restored.held_spans(), original.held_spans());
+    assert_eq!(restored.open_traces(), 3);
+    let want = play(&mut original);
+    assert_eq!(
+        summary(&want),
+        [
+            (1, 1, false, Emitted::Idle, 1),
+            (2, 1, true, Emitted::Idle, 0),
+            (3, 2, false, Emitted::SizeBound, 0),
+            (2, 1, false, Emitted::Straggler, 1),
+            (2, 1, false, Emitted::Straggler, 2),
+            // still remembered: the straggler at 70 000 is kept for the 60 s horizon
+            (2, 1, false, Emitted::Straggler, 3),
+        ]
+    );
+    assert_eq!(play(&mut restored), want);
+    assert_eq!(restored.snapshot().unwrap(), original.snapshot().unwrap());
+}

@@ -71,7 +71,7 @@ fn sums_over_the_horizon_revises_and_retracts() {
         let mut input: InputHandleVec<u64, EdgeWindow> = InputHandleVec::new();
         let probe: ProbeHandle<u64> = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            current_map(input.to_stream(scope), 2 * MIN, 0.01)
+            current_map(input.to_stream(scope), 2 * MIN, 0.01, None, None)
                 .inspect(move |r: &ServiceMapCurrent| {
                     out.lock().unwrap().push((
                         (

@@ -63,7 +63,7 @@ fn run(workers: usize, spans: Vec<Span>) -> Vec<AssembledTrace> {
             };
             let held = std::rc::Rc::new(apo_dataflow::Held::default());
             let budget = apo_dataflow::MemoryBudget::unlimited();
-            assemble_traces(input.to_stream(scope), cfg, held, budget)
+            assemble_traces(input.to_stream(scope), cfg, held, budget, None)
                 .inspect(move |t: &AssembledTrace| sink.lock().unwrap().push(t.clone()))
                 .probe_with(&probe);
         });

@@ -156,12 +156,21 @@ impl RunConfig {
         self.data_dir.join("checkpoints").join("metrics")
     }
 
-    /// Why the metrics job takes no checkpoints (`None`: it takes them).
-    pub fn metrics_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
+    /// Why no job of this run takes checkpoints (`None`: each may).
+    fn checkpoints_off(&self, processes: usize) -> Option<&'static str> {
         if self.checkpoint_interval.is_zero() {
             Some("--checkpoint-interval 0s")
         } else if processes > 1 {
             Some("checkpoints are taken in one process for now (-n 1)")
+        } else {
+            None
+        }
+    }
+
+    /// Why the metrics job takes no checkpoints (`None`: it takes them).
+    pub fn metrics_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
+        if let Some(why) = self.checkpoints_off(processes) {
+            Some(why)
         } else if self.models.is_some() {
             Some("the models' state is not checkpointed yet")
         } else if self.planner.is_some() {
@@ -187,6 +196,45 @@ impl RunConfig {
             m.series_limits,
             m.series_attributes(),
             m.cumulative,
+        )
+    }
+
+    /// Where the trace job's checkpoints go.
+    pub fn traces_checkpoint_dir(&self) -> PathBuf {
+        self.data_dir.join("checkpoints").join("traces")
+    }
+
+    /// Why the trace job takes no checkpoints (`None`: it takes them).
+    pub fn traces_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
+        if let Some(why) = self.checkpoints_off(processes) {
+            Some(why)
+        } else if self
+            .models
+            .as_ref()
+            .is_some_and(|m| m.anomaly_model.is_some())
+        {
+            Some("the anomaly model's state (RED scores) is not checkpointed yet")
+        } else if self
+            .planner
+            .as_ref()
+            .is_some_and(|(c, _)| !c.circuit.is_empty())
+        {
+            Some("the circuit breakers' state is not checkpointed yet")
+        } else {
+            None
+        }
+    }
+
+    /// What the trace job's state depends on: a checkpoint taken under other settings is
+    /// refused.
+    pub fn traces_fingerprint(&self, workers: usize) -> String {
+        format!(
+            "traces workers={workers} topic={} lateness={:?} horizon={:?} idle={:?} {:?}",
+            self.topics.spans,
+            self.lanes.lateness,
+            self.lanes.horizon,
+            self.lanes.idle_policy,
+            self.spans,
         )
     }
 

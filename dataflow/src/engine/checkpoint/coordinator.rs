@@ -601,7 +601,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let loaded = store.load_newest().unwrap().unwrap();
-        let lanes: Vec<(usize, Vec<(i32, i64)>, u64)> = loaded
+        let lanes: Vec<_> = loaded
             .manifest
             .lanes
             .iter()
