@@ -2,8 +2,9 @@
 # Runs every test of APO against a real Kafka-protocol broker.
 #
 # Installs the `tansu` broker from crates.io when it is missing (about 15 minutes to build once on
-# 2 cores), starts it on a free loopback port with sqlite storage, creates the default topics,
-# runs the whole workspace's tests with APO_TEST_BROKERS pointing at it, and stops it.
+# 2 cores) and moto's S3 server from PyPI (for the object-store checkpoint test), starts the broker
+# on a free loopback port with sqlite storage, creates the default topics, runs the whole
+# workspace's tests with APO_TEST_BROKERS pointing at it, and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -26,6 +27,13 @@ if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# An S3-compatible server for the checkpoint test of --checkpoint-url s3://… (moto's; the test
+# starts its own on a free port).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "==> installing moto[server] (the S3 stand-in of the checkpoint test)"
+  python3 -m pip install --quiet 'moto[server]'
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/apo-test.XXXXXX")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 29092)

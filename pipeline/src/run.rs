@@ -243,7 +243,11 @@ fn job_checkpoints(
     fingerprint: String,
     workers: usize,
 ) -> Result<Option<Arc<Checkpoints>>, RunError> {
-    let store = CheckpointStore::new(dir);
+    let store = match &cfg.checkpoint_url {
+        Some(url) => CheckpointStore::at_url(url, job)
+            .map_err(|e| RunError::Config(format!("--checkpoint-url: {e}")))?,
+        None => CheckpointStore::new(dir),
+    };
     if cfg.from_scratch {
         store
             .clear()

@@ -107,6 +107,31 @@ fn newest_manifest(data_dir: &std::path::Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&text).ok()
 }
 
+/// The window records of a run killed and resumed from a checkpoint: every window once or
+/// more, each copy byte for byte the first, exact, in order (no revision), and no more than the
+/// windows of about one interval written twice.
+fn check_resumed_output(t: &Topics, want: &Exact) {
+    assert_no_dead_letters(t);
+    let by_key = copies_by_key(consume(&t.stats, usize::MAX, Duration::from_secs(5)));
+    assert_eq!(by_key.len(), want.len(), "every window, and only those");
+    let mut twice = 0;
+    for (k, v) in &by_key {
+        assert!(
+            v.iter().all(|x| x == &v[0]),
+            "{k}: a copy written after the restart is not byte for byte the first"
+        );
+        twice += usize::from(v.len() > 1);
+        let w: WindowStats = serde_json::from_slice(&v[0]).unwrap();
+        assert_eq!(w.revision, 1, "{k}: in-order data never revise");
+        check_exact(&w, want);
+    }
+    println!("{twice} of {} windows written twice", want.len());
+    assert!(
+        twice <= 20 * 2,
+        "the restart re-emitted {twice} windows: more than the windows of one interval"
+    );
+}
+
 #[test]
 fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_once() {
     let t = topics("checkpoint", PARTITIONS);
@@ -204,28 +229,172 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
         "the restart did not resume from the checkpoint: {said}"
     );
 
-    assert_no_dead_letters(&t);
-    let records = consume(&t.stats, usize::MAX, Duration::from_secs(5));
-    let by_key = copies_by_key(records);
-    assert_eq!(by_key.len(), want.len(), "every window, and only those");
-    let mut twice = 0;
-    for (k, v) in &by_key {
-        assert!(
-            v.iter().all(|x| x == &v[0]),
-            "{k}: a copy written after the restart is not byte for byte the first"
-        );
-        twice += usize::from(v.len() > 1);
-        let w: WindowStats = serde_json::from_slice(&v[0]).unwrap();
-        assert_eq!(w.revision, 1, "{k}: in-order data never revise");
-        check_exact(&w, &want);
-    }
-    println!("{twice} of {} windows written twice", want.len());
-    assert!(
-        twice <= 20 * 2,
-        "the restart re-emitted {twice} windows: more than the windows of one interval"
-    );
+    check_resumed_output(&t, &want);
     assert_eq!(
         sql_csv(dir.path(), "SELECT count(*) FROM window_stats"),
         vec![vec![want.len().to_string()]]
+    );
+}
+
+/// An S3-compatible server of the test's own: moto's (`pip install 'moto[server]'`, which
+/// `scripts/test.sh` does), the closest stand-in for S3 that runs here; killed when dropped.
+struct S3Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:port`.
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start(bucket: &str) -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("moto_server ({e}): install it with pip install 'moto[server]'")
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let s = S3Server { child, endpoint };
+        let started = Instant::now();
+        while !s
+            .curl(&["-X", "PUT", &format!("{}/{bucket}", s.endpoint)])
+            .0
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        s
+    }
+
+    fn curl(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sf"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    }
+
+    /// The keys under `prefix` in `bucket`.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (_, xml) = self.curl(&[&format!(
+            "{}/{bucket}?list-type=2&prefix={prefix}",
+            self.endpoint
+        )]);
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The environment `apo run` reads the store's settings from.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--checkpoint-url s3://…` (issue 30, item 2): a live run killed on one "machine" (data
+/// directory) resumes on another from the checkpoints in the object store, not from the
+/// stream's start, and every window is exact and written byte for byte as the first time.
+#[test]
+fn a_run_moved_to_another_data_directory_resumes_from_checkpoints_in_an_object_store() {
+    let s3 = S3Server::start("apo-ckpt");
+    let t = topics("checkpoint-s3", PARTITIONS);
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = [
+        "--windows",
+        "10s",
+        "--lateness",
+        "2s",
+        "--horizon",
+        "20s",
+        "--checkpoint-interval",
+        "2s",
+        "--checkpoint-url",
+        "s3://apo-ckpt/here",
+    ];
+    let feeder = Feeder::start(&t.metrics);
+    let log = first_dir.path().join("first.log");
+    let mut first = apo(&apo_run_args(&t, first_dir.path(), &run));
+    first.envs(s3.env()).env("APO_LOG", "info");
+    let mut child = first
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while s3.keys("apo-ckpt", "here/metrics/").len() < 2 * 2 {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!(
+                "no checkpoint in the object store: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let keys = s3.keys("apo-ckpt", "here/metrics/");
+    let manifests = keys
+        .iter()
+        .filter(|k| k.ends_with("/manifest.json"))
+        .count();
+    assert!(
+        (1..=3).contains(&manifests),
+        "one to three complete checkpoints kept: {keys:?}"
+    );
+    assert!(
+        !first_dir.path().join("checkpoints/metrics").exists(),
+        "nothing under the data directory"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let points = feeder.finish();
+    let want = exact(&points, &[10]);
+    let mut drain = apo_run_args(&t, second_dir.path(), &run);
+    drain.push("--drain".into());
+    let mut second = apo(&drain);
+    second.envs(s3.env()).env("APO_LOG", "info");
+    let out = second.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the restart: {said}");
+    assert!(
+        said.lines()
+            .any(|l| l.contains("restoring the newest checkpoint")
+                && l.contains("s3://apo-ckpt/here/metrics/epoch-")),
+        "the restart on another data directory did not resume from the object store: {said}"
+    );
+    check_resumed_output(&t, &want);
+    // The drain committed everything and removed its checkpoints.
+    assert!(
+        !s3.keys("apo-ckpt", "here/metrics/")
+            .iter()
+            .any(|k| k.ends_with("/manifest.json")),
+        "checkpoints left after the drain"
     );
 }

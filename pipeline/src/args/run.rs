@@ -144,15 +144,24 @@ pub struct RunArgs {
     /// Longest time rows wait before their Parquet file is written (offsets commit after it).
     #[arg(long, env = "APO_PARQUET_ROLL", default_value = "10s", value_parser = duration)]
     pub parquet_roll: Duration,
-    /// How often the metrics job's state is checkpointed: every worker's open windows and
-    /// their sketches, the windows still revisable, the series limits, the cumulative streams,
-    /// and the offsets and watermark they reflect, written under --data-dir/checkpoints/metrics
-    /// (the newest 3 kept) before those offsets are committed. A restart resumes from the
-    /// newest and re-reads at most about this much input. 0s turns them off (a restart then
-    /// replays from the last offsets committed at a cut no open window spans). For now on one
-    /// process (-n 1) and without the models or the planner, which keep the replay.
+    /// How often the jobs' state is checkpointed: every worker's open windows and their
+    /// sketches, the windows still revisable, the series limits, the cumulative streams, trace
+    /// assembly, SLO burn state, the current service map, and the offsets and watermark they
+    /// reflect, written under --data-dir/checkpoints/<job> (or --checkpoint-url; the newest 3
+    /// kept) before those offsets are committed. A restart resumes from the newest and
+    /// re-reads at most about this much input. 0s turns them off (a restart then replays from
+    /// the last offsets committed at a cut no open window spans). For now on one process
+    /// (-n 1); the metrics job takes none with the models or the planner, the trace job none
+    /// with the anomaly model or circuit rules.
     #[arg(long, env = "APO_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = duration)]
     pub checkpoint_interval: Duration,
+    /// Keep checkpoints in an object store instead of --data-dir, so a process moved to
+    /// another machine resumes from shared storage: `s3://bucket/prefix` (credentials,
+    /// region and endpoint from the AWS_* environment variables, e.g. AWS_ENDPOINT and
+    /// AWS_ALLOW_HTTP=true for a local S3-compatible server) or `file:///shared/path`. Each
+    /// job's go under `<url>/<job>/epoch-N/`, the manifest put last.
+    #[arg(long, env = "APO_CHECKPOINT_URL")]
+    pub checkpoint_url: Option<String>,
     /// Discard the metrics job's checkpoints at start and begin from the consumer group's
     /// committed offsets (needed after changing a setting the checkpoint depends on: windows,
     /// lateness, horizon, workers, series limits or attributes).

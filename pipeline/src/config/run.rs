@@ -97,8 +97,10 @@ pub struct RunConfig {
     pub warm_start: bool,
     /// The planner, when a rules file is given: its rules and its signing key.
     pub planner: Option<(PlannerConfig, SigningKey)>,
-    /// How often the metrics job is checkpointed (zero: never).
+    /// How often the jobs are checkpointed (zero: never).
     pub checkpoint_interval: Duration,
+    /// The object store the checkpoints go to (none: under the data directory).
+    pub checkpoint_url: Option<String>,
     /// Discard the checkpoints at start.
     pub from_scratch: bool,
 }
@@ -147,6 +149,7 @@ impl RunConfig {
             process: a.process,
             warm_start: a.models.warm_start,
             checkpoint_interval: a.checkpoint_interval,
+            checkpoint_url: a.checkpoint_url.clone(),
             from_scratch: a.from_scratch,
         })
     }

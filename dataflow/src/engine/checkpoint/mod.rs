@@ -4,9 +4,10 @@
 //! directory before the offsets it reflects are committed, and restored at start, so a restart
 //! re-reads at most one interval of input instead of the stream since its last clean cut.
 //! `coordinator.rs` decides the epochs and collects the deposits; `store.rs` writes, checks
-//! and loads them.
+//! and loads them, in a directory or (`object.rs`) an object store.
 
 pub(crate) mod coordinator;
+pub(crate) mod object;
 pub(crate) mod store;
 
 pub use coordinator::{Checkpoints, OperatorCheckpoint, RestoreError, Taken, Wakers};

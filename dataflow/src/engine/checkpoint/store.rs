@@ -33,6 +33,14 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    #[error("checkpoints at {url}: {detail}")]
+    /// The object store failed.
+    Object {
+        /// Where the checkpoints are.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
     #[error("checkpoint {path}: {detail}")]
     /// A checkpoint is corrupt or partial.
     Corrupt {
@@ -116,10 +124,11 @@ pub struct Loaded {
     pub path: PathBuf,
 }
 
-/// A job's checkpoint directory.
+/// A job's checkpoints: a directory, or a prefix in an object store.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    object: Option<std::sync::Arc<crate::engine::checkpoint::object::ObjectBackend>>,
 }
 
 fn epoch_dir_name(epoch: u64) -> String {
@@ -141,12 +150,42 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 impl Store {
     /// The store of checkpoints under `dir` (created when the first is written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Store { dir: dir.into() }
+        Store {
+            dir: dir.into(),
+            object: None,
+        }
     }
 
-    /// Its directory.
+    /// The store of `job`'s checkpoints under the object store `url` (`s3://bucket/prefix`,
+    /// `file:///path`), credentials and settings from the environment (`AWS_*`).
+    pub fn at_url(url: &str, job: &str) -> Result<Self, StoreError> {
+        let backend = crate::engine::checkpoint::object::ObjectBackend::open(url, job)?;
+        Ok(Store {
+            dir: PathBuf::from(backend.url()),
+            object: Some(std::sync::Arc::new(backend)),
+        })
+    }
+
+    /// Its directory (for an object store, its URL).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The epochs of the object store's checkpoints, newest first, each with whether it is
+    /// complete.
+    fn object_epochs(
+        o: &crate::engine::checkpoint::object::ObjectBackend,
+    ) -> Result<Vec<(u64, String, bool)>, StoreError> {
+        let mut out: Vec<(u64, String, bool)> = o
+            .epochs()?
+            .into_iter()
+            .filter_map(|(name, complete)| {
+                let n = name.strip_prefix("epoch-")?.parse::<u64>().ok()?;
+                Some((n, name, complete))
+            })
+            .collect();
+        out.sort_by_key(|e| std::cmp::Reverse(e.0));
+        Ok(out)
     }
 
     /// The epochs of the complete checkpoint directories, newest first.
@@ -170,6 +209,9 @@ impl Store {
 
     /// The highest epoch number of any checkpoint here, complete or not (new ones go above).
     pub fn last_epoch(&self) -> Result<Option<u64>, StoreError> {
+        if let Some(o) = &self.object {
+            return Ok(Self::object_epochs(o)?.first().map(|e| e.0));
+        }
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -194,6 +236,9 @@ impl Store {
         parts: &[(usize, String, Vec<u8>)],
     ) -> Result<(PathBuf, u64), StoreError> {
         manifest.format = FORMAT;
+        if let Some(o) = &self.object {
+            return self.write_object(o, manifest, parts);
+        }
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let name = epoch_dir_name(manifest.epoch);
         let tmp = self.dir.join(format!("{name}.tmp"));
@@ -235,6 +280,51 @@ impl Store {
         Ok((done, total))
     }
 
+    /// [`Store::write`] into an object store: every part, then the manifest.
+    fn write_object(
+        &self,
+        o: &crate::engine::checkpoint::object::ObjectBackend,
+        mut manifest: Manifest,
+        parts: &[(usize, String, Vec<u8>)],
+    ) -> Result<(PathBuf, u64), StoreError> {
+        let name = epoch_dir_name(manifest.epoch);
+        let mut total = 0u64;
+        manifest.parts.clear();
+        let mut files: Vec<(String, &[u8])> = Vec::new();
+        for (worker, operator, bytes) in parts {
+            let file = file_name(*worker, operator);
+            total += bytes.len() as u64;
+            manifest.parts.push(PartEntry {
+                worker: *worker,
+                operator: operator.clone(),
+                file: file.clone(),
+                bytes: bytes.len() as u64,
+                crc32: crc32fast::hash(bytes),
+            });
+            files.push((file, bytes));
+        }
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+            path: format!("{}/{name}", o.url()),
+            detail: format!("manifest not serialisable: {e}"),
+        })?;
+        total += text.len() as u64;
+        let mut all: Vec<(&str, &[u8])> = files.iter().map(|(f, b)| (f.as_str(), *b)).collect();
+        all.push(("manifest.json", &text));
+        o.put_all(&name, &all)?;
+        // Complete past the newest KEEP, and partial ones older than this one, go.
+        let epochs = Self::object_epochs(o)?;
+        let mut complete = 0;
+        for (n, dir, whole) in epochs {
+            if whole {
+                complete += 1;
+            }
+            if (whole && complete > KEEP) || (!whole && n < manifest.epoch) {
+                o.remove(&dir)?;
+            }
+        }
+        Ok((PathBuf::from(format!("{}/{name}", o.url())), total))
+    }
+
     /// Removes complete checkpoints past the newest [`KEEP`], and unfinished ones older than
     /// the newest complete one.
     fn prune(&self) -> Result<(), StoreError> {
@@ -259,12 +349,23 @@ impl Store {
 
     /// Reads and checks the checkpoint in `dir`.
     fn read(dir: &Path) -> Result<Loaded, StoreError> {
+        Self::read_with(dir, |file| {
+            let path = dir.join(file);
+            std::fs::read(&path).map_err(io(&path))
+        })
+    }
+
+    /// Reads and checks the checkpoint at `dir` (a directory or an object store's URL), its
+    /// files read by `read`.
+    fn read_with(
+        dir: &Path,
+        mut read: impl FnMut(&str) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<Loaded, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: dir.display().to_string(),
             detail,
         };
-        let path = dir.join("manifest.json");
-        let text = std::fs::read(&path).map_err(io(&path))?;
+        let text = read("manifest.json")?;
         let manifest: Manifest = serde_json::from_slice(&text)
             .map_err(|e| corrupt(format!("manifest unreadable: {e}")))?;
         if manifest.format != FORMAT {
@@ -275,8 +376,7 @@ impl Store {
         }
         let mut parts = std::collections::BTreeMap::new();
         for p in &manifest.parts {
-            let path = dir.join(&p.file);
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let bytes = read(&p.file)?;
             if bytes.len() as u64 != p.bytes || crc32fast::hash(&bytes) != p.crc32 {
                 return Err(corrupt(format!(
                     "{} has {} bytes and CRC-32 {:08x}; the manifest says {} and {:08x}",
@@ -299,6 +399,22 @@ impl Store {
     /// The newest complete checkpoint that reads back whole, skipping (with a warning) any
     /// newer one that does not.
     pub fn load_newest(&self) -> Result<Option<Loaded>, StoreError> {
+        if let Some(o) = &self.object {
+            for (_, name, complete) in Self::object_epochs(o)? {
+                if !complete {
+                    continue;
+                }
+                let at = PathBuf::from(format!("{}/{name}", o.url()));
+                match Self::read_with(&at, |file| o.get(&name, file)) {
+                    Ok(c) => return Ok(Some(c)),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "skipping a checkpoint that does not read back whole; trying the one before"
+                    ),
+                }
+            }
+            return Ok(None);
+        }
         for (_, dir) in self.epochs()? {
             if dir.extension().is_some() {
                 continue;
@@ -316,6 +432,12 @@ impl Store {
 
     /// Removes every checkpoint of the job (`--from-scratch`).
     pub fn clear(&self) -> Result<(), StoreError> {
+        if let Some(o) = &self.object {
+            for (_, name, _) in Self::object_epochs(o)? {
+                o.remove(&name)?;
+            }
+            return Ok(());
+        }
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -390,5 +512,60 @@ mod tests {
         let text = std::fs::read(&m).unwrap();
         std::fs::write(&m, &text[..text.len() / 2]).unwrap();
         assert!(store.load_newest().unwrap().is_none());
+    }
+
+    /// The same store through an object store (`file://` here; `s3://` in the integration
+    /// test against an S3 server): newest three kept, a corrupt or partial newest one skipped,
+    /// `clear` removes all.
+    #[test]
+    fn an_object_store_keeps_the_newest_three_and_skips_a_corrupt_or_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let store = Store::at_url(&url, "metrics").unwrap();
+        assert!(store.load_newest().unwrap().is_none());
+        for e in 1..=5 {
+            store.write(manifest(e), &part(e)).unwrap();
+        }
+        let root = dir.path().join("metrics");
+        // (a file:// store leaves the directories of removed ones empty)
+        let mut on_disk: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| std::fs::read_dir(p).unwrap().next().is_some())
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        on_disk.sort();
+        assert_eq!(
+            on_disk,
+            [
+                "epoch-000000000003",
+                "epoch-000000000004",
+                "epoch-000000000005"
+            ]
+        );
+        let c = store.load_newest().unwrap().unwrap();
+        assert_eq!(c.manifest.epoch, 5);
+        assert_eq!(c.parts[&(0, "Windows#0".to_string())], vec![5u8; 100]);
+        assert!(c
+            .path
+            .display()
+            .to_string()
+            .ends_with("/metrics/epoch-000000000005"));
+        // A flipped byte in the newest's part: the one before is loaded.
+        let file = root.join("epoch-000000000005/w0-Windows_0.bin");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[7] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        assert_eq!(store.load_newest().unwrap().unwrap().manifest.epoch, 4);
+        // Parts without a manifest (the process died before putting it): partial, skipped,
+        // but its number is taken.
+        std::fs::create_dir(root.join("epoch-000000000006")).unwrap();
+        std::fs::write(root.join("epoch-000000000006/w0-Windows_0.bin"), [6u8; 100]).unwrap();
+        assert_eq!(store.load_newest().unwrap().unwrap().manifest.epoch, 4);
+        assert_eq!(store.last_epoch().unwrap(), Some(6));
+        store.clear().unwrap();
+        assert!(store.load_newest().unwrap().is_none());
+        assert_eq!(store.last_epoch().unwrap(), None);
+        assert!(Store::at_url("gs:/nope", "metrics").is_err());
     }
 }
