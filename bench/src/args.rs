@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use apo_pipeline::args::{memory_size, AlertArgs, KafkaArgs, MemoryLimit};
+use apo_pipeline::args::{duration, memory_size, AlertArgs, KafkaArgs, MemoryLimit};
 use clap::Args;
 
 #[derive(Args, Debug, Clone)]
@@ -61,6 +61,29 @@ pub struct BenchArgs {
     /// Measure only memory against live series.
     #[arg(long)]
     pub series_only: bool,
+    /// Live series at which checkpoints are measured: points/s with checkpoints every 10 s
+    /// against none, and their duration and size (0: skip).
+    #[arg(
+        long,
+        env = "APO_CHECKPOINT_SERIES",
+        value_delimiter = ',',
+        default_value = "48,10000,100000"
+    )]
+    pub checkpoint_series: Vec<usize>,
+    /// About how long each run of the checkpoint measurement lasts, seconds (checkpoints come
+    /// every 10 s: a run should see several).
+    #[arg(long, env = "APO_CHECKPOINT_SECONDS", default_value_t = 60.0)]
+    pub checkpoint_seconds: f64,
+    /// Live traffic before the restart measurement stops and restarts a pipeline with
+    /// checkpoints and one without (0s: skip it).
+    #[arg(long, env = "APO_RESTART_AFTER", default_value = "5m", value_parser = duration)]
+    pub restart_after: std::time::Duration,
+    /// Points per second of that live traffic.
+    #[arg(long, env = "APO_RESTART_RATE", default_value_t = 20_000.0)]
+    pub restart_rate: f64,
+    /// Measure only the checkpoints.
+    #[arg(long)]
+    pub checkpoints_only: bool,
     /// Write the results as Markdown to this file (e.g. BENCHMARKS.md); from a heading
     /// `## Model quality` on, the old file is kept (the NAB evaluation writes that part).
     #[arg(long, env = "APO_WRITE")]

@@ -1,7 +1,8 @@
 //! `apo-bench`: APO measured. [`bench`] is `apo bench`: the metrics pipeline (`metrics`), the
 //! trace pipeline (`spans`), the models (`models`) and the planner and actuator (`decisions`), each against a baseline measured in the
 //! same run (raw consumption of the same topic, the broker's own acknowledgement time: `raw`),
-//! with every phase timed and its peak memory taken (`phase`); OTLP input as the SDK exports
+//! with every phase timed and its peak memory taken (`phase`); what checkpoints cost and save
+//! (`checkpoints`); OTLP input as the SDK exports
 //! it against APO JSON (`otlp`). [`score`] and [`forecast`] are
 //! `apo score` and `apo forecast`: the models over a `timestamp,value` CSV file, as the stream
 //! would run them, for offline evaluation (`offline`).
@@ -10,6 +11,7 @@
 //! with `anyhow` as the binary does.
 
 mod args;
+mod checkpoints;
 mod decisions;
 mod metrics;
 mod models;

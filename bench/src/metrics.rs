@@ -166,6 +166,25 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("creating {}", a.data_dir.display()))?;
+    if a.checkpoints_only {
+        let broker = if a.restart_after.is_zero() {
+            None
+        } else {
+            Some(Broker::connect(&a.kafka, &a.data_dir, 0)?)
+        };
+        println!(
+            "{}",
+            crate::checkpoints::checkpoints_section(
+                broker.as_ref(),
+                &a.data_dir,
+                &a.checkpoint_series,
+                a.checkpoint_seconds,
+                a.restart_after,
+                a.restart_rate,
+            )?
+        );
+        return Ok(());
+    }
     if a.decisions_only {
         let broker = Broker::connect(&a.kafka, &a.data_dir, 0)?;
         println!(
@@ -475,6 +494,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.models {
         let section = crate::models::models_section(&cfg, a.points, a.workers)?;
         let _ = write!(out, "\n## Models (issue 4)\n\n{section}");
+    }
+    if a.checkpoint_series.iter().any(|&n| n > 0) || !a.restart_after.is_zero() {
+        let section = crate::checkpoints::checkpoints_section(
+            Some(&broker),
+            &a.data_dir,
+            &a.checkpoint_series,
+            a.checkpoint_seconds,
+            a.restart_after,
+            a.restart_rate,
+        )?;
+        let _ = write!(out, "\n## Checkpoints (issue 30)\n\n{section}");
     }
     let section =
         crate::decisions::decisions_section(&broker, &a.data_dir, a.workers, a.decisions)?;

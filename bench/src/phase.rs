@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use apo_dataflow::{run_job, Job, LaneConfig, Latency, MemoryBudget, Progress};
+use apo_dataflow::{
+    run_lanes, Checkpoints, Job, JobLane, LaneConfig, Latency, MemoryBudget, Progress,
+};
 use apo_ingest::dlq::DeadLetterSink;
 use apo_ingest::source::MessageSource;
 use apo_schemas::WindowStats;
@@ -68,33 +70,16 @@ pub fn run_phase_under<J: Job>(
     make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
 ) -> Result<PhaseResult> {
     let progress = Arc::new(Progress::new(workers).with_budget(budget));
-    let p = progress.clone();
     reset_peak_rss();
     let started = Instant::now();
-    let guards = timely::execute(
-        timely::Config::process(workers),
-        move |worker| -> Result<u64, String> {
-            let (src, dlq, job) = make(worker.index(), worker.peers())?;
-            run_job(
-                worker,
-                &cfg,
-                job,
-                src,
-                dlq,
-                p.clone(),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .map(|r| r.points)
-            .map_err(|e| e.to_string())
-        },
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let mut points = 0;
-    for g in guards.join() {
-        points += g
-            .map_err(|e| anyhow::anyhow!(e))?
-            .map_err(|e| anyhow::anyhow!(e))?;
-    }
+    let points = run_workers(
+        workers,
+        cfg,
+        progress.clone(),
+        None,
+        Arc::new(AtomicBool::new(false)),
+        make,
+    )?;
     Ok(PhaseResult {
         seconds: started.elapsed().as_secs_f64(),
         points,
@@ -104,4 +89,47 @@ pub fn run_phase_under<J: Job>(
         series: progress.series(),
         over_budget: progress.budget.usage().episodes,
     })
+}
+
+/// Runs `make`'s job on `workers` timely workers, counting into `progress`, with its state in
+/// `checkpoints` (restored from the newest one; none: no checkpoints), until drained or `stop`
+/// is set; returns the records used.
+pub fn run_workers<J: Job>(
+    workers: usize,
+    cfg: LaneConfig,
+    progress: Arc<Progress>,
+    checkpoints: Option<Arc<Checkpoints>>,
+    stop: Arc<AtomicBool>,
+    make: impl Fn(usize, usize) -> Result<Parts<J>, String> + Send + Sync + 'static,
+) -> Result<u64> {
+    if let Some(c) = &checkpoints {
+        c.report_to(progress.clone());
+    }
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<u64, String> {
+            let (src, dlq, job) = make(worker.index(), worker.peers())?;
+            let lane = JobLane::with_checkpoints(
+                worker,
+                &cfg,
+                job,
+                src,
+                dlq,
+                progress.clone(),
+                checkpoints.clone(),
+            )
+            .map_err(|e| e.to_string())?;
+            let reports =
+                run_lanes(worker, vec![Box::new(lane)], stop.clone()).map_err(|e| e.to_string())?;
+            Ok(reports.iter().map(|r| r.points).sum())
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let mut points = 0;
+    for g in guards.join() {
+        points += g
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(points)
 }

@@ -22,7 +22,7 @@ const BATCH: usize = 200;
 
 /// A sink that keeps nothing (rows held for the report would be memory of their own).
 #[derive(Default)]
-struct Discard {
+pub(crate) struct Discard {
     writes: u64,
 }
 
