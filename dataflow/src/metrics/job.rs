@@ -265,6 +265,7 @@ impl Job for MetricsJob {
             smallest as u32,
             ctx.horizon_ms,
             ctx.progress.clone(),
+            ctx.held(),
             ctx.checkpoint("SeriesLimit"),
         );
         let stats = checkpointed_window_operator(

@@ -47,7 +47,7 @@ use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::engine::progress::Progress;
 use crate::ops::aggregate::Partial;
 use crate::ops::route::route_strs;
-use crate::ops::stash::{stash_input, Stash};
+use crate::ops::stash::MergedStash;
 use crate::ops::window::new_window_bytes;
 
 /// The service and metric name of overflow series.
@@ -517,6 +517,7 @@ pub fn series_limit_operator<'scope>(
     smallest_window_seconds: u32,
     horizon_ms: i64,
     progress: Arc<Progress>,
+    stash_held: std::rc::Rc<crate::ops::held::Held>,
     mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'scope, u64, Partial> {
     let index = partials.scope().index();
@@ -538,10 +539,10 @@ pub fn series_limit_operator<'scope>(
                 Err(e) => tracing::error!(error = %e, "series limits in the checkpoint unreadable; starting empty"),
             }
         }
-        let mut stash: Stash<Partial> = BTreeMap::new();
+        let mut stash: MergedStash<Partial> = MergedStash::default();
         let mut evaluated = u64::MAX;
         move |(input, frontier), output| {
-            stash_input(input, &mut stash);
+            stash.take(input);
             let f = frontier.frontier();
             // A checkpoint due before batch `next`: the limiter with every batch before its
             // time applied.
@@ -550,12 +551,12 @@ pub fn series_limit_operator<'scope>(
                     c.deposit_due(next, |_| limiter.snapshot());
                 }
             };
-            while let Some((&t, _)) = stash.first_key_value() {
+            while let Some(t) = stash.first_time() {
                 if f.less_equal(&t) {
                     break;
                 }
                 deposit_before(t, &limiter);
-                let Some((_, (cap, mut batch))) = stash.pop_first() else {
+                let Some((cap, mut batch)) = stash.pop_first() else {
                     break;
                 };
                 limiter.evict_until(t as i64);
@@ -576,6 +577,8 @@ pub fn series_limit_operator<'scope>(
                 progress.set_series(index, c.live, c.folded, c.points_folded);
             }
             deposit_before(f.first().copied().unwrap_or(u64::MAX), &limiter);
+            // Partials waiting for the frontier (behind a held watermark, every one read).
+            stash_held.set(stash.len(), stash.bytes());
         }
     })
 }

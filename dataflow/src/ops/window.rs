@@ -25,7 +25,7 @@ use timely::dataflow::{Stream, StreamVec};
 use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::ops::aggregate::{Partial, WindowKey};
 use crate::ops::held::Held;
-use crate::ops::stash::{stash_input, Stash};
+use crate::ops::stash::MergedStash;
 
 /// A mergeable aggregate of one window of one key: what the window operator holds and closes.
 pub trait Windowed: timely::ExchangeData {
@@ -445,11 +445,11 @@ pub fn checkpointed_window_operator<'scope, P: Windowed>(
                 }
                 None => WindowState::<P>::with_delay(horizon_ms, delay_ms),
             };
-            let mut stash: Stash<P> = BTreeMap::new();
+            let mut stash: MergedStash<P> = MergedStash::default();
             let mut closed = Vec::new();
             let mut revised = Vec::new();
             move |(input, frontier), output| {
-                stash_input(input, &mut stash);
+                stash.take(input);
                 let f = frontier.frontier();
                 let done = |t: u64| !f.less_equal(&t);
                 let upto = f.first().map_or(i64::MAX, |&t| t as i64);
@@ -466,13 +466,13 @@ pub fn checkpointed_window_operator<'scope, P: Windowed>(
                     }
                 };
                 // 1. complete batches in time order, closing windows before each.
-                while let Some((&t, _)) = stash.first_key_value() {
+                while let Some(t) = stash.first_time() {
                     if !done(t) {
                         break;
                     }
                     deposit_before(t as i64, &mut state, &mut closed);
                     emit_closed(&mut closed, held.as_ref(), output);
-                    let Some((_, (cap, batch))) = stash.pop_first() else {
+                    let Some((cap, batch)) = stash.pop_first() else {
                         break;
                     };
                     state.close_until(t as i64, &mut closed);
@@ -491,7 +491,8 @@ pub fn checkpointed_window_operator<'scope, P: Windowed>(
                 if f.is_empty() {
                     state.evict_until(i64::MAX);
                 }
-                windows_held.set(state.len(), state.bytes());
+                // What waits for the frontier counts too (behind a held watermark, all of it).
+                windows_held.set(state.len() + stash.len(), state.bytes() + stash.bytes());
                 // Hold a capability for the next window to close, no later than the frontier.
                 match (state.next_close(), f.first()) {
                     (Some(end), Some(&ft)) => {
