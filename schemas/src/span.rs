@@ -265,19 +265,15 @@ impl<'de> Deserialize<'de> for SpanStatus {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// One span: a timed operation of one service within a trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Span {
     /// The trace.
     pub trace_id: TraceId,
     /// The span.
     pub span_id: SpanId,
     /// Absent (or null) for a root span.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub parent_span_id: Option<SpanId>,
     /// The emitting service (OpenTelemetry `service.name`).
     pub service: String,
@@ -294,21 +290,66 @@ pub struct Span {
     /// Its status.
     pub status: SpanStatus,
     /// Span attributes as strings (`peer.service`, `db.system`, `server.address`, …).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub attributes: BTreeMap<String, String>,
     /// The parent does not wait for this span (asynchronous follow-up work).
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub follows_from: bool,
     /// How many spans this one stands for: its sampling's adjusted count (1 / its sampling
     /// probability, from OpenTelemetry's `ot=th:` threshold in the W3C tracestate), rounded to
     /// a whole number; 1 when it was not sampled or says nothing.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "one")]
     pub adjusted_count: u64,
     /// Spans this one is linked to (OpenTelemetry span links): a CONSUMER span's links to the
     /// PRODUCER spans of the messages it handled, in other traces, make messaging edges of the
     /// service map.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub links: Vec<SpanLink>,
+}
+
+/// As JSON (and any human-readable format) a span leaves out the fields at their defaults; in a
+/// binary format (bincode: timely's exchange between processes, checkpoints) it writes every
+/// field, since such a format reads fields by position.
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let all = !s.is_human_readable();
+        let mut st = s.serialize_struct("Span", 13)?;
+        st.serialize_field("trace_id", &self.trace_id)?;
+        st.serialize_field("span_id", &self.span_id)?;
+        if all || self.parent_span_id.is_some() {
+            st.serialize_field("parent_span_id", &self.parent_span_id)?;
+        } else {
+            st.skip_field("parent_span_id")?;
+        }
+        st.serialize_field("service", &self.service)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("start_ns", &self.start_ns)?;
+        st.serialize_field("end_ns", &self.end_ns)?;
+        st.serialize_field("status", &self.status)?;
+        if all || !self.attributes.is_empty() {
+            st.serialize_field("attributes", &self.attributes)?;
+        } else {
+            st.skip_field("attributes")?;
+        }
+        if all || self.follows_from {
+            st.serialize_field("follows_from", &self.follows_from)?;
+        } else {
+            st.skip_field("follows_from")?;
+        }
+        if all || self.adjusted_count != 1 {
+            st.serialize_field("adjusted_count", &self.adjusted_count)?;
+        } else {
+            st.skip_field("adjusted_count")?;
+        }
+        if all || !self.links.is_empty() {
+            st.serialize_field("links", &self.links)?;
+        } else {
+            st.skip_field("links")?;
+        }
+        st.end()
+    }
 }
 
 /// A link from a span to a span of this or another trace.
@@ -324,10 +365,6 @@ pub struct SpanLink {
 
 fn one() -> u64 {
     1
-}
-
-fn is_one(n: &u64) -> bool {
-    *n == 1
 }
 
 /// The adjusted count of a span whose W3C `tracestate` is `tracestate`: 1 / the sampling
@@ -397,6 +434,53 @@ impl Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Timely sends spans between processes with bincode, which reads fields by position: a
+    /// span whose defaults were left out did not read back (the trace job could not run on
+    /// several processes). JSON still leaves them out.
+    #[test]
+    fn a_span_goes_through_bincode_whole_and_through_json_compact() {
+        let mut s = Span {
+            trace_id: TraceId(7),
+            span_id: SpanId(9),
+            parent_span_id: None,
+            service: "cart".into(),
+            name: "GET /".into(),
+            kind: SpanKind::Server,
+            start_ns: 1,
+            end_ns: 2,
+            status: SpanStatus::Unset,
+            attributes: BTreeMap::new(),
+            follows_from: false,
+            adjusted_count: 1,
+            links: Vec::new(),
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        for absent in [
+            "parent_span_id",
+            "attributes",
+            "follows_from",
+            "adjusted_count",
+            "links",
+        ] {
+            assert!(!json.contains(absent), "{json}");
+        }
+        assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), s);
+        let bytes = bincode::serialize(&s).unwrap();
+        assert_eq!(bincode::deserialize::<Span>(&bytes).unwrap(), s);
+        s.parent_span_id = Some(SpanId(3));
+        s.attributes.insert("db.system".into(), "postgres".into());
+        s.follows_from = true;
+        s.adjusted_count = 4;
+        s.links.push(SpanLink {
+            trace_id: TraceId(1),
+            span_id: SpanId(2),
+        });
+        let bytes = bincode::serialize(&s).unwrap();
+        assert_eq!(bincode::deserialize::<Span>(&bytes).unwrap(), s);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), s);
+    }
 
     #[test]
     fn the_adjusted_count_is_one_over_the_thresholds_probability() {

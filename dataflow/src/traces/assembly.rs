@@ -141,9 +141,8 @@ impl TraceAssembler {
     }
 
     /// The assembler's state as bytes, for a checkpoint: its open traces and the traces it
-    /// emitted within the horizon, each in trace order. As JSON: a span's serialised form is
-    /// its wire format, which leaves out fields at their defaults (bincode cannot read that).
-    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+    /// emitted within the horizon, each in trace order.
+    pub fn snapshot(&self) -> Result<Vec<u8>, bincode::Error> {
         let mut open: Vec<_> = self
             .open
             .iter()
@@ -152,16 +151,16 @@ impl TraceAssembler {
         open.sort_by_key(|o| o.0);
         let mut emitted: Vec<_> = self.emitted.iter().map(|(id, e)| (*id, *e)).collect();
         emitted.sort_by_key(|e| e.0);
-        serde_json::to_vec(&(open, emitted))
+        bincode::serialize(&(open, emitted))
     }
 
     /// An assembler with the bounds of `cfg` and the state a [`Self::snapshot`] took.
-    pub fn restored(cfg: AssemblyConfig, bytes: &[u8]) -> Result<Self, serde_json::Error> {
+    pub fn restored(cfg: AssemblyConfig, bytes: &[u8]) -> Result<Self, bincode::Error> {
         type Kept = (
             Vec<(TraceId, Vec<Span>, i64, u32, bool)>,
             Vec<(TraceId, (u32, bool, i64))>,
         );
-        let (open, emitted): Kept = serde_json::from_slice(bytes)?;
+        let (open, emitted): Kept = bincode::deserialize(bytes)?;
         let mut a = TraceAssembler::new(cfg);
         for (id, spans, last_ms, fragment, straggler) in open {
             a.deadlines.insert((last_ms + cfg.idle_ms, id), ());
