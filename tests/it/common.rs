@@ -830,3 +830,19 @@ pub fn copies_by_key(records: Vec<Record>) -> BTreeMap<String, Vec<Vec<u8>>> {
     }
     by_key
 }
+
+/// A timely hostfile in `dir` for `processes` processes on free loopback ports.
+pub fn cluster_hostfile(dir: &std::path::Path, processes: usize) -> std::path::PathBuf {
+    let hosts: String = (0..processes)
+        .map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            format!("127.0.0.1:{port}\n")
+        })
+        .collect();
+    let path = dir.join("hosts");
+    std::fs::write(&path, hosts).unwrap();
+    path
+}

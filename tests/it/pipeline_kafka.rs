@@ -406,24 +406,7 @@ fn two_workers_and_two_processes_give_the_same_results_as_one() {
             a.extend_from_slice(extra);
             run_to_end(&apo_run_args(&t, dir.path(), &a), Duration::from_secs(300));
         } else {
-            let ports: Vec<u16> = (0..processes)
-                .map(|_| {
-                    std::net::TcpListener::bind("127.0.0.1:0")
-                        .unwrap()
-                        .local_addr()
-                        .unwrap()
-                        .port()
-                })
-                .collect();
-            let hostfile = dir.path().join("hosts");
-            std::fs::write(
-                &hostfile,
-                ports
-                    .iter()
-                    .map(|p| format!("127.0.0.1:{p}\n"))
-                    .collect::<String>(),
-            )
-            .unwrap();
+            let hostfile = cluster_hostfile(dir.path(), processes);
             let children: Vec<_> = (0..processes)
                 .map(|i| {
                     let (n, p, h) = (

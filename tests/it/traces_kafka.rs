@@ -404,24 +404,7 @@ fn the_trace_job_on_two_processes_writes_what_it_writes_on_one() {
     let t = trace_topics("tr-two", 2);
     produce(&t.traces.as_ref().unwrap().spans, &payloads);
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let hostfile = dir.path().join("hosts");
-    std::fs::write(
-        &hostfile,
-        ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
+    let hostfile = cluster_hostfile(dir.path(), 2);
     let children: Vec<_> = (0..2)
         .map(|i| {
             let (p, h) = (i.to_string(), hostfile.display().to_string());
