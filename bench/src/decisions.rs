@@ -226,7 +226,7 @@ fn planner_alone(planner: bool, windows: i64, sizes: Sizes) -> Result<(f64, u64,
             let key = SigningKey::new(Some("bench"), SECRET).unwrap_or_else(|_| unreachable!());
             let (s, f) = (stats.to_stream(scope), forecasts.to_stream(scope));
             if planner {
-                planner_operator(s, f, cfg, key)
+                planner_operator(s, f, cfg, key, None)
                     .inspect(move |_: &Decision| {
                         if let Ok(mut n) = out.lock() {
                             *n += 1;

@@ -157,7 +157,7 @@ pub struct AlertOutcome {
 }
 
 /// One key's alert state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertState {
     recent: VecDeque<f64>,
     above: usize,

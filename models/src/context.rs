@@ -124,7 +124,7 @@ impl ContextConfig {
 
 /// A set of facts on one side of contexts: how many facts it has, those of the current set it
 /// holds (sorted), and what the side keeps besides (`Links` on the left, nothing on the right).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Side<E> {
     len: usize,
     crossed: Vec<Fact>,
@@ -132,7 +132,7 @@ struct Side<E> {
 }
 
 /// What a left side keeps: the contexts it is part of, by right side.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Links {
     /// (right side, context) in the order learnt.
     contexts: Vec<(usize, usize)>,
@@ -141,7 +141,7 @@ struct Links {
 
 /// The fact sets seen on one side of contexts, by id and by fact, and which of them hold
 /// facts of the current set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Sides<E> {
     ids: HashMap<Vec<Fact>, usize>,
     index: HashMap<Fact, Vec<usize>>,
@@ -198,7 +198,7 @@ impl<E: Default> Sides<E> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Context {
     used: u64,
     /// Learnt from a whole transition (not from a partial match).
@@ -209,7 +209,7 @@ struct Context {
 type Candidate = (usize, usize);
 
 /// The contexts learnt so far, indexed by the facts of their sides.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct ContextMemory {
     max_left: usize,
     lefts: Sides<Links>,
@@ -217,7 +217,8 @@ struct ContextMemory {
     contexts: Vec<Context>,
     /// The zero-level context learnt this window, not judged in it.
     new_context: Option<usize>,
-    /// Reused buffers for a candidate's facts while it is learnt.
+    /// Reused buffers for a candidate's facts while it is learnt (not state: not saved).
+    #[serde(skip)]
     scratch: (Vec<Fact>, Vec<Fact>),
 }
 
@@ -311,7 +312,7 @@ impl ContextMemory {
 }
 
 /// The sequence learner on quantised values (CAD OSE's detector core), range fixed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Learner {
     lo: f64,
     hi: f64,
@@ -408,7 +409,7 @@ impl Learner {
 }
 
 /// One series' contextual detector: learns the range, then scores every value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContextDetector {
     /// Values seen while learning the range.
     learning: Vec<f64>,

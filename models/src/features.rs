@@ -85,7 +85,7 @@ pub fn features(history: &[Signals], current: &Signals) -> Option<[f64; FEATURES
 }
 
 /// A key's rolling history: push each closed window in order, get its features.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct KeyHistory {
     windows: VecDeque<Signals>,
 }

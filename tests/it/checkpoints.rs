@@ -93,20 +93,6 @@ impl Drop for Feeder {
     }
 }
 
-/// The newest complete checkpoint's manifest under `data_dir`.
-fn newest_manifest(data_dir: &std::path::Path) -> Option<serde_json::Value> {
-    let dir = data_dir.join("checkpoints/metrics");
-    let mut epochs: Vec<_> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_none())
-        .collect();
-    epochs.sort();
-    let text = std::fs::read(epochs.last()?.join("manifest.json")).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
 /// The window records of a run killed and resumed from a checkpoint: every window once or
 /// more, each copy byte for byte the first, exact, in order (no revision), and no more than the
 /// windows of about one interval written twice.
@@ -177,7 +163,7 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
         progress.contains("| checkpoint "),
         "the progress line reports checkpoints: {progress}"
     );
-    let manifest = newest_manifest(dir.path()).unwrap_or_else(|| {
+    let manifest = newest_manifest(dir.path(), "metrics").unwrap_or_else(|| {
         panic!(
             "no checkpoint after {:?} of a live stream: {}",
             started.elapsed(),

@@ -506,6 +506,20 @@ pub fn apo_run_args(t: &Topics, data_dir: &std::path::Path, extra: &[&str]) -> V
     args
 }
 
+/// The newest complete checkpoint's manifest of `job` under `data_dir`.
+pub fn newest_manifest(data_dir: &std::path::Path, job: &str) -> Option<serde_json::Value> {
+    let dir = data_dir.join("checkpoints").join(job);
+    let mut epochs: Vec<_> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_none())
+        .collect();
+    epochs.sort();
+    let text = std::fs::read(epochs.last()?.join("manifest.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
 pub fn apo(args: &[String]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_apo"));
     c.args(args).env_remove("APO_CONFIG").env("APO_LOG", "warn");

@@ -244,3 +244,68 @@ fn the_embedded_default_scales_the_simulated_service_back_under_its_objective() 
     );
     assert_eq!(rows, [["true", "true"]]);
 }
+
+/// The embedded default (the closed loop: the simulated service, the models, the planner and
+/// the trace pipeline) checkpoints both jobs, models and planner included: stopped and started
+/// again on its data directory, it resumes each from its checkpoint instead of replaying its
+/// topics from their start (issue 30: before, a restart of the default re-read everything), and
+/// logs nothing at ERROR either time.
+#[test]
+fn the_embedded_default_resumes_both_jobs_from_their_checkpoints() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().display().to_string();
+    let args: Vec<String> = [
+        "run",
+        "--embedded-port",
+        "0",
+        "--data-dir",
+        &data,
+        "--progress-interval",
+        "1s",
+        "--checkpoint-interval",
+        "1s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for run in 0..2 {
+        let mut child = apo(&args)
+            .env("APO_LOG", "warn,apo_dataflow=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let started = Instant::now();
+        // The first run: until both jobs wrote a checkpoint. The second: until both resumed.
+        let done = |seen: &[String]| {
+            let has =
+                |lane: &str, what: &str| seen.iter().any(|l| l.contains(lane) && l.contains(what));
+            if run == 0 {
+                has("] metrics ", "| checkpoint ") && has("] traces ", "| checkpoint ")
+            } else {
+                let resumed = |topic: &str| {
+                    seen.iter()
+                        .any(|l| l.contains("resuming from the checkpoint") && l.contains(topic))
+                };
+                resumed("apo.metrics") && resumed("apo.spans")
+            }
+        };
+        while !done(&seen) {
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "run {run}: {seen:#?}"
+            );
+            let line = lines.next().expect("apo run exited").unwrap();
+            seen.push(line);
+        }
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        seen.extend(lines.map_while(Result::ok));
+        assert!(child.wait().unwrap().success(), "run {run}: {seen:#?}");
+        let errors: Vec<&String> = seen.iter().filter(|l| l.contains("ERROR")).collect();
+        assert!(errors.is_empty(), "run {run}: {errors:#?}");
+    }
+}

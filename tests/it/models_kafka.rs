@@ -481,12 +481,28 @@ fn drain_with_models(
     forecasts: &str,
     extra: &[&str],
 ) {
+    let mut args = vec!["--drain"];
+    args.extend_from_slice(extra);
+    run_to_end(
+        &run_with_models(t, dir, anomalies, forecasts, &args),
+        Duration::from_secs(600),
+    );
+}
+
+/// The arguments of `apo run` with the models (10 s and 60 s windows), writing scores to
+/// `anomalies` and forecasts to `forecasts`; `extra` flags last (they win).
+fn run_with_models(
+    t: &Topics,
+    dir: &std::path::Path,
+    anomalies: &str,
+    forecasts: &str,
+    extra: &[&str],
+) -> Vec<String> {
     let (iforest, lstm) = (
         artifacts().join("iforest.onnx").display().to_string(),
         artifacts().join("lstm.onnx").display().to_string(),
     );
     let mut args = vec![
-        "--drain",
         "--windows",
         "10s,60s",
         "--models",
@@ -503,7 +519,7 @@ fn drain_with_models(
         TEST_LEARN_WINDOWS,
     ];
     args.extend_from_slice(extra);
-    run_to_end(&apo_run_args(t, dir, &args), Duration::from_secs(600));
+    apo_run_args(t, dir, &args)
 }
 
 fn records<R: serde::de::DeserializeOwned>(topic: &str, key: impl Fn(&R) -> String) -> Vec<R> {
@@ -576,6 +592,138 @@ fn a_restart_scores_and_forecasts_as_an_uninterrupted_run() {
     let forecasts_twice: Vec<ForecastRecord> = records(&f2, |f: &ForecastRecord| f.key());
     assert!(forecasts_once.iter().any(|f| f.window_start >= cut));
     assert_eq!(forecasts_twice, forecasts_once);
+}
+
+/// With the models on, the metrics job checkpoints their state (issue 30): each series'
+/// feature history and alert state, its contextual detector and the forecaster's last values.
+/// A run killed after a checkpoint, without the warm start from Parquet (so only the
+/// checkpoint can carry that state), resumes from it, and every anomaly and forecast record it
+/// writes, the replayed ones included, equals an uninterrupted run's.
+#[test]
+fn a_killed_run_with_the_models_resumes_their_state_from_a_checkpoint() {
+    let base = (now_ms() - 2 * 3_600_000) / 3_600_000 * 3_600_000;
+    let pts = points(base);
+    let part = |from: i64, to: i64| -> Vec<MetricPoint> {
+        pts.iter()
+            .filter(|p| p.timestamp >= base + from * 60_000 && p.timestamp < base + to * 60_000)
+            .cloned()
+            .collect()
+    };
+    let no_actions = ["--actions-topic", ""];
+
+    let once = topics("ckpt-models-once", 1);
+    let (a1, f1) = (unique("ckpt-models-once.a"), unique("ckpt-models-once.f"));
+    apo_ingest::kafka::ensure_topics(&client(), &[&a1, &f1], 1).unwrap();
+    produce(&once.metrics, &messages(&pts, 1, 200));
+    let dir1 = tempfile::tempdir().unwrap();
+    drain_with_models(&once, dir1.path(), &a1, &f1, &no_actions);
+
+    let twice = topics("ckpt-models-twice", 1);
+    let (a2, f2) = (unique("ckpt-models-twice.a"), unique("ckpt-models-twice.f"));
+    apo_ingest::kafka::ensure_topics(&client(), &[&a2, &f2], 1).unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let flags = [
+        "--actions-topic",
+        "",
+        "--warm-start",
+        "false",
+        "--checkpoint-interval",
+        "1s",
+    ];
+    let early = messages(&part(0, 38), 1, 200);
+    produce(&twice.metrics, &early);
+    let log = dir2.path().join("first.log");
+    let mut first = apo(&run_with_models(&twice, dir2.path(), &a2, &f2, &flags))
+        .env("APO_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // A checkpoint of everything read so far, then more input and a kill in its middle.
+    let started = std::time::Instant::now();
+    loop {
+        let at = newest_manifest(dir2.path(), "metrics")
+            .and_then(|m| m["lanes"][0]["positions"][0][1].as_i64());
+        if at == Some(early.len() as i64) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = first.kill();
+            panic!(
+                "no checkpoint of the {} messages read with the models on (newest at {at:?}): {}",
+                early.len(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce(&twice.metrics, &messages(&part(38, 50), 1, 200));
+    std::thread::sleep(Duration::from_millis(700));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    produce(&twice.metrics, &messages(&part(50, 70), 1, 200));
+    let mut drain = run_with_models(&twice, dir2.path(), &a2, &f2, &flags);
+    drain.push("--drain".into());
+    let out = apo(&drain).env("APO_LOG", "info").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the restart: {said}");
+    assert!(
+        said.contains("resuming from the checkpoint"),
+        "the restart did not resume from the checkpoint: {said}"
+    );
+
+    let anomalies_once: Vec<AnomalyRecord> = records(&a1, AnomalyRecord::key);
+    let forecasts_once: Vec<ForecastRecord> = records(&f1, |f: &ForecastRecord| f.key());
+    let cut = base + 38 * 60_000;
+    assert!(
+        anomalies_once
+            .iter()
+            .any(|a| a.window_start >= cut && a.raised && a.context_score.is_some()),
+        "alerts and contextual scores after the checkpoint, so their state is compared too"
+    );
+    assert!(forecasts_once.iter().any(|f| f.window_start >= cut));
+    // Every copy of a record (the replay writes some again) equals the uninterrupted run's.
+    let check = |what: &str, once: Vec<(String, String)>, twice: Vec<(String, String)>| {
+        let once: BTreeMap<String, String> = once.into_iter().collect();
+        let mut seen = BTreeMap::new();
+        for (k, v) in &twice {
+            assert_eq!(
+                once.get(k),
+                Some(v),
+                "{what} {k}: the restarted run differs"
+            );
+            *seen.entry(k.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(
+            seen.len(),
+            once.len(),
+            "{what}: every record, and only those"
+        );
+        let again = seen.values().filter(|n| **n > 1).count();
+        println!("{what}: {} records, {again} written twice", once.len());
+    };
+    let as_pairs = |v: Vec<AnomalyRecord>| -> Vec<(String, String)> {
+        v.iter()
+            .map(|a| (a.key(), serde_json::to_string(a).unwrap()))
+            .collect()
+    };
+    check(
+        "anomaly",
+        as_pairs(anomalies_once),
+        as_pairs(records(&a2, AnomalyRecord::key)),
+    );
+    let as_pairs = |v: Vec<ForecastRecord>| -> Vec<(String, String)> {
+        v.iter()
+            .map(|f| {
+                let k = format!("{}|{}s", f.key(), f.horizon_seconds);
+                (k, serde_json::to_string(f).unwrap())
+            })
+            .collect()
+    };
+    check(
+        "forecast",
+        as_pairs(forecasts_once),
+        as_pairs(records(&f2, |f: &ForecastRecord| f.key())),
+    );
 }
 
 /// Contextual scores equal but for the last bits a JSON round trip may change.

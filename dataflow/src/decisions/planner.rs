@@ -20,6 +20,11 @@
 //! the window they were issued at, as its statistics do, so by the time a window is passed
 //! the forecasts issued at it are in; the rule reads only those issued by the window it
 //! decides on.
+//!
+//! The planner's state is in the metrics job's checkpoints: it is saved before the first
+//! time at or after a checkpoint's (times are taken in order, a time's forecasts before its
+//! windows), and restored under the rules of the run it is restored into (an autoscaler's
+//! behaviour is configuration, not state).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -52,6 +57,7 @@ use crate::decisions::pool::PoolTarget;
 use crate::decisions::predictive::capacity::{needed, Need, Plan};
 use crate::decisions::predictive::curve::ForecastCurve;
 use crate::decisions::predictive::Predictive;
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::models::config::Signal;
 use crate::ops::exact_sum::ExactSum;
 use crate::ops::route::route_strs;
@@ -92,7 +98,7 @@ pub const GC_RULE: &str = "gc";
 pub const CANARY_RULE: &str = "canary";
 
 /// The planner's state on one worker.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct PlannerState {
     /// Per scale target.
     scale: BTreeMap<String, TargetState>,
@@ -107,7 +113,7 @@ struct PlannerState {
 }
 
 /// One pool's state on its worker.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct PoolState {
     /// Connections busy in the last windows, the newest last.
     recent: std::collections::VecDeque<(i64, f64)>,
@@ -121,7 +127,7 @@ struct PoolState {
 }
 
 /// One JVM service's state on its worker.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct GcState {
     /// Its last heap asked for, until the limit shows it or this window start passes.
     pending: Option<(f64, i64)>,
@@ -133,6 +139,7 @@ struct GcState {
 const SHRINK_HOLD_WINDOWS: i64 = 30;
 
 /// One scale target's state on its worker.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct TargetState {
     scaler: Autoscaler,
     /// The ready replicas last seen.
@@ -146,17 +153,35 @@ struct TargetState {
     curve: ForecastCurve,
 }
 
+/// The autoscaling behaviour of scale target `t` (`None`: the legacy rule).
+fn behavior_of(t: &ScaleTarget) -> Option<crate::decisions::hpa::behavior::Behavior> {
+    if t.legacy {
+        None
+    } else {
+        Some(t.behavior.clone().unwrap_or_default())
+    }
+}
+
 impl PlannerState {
+    /// The state a checkpoint saved, under the rules of this run: each scale target's
+    /// autoscaler takes its behaviour from `config` (a target the rules no longer name keeps
+    /// its state, unused).
+    fn restored(bytes: &[u8], config: &PlannerConfig) -> Result<Self, bincode::Error> {
+        let mut s: PlannerState = bincode::deserialize(bytes)?;
+        for t in &config.scale {
+            if let Some(state) = s.scale.get_mut(&t.target) {
+                state.scaler = std::mem::take(&mut state.scaler).behaving(behavior_of(t));
+            }
+        }
+        Ok(s)
+    }
+
     /// The state of scale target `t`, made on first use.
     fn target(&mut self, t: &ScaleTarget) -> &mut TargetState {
         self.scale
             .entry(t.target.clone())
             .or_insert_with(|| TargetState {
-                scaler: Autoscaler::new(if t.legacy {
-                    None
-                } else {
-                    Some(t.behavior.clone().unwrap_or_default())
-                }),
+                scaler: Autoscaler::new(behavior_of(t)),
                 replicas: None,
                 asked: None,
                 pending: None,
@@ -217,7 +242,9 @@ pub fn planner_operator<'s>(
     forecasts: StreamVec<'s, u64, ForecastRecord>,
     config: Arc<PlannerConfig>,
     key: SigningKey,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, Decision> {
+    let scope = stats.scope();
     let index = Arc::new(SeriesIndex::new(&config));
     let wanted = {
         let (cfg, ix) = (config.clone(), index.clone());
@@ -237,10 +264,19 @@ pub fn planner_operator<'s>(
     let routing = index.clone();
     let forecast_pact =
         Exchange::new(move |f: &ForecastRecord| route_strs(&[routing.route_key(&f.service)]));
-    wanted.binary_frontier(predicted, pact, forecast_pact, "Planner", move |_, _| {
+    wanted.binary_frontier(predicted, pact, forecast_pact, "Planner", move |_, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
+        let mut states = match checkpoint.as_ref().and_then(|c| c.restored()) {
+            None => PlannerState::default(),
+            Some(bytes) => PlannerState::restored(bytes, &config).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "planner state in the checkpoint unreadable; starting empty");
+                PlannerState::default()
+            }),
+        };
         let mut stash: Stash<WindowStats> = Default::default();
         let mut forecast_stash: Stash<ForecastRecord> = Default::default();
-        let mut states = PlannerState::default();
         move |(input, frontier), (forecast_input, forecast_frontier), output| {
             stash_input(input, &mut stash);
             stash_input(forecast_input, &mut forecast_stash);
@@ -252,14 +288,37 @@ pub fn planner_operator<'s>(
             {
                 passed.insert(*t);
             }
-            // Every forecast passed first: a window's decision reads those issued by it.
-            while let Some((_, rows)) = next_passed(&mut forecast_stash, passed.borrow()) {
-                states.forecasts(&config, &index, rows);
-            }
-            while let Some((cap, rows)) = next_passed(&mut stash, passed.borrow()) {
-                let decisions = plan(&config, &key, &mut states, rows);
-                if !decisions.is_empty() {
-                    output.session(&cap).give_iterator(decisions.into_iter());
+            // Time by time, the forecasts of a time before its windows (a window's decision
+            // reads those issued by it), and a checkpoint due before the first time at or
+            // after it: the state then holds exactly what came before its time.
+            loop {
+                let next = stash
+                    .keys()
+                    .next()
+                    .into_iter()
+                    .chain(forecast_stash.keys().next())
+                    .copied()
+                    .min();
+                let upto = next
+                    .into_iter()
+                    .chain(passed.iter().copied())
+                    .min()
+                    .unwrap_or(u64::MAX);
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(upto, |_| bincode::serialize(&states));
+                }
+                let Some(t) = next.filter(|t| !passed.less_equal(t)) else {
+                    break;
+                };
+                if forecast_stash.keys().next() == Some(&t) {
+                    if let Some((_, rows)) = next_passed(&mut forecast_stash, passed.borrow()) {
+                        states.forecasts(&config, &index, rows);
+                    }
+                } else if let Some((cap, rows)) = next_passed(&mut stash, passed.borrow()) {
+                    let decisions = plan(&config, &key, &mut states, rows);
+                    if !decisions.is_empty() {
+                        output.session(&cap).give_iterator(decisions.into_iter());
+                    }
                 }
             }
         }
@@ -1813,6 +1872,87 @@ mod tests {
     /// Runs the planner operator on `workers` workers, each sending its share of every
     /// window's rows and forecasts; `batched`: all at one time (a replay's batch), else each
     /// window at its own end.
+    /// The decisions of `windows` (each window's rows and the forecasts issued at it) planned
+    /// in one go, and planned with the state saved after window `cut` and restored from
+    /// those bytes (a checkpoint's part) for the rest: the same, at every cut.
+    fn same_after_a_restore_at_every_cut(
+        cfg: &PlannerConfig,
+        windows: &[(Vec<WindowStats>, Vec<ForecastRecord>)],
+    ) -> Vec<Decision> {
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let index = SeriesIndex::new(cfg);
+        let run = |states: &mut PlannerState, part: &[(Vec<WindowStats>, Vec<ForecastRecord>)]| {
+            let mut out = Vec::new();
+            for (rows, forecasts) in part {
+                states.forecasts(cfg, &index, forecasts.clone());
+                out.extend(plan(cfg, &key, states, rows.clone()));
+            }
+            out
+        };
+        let whole = run(&mut PlannerState::default(), windows);
+        for cut in 0..=windows.len() {
+            let mut states = PlannerState::default();
+            let mut out = run(&mut states, &windows[..cut]);
+            let bytes = bincode::serialize(&states).unwrap();
+            let mut restored = PlannerState::restored(&bytes, cfg).unwrap();
+            out.extend(run(&mut restored, &windows[cut..]));
+            assert_eq!(out, whole, "restored after window {cut}");
+        }
+        whole
+    }
+
+    /// A checkpoint of the planner's state holds everything its decisions depend on: the
+    /// autoscaler's recommendations and scale events (under the rules' behaviour, which the
+    /// checkpoint leaves out and the restore takes from the rules), the replicas seen and
+    /// asked for, and the forecast curve.
+    #[test]
+    fn a_restored_planner_decides_as_the_one_never_stopped() {
+        // Up fast, then down at most one pod a minute after a 3-minute stabilisation: without
+        // its behaviour a restored autoscaler would scale down at once.
+        let cfg = PlannerConfig::from_toml(
+            r#"
+            [[scale]]
+            target = "checkout"
+            max_replicas = 20
+            metrics = [{ name = "cpu.utilization", average_value = 0.75 }]
+            [scale.behavior.scale_down]
+            stabilization_window_seconds = 180
+            policies = [{ type = "Pods", value = 1, period_seconds = 60 }]
+            "#,
+        )
+        .unwrap();
+        let (t0, w) = (1_800_000_000_000_i64, 60_000);
+        let mut replicas = 2.0;
+        let mut windows = Vec::new();
+        let mut decided = Vec::new();
+        // The replicas follow the last decision a window later.
+        let key = SigningKey::new(Some("k1"), b"0123456789abcdef0123456789abcdef").unwrap();
+        let mut states = PlannerState::default();
+        for k in 0..16 {
+            let cpu = if k < 4 { 1.5 } else { 0.2 };
+            let rows = scale_rows(t0 + k * w, replicas, replicas, cpu);
+            for d in plan(&cfg, &key, &mut states, rows.clone()) {
+                replicas = f64::from(d.replicas_to.unwrap_or(0));
+                decided.push(d);
+            }
+            windows.push((rows, Vec::new()));
+        }
+        let downs = decided
+            .iter()
+            .filter(|d| d.replicas_to < d.replicas_from)
+            .count();
+        assert!(downs >= 2, "one pod at a time: {decided:#?}");
+        let out = same_after_a_restore_at_every_cut(&cfg, &windows);
+        assert_eq!(out, decided);
+
+        let windows: Vec<_> = predictive_windows()
+            .into_iter()
+            .map(|(_, rows, forecasts)| (rows, forecasts))
+            .collect();
+        let out = same_after_a_restore_at_every_cut(&predictive_config(), &windows);
+        assert_eq!(out.len(), 1, "the spike's scale-up: {out:#?}");
+    }
+
     fn through_the_operator(workers: usize, batched: bool) -> Vec<Decision> {
         use std::sync::Mutex;
         use timely::dataflow::operators::{Inspect, Probe};
@@ -1831,6 +1971,7 @@ mod tests {
                     forecasts.to_stream(scope),
                     Arc::new(predictive_config()),
                     key,
+                    None,
                 )
                 .inspect(move |d: &Decision| sink.lock().unwrap().push(d.clone()))
                 .probe_with(&probe);

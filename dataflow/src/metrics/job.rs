@@ -282,7 +282,12 @@ impl Job for MetricsJob {
         let mut forecasts = None;
         if let Some(stage) = self.models.take() {
             let cfg = &stage.config;
-            if let Some(scores) = anomaly_stage(stats.clone(), cfg, stage.anomaly_inputs) {
+            if let Some(scores) = anomaly_stage(
+                stats.clone(),
+                cfg,
+                stage.anomaly_inputs,
+                ctx.checkpoint("Anomalies"),
+            ) {
                 done = done.concat(tracked_sink(
                     scores,
                     stage.anomaly_sinks,
@@ -302,6 +307,7 @@ impl Job for MetricsJob {
                             cfg.forecast_signal,
                             cfg.forecast_horizons.clone(),
                             stage.forecast_past,
+                            ctx.checkpoint("Forecasts"),
                         );
                         done = done.concat(tracked_sink(
                             stream.clone(),
@@ -320,7 +326,13 @@ impl Job for MetricsJob {
         }
         if let Some(stage) = self.planner.take() {
             let forecasts = forecasts.unwrap_or_else(|| empty(stats.scope()));
-            let decisions = planner_operator(stats, forecasts, Arc::new(stage.config), stage.key);
+            let decisions = planner_operator(
+                stats,
+                forecasts,
+                Arc::new(stage.config),
+                stage.key,
+                ctx.checkpoint("Planner"),
+            );
             done = done.concat(tracked_sink(decisions, stage.sinks, 0, ctx, &mut states));
         }
         (done, states)

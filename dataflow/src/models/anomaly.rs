@@ -9,10 +9,11 @@
 //! LSTM, each run on a thread of their own per worker (the batch's capability held until its
 //! results return). The worker holds per key the feature history and alert state, or the last
 //! values for the forecaster; the anomaly thread holds the keys' contextual detectors.
-//! Revisions of a window (late data) are not rescored. The state is in memory; after a
-//! restart a key's state is rebuilt, the first time the key is seen, from the windows it
-//! closed before ([`PastWindows`], read back from Parquet), so the restarted run emits what
-//! an uninterrupted one would (the contextual detector's memory spans the key's life: for a
+//! Revisions of a window (late data) are not rescored. The state is in the job's
+//! checkpoints when it takes them (a restart restores it, then replays only what came after);
+//! without a checkpoint, after a restart a key's state is rebuilt, the first time the key is
+//! seen, from the windows it closed before ([`PastWindows`], read back from Parquet), so the
+//! restarted run emits what an uninterrupted one would (the contextual detector's memory spans the key's life: for a
 //! key older than the windows replayed, it is relearnt from them); without them a key needs
 //! `MIN_HISTORY` windows (forest) or `seq_len` windows (forecaster) before it is scored
 //! again. A key silent for as many of its windows as its state spans (`HISTORY`, or
@@ -22,7 +23,7 @@
 //! after an action on it.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use apo_ingest::actions::ActionLog;
 use apo_models::alerting::{AlertConfig, AlertOutcome, AlertState};
@@ -35,13 +36,14 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::models::batch::{next_closed, Pending};
 use crate::models::config::ModelConfig;
 use crate::models::series::{window_ms, Scorable, SeriesKey};
 use crate::models::state::SeriesStates;
 use crate::models::warm::PastWindows;
 use crate::ops::offload::{next_result, spawn_model_thread};
-use crate::ops::stash::{stash_input, Stash};
+use crate::ops::stash::{applied_before, stash_input, Stash};
 
 /// The (at most three) features furthest from zero, largest first.
 pub fn drivers(f: &[f64; FEATURES]) -> Vec<Driver> {
@@ -62,10 +64,17 @@ pub fn anomaly_stage<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
     config: &ModelConfig,
     inputs: StateInputs<T>,
+    checkpoint: Option<OperatorCheckpoint>,
 ) -> Option<StreamVec<'s, u64, AnomalyRecord>> {
     let path = config.anomaly_model.as_ref()?;
     match Watched::<IsolationForest>::load(path, config.reload_check) {
-        Ok(model) => Some(anomaly_operator(windows, model, config.alert, inputs)),
+        Ok(model) => Some(anomaly_operator(
+            windows,
+            model,
+            config.alert,
+            inputs,
+            checkpoint,
+        )),
         Err(e) => {
             tracing::error!(error = %e, "anomaly model did not load on this worker: windows not scored");
             None
@@ -103,6 +112,24 @@ pub fn anomaly_warm_windows(alert: &AlertConfig) -> usize {
 /// detector lives on the anomaly thread, [`AnomalyJob`]).
 type AnomalyState = (KeyHistory, AlertState);
 type AnomalyStates = SeriesStates<SeriesKey, AnomalyState>;
+
+/// The series' contextual detectors, held by the anomaly thread; the worker reads them for a
+/// checkpoint when no batch is out on the thread.
+type Detectors = Arc<Mutex<SeriesStates<SeriesKey, ContextDetector>>>;
+
+/// Locks the detectors; a thread that panicked holding them leaves them as they were.
+fn lock(d: &Detectors) -> MutexGuard<'_, SeriesStates<SeriesKey, ContextDetector>> {
+    d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The operator's state in a checkpoint: the worker's per-series states and the thread's
+/// detectors, taken when no batch is out on the thread (both have applied the same windows).
+fn snapshot(keys: &AnomalyStates, detectors: &Detectors) -> Result<Vec<u8>, bincode::Error> {
+    bincode::serialize(&(keys, &*lock(detectors)))
+}
+
+/// The state a checkpoint saved ([`snapshot`]).
+type Saved = (AnomalyStates, SeriesStates<SeriesKey, ContextDetector>);
 
 /// The value the contextual detector follows: the window's p95.
 fn context_value(s: &features::Signals) -> f64 {
@@ -184,11 +211,11 @@ fn observe(
 fn anomaly_worker(
     model: Watched<IsolationForest>,
     context: ContextConfig,
+    detectors: Detectors,
 ) -> impl FnMut(AnomalyJob) -> AnomalyScores {
     let mut model = model;
-    let mut detectors: SeriesStates<SeriesKey, ContextDetector> =
-        SeriesStates::new(features::HISTORY);
     move |job: AnomalyJob| {
+        let mut detectors = lock(&detectors);
         detectors.evict(job.now, window_ms);
         let context = job
             .windows
@@ -235,46 +262,53 @@ fn step_after_actions(
 /// a series within `alert.suppress_seconds` after an action on its service (`inputs.actions`)
 /// is suppressed; a series first seen since the start is warmed from `inputs.past` (its past
 /// windows go through the thread before its first new one, and step only its state).
+///
+/// With a `checkpoint`, the state starts from the restored one, and an epoch is deposited
+/// before the first batch at or after its time once the batches before it are back from the
+/// thread (a window's alert state steps when its scores return): the per-series states and
+/// the detectors then hold exactly the windows before it.
 pub fn anomaly_operator<'s, T: Scorable>(
     windows: StreamVec<'s, u64, T>,
     model: Watched<IsolationForest>,
     alert: AlertConfig,
     inputs: StateInputs<T>,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, AnomalyRecord> {
     let StateInputs { actions, past } = inputs;
-    let worker = windows.scope().worker();
+    let scope = windows.scope();
+    let worker = scope.worker();
     windows.unary_frontier(Pipeline, "AnomalyScores", move |_, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
+        let (mut keys, detectors): (AnomalyStates, _) =
+            match checkpoint.as_ref().and_then(|c| c.restored()) {
+                None => (
+                    SeriesStates::new(features::HISTORY),
+                    SeriesStates::new(features::HISTORY),
+                ),
+                Some(bytes) => match bincode::deserialize::<Saved>(bytes) {
+                    Ok(saved) => saved,
+                    Err(e) => {
+                        tracing::error!(error = %e, "anomaly state in the checkpoint unreadable; starting empty");
+                        (
+                            SeriesStates::new(features::HISTORY),
+                            SeriesStates::new(features::HISTORY),
+                        )
+                    }
+                },
+            };
+        let detectors: Detectors = Arc::new(Mutex::new(detectors));
         let (jobs, results) = spawn_model_thread(
             "apo-anomaly-scorer",
             worker.sync_activator_for(info.address.to_vec()),
-            anomaly_worker(model, alert.context),
+            anomaly_worker(model, alert.context, detectors.clone()),
         );
         let mut stash: Stash<T> = Default::default();
-        let mut keys: AnomalyStates = SeriesStates::new(features::HISTORY);
         let mut pending: VecDeque<Pending<T, Vec<Step>>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
-                let Some((_, last)) = batch.last() else { continue };
-                let now = last.window_end();
-                keys.evict(now, window_ms);
-                let mut job = AnomalyJob { now, windows: Vec::with_capacity(batch.len()), rows: Vec::new() };
-                let mut steps = Vec::new();
-                for (i, (k, w)) in batch.iter().enumerate() {
-                    if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
-                        for e in p.take(k, w.window_end()) {
-                            let end = e.window_end();
-                            observe(&mut keys, &mut job, &mut steps, k, end, e.signals(), Origin::Replay(k.clone(), end));
-                        }
-                    }
-                    observe(&mut keys, &mut job, &mut steps, k, w.window_end(), w.signals(), Origin::Batch(i));
-                }
-                if jobs.send(job).is_err() {
-                    tracing::error!(windows = batch.len(), "the anomaly scoring thread is gone; windows not scored");
-                    continue;
-                }
-                pending.push_back(Pending { cap, batch, work: steps });
-            }
+            // Scores back from the thread first: a checkpoint waits for the batches out there.
             while let Some((p, r)) = next_result(&mut pending, &results, "anomaly scoring") {
                 let Pending { cap, batch, work: steps } = p;
                 let scores = match r.forest {
@@ -322,6 +356,46 @@ pub fn anomaly_operator<'s, T: Scorable>(
                         model_version: r.version.clone(),
                         revision: 1,
                     });
+                }
+            }
+            while let Some(next) = stash.keys().next().copied() {
+                if frontier.frontier().less_equal(&next) {
+                    break;
+                }
+                if let Some(c) = checkpoint.as_mut() {
+                    if c.due(next).is_some() {
+                        if !pending.is_empty() {
+                            // woken when they are back
+                            break;
+                        }
+                        c.deposit_due(next, |_| snapshot(&keys, &detectors));
+                    }
+                }
+                let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) else { break };
+                let Some((_, last)) = batch.last() else { continue };
+                let now = last.window_end();
+                keys.evict(now, window_ms);
+                let mut job = AnomalyJob { now, windows: Vec::with_capacity(batch.len()), rows: Vec::new() };
+                let mut steps = Vec::new();
+                for (i, (k, w)) in batch.iter().enumerate() {
+                    if let Some(p) = past.as_ref().filter(|_| !keys.contains(k)) {
+                        for e in p.take(k, w.window_end()) {
+                            let end = e.window_end();
+                            observe(&mut keys, &mut job, &mut steps, k, end, e.signals(), Origin::Replay(k.clone(), end));
+                        }
+                    }
+                    observe(&mut keys, &mut job, &mut steps, k, w.window_end(), w.signals(), Origin::Batch(i));
+                }
+                if jobs.send(job).is_err() {
+                    tracing::error!(windows = batch.len(), "the anomaly scoring thread is gone; windows not scored");
+                    continue;
+                }
+                pending.push_back(Pending { cap, batch, work: steps });
+            }
+            if pending.is_empty() {
+                if let Some(c) = checkpoint.as_mut() {
+                    let upto = applied_before(&stash, frontier.frontier());
+                    c.deposit_due(upto, |_| snapshot(&keys, &detectors));
                 }
             }
         }

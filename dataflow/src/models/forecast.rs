@@ -13,13 +13,14 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::engine::checkpoint::OperatorCheckpoint;
 use crate::models::batch::{next_closed, Pending};
 use crate::models::config::Signal;
 use crate::models::series::{window_ms, SeriesKey};
 use crate::models::state::SeriesStates;
 use crate::models::warm::PastWindows;
 use crate::ops::offload::{next_result, spawn_model_thread};
-use crate::ops::stash::{stash_input, Stash};
+use crate::ops::stash::{applied_before, stash_input, Stash};
 
 /// Appends `x`, keeping the last `len` values.
 fn push_bounded(hist: &mut VecDeque<f64>, x: f64, len: usize) {
@@ -28,6 +29,10 @@ fn push_bounded(hist: &mut VecDeque<f64>, x: f64, len: usize) {
     }
     hist.push_back(x);
 }
+
+/// Each series' last values (a checkpoint's part of this operator); made at the first batch,
+/// when the model says how many it needs.
+type LastValues = SeriesStates<SeriesKey, VecDeque<f64>>;
 
 /// Forecasts back from the forecasting thread: per window (index into its batch), its
 /// forecasts (one per horizon) or why there are none; the model's version.
@@ -54,6 +59,11 @@ fn steps_of(m: &Forecaster, window_seconds: u32, horizons: &[u64]) -> Vec<usize>
 /// own, or each of `horizons`, seconds: one record per horizon, from one run of the model), on
 /// a thread of its own (as the forest). `meta_model` answers the input length and steps on
 /// the worker; the thread's own handle forecasts.
+///
+/// With a `checkpoint`, the series' last values start from the restored ones and are
+/// deposited before the first batch at or after an epoch's time (they change as a batch is
+/// handed to the thread, not when its forecasts return).
+#[allow(clippy::too_many_arguments)]
 pub fn forecast_operator<'s>(
     stats: StreamVec<'s, u64, WindowStats>,
     model: Watched<Forecaster>,
@@ -61,9 +71,21 @@ pub fn forecast_operator<'s>(
     signal: Signal,
     horizons: Vec<u64>,
     past: Option<Arc<PastWindows<WindowStats>>>,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, ForecastRecord> {
-    let worker = stats.scope().worker();
+    let scope = stats.scope();
+    let worker = scope.worker();
     stats.unary_frontier(Pipeline, "Forecasts", move |_, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
+        let mut keys: Option<LastValues> = match checkpoint.as_ref().and_then(|c| c.restored()) {
+            None => None,
+            Some(bytes) => bincode::deserialize(bytes).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "forecast state in the checkpoint unreadable; starting empty");
+                None
+            }),
+        };
         let mut model = model;
         let (jobs, results) = spawn_model_thread(
             "apo-forecaster",
@@ -78,11 +100,17 @@ pub fn forecast_operator<'s>(
             },
         );
         let mut stash: Stash<WindowStats> = Default::default();
-        let mut keys: Option<SeriesStates<SeriesKey, VecDeque<f64>>> = None;
         let mut pending: VecDeque<Pending<WindowStats, Vec<usize>>> = VecDeque::new();
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) {
+            loop {
+                let upto = applied_before(&stash, frontier.frontier());
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(upto, |_| bincode::serialize(&keys));
+                }
+                let Some((cap, batch)) = next_closed(&mut stash, frontier.frontier()) else {
+                    break;
+                };
                 let m = meta_model.get();
                 let l = m.seq_len();
                 let keys = keys.get_or_insert_with(|| SeriesStates::new(l));

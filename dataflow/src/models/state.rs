@@ -5,7 +5,12 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// State per series key, with the end of the series' last window.
+/// State per series key, with the end of the series' last window; saved whole in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize + Hash + Eq, V: serde::Serialize",
+    deserialize = "K: serde::Deserialize<'de> + Hash + Eq, V: serde::Deserialize<'de>"
+))]
 pub struct SeriesStates<K, V> {
     states: HashMap<K, (i64, V)>,
     /// Windows a series' state covers: silent for longer than that many of its windows, its

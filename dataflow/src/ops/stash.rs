@@ -11,6 +11,21 @@ use crate::ops::window::Windowed;
 /// Batches an operator holds until the frontier passes their time, each with a capability.
 pub(crate) type Stash<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
 
+/// The time before which an operator that takes its stash in time order as `frontier` passes
+/// it has applied everything and nothing after: the earlier of its first stashed time and the
+/// frontier (no time at all once both are empty). A checkpoint whose time is at or before it
+/// can take the operator's state now.
+pub(crate) fn applied_before<D>(stash: &Stash<D>, frontier: AntichainRef<'_, u64>) -> u64 {
+    stash
+        .keys()
+        .next()
+        .copied()
+        .into_iter()
+        .chain(frontier.first().copied())
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
 /// Moves everything `input` holds into `stash`, by time.
 pub(crate) fn stash_input<D: 'static, P>(
     input: &mut InputHandleCore<u64, Vec<D>, P>,

@@ -420,7 +420,12 @@ impl Job for SpanJob {
             checkpointed_window_operator(red, ctx.horizon_ms, 0, ctx.held(), ctx.checkpoint("Red"));
         let mut red_done = sink(red.clone(), sinks.red, 0, ctx, &mut states);
         if let Some(stage) = self.anomalies.take() {
-            if let Some(scores) = anomaly_stage(red, &stage.config, stage.inputs) {
+            if let Some(scores) = anomaly_stage(
+                red,
+                &stage.config,
+                stage.inputs,
+                ctx.checkpoint("RedAnomalies"),
+            ) {
                 red_done = red_done.concat(sink(scores, stage.sinks, 0, ctx, &mut states));
             }
         }
@@ -502,7 +507,12 @@ impl Job for SpanJob {
         let edges = edges.map(EdgeWindow::into_edge);
         let mut map_done = sink(edges.clone(), sinks.service_map, delay, ctx, &mut states);
         if let Some(stage) = self.circuits.take() {
-            let decisions = circuit_operator(edges, Arc::new(stage.config), stage.key);
+            let decisions = circuit_operator(
+                edges,
+                Arc::new(stage.config),
+                stage.key,
+                ctx.checkpoint("Circuits"),
+            );
             map_done = map_done.concat(sink(decisions, stage.sinks, delay, ctx, &mut states));
         }
         let current_done = sink(current, sinks.service_map_current, delay, ctx, &mut states);

@@ -145,14 +145,13 @@ pub struct RunArgs {
     #[arg(long, env = "APO_PARQUET_ROLL", default_value = "10s", value_parser = duration)]
     pub parquet_roll: Duration,
     /// How often the jobs' state is checkpointed: every worker's open windows and their
-    /// sketches, the windows still revisable, the series limits, the cumulative streams, trace
-    /// assembly, SLO burn state, the current service map, and the offsets and watermark they
-    /// reflect, written under --data-dir/checkpoints/<job> (or --checkpoint-url; the newest 3
-    /// kept) before those offsets are committed. A restart resumes from the newest and
-    /// re-reads at most about this much input. 0s turns them off (a restart then replays from
-    /// the last offsets committed at a cut no open window spans). For now on one process
-    /// (-n 1); the metrics job takes none with the models or the planner, the trace job none
-    /// with the anomaly model or circuit rules.
+    /// sketches, the windows still revisable, the series limits, the cumulative streams, the
+    /// models' per-series state, the planner's and circuit breakers' state, trace assembly,
+    /// SLO burn state, the current service map, and the offsets and watermark they reflect,
+    /// written under --data-dir/checkpoints/<job> (or --checkpoint-url; the newest 3 kept)
+    /// before those offsets are committed. A restart resumes from the newest and re-reads at
+    /// most about this much input. 0s turns them off (a restart then replays from the last
+    /// offsets committed at a cut no open window spans). For now on one process (-n 1).
     #[arg(long, env = "APO_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = duration)]
     pub checkpoint_interval: Duration,
     /// Keep checkpoints in an object store instead of --data-dir, so a process moved to

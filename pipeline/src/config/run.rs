@@ -172,15 +172,7 @@ impl RunConfig {
 
     /// Why the metrics job takes no checkpoints (`None`: it takes them).
     pub fn metrics_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
-        if let Some(why) = self.checkpoints_off(processes) {
-            Some(why)
-        } else if self.models.is_some() {
-            Some("the models' state is not checkpointed yet")
-        } else if self.planner.is_some() {
-            Some("the planner's state is not checkpointed yet")
-        } else {
-            None
-        }
+        self.checkpoints_off(processes)
     }
 
     /// What the metrics job's state depends on: a checkpoint taken under other settings is
@@ -189,7 +181,8 @@ impl RunConfig {
         let m = &self.metrics;
         format!(
             "metrics workers={workers} topic={} windows={:?} accuracy={} lateness={:?} \
-             horizon={:?} idle={:?} limits={:?} attributes={:?} cumulative={:?}",
+             horizon={:?} idle={:?} limits={:?} attributes={:?} planner attributes={:?} \
+             cumulative={:?}",
             self.topics.metrics,
             m.window_seconds,
             m.relative_accuracy,
@@ -198,6 +191,7 @@ impl RunConfig {
             self.lanes.idle_policy,
             m.series_limits,
             m.series_attributes(),
+            self.planner.as_ref().map(|(c, _)| c.series_attributes()),
             m.cumulative,
         )
     }
@@ -209,23 +203,7 @@ impl RunConfig {
 
     /// Why the trace job takes no checkpoints (`None`: it takes them).
     pub fn traces_checkpoints_off(&self, processes: usize) -> Option<&'static str> {
-        if let Some(why) = self.checkpoints_off(processes) {
-            Some(why)
-        } else if self
-            .models
-            .as_ref()
-            .is_some_and(|m| m.anomaly_model.is_some())
-        {
-            Some("the anomaly model's state (RED scores) is not checkpointed yet")
-        } else if self
-            .planner
-            .as_ref()
-            .is_some_and(|(c, _)| !c.circuit.is_empty())
-        {
-            Some("the circuit breakers' state is not checkpointed yet")
-        } else {
-            None
-        }
+        self.checkpoints_off(processes)
     }
 
     /// What the trace job's state depends on: a checkpoint taken under other settings is

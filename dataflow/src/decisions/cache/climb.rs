@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::CacheTarget;
 
 /// The increase last asked for.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Asked {
     from: u64,
     to: u64,
@@ -38,7 +38,7 @@ pub struct Increase {
 }
 
 /// One cache's state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Climber {
     size: Option<u64>,
     /// (hits, misses) of the last windows at `size`, the newest last.

@@ -261,7 +261,7 @@ impl RollbackTarget {
 type WindowValues = BTreeMap<String, (Option<f64>, Option<f64>)>;
 
 /// A rollback target's state on its worker: the last `lookback` windows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CanaryState {
     windows: VecDeque<(i64, WindowValues)>,
     /// Windows to stay quiet after a rollback.

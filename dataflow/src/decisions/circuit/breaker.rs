@@ -122,7 +122,7 @@ pub struct Change {
 }
 
 /// One edge's breaker.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Breaker {
     state: CircuitState,
     /// Times opened (the multiplier of `base_open`).

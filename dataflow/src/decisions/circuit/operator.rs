@@ -20,25 +20,47 @@ use timely::dataflow::StreamVec;
 use super::breaker::{Breaker, Change, CircuitEdge};
 use crate::decisions::config::PlannerConfig;
 use crate::decisions::planner::{issue, Draft};
-use crate::ops::stash::{next_passed, stash_input, Stash};
+use crate::engine::checkpoint::OperatorCheckpoint;
+use crate::ops::stash::{applied_before, next_passed, stash_input, Stash};
 
 /// The circuit rule's name in decisions.
 pub const CIRCUIT_RULE: &str = "circuit";
 
 /// The circuit decisions of `config`'s `[[circuit]]` edges on the closed edge windows `edges`.
+///
+/// With a `checkpoint`, the breakers start from the restored ones and are deposited before the
+/// first batch at or after an epoch's time.
 pub fn circuit_operator<'s>(
     edges: StreamVec<'s, u64, ServiceMapEdge>,
     config: Arc<PlannerConfig>,
     key: SigningKey,
+    mut checkpoint: Option<OperatorCheckpoint>,
 ) -> StreamVec<'s, u64, Decision> {
+    let scope = edges.scope();
     let first = edges.filter(|e| e.revision == 1);
     let pact = Exchange::new(|_: &ServiceMapEdge| 0u64);
-    first.unary_frontier(pact, "Circuits", move |_, _| {
+    first.unary_frontier(pact, "Circuits", move |_, info| {
+        if let Some(c) = &checkpoint {
+            c.wake_with(scope.activator_for(info.address.clone()));
+        }
         let mut stash: Stash<ServiceMapEdge> = Default::default();
-        let mut breakers: BTreeMap<(String, String), Breaker> = BTreeMap::new();
+        let mut breakers: Breakers = match checkpoint.as_ref().and_then(|c| c.restored()) {
+            None => BTreeMap::new(),
+            Some(bytes) => bincode::deserialize(bytes).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "circuit breakers in the checkpoint unreadable; starting closed");
+                BTreeMap::new()
+            }),
+        };
         move |(input, frontier), output| {
             stash_input(input, &mut stash);
-            while let Some((cap, rows)) = next_passed(&mut stash, frontier.frontier()) {
+            loop {
+                let upto = applied_before(&stash, frontier.frontier());
+                if let Some(c) = checkpoint.as_mut() {
+                    c.deposit_due(upto, |_| bincode::serialize(&breakers));
+                }
+                let Some((cap, rows)) = next_passed(&mut stash, frontier.frontier()) else {
+                    break;
+                };
                 let decisions = decide(&config, &key, &mut breakers, rows);
                 if !decisions.is_empty() {
                     output.session(&cap).give_iterator(decisions.into_iter());
@@ -48,11 +70,14 @@ pub fn circuit_operator<'s>(
     })
 }
 
+/// Each configured edge's breaker, by (client, server).
+type Breakers = BTreeMap<(String, String), Breaker>;
+
 /// The decisions of one batch of closed edge windows.
 fn decide(
     config: &PlannerConfig,
     key: &SigningKey,
-    breakers: &mut BTreeMap<(String, String), Breaker>,
+    breakers: &mut Breakers,
     mut rows: Vec<ServiceMapEdge>,
 ) -> Vec<Decision> {
     rows.sort_by_key(|e| e.window_start);

@@ -187,9 +187,11 @@ impl Limit {
 }
 
 /// One target's autoscaler state: recent recommendations and scale events, event time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Autoscaler {
-    /// `None`: the legacy rule.
+    /// `None`: the legacy rule. Configuration, not state: a checkpoint leaves it out and the
+    /// restore takes it from the rules ([`Autoscaler::behaving`]).
+    #[serde(skip)]
     behavior: Option<Behavior>,
     /// (time, unstabilised recommendation).
     recommendations: Vec<(i64, u32)>,
@@ -216,6 +218,13 @@ impl Autoscaler {
             behavior,
             ..Default::default()
         }
+    }
+
+    /// This autoscaler's state under `behavior` (`None`: the legacy rule): how a restored one
+    /// takes the rules of the run it is restored into.
+    pub fn behaving(mut self, behavior: Option<Behavior>) -> Self {
+        self.behavior = behavior;
+        self
     }
 
     /// The count to scale to at event time `now`, from the current count, the calculator's

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::capacity::Load;
 
 /// A target's forecasts of its load, by the end of the window each is for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ForecastCurve {
     /// Window end → the end of the window each forecast of it was issued at → the load planned.
     points: BTreeMap<i64, BTreeMap<i64, f64>>,
