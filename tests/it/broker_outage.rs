@@ -4,7 +4,7 @@
 //! uninterrupted run's (every window exact, no two different records under one key) and
 //! every unusable message is in the dead-letter topic.
 //!
-//! Runs a `tansu` broker of its own, which it stops and starts again.
+//! Runs a broker of its own (`apo broker`), which it stops and starts again.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;

@@ -34,8 +34,10 @@ pub fn use_broker_on_this_thread(addr: &str) {
     OWN_BROKER.with(|b| *b.borrow_mut() = Some(addr.to_string()));
 }
 
-/// A `tansu` broker of a test's own, for tests that stop or restart it (the shared one must
-/// stay up for the others); `scripts/test.sh` installs tansu on the PATH. Killed on drop.
+/// A broker of a test's own, for tests that stop or restart it (the shared one must stay up
+/// for the others): `apo broker` from the build under test (the tansu broker `apo run`
+/// embeds, as a process of its own), storing its log in a directory of the test's. Killed on
+/// drop.
 pub struct OwnBroker {
     child: Option<Child>,
     dir: std::path::PathBuf,
@@ -79,29 +81,22 @@ impl OwnBroker {
     }
 
     fn spawn(&mut self) {
-        let url = format!("tcp://{}", self.addr);
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-                "--silent",
-            ])
-            .current_dir(&self.dir)
+        let port = self.addr.rsplit(':').next().unwrap_or_default().to_string();
+        let data_dir = self.dir.join("broker");
+        let child = Command::new(env!("CARGO_BIN_EXE_apo"))
+            .args(["broker", "--port", &port, "--data-dir"])
+            .arg(&data_dir)
+            .env("APO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tansu on the PATH (scripts/test.sh installs it)");
+            .expect("the apo binary under test runs");
         self.child = Some(child);
         let started = Instant::now();
         while std::net::TcpStream::connect(&self.addr).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "tansu did not listen on {}",
+                "apo broker did not listen on {}",
                 self.addr
             );
             std::thread::sleep(Duration::from_millis(100));

@@ -2,8 +2,8 @@
 //! broker and what it waited for, instead of waiting forever for a partition end or an
 //! acknowledgement that will never come, or for a fixed flush timeout of its own.
 //!
-//! Runs a `tansu` broker of its own (the shared test broker must stay up for the other tests):
-//! `scripts/test.sh` installs it on the PATH.
+//! Runs a broker of its own (`apo broker`; the shared test broker must stay up for the other
+//! tests).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -298,7 +298,7 @@ fn texts(outputs: &Outputs) -> Vec<(&'static str, BTreeSet<String>)> {
 #[test]
 fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
     let traces = traces(3_000);
-    // One partition: the test broker (tansu) serves a throttled reader one partition's backlog
+    // One partition: the test broker (tansu, in `apo broker`) serves a throttled reader one partition's backlog
     // after another, and a partition still fetching its backlog holds the watermark back, so
     // with several partitions nothing would come out before the last one started.
     let payloads: Vec<(i32, Vec<u8>)> = messages(&traces, SpanFormat::Json)
