@@ -199,6 +199,18 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
             && said.contains("--from-scratch"),
         "a checkpoint of other windows must be refused: {said}"
     );
+    // So is one of another worker count, naming it (state is not redistributed yet).
+    let mut three = apo_run_args(&t, dir.path(), &run);
+    three.extend(["-w".into(), "3".into(), "--drain".into()]);
+    let refused = apo(&three).output().unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && said.contains("`workers=1` (this run: `workers=3`)")
+            && !said.contains("windows=")
+            && said.contains("--from-scratch"),
+        "a checkpoint of one worker restored into three must be refused, saying so: {said}"
+    );
     // The stream goes on a little, then ends; the restart resumes and drains it.
     std::thread::sleep(Duration::from_secs(3));
     let points = feeder.finish();

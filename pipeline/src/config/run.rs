@@ -181,7 +181,7 @@ impl RunConfig {
         let m = &self.metrics;
         format!(
             "metrics workers={workers} topic={} windows={:?} accuracy={} lateness={:?} \
-             horizon={:?} idle={:?} limits={:?} attributes={:?} planner attributes={:?} \
+             horizon={:?} idle={:?} limits={:?} attributes={:?} planner_attributes={:?} \
              cumulative={:?}",
             self.topics.metrics,
             m.window_seconds,
@@ -210,7 +210,7 @@ impl RunConfig {
     /// refused.
     pub fn traces_fingerprint(&self, workers: usize) -> String {
         format!(
-            "traces workers={workers} topic={} lateness={:?} horizon={:?} idle={:?} {:?}",
+            "traces workers={workers} topic={} lateness={:?} horizon={:?} idle={:?} spans={:?}",
             self.topics.spans,
             self.lanes.lateness,
             self.lanes.horizon,

@@ -114,19 +114,78 @@ pub enum RestoreError {
     /// The store failed.
     Store(#[from] crate::engine::checkpoint::store::StoreError),
     #[error(
-        "the newest checkpoint ({path}) was taken under another configuration: it has \
-         `{theirs}`, this run `{ours}`. Run with the checkpoint's settings to resume from it, \
-         or with --from-scratch to discard the checkpoints and start from the committed offsets"
+        "the newest checkpoint ({path}) was taken under other settings: {differs}. Run with the \
+         checkpoint's settings to resume from it, or with --from-scratch to discard the \
+         checkpoints and start from the committed offsets"
     )]
     /// The checkpoint belongs to another configuration.
     Mismatch {
         /// The checkpoint.
         path: String,
-        /// Its fingerprint.
-        theirs: String,
-        /// This run's.
-        ours: String,
+        /// What differs, setting by setting ([`differences`]).
+        differs: String,
     },
+}
+
+/// A fingerprint's settings: its `key=value` fields in order (a value may hold spaces; a new
+/// field starts at a space followed by `key=`).
+fn fields(fingerprint: &str) -> Vec<(&str, &str)> {
+    let starts_field = |rest: &str| {
+        let key_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+            .count();
+        key_len > 0 && rest.as_bytes().get(key_len) == Some(&b'=')
+    };
+    let mut cuts = vec![0];
+    for (i, _) in fingerprint.match_indices(' ') {
+        if starts_field(&fingerprint[i + 1..]) {
+            cuts.push(i + 1);
+        }
+    }
+    cuts.push(fingerprint.len() + 1);
+    cuts.windows(2)
+        .filter_map(|w| {
+            let field = fingerprint.get(w[0]..w[1] - 1)?.trim();
+            Some(field.split_once('=').unwrap_or(("", field)))
+        })
+        .collect()
+}
+
+/// What differs between a checkpoint's fingerprint and this run's, setting by setting:
+/// "`workers=2` (this run: `workers=3`)", joined; the whole of both when either has no
+/// `key=value` field.
+pub fn differences(theirs: &str, ours: &str) -> String {
+    let (t, o) = (fields(theirs), fields(ours));
+    fn value<'a>(f: &[(&str, &'a str)], k: &str) -> Option<&'a str> {
+        f.iter().find(|(key, _)| *key == k).map(|x| x.1)
+    }
+    let mut keys: Vec<&str> = t.iter().chain(&o).map(|(k, _)| *k).collect();
+    keys.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    let shown = |k: &str, v: Option<&str>| match v {
+        Some(v) if k.is_empty() => format!("`{v}`"),
+        Some(v) => format!("`{k}={v}`"),
+        None => "nothing".to_string(),
+    };
+    let differs: Vec<String> = keys
+        .into_iter()
+        .filter(|k| seen.insert(*k))
+        .filter(|k| value(&t, k) != value(&o, k))
+        .map(|k| {
+            format!(
+                "{} (this run: {})",
+                shown(k, value(&t, k)),
+                shown(k, value(&o, k))
+            )
+        })
+        .collect();
+    let keyed = |f: &[(&str, &str)]| f.iter().any(|(k, _)| !k.is_empty());
+    if differs.is_empty() || !keyed(&t) || !keyed(&o) {
+        format!("it has `{theirs}`, this run `{ours}`")
+    } else {
+        differs.join("; ")
+    }
 }
 
 impl Checkpoints {
@@ -146,8 +205,7 @@ impl Checkpoints {
             if c.manifest.fingerprint != fingerprint {
                 return Err(RestoreError::Mismatch {
                     path: c.path.display().to_string(),
-                    theirs: c.manifest.fingerprint.clone(),
-                    ours: fingerprint,
+                    differs: differences(&c.manifest.fingerprint, &fingerprint),
                 });
             }
             tracing::info!(
@@ -619,6 +677,25 @@ mod tests {
         // Nothing moved since: no new epoch at the same time.
         c.lane_settled(0, 6_000);
         assert_eq!(c.announced(), 1);
+    }
+
+    /// A refusal names the settings that differ, each with this run's, and nothing else.
+    #[test]
+    fn a_refusal_names_what_differs() {
+        let theirs = "metrics workers=2 topic=apo.metrics windows=[10, 60] accuracy=0.01 \
+                      planner_attributes=None";
+        let ours = "metrics workers=3 topic=apo.metrics windows=[10, 60] accuracy=0.01 \
+                    planner_attributes=Some([\"k8s.pod.name\"])";
+        assert_eq!(
+            differences(theirs, ours),
+            "`workers=2` (this run: `workers=3`); `planner_attributes=None` (this run: \
+             `planner_attributes=Some([\"k8s.pod.name\"])`)"
+        );
+        assert_eq!(
+            differences("metrics workers=1", "metrics workers=1 spans=on"),
+            "nothing (this run: `spans=on`)"
+        );
+        assert_eq!(differences("a b", "c"), "it has `a b`, this run `c`");
     }
 
     /// A restart resumes from the newest checkpoint; a checkpoint of other settings is refused.
