@@ -18,6 +18,8 @@ const PARTITIONS: i32 = 4;
 /// A message per partition every TICK, of POINTS points stamped with the wall clock.
 const TICK: Duration = Duration::from_millis(100);
 const POINTS: usize = 5;
+/// The windows of the live runs here: 10 s windows, 2 s lateness, revisable for 20 s.
+const LIVE_WINDOWS: &[&str] = &["--windows", "10s", "--lateness", "2s", "--horizon", "20s"];
 
 /// Every point sent, and the messages sent per partition.
 type Sent = (Vec<MetricPoint>, BTreeMap<i32, i64>);
@@ -123,17 +125,10 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
     let t = topics("checkpoint", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let run = [
-        "--windows",
-        "10s",
-        "--lateness",
-        "2s",
-        "--horizon",
-        "20s",
-        "--parquet-roll",
-        "500ms",
-        "--checkpoint-interval",
-        "2s",
-    ];
+        LIVE_WINDOWS,
+        ["--parquet-roll", "500ms", "--checkpoint-interval", "2s"].as_slice(),
+    ]
+    .concat();
     let feeder = Feeder::start(&t.metrics);
     let log = dir.path().join("first.log");
     let mut first = run.to_vec();
@@ -187,7 +182,7 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
         );
     }
     // A restart under other settings is refused, saying what differs and what to do.
-    let mut twenty = run;
+    let mut twenty = run.clone();
     twenty[1] = "20s";
     let mut other = apo_run_args(&t, dir.path(), &twenty);
     other.push("--drain".into());
@@ -325,17 +320,16 @@ fn a_run_moved_to_another_data_directory_resumes_from_checkpoints_in_an_object_s
     let t = topics("checkpoint-s3", PARTITIONS);
     let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let run = [
-        "--windows",
-        "10s",
-        "--lateness",
-        "2s",
-        "--horizon",
-        "20s",
-        "--checkpoint-interval",
-        "2s",
-        "--checkpoint-url",
-        "s3://apo-ckpt/here",
-    ];
+        LIVE_WINDOWS,
+        [
+            "--checkpoint-interval",
+            "2s",
+            "--checkpoint-url",
+            "s3://apo-ckpt/here",
+        ]
+        .as_slice(),
+    ]
+    .concat();
     let feeder = Feeder::start(&t.metrics);
     let log = first_dir.path().join("first.log");
     let mut first = apo(&apo_run_args(&t, first_dir.path(), &run));

@@ -160,8 +160,7 @@ pub fn differences(theirs: &str, ours: &str) -> String {
     fn value<'a>(f: &[(&str, &'a str)], k: &str) -> Option<&'a str> {
         f.iter().find(|(key, _)| *key == k).map(|x| x.1)
     }
-    let mut keys: Vec<&str> = t.iter().chain(&o).map(|(k, _)| *k).collect();
-    keys.dedup();
+    let keys: Vec<&str> = t.iter().chain(&o).map(|(k, _)| *k).collect();
     let mut seen = std::collections::BTreeSet::new();
     let shown = |k: &str, v: Option<&str>| match v {
         Some(v) if k.is_empty() => format!("`{v}`"),
