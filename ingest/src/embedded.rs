@@ -24,6 +24,19 @@ impl EmbeddedBroker {
     /// Starts a broker on `127.0.0.1:port` (0 picks a free port) storing its log in
     /// `<data_dir>/broker.db` (any directory). Returns once the port accepts connections.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, IngestError> {
+        Self::start_with_schemas(data_dir, port, None)
+    }
+
+    /// [`EmbeddedBroker::start`] with a schema registry: the directory `schemas` holds a
+    /// schema per topic that has one (`TOPIC.json`, a JSON schema whose `properties.value`
+    /// (and `properties.key`) a record's value (key) must match; `TOPIC.avsc`, `TOPIC.proto`),
+    /// and the broker refuses a record that does not match its topic's (`INVALID_RECORD`), as a
+    /// broker with schema validation does.
+    pub fn start_with_schemas(
+        data_dir: &Path,
+        port: u16,
+        schemas: Option<&Path>,
+    ) -> Result<Self, IngestError> {
         let err = |m: String| IngestError::Embedded(m);
         std::fs::create_dir_all(data_dir)
             .map_err(|e| err(format!("creating {}: {e}", data_dir.display())))?;
@@ -47,6 +60,14 @@ impl EmbeddedBroker {
         let url = |s: &str| Url::parse(s).map_err(|e| err(format!("{s}: {e}")));
         let listener = url(&format!("tcp://{address}"))?;
         let storage = url(&storage)?;
+        let registry = match schemas {
+            None => None,
+            Some(dir) => {
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| err(format!("the schema directory {}: {e}", dir.display())))?;
+                Some(tansu_schema::Registry::new(store))
+            }
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("embedded-broker")
@@ -61,6 +82,7 @@ impl EmbeddedBroker {
                 .incarnation_id(uuid::Uuid::new_v4())
                 .advertised_listener(listener.clone())
                 .storage(storage)
+                .schema_registry(registry)
                 .listener(listener)
                 .silent(true)
                 .build()

@@ -29,13 +29,28 @@ impl Broker {
         data_dir: &Path,
         embedded_port: u16,
     ) -> Result<Self, RunError> {
+        Self::connect_with_schemas(kafka, data_dir, embedded_port, None)
+    }
+
+    /// [`Broker::connect`]; an embedded broker validates records against the schemas in
+    /// `schemas` (`TOPIC.json`, `TOPIC.avsc`, `TOPIC.proto`), refusing those that do not match.
+    pub fn connect_with_schemas(
+        kafka: &KafkaArgs,
+        data_dir: &Path,
+        embedded_port: u16,
+        schemas: Option<&Path>,
+    ) -> Result<Self, RunError> {
         if let Some(address) = &kafka.brokers {
             return Ok(Self::given(address, kafka));
         }
         #[cfg(feature = "embedded-broker")]
         {
-            let b = apo_ingest::embedded::EmbeddedBroker::start(data_dir, embedded_port)
-                .map_err(|e| RunError::kafka("starting the embedded broker", e))?;
+            let b = apo_ingest::embedded::EmbeddedBroker::start_with_schemas(
+                data_dir,
+                embedded_port,
+                schemas,
+            )
+            .map_err(|e| RunError::kafka("starting the embedded broker", e))?;
             let address = b.address().to_string();
             Ok(Broker {
                 client: client_config(&address, &kafka.kafka),
@@ -45,7 +60,7 @@ impl Broker {
         }
         #[cfg(not(feature = "embedded-broker"))]
         {
-            let _ = (data_dir, embedded_port);
+            let _ = (data_dir, embedded_port, schemas);
             Err(RunError::Config(
                 "no --brokers given, and this build has no embedded broker (feature `embedded-broker`)"
                     .into(),

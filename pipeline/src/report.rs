@@ -55,6 +55,10 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
         0 => String::new(),
         n => format!(", {n} refused by the broker"),
     };
+    let letters_refused = match Progress::get(&p.dlq_refused) {
+        0 => String::new(),
+        n => format!(" ({n} refused by the broker)"),
+    };
     let series = match p.series() {
         (0, 0, _) => String::new(),
         (live, 0, _) => format!(" | series {live} live"),
@@ -87,7 +91,7 @@ fn line(l: &Labels, p: &Progress, started: Instant, last: &mut (Instant, u64)) -
     });
     let state = mb(p.held_bytes());
     format!(
-        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",
+        "[{:>6.0}s] {:<7} | {} in {points} ({rate:.0}/s) | {} out {} ({} revisions{refused}) | close→out p50/p99 {latency} | dlq {}{letters_refused} | lag {lag} msgs | watermark delay {delay} | held {} ({state}){series}",
         started.elapsed().as_secs_f64(),
         l.lane,
         l.records,

@@ -32,7 +32,7 @@ pub fn broker(a: BrokerArgs) -> Result<(), RunError> {
         create_topics: true,
         partitions: a.topic_partitions,
     };
-    let broker = Broker::connect(&kafka, &a.data_dir, a.port)?;
+    let broker = Broker::connect_with_schemas(&kafka, &a.data_dir, a.port, a.schemas.as_deref())?;
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
     if !topics.is_empty() {
         broker.prepare_topics(&topics, true, a.topic_partitions)?;

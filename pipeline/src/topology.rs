@@ -9,10 +9,14 @@
 
 use std::sync::Arc;
 
-use apo_dataflow::{Checkpoints, JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress};
+use apo_dataflow::{
+    Checkpoints, Job, JobLane, Lane, MetricsJob, ModelStage, PlannerStage, Progress,
+};
 use apo_dataflow::{CircuitStage, RedAnomalies, SpanJob, SpanSinks, StateInputs};
 use apo_ingest::actions::ActionLog;
-use apo_ingest::dlq::KafkaDeadLetters;
+use apo_ingest::dlq::{
+    already_written, DeadLetterSink, KafkaDeadLetters, SkipWritten, CLOCK_MARGIN_MS,
+};
 use apo_ingest::kafka::KafkaSource;
 use apo_ingest::source::MessageSource;
 use rdkafka::ClientConfig;
@@ -138,10 +142,81 @@ fn source(
     Ok(Box::new(source))
 }
 
-fn dead_letters(cfg: &RunConfig, shared: &Shared) -> Result<Box<KafkaDeadLetters>, RunError> {
+/// The dead letters of the lane of `worker` reading `topic`. A lane restored from a checkpoint
+/// re-reads the messages after the checkpoint's positions: the letters the run before wrote for
+/// them are read back from the topic, and not written again.
+fn dead_letters(
+    cfg: &RunConfig,
+    shared: &Shared,
+    topic: &str,
+    checkpoints: Option<&Arc<Checkpoints>>,
+    worker: &Worker,
+) -> Result<Box<dyn DeadLetterSink>, RunError> {
     let dlq = KafkaDeadLetters::new(&shared.client, &cfg.topics.dlq)
         .map_err(|e| RunError::kafka(format!("the dead-letter topic `{}`", cfg.topics.dlq), e))?;
-    Ok(Box::new(dlq))
+    let Some(lane) = checkpoints.and_then(|c| c.restored_lane(worker.index())) else {
+        return Ok(Box::new(dlq));
+    };
+    // A checkpoint of an older version does not say when: the topic from its start.
+    let since = lane.at_ms.map_or(0, |t| t - CLOCK_MARGIN_MS);
+    match already_written(
+        &shared.client,
+        &cfg.topics.dlq,
+        topic,
+        &lane.positions,
+        since,
+        LETTERS_READ_BACK_WAIT,
+    ) {
+        Ok(written) => {
+            tracing::info!(
+                worker = worker.index(),
+                topic,
+                letters = written.len(),
+                "dead letters of the messages the restart re-reads that are already in `{}`: \
+                 not written again",
+                cfg.topics.dlq
+            );
+            Ok(Box::new(SkipWritten::new(Box::new(dlq), topic, written)))
+        }
+        Err(e) => {
+            tracing::warn!(
+                worker = worker.index(),
+                error = %e,
+                "could not read back the dead letters of the messages the restart re-reads: \
+                 their letters may be written twice"
+            );
+            Ok(Box::new(dlq))
+        }
+    }
+}
+
+/// How long a restored lane reads the dead-letter topic back before it starts.
+const LETTERS_READ_BACK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The lane of `job` on `worker`, reading its share of `topic`, with its dead letters and
+/// checkpoints.
+fn job_lane<J: Job>(
+    worker: &mut Worker,
+    cfg: &RunConfig,
+    shared: &Shared,
+    job: J,
+    topic: &str,
+    progress: &Arc<Progress>,
+    checkpoints: Option<&Arc<Checkpoints>>,
+) -> Result<JobLane<J>, RunError> {
+    // The letters read back first: the source, once assigned, is seeked to the checkpoint's
+    // positions at once (in between it asks the group for committed offsets it will not use).
+    let letters = dead_letters(cfg, shared, topic, checkpoints, worker)?;
+    let source = source(cfg, shared, topic, worker)?;
+    Ok(JobLane::with_checkpoints(
+        worker,
+        &cfg.lanes,
+        job,
+        source,
+        letters,
+        progress.clone(),
+        checkpoints.cloned(),
+    )?)
 }
 
 /// The lanes of one worker.
@@ -158,25 +233,25 @@ pub fn worker_lanes(
         cfg.parquet_roll,
         &cfg.topics.dlq,
     );
-    let metrics = JobLane::with_checkpoints(
+    let metrics = job_lane(
         worker,
-        &cfg.lanes,
+        cfg,
+        shared,
         metrics_job(cfg, &outputs, shared)?,
-        source(cfg, shared, &cfg.topics.metrics, worker)?,
-        dead_letters(cfg, shared)?,
-        shared.metrics_progress.clone(),
-        shared.metrics_checkpoints.clone(),
+        &cfg.topics.metrics,
+        &shared.metrics_progress,
+        shared.metrics_checkpoints.as_ref(),
     )?;
     let mut lanes: Vec<Box<dyn Lane>> = vec![Box::new(metrics)];
     if let Some(job) = span_job(cfg, &outputs, shared)? {
-        let spans = JobLane::with_checkpoints(
+        let spans = job_lane(
             worker,
-            &cfg.lanes,
+            cfg,
+            shared,
             job,
-            source(cfg, shared, &cfg.topics.spans, worker)?,
-            dead_letters(cfg, shared)?,
-            shared.traces_progress.clone(),
-            shared.traces_checkpoints.clone(),
+            &cfg.topics.spans,
+            &shared.traces_progress,
+            shared.traces_checkpoints.as_ref(),
         )?;
         lanes.push(Box::new(spans));
     }

@@ -24,10 +24,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use apo_core::kafka::send_threaded_with_backpressure;
+use apo_core::kafka::{refused_for_good, send_threaded_with_backpressure};
 use apo_core::{RowSink, SinkError};
 use apo_schemas::OutputRow;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
@@ -101,22 +101,6 @@ impl Refused {
             error: error.to_string(),
         }
     }
-}
-
-/// Whether the broker (or the client's own check) will never take this record, however often
-/// it is sent: its size or its content is the problem, not the broker's state.
-fn refused_for_good(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        e,
-        KafkaError::MessageProduction(
-            C::MessageSizeTooLarge
-                | C::InvalidMessageSize
-                | C::InvalidMessage
-                | C::InvalidRecord
-                | C::InvalidTimestamp
-        )
-    )
 }
 
 impl ClientContext for AckTracker {}

@@ -21,11 +21,16 @@ const POINTS: usize = 5;
 /// The windows of the live runs here: 10 s windows, 2 s lateness, revisable for 20 s.
 const LIVE_WINDOWS: &[&str] = &["--windows", "10s", "--lateness", "2s", "--horizon", "20s"];
 
-/// Every point sent, and the messages sent per partition.
-type Sent = (Vec<MetricPoint>, BTreeMap<i32, i64>);
+/// Every point sent, the messages sent per partition, and the (partition, offset) of every bad
+/// message sent.
+type Sent = (Vec<MetricPoint>, BTreeMap<i32, i64>, Vec<(i32, i64)>);
+
+/// A bad message (not JSON) follows every BAD_EVERY-th message on each partition.
+const BAD_EVERY: u64 = 10;
 
 /// Feeds `topic` live until `stop`: each message's points have the time it is sent at, over 20
-/// series; returns every point sent and the messages sent per partition so far.
+/// series, and every BAD_EVERY-th message is followed by one that is not JSON (a dead letter);
+/// returns every point sent and the messages sent per partition so far.
 struct Feeder {
     stop: Arc<AtomicBool>,
     sent: Arc<Mutex<Sent>>,
@@ -39,7 +44,9 @@ impl Feeder {
         let (topic, s, out) = (topic.to_string(), stop.clone(), sent.clone());
         let thread = std::thread::spawn(move || {
             let mut rng = Rng(7);
+            let mut ticks = 0u64;
             while !s.load(Ordering::Relaxed) {
+                ticks += 1;
                 let at = Instant::now();
                 let mut batch = Vec::new();
                 let mut points = Vec::new();
@@ -56,12 +63,20 @@ impl Feeder {
                         .collect();
                     batch.push((p, serde_json::to_vec(&pts).unwrap()));
                     points.extend(pts);
+                    if ticks.is_multiple_of(BAD_EVERY) {
+                        batch.push((p, b"{not json".to_vec()));
+                    }
                 }
                 produce(&topic, &batch);
                 let mut g = out.lock().unwrap();
-                g.0.extend(points);
-                for p in 0..PARTITIONS {
-                    *g.1.entry(p).or_default() += 1;
+                let (sent_points, counts, bad) = &mut *g;
+                sent_points.extend(points);
+                for (p, m) in &batch {
+                    let next = counts.entry(*p).or_default();
+                    if m[0] != b'[' {
+                        bad.push((*p, *next));
+                    }
+                    *next += 1;
                 }
                 drop(g);
                 std::thread::sleep(TICK.saturating_sub(at.elapsed()));
@@ -79,13 +94,14 @@ impl Feeder {
         self.sent.lock().unwrap().1.clone()
     }
 
-    /// Stops it; every point sent.
-    fn finish(mut self) -> Vec<MetricPoint> {
+    /// Stops it; every point sent, and where every bad message went.
+    fn finish(mut self) -> (Vec<MetricPoint>, Vec<(i32, i64)>) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
         }
-        std::mem::take(&mut self.sent.lock().unwrap().0)
+        let mut g = self.sent.lock().unwrap();
+        (std::mem::take(&mut g.0), std::mem::take(&mut g.2))
     }
 }
 
@@ -97,9 +113,33 @@ impl Drop for Feeder {
 
 /// The window records of a run killed and resumed from a checkpoint: every window once or
 /// more, each copy byte for byte the first, exact, in order (no revision), and no more than the
-/// windows of about one interval written twice.
-fn check_resumed_output(t: &Topics, want: &Exact) {
-    assert_no_dead_letters(t);
+/// windows of about one interval written twice; and one dead letter for each of the `bad`
+/// messages, however many of them the restart re-read.
+fn check_resumed_output(t: &Topics, want: &Exact, bad: &[(i32, i64)]) {
+    let mut letters: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for d in consume(&t.dlq, usize::MAX, Duration::from_secs(3)) {
+        assert_eq!(
+            d.headers["apo.dlq.reason"], "invalid_json",
+            "{:?}",
+            d.headers
+        );
+        let at = |h: &str| d.headers[h].parse::<i64>().unwrap();
+        *letters
+            .entry((at("apo.dlq.partition") as i32, at("apo.dlq.offset")))
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = letters.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "dead letters written more than once (partition, offset): {twice:?}"
+    );
+    let mut bad = bad.to_vec();
+    bad.sort_unstable();
+    assert_eq!(
+        letters.keys().copied().collect::<Vec<_>>(),
+        bad,
+        "one dead letter for each bad message"
+    );
     let by_key = copies_by_key(consume(&t.stats, usize::MAX, Duration::from_secs(5)));
     assert_eq!(by_key.len(), want.len(), "every window, and only those");
     let mut twice = 0;
@@ -208,7 +248,14 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
     );
     // The stream goes on a little, then ends; the restart resumes and drains it.
     std::thread::sleep(Duration::from_secs(3));
-    let points = feeder.finish();
+    let (points, bad) = feeder.finish();
+    let reread = bad
+        .iter()
+        .filter(|(p, o)| {
+            *o >= positions.get(&(*p as i64)).copied().unwrap_or(0) && *o < sent_at_kill[p]
+        })
+        .count();
+    println!("{reread} bad messages between the checkpoint and the kill: re-read by the restart");
     let want = exact(&points, &[10]);
     let mut drain = apo_run_args(&t, dir.path(), &run);
     drain.push("--drain".into());
@@ -222,7 +269,7 @@ fn a_killed_live_run_resumes_from_its_last_checkpoint_and_counts_every_window_on
         "the restart did not resume from the checkpoint: {said}"
     );
 
-    check_resumed_output(&t, &want);
+    check_resumed_output(&t, &want, &bad);
     assert_eq!(
         sql_csv(dir.path(), "SELECT count(*) FROM window_stats"),
         vec![vec![want.len().to_string()]]
@@ -366,7 +413,7 @@ fn a_run_moved_to_another_data_directory_resumes_from_checkpoints_in_an_object_s
         "nothing under the data directory"
     );
     std::thread::sleep(Duration::from_secs(2));
-    let points = feeder.finish();
+    let (points, bad) = feeder.finish();
     let want = exact(&points, &[10]);
     let mut drain = apo_run_args(&t, second_dir.path(), &run);
     drain.push("--drain".into());
@@ -381,7 +428,7 @@ fn a_run_moved_to_another_data_directory_resumes_from_checkpoints_in_an_object_s
                 && l.contains("s3://apo-ckpt/here/metrics/epoch-")),
         "the restart on another data directory did not resume from the object store: {said}"
     );
-    check_resumed_output(&t, &want);
+    check_resumed_output(&t, &want, &bad);
     // The drain committed everything and removed its checkpoints.
     assert!(
         !s3.keys("apo-ckpt", "here/metrics/")

@@ -41,6 +41,8 @@ pub fn use_broker_on_this_thread(addr: &str) {
 pub struct OwnBroker {
     child: Option<Child>,
     dir: std::path::PathBuf,
+    /// `apo broker --schemas`: the directory of topic schemas it validates records against.
+    schemas: Option<std::path::PathBuf>,
     /// `127.0.0.1:port`.
     pub addr: String,
 }
@@ -48,6 +50,11 @@ pub struct OwnBroker {
 impl OwnBroker {
     /// Starts one on a free port with its storage in `dir`.
     pub fn start(dir: &std::path::Path) -> Self {
+        Self::start_with_schemas(dir, None)
+    }
+
+    /// [`OwnBroker::start`], validating records against the topic schemas in `schemas`.
+    pub fn start_with_schemas(dir: &std::path::Path, schemas: Option<&std::path::Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -55,6 +62,7 @@ impl OwnBroker {
         let mut b = OwnBroker {
             child: None,
             dir: dir.to_path_buf(),
+            schemas: schemas.map(std::path::Path::to_path_buf),
             addr: format!("127.0.0.1:{port}"),
         };
         b.spawn();
@@ -83,9 +91,14 @@ impl OwnBroker {
     fn spawn(&mut self) {
         let port = self.addr.rsplit(':').next().unwrap_or_default().to_string();
         let data_dir = self.dir.join("broker");
-        let child = Command::new(env!("CARGO_BIN_EXE_apo"))
+        let mut broker = Command::new(env!("CARGO_BIN_EXE_apo"));
+        broker
             .args(["broker", "--port", &port, "--data-dir"])
-            .arg(&data_dir)
+            .arg(&data_dir);
+        if let Some(s) = &self.schemas {
+            broker.arg("--schemas").arg(s);
+        }
+        let child = broker
             .env("APO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -225,3 +225,106 @@ fn an_output_row_the_broker_refuses_goes_to_the_dlq_instead_of_stopping() {
     assert_eq!(stats[0].service, "a");
     check_window(&stats[0], &[10.0, 20.0]);
 }
+
+/// A dead letter the broker refuses for good (issue 30, item 8): the dead-letter topic has a
+/// schema its broker validates (`apo broker --schemas`, as a broker with schema validation
+/// does), which the copy of a message that is not JSON does not match, so the broker answers
+/// INVALID_RECORD. The letter is logged at ERROR with the coordinates of its message and
+/// counted in the progress line, and the pipeline goes on: a later bad message's letter (a
+/// JSON array, which the schema takes) is written, the points are counted, and a stop is clean.
+/// Before, the refusal stopped the pipeline with a delivery error.
+#[test]
+fn a_dead_letter_the_broker_refuses_is_logged_and_counted_and_the_pipeline_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemas = dir.path().join("schemas");
+    std::fs::create_dir_all(&schemas).unwrap();
+    let broker = OwnBroker::start_with_schemas(dir.path(), Some(&schemas));
+    broker.use_on_this_thread();
+    let t = topics("dlq-refused", 1);
+    // the value of a record of the dead-letter topic must be a JSON array
+    std::fs::write(
+        schemas.join(format!("{}.json", t.dlq)),
+        r#"{"type": "object", "properties": {"value": {"type": "array"}}}"#,
+    )
+    .unwrap();
+    let b = now_ms() - 60_000;
+    let json = |p: &[MetricPoint]| serde_json::to_vec(p).unwrap();
+    produce(
+        &t.metrics,
+        &[
+            (0, json(&[point(b + 1_000, "a", 10.0)])),
+            (0, b"{not json".to_vec()),
+            (0, json(&[point(b + 2_000, "a", 20.0)])),
+        ],
+    );
+    let log = dir.path().join("run.log");
+    let mut child = apo(&apo_run_args(
+        &t,
+        dir.path(),
+        &["--windows", "10s", "--progress-interval", "1s"],
+    ))
+    .env("APO_LOG", "info")
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |what: &dyn Fn(&str) -> bool, why: &str| {
+        let started = std::time::Instant::now();
+        while !what(&read()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{why}: {}",
+                read()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for(
+        &|l| l.contains("(1 refused by the broker)"),
+        "the refusal is counted in the progress line",
+    );
+    let refusal = read()
+        .lines()
+        .find(|l| l.contains("the broker refused a dead letter for good"))
+        .map(str::to_string)
+        .expect("the refusal is logged");
+    assert!(
+        refusal.contains("ERROR")
+            && refusal.contains(&format!("topic=\"{}\"", t.metrics))
+            && refusal.contains("partition=\"0\"")
+            && refusal.contains("offset=\"1\"")
+            && refusal.contains("reason=\"invalid_json\""),
+        "the refusal names the message's coordinates: {refusal}"
+    );
+    // It goes on: a later bad message's letter is written, its good point counted.
+    let mut bad = point(b + 3_000, "a", 30.0);
+    bad.service = String::new();
+    produce(
+        &t.metrics,
+        &[(0, json(&[point(b + 3_000, "a", 30.0), bad]))],
+    );
+    let dlq = consume(&t.dlq, 1, Duration::from_secs(30));
+    assert_eq!(
+        dlq.len(),
+        1,
+        "{:?}",
+        dlq.iter().map(|d| &d.headers).collect::<Vec<_>>()
+    );
+    assert_eq!(dlq[0].headers["apo.dlq.offset"], "3");
+    assert_eq!(dlq[0].headers["apo.dlq.points"], "1");
+    wait_for(
+        &|l| l.contains("metrics | points in 3 "),
+        "every good point is counted",
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{}", read());
+    let errors: Vec<String> = read()
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("refused a dead letter"))
+        .map(str::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -27,7 +27,8 @@ pub trait DeadLetterSink {
     /// Waits at most `wait` for everything sent so far to be durable: `Ok(true)` once it is,
     /// `Ok(false)` while some letters still wait for the broker (they stay queued and are
     /// delivered when it answers: nothing is lost, but the offsets of the messages they came
-    /// from must not be committed yet), an error when some were refused for good.
+    /// from must not be committed yet), an error when a delivery failed for another reason than
+    /// a refusal for good (those are counted by [`DeadLetterSink::refused`]).
     fn flush(&mut self, wait: Duration) -> Result<bool, IngestError>;
     /// Letters sent and not acknowledged yet.
     fn waiting(&self) -> usize {
@@ -35,4 +36,9 @@ pub trait DeadLetterSink {
     }
     /// Where the letters go, for messages about waiting on it (`apo.dlq at 127.0.0.1:9092`).
     fn destination(&self) -> String;
+    /// Letters the destination refused for good so far (each logged with its origin): lost,
+    /// but no reason to stop.
+    fn refused(&self) -> u64 {
+        0
+    }
 }

@@ -11,7 +11,7 @@ mod quiet;
 pub use admin::{ensure_topics, ensure_topics_with, partition_count};
 pub use client::{client_config, max_message_bytes, parse_override, DEFAULT_MESSAGE_MAX_BYTES};
 pub use produce::{
-    flush_promptly, flush_within, send_threaded_with_backpressure, send_with_backpressure,
-    DeliveryTracker,
+    flush_promptly, flush_within, refused_for_good, send_threaded_with_backpressure,
+    send_with_backpressure, DeliveryTracker,
 };
 pub use quiet::{log_client_error, QuietConsumer, QuietEof};

@@ -12,6 +12,22 @@ use rdkafka::ClientContext;
 
 use crate::IngestError;
 
+/// Whether the broker (or the client's own check) will never take this record, however often
+/// it is sent: its size or its content is the problem, not the broker's state.
+pub fn refused_for_good(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::InvalidRecord
+                | C::InvalidTimestamp
+        )
+    )
+}
+
 /// Producer context that counts failed deliveries, so a flush can tell whether everything
 /// produced is durable.
 #[derive(Default)]

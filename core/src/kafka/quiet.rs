@@ -10,12 +10,17 @@ use rdkafka::ClientContext;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuietEof;
 
-/// Logs a client error as [`QuietEof`] does: end of partition at debug, the rest as errors
-/// (for contexts that do more than this, such as a source's statistics).
+/// Logs a client error as [`QuietEof`] does: end of partition at debug; a broken connection
+/// at warn (librdkafka reconnects by itself, and an outage that lasts is reported by the
+/// pipeline's own watch; a request in flight when a broker stops, as at a shutdown, ends so);
+/// the rest as errors (for contexts that do more than this, such as a source's statistics).
 pub fn log_client_error(error: KafkaError, reason: &str) {
     match error {
         KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
             tracing::debug!(%error, reason, "end of partition")
+        }
+        KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure) => {
+            tracing::warn!(%error, reason, "librdkafka: connection to a broker lost; reconnecting")
         }
         _ => tracing::error!(%error, reason, "librdkafka"),
     }

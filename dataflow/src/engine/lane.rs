@@ -186,6 +186,8 @@ pub struct JobLane<J: Job> {
     last_durable: i64,
     /// Output rows dead-lettered by the sinks, as last added to the progress counter.
     dead_lettered: u64,
+    /// Dead letters refused by the broker, as last added to the progress counter.
+    letters_refused: u64,
     /// Partitions reported silent (`true`: reported stuck), until they deliver again.
     reported_silent: BTreeMap<i32, bool>,
     /// Messages behind each partition's position, from the consumer's last statistics.
@@ -341,6 +343,7 @@ impl<J: Job> JobLane<J> {
             last_progress: Instant::now(),
             last_durable: i64::MIN,
             dead_lettered: 0,
+            letters_refused: 0,
             reported_silent: BTreeMap::new(),
             lags: BTreeMap::new(),
             stuck_since: BTreeMap::new(),
@@ -551,6 +554,11 @@ impl<J: Job> Lane for JobLane<J> {
         } else if !self.cfg.drain && !stopping {
             self.report_outage(durable);
         }
+        let refused = self.dlq.refused();
+        if refused > self.letters_refused {
+            Progress::add(&self.progress.dlq_refused, refused - self.letters_refused);
+            self.letters_refused = refused;
+        }
         let dead_lettered: u64 = self.sink_states.iter().map(|s| s.dead_lettered.get()).sum();
         if dead_lettered > self.dead_lettered {
             Progress::add(
@@ -584,7 +592,13 @@ impl<J: Job> Lane for JobLane<J> {
         } else {
             STOP_LETTERS_WAIT
         };
-        if !self.dlq.flush(wait)? {
+        let flushed = self.dlq.flush(wait)?;
+        let refused = self.dlq.refused();
+        if refused > self.letters_refused {
+            Progress::add(&self.progress.dlq_refused, refused - self.letters_refused);
+            self.letters_refused = refused;
+        }
+        if !flushed {
             tracing::warn!(
                 worker = self.worker,
                 letters = self.dlq.waiting(),
@@ -885,6 +899,11 @@ fn lane_state(
         event_times: tracker.event_times(),
         watermark: tracker.watermark(),
         time,
+        // the real clock (not `APO_NOW`'s): the one dead letters are stamped with
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64),
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Progress {
     pub records_dlq: AtomicU64,
     /// Dead-letter records written.
     pub dlq_messages: AtomicU64,
+    /// Dead letters the broker refused for good (each logged with its origin; not in the
+    /// dead-letter topic).
+    pub dlq_refused: AtomicU64,
     /// Output rows made durable (all revisions; for the trace lane, rows of every trace table).
     pub rows_out: AtomicU64,
     /// Revisions (> 1) among them.
@@ -369,6 +372,7 @@ impl Default for Progress {
             records_in: AtomicU64::new(0),
             records_dlq: AtomicU64::new(0),
             dlq_messages: AtomicU64::new(0),
+            dlq_refused: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             revisions_out: AtomicU64::new(0),
             rows_dead_lettered: AtomicU64::new(0),

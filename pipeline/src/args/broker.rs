@@ -21,4 +21,11 @@ pub struct BrokerArgs {
     /// Partitions of each topic created at start.
     #[arg(long, env = "APO_BROKER_TOPIC_PARTITIONS", default_value_t = 4)]
     pub topic_partitions: i32,
+    /// A directory of schemas the broker validates records against, one per topic that has
+    /// one: `TOPIC.json` (a JSON schema whose `properties.value` a record's value must match,
+    /// `properties.key` its key), `TOPIC.avsc` or `TOPIC.proto`. A record that does not match
+    /// is refused (INVALID_RECORD), as by a broker with schema validation. Read when a topic is
+    /// first written.
+    #[arg(long, env = "APO_BROKER_SCHEMAS")]
+    pub schemas: Option<PathBuf>,
 }

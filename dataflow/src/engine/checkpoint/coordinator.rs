@@ -613,6 +613,7 @@ mod tests {
             event_times: vec![(worker as i32, Some(time as i64))],
             watermark: time as i64,
             time,
+            at_ms: None,
         }
     }
 

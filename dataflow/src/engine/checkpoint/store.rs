@@ -72,6 +72,11 @@ pub struct LaneState {
     pub watermark: i64,
     /// The input time the lane resumes at (at or past the checkpoint's time).
     pub time: u64,
+    /// When the lane was at these positions (wall clock, ms since the epoch; none in a
+    /// checkpoint of an older version): every message after them was read, and its dead
+    /// letters written, after it.
+    #[serde(default)]
+    pub at_ms: Option<i64>,
 }
 
 /// One operator part's entry in the manifest.
@@ -465,6 +470,7 @@ mod tests {
                 event_times: vec![(0, Some(5))],
                 watermark: 0,
                 time: epoch * 1000,
+                at_ms: None,
             }],
             parts: Vec::new(),
         }

@@ -20,6 +20,10 @@
 //! cut so as to keep the evidence: its unusable elements first, whole, then its good ones from
 //! the start while they fit, as a JSON array of their own ([`evidence_first`]); any other
 //! payload keeps its first bytes.
+//!
+//! A letter the broker refuses for good is logged and counted (`refused.rs`), and the pipeline
+//! goes on. After a restart from a checkpoint, `written.rs` keeps the replay from writing a message's
+//! letters a second time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,10 +33,14 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use crate::kafka::DeliveryTracker;
 use crate::IngestError;
 
 pub use apo_core::{DeadLetter, DeadLetterSink};
+
+mod refused;
+mod written;
+pub use refused::LetterDeliveries;
+pub use written::{already_written, LetterKey, SkipWritten, CLOCK_MARGIN_MS};
 
 /// Longest `apo.dlq.detail` header, bytes.
 pub const MAX_DETAIL_BYTES: usize = 4096;
@@ -43,7 +51,7 @@ const FRAMING_BYTES: usize = 4096;
 
 /// Writes dead letters to a Kafka topic.
 pub struct KafkaDeadLetters {
-    producer: BaseProducer<DeliveryTracker>,
+    producer: BaseProducer<LetterDeliveries>,
     topic: String,
     /// `topic at bootstrap.servers`.
     destination: String,
@@ -63,7 +71,7 @@ impl KafkaDeadLetters {
             c.set("message.timeout.ms", "0");
         }
         Ok(KafkaDeadLetters {
-            producer: c.create_with_context(DeliveryTracker::default())?,
+            producer: c.create_with_context(LetterDeliveries::default())?,
             topic: topic.to_string(),
             destination: format!(
                 "{topic} at {}",
@@ -283,6 +291,10 @@ impl DeadLetterSink for KafkaDeadLetters {
 
     fn waiting(&self) -> usize {
         self.producer.in_flight_count().max(0) as usize
+    }
+
+    fn refused(&self) -> u64 {
+        self.producer.context().refused()
     }
 
     fn destination(&self) -> String {
