@@ -528,9 +528,12 @@ pub fn newest_manifest(data_dir: &std::path::Path, job: &str) -> Option<serde_js
     serde_json::from_slice(&text).ok()
 }
 
+/// `apo` with `args`, logging at warn (`APO_TEST_CHILD_LOG` sets another filter, to debug a
+/// test whose runs' output it shows).
 pub fn apo(args: &[String]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_apo"));
-    c.args(args).env_remove("APO_CONFIG").env("APO_LOG", "warn");
+    let log = std::env::var("APO_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into());
+    c.args(args).env_remove("APO_CONFIG").env("APO_LOG", log);
     c
 }
 
