@@ -288,13 +288,73 @@ fn texts(outputs: &Outputs) -> Vec<(&'static str, BTreeSet<String>)> {
     ]
 }
 
+/// The models of a trace run: the anomaly and forecast models the repository ships, the RED
+/// anomaly records to a topic of the run's own, a learning period short enough for these runs.
+struct RedModels {
+    anomalies: String,
+    forecasts: String,
+}
+
+impl RedModels {
+    fn new(name: &str) -> RedModels {
+        let m = RedModels {
+            anomalies: unique(&format!("{name}.anomalies")),
+            forecasts: unique(&format!("{name}.forecasts")),
+        };
+        apo_ingest::kafka::ensure_topics(&client(), &[&m.anomalies, &m.forecasts], 1).unwrap();
+        m
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let artifacts =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
+        [
+            "--models",
+            "true",
+            "--anomaly-model",
+            &artifacts.join("iforest.onnx").display().to_string(),
+            "--forecast-model",
+            &artifacts.join("lstm.onnx").display().to_string(),
+            "--anomalies-topic",
+            &self.anomalies,
+            "--forecasts-topic",
+            &self.forecasts,
+            "--context-learn-windows",
+            "5",
+            "--actions-topic",
+            "",
+            // no warm start from the Parquet tables: only the checkpoint carries the state
+            "--warm-start",
+            "false",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Every anomaly record written, as JSON text.
+    fn records(&self) -> BTreeSet<String> {
+        consume(&self.anomalies, usize::MAX, Duration::from_secs(5))
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.payload)
+                    .expect("JSON")
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
 /// Kill the trace pipeline (SIGKILL) mid-stream and restart it: the union of what both runs
 /// wrote is what an uninterrupted run writes — every record present, and nothing that an
 /// uninterrupted run would not write (a repeat is the same record again). That includes the SLO
 /// states, whose burn rates look back over earlier windows, and the current service map's
 /// change log, whose every row is the map's state at a time: the restart resumes from a
 /// checkpoint of the trace job (issue 30), so its map and SLO state are those before the kill,
-/// not rebuilt from a replay (which gave other totals and burn rates).
+/// not rebuilt from a replay (which gave other totals and burn rates). The models are on, without
+/// the warm start from Parquet: every RED anomaly record after the restart is the uninterrupted
+/// run's too, so the anomaly stage resumed its per-series state from the checkpoint (with that
+/// restore disabled all 158 records differ).
 #[test]
 fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
     let traces = traces(3_000);
@@ -305,17 +365,48 @@ fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
         .into_iter()
         .map(|(_, m)| (0, m))
         .collect();
-    let reference = run(&trace_topics("tr-ref", 1), &payloads, traces.len());
+    // With the models: the RED anomaly stage's state (feature history, alert state, contextual
+    // detector per series) is in the trace job's checkpoint too.
+    let reference_models = RedModels::new("tr-ref");
+    let reference = {
+        let t = trace_topics("tr-ref", 1);
+        produce(&t.traces.as_ref().unwrap().spans, &payloads);
+        let dir = tempfile::tempdir().unwrap();
+        let flags = reference_models.flags();
+        let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
+        extra.push("--drain");
+        extra.extend_from_slice(&TRACE_FLAGS);
+        run_to_end(
+            &apo_run_args(&t, dir.path(), &extra),
+            Duration::from_secs(300),
+        );
+        read_outputs(&t, traces.len())
+    };
+    let want_anomalies = reference_models.records();
+    println!(
+        "{} RED anomaly records in the reference run",
+        want_anomalies.len()
+    );
+    assert!(
+        !want_anomalies.is_empty(),
+        "the reference run scored no RED window"
+    );
 
     let t = trace_topics("tr-crash", 1);
     let tt = t.traces.as_ref().unwrap();
     produce(&tt.spans, &payloads);
     let dir = tempfile::tempdir().unwrap();
-    let flags = [
+    let models = RedModels::new("tr-crash");
+    let flags: Vec<String> = [
         &TRACE_FLAGS[..],
         &["--parquet-roll", "200ms", "--checkpoint-interval", "2s"][..],
     ]
-    .concat();
+    .concat()
+    .iter()
+    .map(|s| s.to_string())
+    .chain(models.flags())
+    .collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut first = flags.clone();
     // throttled (3 000 messages at 30/s: 100 s) so the kill lands mid-stream
     first.extend(["--max-messages-per-sec", "30"]);
@@ -342,7 +433,11 @@ fn a_killed_trace_pipeline_restarted_writes_what_an_uninterrupted_run_does() {
 
     let union = read_outputs(&t, usize::MAX);
     assert!(union.dlq.is_empty(), "valid spans never go to the DLQ");
-    for ((what, want), (_, got)) in texts(&reference).iter().zip(texts(&union)) {
+    let mut want_texts = texts(&reference);
+    want_texts.push(("red anomalies", want_anomalies));
+    let mut got_texts = texts(&union);
+    got_texts.push(("red anomalies", models.records()));
+    for ((what, want), (_, got)) in want_texts.iter().zip(got_texts) {
         assert!(!want.is_empty(), "{what}: the reference run wrote nothing");
         // equal text, or equal within `same` (sums added in another order after the restart
         // differ in the last bits)
