@@ -18,6 +18,11 @@ thread_local! {
     static OWN_BROKER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
+/// The model files the repository ships (`models/artifacts`).
+pub fn artifacts() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts")
+}
+
 /// The broker the helpers talk to: the test's own when it started one on this thread, the
 /// shared test broker otherwise.
 pub fn brokers() -> String {

@@ -7,7 +7,6 @@
 //! carries it out → its audit record → the models' alert on that service suppressed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::*;
@@ -20,10 +19,6 @@ use apo_models::{Forecaster, IsolationForest};
 use apo_schemas::model_output::{AnomalyRecord, ForecastRecord};
 use apo_schemas::red::RedStats;
 use apo_schemas::{MetricPoint, Span, WindowStats};
-
-fn artifacts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts")
-}
 
 /// 4 series, 2 points a second each for 70 minutes, latency-like values with a slow cycle
 /// and a 3-minute incident on two series (svc-1 and svc-2) at minute 40.

@@ -5,14 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::apo;
+use crate::common::{apo, artifacts};
 use apo_models::alerting::AlertConfig;
 use apo_models::context::{ContextConfig, ContextDetector};
 use apo_models::{series, Forecaster, IsolationForest};
-
-fn artifacts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts")
-}
 
 /// 1 200 5-minute samples (epoch seconds): a 4-hour wave with a little deterministic jitter,
 /// and a level shift (samples 1 000 to 1 009) the contextual detector should notice.

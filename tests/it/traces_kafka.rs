@@ -306,8 +306,7 @@ impl RedModels {
     }
 
     fn flags(&self) -> Vec<String> {
-        let artifacts =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/artifacts");
+        let artifacts = artifacts();
         [
             "--models",
             "true",

@@ -554,11 +554,7 @@ impl<J: Job> Lane for JobLane<J> {
         } else if !self.cfg.drain && !stopping {
             self.report_outage(durable);
         }
-        let refused = self.dlq.refused();
-        if refused > self.letters_refused {
-            Progress::add(&self.progress.dlq_refused, refused - self.letters_refused);
-            self.letters_refused = refused;
-        }
+        self.count_refused();
         let dead_lettered: u64 = self.sink_states.iter().map(|s| s.dead_lettered.get()).sum();
         if dead_lettered > self.dead_lettered {
             Progress::add(
@@ -593,11 +589,7 @@ impl<J: Job> Lane for JobLane<J> {
             STOP_LETTERS_WAIT
         };
         let flushed = self.dlq.flush(wait)?;
-        let refused = self.dlq.refused();
-        if refused > self.letters_refused {
-            Progress::add(&self.progress.dlq_refused, refused - self.letters_refused);
-            self.letters_refused = refused;
-        }
+        self.count_refused();
         if !flushed {
             tracing::warn!(
                 worker = self.worker,
@@ -612,6 +604,15 @@ impl<J: Job> Lane for JobLane<J> {
 }
 
 impl<J: Job> JobLane<J> {
+    /// Adds the dead letters the broker refused since the last look to the progress counter.
+    fn count_refused(&mut self) {
+        let refused = self.dlq.refused();
+        if refused > self.letters_refused {
+            Progress::add(&self.progress.dlq_refused, refused - self.letters_refused);
+            self.letters_refused = refused;
+        }
+    }
+
     /// Marks `offset` of `partition` due for commit (a clean cut or a checkpoint's position,
     /// whichever is further).
     fn commit_up_to(&mut self, partition: i32, offset: i64) {
@@ -900,10 +901,7 @@ fn lane_state(
         watermark: tracker.watermark(),
         time,
         // the real clock (not `APO_NOW`'s): the one dead letters are stamped with
-        at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_millis() as i64),
+        at_ms: Some(apo_core::clock::system_ms()),
     }
 }
 

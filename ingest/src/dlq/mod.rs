@@ -42,6 +42,13 @@ mod written;
 pub use refused::LetterDeliveries;
 pub use written::{already_written, LetterKey, SkipWritten, CLOCK_MARGIN_MS};
 
+/// The value of header `name` of a dead letter `m`, when it has one in UTF-8.
+fn header<'a>(m: &'a impl rdkafka::message::Message, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    let h = m.headers()?.iter().find(|x| x.key == name)?;
+    std::str::from_utf8(h.value?).ok()
+}
+
 /// Longest `apo.dlq.detail` header, bytes.
 pub const MAX_DETAIL_BYTES: usize = 4096;
 /// Longest `apo.dlq.points` header, bytes.

@@ -8,10 +8,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use apo_core::kafka::{refused_for_good, DeliveryTracker};
-use rdkafka::message::{DeliveryResult, Headers, Message};
+use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 
+use crate::dlq::header;
 use crate::IngestError;
 
 /// The dead-letter producer's context: counts letters refused for good, and other failures.
@@ -33,13 +34,7 @@ impl ProducerContext for LetterDeliveries {
         };
         if refused_for_good(e) {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            let header = |name: &str| {
-                m.headers()
-                    .and_then(|h| h.iter().find(|x| x.key == name))
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_else(|| "?".to_string())
-            };
+            let header = |name: &str| header(m, name).unwrap_or("?");
             tracing::error!(
                 error = %e,
                 dead_letter_topic = m.topic(),

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use apo_core::kafka::{QuietConsumer, QuietEof};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::dlq::{DeadLetter, DeadLetterSink};
+use crate::dlq::{header, DeadLetter, DeadLetterSink};
 use crate::IngestError;
 
 /// How far before the lane's time the dead-letter topic is read, ms: for the clocks of the
@@ -124,23 +124,14 @@ pub fn already_written(
 
 /// The origin and reason a dead letter's headers name, when its origin is `topic`.
 fn origin(m: &impl Message, topic: &str) -> Option<LetterKey> {
-    let headers = m.headers()?;
-    let mut found: [Option<&str>; 4] = [None; 4];
-    for h in headers.iter() {
-        let slot = match h.key {
-            "apo.dlq.topic" => 0,
-            "apo.dlq.partition" => 1,
-            "apo.dlq.offset" => 2,
-            "apo.dlq.reason" => 3,
-            _ => continue,
-        };
-        found[slot] = h.value.and_then(|v| std::str::from_utf8(v).ok());
-    }
-    let [Some(t), Some(p), Some(o), Some(r)] = found else {
+    if header(m, "apo.dlq.topic")? != topic {
         return None;
-    };
-    (t == topic).then_some(())?;
-    Some((p.parse().ok()?, o.parse().ok()?, r.to_string()))
+    }
+    Some((
+        header(m, "apo.dlq.partition")?.parse().ok()?,
+        header(m, "apo.dlq.offset")?.parse().ok()?,
+        header(m, "apo.dlq.reason")?.to_string(),
+    ))
 }
 
 /// A dead-letter sink that skips, once each, the letters already written for messages a
